@@ -1,0 +1,142 @@
+import { z } from 'zod';
+
+/**
+ * One zod schema for the whole configuration: environment variables (flat, strings) and the
+ * optional YAML file named by GATEWAY_CONFIG (nested, strict: unknown keys are errors).
+ * Types are inferred from these schemas; nothing else describes the config.
+ */
+
+export const SERVICE_NAMES = ['twin', 'agent-controller', 'knowledge', 'fog', 'p2p'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+const booleanFromEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
+    error: 'expected true or false',
+  })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes' || v === 'on');
+
+const intFromEnv = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'expected a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const secondsFromEnv = z
+  .string()
+  .regex(/^\d+(\.\d+)?$/, 'expected a number of seconds')
+  .transform(Number)
+  .pipe(z.number().positive().max(3600));
+
+const httpUrl = z
+  .string()
+  .url({ error: 'expected an http(s) URL' })
+  .refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL');
+
+export const envSchema = z.object({
+  GATEWAY_HOST: z.string().min(1).default('0.0.0.0'),
+  GATEWAY_PORT: intFromEnv(0, 65535).default(8000),
+  ENVIRONMENT: z.enum(['development', 'test', 'staging', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  API_KEY: z.string().min(1).optional(),
+  SECRET_KEY: z.string().min(1).optional(),
+  JWT_SECRET_KEY: z.string().min(1).optional(),
+  ENABLE_AGENT_FORGE: booleanFromEnv.default(true),
+  ENABLE_P2P_FOG: booleanFromEnv.default(true),
+  ENABLE_RAG_PIPELINE: booleanFromEnv.default(true),
+  ENABLE_WEBSOCKETS: booleanFromEnv.default(true),
+  ENABLE_METRICS: booleanFromEnv.default(true),
+  CONNECTION_POOL_SIZE: intFromEnv(1, 10_000).default(100),
+  REQUEST_QUEUE_SIZE: intFromEnv(1, 1_000_000).default(1000),
+  WORKER_THREADS: intFromEnv(1, 256).default(4),
+  REQUEST_TIMEOUT: secondsFromEnv.default(30),
+  TWIN_SERVICE_URL: httpUrl.default('http://localhost:8001'),
+  AGENT_CONTROLLER_URL: httpUrl.default('http://localhost:8002'),
+  KNOWLEDGE_SYSTEM_URL: httpUrl.default('http://localhost:8003'),
+  FOG_COORDINATOR_URL: httpUrl.default('http://localhost:8004'),
+  P2P_BRIDGE_URL: httpUrl.default('http://localhost:8005'),
+  REDIS_URL: z
+    .string()
+    .url()
+    .refine((u) => /^rediss?:\/\//.test(u), 'expected a redis:// or rediss:// URL')
+    .optional(),
+  GATEWAY_CONFIG: z.string().min(1).optional(),
+});
+
+export type EnvConfig = z.output<typeof envSchema>;
+
+/** Environment variable that holds each service's base URL. */
+export const SERVICE_URL_ENV = {
+  twin: 'TWIN_SERVICE_URL',
+  'agent-controller': 'AGENT_CONTROLLER_URL',
+  knowledge: 'KNOWLEDGE_SYSTEM_URL',
+  fog: 'FOG_COORDINATOR_URL',
+  p2p: 'P2P_BRIDGE_URL',
+} as const satisfies Record<ServiceName, keyof EnvConfig>;
+
+/** The switch that turns each service off, when it has one. */
+export const SERVICE_SWITCH_ENV = {
+  'agent-controller': 'ENABLE_AGENT_FORGE',
+  knowledge: 'ENABLE_RAG_PIPELINE',
+  fog: 'ENABLE_P2P_FOG',
+  p2p: 'ENABLE_P2P_FOG',
+} as const satisfies Partial<Record<ServiceName, keyof EnvConfig>>;
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+const serviceNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,62}$/, 'service names are lowercase letters, digits and dashes');
+
+const serviceFileSchema = z.strictObject({
+  /** One base URL, or several for load balancing; defaults to the service's *_URL variable. */
+  urls: z.array(httpUrl).min(1).optional(),
+  healthPath: z.string().startsWith('/').default('/health'),
+  /** Per-service upstream timeout; defaults to REQUEST_TIMEOUT. */
+  timeoutMs: z.number().int().positive().max(3_600_000).optional(),
+  enabled: z.boolean().optional(),
+});
+
+const routePrefix = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'a path prefix such as /v1/twin')
+  .refine((p) => p === '/' || !p.endsWith('/'), 'no trailing slash')
+  .refine((p) => !p.includes('//'), 'no empty path segment');
+
+const routeFileSchema = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'route ids are lowercase letters, digits, "_", "." and "-"').optional(),
+  prefix: routePrefix,
+  service: serviceNameSchema,
+  methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
+  /** Replace `prefix` with this when forwarding (e.g. "/" strips it). Default: path unchanged. */
+  rewritePrefix: z.string().startsWith('/').optional(),
+});
+
+export const fileSchema = z.strictObject({
+  services: z.record(serviceNameSchema, serviceFileSchema).default({}),
+  routes: z.array(routeFileSchema).default([]),
+  health: z
+    .strictObject({
+      intervalMs: z.number().int().min(100).max(3_600_000).default(5000),
+      timeoutMs: z.number().int().min(10).max(60_000).default(2000),
+    })
+    .prefault({}),
+  server: z
+    .strictObject({
+      /** How long graceful shutdown waits for in-flight requests before cutting them. */
+      shutdownTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
+      /** Addresses allowed to set X-Forwarded-* (Fastify trustProxy); none by default. */
+      trustProxy: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+    })
+    .prefault({}),
+  metrics: z
+    .strictObject({
+      /** Histogram buckets for request durations, in seconds. */
+      durationBuckets: z.array(z.number().positive()).min(1).optional(),
+    })
+    .prefault({}),
+});
+
+export type FileConfig = z.output<typeof fileSchema>;
+export type FileConfigInput = z.input<typeof fileSchema>;

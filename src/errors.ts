@@ -1,0 +1,48 @@
+/**
+ * The error catalogue: every error the gateway itself answers with has a stable code
+ * `GW_<AREA>_<WHAT>`, an HTTP status and a default message. Responses always have the shape
+ * `{ "error": { "code", "message", "requestId" } }` (see `errorBody`).
+ *
+ * A test checks that codes are unique, well formed, and each one is documented in the
+ * README's error table, so adding an entry here means adding a row there.
+ */
+export const ERROR_CATALOGUE = {
+  GW_ROUTE_NOT_FOUND: { status: 404, message: 'No route matches this method and path' },
+  GW_ROUTE_METHOD_NOT_ALLOWED: { status: 405, message: 'This route does not accept this method' },
+  GW_SERVICE_DISABLED: { status: 404, message: 'The service behind this route is disabled on this gateway' },
+  GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'The upstream service could not be reached' },
+  GW_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'The upstream service sent an invalid response' },
+  GW_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream service did not answer in time' },
+  GW_REQUEST_INVALID: { status: 400, message: 'The request is malformed' },
+  GW_REQUEST_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than the gateway accepts' },
+  GW_REQUEST_ABORTED: { status: 499, message: 'The client closed the request before it completed' },
+  GW_GATEWAY_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down; retry on another replica' },
+  GW_GATEWAY_NOT_READY: { status: 503, message: 'The gateway is not ready yet' },
+  GW_INTERNAL_ERROR: { status: 500, message: 'Internal gateway error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** A typed exception carrying its catalogue code; thrown anywhere, rendered by the error handler. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  /** Extra response headers (e.g. Retry-After) that belong with this error. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; headers?: Record<string, string> }) {
+    super(message ?? ERROR_CATALOGUE[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.statusCode = ERROR_CATALOGUE[code].status;
+    this.headers = options?.headers ?? {};
+  }
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; requestId: string };
+}
+
+export function errorBody(code: ErrorCode, requestId: string, message?: string): ErrorBody {
+  return { error: { code, message: message ?? ERROR_CATALOGUE[code].message, requestId } };
+}

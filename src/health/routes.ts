@@ -1,0 +1,35 @@
+import type { FastifyInstance } from 'fastify';
+import type { GatewayMetrics } from '../metrics/registry.js';
+import type { HealthProber } from './prober.js';
+
+export interface HealthRoutesOptions {
+  readonly prober: HealthProber;
+  readonly metrics: GatewayMetrics;
+  /** True once graceful shutdown has begun: readiness drops so load balancers drain us. */
+  readonly isShuttingDown: () => boolean;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions): Promise<void> {
+  const { prober, metrics, isShuttingDown } = opts;
+
+  app.get<{ Querystring: { deep?: string } }>('/healthz', async (request, reply) => {
+    const deep = request.query.deep === '1' || request.query.deep === 'true';
+    const started = performance.now();
+    if (deep) await prober.probeAll();
+    const down = prober.snapshot().status === 'down';
+    reply.code(down ? 503 : 200).header('content-type', JSON_TYPE).header('cache-control', 'no-store');
+    metrics.healthCheckDuration.observe({ deep: deep ? '1' : '0' }, (performance.now() - started) / 1000);
+    return reply.send(prober.snapshotJson());
+  });
+
+  app.get('/livez', async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    reply.header('cache-control', 'no-store');
+    if (isShuttingDown()) return reply.code(503).send({ status: 'not-ready', reason: 'shutting down' });
+    if (!prober.firstRoundDone) return reply.code(503).send({ status: 'not-ready', reason: 'first health probe round not finished' });
+    return reply.send({ status: 'ready' });
+  });
+}

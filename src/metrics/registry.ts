@@ -1,0 +1,95 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Every metric the gateway exposes, on a registry of its own (not prom-client's global one)
+ * so tests and several gateways in one process never collide. Metrics that later stages
+ * fill (routing decisions, breaker state, threat detections) are registered here up front
+ * so their names and labels are fixed in one place.
+ */
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  readonly requestsTotal: Counter<'method' | 'endpoint' | 'status'>;
+  readonly requestDuration: Histogram<'method' | 'endpoint' | 'status'>;
+  readonly serviceRequests: Counter<'service' | 'status'>;
+  readonly upstreamDuration: Histogram<'service'>;
+  readonly healthCheckDuration: Histogram<'deep'>;
+  readonly serviceUp: Gauge<'service'>;
+  readonly serviceProbeDuration: Histogram<'service'>;
+  readonly routingDecisions: Counter<'service' | 'auto_detected'>;
+  readonly circuitBreakerState: Gauge<'service'>;
+  readonly threatLevelDetections: Counter<'level'>;
+}
+
+export function createMetrics(options: { durationBuckets: readonly number[]; defaultMetrics?: boolean }): GatewayMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const buckets = [...options.durationBuckets];
+  const registers = [registry];
+  return {
+    registry,
+    requestsTotal: new Counter({
+      name: 'gateway_requests_total',
+      help: 'Requests answered by the gateway, by method, route pattern and status code',
+      labelNames: ['method', 'endpoint', 'status'],
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'gateway_request_duration_seconds',
+      help: 'Time from request received to response finished, by method, route pattern and status code',
+      labelNames: ['method', 'endpoint', 'status'],
+      buckets,
+      registers,
+    }),
+    serviceRequests: new Counter({
+      name: 'gateway_service_requests',
+      help: 'Requests forwarded to each backend service, by upstream status code (or error class)',
+      labelNames: ['service', 'status'],
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'gateway_upstream_duration_seconds',
+      help: 'Time until the upstream answered with headers, per service',
+      labelNames: ['service'],
+      buckets,
+      registers,
+    }),
+    healthCheckDuration: new Histogram({
+      name: 'gateway_health_check_duration_seconds',
+      help: 'Time to answer /healthz (deep="1" when it probed the services now)',
+      labelNames: ['deep'],
+      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5],
+      registers,
+    }),
+    serviceUp: new Gauge({
+      name: 'gateway_service_up',
+      help: 'Last health probe result per service (1 up, 0 down)',
+      labelNames: ['service'],
+      registers,
+    }),
+    serviceProbeDuration: new Histogram({
+      name: 'gateway_service_probe_duration_seconds',
+      help: 'Duration of background health probes per service',
+      labelNames: ['service'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    routingDecisions: new Counter({
+      name: 'gateway_routing_decisions',
+      help: 'Routing decisions by chosen service and whether the routing model chose it',
+      labelNames: ['service', 'auto_detected'],
+      registers,
+    }),
+    circuitBreakerState: new Gauge({
+      name: 'gateway_circuit_breaker_state',
+      help: 'Circuit breaker state per service: 0 closed, 1 half-open, 2 open',
+      labelNames: ['service'],
+      registers,
+    }),
+    threatLevelDetections: new Counter({
+      name: 'gateway_threat_level_detections',
+      help: 'Clients whose threat level changed, by new level',
+      labelNames: ['level'],
+      registers,
+    }),
+  };
+}

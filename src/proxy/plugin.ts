@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify';
+import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js';
+import { GatewayError } from '../errors.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
+import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
+import { forward } from './forward.js';
+import type { UpstreamRegistry } from './upstreams.js';
+
+export interface ProxyPluginOptions {
+  readonly config: GatewayConfig;
+  readonly table: RouteTable;
+  readonly upstreams: UpstreamRegistry;
+  readonly metrics: GatewayMetrics;
+}
+
+/** What every proxied route carries in its Fastify route config, for hooks of later stages. */
+export interface GatewayRouteConfig {
+  readonly gatewayRoute: RouteConfig;
+}
+
+/**
+ * The proxied routes. Encapsulated (no fastify-plugin) on purpose: it replaces the body
+ * parsers with a pass-through so request bodies stream to the upstream untouched, and that
+ * must not leak to the gateway's own endpoints.
+ */
+export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
+  const { config, table, upstreams, metrics } = opts;
+  app.removeAllContentTypeParsers();
+  // Leave the body in request.raw; forward() streams it.
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+
+  for (const route of table.active) {
+    const service = config.services[route.service]!;
+    const methods = route.methods ?? ALL_METHODS;
+    const routeConfig: GatewayRouteConfig = { gatewayRoute: route };
+    for (const url of routePatterns(route.prefix)) {
+      app.route({
+        method: [...methods],
+        url,
+        config: routeConfig,
+        handler: (request, reply) => {
+          const upstream = upstreams.pick(route.service);
+          if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');
+          return forward(request, reply, { route, upstream, timeoutMs: service.timeoutMs, metrics });
+        },
+      });
+      const others = ALL_METHODS.filter((m) => !methods.includes(m));
+      if (others.length > 0) {
+        const allow = methods.join(', ');
+        app.route({
+          method: [...others] as HttpMethod[],
+          url,
+          config: routeConfig,
+          handler: () => {
+            throw new GatewayError('GW_ROUTE_METHOD_NOT_ALLOWED', `${route.prefix} accepts ${allow}`, { headers: { allow } });
+          },
+        });
+      }
+    }
+  }
+
+  for (const { route, reason } of table.disabled) {
+    for (const url of routePatterns(route.prefix)) {
+      app.route({
+        method: [...ALL_METHODS],
+        url,
+        config: { gatewayRoute: route } satisfies GatewayRouteConfig,
+        handler: () => {
+          throw new GatewayError('GW_SERVICE_DISABLED', `The ${route.service} service is disabled on this gateway (${reason})`);
+        },
+      });
+    }
+  }
+}

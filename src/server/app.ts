@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { GatewayConfig } from '../config/index.js';
+import { errorBody, GatewayError } from '../errors.js';
+import { HealthProber } from '../health/prober.js';
+import { healthRoutes } from '../health/routes.js';
+import metricsPlugin from '../metrics/plugin.js';
+import { createMetrics, type GatewayMetrics } from '../metrics/registry.js';
+import { acceptableRequestId } from '../proxy/headers.js';
+import { proxyPlugin } from '../proxy/plugin.js';
+import { UpstreamRegistry } from '../proxy/upstreams.js';
+import { buildRouteTable, type RouteTable } from '../routing/route-table.js';
+import { AccessLogController, loggerOptions } from './logger.js';
+
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly config: GatewayConfig;
+  readonly metrics: GatewayMetrics;
+  readonly prober: HealthProber;
+  readonly upstreams: UpstreamRegistry;
+  readonly table: RouteTable;
+  /** Starts background work (health probing) and listens; resolves with the bound URL. */
+  listen(): Promise<string>;
+  /** Graceful shutdown: stop accepting, drain in-flight requests up to the deadline, close pools. */
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  /** A logger to use instead of building one from the config (tests pass a silent one). */
+  readonly logger?: FastifyBaseLogger;
+  /** Skip prom-client's process metrics (tests that build many gateways in one process). */
+  readonly processMetrics?: boolean;
+}
+
+function mapFrameworkError(err: FastifyError): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const status = err.statusCode ?? 500;
+  if (status === 413) return new GatewayError('GW_REQUEST_BODY_TOO_LARGE');
+  if (status >= 400 && status < 500) {
+    // Fastify's own 4xx messages describe the request's form, never its content.
+    return new GatewayError('GW_REQUEST_INVALID', err.message);
+  }
+  return new GatewayError('GW_INTERNAL_ERROR', undefined, { cause: err });
+}
+
+export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
+  const metrics = createMetrics({ durationBuckets: config.metrics.durationBuckets, defaultMetrics: options.processMetrics !== false });
+  const table = buildRouteTable(config);
+  const upstreams = new UpstreamRegistry(Object.values(config.services), {
+    connections: config.proxy.connectionPoolSize,
+    connectTimeoutMs: Math.min(config.proxy.requestTimeoutMs, 10_000),
+  });
+
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
+    genReqId: (req) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
+    logController: new AccessLogController(),
+    trustProxy: config.server.trustProxy as boolean | string[],
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 500 },
+  });
+
+  let shuttingDown = false;
+  const prober = new HealthProber({
+    services: Object.values(config.services).filter((s) => s.enabled),
+    intervalMs: config.health.intervalMs,
+    timeoutMs: config.health.timeoutMs,
+    metrics,
+    logger: app.log.child({ component: 'health' }),
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (shuttingDown) {
+      reply.header('connection', 'close');
+      throw new GatewayError('GW_GATEWAY_SHUTTING_DOWN', undefined, { headers: { 'retry-after': '1' } });
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const error = mapFrameworkError(err);
+    if (error.statusCode >= 500 && error.code === 'GW_INTERNAL_ERROR') request.log.error({ err }, 'unhandled error');
+    return reply.code(error.statusCode).headers(error.headers).send(errorBody(error.code, request.id, error.message));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const error = new GatewayError('GW_ROUTE_NOT_FOUND', `No route for ${request.method} ${request.url.split('?', 1)[0]}`);
+    return reply.code(error.statusCode).send(errorBody(error.code, request.id, error.message));
+  });
+
+  await app.register(metricsPlugin, { metrics, expose: config.metrics.enabled });
+  await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown });
+  await app.register(proxyPlugin, { config, table, upstreams, metrics });
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    config,
+    metrics,
+    prober,
+    upstreams,
+    table,
+    async listen() {
+      prober.start();
+      return app.listen({ host: config.server.host, port: config.server.port });
+    },
+    close() {
+      closing ??= (async () => {
+        shuttingDown = true;
+        const deadline = setTimeout(() => {
+          app.log.warn({ deadlineMs: config.server.shutdownTimeoutMs }, 'shutdown deadline reached; closing remaining connections');
+          app.server.closeAllConnections();
+          void upstreams.destroy();
+        }, config.server.shutdownTimeoutMs);
+        deadline.unref();
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(deadline);
+          await Promise.allSettled([prober.stop(), upstreams.close()]);
+        }
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import type { GatewayConfig } from '../config/index.js';
+import { buildGateway, type Gateway } from './app.js';
+
+/**
+ * Run a gateway until SIGTERM/SIGINT, then shut it down gracefully. `onStop` runs after the
+ * gateway has closed (the demo stops its stand-ins there).
+ */
+export async function runUntilSignal(
+  config: GatewayConfig,
+  hooks: { onListening?: (gateway: Gateway, url: string) => void; onStop?: () => Promise<void> } = {},
+): Promise<Gateway> {
+  const gateway = await buildGateway(config);
+  const url = await gateway.listen();
+  gateway.app.log.info({ url, routes: gateway.table.active.map((r) => `${r.prefix} -> ${r.service}`) }, 'gateway listening');
+  hooks.onListening?.(gateway, url);
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      gateway.app.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    gateway.app.log.info({ signal }, 'shutting down: draining in-flight requests');
+    gateway
+      .close()
+      .then(() => hooks.onStop?.())
+      .then(
+        () => {
+          gateway.app.log.info('shutdown complete');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          gateway.app.log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return gateway;
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // e2e suites start real processes on fixed loopback ports of their own choosing; files run
+    // in parallel workers, tests inside a file in order.
+    pool: 'forks',
+  },
+});
