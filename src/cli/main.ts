@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { loadConfigFromProcess, type LoadResult } from '../config/index.js';
+import { DEMO_SERVICES, startStandIn } from '../demo/stand-in.js';
 import { runDemo } from './demo.js';
 import { runUntilSignal } from '../server/run.js';
 
@@ -32,6 +33,26 @@ export function buildCli(): Command {
     .description('start stand-ins for the five services on 8001-8005 and the gateway in front of them')
     .action(async () => {
       await runDemo();
+    });
+
+  program
+    .command('stand-in')
+    .description('run one stand-in backend service (what the demo starts five of), for compose files and benchmarks')
+    .argument('<name>', 'service name it answers as, e.g. twin')
+    .option('-p, --port <port>', 'port to listen on (default: the demo port of a known service, else 0)')
+    .option('-H, --host <host>', 'address to bind', '127.0.0.1')
+    .action(async (name: string, opts: { port?: string; host: string }) => {
+      const known = (DEMO_SERVICES as Record<string, { port: number; description: string }>)[name];
+      const port = opts.port !== undefined ? Number(opts.port) : (known?.port ?? 0);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        process.stderr.write(`stand-in: --port must be a port number, got "${opts.port}"\n`);
+        process.exit(1);
+      }
+      const standIn = await startStandIn({ name, port, host: opts.host, ...(known ? { description: known.description } : {}) });
+      process.stdout.write(`${name} stand-in listening on ${standIn.url}\n`);
+      const stop = () => void standIn.close().then(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
     });
 
   const config = program.command('config').description('configuration tools');
