@@ -17,7 +17,6 @@ export const ERROR_CATALOGUE = {
   GW_REQUEST_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than the gateway accepts' },
   GW_REQUEST_ABORTED: { status: 499, message: 'The client closed the request before it completed' },
   GW_GATEWAY_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down; retry on another replica' },
-  GW_GATEWAY_NOT_READY: { status: 503, message: 'The gateway is not ready yet' },
   GW_INTERNAL_ERROR: { status: 500, message: 'Internal gateway error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -116,13 +116,14 @@ function readYaml(file: string): { ok: true; value: unknown } | { ok: false; pro
   } catch (err) {
     return { ok: false, problems: [`${file}: cannot read file (${(err as NodeJS.ErrnoException).code ?? String(err)})`] };
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,
       problems: doc.errors.map((e) => {
         const pos = e.linePos?.[0];
-        return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`;
+        const message = (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '');
+        return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${message}`;
       }),
     };
   }

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { buildRouteTable, matchRoute, prefixMatches, routePatterns } from '../../src/routing/route-table.js';
+
+function table(env: Record<string, string> = {}) {
+  const result = loadConfig(env);
+  if (!result.ok) throw new Error(result.problems.join('\n'));
+  return buildRouteTable(result.config);
+}
+
+describe('route table', () => {
+  it('maps the default prefixes to the five services', () => {
+    const t = table();
+    expect(matchRoute(t, 'GET', '/v1/twin/notes')).toMatchObject({ kind: 'route', route: { service: 'twin' } });
+    expect(matchRoute(t, 'POST', '/v1/agents')).toMatchObject({ kind: 'route', route: { service: 'agent-controller' } });
+    expect(matchRoute(t, 'GET', '/v1/knowledge/search?q=x')).toMatchObject({ kind: 'route', route: { service: 'knowledge' } });
+    expect(matchRoute(t, 'DELETE', '/v1/fog/jobs/1')).toMatchObject({ kind: 'route', route: { service: 'fog' } });
+    expect(matchRoute(t, 'PUT', '/v1/p2p/peers/7')).toMatchObject({ kind: 'route', route: { service: 'p2p' } });
+  });
+
+  it('matches whole path segments only', () => {
+    const t = table();
+    expect(matchRoute(t, 'GET', '/v1/twinkle')).toEqual({ kind: 'none' });
+    expect(matchRoute(t, 'GET', '/v1')).toEqual({ kind: 'none' });
+    expect(prefixMatches('/v1/twin', '/v1/twin')).toBe(true);
+    expect(prefixMatches('/v1/twin', '/v1/twin/')).toBe(true);
+    expect(prefixMatches('/', '/anything')).toBe(true);
+  });
+
+  it('says which switch disabled a route', () => {
+    const t = table({ ENABLE_P2P_FOG: 'false', ENABLE_AGENT_FORGE: 'no' });
+    expect(matchRoute(t, 'GET', '/v1/fog/x')).toMatchObject({ kind: 'disabled', reason: 'ENABLE_P2P_FOG=false' });
+    expect(matchRoute(t, 'GET', '/v1/p2p')).toMatchObject({ kind: 'disabled', reason: 'ENABLE_P2P_FOG=false' });
+    expect(matchRoute(t, 'GET', '/v1/agents/1')).toMatchObject({ kind: 'disabled', reason: 'ENABLE_AGENT_FORGE=false' });
+    expect(t.active.map((r) => r.service).sort()).toEqual(['knowledge', 'twin']);
+  });
+
+  it('prefers the longest prefix and reports methods a route does not accept', () => {
+    const t = buildRouteTable({
+      services: {
+        a: { name: 'a', urls: ['http://a'], healthPath: '/health', timeoutMs: 1, enabled: true },
+        b: { name: 'b', urls: ['http://b'], healthPath: '/health', timeoutMs: 1, enabled: true },
+      },
+      routes: [
+        { id: 'a', prefix: '/v1', service: 'a', methods: null },
+        { id: 'b', prefix: '/v1/b', service: 'b', methods: ['GET'] },
+      ],
+    });
+    expect(matchRoute(t, 'GET', '/v1/b/x')).toMatchObject({ kind: 'route', route: { id: 'b' } });
+    expect(matchRoute(t, 'POST', '/v1/b/x')).toEqual({ kind: 'method-not-allowed', route: t.active[0], allowed: ['GET'] });
+    expect(matchRoute(t, 'POST', '/v1/c')).toMatchObject({ kind: 'route', route: { id: 'a' } });
+  });
+
+  it('covers a prefix and everything under it with Fastify patterns', () => {
+    expect(routePatterns('/v1/twin')).toEqual(['/v1/twin', '/v1/twin/*']);
+    expect(routePatterns('/')).toEqual(['/*']);
+  });
+});
