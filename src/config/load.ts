@@ -7,10 +7,13 @@ import {
   SERVICE_NAMES,
   SERVICE_SWITCH_ENV,
   SERVICE_URL_ENV,
+  SCOPE_VALUES,
+  VALIDATION_MODES,
   type EnvConfig,
   type FileConfig,
   type HttpMethod,
 } from './schema.js';
+import { createHash } from 'node:crypto';
 
 export interface ServiceConfig {
   readonly name: string;
@@ -22,6 +25,16 @@ export interface ServiceConfig {
   readonly disabledBy?: string;
 }
 
+export type ValidationMode = (typeof VALIDATION_MODES)[number];
+export type ScopeName = (typeof SCOPE_VALUES)[number];
+
+export interface RouteAuthPolicy {
+  readonly required: boolean;
+  /** One scope for every method; otherwise read for GET/HEAD/OPTIONS and write for the rest. */
+  readonly scope?: ScopeName;
+  readonly mfa?: boolean;
+}
+
 export interface RouteConfig {
   readonly id: string;
   readonly prefix: string;
@@ -29,6 +42,26 @@ export interface RouteConfig {
   /** null: every method. */
   readonly methods: readonly HttpMethod[] | null;
   readonly rewritePrefix?: string;
+  readonly auth: RouteAuthPolicy;
+  readonly validation: ValidationMode;
+  readonly textFields: readonly string[];
+  readonly freeTextFields: readonly string[];
+  readonly bodyLimitBytes?: number;
+}
+
+export interface ApiKeyConfig {
+  readonly name: string;
+  readonly sha256: string;
+  readonly scopes: readonly ScopeName[];
+  readonly totpSecret?: string;
+}
+
+export interface AuthConfig {
+  readonly jwt: FileConfig['auth']['jwt'];
+  readonly apiKeys: readonly ApiKeyConfig[];
+  readonly tokens: FileConfig['auth']['tokens'];
+  readonly requireMfaForAdmin: boolean;
+  readonly publicMetrics: boolean;
 }
 
 export interface GatewayConfig {
@@ -51,6 +84,9 @@ export interface GatewayConfig {
   readonly health: { readonly intervalMs: number; readonly timeoutMs: number };
   readonly services: Readonly<Record<string, ServiceConfig>>;
   readonly routes: readonly RouteConfig[];
+  readonly auth: AuthConfig;
+  readonly cors: FileConfig['cors'];
+  readonly limits: FileConfig['limits'];
   /** Secrets: never log this object whole; `redactConfig` gives a loggable view. */
   readonly secrets: {
     readonly apiKey?: string;
@@ -63,12 +99,20 @@ export interface GatewayConfig {
 
 export type LoadResult = { ok: true; config: GatewayConfig } | { ok: false; problems: string[] };
 
+const ROUTE_DEFAULTS = {
+  methods: null,
+  auth: { required: true },
+  validation: 'strict',
+  textFields: [],
+  freeTextFields: [],
+} as const satisfies Partial<RouteConfig>;
+
 export const DEFAULT_ROUTES: readonly RouteConfig[] = [
-  { id: 'twin', prefix: '/v1/twin', service: 'twin', methods: null },
-  { id: 'agents', prefix: '/v1/agents', service: 'agent-controller', methods: null },
-  { id: 'knowledge', prefix: '/v1/knowledge', service: 'knowledge', methods: null },
-  { id: 'fog', prefix: '/v1/fog', service: 'fog', methods: null },
-  { id: 'p2p', prefix: '/v1/p2p', service: 'p2p', methods: null },
+  { id: 'twin', prefix: '/v1/twin', service: 'twin', ...ROUTE_DEFAULTS },
+  { id: 'agents', prefix: '/v1/agents', service: 'agent-controller', ...ROUTE_DEFAULTS },
+  { id: 'knowledge', prefix: '/v1/knowledge', service: 'knowledge', ...ROUTE_DEFAULTS },
+  { id: 'fog', prefix: '/v1/fog', service: 'fog', ...ROUTE_DEFAULTS },
+  { id: 'p2p', prefix: '/v1/p2p', service: 'p2p', ...ROUTE_DEFAULTS },
 ];
 
 const DEFAULT_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -215,6 +259,11 @@ function resolveRoutes(file: FileConfig, services: Record<string, ServiceConfig>
       service: r.service,
       methods: r.methods ? [...new Set(r.methods)] : null,
       ...(r.rewritePrefix !== undefined ? { rewritePrefix: r.rewritePrefix } : {}),
+      auth: r.auth ?? ROUTE_DEFAULTS.auth,
+      validation: r.validation ?? 'strict',
+      textFields: r.textFields ?? [],
+      freeTextFields: r.freeTextFields ?? [],
+      ...(r.bodyLimitBytes !== undefined ? { bodyLimitBytes: r.bodyLimitBytes } : {}),
     });
   });
   return [...byPrefix.values()];
@@ -257,6 +306,14 @@ export function loadConfig(
   problems.push(...productionSecretProblems(env));
 
   const fileProblems: string[] = [];
+  if (file.cors.credentials && file.cors.origins.includes('*')) {
+    fileProblems.push('cors.credentials: true needs an explicit origin list, not "*"');
+  }
+  const keyNames = new Set<string>();
+  file.auth.apiKeys.forEach((k, i) => {
+    if (keyNames.has(k.name)) fileProblems.push(`auth.apiKeys[${i}].name: "${k.name}" is used twice`);
+    keyNames.add(k.name);
+  });
   const services = resolveServices(env, file, fileProblems);
   const routes = resolveRoutes(file, services, fileProblems);
   problems.push(...fileProblems.map((p) => (filePath ? `${filePath}: ${p}` : p)));
@@ -282,6 +339,21 @@ export function loadConfig(
     health: { intervalMs: file.health.intervalMs, timeoutMs: file.health.timeoutMs },
     services,
     routes,
+    auth: {
+      jwt: file.auth.jwt,
+      apiKeys: [
+        ...file.auth.apiKeys,
+        // API_KEY from the environment is one admin key, hashed here like the configured ones.
+        ...(env.API_KEY !== undefined
+          ? [{ name: 'env-api-key', sha256: createHash('sha256').update(env.API_KEY, 'utf8').digest('hex'), scopes: ['admin' as const] }]
+          : []),
+      ],
+      tokens: file.auth.tokens,
+      requireMfaForAdmin: file.auth.requireMfaForAdmin ?? env.ENVIRONMENT === 'production',
+      publicMetrics: file.auth.publicMetrics,
+    },
+    cors: file.cors,
+    limits: file.limits,
     secrets: {
       ...(env.API_KEY !== undefined ? { apiKey: env.API_KEY } : {}),
       ...(env.SECRET_KEY !== undefined ? { secretKey: env.SECRET_KEY } : {}),
@@ -299,6 +371,10 @@ export function redactConfig(config: GatewayConfig): unknown {
   return {
     ...config,
     secrets: Object.fromEntries(Object.keys(config.secrets).map((k) => [k, '***'])),
+    auth: {
+      ...config.auth,
+      apiKeys: config.auth.apiKeys.map((k) => ({ ...k, sha256: `${k.sha256.slice(0, 8)}…`, ...(k.totpSecret ? { totpSecret: '***' } : {}) })),
+    },
     ...(config.redisUrl ? { redisUrl: hideUrlCredentials(config.redisUrl) } : {}),
     services: Object.fromEntries(
       Object.entries(config.services).map(([k, s]) => [k, { ...s, urls: s.urls.map(hideUrlCredentials) }]),

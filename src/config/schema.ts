@@ -104,6 +104,22 @@ const routePrefix = z
   .refine((p) => p === '/' || !p.endsWith('/'), 'no trailing slash')
   .refine((p) => !p.includes('//'), 'no empty path segment');
 
+export const SCOPE_VALUES = ['read', 'write', 'admin'] as const;
+const scopeSchema = z.enum(SCOPE_VALUES);
+
+export const VALIDATION_MODES = ['strict', 'text', 'off'] as const;
+
+const routeAuthSchema = z.strictObject({
+  /** false makes the route public. Default: every route needs credentials. */
+  required: z.boolean().default(true),
+  /** One scope for every method; default read for GET/HEAD/OPTIONS, write otherwise. */
+  scope: scopeSchema.optional(),
+  /** Require a second factor (`amr` with mfa/otp). */
+  mfa: z.boolean().optional(),
+});
+
+const fieldNames = z.array(z.string().min(1).max(128)).max(64);
+
 const routeFileSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'route ids are lowercase letters, digits, "_", "." and "-"').optional(),
   prefix: routePrefix,
@@ -111,6 +127,82 @@ const routeFileSchema = z.strictObject({
   methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
   /** Replace `prefix` with this when forwarding (e.g. "/" strips it). Default: path unchanged. */
   rewritePrefix: z.string().startsWith('/').optional(),
+  auth: routeAuthSchema.optional(),
+  /** Input validation: strict (default), text (SQL-looking prose allowed), off. */
+  validation: z.enum(VALIDATION_MODES).optional(),
+  /** JSON body fields checked in `text` mode even when the route is strict. */
+  textFields: fieldNames.optional(),
+  /** JSON body fields that are free text (code snippets): not inspected. */
+  freeTextFields: fieldNames.optional(),
+  /** Largest request body this route accepts; default limits.bodyBytes. */
+  bodyLimitBytes: z.number().int().positive().optional(),
+});
+
+const base32Secret = z
+  .string()
+  .regex(/^[A-Z2-7]+=*$/, 'a base32 secret (A-Z, 2-7)')
+  .refine((s) => s.replace(/=+$/, '').length >= 26, 'at least 16 bytes (26 base32 characters)');
+
+const authSchema = z.strictObject({
+  jwt: z
+    .strictObject({
+      issuer: z.string().min(1).optional(),
+      audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+      /** RS/ES/PS/EdDSA tokens are verified against this JWKS (cached, rotation picked up). */
+      jwksUrl: httpUrl.optional(),
+      algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'])).min(1).default(['RS256', 'ES256']),
+      clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+      jwksCacheMaxAgeMs: z.number().int().min(1000).default(600_000),
+      jwksCooldownMs: z.number().int().min(0).default(30_000),
+    })
+    .prefault({}),
+  apiKeys: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/i, 'letters, digits, "_", "." and "-"'),
+        /** Hex SHA-256 of the key: `printf %s "$KEY" | sha256sum`. */
+        sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex characters (SHA-256 of the key)').transform((h) => h.toLowerCase()),
+        scopes: z.array(scopeSchema).min(1),
+        /** Enrols the key's principal in TOTP: POST /auth/token then needs a current code. */
+        totpSecret: base32Secret.optional(),
+      }),
+    )
+    .default([]),
+  tokens: z
+    .strictObject({
+      issuer: z.string().min(1).default('unified-gateway'),
+      audience: z.string().min(1).optional(),
+      ttlSeconds: z.number().int().min(30).max(86_400).default(900),
+      totpToleranceSeconds: z.number().int().min(0).max(120).default(30),
+    })
+    .prefault({}),
+  /** Admin surface needs MFA; default: true when ENVIRONMENT=production. */
+  requireMfaForAdmin: z.boolean().optional(),
+  /** Serve /metrics without credentials (scrapers); false requires read scope. */
+  publicMetrics: z.boolean().default(true),
+});
+
+const origin = z
+  .string()
+  .regex(/^https?:\/\/[^/\s]+$/, 'an origin such as https://app.example.org (scheme and host, no path)');
+
+const corsSchema = z.strictObject({
+  /** Allowed browser origins; empty: no cross-origin access. "*" allows any (never with credentials). */
+  origins: z.array(z.union([origin, z.literal('*')])).default([]),
+  credentials: z.boolean().default(false),
+  maxAgeSeconds: z.number().int().min(0).max(86_400).default(600),
+  exposedHeaders: z.array(z.string().min(1)).default(['x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after']),
+});
+
+const limitsSchema = z.strictObject({
+  /** Largest streamed request body (uploads); 413 past it. */
+  bodyBytes: z.number().int().positive().default(128 * 1024 * 1024),
+  /** Largest JSON body, which is buffered to be inspected; 413 past it. */
+  jsonBodyBytes: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024),
+  /** Most request headers accepted; 431 past it. */
+  headerCount: z.number().int().min(10).max(1000).default(100),
+  /** Largest total header size (Node's maxHeaderSize); 431 past it. */
+  headerBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
 });
 
 export const fileSchema = z.strictObject({
@@ -130,6 +222,9 @@ export const fileSchema = z.strictObject({
       trustProxy: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
     })
     .prefault({}),
+  auth: authSchema.prefault({}),
+  cors: corsSchema.prefault({}),
+  limits: limitsSchema.prefault({}),
   metrics: z
     .strictObject({
       /** Histogram buckets for request durations, in seconds. */

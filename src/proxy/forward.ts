@@ -24,7 +24,7 @@ export interface ForwardOptions {
 }
 
 /** The path to request upstream: optional prefix rewrite, then the upstream URL's base path. */
-export function upstreamPath(rawUrl: string, route: RouteConfig, basePath: string): string {
+export function upstreamPath(rawUrl: string, route: Pick<RouteConfig, 'prefix' | 'rewritePrefix'>, basePath: string): string {
   let path = rawUrl;
   if (route.rewritePrefix !== undefined) {
     const rest = rawUrl.slice(route.prefix === '/' ? 0 : route.prefix.length);

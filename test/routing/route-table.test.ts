@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/index.js';
+import { DEFAULT_ROUTES, loadConfig } from '../../src/config/index.js';
 import { buildRouteTable, matchRoute, prefixMatches, routePatterns } from '../../src/routing/route-table.js';
 
 function table(env: Record<string, string> = {}) {
@@ -42,8 +42,8 @@ describe('route table', () => {
         b: { name: 'b', urls: ['http://b'], healthPath: '/health', timeoutMs: 1, enabled: true },
       },
       routes: [
-        { id: 'a', prefix: '/v1', service: 'a', methods: null },
-        { id: 'b', prefix: '/v1/b', service: 'b', methods: ['GET'] },
+        { ...DEFAULT_ROUTES[0]!, id: 'a', prefix: '/v1', service: 'a', methods: null },
+        { ...DEFAULT_ROUTES[0]!, id: 'b', prefix: '/v1/b', service: 'b', methods: ['GET'] },
       ],
     });
     expect(matchRoute(t, 'GET', '/v1/b/x')).toMatchObject({ kind: 'route', route: { id: 'b' } });

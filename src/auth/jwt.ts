@@ -1,0 +1,100 @@
+import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import type { Principal } from './principal.js';
+import { scopesFromClaims } from './scopes.js';
+
+export interface JwtVerifierOptions {
+  /** HS256 secret (JWT_SECRET_KEY); HS256 tokens are refused without it. */
+  readonly secret?: string;
+  /** JWKS endpoint for RS256/ES256 tokens; keys are cached and refetched on an unknown `kid`. */
+  readonly jwksUrl?: string;
+  readonly asymmetricAlgorithms: readonly string[];
+  readonly issuer?: string;
+  readonly audience?: string | readonly string[];
+  readonly clockToleranceSeconds: number;
+  /** How long fetched JWKS keys are trusted before a refetch (jose `cacheMaxAge`). */
+  readonly jwksCacheMaxAgeMs?: number;
+  /** Minimum time between two JWKS fetches triggered by unknown keys (jose `cooldownDuration`). */
+  readonly jwksCooldownMs?: number;
+}
+
+export class TokenRejected extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'TokenRejected';
+  }
+}
+
+/** Second factors in `amr` (RFC 8176) that satisfy an MFA requirement. */
+const MFA_METHODS = new Set(['mfa', 'otp']);
+
+export function hasMfa(payload: JWTPayload): boolean {
+  const amr = (payload as { amr?: unknown }).amr;
+  return Array.isArray(amr) && amr.some((m) => typeof m === 'string' && MFA_METHODS.has(m));
+}
+
+/**
+ * Verifies bearer JWTs with jose. The key is chosen by the token's `alg` family and each
+ * family only accepts its own algorithms, so an HS256 token can never be checked against a
+ * public RSA/EC key (algorithm confusion) and `alg: none` is never accepted.
+ */
+export class JwtVerifier {
+  readonly #secret: Uint8Array | undefined;
+  readonly #jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  readonly #base: JWTVerifyOptions;
+  readonly #asymmetric: Set<string>;
+
+  constructor(readonly options: JwtVerifierOptions) {
+    this.#secret = options.secret !== undefined ? new TextEncoder().encode(options.secret) : undefined;
+    this.#jwks =
+      options.jwksUrl !== undefined
+        ? createRemoteJWKSet(new URL(options.jwksUrl), {
+            ...(options.jwksCacheMaxAgeMs !== undefined ? { cacheMaxAge: options.jwksCacheMaxAgeMs } : {}),
+            ...(options.jwksCooldownMs !== undefined ? { cooldownDuration: options.jwksCooldownMs } : {}),
+          })
+        : undefined;
+    this.#asymmetric = new Set(options.asymmetricAlgorithms);
+    this.#base = {
+      clockTolerance: options.clockToleranceSeconds,
+      ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
+      ...(options.audience !== undefined ? { audience: [...(typeof options.audience === 'string' ? [options.audience] : options.audience)] } : {}),
+    };
+  }
+
+  async verify(token: string): Promise<{ principal: Principal; payload: JWTPayload }> {
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      throw new TokenRejected('malformed token');
+    }
+    let payload: JWTPayload;
+    try {
+      if (alg === 'HS256') {
+        if (this.#secret === undefined) throw new TokenRejected('HS256 tokens are not accepted here');
+        ({ payload } = await jwtVerify(token, this.#secret, { ...this.#base, algorithms: ['HS256'] }));
+      } else if (alg !== undefined && this.#asymmetric.has(alg) && this.#jwks !== undefined) {
+        ({ payload } = await jwtVerify(token, this.#jwks, { ...this.#base, algorithms: [...this.#asymmetric] }));
+      } else {
+        throw new TokenRejected(`algorithm ${alg ?? '(none)'} is not accepted`);
+      }
+    } catch (err) {
+      throw err instanceof TokenRejected ? err : new TokenRejected(describeJoseError(err));
+    }
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenRejected('token has no subject');
+    return {
+      payload,
+      principal: { kind: 'jwt', subject: payload.sub, scopes: scopesFromClaims(payload as Record<string, unknown>), mfa: hasMfa(payload) },
+    };
+  }
+}
+
+/** A short reason for logs and the 401 body; never contains the token. */
+function describeJoseError(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return 'token expired';
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `claim "${err.claim}" invalid`;
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'signature invalid';
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return 'no matching key';
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not allowed';
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError) return err.code.replace(/^ERR_/, '').toLowerCase().replace(/_/g, ' ');
+  return 'token invalid';
+}

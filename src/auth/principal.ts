@@ -1,0 +1,18 @@
+import type { Scope } from './scopes.js';
+
+/** Who made a request, as later stages (rate limiting, audit, logs) see it. Never holds the credential. */
+export interface Principal {
+  readonly kind: 'jwt' | 'api-key';
+  /** JWT `sub`, or `key:<name>` for an API key. Stable per caller: rate limits key on it. */
+  readonly subject: string;
+  /** The API key's configured name (kind "api-key"). */
+  readonly keyName?: string;
+  readonly scopes: readonly Scope[];
+  /** The credential proves a second factor (`amr` contains `mfa` or `otp`). */
+  readonly mfa: boolean;
+}
+
+/** The form of a principal that goes into logs. */
+export function principalLog(p: Principal): { kind: string; sub: string; scopes: string } {
+  return { kind: p.kind, sub: p.subject, scopes: p.scopes.join(' ') };
+}
