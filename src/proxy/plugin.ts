@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js';
+import type { GatewayConfig, HttpMethod } from '../config/index.js';
+import '../server/route-config.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
@@ -13,10 +14,6 @@ export interface ProxyPluginOptions {
   readonly metrics: GatewayMetrics;
 }
 
-/** What every proxied route carries in its Fastify route config, for hooks of later stages. */
-export interface GatewayRouteConfig {
-  readonly gatewayRoute: RouteConfig;
-}
 
 /**
  * The proxied routes. Encapsulated (no fastify-plugin) on purpose: it replaces the body
@@ -32,7 +29,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
   for (const route of table.active) {
     const service = config.services[route.service]!;
     const methods = route.methods ?? ALL_METHODS;
-    const routeConfig: GatewayRouteConfig = { gatewayRoute: route };
+    const routeConfig = { gatewayRoute: route, authPolicy: route.auth };
     for (const url of routePatterns(route.prefix)) {
       app.route({
         method: [...methods],
@@ -64,7 +61,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
       app.route({
         method: [...ALL_METHODS],
         url,
-        config: { gatewayRoute: route } satisfies GatewayRouteConfig,
+        config: { gatewayRoute: route },
         handler: () => {
           throw new GatewayError('GW_SERVICE_DISABLED', `The ${route.service} service is disabled on this gateway (${reason})`);
         },

@@ -1,0 +1,74 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RouteAuthPolicy } from '../config/index.js';
+import { GatewayError } from '../errors.js';
+import type { ApiKeyStore } from './api-keys.js';
+import { presentedCredential } from './credentials.js';
+import { TokenRejected, type JwtVerifier } from './jwt.js';
+import type { Principal } from './principal.js';
+import { grants, scopeForMethod } from './scopes.js';
+
+const REALM = 'Bearer realm="unified-gateway"';
+
+/** RFC 6750 §3 challenge for a rejected request. */
+function challenge(error?: string, extra: Record<string, string> = {}): Record<string, string> {
+  if (error === undefined) return { 'www-authenticate': REALM };
+  const params = Object.entries({ error, ...extra })
+    .map(([k, v]) => `${k}="${v.replace(/["\\]/g, '')}"`)
+    .join(', ');
+  return { 'www-authenticate': `${REALM}, ${params}` };
+}
+
+function isKeySetUnreachable(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'ERR_JWKS_TIMEOUT' || (err instanceof TypeError && /fetch/i.test(err.message)) || code === 'ERR_JOSE_GENERIC';
+}
+
+/** Who is calling (authentication) and may they (authorization), for one request. */
+export class Authenticator {
+  constructor(
+    private readonly jwt: JwtVerifier,
+    private readonly apiKeys: ApiKeyStore,
+  ) {}
+
+  async authenticate(headers: IncomingHttpHeaders): Promise<Principal> {
+    const credential = presentedCredential(headers);
+    if (credential === null) throw new GatewayError('GW_AUTH_MISSING_CREDENTIALS', undefined, { headers: challenge() });
+    if (credential.kind === 'malformed') {
+      throw new GatewayError('GW_AUTH_INVALID_CREDENTIALS', 'The Authorization header must be "Bearer <token>" or "ApiKey <key>"', {
+        headers: challenge('invalid_request'),
+      });
+    }
+    if (credential.kind === 'api-key') {
+      const principal = this.apiKeys.principal(credential.key);
+      if (principal === undefined) throw new GatewayError('GW_AUTH_INVALID_CREDENTIALS', 'The API key is not valid', { headers: challenge('invalid_token') });
+      return principal;
+    }
+    try {
+      return (await this.jwt.verify(credential.token)).principal;
+    } catch (err) {
+      if (err instanceof TokenRejected) {
+        throw new GatewayError('GW_AUTH_INVALID_CREDENTIALS', `The token is not valid: ${err.reason}`, {
+          headers: challenge('invalid_token', { error_description: err.reason }),
+        });
+      }
+      if (isKeySetUnreachable(err)) throw new GatewayError('GW_AUTH_UNAVAILABLE', undefined, { cause: err, headers: { 'retry-after': '5' } });
+      throw err;
+    }
+  }
+
+  /** Throws when the principal may not make this request under the route's policy. */
+  authorize(principal: Principal, policy: RouteAuthPolicy, method: string): void {
+    const needed = policy.scope ?? scopeForMethod(method);
+    if (!grants(principal.scopes, needed)) {
+      throw new GatewayError('GW_AUTH_INSUFFICIENT_SCOPE', `This request needs the "${needed}" scope`, {
+        headers: challenge('insufficient_scope', { scope: needed }),
+      });
+    }
+    if (policy.mfa === true && !principal.mfa) {
+      // RFC 9470 step-up: the caller must re-authenticate with a second factor.
+      throw new GatewayError('GW_AUTH_MFA_REQUIRED', undefined, {
+        headers: challenge('insufficient_user_authentication', { error_description: 'a token with amr mfa or otp is required' }),
+      });
+    }
+  }
+}

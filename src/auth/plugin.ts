@@ -1,0 +1,79 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { z } from 'zod';
+import type { AuthConfig } from '../config/index.js';
+import { GatewayError } from '../errors.js';
+import type { ApiKeyStore } from './api-keys.js';
+import type { Authenticator } from './authenticator.js';
+import { presentedCredential } from './credentials.js';
+import { PUBLIC } from './policy.js';
+import type { TokenIssuer } from './token-issuer.js';
+import type { TotpVerifier } from './totp.js';
+
+export interface AuthPluginOptions {
+  readonly config: AuthConfig;
+  readonly authenticator: Authenticator;
+  readonly apiKeys: ApiKeyStore;
+  readonly issuer: TokenIssuer;
+  readonly totp: TotpVerifier;
+}
+
+const tokenRequestSchema = z.strictObject({ totp: z.string().max(16).optional() });
+
+/**
+ * The authentication stage: for every route whose config carries an auth policy, find the
+ * principal and check scope and MFA before the body is read or anything reaches an
+ * upstream. Also serves POST /auth/token, which trades an API key (plus a TOTP code for
+ * enrolled principals) for a short-lived JWT.
+ */
+async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promise<void> {
+  const { authenticator, apiKeys, issuer, totp, config } = opts;
+  const totpSecrets = new Map(config.apiKeys.filter((k) => k.totpSecret !== undefined).map((k) => [k.name, k.totpSecret!]));
+
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (request) => {
+    const policy = request.routeOptions.config.authPolicy;
+    if (policy === undefined || !policy.required) return;
+    const principal = await authenticator.authenticate(request.headers);
+    request.principal = principal;
+    authenticator.authorize(principal, policy, request.method);
+  });
+
+  app.post('/auth/token', { config: { authPolicy: PUBLIC }, bodyLimit: 4096 }, async (request, reply) => {
+    const credential = presentedCredential(request.headers);
+    if (credential?.kind !== 'api-key') {
+      throw new GatewayError('GW_AUTH_MISSING_CREDENTIALS', 'Send the API key in X-API-Key or "Authorization: ApiKey <key>"', {
+        headers: { 'www-authenticate': 'ApiKey realm="unified-gateway"' },
+      });
+    }
+    const entry = apiKeys.find(credential.key);
+    if (entry === undefined) throw new GatewayError('GW_AUTH_INVALID_CREDENTIALS', 'The API key is not valid');
+    const parsed = tokenRequestSchema.safeParse(request.body ?? {});
+    if (!parsed.success) throw new GatewayError('GW_REQUEST_INVALID', 'The body may only hold {"totp": "<6 digits>"}');
+
+    const amr = ['pwd'];
+    const secret = totpSecrets.get(entry.name);
+    if (secret !== undefined) {
+      if (parsed.data.totp === undefined) throw new GatewayError('GW_AUTH_TOTP_REQUIRED');
+      const check = await totp.check(entry.name, secret, parsed.data.totp);
+      if (!check.ok) {
+        request.log.warn({ key: entry.name, reason: check.reason }, 'TOTP refused');
+        throw new GatewayError(
+          'GW_AUTH_TOTP_INVALID',
+          check.reason === 'replayed' ? 'This TOTP code was already used; wait for the next one' : undefined,
+        );
+      }
+      amr.push('otp', 'mfa');
+    }
+    const issued = await issuer.issue(`key:${entry.name}`, entry.scopes, amr);
+    request.log.info({ key: entry.name, amr }, 'token issued');
+    return reply.header('cache-control', 'no-store').send({
+      access_token: issued.token,
+      token_type: 'Bearer',
+      expires_in: issued.expiresIn,
+      scope: issued.scope,
+    });
+  });
+}
+
+export default fp(authPlugin, { name: 'gateway-auth', fastify: '5.x' });

@@ -1,0 +1,58 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { GatewayConfig } from '../config/index.js';
+import { GatewayError } from '../errors.js';
+import '../server/route-config.js';
+
+export interface SecurityPluginOptions {
+  readonly config: Pick<GatewayConfig, 'cors' | 'limits' | 'environment'>;
+}
+
+/**
+ * CORS, security headers and request-size limits, for every route. The order matters:
+ * CORS first so a browser preflight is answered before authentication (preflights carry
+ * no credentials), then headers, then the limits that refuse a request before its body is
+ * read.
+ */
+async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions): Promise<void> {
+  const { cors: corsConfig, limits, environment } = opts.config;
+  const anyOrigin = corsConfig.origins.includes('*');
+  const allowed = new Set(corsConfig.origins.map((o) => o.toLowerCase()));
+
+  await app.register(cors, {
+    // Exact matches only: no patterns, so "https://app.example.org.evil.com" never passes.
+    origin: anyOrigin ? '*' : (origin, cb) => cb(null, origin !== undefined && allowed.has(origin.toLowerCase())),
+    credentials: corsConfig.credentials,
+    maxAge: corsConfig.maxAgeSeconds,
+    exposedHeaders: corsConfig.exposedHeaders,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    strictPreflight: true,
+    hideOptionsRoute: true,
+  });
+
+  await app.register(helmet, {
+    global: true,
+    // An API answers JSON: nothing may be loaded or framed from its responses.
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+    hsts: environment === 'production' ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    crossOriginEmbedderPolicy: false,
+  });
+
+  app.addHook('onRequest', async (request) => {
+    // rawHeaders is [name, value, name, value, ...].
+    if (request.raw.rawHeaders.length / 2 > limits.headerCount) {
+      throw new GatewayError('GW_REQUEST_HEADERS_TOO_LARGE', `At most ${limits.headerCount} request headers are accepted`);
+    }
+    const length = request.headers['content-length'];
+    if (length !== undefined) {
+      const limit = request.routeOptions.config.gatewayRoute?.bodyLimitBytes ?? limits.bodyBytes;
+      if (Number(length) > limit) throw new GatewayError('GW_REQUEST_BODY_TOO_LARGE', `The body may be at most ${limit} bytes`);
+    }
+  });
+}
+
+export default fp(securityPlugin, { name: 'gateway-security', fastify: '5.x' });
