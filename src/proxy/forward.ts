@@ -3,6 +3,7 @@ import { errors as undiciErrors } from 'undici';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
+import { upstreamBody } from './body.js';
 import { clientResponseHeaders, continueTrace, upstreamRequestHeaders } from './headers.js';
 import type { Upstream } from './upstreams.js';
 
@@ -14,12 +15,11 @@ import type { Upstream } from './upstreams.js';
  * wires headers, bodies, timeouts and error mapping.
  */
 
-const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
-
 export interface ForwardOptions {
   readonly route: RouteConfig;
   readonly upstream: Upstream;
   readonly timeoutMs: number;
+  readonly bodyLimitBytes: number;
   readonly metrics: GatewayMetrics;
 }
 
@@ -32,13 +32,6 @@ export function upstreamPath(rawUrl: string, route: Pick<RouteConfig, 'prefix' |
     path = rest === '' || rest.startsWith('?') ? `${base || '/'}${rest}` : `${base}${rest}`;
   }
   return basePath === '' ? path : `${basePath}${path}`;
-}
-
-function hasRequestBody(request: FastifyRequest): boolean {
-  const h = request.headers;
-  if (h['transfer-encoding'] !== undefined) return true;
-  const length = h['content-length'];
-  return length !== undefined && length !== '0' && !BODYLESS.has(request.method);
 }
 
 /** Map an undici failure to the catalogue: timeouts are 504, anything reaching the host 502. */
@@ -90,12 +83,13 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
       path: upstreamPath(request.url, options.route, upstream.basePath),
       method: request.method as 'GET',
       headers,
-      body: hasRequestBody(request) ? request.raw : null,
+      body: upstreamBody(request, options.bodyLimitBytes),
       signal: abort.signal,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });
   } catch (err) {
+    if (err instanceof GatewayError) throw err; // e.g. the body went over its limit while streaming
     const { error, label } = classifyUpstreamError(err);
     metrics.serviceRequests.inc({ service: upstream.service, status: label });
     if (label !== 'aborted') {

@@ -4,6 +4,7 @@ import '../server/route-config.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
+import { registerProxyBodyParsers } from './body.js';
 import { forward } from './forward.js';
 import type { UpstreamRegistry } from './upstreams.js';
 
@@ -22,14 +23,13 @@ export interface ProxyPluginOptions {
  */
 export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
   const { config, table, upstreams, metrics } = opts;
-  app.removeAllContentTypeParsers();
-  // Leave the body in request.raw; forward() streams it.
-  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+  registerProxyBodyParsers(app, config.limits.jsonBodyBytes);
 
   for (const route of table.active) {
     const service = config.services[route.service]!;
     const methods = route.methods ?? ALL_METHODS;
     const routeConfig = { gatewayRoute: route, authPolicy: route.auth };
+    const bodyLimitBytes = route.bodyLimitBytes ?? config.limits.bodyBytes;
     for (const url of routePatterns(route.prefix)) {
       app.route({
         method: [...methods],
@@ -38,7 +38,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         handler: (request, reply) => {
           const upstream = upstreams.pick(route.service);
           if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');
-          return forward(request, reply, { route, upstream, timeoutMs: service.timeoutMs, metrics });
+          return forward(request, reply, { route, upstream, timeoutMs: service.timeoutMs, bodyLimitBytes, metrics });
         },
       });
       const others = ALL_METHODS.filter((m) => !methods.includes(m));

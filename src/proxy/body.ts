@@ -1,0 +1,55 @@
+import { Transform, type TransformCallback, type Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { GatewayError } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** A JSON request body as received (buffered so it can be inspected and routed on). */
+    rawJsonBody?: Buffer;
+  }
+}
+
+/** application/json and application/<something>+json. */
+const JSON_TYPE = /^application\/(?:[\w.-]+\+)?json\b/i;
+const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/**
+ * Body handling for proxied routes: JSON bodies (small, bounded by limits.jsonBodyBytes)
+ * are buffered so later stages can inspect them; every other body stays in request.raw
+ * and streams to the upstream without being held in memory.
+ */
+export function registerProxyBodyParsers(app: FastifyInstance, jsonBodyBytes: number): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(JSON_TYPE, { parseAs: 'buffer', bodyLimit: jsonBodyBytes }, (request, body: Buffer, done) => {
+    request.rawJsonBody = body;
+    done(null, undefined);
+  });
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+}
+
+/** Fails the stream once more than `limit` bytes went through (bodies sent without Content-Length). */
+class ByteLimit extends Transform {
+  #seen = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#seen += chunk.length;
+    if (this.#seen > this.limit) cb(new GatewayError('GW_REQUEST_BODY_TOO_LARGE', `The body may be at most ${this.limit} bytes`));
+    else cb(null, chunk);
+  }
+}
+
+/** What to send upstream as the body: the buffered JSON, the raw stream, or nothing. */
+export function upstreamBody(request: FastifyRequest, limit: number): Buffer | Readable | null {
+  if (request.rawJsonBody !== undefined) return request.rawJsonBody;
+  const h = request.headers;
+  if (h['transfer-encoding'] !== undefined) {
+    // A declared Content-Length was checked up front; a chunked body is counted as it flows.
+    const limited = new ByteLimit(limit);
+    request.raw.on('error', (err) => limited.destroy(err));
+    return request.raw.pipe(limited);
+  }
+  const length = h['content-length'];
+  return length !== undefined && length !== '0' && !BODYLESS.has(request.method) ? request.raw : null;
+}
