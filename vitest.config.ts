@@ -5,8 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
-    // e2e suites start real processes on fixed loopback ports of their own choosing; files run
-    // in parallel workers, tests inside a file in order.
+    // e2e suites start real processes on loopback, each on ports the OS picks (port 0); files
+    // run in parallel workers, tests inside a file in order.
     pool: 'forks',
   },
 });
