@@ -9,6 +9,8 @@ export interface JwtVerifierOptions {
   readonly jwksUrl?: string;
   readonly asymmetricAlgorithms: readonly string[];
   readonly issuer?: string;
+  /** Issuers accepted on HS256 tokens (the gateway's own tokens and shared-secret issuers). */
+  readonly hsIssuers?: readonly string[];
   readonly audience?: string | readonly string[];
   readonly clockToleranceSeconds: number;
   /** How long fetched JWKS keys are trusted before a refetch (jose `cacheMaxAge`). */
@@ -41,6 +43,7 @@ export class JwtVerifier {
   readonly #secret: Uint8Array | undefined;
   readonly #jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   readonly #base: JWTVerifyOptions;
+  readonly #hs: JWTVerifyOptions;
   readonly #asymmetric: Set<string>;
 
   constructor(readonly options: JwtVerifierOptions) {
@@ -58,6 +61,16 @@ export class JwtVerifier {
       ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
       ...(options.audience !== undefined ? { audience: [...(typeof options.audience === 'string' ? [options.audience] : options.audience)] } : {}),
     };
+    const { issuer: _asymmetricIssuer, ...withoutIssuer } = this.#base;
+    this.#hs = {
+      ...withoutIssuer,
+      ...(options.hsIssuers !== undefined
+        ? { issuer: [...options.hsIssuers] }
+        : options.issuer !== undefined
+          ? { issuer: options.issuer }
+          : {}),
+      algorithms: ['HS256'],
+    };
   }
 
   async verify(token: string): Promise<{ principal: Principal; payload: JWTPayload }> {
@@ -71,7 +84,7 @@ export class JwtVerifier {
     try {
       if (alg === 'HS256') {
         if (this.#secret === undefined) throw new TokenRejected('HS256 tokens are not accepted here');
-        ({ payload } = await jwtVerify(token, this.#secret, { ...this.#base, algorithms: ['HS256'] }));
+        ({ payload } = await jwtVerify(token, this.#secret, this.#hs));
       } else if (alg !== undefined && this.#asymmetric.has(alg) && this.#jwks !== undefined) {
         ({ payload } = await jwtVerify(token, this.#jwks, { ...this.#base, algorithms: [...this.#asymmetric] }));
       } else {

@@ -17,7 +17,7 @@ export class TokenIssuer {
     this.#key = new TextEncoder().encode(options.secret);
   }
 
-  async issue(subject: string, scopes: readonly Scope[], amr: readonly string[]): Promise<IssuedToken> {
+  async issue(subject: string, scopes: readonly Scope[], amr: readonly string[], ttlSeconds = this.options.ttlSeconds): Promise<IssuedToken> {
     const scope = scopes.join(' ');
     let jwt = new SignJWT({ scope, amr: [...amr] })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -25,8 +25,8 @@ export class TokenIssuer {
       .setIssuer(this.options.issuer)
       .setIssuedAt()
       .setJti(randomUUID())
-      .setExpirationTime(`${this.options.ttlSeconds}s`);
+      .setExpirationTime(`${ttlSeconds}s`);
     if (this.options.audience !== undefined) jwt = jwt.setAudience(this.options.audience);
-    return { token: await jwt.sign(this.#key), expiresIn: this.options.ttlSeconds, scope, amr };
+    return { token: await jwt.sign(this.#key), expiresIn: ttlSeconds, scope, amr };
   }
 }

@@ -6,6 +6,8 @@ import { runUntilSignal } from '../server/run.js';
  * `npm run demo`: five stand-ins on 8001-8005 and the gateway in front of them. The service
  * URLs point at the stand-ins; the rest of the environment reaches the gateway unchanged.
  */
+const DEMO_TOKEN_TTL_SECONDS = 24 * 3600;
+
 export async function runDemo(): Promise<void> {
   const env = { ...processEnvironment() };
   const standIns: StandIn[] = [];
@@ -30,19 +32,25 @@ export async function runDemo(): Promise<void> {
   }
 
   await runUntilSignal(result.config, {
-    onListening: (gateway) => {
+    onListening: async (gateway) => {
       const port = gateway.config.server.port;
       const base = `http://localhost:${port}`;
+      // A token for trying things out: read and write on every /v1 route, valid for a day.
+      const { token } = await gateway.tokens.issue('demo-user', ['read', 'write'], ['pwd'], DEMO_TOKEN_TTL_SECONDS);
+      const auth = `-H 'Authorization: Bearer ${token}'`;
       const lines = [
         '',
         'Unified Gateway demo',
         `  gateway      ${base}`,
         ...standIns.map((s) => `  ${s.name.padEnd(16)} ${s.url}`),
         '',
+        `Demo token (scopes read write, valid 24 h${env.JWT_SECRET_KEY ? ', signed with JWT_SECRET_KEY' : ', signed with a secret made for this run'}):`,
+        `  ${token}`,
+        '',
         'Try:',
         `  curl -s ${base}/healthz`,
-        `  curl -s ${base}/v1/twin/conversations?limit=5`,
-        `  curl -s -X POST ${base}/v1/knowledge/search -H 'content-type: application/json' -d '{"query":"fog pricing"}'`,
+        `  curl -s ${auth} '${base}/v1/twin/conversations?limit=5'`,
+        `  curl -s -X POST ${base}/v1/knowledge/search ${auth} -H 'content-type: application/json' -d '{"query":"fog pricing"}'`,
         '',
         `Metrics at ${base}/metrics. Ctrl-C stops everything.`,
         '',

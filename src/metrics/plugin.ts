@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import type { RouteAuthPolicy } from '../config/index.js';
+import '../server/route-config.js';
 import type { GatewayMetrics } from './registry.js';
 
 export interface MetricsPluginOptions {
   readonly metrics: GatewayMetrics;
   /** Serve GET /metrics (ENABLE_METRICS); the counters are kept either way for the admin surfaces. */
   readonly expose: boolean;
+  readonly authPolicy: RouteAuthPolicy;
 }
 
 /**
@@ -26,7 +29,7 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsPluginOptions): 
   });
 
   if (opts.expose) {
-    app.get('/metrics', async (_request, reply) => {
+    app.get('/metrics', { config: { authPolicy: opts.authPolicy } }, async (_request, reply) => {
       const body = await metrics.registry.metrics();
       return reply.header('content-type', metrics.registry.contentType).header('cache-control', 'no-store').send(body);
     });

@@ -35,6 +35,8 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         method: [...methods],
         url,
         config: routeConfig,
+        // Bodies stream to the upstream as sent, compressed or not.
+        decompress: false,
         handler: (request, reply) => {
           const upstream = upstreams.pick(route.service);
           if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');

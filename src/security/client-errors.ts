@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
 import { errorBody, type ErrorCode, ERROR_CATALOGUE } from '../errors.js';
 
 /** Parser errors that mean the message framing is ambiguous: the request-smuggling family. */
@@ -25,13 +26,14 @@ export function clientErrorCode(err: NodeJS.ErrnoException): ErrorCode {
  * oversized headers, garbage) never reach Fastify; answer them in the catalogue's shape
  * and close the connection, as Node itself would.
  */
-export function createClientErrorHandler(onRejected: (code: string, err: NodeJS.ErrnoException) => void) {
-  return function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+export function createClientErrorHandler() {
+  // Fastify binds the handler to the instance, so `this.log` is the gateway's logger.
+  return function clientErrorHandler(this: { log: FastifyBaseLogger }, err: NodeJS.ErrnoException, socket: Socket): void {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const code = clientErrorCode(err);
     const status = ERROR_CATALOGUE[code].status;
     const body = JSON.stringify(errorBody(code, randomUUID()));
-    onRejected(code, err);
+    this.log.debug({ code, parserError: err.code }, 'request refused by the HTTP parser');
     if (socket.writable) {
       socket.end(
         `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +

@@ -10,6 +10,12 @@ import { acceptableRequestId } from '../proxy/headers.js';
 import { proxyPlugin } from '../proxy/plugin.js';
 import { UpstreamRegistry } from '../proxy/upstreams.js';
 import { buildRouteTable, type RouteTable } from '../routing/route-table.js';
+import compress from '@fastify/compress';
+import { constants as zlib } from 'node:zlib';
+import { authPlugin, createAuth, PUBLIC, READ_ONLY } from '../auth/index.js';
+import type { TokenIssuer } from '../auth/token-issuer.js';
+import { createClientErrorHandler } from '../security/client-errors.js';
+import securityPlugin from '../security/plugin.js';
 import { AccessLogController, loggerOptions } from './logger.js';
 
 export interface Gateway {
@@ -19,6 +25,8 @@ export interface Gateway {
   readonly prober: HealthProber;
   readonly upstreams: UpstreamRegistry;
   readonly table: RouteTable;
+  /** Issues the gateway's own short-lived tokens (the demo prints one). */
+  readonly tokens: TokenIssuer;
   /** Starts background work (health probing) and listens; resolves with the bound URL. */
   listen(): Promise<string>;
   /** Graceful shutdown: stop accepting, drain in-flight requests up to the deadline, close pools. */
@@ -58,6 +66,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     trustProxy: config.server.trustProxy as boolean | string[],
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    http: { maxHeaderSize: config.limits.headerBytes },
+    clientErrorHandler: createClientErrorHandler(),
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 500 },
   });
 
@@ -89,7 +99,23 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     return reply.code(error.statusCode).send(errorBody(error.code, request.id, error.message));
   });
 
-  await app.register(metricsPlugin, { metrics, expose: config.metrics.enabled });
+  // The request path, in lifecycle order (see DESIGN.md): CORS, compression, security
+  // headers and limits, then authentication; routing and proxying come last.
+  await app.register(securityPlugin, { config });
+  await app.register(compress, {
+    global: true,
+    threshold: 1024,
+    encodings: ['br', 'gzip', 'deflate'],
+    // Quality 4 keeps brotli's CPU cost near gzip's; the default (11) is for static assets.
+    brotliOptions: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } },
+  });
+  const auth = createAuth(config, app.log);
+  await app.register(authPlugin, auth);
+  await app.register(metricsPlugin, {
+    metrics,
+    expose: config.metrics.enabled,
+    authPolicy: config.auth.publicMetrics ? PUBLIC : READ_ONLY,
+  });
   await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown });
   await app.register(proxyPlugin, { config, table, upstreams, metrics });
 
@@ -101,6 +127,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     prober,
     upstreams,
     table,
+    tokens: auth.issuer,
     async listen() {
       prober.start();
       return app.listen({ host: config.server.host, port: config.server.port });

@@ -7,12 +7,12 @@ import { buildGateway, type Gateway } from './app.js';
  */
 export async function runUntilSignal(
   config: GatewayConfig,
-  hooks: { onListening?: (gateway: Gateway, url: string) => void; onStop?: () => Promise<void> } = {},
+  hooks: { onListening?: (gateway: Gateway, url: string) => void | Promise<void>; onStop?: () => Promise<void> } = {},
 ): Promise<Gateway> {
   const gateway = await buildGateway(config);
   const url = await gateway.listen();
   gateway.app.log.info({ url, routes: gateway.table.active.map((r) => `${r.prefix} -> ${r.service}`) }, 'gateway listening');
-  hooks.onListening?.(gateway, url);
+  await hooks.onListening?.(gateway, url);
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

@@ -58,23 +58,26 @@ describe('unified-gateway demo', () => {
       ctx.skip(note);
     }
 
-    const demo = await startGateway({ args: ['demo'], env: { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: undefined } });
+    const demo = await startGateway({ args: ['demo'], env: { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: undefined, API_KEY: undefined, JWT_SECRET_KEY: undefined } });
     expect(demo.port).toBe(8000);
     const curls = demo.stdoutLines.map((l) => l.trim()).filter((l) => l.startsWith('curl '));
     expect(curls).toHaveLength(3);
     const [health, twin, search] = curls.map(parseCurl);
 
-    const h = await call(health!.url, { method: health!.method, headers: health!.headers });
+    // Exactly what a newcomer pastes: the printed headers (the demo token), nothing else.
+    const h = await call(health!.url, { method: health!.method, headers: health!.headers, anonymous: true });
     expect(h.status).toBe(200);
     expect(h.json().status).toBe('ok');
     expect(Object.values(h.json().services as Record<string, { status: string }>).map((s) => s.status)).toEqual(['up', 'up', 'up', 'up', 'up']);
 
-    const t = await call(twin!.url, { method: twin!.method, headers: twin!.headers });
+    expect(twin!.headers.authorization).toMatch(/^Bearer ey/);
+    expect((await call(twin!.url, { anonymous: true })).status).toBe(401);
+    const t = await call(twin!.url, { method: twin!.method, headers: twin!.headers, anonymous: true });
     expect(t.status).toBe(200);
     expect(t.json()).toMatchObject({ service: 'twin', method: 'GET', path: '/v1/twin/conversations', query: { limit: '5' } });
 
     expect(search!.method).toBe('POST');
-    const s = await call(search!.url, { method: search!.method, headers: search!.headers, ...(search!.body !== undefined ? { body: search!.body } : {}) });
+    const s = await call(search!.url, { method: search!.method, headers: search!.headers, anonymous: true, ...(search!.body !== undefined ? { body: search!.body } : {}) });
     expect(s.status).toBe(200);
     expect(s.json()).toMatchObject({ service: 'knowledge', method: 'POST', path: '/v1/knowledge/search', body: '{"query":"fog pricing"}' });
 

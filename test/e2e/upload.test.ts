@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, processMemory, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { cleanup, E2E_API_KEY, processMemory, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { standIn, testServer, type StandIn } from '../helpers/upstreams.js';
 
 const MB = 1024 * 1024;
@@ -105,7 +105,7 @@ beforeAll(async () => {
   gw = await startGateway({ env: { TWIN_SERVICE_URL: counting.url, KNOWLEDGE_SYSTEM_URL: knowledge.url, AGENT_CONTROLLER_URL: big.url } });
   // Warm up the route (JIT, pools, buffers) so the measurement sees the upload, not start-up.
   for (let i = 0; i < 3; i += 1) {
-    const res = await request(`${gw.url}/v1/twin/warmup`, { method: 'POST', body: randomBytes(512 * 1024) });
+    const res = await request(`${gw.url}/v1/twin/warmup`, { method: 'POST', body: randomBytes(512 * 1024), headers: { 'x-api-key': E2E_API_KEY } });
     await res.body.dump();
   }
 });
@@ -123,7 +123,7 @@ describe('streamed request bodies', () => {
     const before = processMemory(gw.pid);
     const res = await request(`${gw.url}/v1/twin/uploads/big.bin`, {
       method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
+      headers: { 'content-type': 'application/octet-stream', 'x-api-key': E2E_API_KEY },
       body: body.stream,
     });
     const echo = (await res.body.json()) as Echo;
@@ -148,7 +148,7 @@ describe('streamed request bodies', () => {
     const body = generatedBody(TOTAL);
     const res = await request(`${gw.url}/v1/knowledge/ingest/sized.bin`, {
       method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(TOTAL) },
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(TOTAL), 'x-api-key': E2E_API_KEY },
       body: body.stream,
     });
     const echo = (await res.body.json()) as Echo;
@@ -162,7 +162,7 @@ describe('streamed request bodies', () => {
 
 describe('streamed response bodies', () => {
   it('a 50 MB upstream response streams through to the client', async () => {
-    const res = await request(`${gw.url}/v1/agents/big`);
+    const res = await request(`${gw.url}/v1/agents/big`, { headers: { 'x-api-key': E2E_API_KEY } });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-length']).toBe(String(TOTAL));
     const hash = createHash('sha256');

@@ -18,6 +18,8 @@ const CLI_MAIN = join(ROOT, 'dist/src/cli/main.js');
 
 /** A URL where nothing listens (port 1 on loopback refuses at once). */
 export const NOTHING_LISTENING = 'http://127.0.0.1:1';
+/** The admin API key every e2e gateway gets (API_KEY) unless a test overrides it. */
+export const E2E_API_KEY = 'e2e-admin-key-0123456789abcdef';
 
 export const SERVICE_URL_VARS = {
   twin: 'TWIN_SERVICE_URL',
@@ -119,6 +121,7 @@ export function gatewayEnv(env: Readonly<Record<string, string | undefined>> = {
     GATEWAY_PORT: '0',
     LOG_LEVEL: 'info',
     ENVIRONMENT: 'test',
+    API_KEY: E2E_API_KEY,
   };
   for (const name of Object.values(SERVICE_URL_VARS)) out[name] = NOTHING_LISTENING;
   for (const [k, v] of Object.entries(env)) {

@@ -1,3 +1,4 @@
+import { E2E_API_KEY } from './gateway.js';
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 
 export interface HttpResult {
@@ -14,9 +15,11 @@ export interface HttpResult {
  */
 export function call(
   url: string,
-  options: { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer; timeoutMs?: number } = {},
+  options: { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer; timeoutMs?: number; anonymous?: boolean } = {},
 ): Promise<HttpResult> {
   const headers: OutgoingHttpHeaders = { ...options.headers };
+  // Authenticated as the e2e admin key unless the test sends its own credentials or none.
+  if (!options.anonymous && headers.authorization === undefined && headers['x-api-key'] === undefined) headers['x-api-key'] = E2E_API_KEY;
   // node:http sends a DELETE/OPTIONS body with neither length nor chunking unless told.
   if (options.body !== undefined && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) {
     headers['content-length'] = Buffer.byteLength(options.body);

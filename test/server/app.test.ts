@@ -41,8 +41,10 @@ describe('gateway assembly (in-process)', () => {
   });
 
   it('answers 405 with Allow for methods a route does not accept', async () => {
-    const g = await gateway({}, 'routes:\n  - prefix: /v1/twin\n    service: twin\n    methods: [GET, HEAD]\n');
-    const res = await g.app.inject({ method: 'POST', url: '/v1/twin/notes', payload: { a: 1 } });
+    const g = await gateway({ API_KEY: 'k-admin' }, 'routes:\n  - prefix: /v1/twin\n    service: twin\n    methods: [GET, HEAD]\n');
+    const anonymous = await g.app.inject({ method: 'POST', url: '/v1/twin/notes', payload: { a: 1 } });
+    expect(anonymous.statusCode).toBe(401); // authentication comes before method checks
+    const res = await g.app.inject({ method: 'POST', url: '/v1/twin/notes', payload: { a: 1 }, headers: { 'x-api-key': 'k-admin' } });
     expect(res.statusCode).toBe(405);
     expect(res.headers.allow).toBe('GET, HEAD');
     expect(res.json().error.code).toBe('GW_ROUTE_METHOD_NOT_ALLOWED');

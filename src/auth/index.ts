@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { GatewayConfig } from '../config/index.js';
+import { ApiKeyStore } from './api-keys.js';
+import { Authenticator } from './authenticator.js';
+import { JwtVerifier } from './jwt.js';
+import type { AuthPluginOptions } from './plugin.js';
+import { TokenIssuer } from './token-issuer.js';
+import { TotpVerifier } from './totp.js';
+
+export { default as authPlugin } from './plugin.js';
+export type { Principal } from './principal.js';
+export { PUBLIC, READ_ONLY } from './policy.js';
+
+/**
+ * The auth stage's parts, built once at boot from the config. Without JWT_SECRET_KEY (only
+ * allowed outside production) a random secret is made for this process: tokens it issues
+ * work until it restarts and only on this replica.
+ */
+export function createAuth(config: GatewayConfig, log: FastifyBaseLogger): AuthPluginOptions {
+  let secret = config.secrets.jwtSecretKey;
+  if (secret === undefined) {
+    secret = randomBytes(32).toString('base64url');
+    log.warn('JWT_SECRET_KEY is not set: using a random secret for this process (tokens do not survive a restart or cross replicas)');
+  }
+  const { jwt, tokens } = config.auth;
+  const apiKeys = new ApiKeyStore(config.auth.apiKeys);
+  const verifier = new JwtVerifier({
+    secret,
+    ...(jwt.jwksUrl !== undefined ? { jwksUrl: jwt.jwksUrl } : {}),
+    asymmetricAlgorithms: jwt.algorithms,
+    // JWKS tokens come from the configured issuer; HS256 ones may also be the gateway's own.
+    ...(jwt.issuer !== undefined ? { issuer: jwt.issuer, hsIssuers: [jwt.issuer, tokens.issuer] } : {}),
+    ...(jwt.audience !== undefined ? { audience: jwt.audience } : {}),
+    clockToleranceSeconds: jwt.clockToleranceSeconds,
+    jwksCacheMaxAgeMs: jwt.jwksCacheMaxAgeMs,
+    jwksCooldownMs: jwt.jwksCooldownMs,
+  });
+  return {
+    config: config.auth,
+    apiKeys,
+    authenticator: new Authenticator(verifier, apiKeys),
+    issuer: new TokenIssuer({
+      secret,
+      issuer: tokens.issuer,
+      ...(issuedAudience(config) !== undefined ? { audience: issuedAudience(config)! } : {}),
+      ttlSeconds: tokens.ttlSeconds,
+    }),
+    totp: new TotpVerifier({ toleranceSeconds: tokens.totpToleranceSeconds }),
+  };
+}
+
+/** Audience of gateway-issued tokens: the configured one, else one the verifier accepts. */
+function issuedAudience(config: GatewayConfig): string | undefined {
+  const { tokens, jwt } = config.auth;
+  return tokens.audience ?? (typeof jwt.audience === 'string' ? jwt.audience : jwt.audience?.[0]);
+}

@@ -1,0 +1,56 @@
+/**
+ * Path traversal: `..` path segments (with `/` or `\` separators, any encoding), absolute paths
+ * to well-known sensitive files, and NUL bytes (truncation of a file name).
+ *
+ * How strict depends on where the value is:
+ * - path, query and header values are parameters, never prose: any `..` segment is rejected;
+ *   so is any mention of a sensitive system path.
+ * - body string values may be prose ("import it from ../utils"), so a plain `..` segment is
+ *   rejected only when the value looks like a path rather than a sentence: it has no
+ *   whitespace, or it starts with the `..` segment, or it climbs three or more levels, or the
+ *   climb reaches a sensitive file. Encoded traversal (`%2e%2e%2f`, `%c0%ae`, ...) is rejected
+ *   everywhere: nobody writes that in prose.
+ */
+import { foldLookalikes } from './decode.js';
+
+export type Position = 'path' | 'query' | 'header' | 'body';
+
+/** A `..` segment: two or more dots between separators (`;` covers `..;/` path parameters). */
+const DOTDOT_SEGMENT = /(?:^|[/\\])\.{2,}[/\\;]|(?:^|[/\\])\.\.$/;
+const STARTS_WITH_DOTDOT = /^\s*["'`(]?\.{2,}[/\\]/;
+const DEEP_CLIMB = /(?:\.{2,}[/\\;]+){3}/;
+
+/** Files and folders whose appearance in a request is an attack on a system path, not data. */
+const SENSITIVE =
+  /(?:^|[/\\])(?:etc[/\\]+(?:passwd|shadow|group|hosts|sudoers|master\.passwd|issue)\b|proc[/\\]+(?:self|\d+)[/\\]|(?:windows|winnt)[/\\]+(?:win\.ini|system\.ini|system32|repair)\b|boot\.ini\b|inetpub[/\\]|\.ssh[/\\]|\.htpasswd\b|\.htaccess\b|web\.config\b|web-inf[/\\]|\.aws[/\\]+credentials|\.git[/\\]+config|\.bash_history\b|\.env$)/i;
+/** An absolute path or file URL at the start of the value. */
+const ABSOLUTE_START = /^\s*(?:file:[/\\]*(?:[a-z]:)?|[a-z]:|[/\\])/i;
+
+const WHITESPACE = /\s/;
+
+/**
+ * `raw` is the value as received; `decoded` the same after percent-decoding (see decode.ts).
+ * Returns true when the value is a traversal attempt for its position.
+ */
+export function detectTraversal(raw: string, decoded: string, position: Position): boolean {
+  const value = foldLookalikes(decoded);
+  if (value.includes('\0')) return true;
+
+  const hasDotDot = DOTDOT_SEGMENT.test(value);
+  if (hasDotDot) {
+    if (position !== 'body') return true;
+    // Encoded traversal: the raw text did not show the `..` segment, decoding revealed it.
+    if (!DOTDOT_SEGMENT.test(foldLookalikes(raw))) return true;
+    if (!WHITESPACE.test(value.trim())) return true;
+    if (STARTS_WITH_DOTDOT.test(value) || DEEP_CLIMB.test(value)) return true;
+    const at = value.search(/\.{2,}[/\\]/);
+    if (at >= 0 && SENSITIVE.test(value.slice(at))) return true;
+  }
+
+  if (SENSITIVE.test(value)) {
+    if (position !== 'body') return true;
+    // In prose a mention of /etc/passwd is a question about it; as the whole value it is a target.
+    if (ABSOLUTE_START.test(value) && !WHITESPACE.test(value.trim())) return true;
+  }
+  return false;
+}
