@@ -1,0 +1,241 @@
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { generate, generateSecret } from 'otplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/auth/api-keys.js';
+import { cleanup, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { call } from '../helpers/http.js';
+import { standIns, testServer, type StandIn } from '../helpers/upstreams.js';
+
+/*
+ * Authentication and authorization through the running gateway. Every refusal is also
+ * checked against the upstream's request count: a refused request never reaches it.
+ */
+
+const SECRET = 'e2e-jwt-secret-0123456789-abcdefghijkl';
+const hsKey = new TextEncoder().encode(SECRET);
+const READER_KEY = 'reader-key-0123456789';
+const WRITER_KEY = 'writer-key-0123456789';
+const OPS_KEY = 'ops-key-0123456789abc';
+const TOTP_SECRET = generateSecret();
+
+let gw: GatewayProcess;
+let twin: StandIn;
+let jwks: { keys: JWK[] } = { keys: [] };
+let rsa: Awaited<ReturnType<typeof generateKeyPair>>;
+
+const now = () => Math.floor(Date.now() / 1000);
+const hs = (claims: Record<string, unknown> = {}, sub = 'alice') =>
+  new SignJWT({ scope: 'read write', ...claims })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setIssuer('https://idp.example')
+    .setAudience('gateway')
+    .setIssuedAt()
+    .setExpirationTime('5m');
+
+async function rsToken(kid: string, key: Parameters<SignJWT["sign"]>[0], claims: Record<string, unknown> = {}) {
+  return new SignJWT({ scope: 'read', ...claims })
+    .setProtectedHeader({ alg: 'RS256', kid })
+    .setSubject('svc')
+    .setIssuer('https://idp.example')
+    .setAudience('gateway')
+    .setExpirationTime('5m')
+    .sign(key);
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+beforeAll(async () => {
+  const jwksServer = await testServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks));
+  });
+  rsa = await generateKeyPair('RS256', { extractable: true });
+  jwks = { keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'k1', alg: 'RS256' }] };
+  const ups = await standIns(['twin']);
+  twin = ups.byName.twin;
+  gw = await startGateway({
+    env: { ...ups.env, JWT_SECRET_KEY: SECRET },
+    yaml: `
+auth:
+  jwt:
+    issuer: https://idp.example
+    audience: gateway
+    jwksUrl: ${jwksServer.url}/jwks.json
+    jwksCooldownMs: 0
+  apiKeys:
+    - { name: reader, sha256: ${sha256Hex(READER_KEY)}, scopes: [read] }
+    - { name: writer, sha256: ${sha256Hex(WRITER_KEY)}, scopes: [write] }
+    - { name: ops, sha256: ${sha256Hex(OPS_KEY)}, scopes: [admin], totpSecret: ${TOTP_SECRET} }
+routes:
+  - id: twin-secure
+    prefix: /v1/twin/secure
+    service: twin
+    auth: { required: true, scope: admin, mfa: true }
+  - id: twin-public
+    prefix: /v1/twin/public
+    service: twin
+    auth: { required: false }
+`,
+  });
+});
+afterAll(cleanup);
+
+/** Calls the gateway and asserts the upstream saw nothing. */
+async function refused(path: string, options: Parameters<typeof call>[1]) {
+  const before = twin.requestCount;
+  const res = await call(`${gw.url}${path}`, { anonymous: true, ...options });
+  expect(twin.requestCount).toBe(before);
+  return res;
+}
+
+describe('authentication', () => {
+  it('401 with WWW-Authenticate: Bearer and no upstream call when there is no credential', async () => {
+    const res = await refused('/v1/twin/notes', {});
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer realm="unified-gateway"');
+    expect(res.json().error).toMatchObject({ code: 'GW_AUTH_MISSING_CREDENTIALS', requestId: res.headers['x-request-id'] });
+  });
+
+  it('accepts a valid HS256 token and passes the call through', async () => {
+    const res = await call(`${gw.url}/v1/twin/notes`, { anonymous: true, headers: bearer(await hs().sign(hsKey)) });
+    expect(res.status).toBe(200);
+    expect(res.json().service).toBe('twin');
+  });
+
+  it.each([
+    ['a bad signature', async () => hs().sign(new TextEncoder().encode('not-the-secret-not-the-secret-0000')), 'signature invalid'],
+    ['an expired token', async () => hs().setExpirationTime(now() - 300).sign(hsKey), 'token expired'],
+    ['a wrong audience', async () => hs().setAudience('someone-else').sign(hsKey), 'claim "aud" invalid'],
+    ['a wrong issuer', async () => hs().setIssuer('https://evil.example').sign(hsKey), 'claim "iss" invalid'],
+  ])('401 invalid_token for %s', async (_name, make, reason) => {
+    const res = await refused('/v1/twin/notes', { headers: bearer(await make()) });
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toContain('error="invalid_token"');
+    expect(res.json().error.code).toBe('GW_AUTH_INVALID_CREDENTIALS');
+    expect(res.json().error.message).toContain(reason);
+  });
+
+  it('401 for alg none, and the token is never echoed', async () => {
+    const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const token = `${enc({ alg: 'none' })}.${enc({ sub: 'mallory', scope: 'admin', aud: 'gateway', iss: 'https://idp.example', exp: now() + 60 })}.`;
+    const res = await refused('/v1/twin/notes', { headers: bearer(token) });
+    expect(res.status).toBe(401);
+    expect(res.text).not.toContain(token);
+  });
+
+  it('401 for HS/RS confusion: HS256 signed with the published RSA public key', async () => {
+    const publicJwk = JSON.stringify(jwks.keys[0]);
+    const forged = await new SignJWT({ scope: 'admin' })
+      .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
+      .setSubject('mallory')
+      .setIssuer('https://idp.example')
+      .setAudience('gateway')
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(publicJwk));
+    const res = await refused('/v1/twin/notes', { headers: bearer(forged) });
+    expect(res.status).toBe(401);
+  });
+
+  it('accepts RS256 tokens from the JWKS and picks up a rotated key without restart', async () => {
+    const ok = await call(`${gw.url}/v1/twin/a`, { anonymous: true, headers: bearer(await rsToken('k1', rsa.privateKey)) });
+    expect(ok.status).toBe(200);
+
+    const next = await generateKeyPair('RS256', { extractable: true });
+    jwks = { keys: [{ ...(await exportJWK(next.publicKey)), kid: 'k2', alg: 'RS256' }] };
+    const rotated = await call(`${gw.url}/v1/twin/b`, { anonymous: true, headers: bearer(await rsToken('k2', next.privateKey)) });
+    expect(rotated.status).toBe(200);
+  });
+
+  it('accepts an API key in X-API-Key and in Authorization: ApiKey, and refuses an unknown one', async () => {
+    expect((await call(`${gw.url}/v1/twin/k`, { anonymous: true, headers: { 'x-api-key': READER_KEY } })).status).toBe(200);
+    expect((await call(`${gw.url}/v1/twin/k`, { anonymous: true, headers: { authorization: `ApiKey ${READER_KEY}` } })).status).toBe(200);
+    const bad = await refused('/v1/twin/k', { headers: { 'x-api-key': `${READER_KEY}x` } });
+    expect(bad.status).toBe(401);
+    expect(bad.json().error.code).toBe('GW_AUTH_INVALID_CREDENTIALS');
+  });
+
+  it('leaves public routes open', async () => {
+    expect((await call(`${gw.url}/v1/twin/public/x`, { anonymous: true })).status).toBe(200);
+    expect((await call(`${gw.url}/healthz`, { anonymous: true })).status).toBe(200);
+  });
+
+  it('never logs the credential', async () => {
+    const token = await hs().sign(hsKey);
+    await call(`${gw.url}/v1/twin/log-check`, { anonymous: true, headers: bearer(token) });
+    await call(`${gw.url}/v1/twin/log-check`, { anonymous: true, headers: { 'x-api-key': WRITER_KEY } });
+    const all = gw.stdoutLines.join('\n');
+    expect(all).toContain('/v1/twin/log-check');
+    expect(all).not.toContain(token);
+    expect(all).not.toContain(WRITER_KEY);
+    expect(all).not.toContain(SECRET);
+  });
+});
+
+describe('authorization', () => {
+  it('403 insufficient_scope for a read-scope credential on POST', async () => {
+    const res = await refused('/v1/twin/notes', { method: 'POST', headers: { 'x-api-key': READER_KEY, 'content-type': 'application/json' }, body: '{"text":"hi"}' });
+    expect(res.status).toBe(403);
+    expect(res.headers['www-authenticate']).toContain('error="insufficient_scope"');
+    expect(res.headers['www-authenticate']).toContain('scope="write"');
+    expect(res.json().error.code).toBe('GW_AUTH_INSUFFICIENT_SCOPE');
+  });
+
+  it('lets write scope POST and also read', async () => {
+    const post = await call(`${gw.url}/v1/twin/notes`, { method: 'POST', anonymous: true, headers: { 'x-api-key': WRITER_KEY, 'content-type': 'application/json' }, body: '{"text":"hi"}' });
+    expect(post.status).toBe(200);
+    expect((await call(`${gw.url}/v1/twin/notes`, { anonymous: true, headers: { 'x-api-key': WRITER_KEY } })).status).toBe(200);
+  });
+
+  it('403 on an MFA route for an admin credential without a second factor', async () => {
+    const res = await refused('/v1/twin/secure/x', { headers: { 'x-api-key': OPS_KEY } });
+    expect(res.status).toBe(403);
+    expect(res.json().error.code).toBe('GW_AUTH_MFA_REQUIRED');
+    const noMfaJwt = await refused('/v1/twin/secure/x', { headers: bearer(await hs({ scope: 'admin', amr: ['pwd'] }).sign(hsKey)) });
+    expect(noMfaJwt.status).toBe(403);
+  });
+});
+
+describe('POST /auth/token with TOTP', () => {
+  it('refuses an enrolled key without a code, issues an MFA token with a current one, refuses its replay', async () => {
+    const noCode = await call(`${gw.url}/auth/token`, { method: 'POST', anonymous: true, headers: { 'x-api-key': OPS_KEY } });
+    expect(noCode.status).toBe(401);
+    expect(noCode.json().error.code).toBe('GW_AUTH_TOTP_REQUIRED');
+
+    const code = await generate({ secret: TOTP_SECRET });
+    const issued = await call(`${gw.url}/auth/token`, {
+      method: 'POST',
+      anonymous: true,
+      headers: { 'x-api-key': OPS_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ totp: code }),
+    });
+    expect(issued.status).toBe(200);
+    expect(issued.headers['cache-control']).toBe('no-store');
+    const body = issued.json();
+    expect(body).toMatchObject({ token_type: 'Bearer', expires_in: 900, scope: 'admin' });
+
+    const secure = await call(`${gw.url}/v1/twin/secure/x`, { anonymous: true, headers: bearer(body.access_token) });
+    expect(secure.status).toBe(200);
+
+    const replay = await call(`${gw.url}/auth/token`, {
+      method: 'POST',
+      anonymous: true,
+      headers: { 'x-api-key': OPS_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ totp: code }),
+    });
+    expect(replay.status).toBe(401);
+    expect(replay.json().error).toMatchObject({ code: 'GW_AUTH_TOTP_INVALID', message: expect.stringContaining('already used') });
+  });
+
+  it('issues a plain token for a key that is not enrolled, without MFA', async () => {
+    const issued = await call(`${gw.url}/auth/token`, { method: 'POST', anonymous: true, headers: { authorization: `ApiKey ${WRITER_KEY}` } });
+    expect(issued.status).toBe(200);
+    const token = issued.json().access_token as string;
+    expect((await call(`${gw.url}/v1/twin/n`, { method: 'DELETE', anonymous: true, headers: bearer(token) })).status).toBe(200);
+    expect((await call(`${gw.url}/v1/twin/secure/x`, { anonymous: true, headers: bearer(token) })).status).toBe(403);
+  });
+
+  it('refuses an unknown key', async () => {
+    const res = await call(`${gw.url}/auth/token`, { method: 'POST', anonymous: true, headers: { 'x-api-key': 'nope-nope-nope' } });
+    expect(res.status).toBe(401);
+  });
+});
