@@ -54,12 +54,15 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
   return out;
 }
 
+/** Response headers that only tell an attacker what runs behind the gateway. */
+const RESPONSE_DROPPED = new Set(['x-powered-by', 'server', 'x-aspnet-version', 'x-aspnetmvc-version']);
+
 /** Headers of the upstream response that may go back to the client. */
 export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const named = connectionTokens(upstream.connection);
   const out: Record<string, string | string[]> = {};
   for (const key in upstream) {
-    if (HOP_BY_HOP.has(key) || named?.has(key)) continue;
+    if (HOP_BY_HOP.has(key) || RESPONSE_DROPPED.has(key) || named?.has(key)) continue;
     const value = upstream[key];
     if (value !== undefined) out[key] = value;
   }
