@@ -108,7 +108,7 @@ describe('limits', () => {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(2 * 1024 * 1024) },
       body: Buffer.alloc(2 * 1024 * 1024),
-    }).catch((err: unknown) => err);
+    }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     // The gateway may answer and close before the client finished writing.
     if (!(res instanceof Error)) {
       expect(res.status).toBe(413);
