@@ -1,0 +1,161 @@
+import { createRequire } from 'node:module';
+import { Pool } from 'undici';
+import { startChild } from './servers.js';
+
+/**
+ * The load generators.
+ *
+ * autocannon runs as its CLI in a child process (`--json`), not through its API in this
+ * process: one autocannon is one single-threaded process (no `--workers`), so it can never
+ * take more than one of the two cores from the servers, and two loads that run at the same
+ * time (proxy load + /healthz stream) do not share one event loop, where the busy one would
+ * delay the other's timestamps.
+ */
+
+const AUTOCANNON_CLI = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+
+/** The part of autocannon's `--json` result the bench reads. */
+export interface AutocannonResult {
+  duration: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  statusCodeStats: Record<string, { count: number }>;
+  latency: { average: number; p50: number; p90: number; p99: number; max: number; totalCount: number };
+  requests: { average: number; total: number; sent: number };
+}
+
+export interface LoadOptions {
+  readonly url: string;
+  readonly connections: number;
+  readonly durationSec: number;
+  /** Requests per second over all connections (open loop); omitted: closed loop, as fast as possible. */
+  readonly overallRate?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export async function autocannon(options: LoadOptions): Promise<AutocannonResult> {
+  const args = [AUTOCANNON_CLI, '--json', '-c', String(options.connections), '-d', String(options.durationSec)];
+  if (options.overallRate !== undefined) {
+    // -C: autocannon's coordinated-omission correction assumes a 1 ms interval whatever the
+    // rate (Math.ceil(1 / rate)), which multiplies every slow sample; raw latencies are truer.
+    args.push('-R', String(options.overallRate), '-C');
+  }
+  for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}=${value}`);
+  args.push(options.url);
+  const child = startChild(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  try {
+    return JSON.parse(out) as AutocannonResult;
+  } catch {
+    throw new Error(`autocannon ${options.url} failed (exit ${code}): ${child.stderrTail() || out || 'no output'}`);
+  }
+}
+
+export interface ProbeResult {
+  /** Requests sent (answered or not). */
+  readonly sent: number;
+  readonly answered: number;
+  readonly errors: number;
+  readonly non2xx: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/**
+ * A paced /healthz stream: one request every 1/rate s, sent on schedule whether or not the
+ * previous one has answered (open loop), latency in fractions of a millisecond from the send.
+ * autocannon's --overallRate is not used here because it sends each second's quota
+ * back-to-back at the start of the second, so 50 samples would all fall in the same few ms.
+ * It runs in this process, which is otherwise idle while autocannon children make the load.
+ */
+export async function probe(url: string, rate: number, durationSec: number): Promise<ProbeResult> {
+  const target = new URL(url);
+  // Enough sockets that a slow answer never holds back the next scheduled request.
+  const pool = new Pool(target.origin, { connections: 16 });
+  const latencies: number[] = [];
+  let sent = 0;
+  let errors = 0;
+  let non2xx = 0;
+  const inFlight: Promise<void>[] = [];
+  const one = async () => {
+    const started = performance.now();
+    try {
+      const res = await pool.request({ path: `${target.pathname}${target.search}`, method: 'GET', headersTimeout: 10_000, bodyTimeout: 10_000 });
+      await res.body.dump();
+      latencies.push(performance.now() - started);
+      if (res.statusCode < 200 || res.statusCode >= 300) non2xx += 1;
+    } catch {
+      errors += 1;
+    }
+  };
+  // Unmeasured: the first requests pay for connecting and for JIT-compiling this client,
+  // which made the first sample alone 10-20 ms.
+  for (let i = 0; i < 20; i++) {
+    const res = await pool.request({ path: `${target.pathname}${target.search}`, method: 'GET' });
+    await res.body.dump();
+  }
+  const interval = 1000 / rate;
+  const start = performance.now();
+  const end = start + durationSec * 1000;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      // Catch up if this process was descheduled: send every request that is due.
+      while (start + sent * interval <= now && start + sent * interval < end) {
+        sent += 1;
+        inFlight.push(one());
+      }
+      if (now >= end) return resolve();
+      setTimeout(tick, Math.max(0, start + sent * interval - performance.now()));
+    };
+    tick();
+  });
+  await Promise.all(inFlight);
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const ms = (n: number) => Math.round(n * 100) / 100;
+  return { sent, answered: latencies.length, errors, non2xx, p50: ms(quantile(latencies, 0.5)), p99: ms(quantile(latencies, 0.99)), max: ms(latencies.at(-1) ?? NaN) };
+}
+
+/** Nearest-rank quantile of sorted values (NaN when empty). */
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+/** What the gateway's own /metrics (prom-client default metrics) says about its runtime. */
+export interface RuntimeSample {
+  /** Event-loop delay since the previous scrape (prom-client resets it on every scrape). */
+  readonly eventLoopDelayP99Ms: number;
+  readonly eventLoopDelayMaxMs: number;
+  /** GC pauses since the process started, all kinds. */
+  readonly gcPauses: number;
+  readonly gcSeconds: number;
+}
+
+/** prom-client samples the event loop with a 10 ms timer and reports the whole interval. */
+const EVENT_LOOP_TIMER_MS = 10;
+
+export async function scrapeRuntime(baseUrl: string): Promise<RuntimeSample | null> {
+  try {
+    const text = await (await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const sum = (name: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(name))
+        .reduce((acc, l) => acc + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    const delayMs = (name: string) => Math.max(0, sum(name) * 1000 - EVENT_LOOP_TIMER_MS);
+    return {
+      eventLoopDelayP99Ms: delayMs('nodejs_eventloop_lag_p99_seconds '),
+      eventLoopDelayMaxMs: delayMs('nodejs_eventloop_lag_max_seconds '),
+      gcPauses: sum('nodejs_gc_duration_seconds_count{'),
+      gcSeconds: sum('nodejs_gc_duration_seconds_sum{'),
+    };
+  } catch {
+    return null;
+  }
+}

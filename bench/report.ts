@@ -1,0 +1,147 @@
+import type { AutocannonResult, ProbeResult } from './load.js';
+
+/** One target's closed-loop figures, as printed and as written to JSON. */
+export interface TargetResult {
+  readonly url: string;
+  readonly rps: number;
+  /** autocannon latencies are whole milliseconds (0 means under 1 ms). */
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly non2xx: number;
+  /** Count per HTTP status. */
+  readonly statusCodes: Record<string, number>;
+}
+
+export interface Ratio {
+  /** Requests/s of the gateway divided by the other's: 0.5 means half the throughput. */
+  readonly rps: number;
+  /** Latency of the gateway divided by the other's; null when the other's is 0 ms (under autocannon's 1 ms resolution). */
+  readonly p50: number | null;
+  readonly p99: number | null;
+}
+
+export interface HealthzUnderLoad {
+  readonly saturationRps: number;
+  readonly loadFraction: number;
+  readonly proxyTargetRps: number;
+  readonly proxy: TargetResult;
+  readonly healthz: ProbeResult;
+  /** The gateway's own view of the /healthz window, from its /metrics; null if unavailable. */
+  readonly gatewayRuntime: { eventLoopDelayP99Ms: number; eventLoopDelayMaxMs: number; gcPauses: number; gcPauseTotalMs: number } | null;
+  readonly targetP99Ms: number;
+  readonly pass: boolean;
+}
+
+export interface Report {
+  readonly date: string;
+  readonly gitCommit: string | null;
+  readonly machine: Record<string, unknown>;
+  readonly settings: Record<string, unknown>;
+  readonly targets: { direct: TargetResult; gateway: TargetResult; nginx: TargetResult | null };
+  readonly nginxSkipped: string | null;
+  readonly ratios: { gatewayToDirect: Ratio; gatewayToNginx: Ratio | null };
+  readonly healthzIdle: ProbeResult;
+  readonly healthzUnderLoad: HealthzUnderLoad;
+  /** Every phase that saw errors, timeouts or non-2xx answers, one line each. */
+  readonly problems: string[];
+  readonly phases: { name: string; seconds: number }[];
+  readonly totalSeconds: number;
+}
+
+export function targetResult(url: string, r: AutocannonResult): TargetResult {
+  const statusCodes = Object.fromEntries(Object.entries(r.statusCodeStats).map(([code, s]) => [code, s.count]));
+  return {
+    url,
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    max: r.latency.max,
+    requests: r.requests.total,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    non2xx: r.non2xx,
+    statusCodes,
+  };
+}
+
+const div = (a: number, b: number): number | null => (b > 0 ? round(a / b, 2) : null);
+
+export function ratio(gateway: TargetResult, other: TargetResult): Ratio {
+  return { rps: div(gateway.rps, other.rps) ?? NaN, p50: div(gateway.p50, other.p50), p99: div(gateway.p99, other.p99) };
+}
+
+/** "" when the phase was clean, otherwise what went wrong in it. */
+export function problemOf(phase: string, r: { errors: number; timeouts?: number; non2xx: number; statusCodes?: Record<string, number> }): string {
+  if (r.errors === 0 && (r.timeouts ?? 0) === 0 && r.non2xx === 0) return '';
+  const codes = Object.entries(r.statusCodes ?? {})
+    .filter(([code]) => !code.startsWith('2'))
+    .map(([code, n]) => `${code}x${n}`)
+    .join(' ');
+  return `${phase}: ${r.errors} errors, ${r.timeouts ?? 0} timeouts, ${r.non2xx} non-2xx${codes ? ` (${codes})` : ''}`;
+}
+
+export function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+const fmt = (n: number | null, digits = 0): string => (n === null || Number.isNaN(n) ? 'n/a' : n.toFixed(digits));
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
+}
+
+export function renderText(report: Report): string {
+  const s = report.settings;
+  const m = report.machine;
+  const lines: string[] = [];
+  lines.push(`Unified Gateway benchmark, ${report.date}, node ${String(m.node)}, ${String(m.cpuCount)} x ${String(m.cpuModel)}`);
+  lines.push(
+    `GET ${String(s.path)} (auth: ${String(s.auth)}), ${String(s.connections)} connections, closed loop, ${String(s.durationSec)} s per target after ${String(s.warmupSec)} s warm-up`,
+  );
+  lines.push('');
+  const rows: string[][] = [['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'errors', 'non-2xx']];
+  for (const [name, t] of Object.entries(report.targets)) {
+    if (t === null) rows.push([name, 'skipped', '', '', '', '', '', '']);
+    else rows.push([name, fmt(t.rps), fmt(t.p50), fmt(t.p99), fmt(t.max), String(t.requests), String(t.errors + t.timeouts), String(t.non2xx)]);
+  }
+  lines.push(table(rows));
+  lines.push('(latencies in whole ms as autocannon measures them; 0 = under 1 ms)');
+  lines.push('');
+  const ratioRows: string[][] = [['ratio', 'req/s', 'p50', 'p99']];
+  const r = report.ratios;
+  ratioRows.push(['gateway/direct', fmt(r.gatewayToDirect.rps, 2), fmt(r.gatewayToDirect.p50, 2), fmt(r.gatewayToDirect.p99, 2)]);
+  if (r.gatewayToNginx) ratioRows.push(['gateway/nginx', fmt(r.gatewayToNginx.rps, 2), fmt(r.gatewayToNginx.p50, 2), fmt(r.gatewayToNginx.p99, 2)]);
+  else ratioRows.push(['gateway/nginx', 'n/a', 'n/a', 'n/a']);
+  lines.push(table(ratioRows));
+  if (report.nginxSkipped) lines.push(`nginx column skipped: ${report.nginxSkipped}`);
+  lines.push('');
+  const idle = report.healthzIdle;
+  const h = report.healthzUnderLoad;
+  lines.push(`healthz idle:       p50 ${fmt(idle.p50, 2)} ms, p99 ${fmt(idle.p99, 2)} ms, max ${fmt(idle.max, 2)} ms (${idle.answered}/${idle.sent} answered)`);
+  lines.push(
+    `healthz under load: p50 ${fmt(h.healthz.p50, 2)} ms, p99 ${fmt(h.healthz.p99, 2)} ms, max ${fmt(h.healthz.max, 2)} ms ` +
+      `(${h.healthz.answered}/${h.healthz.sent} answered at ${String(s.healthzRate)}/s) ` +
+      `while the proxy carried ${fmt(h.proxy.rps)} req/s (target ${h.proxyTargetRps} = ${h.loadFraction * 100}% of ${fmt(h.saturationRps)} saturation; proxy p50 ${fmt(h.proxy.p50)} ms, p99 ${fmt(h.proxy.p99)} ms)`,
+  );
+  const rt = h.gatewayRuntime;
+  if (rt) {
+    const mean = rt.gcPauses > 0 ? ` (mean ${fmt(rt.gcPauseTotalMs / rt.gcPauses, 1)} ms)` : '';
+    lines.push(
+      `gateway in that window (its /metrics): event-loop delay p99 ${fmt(rt.eventLoopDelayP99Ms, 1)} ms, max ${fmt(rt.eventLoopDelayMaxMs, 1)} ms; ` +
+        `${rt.gcPauses} GC pauses, ${fmt(rt.gcPauseTotalMs, 1)} ms in total${mean}`,
+    );
+  }
+  lines.push(`target /healthz p99 < ${h.targetP99Ms} ms under load: ${h.pass ? 'PASS' : 'FAIL'}`);
+  if (report.problems.length > 0) {
+    lines.push('');
+    lines.push('ERRORS / NON-2xx during the run:');
+    for (const p of report.problems) lines.push(`  ${p}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,284 @@
+/**
+ * Load benchmark of the gateway (`npm run bench`, see bench/README.md). In one run it drives
+ * the same request straight at a stand-in upstream, through the gateway and (when nginx is on
+ * the PATH) through nginx, then checks /healthz latency while the gateway proxies at a fixed
+ * fraction of its saturation throughput. Prints a table and writes bench/results/*.json.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { autocannon, probe, scrapeRuntime, type LoadOptions } from './load.js';
+import { problemOf, ratio, renderText, round, targetResult, type Report, type TargetResult } from './report.js';
+import { findNginx, gatewayCredentials, killAll, startGateway, startNginx, startStandIn, stopAll, type AuthMode, type Server } from './servers.js';
+
+const HELP = `usage: npm run bench -- [options]    (each option can also come from its BENCH_* variable)
+
+  --duration <s>       measured seconds per target and for the healthz phase  BENCH_DURATION       10
+  --warmup <s>         closed-loop warm-up before each target (not measured)  BENCH_WARMUP         8
+  --connections <n>    autocannon connections                                 BENCH_CONNECTIONS    50
+  --path <path>        request path, the same for every target               BENCH_PATH           /v1/twin/bench
+  --load-fraction <f>  proxy load in the healthz phase, times saturation      BENCH_LOAD_FRACTION  0.5
+  --healthz-rate <n>   /healthz requests per second in that phase             BENCH_HEALTHZ_RATE   50
+  --nginx <file>       nginx binary                                           BENCH_NGINX          nginx on the PATH
+  --no-nginx           skip the nginx column
+  --auth <mode>        credentials sent: bearer (JWT), api-key or none        BENCH_AUTH           bearer
+  --log-level <level>  gateway LOG_LEVEL (its stdout goes to /dev/null)       BENCH_LOG_LEVEL      info
+  --help
+`;
+
+const HEALTHZ_TARGET_P99_MS = 5;
+const AUTH_MODES: readonly AuthMode[] = ['bearer', 'api-key', 'none'];
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      connections: { type: 'string' },
+      path: { type: 'string' },
+      'load-fraction': { type: 'string' },
+      'healthz-rate': { type: 'string' },
+      nginx: { type: 'string' },
+      'no-nginx': { type: 'boolean', default: false },
+      'log-level': { type: 'string' },
+      auth: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const num = (flag: string | undefined, env: string, fallback: number, check: (n: number) => boolean): number => {
+    const raw = flag ?? process.env[env];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!check(n)) throw new Error(`bad value "${raw}" for ${env.replace('BENCH_', '--').toLowerCase().replace('_', '-')}`);
+    return n;
+  };
+  const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
+  const auth = values.auth ?? process.env.BENCH_AUTH ?? 'bearer';
+  if (!AUTH_MODES.includes(auth as AuthMode)) throw new Error(`bad value "${auth}" for --auth (one of ${AUTH_MODES.join(', ')})`);
+  return {
+    durationSec: num(values.duration, 'BENCH_DURATION', 10, positiveInt),
+    // 8 s: a fresh gateway's throughput climbs for about 6 s of load (JIT, V8 growing its heap)
+    // before it levels off; with 3 s it measured ~40% below its steady state.
+    warmupSec: num(values.warmup, 'BENCH_WARMUP', 8, (n) => Number.isInteger(n) && n >= 0),
+    connections: num(values.connections, 'BENCH_CONNECTIONS', 50, positiveInt),
+    path: values.path ?? process.env.BENCH_PATH ?? '/v1/twin/bench',
+    loadFraction: num(values['load-fraction'], 'BENCH_LOAD_FRACTION', 0.5, (n) => n > 0 && n <= 1),
+    healthzRate: num(values['healthz-rate'], 'BENCH_HEALTHZ_RATE', 50, (n) => n > 0 && n <= 1000),
+    noNginx: values['no-nginx'] === true,
+    nginx: values.nginx ?? process.env.BENCH_NGINX,
+    logLevel: values['log-level'] ?? process.env.BENCH_LOG_LEVEL ?? 'info',
+    auth: auth as AuthMode,
+  };
+}
+
+/** Progress on stderr (stdout stays the report): one line per phase, a countdown on a terminal. */
+const phases: { name: string; seconds: number }[] = [];
+const progress = { begun: performance.now(), plannedSec: 0 };
+async function phase<T>(name: string, expectedSec: number, work: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  const tty = process.stderr.isTTY;
+  const line = () => {
+    const now = performance.now();
+    const own = expectedSec > 0 ? ` ${Math.round((now - started) / 1000)}/${expectedSec} s` : '';
+    const whole = progress.plannedSec > 0 ? `  [bench ${Math.round((now - progress.begun) / 1000)} s of about ${progress.plannedSec} s]` : '';
+    return `  ${name}${own}${whole}`;
+  };
+  process.stderr.write(tty ? line() : `${line()}\n`);
+  const timer = tty ? setInterval(() => process.stderr.write(`\r\x1b[K${line()}`), 1000) : undefined;
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+    const seconds = round((performance.now() - started) / 1000, 1);
+    phases.push({ name, seconds });
+    if (tty) process.stderr.write(`\r\x1b[K  ${name}: done in ${seconds} s\n`);
+  }
+}
+
+function commandOutput(command: string, args: string[]): string | null {
+  const r = spawnSync(command, args, { encoding: 'utf8' });
+  return r.status === 0 ? `${r.stdout}${r.stderr}`.trim() : null;
+}
+
+async function main(): Promise<void> {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 22) throw new Error(`the bench needs Node.js 22 or later (this is ${process.version}); run it with npm run bench`);
+  const opts = options();
+  const date = new Date();
+  const loadavgAtStart = loadavg().map((n) => round(n, 2));
+
+  process.stderr.write('gateway bench: starting servers\n');
+  const standIn = await phase('start stand-in upstream', 0, startStandIn);
+  const gateway = await phase('start gateway (unified-gateway serve)', 0, () => startGateway(standIn.url, opts.logLevel));
+  // The same request everywhere: direct and nginx get the gateway's credentials too (and ignore them).
+  const headers = await gatewayCredentials(gateway, opts.auth);
+  const load = (url: string, extra: Partial<LoadOptions> = {}): LoadOptions => ({
+    url,
+    connections: opts.connections,
+    durationSec: opts.durationSec,
+    headers,
+    ...extra,
+  });
+  const nginxBin = opts.noNginx ? undefined : findNginx(opts.nginx);
+  const nginxSkipped = opts.noNginx ? 'disabled with --no-nginx' : nginxBin ? null : `no nginx ${opts.nginx ? `at ${opts.nginx}` : 'on the PATH'}`;
+  const nginx = nginxBin ? await phase('start nginx', 0, () => startNginx(nginxBin, standIn.url, opts.path)) : undefined;
+  if (nginxSkipped) process.stderr.write(`  note: nginx column skipped (${nginxSkipped})\n`);
+
+  const idleSec = Math.min(5, opts.durationSec);
+  // Load phases plus about half a second of process start per autocannon run.
+  const runs = nginx ? 3 : 2;
+  progress.plannedSec = Math.round(
+    (performance.now() - progress.begun) / 1000 + runs * (opts.warmupSec + opts.durationSec + 1) + idleSec + opts.durationSec + 3,
+  );
+
+  const targets: [string, Server | undefined][] = [
+    ['direct', standIn],
+    ['gateway', gateway],
+    ['nginx', nginx],
+  ];
+  const results: Record<string, TargetResult> = {};
+  const problems: string[] = [];
+  for (const [name, server] of targets) {
+    if (!server) continue;
+    const url = `${server.url}${opts.path}`;
+    if (opts.warmupSec > 0) {
+      const warm = await phase(`${name}: warm-up`, opts.warmupSec, () => autocannon(load(url, { durationSec: opts.warmupSec })));
+      const p = problemOf(`${name} warm-up`, targetResult(url, warm));
+      if (p) problems.push(p);
+    }
+    const r = targetResult(url, await phase(`${name}: closed loop`, opts.durationSec, () => autocannon(load(url))));
+    results[name] = r;
+    const p = problemOf(name, r);
+    if (p) problems.push(p);
+  }
+  const direct = results.direct!;
+  const gw = results.gateway!;
+  const ng = results.nginx ?? null;
+
+  const healthzUrl = `${gateway.url}/healthz`;
+  const healthzIdle = await phase('healthz: idle gateway', idleSec, () => probe(healthzUrl, opts.healthzRate, idleSec));
+  const idleProblem = problemOf('healthz idle', healthzIdle);
+  if (idleProblem) problems.push(idleProblem);
+
+  // Open loop at a fraction of the closed-loop saturation just measured. The /healthz stream
+  // starts once the proxy load has ramped up and stops before it ends.
+  const proxyTargetRps = Math.max(1, Math.round(gw.rps * opts.loadFraction));
+  const settleMs = 1500;
+  const underLoad = await phase(
+    `healthz: under ${opts.loadFraction * 100}% proxy load (${proxyTargetRps} req/s)`,
+    opts.durationSec + 2,
+    async () => {
+      const proxyRun = autocannon(load(`${gateway.url}${opts.path}`, { durationSec: opts.durationSec + 2, overallRate: proxyTargetRps }));
+      await new Promise((r) => setTimeout(r, settleMs));
+      // Scraping /metrics resets prom-client's event-loop histogram, so the second scrape
+      // covers exactly the /healthz window.
+      const before = await scrapeRuntime(gateway.url);
+      const healthz = await probe(healthzUrl, opts.healthzRate, opts.durationSec);
+      const after = await scrapeRuntime(gateway.url);
+      const gatewayRuntime =
+        before && after
+          ? {
+              eventLoopDelayP99Ms: round(after.eventLoopDelayP99Ms, 1),
+              eventLoopDelayMaxMs: round(after.eventLoopDelayMaxMs, 1),
+              gcPauses: after.gcPauses - before.gcPauses,
+              gcPauseTotalMs: round((after.gcSeconds - before.gcSeconds) * 1000, 1),
+            }
+          : null;
+      return { healthz, gatewayRuntime, proxy: targetResult(`${gateway.url}${opts.path}`, await proxyRun) };
+    },
+  );
+  for (const p of [problemOf('proxy load during healthz phase', underLoad.proxy), problemOf('healthz under load', underLoad.healthz)]) {
+    if (p) problems.push(p);
+  }
+  if (underLoad.proxy.rps < proxyTargetRps * 0.9) {
+    problems.push(`proxy load during healthz phase reached ${Math.round(underLoad.proxy.rps)} req/s of the ${proxyTargetRps} asked`);
+  }
+
+  await phase('stop servers', 0, () => stopAll());
+
+  const cpuList = cpus();
+  const report: Report = {
+    date: date.toISOString(),
+    gitCommit: commandOutput('git', ['rev-parse', '--short', 'HEAD']),
+    machine: {
+      node: process.version,
+      platform: `${process.platform} ${release()} ${process.arch}`,
+      cpuCount: availableParallelism(),
+      cpuModel: cpuList[0]?.model.trim() ?? 'unknown',
+      totalMemMiB: Math.round(totalmem() / 2 ** 20),
+      loadavgAtStart,
+      loadavgAtEnd: loadavg().map((n) => round(n, 2)),
+      nginx: nginxBin ? commandOutput(nginxBin, ['-v']) : null,
+      autocannon: (createRequire(import.meta.url)('autocannon/package.json') as { version: string }).version,
+    },
+    settings: {
+      path: opts.path,
+      connections: opts.connections,
+      durationSec: opts.durationSec,
+      warmupSec: opts.warmupSec,
+      loadFraction: opts.loadFraction,
+      healthzRate: opts.healthzRate,
+      auth: opts.auth,
+      gatewayLogLevel: opts.logLevel,
+      gatewayStdout: '/dev/null',
+      nginxWorkers: 1,
+    },
+    targets: { direct, gateway: gw, nginx: ng },
+    nginxSkipped,
+    ratios: { gatewayToDirect: ratio(gw, direct), gatewayToNginx: ng ? ratio(gw, ng) : null },
+    healthzIdle,
+    healthzUnderLoad: {
+      saturationRps: gw.rps,
+      loadFraction: opts.loadFraction,
+      proxyTargetRps,
+      proxy: underLoad.proxy,
+      healthz: underLoad.healthz,
+      gatewayRuntime: underLoad.gatewayRuntime,
+      targetP99Ms: HEALTHZ_TARGET_P99_MS,
+      pass: underLoad.healthz.errors === 0 && underLoad.healthz.non2xx === 0 && underLoad.healthz.p99 < HEALTHZ_TARGET_P99_MS,
+    },
+    problems,
+    phases,
+    totalSeconds: round((performance.now() - progress.begun) / 1000, 1),
+  };
+
+  process.stdout.write(`\n${renderText(report)}\n`);
+  const dir = new URL('./results/', import.meta.url).pathname;
+  mkdirSync(dir, { recursive: true });
+  const stamp = report.date.replace(/[:.]/g, '-');
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  // Written to *.tmp and renamed, so latest.json is never half written.
+  for (const name of [`${stamp}.json`, 'latest.json']) {
+    writeFileSync(`${dir}${name}.tmp`, json);
+    renameSync(`${dir}${name}.tmp`, `${dir}${name}`);
+  }
+  process.stdout.write(`\nresults: bench/results/${stamp}.json and bench/results/latest.json\n`);
+  // Numbers from a run with failed requests are not comparable: say so to scripts and CI too.
+  if (problems.length > 0) process.exitCode = 1;
+}
+
+let interrupted = false;
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  // `on`, not `once`: tsx passes a terminal's Ctrl-C on to this process, which therefore gets
+  // it twice, and a second default SIGINT would kill it before the servers are stopped.
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write(`\ngateway bench: ${signal}, stopping servers\n`);
+    void stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
+}
+main().catch(async (err: unknown) => {
+  // After Ctrl-C the killed load generators fail main(); the signal handler reports and exits.
+  if (interrupted) return;
+  process.stderr.write(`\ngateway bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  await stopAll();
+  process.exit(1);
+});
