@@ -1,5 +1,7 @@
 import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { webcrypto } from 'node:crypto';
 import type { Principal } from './principal.js';
+import { VerifiedTokenCache } from './token-cache.js';
 import { scopesFromClaims } from './scopes.js';
 
 export interface JwtVerifierOptions {
@@ -40,14 +42,19 @@ export function hasMfa(payload: JWTPayload): boolean {
  * public RSA/EC key (algorithm confusion) and `alg: none` is never accepted.
  */
 export class JwtVerifier {
-  readonly #secret: Uint8Array | undefined;
+  /** The HS256 key imported once (jose would import a raw secret on every call). */
+  readonly #secret: Promise<webcrypto.CryptoKey> | undefined;
+  readonly #cache = new VerifiedTokenCache<{ principal: Principal; payload: JWTPayload }>({ maxEntries: 10_000, maxAgeMs: 60_000 });
   readonly #jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   readonly #base: JWTVerifyOptions;
   readonly #hs: JWTVerifyOptions;
   readonly #asymmetric: Set<string>;
 
   constructor(readonly options: JwtVerifierOptions) {
-    this.#secret = options.secret !== undefined ? new TextEncoder().encode(options.secret) : undefined;
+    this.#secret =
+      options.secret !== undefined
+        ? webcrypto.subtle.importKey('raw', new TextEncoder().encode(options.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+        : undefined;
     this.#jwks =
       options.jwksUrl !== undefined
         ? createRemoteJWKSet(new URL(options.jwksUrl), {
@@ -74,6 +81,15 @@ export class JwtVerifier {
   }
 
   async verify(token: string): Promise<{ principal: Principal; payload: JWTPayload }> {
+    const cached = this.#cache.get(token);
+    if (cached !== undefined) return cached;
+    const result = await this.#verifyNow(token);
+    const exp = result.payload.exp;
+    this.#cache.set(token, result, exp === undefined ? undefined : (exp + this.options.clockToleranceSeconds) * 1000);
+    return result;
+  }
+
+  async #verifyNow(token: string): Promise<{ principal: Principal; payload: JWTPayload }> {
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -84,7 +100,7 @@ export class JwtVerifier {
     try {
       if (alg === 'HS256') {
         if (this.#secret === undefined) throw new TokenRejected('HS256 tokens are not accepted here');
-        ({ payload } = await jwtVerify(token, this.#secret, this.#hs));
+        ({ payload } = await jwtVerify(token, await this.#secret, this.#hs));
       } else if (alg !== undefined && this.#asymmetric.has(alg) && this.#jwks !== undefined) {
         ({ payload } = await jwtVerify(token, this.#jwks, { ...this.#base, algorithms: [...this.#asymmetric] }));
       } else {

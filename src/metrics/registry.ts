@@ -18,6 +18,7 @@ export interface GatewayMetrics {
   readonly routingDecisions: Counter<'service' | 'auto_detected'>;
   readonly circuitBreakerState: Gauge<'service'>;
   readonly threatLevelDetections: Counter<'level'>;
+  readonly inputRejections: Counter<'rule' | 'location'>;
 }
 
 export function createMetrics(options: { durationBuckets: readonly number[]; defaultMetrics?: boolean }): GatewayMetrics {
@@ -83,6 +84,12 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       name: 'gateway_circuit_breaker_state',
       help: 'Circuit breaker state per service: 0 closed, 1 half-open, 2 open',
       labelNames: ['service'],
+      registers,
+    }),
+    inputRejections: new Counter({
+      name: 'gateway_input_rejections_total',
+      help: 'Requests refused by input validation, by rule class and where the input was',
+      labelNames: ['rule', 'location'],
       registers,
     }),
     threatLevelDetections: new Counter({

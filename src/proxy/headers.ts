@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { randomHex } from './random-ids.js';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus ones undici or the gateway set itself. */
 const HOP_BY_HOP = new Set([
@@ -83,13 +83,13 @@ export interface TraceContext {
  * hop a span of its own; start a new trace when the header is missing or invalid.
  */
 export function continueTrace(header: string | string[] | undefined): TraceContext {
-  const spanId = randomBytes(8).toString('hex');
+  const spanId = randomHex(8);
   const match = typeof header === 'string' ? TRACEPARENT.exec(header.trim().toLowerCase()) : null;
   if (match && match[1] !== 'ff' && !/^0+$/.test(match[2]!) && !/^0+$/.test(match[3]!)) {
     const traceId = match[2]!;
     return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-${match[4]}` };
   }
-  const traceId = randomBytes(16).toString('hex');
+  const traceId = randomHex(16);
   return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-01` };
 }
 

@@ -16,6 +16,7 @@ import { authPlugin, createAuth, PUBLIC, READ_ONLY } from '../auth/index.js';
 import type { TokenIssuer } from '../auth/token-issuer.js';
 import { createClientErrorHandler } from '../security/client-errors.js';
 import securityPlugin from '../security/plugin.js';
+import validationPlugin from '../security/validation-plugin.js';
 import { AccessLogController, loggerOptions } from './logger.js';
 
 export interface Gateway {
@@ -109,6 +110,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     // Quality 4 keeps brotli's CPU cost near gzip's; the default (11) is for static assets.
     brotliOptions: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } },
   });
+  await app.register(validationPlugin, { routes: config.routes, metrics });
   const auth = createAuth(config, app.log);
   await app.register(authPlugin, auth);
   await app.register(metricsPlugin, {

@@ -65,6 +65,11 @@ describe('trace context', () => {
     expect(t.traceparent).not.toContain('00f067aa0ba902b7');
   });
 
+  it('makes distinct ids across pool refills', () => {
+    const ids = new Set(Array.from({ length: 2000 }, () => continueTrace(undefined).traceparent));
+    expect(ids.size).toBe(2000);
+  });
+
   it('starts a new trace for missing or invalid headers', () => {
     for (const bad of [undefined, 'garbage', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01']) {
       const t = continueTrace(bad);

@@ -43,14 +43,15 @@ const DIGITS = /^\d+$/;
 
 const IFS_OR_LOOKUP = /\$\{?IFS\b|\$\{(?:jndi|env|sys|java|lower|upper|date|::-)[:}]/i;
 const BRACE_EXPANSION = /(?:^|[;&|\n`]|\$\()\s*\{\s*[a-z][\w.-]*\s*,/i;
-const GLOB_PATH = /\/[\w?*]*\?[\w?*]*\/[\w?*/]*\?/;
+/** `/???/??t`: wildcards standing for a path (no overlapping quantifiers, so linear). */
+const GLOB_PATH = /\/[\w*]{0,64}\?[\w?*]{0,64}\/[\w*/]{0,64}\?/;
 const REDIRECT_DEVICE = />&?\s*\/dev\/(?:tcp|udp)\//i;
 /** Quotes and backslashes inside a word are removed by the shell: `c'a't`, `w"h"oami`, `c\at`. */
 const INWORD_OBFUSCATION = /(?<=[a-z])(?:''|""|['"\\])(?=[a-z])/gi;
 /** A markdown code span with whitespace (or line start/end, or light punctuation) around it. */
 const MARKDOWN_SPAN = /(?<=^|[\s(])`[^`\n]+`(?=$|[\s.,!?:;)-])/g;
 const MARKDOWN_TABLE_ROW = /^\s*\|.*\|\s*$/;
-const SEPARATOR = /[;&|\n\r`]/;
+const SEPARATOR = /[;&|\n\r`]/g;
 
 function isCommand(name: string): 'unambiguous' | 'ambiguous' | null {
   const lower = name.toLowerCase();
@@ -94,9 +95,9 @@ export function detectCommandInjection(decoded: string): boolean {
     if (separator === '|' && MARKDOWN_TABLE_ROW.test(lineAt(s, m.index))) continue;
 
     const afterName = m.index + m[0].length;
-    const rest = s.slice(afterName);
-    const end = rest.search(SEPARATOR);
-    const args = (end === -1 ? rest : rest.slice(0, end)).trim();
+    SEPARATOR.lastIndex = afterName;
+    const end = SEPARATOR.exec(s)?.index ?? s.length;
+    const args = s.slice(afterName, end).trim();
     const firstArg = args.split(/\s+/, 1)[0] ?? '';
     const shellishArgument =
       args === ''

@@ -15,8 +15,12 @@ import { foldLookalikes } from './decode.js';
 
 export type Position = 'path' | 'query' | 'header' | 'body';
 
-/** A `..` segment: two or more dots between separators (`;` covers `..;/` path parameters). */
-const DOTDOT_SEGMENT = /(?:^|[/\\])\.{2,}[/\\;]|(?:^|[/\\])\.\.$/;
+/**
+ * A `..` segment: two or more dots followed by a separator (`;` covers `..;/` path parameters),
+ * or a final `..`, starting the value or after a separator, whitespace, `=`, `:`, a quote or
+ * a parenthesis. An ellipsis ("the ... previous page", "wait...") is not followed by one.
+ */
+const DOTDOT_SEGMENT = /(?:^|[\s/\\=:'"(,;])(?:\.{2,}[/\\;]|\.\.$)/;
 const STARTS_WITH_DOTDOT = /^\s*["'`(]?\.{2,}[/\\]/;
 const DEEP_CLIMB = /(?:\.{2,}[/\\;]+){3}/;
 

