@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { GatewayConfig } from '../config/index.js';
-import { errorBody, GatewayError } from '../errors.js';
+import { ERROR_CATALOGUE, errorBody, GatewayError } from '../errors.js';
 import { HealthProber } from '../health/prober.js';
 import { healthRoutes } from '../health/routes.js';
 import metricsPlugin from '../metrics/plugin.js';
@@ -70,6 +70,13 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     http: { maxHeaderSize: config.limits.headerBytes },
     clientErrorHandler: createClientErrorHandler(),
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 500 },
+    // Requests the router refuses (malformed percent-encoding in the path, ...) get the
+    // catalogue's shape too, instead of Fastify's own.
+    frameworkErrors: (error, request, reply) => {
+      const code = error.statusCode === 413 ? 'GW_REQUEST_BODY_TOO_LARGE' : 'GW_REQUEST_INVALID';
+      const message = (error as { code?: string }).code === 'FST_ERR_BAD_URL' ? 'The request path is not valid percent-encoded UTF-8' : undefined;
+      void (reply as unknown as FastifyReply).code(ERROR_CATALOGUE[code].status).send(errorBody(code, request.id, message));
+    },
   });
 
   let shuttingDown = false;

@@ -25,7 +25,12 @@ export function call(
     headers['content-length'] = Buffer.byteLength(options.body);
   }
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'GET', headers, agent: false }, (res) => {
+    // The request-target goes out exactly as written: a WHATWG URL would resolve `..` and
+    // re-encode characters, and the gateway must see what an attacker can really send.
+    const target = /^(https?):\/\/([^/:]+)(?::(\d+))?(\/.*)?$/.exec(url);
+    if (target === null) throw new Error(`call(): not an absolute http URL: ${url}`);
+    const [, , host, port, path = '/'] = target;
+    const req = httpRequest({ host, port: port ?? 80, path, method: options.method ?? 'GET', headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
