@@ -11,6 +11,8 @@ import { delimiter, join } from 'node:path';
  */
 
 export const GATEWAY_CLI = new URL('../bin/unified-gateway.js', import.meta.url).pathname;
+/** The V8 flags the gateway runs with in production (bin shebang, npm start, Docker CMD). */
+export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=4'];
 
 export interface Server {
   readonly name: string;
@@ -139,7 +141,7 @@ export async function startGateway(upstreamUrl: string, logLevel: string): Promi
     ENABLE_RAG_PIPELINE: 'false',
     ENABLE_P2P_FOG: 'false',
   };
-  const child = startChild(process.execPath, [GATEWAY_CLI, 'serve'], { env });
+  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, GATEWAY_CLI, 'serve'], { env });
   const url = `http://127.0.0.1:${port}`;
   await waitForOk(`${url}/readyz`, child, 'gateway');
   return { name: 'gateway', url, apiKey };

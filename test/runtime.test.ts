@@ -15,4 +15,15 @@ describe('runtime', () => {
     expect(pkg.engines.node).toBe('>=22');
     expect(pkg.devDependencies.node).toMatch(/^\^?24\./);
   });
+
+  it('runs the gateway with the same V8 flags everywhere it is started', () => {
+    const flag = '--max-semi-space-size=4';
+    const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    expect(read('bin/unified-gateway.js').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flag}`);
+    expect(pkg.scripts.start).toContain(`node ${flag} bin/unified-gateway.js serve`);
+    expect(pkg.scripts.demo).toContain(`node ${flag} bin/unified-gateway.js demo`);
+    expect(read('docker/Dockerfile')).toContain(`CMD ["node", "${flag}", "bin/unified-gateway.js", "serve"]`);
+    expect(read('bench/servers.ts')).toContain(`GATEWAY_NODE_FLAGS = ['${flag}']`);
+  });
 });

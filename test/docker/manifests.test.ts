@@ -171,7 +171,7 @@ describe('docker/Dockerfile', () => {
     expect(runtime.find((i) => i.op === 'EXPOSE')?.args.split(/\s+/)).toContain(String(CONTAINER_PORT));
     expect(runtime.find((i) => i.op === 'STOPSIGNAL')?.args).toBe('SIGTERM');
     const cmds = runtime.filter((i) => i.op === 'CMD');
-    expect(execForm(cmds.at(-1)!.args)).toEqual(['node', 'bin/unified-gateway.js', 'serve']);
+    expect(execForm(cmds.at(-1)!.args)).toEqual(['node', '--max-semi-space-size=4', 'bin/unified-gateway.js', 'serve']);
   });
 
   it('has a node-based HEALTHCHECK against /livez', () => {
