@@ -72,10 +72,16 @@ export interface ProbeResult {
  * back-to-back at the start of the second, so 50 samples would all fall in the same few ms.
  * It runs in this process, which is otherwise idle while autocannon children make the load.
  */
-export async function probe(url: string, rate: number, durationSec: number): Promise<ProbeResult> {
+export async function probe(
+  url: string,
+  rate: number,
+  durationSec: number,
+  options: { headers?: Readonly<Record<string, string>>; connections?: number } = {},
+): Promise<ProbeResult> {
   const target = new URL(url);
+  const headers = { ...options.headers };
   // Enough sockets that a slow answer never holds back the next scheduled request.
-  const pool = new Pool(target.origin, { connections: 16 });
+  const pool = new Pool(target.origin, { connections: options.connections ?? 16 });
   const latencies: number[] = [];
   let sent = 0;
   let errors = 0;
@@ -84,7 +90,7 @@ export async function probe(url: string, rate: number, durationSec: number): Pro
   const one = async () => {
     const started = performance.now();
     try {
-      const res = await pool.request({ path: `${target.pathname}${target.search}`, method: 'GET', headersTimeout: 10_000, bodyTimeout: 10_000 });
+      const res = await pool.request({ path: `${target.pathname}${target.search}`, method: 'GET', headers, headersTimeout: 10_000, bodyTimeout: 10_000 });
       await res.body.dump();
       latencies.push(performance.now() - started);
       if (res.statusCode < 200 || res.statusCode >= 300) non2xx += 1;
@@ -95,7 +101,7 @@ export async function probe(url: string, rate: number, durationSec: number): Pro
   // Unmeasured: the first requests pay for connecting and for JIT-compiling this client,
   // which made the first sample alone 10-20 ms.
   for (let i = 0; i < 20; i++) {
-    const res = await pool.request({ path: `${target.pathname}${target.search}`, method: 'GET' });
+    const res = await pool.request({ path: `${target.pathname}${target.search}`, method: 'GET', headers });
     await res.body.dump();
   }
   const interval = 1000 / rate;
@@ -157,5 +163,27 @@ export async function scrapeRuntime(baseUrl: string): Promise<RuntimeSample | nu
     };
   } catch {
     return null;
+  }
+}
+
+/**
+ * The same paced open-loop client as `probe`, in a child process of its own (bench/paced-load.ts),
+ * for the proxy load of the "/healthz under load" phase: requests evenly spaced over each
+ * second, unlike autocannon's --overallRate, which sends a second's quota back-to-back and so
+ * runs the gateway at saturation for part of every second.
+ */
+export async function pacedLoad(url: string, rate: number, durationSec: number, headers: Readonly<Record<string, string>>): Promise<ProbeResult> {
+  const script = new URL('./paced-load.ts', import.meta.url).pathname;
+  const tsx = createRequire(import.meta.url).resolve('tsx/cli');
+  const child = startChild(process.execPath, [tsx, script, url, String(rate), String(durationSec), JSON.stringify(headers)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  try {
+    return JSON.parse(out) as ProbeResult;
+  } catch {
+    throw new Error(`paced load ${url} failed (exit ${code}): ${child.stderrTail() || out || 'no output'}`);
   }
 }

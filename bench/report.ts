@@ -68,6 +68,22 @@ export function targetResult(url: string, r: AutocannonResult): TargetResult {
   };
 }
 
+/** A paced open-loop run (bench/paced-load.ts) in the shape of a target's result. */
+export function pacedResult(url: string, r: ProbeResult, durationSec: number): TargetResult {
+  return {
+    url,
+    rps: Math.round(r.answered / durationSec),
+    p50: r.p50,
+    p99: r.p99,
+    max: r.max,
+    requests: r.sent,
+    errors: r.errors,
+    timeouts: 0,
+    non2xx: r.non2xx,
+    statusCodes: {},
+  };
+}
+
 const div = (a: number, b: number): number | null => (b > 0 ? round(a / b, 2) : null);
 
 export function ratio(gateway: TargetResult, other: TargetResult): Ratio {

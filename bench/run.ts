@@ -9,8 +9,8 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import { autocannon, probe, scrapeRuntime, type LoadOptions } from './load.js';
-import { problemOf, ratio, renderText, round, targetResult, type Report, type TargetResult } from './report.js';
+import { autocannon, pacedLoad, probe, scrapeRuntime, type LoadOptions } from './load.js';
+import { pacedResult, problemOf, ratio, renderText, round, targetResult, type Report, type TargetResult } from './report.js';
 import { findNginx, gatewayCredentials, killAll, startGateway, startNginx, startStandIn, stopAll, type AuthMode, type Server } from './servers.js';
 
 const HELP = `usage: npm run bench -- [options]    (each option can also come from its BENCH_* variable)
@@ -174,7 +174,8 @@ async function main(): Promise<void> {
     `healthz: under ${opts.loadFraction * 100}% proxy load (${proxyTargetRps} req/s)`,
     opts.durationSec + 2,
     async () => {
-      const proxyRun = autocannon(load(`${gateway.url}${opts.path}`, { durationSec: opts.durationSec + 2, overallRate: proxyTargetRps }));
+      const proxyDurationSec = opts.durationSec + 2;
+      const proxyRun = pacedLoad(`${gateway.url}${opts.path}`, proxyTargetRps, proxyDurationSec, headers);
       await new Promise((r) => setTimeout(r, settleMs));
       // Scraping /metrics resets prom-client's event-loop histogram, so the second scrape
       // covers exactly the /healthz window.
@@ -190,7 +191,7 @@ async function main(): Promise<void> {
               gcPauseTotalMs: round((after.gcSeconds - before.gcSeconds) * 1000, 1),
             }
           : null;
-      return { healthz, gatewayRuntime, proxy: targetResult(`${gateway.url}${opts.path}`, await proxyRun) };
+      return { healthz, gatewayRuntime, proxy: pacedResult(`${gateway.url}${opts.path}`, await proxyRun, proxyDurationSec) };
     },
   );
   for (const p of [problemOf('proxy load during healthz phase', underLoad.proxy), problemOf('healthz under load', underLoad.healthz)]) {
