@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Pool } from 'undici';
-import { startChild } from './servers.js';
+import { startChild, SUPPORTING_PROCESS_NICE } from './servers.js';
 
 /**
  * The load generators.
@@ -43,7 +43,7 @@ export async function autocannon(options: LoadOptions): Promise<AutocannonResult
   }
   for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}=${value}`);
   args.push(options.url);
-  const child = startChild(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = startChild(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], nice: SUPPORTING_PROCESS_NICE });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
@@ -177,6 +177,7 @@ export async function pacedLoad(url: string, rate: number, durationSec: number, 
   const tsx = createRequire(import.meta.url).resolve('tsx/cli');
   const child = startChild(process.execPath, [tsx, script, url, String(rate), String(durationSec), JSON.stringify(headers)], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    nice: SUPPORTING_PROCESS_NICE,
   });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
 /**
@@ -24,10 +24,24 @@ const tempDirs = new Set<string>();
 /** Set once stopping began, so a phase still running (after Ctrl-C) cannot start new children. */
 let stopping = false;
 
+/**
+ * Nice value of the processes that stand in for other machines (load generators, the upstream):
+ * on one 2-core box they would otherwise take CPU time slices from the proxy under test, and
+ * the scheduler's delays (several ms once more processes are runnable than there are cores)
+ * would be measured as the proxy's latency. The gateway and nginx keep the default priority.
+ */
+export const SUPPORTING_PROCESS_NICE = 10;
+
 /** Start a child that is killed with the bench; stderr is kept (last 4 KB) for error messages. */
-export function startChild(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess & { stderrTail: () => string } {
+export function startChild(
+  command: string,
+  args: readonly string[],
+  options: SpawnOptions & { nice?: number } = {},
+): ChildProcess & { stderrTail: () => string } {
   if (stopping) throw new Error('the bench is stopping');
-  const child = spawn(command, [...args], { stdio: ['ignore', 'ignore', 'pipe'], ...options });
+  const { nice, ...spawnOptions } = options;
+  const child = spawn(command, [...args], { stdio: ['ignore', 'ignore', 'pipe'], ...spawnOptions });
+  if (nice !== undefined && child.pid !== undefined) setPriority(child.pid, nice);
   children.add(child);
   let tail = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -97,7 +111,10 @@ async function waitForOk(url: string, child: ReturnType<typeof startChild>, name
 
 /** The stand-in upstream (src/demo/stand-in.ts): it prints its URL once it listens. */
 export async function startStandIn(): Promise<Server> {
-  const child = startChild(process.execPath, [GATEWAY_CLI, 'stand-in', 'twin', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = startChild(process.execPath, [GATEWAY_CLI, 'stand-in', 'twin', '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    nice: SUPPORTING_PROCESS_NICE,
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
