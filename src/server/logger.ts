@@ -1,5 +1,6 @@
 import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { GatewayConfig } from '../config/index.js';
+import './route-config.js';
 
 /**
  * Structured JSON logs (pino). Anything that could carry a credential is redacted by path,
@@ -35,11 +36,14 @@ export class AccessLogController extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const principal = request.principal;
     const line = {
       method: request.method,
       url: request.url,
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 100) / 100,
+      // Who, never with what credential: subject and key name only.
+      ...(principal ? { sub: principal.subject } : {}),
     };
     if (error) reply.log.error({ ...line, err: error }, 'request errored');
     else reply.log.info(line, 'request completed');

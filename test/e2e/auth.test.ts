@@ -163,8 +163,10 @@ describe('authentication', () => {
     const token = await hs().sign(hsKey);
     await call(`${gw.url}/v1/twin/log-check`, { anonymous: true, headers: bearer(token) });
     await call(`${gw.url}/v1/twin/log-check`, { anonymous: true, headers: { 'x-api-key': WRITER_KEY } });
+    // The access log names the principal: the JWT subject and the API key's name.
+    await gw.waitForLog((l) => l.url === '/v1/twin/log-check' && l.sub === 'alice');
+    await gw.waitForLog((l) => l.url === '/v1/twin/log-check' && l.sub === 'key:writer');
     const all = gw.stdoutLines.join('\n');
-    expect(all).toContain('/v1/twin/log-check');
     expect(all).not.toContain(token);
     expect(all).not.toContain(WRITER_KEY);
     expect(all).not.toContain(SECRET);
