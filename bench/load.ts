@@ -43,14 +43,19 @@ export async function autocannon(options: LoadOptions): Promise<AutocannonResult
   }
   for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}=${value}`);
   args.push(options.url);
+  return jsonFromChild<AutocannonResult>(args, `autocannon ${options.url}`);
+}
+
+/** Run a load-generating node child (niced) and parse the JSON it prints. */
+async function jsonFromChild<T>(args: readonly string[], what: string): Promise<T> {
   const child = startChild(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], nice: SUPPORTING_PROCESS_NICE });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   try {
-    return JSON.parse(out) as AutocannonResult;
+    return JSON.parse(out) as T;
   } catch {
-    throw new Error(`autocannon ${options.url} failed (exit ${code}): ${child.stderrTail() || out || 'no output'}`);
+    throw new Error(`${what} failed (exit ${code}): ${child.stderrTail() || out || 'no output'}`);
   }
 }
 
@@ -175,16 +180,5 @@ export async function scrapeRuntime(baseUrl: string): Promise<RuntimeSample | nu
 export async function pacedLoad(url: string, rate: number, durationSec: number, headers: Readonly<Record<string, string>>): Promise<ProbeResult> {
   const script = new URL('./paced-load.ts', import.meta.url).pathname;
   const tsx = createRequire(import.meta.url).resolve('tsx/cli');
-  const child = startChild(process.execPath, [tsx, script, url, String(rate), String(durationSec), JSON.stringify(headers)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    nice: SUPPORTING_PROCESS_NICE,
-  });
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  try {
-    return JSON.parse(out) as ProbeResult;
-  } catch {
-    throw new Error(`paced load ${url} failed (exit ${code}): ${child.stderrTail() || out || 'no output'}`);
-  }
+  return jsonFromChild<ProbeResult>([tsx, script, url, String(rate), String(durationSec), JSON.stringify(headers)], `paced load ${url}`);
 }
