@@ -18,13 +18,19 @@ const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
  * are buffered so later stages can inspect them; every other body stays in request.raw
  * and streams to the upstream without being held in memory.
  */
-export function registerProxyBodyParsers(app: FastifyInstance, jsonBodyBytes: number): void {
+export function registerProxyBodyParsers(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(JSON_TYPE, { parseAs: 'buffer', bodyLimit: jsonBodyBytes }, (request, body: Buffer, done) => {
+  // The JSON size limit is each route's `bodyLimit` (see jsonBodyLimit).
+  app.addContentTypeParser(JSON_TYPE, { parseAs: 'buffer' }, (request, body: Buffer, done) => {
     request.rawJsonBody = body;
     done(null, undefined);
   });
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+}
+
+/** Largest JSON body a route buffers: the JSON limit, or the route's own smaller body limit. */
+export function jsonBodyLimit(jsonBodyBytes: number, routeBodyLimit: number | undefined): number {
+  return Math.min(jsonBodyBytes, routeBodyLimit ?? Infinity);
 }
 
 /** Fails the stream once more than `limit` bytes went through (bodies sent without Content-Length). */

@@ -4,7 +4,7 @@ import '../server/route-config.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
-import { registerProxyBodyParsers } from './body.js';
+import { jsonBodyLimit, registerProxyBodyParsers } from './body.js';
 import { forward } from './forward.js';
 import type { UpstreamRegistry } from './upstreams.js';
 
@@ -23,7 +23,7 @@ export interface ProxyPluginOptions {
  */
 export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
   const { config, table, upstreams, metrics } = opts;
-  registerProxyBodyParsers(app, config.limits.jsonBodyBytes);
+  registerProxyBodyParsers(app);
 
   for (const route of table.active) {
     const service = config.services[route.service]!;
@@ -37,6 +37,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         config: routeConfig,
         // Bodies stream to the upstream as sent, compressed or not.
         decompress: false,
+        bodyLimit: jsonBodyLimit(config.limits.jsonBodyBytes, route.bodyLimitBytes),
         handler: (request, reply) => {
           const upstream = upstreams.pick(route.service);
           if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');

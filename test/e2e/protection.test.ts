@@ -137,6 +137,16 @@ describe('limits', () => {
     expect(fine.json().body).toBe('{"t":"hello"}');
   });
 
+  it('holds a chunked JSON body to the route’s own limit too', async () => {
+    const body = JSON.stringify({ t: 'x'.repeat(2000) });
+    const res = await raw(
+      `POST /v1/twin/small/j HTTP/1.1\r\nHost: x\r\nX-API-Key: ${E2E_API_KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n` +
+        `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`,
+    );
+    expect(res).toMatch(/^HTTP\/1\.1 413 /);
+    expect(res).toContain('GW_REQUEST_BODY_TOO_LARGE');
+  });
+
   it('431 for too many headers', async () => {
     const headers: Record<string, string> = {};
     for (let i = 0; i < 50; i++) headers[`x-filler-${i}`] = 'v';
