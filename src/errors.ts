@@ -27,6 +27,14 @@ export const ERROR_CATALOGUE = {
   GW_AUTH_UNAVAILABLE: { status: 503, message: 'The token could not be checked now (key set unreachable); retry' },
   GW_SECURITY_INPUT_REJECTED: { status: 403, message: 'The request contains input that looks like an attack' },
   GW_SECURITY_REQUEST_SMUGGLING: { status: 400, message: 'Conflicting or malformed message framing headers' },
+  GW_SECURITY_CLIENT_BLOCKED: { status: 403, message: 'This client is blocked for a while after suspicious activity' },
+  GW_RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time in Retry-After' },
+  GW_ADMIN_CLIENT_NOT_BLOCKED: { status: 404, message: 'This client is not blocked' },
+  // --- ML routing (src/routing) ---
+  GW_ROUTING_AMBIGUOUS: { status: 300, message: 'The routing model could not tell which service should answer' },
+  GW_ROUTING_UNKNOWN_SERVICE: { status: 400, message: 'The named service is not one this gateway routes to' },
+  GW_ADMIN_MODEL_NOT_FOUND: { status: 404, message: 'No routing model with this id' },
+  GW_ADMIN_MODEL_INVALID: { status: 422, message: 'The routing model cannot be used by this gateway' },
   GW_GATEWAY_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down; retry on another replica' },
   GW_INTERNAL_ERROR: { status: 500, message: 'Internal gateway error' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -3,6 +3,8 @@ import { loadConfigFromProcess, type LoadResult } from '../config/index.js';
 import { DEMO_SERVICES, startStandIn } from '../demo/stand-in.js';
 import { runDemo } from './demo.js';
 import { runUntilSignal } from '../server/run.js';
+import { registerModelCommands } from './model.js';
+import { ModelFileError } from '../routing/model/model.js';
 
 function exitOnProblems(result: LoadResult): asserts result is Extract<LoadResult, { ok: true }> {
   if (!result.ok) {
@@ -25,7 +27,14 @@ export function buildCli(): Command {
     .action(async (opts: { config?: string }) => {
       const result = loadConfigFromProcess(opts.config ? { file: opts.config } : {});
       exitOnProblems(result);
-      await runUntilSignal(result.config);
+      try {
+        await runUntilSignal(result.config);
+      } catch (err) {
+        // A routing model that cannot be used: one message, like a config problem.
+        if (!(err instanceof ModelFileError)) throw err;
+        process.stderr.write(`routing model problem: ${err.message}\n`);
+        process.exit(1);
+      }
     });
 
   program
@@ -70,6 +79,7 @@ export function buildCli(): Command {
       process.exitCode = 1;
     });
 
+  registerModelCommands(program);
   return program;
 }
 

@@ -47,6 +47,46 @@ export interface RouteConfig {
   readonly textFields: readonly string[];
   readonly freeTextFields: readonly string[];
   readonly bodyLimitBytes?: number;
+  /** The route's own quota (separate budget), or false for none; absent: the global quotas. */
+  readonly rateLimit?: RateQuota | false;
+}
+
+/** N requests per sliding window. */
+export interface RateQuota {
+  readonly requests: number;
+  readonly windowSeconds: number;
+}
+
+export interface RateLimitConfig {
+  readonly enabled: boolean;
+  readonly principal: RateQuota;
+  readonly ip: RateQuota;
+  readonly allowList: { readonly keys: readonly string[]; readonly cidrs: readonly string[] };
+  readonly threat: FileConfig['rateLimit']['threat'];
+}
+
+export interface StateConfig {
+  readonly keyPrefix: string;
+  readonly commandTimeoutMs: number;
+}
+
+/** ML routing of /v1/query and /v1/upload (src/routing/model). */
+export interface RoutingConfig {
+  readonly enabled: boolean;
+  /** Absent: the gateway's own routing-models/ folder. */
+  readonly modelsDir?: string;
+  /** A model file that overrides the active pointer of modelsDir. */
+  readonly model?: string;
+  readonly shadowModel?: string;
+  /** The services the model chooses among (its labels must be exactly these). */
+  readonly services: readonly string[];
+  readonly confidenceThreshold: number;
+  readonly defaultService: string;
+  readonly ambiguous: 'default' | '300';
+  readonly watchPointer: boolean;
+  readonly shadowQueueSize: number;
+  /** The HuggingFace zero-shot validator (`model validate`); the token is in `secrets.hfToken`. */
+  readonly validator: { readonly model: string; readonly endpointUrl?: string };
 }
 
 export interface ApiKeyConfig {
@@ -87,11 +127,16 @@ export interface GatewayConfig {
   readonly auth: AuthConfig;
   readonly cors: FileConfig['cors'];
   readonly limits: FileConfig['limits'];
+  readonly rateLimit: RateLimitConfig;
+  readonly state: StateConfig;
+  readonly routing: RoutingConfig;
   /** Secrets: never log this object whole; `redactConfig` gives a loggable view. */
   readonly secrets: {
     readonly apiKey?: string;
     readonly secretKey?: string;
     readonly jwtSecretKey?: string;
+    /** HF_TOKEN, for `model validate`. */
+    readonly hfToken?: string;
   };
   readonly redisUrl?: string;
   readonly configFile?: string;
@@ -114,6 +159,9 @@ export const DEFAULT_ROUTES: readonly RouteConfig[] = [
   { id: 'fog', prefix: '/v1/fog', service: 'fog', ...ROUTE_DEFAULTS },
   { id: 'p2p', prefix: '/v1/p2p', service: 'p2p', ...ROUTE_DEFAULTS },
 ];
+
+/** The name of the admin key made from the API_KEY variable (its principal is `key:env-api-key`). */
+export const ENV_API_KEY_NAME = 'env-api-key';
 
 const DEFAULT_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -264,9 +312,35 @@ function resolveRoutes(file: FileConfig, services: Record<string, ServiceConfig>
       textFields: r.textFields ?? [],
       freeTextFields: r.freeTextFields ?? [],
       ...(r.bodyLimitBytes !== undefined ? { bodyLimitBytes: r.bodyLimitBytes } : {}),
+      ...(r.rateLimit !== undefined ? { rateLimit: r.rateLimit } : {}),
     });
   });
   return [...byPrefix.values()];
+}
+
+function resolveRouting(env: EnvConfig, file: FileConfig, services: Record<string, ServiceConfig>, problems: string[]): RoutingConfig {
+  const r = file.routing;
+  const routed = r.services ?? [...SERVICE_NAMES];
+  r.services?.forEach((name, i) => {
+    if (!(name in services)) problems.push(`routing.services[${i}]: unknown service "${name}" (known: ${Object.keys(services).join(', ')})`);
+  });
+  if (new Set(routed).size !== routed.length) problems.push('routing.services: a service is listed twice');
+  if (!routed.includes(r.defaultService)) {
+    problems.push(`routing.defaultService: "${r.defaultService}" is not one of routing.services (${routed.join(', ')})`);
+  }
+  return {
+    enabled: r.enabled,
+    ...(r.modelsDir !== undefined ? { modelsDir: r.modelsDir } : {}),
+    ...(r.model !== undefined ? { model: r.model } : {}),
+    ...(r.shadowModel !== undefined ? { shadowModel: r.shadowModel } : {}),
+    services: routed,
+    confidenceThreshold: r.confidenceThreshold,
+    defaultService: r.defaultService,
+    ambiguous: r.ambiguous,
+    watchPointer: r.watchPointer,
+    shadowQueueSize: r.shadowQueueSize,
+    validator: { model: r.validatorModel, ...(env.HF_ENDPOINT_URL !== undefined ? { endpointUrl: env.HF_ENDPOINT_URL } : {}) },
+  };
 }
 
 function deepFreeze<T>(value: T): T {
@@ -314,8 +388,15 @@ export function loadConfig(
     if (keyNames.has(k.name)) fileProblems.push(`auth.apiKeys[${i}].name: "${k.name}" is used twice`);
     keyNames.add(k.name);
   });
+  if (env.API_KEY !== undefined) keyNames.add(ENV_API_KEY_NAME);
+  file.rateLimit.allowList.keys.forEach((name, i) => {
+    if (!keyNames.has(name)) {
+      fileProblems.push(`rateLimit.allowList.keys[${i}]: no API key is named "${name}" (known: ${[...keyNames].join(', ') || 'none'})`);
+    }
+  });
   const services = resolveServices(env, file, fileProblems);
   const routes = resolveRoutes(file, services, fileProblems);
+  const routing = resolveRouting(env, file, services, fileProblems);
   problems.push(...fileProblems.map((p) => (filePath ? `${filePath}: ${p}` : p)));
   if (problems.length > 0) return { ok: false, problems };
 
@@ -345,7 +426,7 @@ export function loadConfig(
         ...file.auth.apiKeys,
         // API_KEY from the environment is one admin key, hashed here like the configured ones.
         ...(env.API_KEY !== undefined
-          ? [{ name: 'env-api-key', sha256: createHash('sha256').update(env.API_KEY, 'utf8').digest('hex'), scopes: ['admin' as const] }]
+          ? [{ name: ENV_API_KEY_NAME, sha256: createHash('sha256').update(env.API_KEY, 'utf8').digest('hex'), scopes: ['admin' as const] }]
           : []),
       ],
       tokens: file.auth.tokens,
@@ -354,10 +435,20 @@ export function loadConfig(
     },
     cors: file.cors,
     limits: file.limits,
+    rateLimit: {
+      enabled: file.rateLimit.enabled,
+      principal: file.rateLimit.principal ?? { requests: env.RATE_LIMIT_REQUESTS, windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS },
+      ip: file.rateLimit.ip ?? { requests: env.RATE_LIMIT_REQUESTS, windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS },
+      allowList: file.rateLimit.allowList,
+      threat: file.rateLimit.threat,
+    },
+    state: file.state,
+    routing,
     secrets: {
       ...(env.API_KEY !== undefined ? { apiKey: env.API_KEY } : {}),
       ...(env.SECRET_KEY !== undefined ? { secretKey: env.SECRET_KEY } : {}),
       ...(env.JWT_SECRET_KEY !== undefined ? { jwtSecretKey: env.JWT_SECRET_KEY } : {}),
+      ...(env.HF_TOKEN !== undefined ? { hfToken: env.HF_TOKEN } : {}),
     },
     ...(env.REDIS_URL !== undefined ? { redisUrl: env.REDIS_URL } : {}),
     ...(filePath !== undefined ? { configFile: filePath } : {}),

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -61,6 +62,13 @@ export const envSchema = z.object({
     .refine((u) => /^rediss?:\/\//.test(u), 'expected a redis:// or rediss:// URL')
     .optional(),
   GATEWAY_CONFIG: z.string().min(1).optional(),
+  // --- rate limiting (src/ratelimit): default quota per principal and per client IP ---
+  RATE_LIMIT_REQUESTS: intFromEnv(1, 10_000_000).default(1000),
+  RATE_LIMIT_WINDOW_SECONDS: intFromEnv(1, 86_400).default(60),
+  // --- ML routing: the HuggingFace zero-shot validator of `model validate` (src/routing, mcp/integrations/huggingface) ---
+  HF_TOKEN: z.string().min(1).optional(),
+  /** A dedicated Inference Endpoint; default: the serverless Inference API. */
+  HF_ENDPOINT_URL: httpUrl.optional(),
 });
 
 export type EnvConfig = z.output<typeof envSchema>;
@@ -118,6 +126,88 @@ const routeAuthSchema = z.strictObject({
   mfa: z.boolean().optional(),
 });
 
+// --- rate limiting and suspicious-client detection (src/ratelimit, src/state) ---
+
+/** "10.0.0.0/8", "2001:db8::/32" or a single address (a /32 or /128). */
+export const cidrSchema = z.string().refine((v) => parseCidr(v) !== null, 'an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32');
+
+/** Parses "addr" or "addr/bits" with node:net; null when it is neither. */
+export function parseCidr(value: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  const slash = value.indexOf('/');
+  const address = slash < 0 ? value : value.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0) return null;
+  const max = version === 4 ? 32 : 128;
+  if (slash < 0) return { address, prefix: max, family: version === 4 ? 'ipv4' : 'ipv6' };
+  const bits = value.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return null;
+  return { address, prefix: Number(bits), family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+const rateQuotaSchema = z.strictObject({
+  requests: z.number().int().min(1).max(10_000_000),
+  windowSeconds: z.number().int().min(1).max(86_400),
+});
+
+const threatSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** The score halves every this many seconds without new signals. */
+    halfLifeSeconds: z.number().positive().max(86_400).default(300),
+    /** Score at which each level starts (below medium: low, served normally). */
+    levels: z
+      .strictObject({
+        medium: z.number().positive().default(30),
+        high: z.number().positive().default(60),
+        critical: z.number().positive().default(100),
+      })
+      .prefault({})
+      .refine((l) => l.medium < l.high && l.high < l.critical, 'levels must grow: medium < high < critical'),
+    /** Score added per signal. */
+    weights: z
+      .strictObject({
+        inputRejected: z.number().min(0).max(1000).default(25),
+        authFailed: z.number().min(0).max(1000).default(8),
+        /** Per distinct path nothing serves (the same missing path again adds nothing). */
+        notFound: z.number().min(0).max(1000).default(4),
+        rateLimited: z.number().min(0).max(1000).default(0.25),
+      })
+      .prefault({}),
+    /** medium: the client's quotas are multiplied by this. */
+    mediumLimitFactor: z.number().gt(0).max(1).default(0.5),
+    /** high: each request waits this long first (at most maxTarpitted at once; past that, 429). */
+    tarpitMs: z.number().int().min(0).max(30_000).default(1000),
+    maxTarpitted: z.number().int().min(0).max(100_000).default(256),
+    /** critical: blocked (403) for blockSeconds, doubled on each repeat within strikeMemorySeconds, at most maxBlockSeconds. */
+    blockSeconds: z.number().int().min(1).max(86_400).default(60),
+    maxBlockSeconds: z.number().int().min(1).max(30 * 86_400).default(86_400),
+    strikeMemorySeconds: z.number().int().min(1).max(30 * 86_400).default(86_400),
+  })
+  .prefault({});
+
+const rateLimitSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Per API key / JWT subject, after authentication; default RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW_SECONDS. */
+  principal: rateQuotaSchema.optional(),
+  /** Per client IP (IPv6: per /64), before authentication; default as principal. */
+  ip: rateQuotaSchema.optional(),
+  /** Internal callers never limited, slowed or blocked: API key names and client CIDRs. */
+  allowList: z
+    .strictObject({
+      keys: z.array(z.string().min(1)).default([]),
+      cidrs: z.array(cidrSchema).default(['127.0.0.0/8', '::1/128']),
+    })
+    .prefault({}),
+  threat: threatSchema,
+});
+
+const stateSchema = z.strictObject({
+  /** Prefix of every Redis key and of the pub/sub channel (several gateways sharing one Redis). */
+  keyPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{0,32}$/, 'up to 32 letters, digits, "_", ".", ":" and "-"').default('ugw:'),
+  /** Longest a request waits for Redis before the replica decides alone. */
+  commandTimeoutMs: z.number().int().min(5).max(5000).default(50),
+});
+
 const fieldNames = z.array(z.string().min(1).max(128)).max(64);
 
 const routeFileSchema = z.strictObject({
@@ -136,6 +226,8 @@ const routeFileSchema = z.strictObject({
   freeTextFields: fieldNames.optional(),
   /** Largest request body this route accepts; default limits.bodyBytes. */
   bodyLimitBytes: z.number().int().positive().optional(),
+  /** This route's own quota (a separate budget per principal, or per IP when public); false: not limited. */
+  rateLimit: z.union([z.literal(false), rateQuotaSchema]).optional(),
 });
 
 const base32Secret = z
@@ -191,7 +283,19 @@ const corsSchema = z.strictObject({
   origins: z.array(z.union([origin, z.literal('*')])).default([]),
   credentials: z.boolean().default(false),
   maxAgeSeconds: z.number().int().min(0).max(86_400).default(600),
-  exposedHeaders: z.array(z.string().min(1)).default(['x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after']),
+  exposedHeaders: z
+    .array(z.string().min(1))
+    .default([
+      'x-request-id',
+      'ratelimit',
+      'ratelimit-policy',
+      'x-ratelimit-limit',
+      'x-ratelimit-remaining',
+      'x-ratelimit-reset',
+      'retry-after',
+      'x-routed-to',
+      'x-routing-confidence',
+    ]),
 });
 
 const limitsSchema = z.strictObject({
@@ -203,6 +307,34 @@ const limitsSchema = z.strictObject({
   headerCount: z.number().int().min(10).max(1000).default(100),
   /** Largest total header size (Node's maxHeaderSize); 431 past it. */
   headerBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+});
+
+// --- ML routing (src/routing/model, routing-models/) ---
+const routingSchema = z.strictObject({
+  /** Serve POST /v1/query and /v1/upload, whose service the routing model chooses. */
+  enabled: z.boolean().default(true),
+  /** The operators' folder (models/, active.json); default: routing-models/ of the installed gateway. */
+  modelsDir: z.string().min(1).optional(),
+  /** A model file to use instead of the active pointer of modelsDir. */
+  model: z.string().min(1).optional(),
+  /** A candidate model run beside the active one on live traffic (shadow mode), off the hot path. */
+  shadowModel: z.string().min(1).optional(),
+  /** The services the model chooses among; a model's labels must be exactly these. Default: the five. */
+  services: z.array(serviceNameSchema).min(2).optional(),
+  /** Below this probability the model's choice is not trusted (see `ambiguous`). */
+  confidenceThreshold: z.number().min(0).max(1).default(0.5),
+  defaultService: serviceNameSchema.default('knowledge'),
+  /** Below the threshold: forward to defaultService, or answer 300 GW_ROUTING_AMBIGUOUS with the candidates. */
+  ambiguous: z
+    .union([z.literal('default'), z.literal('300'), z.literal(300)])
+    .transform((v): 'default' | '300' => (v === 'default' ? 'default' : '300'))
+    .default('default'),
+  /** Follow active.json: switch models at runtime when `model promote`/`rollback` changes it. */
+  watchPointer: z.boolean().default(true),
+  /** Requests waiting for the shadow model; past it, requests are not shadowed. */
+  shadowQueueSize: z.number().int().min(1).max(100_000).default(1024),
+  /** Zero-shot-classification model of `model validate` (HF_TOKEN / HF_ENDPOINT_URL from the environment). */
+  validatorModel: z.string().min(1).default('facebook/bart-large-mnli'),
 });
 
 export const fileSchema = z.strictObject({
@@ -219,12 +351,17 @@ export const fileSchema = z.strictObject({
       /** How long graceful shutdown waits for in-flight requests before cutting them. */
       shutdownTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
       /** Addresses allowed to set X-Forwarded-* (Fastify trustProxy); none by default. */
-      trustProxy: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+      trustProxy: z
+        .union([z.boolean(), z.array(z.union([cidrSchema, z.enum(['loopback', 'linklocal', 'uniquelocal'])]))])
+        .default(false),
     })
     .prefault({}),
   auth: authSchema.prefault({}),
   cors: corsSchema.prefault({}),
   limits: limitsSchema.prefault({}),
+  rateLimit: rateLimitSchema.prefault({}),
+  state: stateSchema.prefault({}),
+  routing: routingSchema.prefault({}),
   metrics: z
     .strictObject({
       /** Histogram buckets for request durations, in seconds. */

@@ -16,8 +16,16 @@ export interface GatewayMetrics {
   readonly serviceUp: Gauge<'service'>;
   readonly serviceProbeDuration: Histogram<'service'>;
   readonly routingDecisions: Counter<'service' | 'auto_detected'>;
+  /** Shadow routing model vs the active one (src/routing/model): agree, disagree, dropped (queue full). */
+  readonly routingShadowAgreement: Counter<'result'>;
   readonly circuitBreakerState: Gauge<'service'>;
   readonly threatLevelDetections: Counter<'level'>;
+  // --- shared state and rate limiting (src/state, src/ratelimit) ---
+  readonly stateStoreUp: Gauge<'backend'>;
+  readonly stateStoreFallbacks: Counter;
+  readonly rateLimitRequests: Counter<'scope' | 'result'>;
+  readonly threatActions: Counter<'action'>;
+  readonly blockedClients: Gauge;
   readonly inputRejections: Counter<'rule' | 'location'>;
 }
 
@@ -80,6 +88,12 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       labelNames: ['service', 'auto_detected'],
       registers,
     }),
+    routingShadowAgreement: new Counter({
+      name: 'gateway_routing_shadow_agreement_total',
+      help: 'Requests the shadow routing model also scored: agree or disagree with the active model, or dropped (shadow queue full)',
+      labelNames: ['result'],
+      registers,
+    }),
     circuitBreakerState: new Gauge({
       name: 'gateway_circuit_breaker_state',
       help: 'Circuit breaker state per service: 0 closed, 1 half-open, 2 open',
@@ -96,6 +110,35 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       name: 'gateway_threat_level_detections',
       help: 'Clients whose threat level changed, by new level',
       labelNames: ['level'],
+      registers,
+    }),
+    // --- shared state and rate limiting (src/state, src/ratelimit) ---
+    stateStoreUp: new Gauge({
+      name: 'gateway_state_store_up',
+      help: 'Whether the state store answers (1) or this replica decides alone (0), by backend (memory or redis)',
+      labelNames: ['backend'],
+      registers,
+    }),
+    stateStoreFallbacks: new Counter({
+      name: 'gateway_state_store_fallbacks_total',
+      help: 'State store calls this replica answered from its own memory because Redis was down or too slow',
+      registers,
+    }),
+    rateLimitRequests: new Counter({
+      name: 'gateway_rate_limit_requests_total',
+      help: 'Rate-limit decisions by scope (ip, principal, route) and result (allowed, limited)',
+      labelNames: ['scope', 'result'],
+      registers,
+    }),
+    threatActions: new Counter({
+      name: 'gateway_threat_actions_total',
+      help: 'Requests of suspicious clients by the action taken: tightened (medium), tarpitted (high), blocked (critical)',
+      labelNames: ['action'],
+      registers,
+    }),
+    blockedClients: new Gauge({
+      name: 'gateway_blocked_clients',
+      help: 'Clients currently blocked, as this replica knows them',
       registers,
     }),
   };

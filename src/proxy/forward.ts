@@ -65,7 +65,9 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
   const { upstream, metrics, timeoutMs } = options;
   const trace = continueTrace(request.headers.traceparent);
   const headers = upstreamRequestHeaders(request.headers, {
-    clientIp: request.ip,
+    // X-Forwarded-For grows by the peer that connected to us (request.ip may already be the
+    // client taken from a trusted proxy's X-Forwarded-For, which is in the chain).
+    clientIp: request.socket.remoteAddress ?? request.ip,
     protocol: request.protocol,
     host: request.headers.host,
     requestId: request.id,

@@ -7,12 +7,15 @@ import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-ta
 import { jsonBodyLimit, registerProxyBodyParsers } from './body.js';
 import { forward } from './forward.js';
 import type { UpstreamRegistry } from './upstreams.js';
+import { registerAutoRoutes, type AutoRouting } from '../routing/auto-routing.js';
 
 export interface ProxyPluginOptions {
   readonly config: GatewayConfig;
   readonly table: RouteTable;
   readonly upstreams: UpstreamRegistry;
   readonly metrics: GatewayMetrics;
+  /** POST /v1/query and /v1/upload, whose service the routing model picks (absent: routing.enabled false). */
+  readonly autoRouting?: AutoRouting | null;
 }
 
 
@@ -57,6 +60,10 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         });
       }
     }
+  }
+
+  if (opts.autoRouting) {
+    registerAutoRoutes(app, { config, manager: opts.autoRouting.manager, routes: opts.autoRouting.routes, upstreams, metrics });
   }
 
   for (const { route, reason } of table.disabled) {

@@ -18,6 +18,11 @@ import { createClientErrorHandler } from '../security/client-errors.js';
 import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
 import { AccessLogController, loggerOptions } from './logger.js';
+import { createStateStore, type StateStore } from '../state/index.js';
+import { createRateLimiting, rateLimitClientStage, rateLimitPrincipalStage, type RateLimiting } from '../ratelimit/index.js';
+import { adminRoutes, BlockedClientsService } from '../admin/index.js';
+import { routingAdminRoutes, RoutingModelsService } from '../admin/index.js';
+import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -28,6 +33,14 @@ export interface Gateway {
   readonly table: RouteTable;
   /** Issues the gateway's own short-lived tokens (the demo prints one). */
   readonly tokens: TokenIssuer;
+  /** Shared state (memory, or Redis with REDIS_URL). */
+  readonly state: StateStore;
+  /** Rate limiter and suspicious-client detector; `rateLimiting.threats` is the ThreatSink stages report to. */
+  readonly rateLimiting: RateLimiting;
+  /** Admin services (REST under /admin, MCP tools later). */
+  readonly admin: { readonly blockedClients: BlockedClientsService };
+  /** ML routing of /v1/query and /v1/upload (null when routing.enabled is false). */
+  readonly routing: AutoRouting | null;
   /** Starts background work (health probing) and listens; resolves with the bound URL. */
   listen(): Promise<string>;
   /** Graceful shutdown: stop accepting, drain in-flight requests up to the deadline, close pools. */
@@ -39,6 +52,8 @@ export interface BuildOptions {
   readonly logger?: FastifyBaseLogger;
   /** Skip prom-client's process metrics (tests that build many gateways in one process). */
   readonly processMetrics?: boolean;
+  /** A state store to use instead of the one the config asks for (tests); not closed by the gateway. */
+  readonly state?: StateStore;
 }
 
 function mapFrameworkError(err: FastifyError): GatewayError {
@@ -88,6 +103,24 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     logger: app.log.child({ component: 'health' }),
   });
 
+  // Shared state first: the rate limiter and the threat detector live on it, and the
+  // detector is the ThreatSink the stages below report to.
+  const state = options.state ?? (await createStateStore(config, { log: app.log.child({ component: 'state' }), metrics }));
+  const rateLimiting = createRateLimiting(config, state, { metrics, log: app.log.child({ component: 'ratelimit' }) });
+  await rateLimiting.start();
+  const blockedClients = new BlockedClientsService(rateLimiting.threats, () => state.up && state.backend === 'redis');
+  // ML routing: the models load now (a model that cannot be used stops start-up) and follow
+  // swaps of the other replicas through the state store.
+  let routing: AutoRouting | null;
+  try {
+    routing = config.routing.enabled ? createAutoRouting(config, { state, metrics, log: app.log.child({ component: 'routing' }) }) : null;
+  } catch (err) {
+    await rateLimiting.close();
+    if (options.state === undefined) await state.close();
+    throw err;
+  }
+  await routing?.start();
+
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     if (shuttingDown) {
@@ -108,7 +141,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
 
   // The request path, in lifecycle order (see DESIGN.md): CORS, compression, security
-  // headers and limits, then authentication; routing and proxying come last.
+  // headers and limits, the client stage (blocked / suspicious clients, per-IP quota), input
+  // validation, authentication, the per-principal quota; routing and proxying come last.
   await app.register(securityPlugin, { config });
   await app.register(compress, {
     global: true,
@@ -117,16 +151,30 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     // Quality 4 keeps brotli's CPU cost near gzip's; the default (11) is for static assets.
     brotliOptions: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } },
   });
-  await app.register(validationPlugin, { routes: config.routes, metrics });
+  // Blocked and suspicious clients, and the per-IP quota, before anything costly.
+  await app.register(rateLimitClientStage, rateLimiting);
+  await app.register(validationPlugin, { routes: [...config.routes, ...(routing?.routes ?? [])], metrics, threats: rateLimiting.threats });
   const auth = createAuth(config, app.log);
   await app.register(authPlugin, auth);
+  // The per-principal (or per-route) quota, once the principal is known.
+  await app.register(rateLimitPrincipalStage, rateLimiting);
   await app.register(metricsPlugin, {
     metrics,
     expose: config.metrics.enabled,
     authPolicy: config.auth.publicMetrics ? PUBLIC : READ_ONLY,
   });
   await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown });
-  await app.register(proxyPlugin, { config, table, upstreams, metrics });
+  await app.register(adminRoutes, {
+    blockedClients,
+    authPolicy: { required: true, scope: 'admin', mfa: config.auth.requireMfaForAdmin },
+  });
+  if (routing) {
+    await app.register(routingAdminRoutes, {
+      service: new RoutingModelsService(routing.manager),
+      authPolicy: { required: true, scope: 'admin', mfa: config.auth.requireMfaForAdmin },
+    });
+  }
+  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing });
 
   let closing: Promise<void> | undefined;
   return {
@@ -137,6 +185,10 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     upstreams,
     table,
     tokens: auth.issuer,
+    state,
+    rateLimiting,
+    admin: { blockedClients },
+    routing,
     async listen() {
       prober.start();
       return app.listen({ host: config.server.host, port: config.server.port });
@@ -155,6 +207,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
         } finally {
           clearTimeout(deadline);
           await Promise.allSettled([prober.stop(), upstreams.close()]);
+          await rateLimiting.close();
+          await routing?.close();
+          if (options.state === undefined) await state.close();
         }
       })();
       return closing;

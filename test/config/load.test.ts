@@ -178,3 +178,166 @@ describe('the loaded config', () => {
     expect(shown).toContain('"jwtSecretKey":"***"');
   });
 });
+
+// --- rate limiting, threat detection and state (src/ratelimit, src/state) ---
+describe('loadConfig: rate limiting', () => {
+  it('defaults: 1000 per 60 s per principal and per IP, loopback allow-listed, threat detection on', () => {
+    const config = ok(loadConfig({}));
+    expect(config.rateLimit).toMatchObject({
+      enabled: true,
+      principal: { requests: 1000, windowSeconds: 60 },
+      ip: { requests: 1000, windowSeconds: 60 },
+      allowList: { keys: [], cidrs: ['127.0.0.0/8', '::1/128'] },
+    });
+    expect(config.rateLimit.threat).toMatchObject({
+      enabled: true,
+      halfLifeSeconds: 300,
+      levels: { medium: 30, high: 60, critical: 100 },
+      weights: { inputRejected: 25, authFailed: 8, notFound: 4, rateLimited: 0.25 },
+      blockSeconds: 60,
+    });
+    expect(config.state).toEqual({ keyPrefix: 'ugw:', commandTimeoutMs: 50 });
+    expect(Object.isFrozen(config.rateLimit.threat.levels)).toBe(true);
+  });
+
+  it('takes RATE_LIMIT_REQUESTS and RATE_LIMIT_WINDOW_SECONDS as the default quota; the file overrides per scope', () => {
+    const env = { RATE_LIMIT_REQUESTS: '100', RATE_LIMIT_WINDOW_SECONDS: '30' };
+    expect(ok(loadConfig(env)).rateLimit).toMatchObject({ principal: { requests: 100, windowSeconds: 30 }, ip: { requests: 100, windowSeconds: 30 } });
+    const file = yamlFile('rl.yaml', 'rateLimit:\n  ip: { requests: 5000, windowSeconds: 60 }\n');
+    expect(ok(loadConfig(env, { file })).rateLimit).toMatchObject({ principal: { requests: 100, windowSeconds: 30 }, ip: { requests: 5000, windowSeconds: 60 } });
+    const lines = problems(loadConfig({ RATE_LIMIT_REQUESTS: '0', RATE_LIMIT_WINDOW_SECONDS: 'a minute' }));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^RATE_LIMIT_REQUESTS: /);
+    expect(lines[1]).toMatch(/^RATE_LIMIT_WINDOW_SECONDS: expected a whole number/);
+  });
+
+  it('reads route quotas, allow-list, thresholds and trusted proxies', () => {
+    const file = yamlFile(
+      'rl-full.yaml',
+      `auth:
+  apiKeys:
+    - { name: batch, sha256: ${'a'.repeat(64)}, scopes: [read] }
+server:
+  trustProxy: [10.0.0.0/8, "2001:db8::/32", loopback]
+routes:
+  - { prefix: /v1/knowledge, service: knowledge, rateLimit: { requests: 20, windowSeconds: 60 } }
+  - { prefix: /v1/fog, service: fog, rateLimit: false }
+rateLimit:
+  allowList: { keys: [batch, env-api-key], cidrs: [10.1.0.0/16, "fd00::/8"] }
+  threat:
+    levels: { medium: 10, high: 20, critical: 40 }
+    weights: { notFound: 1 }
+    blockSeconds: 300
+state: { keyPrefix: "gw-prod:", commandTimeoutMs: 25 }
+`,
+    );
+    const config = ok(loadConfig({ API_KEY: 'k' }, { file }));
+    expect(config.server.trustProxy).toEqual(['10.0.0.0/8', '2001:db8::/32', 'loopback']);
+    expect(config.routes.find((r) => r.prefix === '/v1/knowledge')?.rateLimit).toEqual({ requests: 20, windowSeconds: 60 });
+    expect(config.routes.find((r) => r.prefix === '/v1/fog')?.rateLimit).toBe(false);
+    expect(config.routes.find((r) => r.prefix === '/v1/twin')?.rateLimit).toBeUndefined();
+    expect(config.rateLimit.allowList).toEqual({ keys: ['batch', 'env-api-key'], cidrs: ['10.1.0.0/16', 'fd00::/8'] });
+    expect(config.rateLimit.threat.levels).toEqual({ medium: 10, high: 20, critical: 40 });
+    expect(config.rateLimit.threat.weights).toMatchObject({ notFound: 1, inputRejected: 25 });
+    expect(config.state).toEqual({ keyPrefix: 'gw-prod:', commandTimeoutMs: 25 });
+  });
+
+  it('names each bad rate-limit setting by path, unknown keys included', () => {
+    const file = yamlFile(
+      'rl-bad.yaml',
+      `server:
+  trustProxy: [10.0.0.0/33, proxy.internal]
+routes:
+  - { prefix: /v1/x, service: twin, rateLimit: { requests: 0, windowSeconds: 60 } }
+rateLimit:
+  perIp: 5
+  allowList: { keys: [ghost], cidrs: [10.0.0.0/8, 300.1.1.1] }
+  threat:
+    levels: { medium: 50, high: 40 }
+    tarpit: 1
+state: { keyPrefix: "has spaces" }
+`,
+    );
+    const lines = problems(loadConfig({}, { file })).map((l) => l.slice(file.length + 2));
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^server\.trustProxy/),
+        expect.stringMatching(/^routes\[0\]\.rateLimit/),
+        'rateLimit.perIp: unknown key',
+        expect.stringMatching(/^rateLimit\.allowList\.cidrs\[1\]: an IP address or CIDR/),
+        'rateLimit.threat.levels: levels must grow: medium < high < critical',
+        'rateLimit.threat.tarpit: unknown key',
+        expect.stringMatching(/^state\.keyPrefix: /),
+      ]),
+    );
+    // Cross-checks run once the file parses: an allow-listed key must exist.
+    const ghost = yamlFile('rl-ghost.yaml', 'rateLimit: { allowList: { keys: [ghost] } }\n');
+    expect(problems(loadConfig({}, { file: ghost }))).toEqual([`${ghost}: rateLimit.allowList.keys[0]: no API key is named "ghost" (known: none)`]);
+  });
+});
+
+// --- ML routing (src/routing/model) ---
+describe('loadConfig: routing', () => {
+  it('defaults: on, the five services, threshold 0.5, default service knowledge, ambiguous -> default', () => {
+    const config = ok(loadConfig({}));
+    expect(config.routing).toEqual({
+      enabled: true,
+      services: ['twin', 'agent-controller', 'knowledge', 'fog', 'p2p'],
+      confidenceThreshold: 0.5,
+      defaultService: 'knowledge',
+      ambiguous: 'default',
+      watchPointer: true,
+      shadowQueueSize: 1024,
+      validator: { model: 'facebook/bart-large-mnli' },
+    });
+    expect(config.secrets.hfToken).toBeUndefined();
+  });
+
+  it('reads the routing section (ambiguous: 300 as a number or a string) and HF_TOKEN / HF_ENDPOINT_URL', () => {
+    const file = yamlFile(
+      'routing.yaml',
+      `routing:
+  modelsDir: /srv/routing-models
+  model: /srv/m.json
+  shadowModel: /srv/candidate.json
+  confidenceThreshold: 0.7
+  defaultService: twin
+  ambiguous: 300
+  services: [twin, knowledge]
+  validatorModel: MoritzLaurer/deberta-v3-large-zeroshot-v2.0
+`,
+    );
+    const config = ok(loadConfig({ HF_TOKEN: 'hf_abc', HF_ENDPOINT_URL: 'https://x.endpoints.huggingface.cloud' }, { file }));
+    expect(config.routing).toMatchObject({
+      modelsDir: '/srv/routing-models',
+      model: '/srv/m.json',
+      shadowModel: '/srv/candidate.json',
+      confidenceThreshold: 0.7,
+      defaultService: 'twin',
+      ambiguous: '300',
+      services: ['twin', 'knowledge'],
+      validator: { model: 'MoritzLaurer/deberta-v3-large-zeroshot-v2.0', endpointUrl: 'https://x.endpoints.huggingface.cloud' },
+    });
+    expect(config.secrets.hfToken).toBe('hf_abc');
+    expect(JSON.stringify(redactConfig(config))).not.toContain('hf_abc');
+    expect(ok(loadConfig({}, { file: yamlFile('r2.yaml', 'routing: { ambiguous: "300" }\n') })).routing.ambiguous).toBe('300');
+  });
+
+  it('names bad routing keys: unknown keys, threshold range, services, default service, endpoint URL', () => {
+    const file = yamlFile('bad-routing.yaml', 'routing:\n  confidenceThreshold: 1.5\n  ambiguous: ask\n  colour: red\n');
+    const found = problems(loadConfig({}, { file }));
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/routing\.confidenceThreshold: /),
+        expect.stringMatching(/routing\.ambiguous: /),
+        expect.stringMatching(/routing\.colour: unknown key/),
+      ]),
+    );
+    const file2 = yamlFile('bad-routing2.yaml', 'routing:\n  services: [twin, weather]\n  defaultService: fog\n');
+    expect(problems(loadConfig({}, { file: file2 }))).toEqual([
+      expect.stringMatching(/routing\.services\[1\]: unknown service "weather"/),
+      expect.stringMatching(/routing\.defaultService: "fog" is not one of routing\.services \(twin, weather\)/),
+    ]);
+    expect(problems(loadConfig({ HF_ENDPOINT_URL: 'ftp://x' }))).toEqual([expect.stringMatching(/^HF_ENDPOINT_URL: /)]);
+  });
+});

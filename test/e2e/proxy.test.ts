@@ -216,3 +216,12 @@ describe('upstream responses', () => {
     expect(twin.requestCount).toBe(before);
   });
 });
+
+describe('behind a trusted proxy', () => {
+  it('keeps the X-Forwarded-For chain and appends the peer that connected, once', async () => {
+    const behind = await startGateway({ env: { TWIN_SERVICE_URL: twin.url }, yaml: 'server:\n  trustProxy: [127.0.0.1]\n' });
+    const res = await call(`${behind.url}/v1/twin/xff`, { headers: { 'x-forwarded-for': '203.0.113.7' } });
+    expect(res.status).toBe(200);
+    expect(res.json().headers['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
+  });
+});

@@ -1,0 +1,2 @@
+export { classifyError, VALIDATOR_EXIT_CODES, ValidatorError, ZeroShotClassifier, type LabelScore, type ValidatorErrorKind, type ZeroShotOptions } from './zero-shot.js';
+export { sample, SERVICE_DESCRIPTIONS, validateAgainstZeroShot, type Classifier, type ValidationReport } from './validate.js';

@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import type { RouteAuthPolicy } from '../config/index.js';
+import { GatewayError } from '../errors.js';
+import '../server/route-config.js';
+import { blockClientInput, unblockClientInput, type BlockedClientsService } from './blocked-clients.js';
+
+export interface AdminRoutesOptions {
+  readonly blockedClients: BlockedClientsService;
+  /** Admin scope, plus MFA when auth.requireMfaForAdmin. */
+  readonly authPolicy: RouteAuthPolicy;
+}
+
+function invalid(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): GatewayError {
+  const first = issues[0];
+  const where = first && first.path.length > 0 ? `${first.path.map(String).join('.')}: ` : '';
+  return new GatewayError('GW_REQUEST_INVALID', `${where}${first?.message ?? 'invalid input'}`);
+}
+
+/**
+ * REST admin endpoints under /admin: thin adapters over the admin services (the MCP tools
+ * will call the same services).
+ *
+ *   GET    /admin/blocked-clients            clients blocked now
+ *   POST   /admin/blocked-clients            {client, seconds, reason}: block by hand
+ *   DELETE /admin/blocked-clients/:client    lift a block (404 when not blocked)
+ */
+export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
+  const { blockedClients, authPolicy } = opts;
+  const config = { authPolicy };
+
+  app.get('/admin/blocked-clients', { config }, async (_request, reply) => {
+    return reply.header('cache-control', 'no-store').send(await blockedClients.list());
+  });
+
+  app.post('/admin/blocked-clients', { config, bodyLimit: 4096 }, async (request, reply) => {
+    const parsed = blockClientInput.safeParse(request.body ?? {});
+    if (!parsed.success) throw invalid(parsed.error.issues);
+    return reply.code(201).header('cache-control', 'no-store').send(await blockedClients.block(parsed.data));
+  });
+
+  app.delete<{ Params: { client: string } }>('/admin/blocked-clients/:client', { config }, async (request, reply) => {
+    const parsed = unblockClientInput.safeParse({ client: request.params.client });
+    if (!parsed.success) throw invalid(parsed.error.issues);
+    const result = await blockedClients.unblock(parsed.data);
+    if (!result.unblocked) throw new GatewayError('GW_ADMIN_CLIENT_NOT_BLOCKED', `${result.client} is not blocked`);
+    return reply.header('cache-control', 'no-store').send(result);
+  });
+}

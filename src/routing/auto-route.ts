@@ -1,0 +1,242 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { grants } from '../auth/scopes.js';
+import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js';
+import { HTTP_METHODS } from '../config/index.js';
+import { GatewayError } from '../errors.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
+import { forward } from '../proxy/forward.js';
+import type { UpstreamRegistry } from '../proxy/upstreams.js';
+import '../server/route-config.js';
+import type { RoutingInput } from './model/features.js';
+import type { RoutingModelManager } from './model/manager.js';
+import type { RoutingModel } from './model/model.js';
+import { multipartBoundary, parseMultipartPrefix, peekBody, rawUploadFacts, type UploadFacts } from './upload-input.js';
+
+/*
+ * POST /v1/query and POST /v1/upload carry no service name: the routing model picks the
+ * service per request. A caller with `write` scope may name it instead (X-Target-Service
+ * header, or a `service` field in the JSON body or the upload form). Below the confidence
+ * threshold the request goes to the default service, or is answered 300
+ * GW_ROUTING_AMBIGUOUS with the candidates (routing.ambiguous). Every decision is counted in
+ * gateway_routing_decisions{service,auto_detected} and shown in x-routed-to,
+ * x-routing-confidence, x-routing-reason and x-routing-model.
+ */
+
+export type RoutingDecision =
+  | { readonly reason: 'model' | 'low-confidence'; readonly service: string; readonly confidence: number; readonly model: string; readonly predicted: string }
+  | {
+      readonly reason: 'ambiguous';
+      readonly service: null;
+      readonly confidence: number;
+      readonly model: string;
+      readonly predicted: string;
+      readonly candidates: ReadonlyArray<{ readonly service: string; readonly probability: number }>;
+    }
+  | { readonly reason: 'override'; readonly service: string; readonly confidence: 1 };
+
+export interface DecisionSettings {
+  readonly confidenceThreshold: number;
+  readonly defaultService: string;
+  readonly ambiguous: 'default' | '300';
+}
+
+const MAX_LABELS = 64;
+const CANDIDATES = 3;
+
+/** The model part of the decision, as a plain object (testable without Fastify). */
+export class AutoRouter {
+  readonly #settings: DecisionSettings;
+  readonly #isEnabled: (service: string) => boolean;
+  readonly #out = new Float64Array(MAX_LABELS);
+  readonly #masks = new WeakMap<RoutingModel, Uint8Array | null>();
+
+  constructor(settings: DecisionSettings, isEnabled: (service: string) => boolean) {
+    this.#settings = settings;
+    this.#isEnabled = isEnabled;
+  }
+
+  /** 1 for labels whose service is switched off on this gateway; null when none is. */
+  #mask(model: RoutingModel): Uint8Array | null {
+    let mask = this.#masks.get(model);
+    if (mask === undefined) {
+      const m = Uint8Array.from(model.labels, (l) => (this.#isEnabled(l) ? 0 : 1));
+      mask = m.some((x) => x === 1) ? m : null;
+      this.#masks.set(model, mask);
+    }
+    return mask;
+  }
+
+  /** Decide with `model`; `onPredicted` sees the model's own top label (for shadow comparison). */
+  decide(model: RoutingModel, input: RoutingInput, onPredicted?: (label: string) => void): RoutingDecision {
+    const out = this.#out;
+    const L = model.labels.length;
+    let best = model.predictInto(input, out);
+    const predicted = model.labels[best]!;
+    onPredicted?.(predicted);
+    const mask = this.#mask(model);
+    if (mask !== null) {
+      // Switched-off services cannot be chosen: renormalise over the others.
+      let sum = 0;
+      for (let c = 0; c < L; c++) {
+        if (mask[c] === 1) out[c] = 0;
+        sum += out[c]!;
+      }
+      best = -1;
+      for (let c = 0; c < L; c++) {
+        if (sum > 0) out[c]! /= sum;
+        if (mask[c] === 0 && (best < 0 || out[c]! > out[best]!)) best = c;
+      }
+      if (best < 0) throw new GatewayError('GW_SERVICE_DISABLED', 'Every service the routing model chooses among is disabled on this gateway');
+    }
+    const confidence = out[best]!;
+    const { confidenceThreshold, defaultService, ambiguous } = this.#settings;
+    if (confidence >= confidenceThreshold) return { reason: 'model', service: model.labels[best]!, confidence, model: model.id, predicted };
+    if (ambiguous === 'default') return { reason: 'low-confidence', service: defaultService, confidence, model: model.id, predicted };
+    const order = Array.from({ length: L }, (_v, c) => c)
+      .filter((c) => mask === null || mask[c] === 0)
+      .sort((a, b) => out[b]! - out[a]!);
+    return {
+      reason: 'ambiguous',
+      service: null,
+      confidence,
+      model: model.id,
+      predicted,
+      candidates: order.slice(0, CANDIDATES).map((c) => ({ service: model.labels[c]!, probability: Math.round(out[c]! * 10_000) / 10_000 })),
+    };
+  }
+}
+
+export interface AutoRoutingOptions {
+  readonly config: GatewayConfig;
+  readonly manager: RoutingModelManager;
+  readonly routes: readonly RouteConfig[];
+  readonly upstreams: UpstreamRegistry;
+  readonly metrics: GatewayMetrics;
+}
+
+/** Bytes of a multipart body read to find the file name, type and form fields. */
+const UPLOAD_PEEK_BYTES = 16 * 1024;
+const UPLOAD_PEEK_TIMEOUT_MS = 1000;
+const TEXT_FIELDS = ['query', 'prompt', 'message'] as const;
+
+/** The route-table entries of the auto-routed endpoints (their auth and validation policies). */
+export function autoRoutes(): RouteConfig[] {
+  const base = { service: 'auto', methods: ['POST'] as HttpMethod[], validation: 'strict' as const, textFields: [...TEXT_FIELDS], freeTextFields: [] };
+  return [
+    // Asking is reading: `read` is enough for the model's choice; naming the service needs `write`.
+    { id: 'auto-query', prefix: '/v1/query', auth: { required: true, scope: 'read' }, ...base },
+    { id: 'auto-upload', prefix: '/v1/upload', auth: { required: true, scope: 'write' }, ...base },
+  ];
+}
+
+function stringField(body: unknown, key: string): string | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const v = (body as Record<string, unknown>)[key];
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+/** What the model sees of an upload: JSON description, multipart prefix, or raw-upload headers. */
+async function uploadInput(request: FastifyRequest, fieldNames: ReadonlySet<string>): Promise<{ input: RoutingInput; fields: Readonly<Record<string, string>> }> {
+  const contentType = request.headers['content-type'];
+  const json = request.jsonBody;
+  let facts: UploadFacts;
+  if (json !== undefined) {
+    const described = (json as { file?: unknown } | null)?.file;
+    const name = stringField(described, 'name') ?? stringField(json, 'filename') ?? stringField(json, 'file_name');
+    const type = stringField(described, 'type') ?? stringField(json, 'content_type') ?? stringField(json, 'mime_type');
+    facts = { ...(name !== undefined || type !== undefined ? { file: { ...(name ? { name } : {}), ...(type ? { type } : {}) } } : {}), fields: {} };
+  } else {
+    const boundary = multipartBoundary(contentType);
+    const hasBody = request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0';
+    if (boundary !== null) {
+      facts = hasBody ? parseMultipartPrefix(await peekBody(request.raw, UPLOAD_PEEK_BYTES, UPLOAD_PEEK_TIMEOUT_MS), boundary, fieldNames) : { fields: {} };
+    } else {
+      facts = rawUploadFacts(request.headers, request.url);
+    }
+  }
+  return {
+    input: { method: request.method, path: request.url, contentType, headers: request.headers, body: json ?? facts.fields, file: facts.file },
+    fields: facts.fields,
+  };
+}
+
+function formatConfidence(c: number): string {
+  return c.toFixed(4);
+}
+
+/** Register POST /v1/query and /v1/upload (inside the proxy plugin, which streams bodies). */
+export function registerAutoRoutes(app: FastifyInstance, opts: AutoRoutingOptions): void {
+  const { config, manager, upstreams, metrics } = opts;
+  const routing = config.routing;
+  const router = new AutoRouter(routing, (s) => config.services[s]?.enabled === true);
+  const fieldNames = new Set<string>([...TEXT_FIELDS, 'service']);
+  const others = HTTP_METHODS.filter((m) => m !== 'POST');
+
+  const send = (request: FastifyRequest, reply: FastifyReply, route: RouteConfig, service: string) => {
+    const svc = config.services[service];
+    if (svc === undefined) throw new GatewayError('GW_ROUTING_UNKNOWN_SERVICE', `Unknown service "${service}"`);
+    const upstream = upstreams.pick(service);
+    if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED', `The ${service} service is disabled on this gateway${svc.disabledBy ? ` (${svc.disabledBy})` : ''}`);
+    return forward(request, reply, { route, upstream, timeoutMs: svc.timeoutMs, bodyLimitBytes: route.bodyLimitBytes ?? config.limits.bodyBytes, metrics });
+  };
+
+  for (const route of opts.routes) {
+    const isUpload = route.id === 'auto-upload';
+    const routeConfig = { gatewayRoute: route, authPolicy: route.auth };
+    app.route({
+      method: 'POST',
+      url: route.prefix,
+      config: routeConfig,
+      decompress: false,
+      handler: async (request, reply) => {
+        let input: RoutingInput;
+        let formFields: Readonly<Record<string, string>> = {};
+        if (isUpload) ({ input, fields: formFields } = await uploadInput(request, fieldNames));
+        else input = { method: request.method, path: request.url, contentType: request.headers['content-type'], headers: request.headers, body: request.jsonBody };
+
+        const header = request.headers['x-target-service'];
+        const named = (typeof header === 'string' && header.trim() !== '' ? header : undefined) ?? stringField(request.jsonBody, 'service') ?? formFields.service;
+        let decision: RoutingDecision;
+        if (named !== undefined) {
+          const principal = request.principal;
+          if (principal === null || !grants(principal.scopes, 'write')) {
+            throw new GatewayError('GW_AUTH_INSUFFICIENT_SCOPE', 'Naming the service (X-Target-Service or "service") needs the write scope', {
+              headers: { 'www-authenticate': 'Bearer error="insufficient_scope", scope="write"' },
+            });
+          }
+          const service = named.trim().toLowerCase();
+          if (!(service in config.services)) {
+            throw new GatewayError('GW_ROUTING_UNKNOWN_SERVICE', `No service "${service.slice(0, 64)}" (known: ${Object.keys(config.services).join(', ')})`);
+          }
+          decision = { reason: 'override', service, confidence: 1 };
+        } else {
+          const model = manager.active;
+          decision = router.decide(model, input, (label) => manager.shadowCompare(input, label));
+        }
+
+        metrics.routingDecisions.inc({ service: decision.service ?? 'none', auto_detected: decision.reason === 'model' ? 'true' : 'false' });
+        const headers: Record<string, string> = {
+          'x-routing-confidence': formatConfidence(decision.confidence),
+          'x-routing-reason': decision.reason,
+          ...(decision.reason !== 'override' ? { 'x-routing-model': decision.model } : {}),
+        };
+        if (decision.reason === 'ambiguous') {
+          const list = decision.candidates.map((c) => `${c.service} (${c.probability.toFixed(2)})`).join(', ');
+          throw new GatewayError('GW_ROUTING_AMBIGUOUS', `Could not tell which service should answer; candidates: ${list}. Resend with X-Target-Service (write scope) or rephrase.`, {
+            headers: { ...headers, 'x-routing-candidates': decision.candidates.map((c) => `${c.service};p=${c.probability}`).join(', ') },
+          });
+        }
+        reply.header('x-routed-to', decision.service).headers(headers);
+        return send(request, reply, route, decision.service);
+      },
+    });
+    app.route({
+      method: [...others],
+      url: route.prefix,
+      config: routeConfig,
+      handler: () => {
+        throw new GatewayError('GW_ROUTE_METHOD_NOT_ALLOWED', `${route.prefix} accepts POST`, { headers: { allow: 'POST' } });
+      },
+    });
+  }
+}

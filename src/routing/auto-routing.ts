@@ -1,0 +1,53 @@
+import { resolve } from 'node:path';
+import type { GatewayConfig, RouteConfig } from '../config/index.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
+import type { StateStore } from '../state/index.js';
+import { autoRoutes } from './auto-route.js';
+import { packageModelsDir } from './model/files.js';
+import { RoutingModelManager, stateBroadcast, type ModelLog } from './model/manager.js';
+
+export { registerAutoRoutes, type AutoRoutingOptions } from './auto-route.js';
+
+/** The ML routing of a gateway: its two routes and the models behind them. */
+export interface AutoRouting {
+  readonly routes: readonly RouteConfig[];
+  readonly manager: RoutingModelManager;
+  /** The operators' folder in use. */
+  readonly modelsDir: string;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface AutoRoutingDeps {
+  readonly state?: Pick<StateStore, 'publish' | 'subscribe' | 'cache' | 'onStatusChange'>;
+  readonly metrics: Pick<GatewayMetrics, 'routingShadowAgreement'>;
+  readonly log: ModelLog;
+}
+
+/**
+ * Load the routing models for `config.routing` (throws ModelFileError, one line per problem,
+ * when the active or shadow model cannot be used) and build the two auto-routed routes.
+ */
+export function createAutoRouting(config: GatewayConfig, deps: AutoRoutingDeps): AutoRouting {
+  const modelsDir = config.routing.modelsDir !== undefined ? resolve(config.routing.modelsDir) : packageModelsDir();
+  const manager = RoutingModelManager.load({
+    config: config.routing,
+    dir: modelsDir,
+    log: deps.log,
+    ...(deps.state ? { broadcast: stateBroadcast(deps.state) } : {}),
+    shadowCounter: deps.metrics.routingShadowAgreement,
+  });
+  // A route configured for the same path (routes: in the YAML) is the operator's explicit choice: it wins.
+  const routes = autoRoutes().filter((r) => {
+    const configured = config.routes.find((c) => c.prefix === r.prefix);
+    if (configured) deps.log.info({ path: r.prefix, service: configured.service }, 'routing: a configured route serves this path; the model does not choose its service');
+    return configured === undefined;
+  });
+  return {
+    routes,
+    manager,
+    modelsDir,
+    start: () => manager.start(),
+    close: () => manager.close(),
+  };
+}

@@ -1,0 +1,364 @@
+import { combine, fmix32, fnvStep, fnvString, NS } from './hashing.js';
+
+/*
+ * What the routing model sees of a request, and how it becomes hashed features. The same
+ * extractor serves training, evaluation and live inference, so a feature means the same thing
+ * in all three. Extraction writes into buffers allocated once per extractor: routing a request
+ * allocates nothing.
+ *
+ * Features (each kind hashed from its own namespace seed, see hashing.ts):
+ *  - words of the text fields of the JSON body (`query`, `prompt`, `message` by default) and of
+ *    the uploaded file's name: lowercased, digits folded to 0, split on anything that is not a
+ *    letter or digit; word unigrams, word bigrams, character n-grams of each word with
+ *    boundary markers (fastText style, so typos and inflections still share most features);
+ *  - the method, the path and each path segment, the media type of the body;
+ *  - selected headers (name=value), the uploaded file's extension and media type.
+ * Each feature has a sign (top bit of its hash) so that colliding features tend to cancel
+ * rather than add up, and the feature vector is scaled by 1/sqrt(count).
+ */
+
+/** A request as the routing model sees it (built from a live request or a data line). */
+export interface RoutingInput {
+  readonly method: string;
+  /** The request path; a query string is ignored. */
+  readonly path: string;
+  /** The Content-Type header (parameters are ignored). */
+  readonly contentType?: string | undefined;
+  /** Request headers, lowercased names (only the ones in the feature settings are read). */
+  readonly headers?: Readonly<Record<string, string | readonly string[] | undefined>> | undefined;
+  /** The parsed JSON body, or the text fields of a multipart form. */
+  readonly body?: unknown;
+  /** The uploaded file (POST /v1/upload). */
+  readonly file?: { readonly name?: string | undefined; readonly type?: string | undefined } | undefined;
+}
+
+export interface FeatureSettings {
+  /** Size of the hashed feature space; a power of two. */
+  readonly buckets: number;
+  /** Word bigrams on (unigrams always are). */
+  readonly wordBigrams: boolean;
+  /** Character n-grams per word, from min to max length (min 0: none). */
+  readonly charNgramMin: number;
+  readonly charNgramMax: number;
+  /** JSON body fields read as text, in order. */
+  readonly textFields: readonly string[];
+  /** Request headers (lowercase names) whose value is a feature. */
+  readonly headers: readonly string[];
+  /** Text characters read per request (all text fields and the file name together). */
+  readonly maxTextChars: number;
+  /** Digits become 0 (ids and dates generalise). */
+  readonly foldDigits: boolean;
+}
+
+export const DEFAULT_FEATURE_SETTINGS: FeatureSettings = Object.freeze({
+  buckets: 1 << 17,
+  wordBigrams: true,
+  charNgramMin: 3,
+  charNgramMax: 5,
+  textFields: Object.freeze(['query', 'prompt', 'message']),
+  headers: Object.freeze(['x-client-app']),
+  maxTextChars: 256,
+  foldDigits: true,
+});
+
+/** Longest word kept whole for character n-grams (longer words still count as words). */
+const MAX_WORD = 32;
+/** Markers around a word for its character n-grams: "<word>". */
+const BOW = 1;
+const EOW = 2;
+/** Items read from an array-valued text field (e.g. a list of messages). */
+const MAX_ARRAY_ITEMS = 16;
+/** Characters of a header value or a media type that count. */
+const MAX_VALUE_CHARS = 64;
+
+/**
+ * A character folded for features: lowercase letter, digit (0 when folded), any other
+ * non-punctuation code unit as is; -1 for a separator.
+ */
+function fold(c: number, foldDigits: boolean): number {
+  if (c < 128) {
+    if (c >= 97 && c <= 122) return c;
+    if (c >= 65 && c <= 90) return c + 32;
+    if (c >= 48 && c <= 57) return foldDigits ? 48 : c;
+    return -1;
+  }
+  if (c === 0xa0 || c === 0xad || c === 0xd7 || c === 0xf7) return -1;
+  if (c < 0xc0) return -1; // Latin-1 punctuation and symbols
+  if (c <= 0xde) return c + 32; // Latin-1 capitals
+  if (c >= 0x391 && c <= 0x3a9) return c + 32; // Greek capitals
+  if (c >= 0x410 && c <= 0x42f) return c + 32; // Cyrillic capitals
+  if (c >= 0x2000 && c <= 0x206f) return -1; // general punctuation, dashes, quotes
+  if (c >= 0x3000 && c <= 0x303f) return -1; // CJK punctuation
+  if (c >= 0xfe30 && c <= 0xfe4f) return -1;
+  if (c >= 0xff00 && c <= 0xff0f) return -1;
+  if (c >= 0xd800 && c <= 0xdfff) return -1; // surrogates (emoji and the like)
+  return c;
+}
+
+/** Lowercase ASCII, for header values, paths and media types. */
+function lower(c: number): number {
+  return c >= 65 && c <= 90 ? c + 32 : c;
+}
+
+export class FeatureExtractor {
+  readonly settings: FeatureSettings;
+  /** Bucket of each feature of the last extraction. */
+  readonly index: Int32Array;
+  /** Sign of each feature (+1 or -1). */
+  readonly sign: Float32Array;
+  /** Features in the last extraction. */
+  count = 0;
+  /** Set to an array to record a readable name per feature (explain); null on the hot path. */
+  names: string[] | null = null;
+
+  readonly #mask: number;
+  readonly #capacity: number;
+  readonly #word = new Int32Array(MAX_WORD);
+  readonly #headerSeeds: Int32Array;
+  readonly #headerNames: readonly string[];
+  readonly #fieldNames: readonly string[];
+  #budget = 0;
+  #prevWord = 0;
+  #hasPrev = false;
+
+  constructor(settings: FeatureSettings) {
+    if (!Number.isInteger(Math.log2(settings.buckets))) throw new RangeError('buckets must be a power of two');
+    this.settings = settings;
+    this.#mask = settings.buckets - 1;
+    const grams = settings.charNgramMin > 0 ? settings.charNgramMax - settings.charNgramMin + 1 : 0;
+    // Upper bound: per text character at most one word, one bigram and `grams` n-grams, plus the fixed features.
+    this.#capacity = settings.maxTextChars * (2 + grams) + 2 * MAX_ARRAY_ITEMS + settings.headers.length + 64;
+    this.index = new Int32Array(this.#capacity);
+    this.sign = new Float32Array(this.#capacity);
+    this.#headerNames = settings.headers.map((h) => h.toLowerCase());
+    this.#headerSeeds = Int32Array.from(this.#headerNames, (h) => fnvString(`${h}=`, NS.header));
+    this.#fieldNames = settings.textFields;
+  }
+
+  /** Extract the features of one request into `index`/`sign`; returns their count. */
+  extract(input: RoutingInput): number {
+    this.count = 0;
+    this.#budget = this.settings.maxTextChars;
+    if (this.names !== null) this.names.length = 0;
+
+    let hasText = false;
+    const body = input.body;
+    if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+      const fields = this.#fieldNames;
+      for (let f = 0; f < fields.length; f++) {
+        if (this.#textValue((body as Record<string, unknown>)[fields[f]!])) hasText = true;
+      }
+    }
+    const file = input.file;
+    if (file !== undefined && file !== null) {
+      this.#emitConst(NS.hasFile, 'file?');
+      if (typeof file.name === 'string' && file.name.length > 0) {
+        if (this.#text(file.name)) hasText = true;
+        this.#fileExtension(file.name);
+      }
+      if (typeof file.type === 'string' && file.type.length > 0) this.#fileType(file.type);
+    }
+    if (hasText) this.#emitConst(NS.hasText, 'text?');
+
+    this.#simple(NS.method, input.method, 'method');
+    this.#path(input.path);
+    if (input.contentType !== undefined) this.#mediaType(NS.contentType, input.contentType, 'content-type');
+    const headers = input.headers;
+    if (headers !== undefined) {
+      for (let i = 0; i < this.#headerNames.length; i++) {
+        const raw = headers[this.#headerNames[i]!];
+        const value = typeof raw === 'string' ? raw : raw !== undefined ? raw[0] : undefined;
+        if (value !== undefined && value.length > 0) this.#simple(this.#headerSeeds[i]!, value, this.#headerNames[i]!);
+      }
+    }
+    return this.count;
+  }
+
+  #emit(h: number): void {
+    if (this.count >= this.#capacity) return;
+    const m = fmix32(h);
+    this.index[this.count] = m & this.#mask;
+    this.sign[this.count] = m < 0 ? -1 : 1;
+    this.count++;
+  }
+
+  #emitConst(seed: number, name: string): void {
+    if (this.names !== null) this.names.push(name);
+    this.#emit(seed);
+  }
+
+  /** A text field's value: a string, or text/content of an object, or a list of those. */
+  #textValue(v: unknown): boolean {
+    if (typeof v === 'string') return this.#text(v);
+    if (v === null || typeof v !== 'object') return false;
+    if (Array.isArray(v)) {
+      let any = false;
+      const n = v.length < MAX_ARRAY_ITEMS ? v.length : MAX_ARRAY_ITEMS;
+      for (let i = 0; i < n; i++) if (this.#textItem(v[i])) any = true;
+      return any;
+    }
+    return this.#textItem(v);
+  }
+
+  #textItem(v: unknown): boolean {
+    if (typeof v === 'string') return this.#text(v);
+    if (v === null || typeof v !== 'object') return false;
+    const o = v as Record<string, unknown>;
+    if (typeof o.content === 'string') return this.#text(o.content);
+    if (typeof o.text === 'string') return this.#text(o.text);
+    return false;
+  }
+
+  /** Words, bigrams and character n-grams of a text, within the remaining character budget. */
+  #text(s: string): boolean {
+    const n = s.length < this.#budget ? s.length : this.#budget;
+    if (n <= 0) return false;
+    this.#budget -= n;
+    const foldDigits = this.settings.foldDigits;
+    const word = this.#word;
+    this.#hasPrev = false;
+    let len = 0;
+    let h = NS.word;
+    let any = false;
+    for (let i = 0; i <= n; i++) {
+      const c = i < n ? fold(s.charCodeAt(i), foldDigits) : -1;
+      if (c >= 0) {
+        if (len < MAX_WORD) word[len] = c;
+        len++;
+        h = fnvStep(h, c);
+      } else if (len > 0) {
+        this.#endWord(h, len);
+        any = true;
+        len = 0;
+        h = NS.word;
+      }
+    }
+    return any;
+  }
+
+  #endWord(h: number, len: number): void {
+    const recording = this.names !== null;
+    const kept = len < MAX_WORD ? len : MAX_WORD;
+    const word = this.#word;
+    if (recording) this.names!.push(`word:${this.#wordText(0, kept)}`);
+    this.#emit(h);
+    if (this.settings.wordBigrams && this.#hasPrev) {
+      if (recording) this.names!.push(`bigram:${this.#lastWordName ?? '?'} ${this.#wordText(0, kept)}`);
+      this.#emit(combine(this.#prevWord ^ NS.bigram, h));
+    }
+    this.#prevWord = h;
+    this.#hasPrev = true;
+    if (recording) this.#lastWordName = this.#wordText(0, kept);
+
+    const min = this.settings.charNgramMin;
+    if (min <= 0) return;
+    const total = kept + 2; // with the markers
+    const max = this.settings.charNgramMax;
+    for (let g = min; g <= max && g <= total; g++) {
+      for (let start = 0; start + g <= total; start++) {
+        let ch = fnvStep(NS.char, g);
+        for (let k = start; k < start + g; k++) {
+          ch = fnvStep(ch, k === 0 ? BOW : k === total - 1 ? EOW : word[k - 1]!);
+        }
+        if (recording) this.names!.push(`chars:${this.#gramText(start, g, total)} (${this.#lastWordName})`);
+        this.#emit(ch);
+      }
+    }
+  }
+
+  #lastWordName: string | null = null;
+
+  #wordText(from: number, to: number): string {
+    let out = '';
+    for (let i = from; i < to; i++) out += String.fromCharCode(this.#word[i]!);
+    return out;
+  }
+
+  #gramText(start: number, g: number, total: number): string {
+    let out = '';
+    for (let k = start; k < start + g; k++) out += k === 0 ? '<' : k === total - 1 ? '>' : String.fromCharCode(this.#word[k - 1]!);
+    return out;
+  }
+
+  /** A short value hashed whole, lowercased (method, header value). */
+  #simple(seed: number, value: string, name: string): void {
+    let h = seed;
+    const n = value.length < MAX_VALUE_CHARS ? value.length : MAX_VALUE_CHARS;
+    for (let i = 0; i < n; i++) h = fnvStep(h, lower(value.charCodeAt(i)));
+    if (this.names !== null) this.names.push(`${name}=${value.slice(0, n).toLowerCase()}`);
+    this.#emit(h);
+  }
+
+  /** A media type without parameters ("multipart/form-data; boundary=..." -> "multipart/form-data"). */
+  #mediaType(seed: number, value: string, name: string): void {
+    let h = seed;
+    let i = 0;
+    while (i < value.length && value.charCodeAt(i) === 32) i++;
+    const start = i;
+    for (; i < value.length && i - start < MAX_VALUE_CHARS; i++) {
+      const c = value.charCodeAt(i);
+      if (c === 59 || c === 32) break; // ';' or ' '
+      h = fnvStep(h, lower(c));
+    }
+    if (this.names !== null) this.names.push(`${name}=${value.slice(start, i).toLowerCase()}`);
+    this.#emit(h);
+  }
+
+  /** The whole path and each of its segments (query string ignored), lowercased, digits folded. */
+  #path(path: string): void {
+    const foldDigits = this.settings.foldDigits;
+    let whole = NS.path;
+    let seg = NS.pathSegment;
+    let segLen = 0;
+    let segStart = 0;
+    const n = path.length < 256 ? path.length : 256;
+    for (let i = 0; i <= n; i++) {
+      const c = i < n ? path.charCodeAt(i) : 47;
+      if (c === 63) {
+        // '?': the query string does not count
+        if (segLen > 0) this.#segment(seg, path, segStart, i);
+        break;
+      }
+      const f = c >= 48 && c <= 57 && foldDigits ? 48 : lower(c);
+      if (i < n) whole = fnvStep(whole, f);
+      if (c === 47) {
+        if (segLen > 0) this.#segment(seg, path, segStart, i);
+        seg = NS.pathSegment;
+        segLen = 0;
+        segStart = i + 1;
+      } else {
+        seg = fnvStep(seg, f);
+        segLen++;
+      }
+    }
+    if (this.names !== null) this.names.push(`path=${path.split('?', 1)[0]!.toLowerCase()}`);
+    this.#emit(whole);
+  }
+
+  #segment(h: number, path: string, from: number, to: number): void {
+    if (this.names !== null) this.names.push(`path-segment=${path.slice(from, to).toLowerCase()}`);
+    this.#emit(h);
+  }
+
+  #fileExtension(name: string): void {
+    const dot = name.lastIndexOf('.');
+    if (dot < 0 || dot === name.length - 1 || name.length - dot > 12) return;
+    let h = NS.fileExt;
+    for (let i = dot + 1; i < name.length; i++) h = fnvStep(h, lower(name.charCodeAt(i)));
+    if (this.names !== null) this.names.push(`file-ext=${name.slice(dot + 1).toLowerCase()}`);
+    this.#emit(h);
+  }
+
+  #fileType(type: string): void {
+    this.#mediaType(NS.fileType, type, 'file-type');
+    let h = NS.fileMajorType;
+    let i = 0;
+    for (; i < type.length && i < MAX_VALUE_CHARS; i++) {
+      const c = type.charCodeAt(i);
+      if (c === 47 || c === 59) break;
+      h = fnvStep(h, lower(c));
+    }
+    if (this.names !== null) this.names.push(`file-major-type=${type.slice(0, i).toLowerCase()}`);
+    this.#emit(h);
+  }
+}

@@ -1,0 +1,408 @@
+import { randomBytes } from 'node:crypto';
+import { createClient } from '@redis/client';
+import KeyvRedis from '@keyv/redis';
+import { Keyv } from 'keyv';
+import { MemoryStore } from './memory.js';
+import { SCRIPTS } from './scripts.js';
+import type {
+  ExpiringEntry,
+  ScoreChange,
+  ScoreOptions,
+  StateStore,
+  StoreMessage,
+  StoreStatusListener,
+  WindowCheck,
+  WindowDecision,
+} from './store.js';
+
+/** The logger calls the store makes (pino's signature). */
+export interface StoreLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+export interface RedisStoreOptions {
+  readonly url: string;
+  /** Prefix of every key and of the pub/sub channel. */
+  readonly keyPrefix: string;
+  /** Longest a call waits for Redis before the replica decides alone. */
+  readonly commandTimeoutMs: number;
+  readonly log: StoreLogger;
+  /** How long to stop asking Redis after a timeout before probing it again. */
+  readonly suspendMs?: number;
+  /** TCP connect timeout of each (re)connection attempt. */
+  readonly connectTimeoutMs?: number;
+  /** Longest pause between reconnection attempts (they back off exponentially up to it). */
+  readonly maxReconnectDelayMs?: number;
+  /** Called for each decision this replica made alone (gateway_state_store_fallbacks_total). */
+  readonly onFallback?: () => void;
+}
+
+function createRedisClient(options: RedisStoreOptions) {
+  const maxDelay = options.maxReconnectDelayMs ?? 2000;
+  return createClient({
+    url: options.url,
+    scripts: SCRIPTS,
+    // No unbounded queue while Redis is away: a command on a disconnected client fails at
+    // once and the caller decides with the replica's memory.
+    disableOfflineQueue: true,
+    // And a bound on commands waiting for their reply (a hung Redis answers none of them).
+    commandsQueueMaxLength: 10_000,
+    socket: {
+      connectTimeout: options.connectTimeoutMs ?? 1000,
+      // Exponential backoff with jitter, forever: the gateway reconnects by itself.
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), maxDelay) + Math.floor(Math.random() * 100),
+    },
+  });
+}
+
+type Client = ReturnType<typeof createRedisClient>;
+
+/** A call that took longer than the command timeout. */
+class StoreTimeoutError extends Error {
+  override readonly name = 'StoreTimeoutError';
+}
+const TIMED_OUT = new StoreTimeoutError('state store call timed out');
+
+/**
+ * The shared store on Redis (node-redis / @redis/client, the client @keyv/redis also uses).
+ *
+ * Degradation: while Redis is unreachable — disconnected, or a call took longer than
+ * `commandTimeoutMs` — every call is answered by `local` (a MemoryStore), so rate limits
+ * become per-replica and nothing waits. One log line and one `onStatusChange` call per
+ * change of state, never per request. Reconnection is node-redis's, with backoff; after a
+ * timeout the store stops asking Redis for `suspendMs`, then probes it with PING.
+ */
+export class RedisStore implements StateStore {
+  readonly backend = 'redis' as const;
+  /** Answers while Redis cannot (and delivers pub/sub messages inside this process). */
+  readonly local: MemoryStore;
+  private readonly client: Client;
+  private readonly subscriber: Client;
+  private readonly channel: string;
+  private readonly id = randomBytes(6).toString('base64url');
+  private seq = 0;
+  private suspended = false;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private lastUp = false;
+  private closed = false;
+  private lastUnexpectedLog = 0;
+  private readonly listeners = new Set<StoreStatusListener>();
+
+  constructor(private readonly options: RedisStoreOptions) {
+    this.local = new MemoryStore();
+    this.channel = `${options.keyPrefix}events`;
+    this.client = createRedisClient(options);
+    // Pub/sub needs its own connection. It subscribes once connected (see `subscribe`);
+    // node-redis subscribes again by itself after a reconnection.
+    this.subscriber = this.client.duplicate();
+    for (const c of [this.client, this.subscriber]) {
+      c.on('error', (err: Error) => {
+        this.options.log.debug({ err: err.message }, 'redis connection error');
+        this.refresh();
+      });
+      c.on('ready', () => {
+        if (c === this.subscriber) this.listen();
+        this.refresh();
+      });
+      c.on('end', () => this.refresh());
+      c.on('reconnecting', () => this.refresh());
+    }
+  }
+
+  get up(): boolean {
+    return this.lastUp;
+  }
+
+  /** Connect (in the background) and wait until Redis answers or `timeoutMs` passes; never throws. */
+  async start(timeoutMs = 2000): Promise<boolean> {
+    this.client.connect().catch(() => {});
+    this.subscriber.connect().catch(() => {});
+    const deadline = performance.now() + timeoutMs;
+    while (!this.lastUp && performance.now() < deadline && !this.closed) await new Promise((r) => setTimeout(r, 10));
+    if (!this.lastUp) this.logChange(false);
+    return this.lastUp;
+  }
+
+  private subscribing: 'no' | 'pending' | 'yes' = 'no';
+
+  /** Subscribe to the channel once the connection is ready (a SUBSCRIBE sent while Redis was away would be lost). */
+  private listen(): void {
+    if (this.subscribing !== 'no' || this.closed) return;
+    this.subscribing = 'pending';
+    this.subscriber.subscribe(this.channel, (message: string) => this.onMessage(message)).then(
+      () => {
+        this.subscribing = 'yes';
+        this.refresh();
+      },
+      (err: unknown) => {
+        this.subscribing = 'no';
+        this.options.log.warn({ err: String(err) }, 'redis subscription failed; retried on the next connection');
+      },
+    );
+  }
+
+  private refresh(): void {
+    const up = !this.closed && !this.suspended && this.subscribing === 'yes' && this.client.isReady && this.subscriber.isReady;
+    if (up === this.lastUp) return;
+    this.lastUp = up;
+    this.logChange(up);
+    for (const listener of this.listeners) {
+      try {
+        listener(up);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  private loggedState: boolean | undefined;
+  private logChange(up: boolean): void {
+    if (this.closed || this.loggedState === up) return;
+    this.loggedState = up;
+    const url = this.options.url.replace(/\/\/[^@/]*@/, '//***@');
+    if (up) this.options.log.info({ redis: url }, 'state store reachable: rate limits and blocks are shared across replicas');
+    else {
+      const reason = this.suspended ? `no answer within ${this.options.commandTimeoutMs} ms` : 'not connected';
+      this.options.log.warn({ redis: url, reason }, 'state store unreachable: falling back to per-replica limits until it is back');
+    }
+  }
+
+  /** A call failed: fall back for this call, and stop asking Redis for a while when it timed out. */
+  private failed(err: unknown): void {
+    const name = (err as Error)?.name;
+    if (err === TIMED_OUT) {
+      this.suspend();
+      return;
+    }
+    if (name === 'ClientOfflineError' || name === 'ClientClosedError' || name === 'SocketClosedUnexpectedlyError') {
+      this.refresh();
+      return;
+    }
+    // Anything else (a script error, a full queue) is a bug or a misconfigured Redis: say so, rarely.
+    const now = performance.now();
+    if (now - this.lastUnexpectedLog > 60_000) {
+      this.lastUnexpectedLog = now;
+      this.options.log.warn({ err: String(err) }, 'state store call failed; this replica decided alone');
+    }
+  }
+
+  private suspend(): void {
+    if (this.suspended || this.closed) return;
+    this.suspended = true;
+    this.refresh();
+    const probe = () => {
+      this.probeTimer = undefined;
+      if (this.closed) return;
+      this.timed(this.client.ping()).then(
+        () => {
+          this.suspended = false;
+          this.refresh();
+        },
+        () => {
+          this.probeTimer = setTimeout(probe, this.options.suspendMs ?? 1000);
+          this.probeTimer.unref();
+        },
+      );
+    };
+    this.probeTimer = setTimeout(probe, this.options.suspendMs ?? 1000);
+    this.probeTimer.unref();
+  }
+
+  /**
+   * The call, or a rejection after `commandTimeoutMs`. Our own timer: node-redis's command
+   * timeout stops counting once the command is written, so a hung Redis (accepting bytes,
+   * answering nothing) would make a request wait forever.
+   */
+  private timed<T>(call: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      // setImmediate: when the event loop itself was late (a GC pause, a busy CPU), a reply
+      // already waiting in the socket is read first, so only a Redis that really did not
+      // answer in time counts as a timeout.
+      const timer = setTimeout(() => setImmediate(() => reject(TIMED_OUT)), this.options.commandTimeoutMs);
+      call.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  private key(kind: string, key: string): string {
+    return `${this.options.keyPrefix}${kind}:${key}`;
+  }
+
+  async hit(key: string, limit: number, windowMs: number): Promise<WindowDecision> {
+    return (await this.hitAll([{ key, limit, windowMs }]))[0]!;
+  }
+
+  async hitAll(checks: readonly WindowCheck[]): Promise<WindowDecision[]> {
+    if (this.lastUp) {
+      try {
+        const member = `${this.id}.${(this.seq++).toString(36)}`;
+        const args: number[] = [];
+        for (const c of checks) args.push(c.limit, c.windowMs);
+        const replies = await this.timed(this.client.gwSlidingWindow(checks.map((c) => this.key('rl', c.key)), args, member));
+        return replies.map((r, i) => {
+          const limit = checks[i]!.limit;
+          return { allowed: r.allowed, limit, remaining: Math.max(0, limit - r.count), resetMs: Math.max(0, r.resetMs), shared: true };
+        });
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    this.options.onFallback?.();
+    return this.local.hitAllSync(checks);
+  }
+
+  async addScore(key: string, amount: number, options: ScoreOptions): Promise<ScoreChange> {
+    if (this.lastUp) {
+      try {
+        const { before, after } = await this.timed(
+          this.client.gwAddScore(
+            this.key('score', key),
+            this.key('distinct', key),
+            amount,
+            options.halfLifeMs,
+            options.distinct ?? '',
+            options.maxDistinct ?? 256,
+            scoreTtl(options.halfLifeMs),
+          ),
+        );
+        return { before, after, shared: true };
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    this.options.onFallback?.();
+    return this.local.addScoreSync(key, amount, options);
+  }
+
+  async setScore(key: string, value: number, halfLifeMs: number): Promise<void> {
+    await this.local.setScore(key, value, halfLifeMs);
+    if (!this.lastUp) return;
+    try {
+      await this.timed(this.client.gwSetScore(this.key('score', key), this.key('distinct', key), value, scoreTtl(halfLifeMs)));
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  async increment(key: string, ttlMs: number): Promise<number> {
+    if (this.lastUp) {
+      try {
+        return await this.timed(this.client.gwIncrement(this.key('count', key), ttlMs));
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    this.options.onFallback?.();
+    return this.local.increment(key, ttlMs);
+  }
+
+  async deleteCounter(key: string): Promise<void> {
+    await this.local.deleteCounter(key);
+    if (!this.lastUp) return;
+    try {
+      await this.timed(this.client.del(this.key('count', key)));
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  // Expiring sets are written to both: local memory keeps what this replica knows for when
+  // Redis is away (and lets a replica put its entries back after Redis lost them).
+  async putEntry(set: string, id: string, value: string, ttlMs: number): Promise<void> {
+    await this.local.putEntry(set, id, value, ttlMs);
+    if (!this.lastUp) return;
+    try {
+      await this.timed(this.client.gwPutEntry(this.key('set', set), this.key('setv', set), id, value, ttlMs));
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  async deleteEntry(set: string, id: string): Promise<boolean> {
+    const here = await this.local.deleteEntry(set, id);
+    if (!this.lastUp) return here;
+    try {
+      return (await this.timed(this.client.gwDeleteEntry(this.key('set', set), this.key('setv', set), id))) || here;
+    } catch (err) {
+      this.failed(err);
+      return here;
+    }
+  }
+
+  async listEntries(set: string, max = 10_000): Promise<ExpiringEntry[]> {
+    if (this.lastUp) {
+      try {
+        return await this.timed(this.client.gwListEntries(this.key('set', set), this.key('setv', set), max));
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    return this.local.listEntries(set, max);
+  }
+
+  async publish(topic: string, data: unknown): Promise<void> {
+    if (this.lastUp) {
+      try {
+        await this.timed(this.client.publish(this.channel, JSON.stringify({ o: this.id, t: topic, d: data ?? null })));
+        return;
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    // Redis away: only this replica hears it (the others catch up when they resynchronise).
+    await this.local.publish(topic, data);
+  }
+
+  private onMessage(raw: string): void {
+    let parsed: { o?: unknown; t?: unknown; d?: unknown };
+    try {
+      parsed = JSON.parse(raw) as typeof parsed;
+    } catch {
+      return;
+    }
+    if (typeof parsed.t !== 'string') return;
+    this.local.deliver(parsed.t, parsed.d, parsed.o === this.id);
+  }
+
+  subscribe(topic: string, handler: (message: StoreMessage) => void): () => void {
+    return this.local.subscribe(topic, handler);
+  }
+
+  onStatusChange(listener: StoreStatusListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  cache<T = unknown>(namespace: string): Keyv<T> {
+    const ns = `${this.options.keyPrefix}cache:${namespace}`;
+    const adapter = new KeyvRedis(this.client as never, { namespace: ns, throwOnConnectError: false, throwOnErrors: false });
+    const keyv = new Keyv<T>(adapter, { namespace: ns, useKeyPrefix: false });
+    // A cache that cannot reach Redis misses; it never fails the request.
+    keyv.on('error', (err: unknown) => this.options.log.debug({ err: String(err) }, 'cache call failed'));
+    return keyv;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.lastUp = false;
+    await Promise.allSettled([this.client, this.subscriber].map(async (c) => c.destroy()));
+    await this.local.close();
+  }
+}
+
+/** A score is forgotten once it has decayed below 0.1% (ten half-lives). */
+function scoreTtl(halfLifeMs: number): number {
+  return Math.ceil(halfLifeMs * 10);
+}

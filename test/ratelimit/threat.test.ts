@@ -1,0 +1,151 @@
+import { describe, expect, it } from 'vitest';
+import { fileSchema } from '../../src/config/schema.js';
+import { createMetrics } from '../../src/metrics/registry.js';
+import { CidrSet, clientKey } from '../../src/ratelimit/client-key.js';
+import { rateLimitHeaders, type LimitOutcome } from '../../src/ratelimit/limiter.js';
+import { ThreatDetector, type ThreatConfig } from '../../src/ratelimit/threat.js';
+import { MemoryStore } from '../../src/state/memory.js';
+
+const quiet = { info() {}, warn() {}, debug() {} };
+
+function detector(overrides: Record<string, unknown> = {}) {
+  let now = 0;
+  const clock = { advance: (ms: number) => (now += ms) };
+  const store = new MemoryStore({ now: () => now, sweepIntervalMs: 0 });
+  const config: ThreatConfig = fileSchema.parse({ rateLimit: { threat: overrides } }).rateLimit.threat;
+  const metrics = createMetrics({ durationBuckets: [1], defaultMetrics: false });
+  const threats = new ThreatDetector({ store, config, log: quiet, metrics, now: () => now });
+  const count = async (level: string) =>
+    (await metrics.threatLevelDetections.get()).values.find((v) => v.labels.level === level)?.value ?? 0;
+  return { threats, store, clock, metrics, count };
+}
+
+describe('ThreatDetector', () => {
+  it('raises the level with the score and lowers it as the score decays', async () => {
+    const { threats, clock, count } = detector({ halfLifeSeconds: 60 });
+    expect(threats.levelOf('192.0.2.1')).toBe('low');
+    for (let i = 0; i < 4; i++) await threats.apply('192.0.2.1', 'auth_failed'); // 32
+    expect(threats.levelOf('192.0.2.1')).toBe('medium');
+    for (let i = 0; i < 4; i++) await threats.apply('192.0.2.1', 'auth_failed'); // 64
+    expect(threats.levelOf('192.0.2.1')).toBe('high');
+    clock.advance(60_000); // 32
+    expect(threats.levelOf('192.0.2.1')).toBe('medium');
+    clock.advance(60_000); // 16
+    expect(threats.levelOf('192.0.2.1')).toBe('low');
+    // Each upward change is counted once, by level.
+    expect(await count('medium')).toBe(1);
+    expect(await count('high')).toBe(1);
+    expect(await count('critical')).toBe(0);
+  });
+
+  it('counts distinct missing paths only; the same path again adds nothing', async () => {
+    const { threats } = detector();
+    for (let i = 0; i < 50; i++) await threats.apply('192.0.2.2', 'not_found', '/favicon.ico');
+    expect(threats.levelOf('192.0.2.2')).toBe('low');
+    for (let i = 0; i < 10; i++) await threats.apply('192.0.2.2', 'not_found', `/admin/${i}`);
+    expect(threats.levelOf('192.0.2.2')).toBe('medium');
+  });
+
+  it('blocks at critical for growing durations on repeat, and brings the client back at high', async () => {
+    const { threats, clock, metrics } = detector({ blockSeconds: 60, maxBlockSeconds: 200 });
+    const durations: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      while (threats.blocked('192.0.2.3') === undefined) await threats.apply('192.0.2.3', 'input_rejected');
+      const block = threats.blocked('192.0.2.3')!;
+      durations.push(block.info.durationSeconds);
+      expect(block.retryAfterSeconds).toBe(block.info.durationSeconds);
+      expect(block.info).toMatchObject({ client: '192.0.2.3', reason: 'input_rejected', strikes: round + 1 });
+      expect(threats.levelOf('192.0.2.3')).toBe('high');
+      clock.advance(block.info.durationSeconds * 1000);
+      expect(threats.blocked('192.0.2.3')).toBeUndefined();
+    }
+    expect(durations).toEqual([60, 120, 200]);
+    threats.sweep();
+    expect((await metrics.blockedClients.get()).values[0]?.value).toBe(0);
+    // After the last block (200 s of a 300 s half-life from the "high" threshold): still suspicious.
+    expect(threats.levelOf('192.0.2.3')).toBe('medium');
+  });
+
+  it('lists, unblocks (forgiving score and strikes) and blocks by hand', async () => {
+    const { threats } = detector();
+    for (let i = 0; i < 4; i++) await threats.apply('192.0.2.4', 'input_rejected');
+    await threats.apply('192.0.2.4', 'input_rejected');
+    expect((await threats.listBlocked()).map((b) => b.info.client)).toEqual(['192.0.2.4']);
+    expect(await threats.unblock('192.0.2.4')).toBe(true);
+    expect(await threats.unblock('192.0.2.4')).toBe(false);
+    expect(threats.blocked('192.0.2.4')).toBeUndefined();
+    expect(threats.levelOf('192.0.2.4')).toBe('low');
+    // Strikes forgotten: the next automatic block is a first one.
+    for (let i = 0; i < 5; i++) await threats.apply('192.0.2.4', 'input_rejected');
+    expect(threats.blocked('192.0.2.4')?.info.strikes).toBe(1);
+    const manual = await threats.block('2001:db8:5:6::1', 30, 'abuse');
+    expect(manual).toMatchObject({ client: '2001:db8:5:6::/64', reason: 'admin: abuse', strikes: 0, durationSeconds: 30 });
+    expect(threats.blocked('2001:db8:5:6::/64')?.retryAfterSeconds).toBe(30);
+  });
+
+  it('record() normalises the client and never throws; disabled detection records nothing', async () => {
+    const { threats } = detector();
+    for (let i = 0; i < 5; i++) threats.record('::ffff:192.0.2.5', 'input_rejected');
+    await threats.settled();
+    expect(threats.blocked('192.0.2.5')).toBeDefined();
+    const off = detector({ enabled: false });
+    for (let i = 0; i < 10; i++) off.threats.record('192.0.2.6', 'input_rejected');
+    await off.threats.settled();
+    expect(off.threats.levelOf('192.0.2.6')).toBe('low');
+  });
+
+  it('takes a block published by another replica', async () => {
+    const { threats, store } = detector();
+    await threats.start();
+    store.deliver('threat.block', { info: { client: '192.0.2.7', reason: 'not_found', strikes: 1, blockedAt: 0, durationSeconds: 60 }, ttlMs: 60_000 }, false);
+    expect(threats.blocked('192.0.2.7')?.retryAfterSeconds).toBe(60);
+    store.deliver('threat.unblock', { client: '192.0.2.7' }, false);
+    expect(threats.blocked('192.0.2.7')).toBeUndefined();
+    store.deliver('threat.level', { client: '192.0.2.8', score: 70 }, false);
+    expect(threats.levelOf('192.0.2.8')).toBe('high');
+    await threats.close();
+  });
+});
+
+describe('client keys', () => {
+  it('keeps IPv4, unwraps IPv4-mapped IPv6 and keys IPv6 by /64', () => {
+    expect(clientKey('192.0.2.1')).toBe('192.0.2.1');
+    expect(clientKey('::ffff:192.0.2.1')).toBe('192.0.2.1');
+    expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(clientKey('2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64');
+    expect(clientKey('2001:db8:1:2::ffff:1.2.3.4')).toBe('2001:db8:1:2::/64');
+    expect(clientKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(clientKey('::1')).toBe('0:0:0:0::/64');
+  });
+
+  it('matches CIDRs for IPv4, IPv6 and IPv4-mapped addresses', () => {
+    const set = new CidrSet(['10.0.0.0/8', '192.0.2.7', '2001:db8::/32']);
+    expect(set.has('10.200.1.1')).toBe(true);
+    expect(set.has('::ffff:10.1.1.1')).toBe(true);
+    expect(set.has('192.0.2.7')).toBe(true);
+    expect(set.has('192.0.2.8')).toBe(false);
+    expect(set.has('2001:db8:ffff::1')).toBe(true);
+    expect(set.has('2001:db9::1')).toBe(false);
+    expect(set.has('not-an-ip')).toBe(false);
+    expect(new CidrSet([]).has('10.0.0.1')).toBe(false);
+  });
+});
+
+describe('rate-limit headers', () => {
+  const outcome = (policy: string, limit: number, remaining: number, resetMs: number, windowSeconds = 60): LimitOutcome => ({
+    policy,
+    windowSeconds,
+    decision: { allowed: remaining > 0, limit, remaining, resetMs, shared: true },
+  });
+
+  it('lists every policy and reports the tightest, in draft-10 structured-field form', () => {
+    expect(rateLimitHeaders([outcome('ip', 1000, 990, 59_500), outcome('principal', 100, 7, 12_001, 30)])).toEqual({
+      'ratelimit-policy': '"ip";q=1000;w=60, "principal";q=100;w=30',
+      ratelimit: '"principal";r=7;t=13',
+      'x-ratelimit-limit': '100',
+      'x-ratelimit-remaining': '7',
+      'x-ratelimit-reset': '13',
+    });
+    expect(rateLimitHeaders([])).toEqual({});
+  });
+});
