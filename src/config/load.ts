@@ -20,6 +20,8 @@ export interface ServiceConfig {
   readonly urls: readonly string[];
   readonly healthPath: string;
   readonly timeoutMs: number;
+  /** Most requests in flight to this service (backpressure); at most REQUEST_QUEUE_SIZE. */
+  readonly maxInFlight: number;
   readonly enabled: boolean;
   /** Why the service is off (the variable or file key that turned it off), when it is. */
   readonly disabledBy?: string;
@@ -262,6 +264,7 @@ function resolveServices(env: EnvConfig, file: FileConfig, problems: string[]): 
       urls: fromFile?.urls ?? [env[SERVICE_URL_ENV[name]]],
       healthPath: fromFile?.healthPath ?? '/health',
       timeoutMs: fromFile?.timeoutMs ?? defaultTimeoutMs,
+      maxInFlight: Math.min(fromFile?.maxInFlight ?? env.REQUEST_QUEUE_SIZE, env.REQUEST_QUEUE_SIZE),
       enabled: !switchedOff && !fileOff,
       ...(switchedOff ? { disabledBy: `${switchKey}=false` } : fileOff ? { disabledBy: `services.${name}.enabled=false` } : {}),
     };
@@ -277,6 +280,7 @@ function resolveServices(env: EnvConfig, file: FileConfig, problems: string[]): 
       urls: svc.urls,
       healthPath: svc.healthPath,
       timeoutMs: svc.timeoutMs ?? defaultTimeoutMs,
+      maxInFlight: Math.min(svc.maxInFlight ?? env.REQUEST_QUEUE_SIZE, env.REQUEST_QUEUE_SIZE),
       enabled: svc.enabled ?? true,
       ...(svc.enabled === false ? { disabledBy: `services.${name}.enabled=false` } : {}),
     };
@@ -439,7 +443,10 @@ export function loadConfig(
       enabled: file.rateLimit.enabled,
       principal: file.rateLimit.principal ?? { requests: env.RATE_LIMIT_REQUESTS, windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS },
       ip: file.rateLimit.ip ?? { requests: env.RATE_LIMIT_REQUESTS, windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS },
-      allowList: file.rateLimit.allowList,
+      allowList: {
+        keys: file.rateLimit.allowList.keys,
+        cidrs: file.rateLimit.allowList.cidrs ?? (env.ENVIRONMENT === 'production' ? [] : ['127.0.0.0/8', '::1/128']),
+      },
       threat: file.rateLimit.threat,
     },
     state: file.state,

@@ -104,6 +104,8 @@ const serviceFileSchema = z.strictObject({
   /** Per-service upstream timeout; defaults to REQUEST_TIMEOUT. */
   timeoutMs: z.number().int().positive().max(3_600_000).optional(),
   enabled: z.boolean().optional(),
+  /** Most requests in flight to this service at once (503 GW_GATEWAY_OVERLOADED past it); default and cap REQUEST_QUEUE_SIZE. */
+  maxInFlight: z.number().int().min(1).max(1_000_000).optional(),
 });
 
 const routePrefix = z
@@ -191,11 +193,15 @@ const rateLimitSchema = z.strictObject({
   principal: rateQuotaSchema.optional(),
   /** Per client IP (IPv6: per /64), before authentication; default as principal. */
   ip: rateQuotaSchema.optional(),
-  /** Internal callers never limited, slowed or blocked: API key names and client CIDRs. */
+  /**
+   * Internal callers never limited, slowed or blocked: API key names and client CIDRs.
+   * CIDRs default to loopback outside production only: behind a sidecar proxy every client
+   * would otherwise look like 127.0.0.1 and be exempt.
+   */
   allowList: z
     .strictObject({
       keys: z.array(z.string().min(1)).default([]),
-      cidrs: z.array(cidrSchema).default(['127.0.0.0/8', '::1/128']),
+      cidrs: z.array(cidrSchema).optional(),
     })
     .prefault({}),
   threat: threatSchema,

@@ -341,3 +341,11 @@ describe('loadConfig: routing', () => {
     expect(problems(loadConfig({ HF_ENDPOINT_URL: 'ftp://x' }))).toEqual([expect.stringMatching(/^HF_ENDPOINT_URL: /)]);
   });
 });
+
+describe('rate-limit allow-list default', () => {
+  it('exempts loopback outside production only', () => {
+    expect(ok(loadConfig({})).rateLimit.allowList.cidrs).toEqual(['127.0.0.0/8', '::1/128']);
+    const prod = ok(loadConfig({ ENVIRONMENT: 'production', SECRET_KEY: 'a'.repeat(32), JWT_SECRET_KEY: 'b'.repeat(32) }));
+    expect(prod.rateLimit.allowList.cidrs).toEqual([]);
+  });
+});
