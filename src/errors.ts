@@ -35,7 +35,13 @@ export const ERROR_CATALOGUE = {
   GW_ROUTING_UNKNOWN_SERVICE: { status: 400, message: 'The named service is not one this gateway routes to' },
   GW_ADMIN_MODEL_NOT_FOUND: { status: 404, message: 'No routing model with this id' },
   GW_ADMIN_MODEL_INVALID: { status: 422, message: 'The routing model cannot be used by this gateway' },
+  GW_MCP_SESSION_NOT_FOUND: { status: 404, message: 'No MCP session with this Mcp-Session-Id; start a new one with initialize' },
+  GW_MCP_SESSION_REQUIRED: { status: 400, message: 'Send initialize (POST, no Mcp-Session-Id) to start an MCP session first' },
+  GW_MCP_TOO_MANY_SESSIONS: { status: 503, message: 'Too many open MCP sessions; retry later' },
   GW_GATEWAY_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down; retry on another replica' },
+  // --- resilience (src/resilience) ---
+  GW_SERVICE_UNAVAILABLE: { status: 503, message: 'The service is failing and its circuit breaker is open; retry after the time in Retry-After' },
+  GW_GATEWAY_OVERLOADED: { status: 503, message: 'The gateway has too many requests in flight; retry after the time in Retry-After' },
   GW_INTERNAL_ERROR: { status: 500, message: 'Internal gateway error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -26,4 +26,10 @@ describe('runtime', () => {
     expect(read('docker/Dockerfile')).toContain(`CMD ["node", "${flag}", "bin/unified-gateway.js", "serve"]`);
     expect(read('bench/servers.ts')).toContain(`GATEWAY_NODE_FLAGS = ['${flag}']`);
   });
+
+  it('reports the package version', async () => {
+    const { GATEWAY_VERSION } = await import('../src/version.js');
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(GATEWAY_VERSION).toBe(pkg.version);
+  });
 });

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { GATEWAY_VERSION } from '../version.js';
 import { loadConfigFromProcess, type LoadResult } from '../config/index.js';
 import { DEMO_SERVICES, startStandIn } from '../demo/stand-in.js';
 import { runDemo } from './demo.js';
@@ -18,7 +19,7 @@ export function buildCli(): Command {
   const program = new Command('unified-gateway')
     .description('Unified Gateway for the AI Village services')
     .showHelpAfterError()
-    .version('0.1.0');
+    .version(GATEWAY_VERSION);
 
   program
     .command('serve')

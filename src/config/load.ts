@@ -12,16 +12,25 @@ import {
   type EnvConfig,
   type FileConfig,
   type HttpMethod,
+  serviceRetriesSchema,
+  serviceBreakerSchema,
 } from './schema.js';
 import { createHash } from 'node:crypto';
+
+export type ServiceRetriesConfig = z.output<typeof serviceRetriesSchema>;
+export type ServiceBreakerConfig = z.output<typeof serviceBreakerSchema>;
 
 export interface ServiceConfig {
   readonly name: string;
   readonly urls: readonly string[];
   readonly healthPath: string;
   readonly timeoutMs: number;
-  /** Most requests in flight to this service (backpressure); at most REQUEST_QUEUE_SIZE. */
-  readonly maxInFlight: number;
+  /** Most requests in flight to this service (backpressure); at most REQUEST_QUEUE_SIZE (the default). */
+  readonly maxInFlight?: number;
+  /** Retries of idempotent requests; absent: the defaults of src/resilience/retry.ts. */
+  readonly retries?: ServiceRetriesConfig;
+  /** Circuit breaker per upstream host; absent: the schema defaults. */
+  readonly breaker?: ServiceBreakerConfig;
   readonly enabled: boolean;
   /** Why the service is off (the variable or file key that turned it off), when it is. */
   readonly disabledBy?: string;
@@ -265,6 +274,8 @@ function resolveServices(env: EnvConfig, file: FileConfig, problems: string[]): 
       healthPath: fromFile?.healthPath ?? '/health',
       timeoutMs: fromFile?.timeoutMs ?? defaultTimeoutMs,
       maxInFlight: Math.min(fromFile?.maxInFlight ?? env.REQUEST_QUEUE_SIZE, env.REQUEST_QUEUE_SIZE),
+      ...(fromFile?.retries !== undefined ? { retries: fromFile.retries } : {}),
+      ...(fromFile?.breaker !== undefined ? { breaker: fromFile.breaker } : {}),
       enabled: !switchedOff && !fileOff,
       ...(switchedOff ? { disabledBy: `${switchKey}=false` } : fileOff ? { disabledBy: `services.${name}.enabled=false` } : {}),
     };
@@ -281,6 +292,8 @@ function resolveServices(env: EnvConfig, file: FileConfig, problems: string[]): 
       healthPath: svc.healthPath,
       timeoutMs: svc.timeoutMs ?? defaultTimeoutMs,
       maxInFlight: Math.min(svc.maxInFlight ?? env.REQUEST_QUEUE_SIZE, env.REQUEST_QUEUE_SIZE),
+      ...(svc.retries !== undefined ? { retries: svc.retries } : {}),
+      ...(svc.breaker !== undefined ? { breaker: svc.breaker } : {}),
       enabled: svc.enabled ?? true,
       ...(svc.enabled === false ? { disabledBy: `services.${name}.enabled=false` } : {}),
     };

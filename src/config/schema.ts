@@ -97,6 +97,38 @@ const serviceNameSchema = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,62}$/, 'service names are lowercase letters, digits and dashes');
 
+/** Retries of idempotent requests (src/resilience/retry.ts); defaults there. */
+export const serviceRetriesSchema = z
+  .strictObject({
+    /** Retries after the first attempt; 0 never retries. */
+    maxRetries: z.number().int().min(0).max(5).default(2),
+    baseDelayMs: z.number().int().min(0).max(10_000).default(25),
+    maxDelayMs: z.number().int().min(0).max(60_000).default(250),
+    /** Upstream statuses retried (connection errors always are). */
+    onStatuses: z.array(z.number().int().min(500).max(599)).default([502, 503, 504]),
+    /** Retries at most this share of the service's requests over budgetWindowMs. */
+    budgetPercent: z.number().min(0).max(100).default(20),
+    /** Retries always allowed per window (a quiet service can still retry). */
+    budgetMinRetries: z.number().int().min(0).max(1000).default(3),
+    budgetWindowMs: z.number().int().min(1000).max(600_000).default(10_000),
+  })
+  .prefault({});
+
+/** The circuit breaker of each upstream host of a service (src/resilience/breaker.ts, opossum). */
+export const serviceBreakerSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** Open when more than this share of calls in the window failed (5xx, connection errors, timeouts). */
+    errorThresholdPercentage: z.number().min(0).max(100).default(50),
+    /** Calls in the window before the breaker may open at all. */
+    volumeThreshold: z.number().int().min(0).max(1_000_000).default(20),
+    /** The rolling window of the error rate, in ms (10 buckets). */
+    rollingCountTimeout: z.number().int().min(1000).max(600_000).default(10_000),
+    /** How long an open breaker waits before letting one trial call through (half-open), in ms. */
+    resetTimeout: z.number().int().min(100).max(3_600_000).default(30_000),
+  })
+  .prefault({});
+
 const serviceFileSchema = z.strictObject({
   /** One base URL, or several for load balancing; defaults to the service's *_URL variable. */
   urls: z.array(httpUrl).min(1).optional(),
@@ -106,6 +138,8 @@ const serviceFileSchema = z.strictObject({
   enabled: z.boolean().optional(),
   /** Most requests in flight to this service at once (503 GW_GATEWAY_OVERLOADED past it); default and cap REQUEST_QUEUE_SIZE. */
   maxInFlight: z.number().int().min(1).max(1_000_000).optional(),
+  retries: serviceRetriesSchema.optional(),
+  breaker: serviceBreakerSchema.optional(),
 });
 
 const routePrefix = z

@@ -29,6 +29,8 @@ export interface HealthProberOptions {
   readonly timeoutMs: number;
   readonly metrics: GatewayMetrics;
   readonly logger: FastifyBaseLogger;
+  /** Called for each probe that finds a service up (an open circuit breaker then half-opens early). */
+  readonly onServiceUp?: (service: string) => void;
 }
 
 /**
@@ -140,6 +142,7 @@ export class HealthProber {
     this.#results.set(svc.name, result);
     this.#opts.metrics.serviceUp.set({ service: svc.name }, result.status === 'up' ? 1 : 0);
     this.#opts.metrics.serviceProbeDuration.observe({ service: svc.name }, (result.latencyMs ?? 0) / 1000);
+    if (result.status === 'up') this.#opts.onServiceUp?.(svc.name);
     if (previous?.status !== result.status) {
       const level = result.status === 'up' ? 'info' : 'warn';
       this.#opts.logger[level]({ service: svc.name, from: previous?.status, to: result.status, error: result.error }, 'service health changed');

@@ -7,6 +7,8 @@ export interface HealthRoutesOptions {
   readonly metrics: GatewayMetrics;
   /** True once graceful shutdown has begun: readiness drops so load balancers drain us. */
   readonly isShuttingDown: () => boolean;
+  /** Circuit breaker state per service (src/resilience), shown as `breakers` in /healthz. */
+  readonly breakers?: () => Readonly<Record<string, unknown>>;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -21,7 +23,11 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     const down = prober.snapshot().status === 'down';
     reply.code(down ? 503 : 200).header('content-type', JSON_TYPE).header('cache-control', 'no-store');
     metrics.healthCheckDuration.observe({ deep: deep ? '1' : '0' }, (performance.now() - started) / 1000);
-    return reply.send(prober.snapshotJson());
+    const json = prober.snapshotJson();
+    const breakers = opts.breakers?.();
+    // The snapshot is serialised once per probe round; the breakers (small) are spliced in.
+    if (breakers === undefined) return reply.send(json);
+    return reply.send(`${json.slice(0, -1)},"breakers":${JSON.stringify(breakers)}}`);
   });
 
   app.get('/livez', async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));

@@ -19,6 +19,8 @@ export interface GatewayMetrics {
   /** Shadow routing model vs the active one (src/routing/model): agree, disagree, dropped (queue full). */
   readonly routingShadowAgreement: Counter<'result'>;
   readonly circuitBreakerState: Gauge<'service'>;
+  /** Upstream retries (src/resilience/retry.ts): retried, or budget_exhausted (a retry the budget refused). */
+  readonly upstreamRetries: Counter<'service' | 'result'>;
   readonly threatLevelDetections: Counter<'level'>;
   // --- shared state and rate limiting (src/state, src/ratelimit) ---
   readonly stateStoreUp: Gauge<'backend'>;
@@ -98,6 +100,12 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       name: 'gateway_circuit_breaker_state',
       help: 'Circuit breaker state per service: 0 closed, 1 half-open, 2 open',
       labelNames: ['service'],
+      registers,
+    }),
+    upstreamRetries: new Counter({
+      name: 'gateway_upstream_retries_total',
+      help: 'Upstream retries per service: retried, or budget_exhausted (a retry the retry budget refused)',
+      labelNames: ['service', 'result'],
       registers,
     }),
     inputRejections: new Counter({

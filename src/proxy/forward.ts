@@ -1,8 +1,11 @@
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { errors as undiciErrors } from 'undici';
+import { errors as undiciErrors, type Dispatcher, type Pool } from 'undici';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
+import { FailedResponse, isBreakerOpen, Uncounted, type Resilience, type RetryPolicy } from '../resilience/index.js';
 import { upstreamBody } from './body.js';
 import { clientResponseHeaders, continueTrace, upstreamRequestHeaders } from './headers.js';
 import type { Upstream } from './upstreams.js';
@@ -21,6 +24,8 @@ export interface ForwardOptions {
   readonly timeoutMs: number;
   readonly bodyLimitBytes: number;
   readonly metrics: GatewayMetrics;
+  /** Backpressure (503 GW_GATEWAY_OVERLOADED when the service has no free slot) and retries. */
+  readonly resilience?: Resilience;
 }
 
 /** The path to request upstream: optional prefix rewrite, then the upstream URL's base path. */
@@ -36,6 +41,55 @@ export function upstreamPath(rawUrl: string, route: Pick<RouteConfig, 'prefix' |
 
 /** Abort reason of an upstream call that ran out of time. */
 const UPSTREAM_TIMEOUT = new undiciErrors.HeadersTimeoutError('upstream did not answer in time');
+
+function ignore(): void {}
+
+/**
+ * After a failed attempt: when the policy allows another one (idempotent, body resendable,
+ * budget left), count it, wait the backoff and say so. Runs only on failures.
+ */
+async function retryAfterBackoff(
+  request: FastifyRequest,
+  policy: RetryPolicy,
+  body: Buffer | Readable | null,
+  attempt: number,
+  signal: AbortSignal,
+  metrics: GatewayMetrics,
+  service: string,
+  reason: string | number,
+  discard?: () => void,
+): Promise<boolean> {
+  if (signal.aborted) return false;
+  const decision = policy.decide(request.method, request.headers, body, attempt);
+  if (decision === 'no') return false;
+  metrics.upstreamRetries.inc({ service, result: decision === 'retry' ? 'retried' : 'budget_exhausted' });
+  if (decision !== 'retry') return false;
+  discard?.();
+  const delayMs = policy.delayMs(attempt);
+  request.log.info({ service, attempt, reason, delayMs }, 'retrying upstream request');
+  await sleep(delayMs);
+  // Aborted meanwhile (client gone, deadline passed): the next attempt fails at once with that reason.
+  return true;
+}
+
+/**
+ * One upstream call as the circuit breaker sees it: a 5xx answer is thrown as FailedResponse
+ * (a failure, still forwarded), timeouts and connection errors are failures, and what is not
+ * the upstream's fault (client gone, body over its limit) is thrown as Uncounted.
+ */
+async function sendCounted(pool: Pool, opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await pool.request(opts);
+  } catch (err) {
+    const signal = opts.signal as AbortSignal;
+    if (signal.reason === UPSTREAM_TIMEOUT) throw UPSTREAM_TIMEOUT;
+    if (err instanceof GatewayError || signal.aborted) throw new Uncounted(err);
+    throw err;
+  }
+  if (res.statusCode >= 500) throw new FailedResponse(res);
+  return res;
+}
 
 /** Map an undici failure to the catalogue: timeouts are 504, anything reaching the host 502. */
 export function classifyUpstreamError(err: unknown): { error: GatewayError; label: string } {
@@ -63,6 +117,8 @@ export function classifyUpstreamError(err: unknown): { error: GatewayError; labe
 
 export async function forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {
   const { upstream, metrics, timeoutMs } = options;
+  // Before anything is read or sent upstream: a shed request costs no upstream work.
+  options.resilience?.limiter.acquire(upstream.service, reply.raw);
   const trace = continueTrace(request.headers.traceparent);
   const headers = upstreamRequestHeaders(request.headers, {
     // X-Forwarded-For grows by the peer that connected to us (request.ip may already be the
@@ -84,31 +140,71 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
   reply.raw.once('close', onClose);
   const timer = setTimeout(() => abort.abort(UPSTREAM_TIMEOUT), timeoutMs);
 
-  const started = performance.now();
-  let response;
+  // Retries (src/resilience/retry.ts) resend the same request while nothing has gone to the
+  // client; the timer above is one deadline for all attempts together.
+  const policy = options.resilience?.retryPolicy(upstream.service);
+  policy?.budget.recordRequest();
+  const path = upstreamPath(request.url, options.route, upstream.basePath);
+  const body = upstreamBody(request, options.bodyLimitBytes);
+  // Circuit breaker of this host (src/resilience/breaker.ts): each attempt goes through it.
+  const breaker = options.resilience?.breakerFor(upstream);
+  const requestOptions: Dispatcher.RequestOptions = {
+    path,
+    method: request.method as 'GET',
+    headers,
+    body,
+    signal: abort.signal,
+    headersTimeout: timeoutMs + 1000,
+    bodyTimeout: timeoutMs,
+  };
+  let attempt = 0;
+  let started: number;
+  let response: Dispatcher.ResponseData | undefined;
   try {
-    response = await upstream.pool.request({
-      path: upstreamPath(request.url, options.route, upstream.basePath),
-      method: request.method as 'GET',
-      headers,
-      body: upstreamBody(request, options.bodyLimitBytes),
-      signal: abort.signal,
-      headersTimeout: timeoutMs + 1000,
-      bodyTimeout: timeoutMs,
-    });
-  } catch (err) {
-    if (err instanceof GatewayError) throw err; // e.g. the body went over its limit while streaming
-    const { error, label } = classifyUpstreamError(abort.signal.reason === UPSTREAM_TIMEOUT ? UPSTREAM_TIMEOUT : err);
-    metrics.serviceRequests.inc({ service: upstream.service, status: label });
-    if (label !== 'aborted') {
-      request.log.warn({ service: upstream.service, upstream: upstream.origin, err: (err as Error).message, code: error.code }, 'upstream failed');
+    for (;;) {
+      attempt += 1;
+      started = performance.now();
+      response = undefined;
+      let failure: unknown;
+      try {
+        response = breaker === undefined ? await upstream.pool.request(requestOptions) : await breaker.fire(sendCounted, upstream.pool, requestOptions);
+      } catch (err) {
+        if (err instanceof FailedResponse) response = err.response as Dispatcher.ResponseData; // a 5xx, counted as a failure
+        else failure = err instanceof Uncounted ? err.error : err;
+      }
+      if (response === undefined) {
+        const err = failure;
+        if (err instanceof GatewayError) throw err; // e.g. the body went over its limit while streaming
+        if (breaker !== undefined && isBreakerOpen(err)) {
+          // Open: answered at once without an upstream call (fallback `fail`).
+          metrics.serviceRequests.inc({ service: upstream.service, status: 'circuit_open' });
+          throw breaker.unavailable();
+        }
+        const { error, label } = classifyUpstreamError(abort.signal.reason === UPSTREAM_TIMEOUT ? UPSTREAM_TIMEOUT : err);
+        if (policy !== undefined && (label === 'unreachable' || label === 'error') && (await retryAfterBackoff(request, policy, body, attempt, abort.signal, metrics, upstream.service, label))) {
+          continue;
+        }
+        // Per request, its final outcome (attempts that were retried: gateway_upstream_retries_total).
+        metrics.serviceRequests.inc({ service: upstream.service, status: label });
+        if (label !== 'aborted') {
+          request.log.warn({ service: upstream.service, upstream: upstream.origin, err: (err as Error).message, code: error.code, attempt }, 'upstream failed');
+        }
+        throw error;
+      }
+      metrics.upstreamDuration.observe({ service: upstream.service }, (performance.now() - started) / 1000);
+      if (policy !== undefined && response.statusCode >= 500 && policy.retriesStatus(response.statusCode)) {
+        // Decided on the status line: the failed answer's body is dropped, never streamed on.
+        const failed = response;
+        if (await retryAfterBackoff(request, policy, body, attempt, abort.signal, metrics, upstream.service, failed.statusCode, () => failed.body.dump().catch(ignore))) {
+          continue;
+        }
+      }
+      metrics.serviceRequests.inc({ service: upstream.service, status: String(response.statusCode) });
+      break;
     }
-    throw error;
   } finally {
     clearTimeout(timer);
   }
-  metrics.upstreamDuration.observe({ service: upstream.service }, (performance.now() - started) / 1000);
-  metrics.serviceRequests.inc({ service: upstream.service, status: String(response.statusCode) });
 
   response.body.once('error', (err) => {
     // The status line is already sent: all that is left is to cut the stream and say why.

@@ -8,6 +8,7 @@ import { jsonBodyLimit, registerProxyBodyParsers } from './body.js';
 import { forward } from './forward.js';
 import type { UpstreamRegistry } from './upstreams.js';
 import { registerAutoRoutes, type AutoRouting } from '../routing/auto-routing.js';
+import { Resilience } from '../resilience/index.js';
 
 export interface ProxyPluginOptions {
   readonly config: GatewayConfig;
@@ -16,6 +17,8 @@ export interface ProxyPluginOptions {
   readonly metrics: GatewayMetrics;
   /** POST /v1/query and /v1/upload, whose service the routing model picks (absent: routing.enabled false). */
   readonly autoRouting?: AutoRouting | null;
+  /** Backpressure, retries and breakers (src/resilience); created here when not given. The owner closes it. */
+  readonly resilience?: Resilience;
 }
 
 
@@ -27,6 +30,8 @@ export interface ProxyPluginOptions {
 export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
   const { config, table, upstreams, metrics } = opts;
   registerProxyBodyParsers(app);
+  const resilience = opts.resilience ?? new Resilience(config, { log: app.log, metrics });
+  if (opts.resilience === undefined) app.addHook('onClose', async () => resilience.close());
 
   for (const route of table.active) {
     const service = config.services[route.service]!;
@@ -44,7 +49,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         handler: (request, reply) => {
           const upstream = upstreams.pick(route.service);
           if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');
-          return forward(request, reply, { route, upstream, timeoutMs: service.timeoutMs, bodyLimitBytes, metrics });
+          return forward(request, reply, { route, upstream, timeoutMs: service.timeoutMs, bodyLimitBytes, metrics, resilience });
         },
       });
       const others = ALL_METHODS.filter((m) => !methods.includes(m));
@@ -63,7 +68,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
   }
 
   if (opts.autoRouting) {
-    registerAutoRoutes(app, { config, manager: opts.autoRouting.manager, routes: opts.autoRouting.routes, upstreams, metrics });
+    registerAutoRoutes(app, { config, manager: opts.autoRouting.manager, routes: opts.autoRouting.routes, upstreams, metrics, resilience });
   }
 
   for (const { route, reason } of table.disabled) {

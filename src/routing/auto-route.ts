@@ -5,6 +5,7 @@ import { HTTP_METHODS } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import { forward } from '../proxy/forward.js';
+import type { Resilience } from '../resilience/index.js';
 import type { UpstreamRegistry } from '../proxy/upstreams.js';
 import '../server/route-config.js';
 import type { RoutingInput } from './model/features.js';
@@ -112,6 +113,8 @@ export interface AutoRoutingOptions {
   readonly routes: readonly RouteConfig[];
   readonly upstreams: UpstreamRegistry;
   readonly metrics: GatewayMetrics;
+  /** Backpressure and retries shared with the proxied routes (src/resilience). */
+  readonly resilience?: Resilience;
 }
 
 /** Bytes of a multipart body read to find the file name, type and form fields. */
@@ -177,7 +180,7 @@ export function registerAutoRoutes(app: FastifyInstance, opts: AutoRoutingOption
     if (svc === undefined) throw new GatewayError('GW_ROUTING_UNKNOWN_SERVICE', `Unknown service "${service}"`);
     const upstream = upstreams.pick(service);
     if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED', `The ${service} service is disabled on this gateway${svc.disabledBy ? ` (${svc.disabledBy})` : ''}`);
-    return forward(request, reply, { route, upstream, timeoutMs: svc.timeoutMs, bodyLimitBytes: route.bodyLimitBytes ?? config.limits.bodyBytes, metrics });
+    return forward(request, reply, { route, upstream, timeoutMs: svc.timeoutMs, bodyLimitBytes: route.bodyLimitBytes ?? config.limits.bodyBytes, metrics, resilience: opts.resilience });
   };
 
   for (const route of opts.routes) {

@@ -8,6 +8,7 @@ import metricsPlugin from '../metrics/plugin.js';
 import { createMetrics, type GatewayMetrics } from '../metrics/registry.js';
 import { acceptableRequestId } from '../proxy/headers.js';
 import { proxyPlugin } from '../proxy/plugin.js';
+import { Resilience } from '../resilience/index.js';
 import { UpstreamRegistry } from '../proxy/upstreams.js';
 import { buildRouteTable, type RouteTable } from '../routing/route-table.js';
 import compress from '@fastify/compress';
@@ -18,6 +19,10 @@ import { createClientErrorHandler } from '../security/client-errors.js';
 import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
 import { AccessLogController, loggerOptions } from './logger.js';
+import { RoutesService } from '../admin/routes-service.js';
+import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
+import { mcpHttpPlugin } from '../../mcp/server/http.js';
+import { GATEWAY_VERSION } from '../version.js';
 import { createStateStore, type StateStore } from '../state/index.js';
 import { createRateLimiting, rateLimitClientStage, rateLimitPrincipalStage, type RateLimiting } from '../ratelimit/index.js';
 import { adminRoutes, BlockedClientsService } from '../admin/index.js';
@@ -101,7 +106,10 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     timeoutMs: config.health.timeoutMs,
     metrics,
     logger: app.log.child({ component: 'health' }),
+    onServiceUp: (service) => resilience.serviceHealthy(service),
   });
+  // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
+  const resilience = new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics });
 
   // Shared state first: the rate limiter and the threat detector live on it, and the
   // detector is the ThreatSink the stages below report to.
@@ -163,7 +171,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     expose: config.metrics.enabled,
     authPolicy: config.auth.publicMetrics ? PUBLIC : READ_ONLY,
   });
-  await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown });
+  await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown, breakers: () => resilience.breakerReport() });
   await app.register(adminRoutes, {
     blockedClients,
     authPolicy: { required: true, scope: 'admin', mfa: config.auth.requireMfaForAdmin },
@@ -174,7 +182,14 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       authPolicy: { required: true, scope: 'admin', mfa: config.auth.requireMfaForAdmin },
     });
   }
-  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing });
+  // MCP Streamable HTTP at /mcp: read scope to connect; tools check their own needs.
+  const routesService = new RoutesService(config, table, prober);
+  await app.register(mcpHttpPlugin, {
+    createServer: () => createGatewayMcpServer({ routes: routesService, version: GATEWAY_VERSION }),
+    maxSessions: 100,
+    authPolicy: { required: true, scope: 'read' },
+  });
+  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience });
 
   let closing: Promise<void> | undefined;
   return {
@@ -207,6 +222,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
         } finally {
           clearTimeout(deadline);
           await Promise.allSettled([prober.stop(), upstreams.close()]);
+          resilience.close();
           await rateLimiting.close();
           await routing?.close();
           if (options.state === undefined) await state.close();

@@ -1,0 +1,65 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanup, E2E_API_KEY, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { call } from '../helpers/http.js';
+import { standIns } from '../helpers/upstreams.js';
+
+/* The gateway's MCP endpoint (/mcp, Streamable HTTP) with the SDK's own client. */
+
+let gw: GatewayProcess;
+
+beforeAll(async () => {
+  const ups = await standIns(['twin']);
+  gw = await startGateway({ env: ups.env });
+});
+afterAll(cleanup);
+
+function client(headers: Record<string, string>) {
+  const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`), { requestInit: { headers } });
+  return { transport, client: new Client({ name: 'e2e-agent', version: '1.0.0' }) };
+}
+
+describe('/mcp', () => {
+  it('serves the read-only tools to an authenticated agent, and ends the session on DELETE', async () => {
+    const { client: c, transport } = client({ 'x-api-key': E2E_API_KEY });
+    await c.connect(transport);
+    expect(transport.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    const { tools } = await c.listTools();
+    expect(tools.map((t) => t.name)).toContain('get_route');
+    const res = await c.callTool({ name: 'get_route', arguments: { method: 'GET', path: '/v1/twin/notes' } });
+    expect(res.structuredContent).toMatchObject({ match: 'route', route: { service: 'twin' }, requiredScope: 'read' });
+    const health = await c.callTool({ name: 'get_service_health', arguments: { service: 'twin' } });
+    expect(health.structuredContent).toMatchObject({ services: [{ service: 'twin', status: 'up' }] });
+
+    const sessionId = transport.sessionId!;
+    await transport.terminateSession();
+    await c.close();
+    const after = await call(`${gw.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(after.status).toBe(404);
+    expect(after.json().error.code).toBe('GW_MCP_SESSION_NOT_FOUND');
+  });
+
+  it('refuses agents without credentials (401) and requests without a session (400)', async () => {
+    const anonymous = await call(`${gw.url}/mcp`, {
+      method: 'POST',
+      anonymous: true,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers['www-authenticate']).toContain('Bearer');
+
+    const noSession = await call(`${gw.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(noSession.status).toBe(400);
+    expect(noSession.json().error.code).toBe('GW_MCP_SESSION_REQUIRED');
+  });
+});
