@@ -10,6 +10,14 @@ import {
   UnknownServiceError,
   type RoutesService,
 } from '../../src/admin/routes-service.js';
+import {
+  metricsSummaryInput,
+  metricsSummaryOutput,
+  queryMetricInput,
+  queryMetricOutput,
+  UnknownMetricError,
+  type MetricsService,
+} from '../../src/admin/metrics-service.js';
 
 /*
  * The gateway as an MCP server: tools are thin adapters over the admin service layer
@@ -20,6 +28,7 @@ import {
 
 export interface GatewayMcpServerDeps {
   readonly routes: RoutesService;
+  readonly metrics: MetricsService;
   readonly version: string;
 }
 
@@ -87,6 +96,38 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
         return ok(routes.serviceHealth(input));
       } catch (err) {
         if (err instanceof UnknownServiceError) return toolError(err.message);
+        throw err;
+      }
+    },
+  );
+
+  server.registerTool(
+    'get_metrics',
+    {
+      title: 'Traffic summary',
+      description:
+        "Per route and per service over the last N minutes: requests, request rate, error rate, and p50/p95/p99 latency, from the gateway's own metrics.",
+      inputSchema: metricsSummaryInput,
+      outputSchema: metricsSummaryOutput,
+      annotations: READ_ONLY,
+    },
+    async (input) => ok(await deps.metrics.summary(input)),
+  );
+
+  server.registerTool(
+    'query_metric',
+    {
+      title: 'Read one metric',
+      description: 'The current series of one Prometheus metric of the gateway (e.g. gateway_circuit_breaker_state), filtered by label values.',
+      inputSchema: queryMetricInput,
+      outputSchema: queryMetricOutput,
+      annotations: READ_ONLY,
+    },
+    async (input) => {
+      try {
+        return ok(await deps.metrics.queryMetric(input));
+      } catch (err) {
+        if (err instanceof UnknownMetricError) return toolError(err.message);
         throw err;
       }
     },

@@ -19,6 +19,7 @@ import { createClientErrorHandler } from '../security/client-errors.js';
 import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
 import { AccessLogController, loggerOptions } from './logger.js';
+import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
 import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
 import { mcpHttpPlugin } from '../../mcp/server/http.js';
@@ -184,8 +185,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   }
   // MCP Streamable HTTP at /mcp: read scope to connect; tools check their own needs.
   const routesService = new RoutesService(config, table, prober);
+  const metricsService = new MetricsService(metrics.registry);
+  metricsService.start();
+  app.addHook('onClose', async () => metricsService.stop());
   await app.register(mcpHttpPlugin, {
-    createServer: () => createGatewayMcpServer({ routes: routesService, version: GATEWAY_VERSION }),
+    createServer: () => createGatewayMcpServer({ routes: routesService, metrics: metricsService, version: GATEWAY_VERSION }),
     maxSessions: 100,
     authPolicy: { required: true, scope: 'read' },
   });

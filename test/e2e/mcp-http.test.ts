@@ -29,6 +29,10 @@ describe('/mcp', () => {
     expect(tools.map((t) => t.name)).toContain('get_route');
     const res = await c.callTool({ name: 'get_route', arguments: { method: 'GET', path: '/v1/twin/notes' } });
     expect(res.structuredContent).toMatchObject({ match: 'route', route: { service: 'twin' }, requiredScope: 'read' });
+    expect((await call(`${gw.url}/v1/twin/notes`)).status).toBe(200);
+    const summary = await c.callTool({ name: 'get_metrics', arguments: { minutes: 1 } });
+    const routes = (summary.structuredContent as { routes: { endpoint: string; requests: number }[] }).routes;
+    expect(routes.find((r) => r.endpoint === '/v1/twin/*')?.requests).toBeGreaterThanOrEqual(1);
     const health = await c.callTool({ name: 'get_service_health', arguments: { service: 'twin' } });
     expect(health.structuredContent).toMatchObject({ services: [{ service: 'twin', status: 'up' }] });
 

@@ -2,7 +2,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
+import { MetricsService } from '../../src/admin/metrics-service.js';
 import { RoutesService } from '../../src/admin/routes-service.js';
+import { createMetrics } from '../../src/metrics/registry.js';
 import { loadConfig } from '../../src/config/index.js';
 import type { HealthSnapshot } from '../../src/health/prober.js';
 import { buildRouteTable } from '../../src/routing/route-table.js';
@@ -27,7 +29,8 @@ async function connect(env: Record<string, string> = {}): Promise<Client> {
   const result = loadConfig({ TWIN_SERVICE_URL: 'http://user:pw@twin.internal:8001', ...env });
   if (!result.ok) throw new Error(result.problems.join('\n'));
   const routes = new RoutesService(result.config, buildRouteTable(result.config), { snapshot: () => snapshot });
-  const server = createGatewayMcpServer({ routes, version: '0.1.0' });
+  const metrics = createMetrics({ durationBuckets: [0.01, 0.1, 1], defaultMetrics: false });
+  const server = createGatewayMcpServer({ routes, metrics: new MetricsService(metrics.registry), version: '0.1.0' });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   const client = new Client({ name: 'test-agent', version: '1.0.0' });
   await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
@@ -39,7 +42,7 @@ describe('gateway MCP server: read-only tools', () => {
   it('lists the tools with schemas and truthful read-only annotations', async () => {
     const client = await connect();
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['get_route', 'get_service_health', 'list_routes', 'list_services']);
+    expect(tools.map((t) => t.name).sort()).toEqual(['get_metrics', 'get_route', 'get_service_health', 'list_routes', 'list_services', 'query_metric']);
     for (const tool of tools) {
       expect(tool.annotations).toMatchObject({ readOnlyHint: true, destructiveHint: false });
       expect(tool.outputSchema?.type).toBe('object');
