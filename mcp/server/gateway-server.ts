@@ -18,6 +18,10 @@ import {
   UnknownMetricError,
   type MetricsService,
 } from '../../src/admin/metrics-service.js';
+import { listBlockedClientsOutput, unblockClientInput, type BlockedClientsService } from '../../src/admin/blocked-clients.js';
+import type { Principal } from '../../src/auth/principal.js';
+import { grants, type Scope } from '../../src/auth/scopes.js';
+import { z } from 'zod';
 
 /*
  * The gateway as an MCP server: tools are thin adapters over the admin service layer
@@ -29,6 +33,16 @@ import {
 export interface GatewayMcpServerDeps {
   readonly routes: RoutesService;
   readonly metrics: MetricsService;
+  /** Blocked-client admin (absent in setups without the rate-limit stage). */
+  readonly blockedClients?: BlockedClientsService;
+  /** Who opened the session: tools they can never call are not listed, others check per call. */
+  readonly principal: Principal | null;
+  /** Mutating tools also need a second factor (config auth.requireMfaForAdmin). */
+  readonly requireMfaForAdmin: boolean;
+  /** The redacted configuration, for the gateway://config resource. */
+  readonly redactedConfig: () => unknown;
+  /** Records who changed what (the gateway's log). */
+  readonly audit: (entry: { tool: string; principal: string; args: unknown; result: 'ok' | 'refused' | 'failed' }) => void;
   readonly version: string;
 }
 
@@ -44,9 +58,18 @@ function toolError(message: string): CallToolResult {
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 
+const JSON_MIME = 'application/json';
+
 export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
   const server = new McpServer({ name: 'unified-gateway', version: deps.version });
-  const { routes } = deps;
+  const { routes, principal } = deps;
+  const can = (scope: Scope) => principal !== null && grants(principal.scopes, scope);
+  /** Why the session's principal may not run a mutating tool now, or null. */
+  const refusal = (): string | null => {
+    if (!can('admin')) return 'this tool needs the "admin" scope';
+    if (deps.requireMfaForAdmin && !principal?.mfa) return 'this tool needs a token obtained with a second factor (amr mfa/otp)';
+    return null;
+  };
 
   server.registerTool(
     'list_routes',
@@ -130,6 +153,87 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
         if (err instanceof UnknownMetricError) return toolError(err.message);
         throw err;
       }
+    },
+  );
+
+  if (deps.blockedClients) {
+    const blocked = deps.blockedClients;
+    server.registerTool(
+      'list_blocked_clients',
+      {
+        title: 'Blocked clients',
+        description: 'Clients the suspicious-client detector (or an admin) blocked, with reason, strikes and time left.',
+        outputSchema: listBlockedClientsOutput,
+        annotations: READ_ONLY,
+      },
+      async () => ok(await blocked.list()),
+    );
+    // Hidden from principals that can never call it (no admin scope).
+    if (can('admin')) {
+      server.registerTool(
+        'unblock_client',
+        {
+          title: 'Unblock a client',
+          description: 'Lift a block on every replica and forget the client\'s threat score. Needs admin scope (and MFA when configured).',
+          inputSchema: unblockClientInput,
+          outputSchema: z.object({ client: z.string(), unblocked: z.boolean() }),
+          annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+        },
+        async (input) => {
+          const who = principal?.subject ?? 'anonymous';
+          const refused = refusal();
+          if (refused !== null) {
+            deps.audit({ tool: 'unblock_client', principal: who, args: input, result: 'refused' });
+            return toolError(refused);
+          }
+          const result = await blocked.unblock(input);
+          deps.audit({ tool: 'unblock_client', principal: who, args: input, result: 'ok' });
+          return ok(result);
+        },
+      );
+    }
+  }
+
+  // Resources: the same views as the tools, for clients that read rather than call.
+  const resource = (name: string, uri: string, description: string, read: () => unknown | Promise<unknown>) =>
+    server.registerResource(name, uri, { description, mimeType: JSON_MIME }, async () => ({
+      contents: [{ uri, mimeType: JSON_MIME, text: JSON.stringify(await read()) }],
+    }));
+  resource('routes', 'gateway://routes', 'The route table', () => routes.listRoutes());
+  resource('services', 'gateway://services', 'The backend services and their health', () => ({ ...routes.listServices(), health: routes.serviceHealth() }));
+  resource('config', 'gateway://config', 'The running configuration, secrets redacted', () => deps.redactedConfig());
+  resource('metrics-summary', 'gateway://metrics/summary', 'Traffic summary over the last 5 minutes', () => deps.metrics.summary({ minutes: 5 }));
+
+  server.registerPrompt(
+    'diagnose_service',
+    {
+      title: 'Diagnose a failing service',
+      description: 'Gathers the live health, traffic and errors of one service and asks for a diagnosis and next steps.',
+      argsSchema: { service: z.string().describe('Service name, e.g. knowledge') },
+    },
+    async ({ service }) => {
+      const health = routes.serviceHealth();
+      const summary = await deps.metrics.summary({ minutes: 15 });
+      const facts = {
+        health: health.services.find((s) => s.service === service) ?? null,
+        traffic: summary.services.find((s) => s.service === service) ?? null,
+        routes: routes.listRoutes().routes.filter((r) => r.service === service),
+      };
+      return {
+        messages: [
+          {
+            role: 'user',
+            content: {
+              type: 'text',
+              text:
+                `The "${service}" service behind the Unified Gateway may be failing. Live data from the gateway:\n` +
+                `${JSON.stringify(facts, null, 2)}\n` +
+                'Say whether it is failing, what the data points to (upstream down, timeouts, 5xx, disabled route), ' +
+                'and which gateway tools to use next (get_metrics, query_metric, get_route).',
+            },
+          },
+        ],
+      };
     },
   );
 

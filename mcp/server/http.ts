@@ -8,8 +8,8 @@ import { GatewayError } from '../../src/errors.js';
 import '../../src/server/route-config.js';
 
 export interface McpHttpOptions {
-  /** A fresh MCP server per session (an McpServer serves one transport). */
-  readonly createServer: () => McpServer;
+  /** A fresh MCP server per session (an McpServer serves one transport), for the session's principal. */
+  readonly createServer: (request: FastifyRequest) => McpServer;
   /** Open sessions at most; past it new sessions get 503 (memory stays bounded). */
   readonly maxSessions: number;
   readonly authPolicy: RouteAuthPolicy;
@@ -44,7 +44,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       created.onclose = () => {
         if (created.sessionId !== undefined) sessions.delete(created.sessionId);
       };
-      await opts.createServer().connect(created);
+      await opts.createServer(request).connect(created);
       transport = created;
     }
     // The transport writes the response itself (JSON or an SSE stream).

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { GatewayConfig } from '../config/index.js';
+import { redactConfig, type GatewayConfig } from '../config/index.js';
 import { ERROR_CATALOGUE, errorBody, GatewayError } from '../errors.js';
 import { HealthProber } from '../health/prober.js';
 import { healthRoutes } from '../health/routes.js';
@@ -189,7 +189,17 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   metricsService.start();
   app.addHook('onClose', async () => metricsService.stop());
   await app.register(mcpHttpPlugin, {
-    createServer: () => createGatewayMcpServer({ routes: routesService, metrics: metricsService, version: GATEWAY_VERSION }),
+    createServer: (request) =>
+      createGatewayMcpServer({
+        routes: routesService,
+        metrics: metricsService,
+        blockedClients,
+        principal: request.principal,
+        requireMfaForAdmin: config.auth.requireMfaForAdmin,
+        redactedConfig: () => redactConfig(config),
+        audit: (entry) => app.log.info({ audit: entry }, 'mcp tool call'),
+        version: GATEWAY_VERSION,
+      }),
     maxSessions: 100,
     authPolicy: { required: true, scope: 'read' },
   });

@@ -1,6 +1,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/auth/api-keys.js';
 import { cleanup, E2E_API_KEY, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
 import { standIns } from '../helpers/upstreams.js';
@@ -8,10 +9,14 @@ import { standIns } from '../helpers/upstreams.js';
 /* The gateway's MCP endpoint (/mcp, Streamable HTTP) with the SDK's own client. */
 
 let gw: GatewayProcess;
+const READER_KEY = 'mcp-reader-key-0123456789';
 
 beforeAll(async () => {
   const ups = await standIns(['twin']);
-  gw = await startGateway({ env: ups.env });
+  gw = await startGateway({
+    env: ups.env,
+    yaml: `auth:\n  apiKeys:\n    - { name: reader, sha256: ${sha256Hex(READER_KEY)}, scopes: [read] }\n`,
+  });
 });
 afterAll(cleanup);
 
@@ -46,6 +51,24 @@ describe('/mcp', () => {
     });
     expect(after.status).toBe(404);
     expect(after.json().error.code).toBe('GW_MCP_SESSION_NOT_FOUND');
+  });
+
+  it('offers the admin tool to admins only, and audits its use', async () => {
+    const admin = client({ 'x-api-key': E2E_API_KEY });
+    await admin.client.connect(admin.transport);
+    const adminTools = (await admin.client.listTools()).tools.map((t) => t.name);
+    expect(adminTools).toEqual(expect.arrayContaining(['list_blocked_clients', 'unblock_client']));
+    const res = await admin.client.callTool({ name: 'unblock_client', arguments: { client: '203.0.113.9' } });
+    expect(res.structuredContent).toEqual({ client: '203.0.113.9', unblocked: false });
+    await gw.waitForLog((l) => l.msg === 'mcp tool call' && (l.audit as { tool?: string } | undefined)?.tool === 'unblock_client');
+    await admin.client.close();
+
+    const reader = client({ 'x-api-key': READER_KEY });
+    await reader.client.connect(reader.transport);
+    const readerTools = (await reader.client.listTools()).tools.map((t) => t.name);
+    expect(readerTools).toContain('list_blocked_clients');
+    expect(readerTools).not.toContain('unblock_client');
+    await reader.client.close();
   });
 
   it('refuses agents without credentials (401) and requests without a session (400)', async () => {

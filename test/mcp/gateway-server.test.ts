@@ -5,7 +5,7 @@ import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
 import { MetricsService } from '../../src/admin/metrics-service.js';
 import { RoutesService } from '../../src/admin/routes-service.js';
 import { createMetrics } from '../../src/metrics/registry.js';
-import { loadConfig } from '../../src/config/index.js';
+import { loadConfig, redactConfig } from '../../src/config/index.js';
 import type { HealthSnapshot } from '../../src/health/prober.js';
 import { buildRouteTable } from '../../src/routing/route-table.js';
 
@@ -30,7 +30,15 @@ async function connect(env: Record<string, string> = {}): Promise<Client> {
   if (!result.ok) throw new Error(result.problems.join('\n'));
   const routes = new RoutesService(result.config, buildRouteTable(result.config), { snapshot: () => snapshot });
   const metrics = createMetrics({ durationBuckets: [0.01, 0.1, 1], defaultMetrics: false });
-  const server = createGatewayMcpServer({ routes, metrics: new MetricsService(metrics.registry), version: '0.1.0' });
+  const server = createGatewayMcpServer({
+    routes,
+    metrics: new MetricsService(metrics.registry),
+    principal: { kind: 'api-key', subject: 'key:reader', keyName: 'reader', scopes: ['read'], mfa: false },
+    requireMfaForAdmin: false,
+    redactedConfig: () => redactConfig(result.config),
+    audit: () => {},
+    version: '0.1.0',
+  });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   const client = new Client({ name: 'test-agent', version: '1.0.0' });
   await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
@@ -97,5 +105,28 @@ describe('gateway MCP server: read-only tools', () => {
     const unknown = await client.callTool({ name: 'get_service_health', arguments: { service: 'weather' } });
     expect(unknown.isError).toBe(true);
     expect((unknown.content as { text: string }[])[0]?.text).toContain('unknown service "weather"');
+  });
+});
+
+describe('gateway MCP server: resources and prompts', () => {
+  it('serves routes, services, the redacted config and a metrics summary as resources', async () => {
+    const client = await connect({ JWT_SECRET_KEY: 'very-secret-value-1234567890' });
+    const { resources } = await client.listResources();
+    expect(resources.map((r) => r.uri).sort()).toEqual(['gateway://config', 'gateway://metrics/summary', 'gateway://routes', 'gateway://services']);
+    const config = await client.readResource({ uri: 'gateway://config' });
+    const text = (config.contents[0] as { text: string }).text;
+    expect(text).not.toContain('very-secret-value');
+    expect(text).not.toContain('pw@');
+    expect(JSON.parse(text).secrets.jwtSecretKey).toBe('***');
+    const routes = await client.readResource({ uri: 'gateway://routes' });
+    expect(JSON.parse((routes.contents[0] as { text: string }).text).routes.length).toBeGreaterThan(0);
+  });
+
+  it('builds the diagnose prompt from live data', async () => {
+    const client = await connect();
+    const prompt = await client.getPrompt({ name: 'diagnose_service', arguments: { service: 'knowledge' } });
+    const text = (prompt.messages[0]!.content as { text: string }).text;
+    expect(text).toContain('"knowledge"');
+    expect(text).toContain('ECONNREFUSED');
   });
 });
