@@ -21,7 +21,23 @@ import {
 import { listBlockedClientsOutput, unblockClientInput, type BlockedClientsService } from '../../src/admin/blocked-clients.js';
 import type { Principal } from '../../src/auth/principal.js';
 import { grants, type Scope } from '../../src/auth/scopes.js';
+import type { RoutingModel } from '../../src/routing/model/model.js';
 import { z } from 'zod';
+
+const explainRoutingInput = z.strictObject({
+  text: z.string().min(1).max(4096).describe('The request text (the query/prompt/message of a /v1/query body)'),
+  path: z.enum(['/v1/query', '/v1/upload']).default('/v1/query'),
+  fileName: z.string().max(256).optional().describe('For /v1/upload: the uploaded file name'),
+  fileType: z.string().max(128).optional().describe('For /v1/upload: its media type'),
+});
+
+const explainRoutingOutput = z.object({
+  model: z.string(),
+  service: z.string(),
+  confidence: z.number(),
+  probabilities: z.record(z.string(), z.number()),
+  topFeatures: z.array(z.object({ feature: z.string(), label: z.string(), weight: z.number() })),
+});
 
 /*
  * The gateway as an MCP server: tools are thin adapters over the admin service layer
@@ -39,6 +55,8 @@ export interface GatewayMcpServerDeps {
   readonly principal: Principal | null;
   /** Mutating tools also need a second factor (config auth.requireMfaForAdmin). */
   readonly requireMfaForAdmin: boolean;
+  /** The active routing model (absent when ML routing is off). */
+  readonly routingModel?: () => Pick<RoutingModel, 'explain' | 'id'>;
   /** The redacted configuration, for the gateway://config resource. */
   readonly redactedConfig: () => unknown;
   /** Records who changed what (the gateway's log). */
@@ -192,6 +210,38 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
         },
       );
     }
+  }
+
+  if (deps.routingModel) {
+    const current = deps.routingModel;
+    server.registerTool(
+      'explain_routing',
+      {
+        title: 'Explain a routing decision',
+        description: 'Run the active routing model on a request text: the service it picks, the probability of each service and the features that weighed most.',
+        inputSchema: explainRoutingInput,
+        outputSchema: explainRoutingOutput,
+        annotations: READ_ONLY,
+      },
+      (input) => {
+        const model = current();
+        const file = input.fileName !== undefined || input.fileType !== undefined ? { name: input.fileName, type: input.fileType } : undefined;
+        const why = model.explain({
+          method: 'POST',
+          path: input.path,
+          contentType: 'application/json',
+          body: { query: input.text },
+          ...(file ? { file } : {}),
+        });
+        return ok({
+          model: model.id,
+          service: why.prediction.label,
+          confidence: why.prediction.confidence,
+          probabilities: { ...why.prediction.probabilities },
+          topFeatures: why.groups.slice(0, 8).map((g) => ({ feature: g.feature, label: g.label, weight: g.weight })),
+        });
+      },
+    );
   }
 
   // Resources: the same views as the tools, for clients that read rather than call.

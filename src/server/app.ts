@@ -194,6 +194,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
         routes: routesService,
         metrics: metricsService,
         blockedClients,
+        ...(routing ? { routingModel: () => routing.manager.active } : {}),
         principal: request.principal,
         requireMfaForAdmin: config.auth.requireMfaForAdmin,
         redactedConfig: () => redactConfig(config),

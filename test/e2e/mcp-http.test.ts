@@ -38,6 +38,9 @@ describe('/mcp', () => {
     const summary = await c.callTool({ name: 'get_metrics', arguments: { minutes: 1 } });
     const routes = (summary.structuredContent as { routes: { endpoint: string; requests: number }[] }).routes;
     expect(routes.find((r) => r.endpoint === '/v1/twin/*')?.requests).toBeGreaterThanOrEqual(1);
+    const routed = await c.callTool({ name: 'explain_routing', arguments: { text: 'how much would a GPU compute job on the fog cost per hour?' } });
+    expect(routed.structuredContent).toMatchObject({ service: 'fog' });
+    expect((routed.structuredContent as { topFeatures: unknown[] }).topFeatures.length).toBeGreaterThan(0);
     const health = await c.callTool({ name: 'get_service_health', arguments: { service: 'twin' } });
     expect(health.structuredContent).toMatchObject({ services: [{ service: 'twin', status: 'up' }] });
 
