@@ -14,11 +14,25 @@ import {
   type HttpMethod,
   serviceRetriesSchema,
   serviceBreakerSchema,
+  serviceFallbackSchema,
 } from './schema.js';
 import { createHash } from 'node:crypto';
 
 export type ServiceRetriesConfig = z.output<typeof serviceRetriesSchema>;
 export type ServiceBreakerConfig = z.output<typeof serviceBreakerSchema>;
+export type PressureConfig = FileConfig['server']['pressure'];
+
+/** A service's fallback, resolved: the other service's name, or the static answer's body serialized once. */
+export type ServiceFallback =
+  | { readonly type: 'service'; readonly service: string }
+  | { readonly type: 'static'; readonly status: number; readonly body: string };
+
+/** Absent for `fail` (the default). */
+function resolveFallback(f: z.output<typeof serviceFallbackSchema> | undefined): { fallback?: ServiceFallback } {
+  if (f === undefined || f === 'fail') return {};
+  if (typeof f === 'string') return { fallback: { type: 'service', service: f.slice('service:'.length) } };
+  return { fallback: { type: 'static', status: f.status, body: JSON.stringify(f.body) } };
+}
 
 export interface ServiceConfig {
   readonly name: string;
@@ -31,6 +45,8 @@ export interface ServiceConfig {
   readonly retries?: ServiceRetriesConfig;
   /** Circuit breaker per upstream host; absent: the schema defaults. */
   readonly breaker?: ServiceBreakerConfig;
+  /** Who answers when the breaker is open, the upstream is unreachable or timed out; absent: `fail`. */
+  readonly fallback?: ServiceFallback;
   readonly enabled: boolean;
   /** Why the service is off (the variable or file key that turned it off), when it is. */
   readonly disabledBy?: string;
@@ -123,6 +139,8 @@ export interface GatewayConfig {
     readonly port: number;
     readonly shutdownTimeoutMs: number;
     readonly trustProxy: boolean | readonly string[];
+    /** Event-loop / heap pressure watched for /readyz (src/health/pressure.ts). */
+    readonly pressure: PressureConfig;
   };
   readonly proxy: {
     readonly connectionPoolSize: number;
@@ -276,6 +294,7 @@ function resolveServices(env: EnvConfig, file: FileConfig, problems: string[]): 
       maxInFlight: Math.min(fromFile?.maxInFlight ?? env.REQUEST_QUEUE_SIZE, env.REQUEST_QUEUE_SIZE),
       ...(fromFile?.retries !== undefined ? { retries: fromFile.retries } : {}),
       ...(fromFile?.breaker !== undefined ? { breaker: fromFile.breaker } : {}),
+      ...resolveFallback(fromFile?.fallback),
       enabled: !switchedOff && !fileOff,
       ...(switchedOff ? { disabledBy: `${switchKey}=false` } : fileOff ? { disabledBy: `services.${name}.enabled=false` } : {}),
     };
@@ -294,9 +313,16 @@ function resolveServices(env: EnvConfig, file: FileConfig, problems: string[]): 
       maxInFlight: Math.min(svc.maxInFlight ?? env.REQUEST_QUEUE_SIZE, env.REQUEST_QUEUE_SIZE),
       ...(svc.retries !== undefined ? { retries: svc.retries } : {}),
       ...(svc.breaker !== undefined ? { breaker: svc.breaker } : {}),
+      ...resolveFallback(svc.fallback),
       enabled: svc.enabled ?? true,
       ...(svc.enabled === false ? { disabledBy: `services.${name}.enabled=false` } : {}),
     };
+  }
+  for (const svc of Object.values(services)) {
+    const f = svc.fallback;
+    if (f?.type !== 'service') continue;
+    if (f.service === svc.name) problems.push(`services.${svc.name}.fallback: a service cannot fall back to itself`);
+    else if (services[f.service] === undefined) problems.push(`services.${svc.name}.fallback: no service named ${f.service}`);
   }
   return services;
 }
@@ -425,6 +451,7 @@ export function loadConfig(
       port: env.GATEWAY_PORT,
       shutdownTimeoutMs: file.server.shutdownTimeoutMs,
       trustProxy: file.server.trustProxy,
+      pressure: file.server.pressure,
     },
     proxy: {
       connectionPoolSize: env.CONNECTION_POOL_SIZE,

@@ -129,6 +129,26 @@ export const serviceBreakerSchema = z
   })
   .prefault({});
 
+/**
+ * What answers for a service when its circuit breaker is open, its upstream cannot be reached
+ * or it timed out (src/resilience/fallback.ts): `fail` (the gateway's error, the default),
+ * `service:<other>` (the request goes to another configured service), or a static JSON answer.
+ */
+export const serviceFallbackSchema = z.union(
+  [
+    z.literal('fail'),
+    z.string().regex(/^service:[a-z][a-z0-9-]{0,62}$/, 'service:<name> names another configured service'),
+    z.strictObject({
+      type: z.literal('static'),
+      /** HTTP status of the static answer. */
+      status: z.number().int().min(200).max(599).default(200),
+      /** The JSON body sent as is (application/json). */
+      body: z.json(),
+    }),
+  ],
+  { error: 'fallback is `fail`, `service:<name>` or `{ type: static, status, body }`' },
+);
+
 const serviceFileSchema = z.strictObject({
   /** One base URL, or several for load balancing; defaults to the service's *_URL variable. */
   urls: z.array(httpUrl).min(1).optional(),
@@ -140,6 +160,8 @@ const serviceFileSchema = z.strictObject({
   maxInFlight: z.number().int().min(1).max(1_000_000).optional(),
   retries: serviceRetriesSchema.optional(),
   breaker: serviceBreakerSchema.optional(),
+  /** When the breaker is open, the upstream is unreachable or timed out; default `fail`. */
+  fallback: serviceFallbackSchema.optional(),
 });
 
 const routePrefix = z
@@ -394,6 +416,22 @@ export const fileSchema = z.strictObject({
       trustProxy: z
         .union([z.boolean(), z.array(z.union([cidrSchema, z.enum(['loopback', 'linklocal', 'uniquelocal'])]))])
         .default(false),
+      /**
+       * Sustained event-loop or heap pressure turns /readyz 503 (only /readyz: traffic is still
+       * served) so a load balancer sends new requests to other replicas.
+       */
+      pressure: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          /** Mean event-loop delay over one sample above which the sample counts as pressure. */
+          maxEventLoopDelayMs: z.number().int().min(1).max(60_000).default(1000),
+          /** Heap used above which a sample counts as pressure; 0 does not watch the heap. */
+          maxHeapUsedBytes: z.number().int().min(0).default(0),
+          sampleIntervalMs: z.number().int().min(20).max(60_000).default(1000),
+          /** Consecutive samples under pressure before /readyz turns 503 (one good sample clears it). */
+          sustainedSamples: z.number().int().min(1).max(1000).default(5),
+        })
+        .prefault({}),
     })
     .prefault({}),
   auth: authSchema.prefault({}),

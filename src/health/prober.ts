@@ -13,6 +13,16 @@ export interface ServiceHealth {
   readonly lastCheck: string | null;
   readonly httpStatus?: number;
   readonly error?: string;
+  /** Per host, only for a service with several upstream URLs (the service is up when any host is). */
+  readonly hosts?: readonly HostHealth[];
+}
+
+export interface HostHealth {
+  readonly origin: string;
+  readonly status: 'up' | 'down';
+  readonly latencyMs: number;
+  readonly httpStatus?: number;
+  readonly error?: string;
 }
 
 export type OverallStatus = 'ok' | 'degraded' | 'down';
@@ -31,6 +41,8 @@ export interface HealthProberOptions {
   readonly logger: FastifyBaseLogger;
   /** Called for each probe that finds a service up (an open circuit breaker then half-opens early). */
   readonly onServiceUp?: (service: string) => void;
+  /** Called after each probe of a host (load balancing skips hosts that are down). */
+  readonly onHostHealth?: (service: string, origin: string, up: boolean) => void;
 }
 
 /**
@@ -102,11 +114,29 @@ export class HealthProber {
     await this.#agent.close();
   }
 
+  /** Probe every host of the service; it is up when any host is, and shows the best host's figures. */
   async #probe(svc: ServiceConfig): Promise<void> {
-    const url = new URL(svc.urls[0]!);
+    const hosts = await Promise.all(svc.urls.map((u) => this.#probeUrl(svc, u)));
+    if (this.#stopped) return;
+    for (const h of hosts) this.#opts.onHostHealth?.(svc.name, h.origin, h.status === 'up');
+    const best = hosts.find((h) => h.status === 'up') ?? hosts[0]!;
+    const result: ServiceHealth = {
+      service: svc.name,
+      status: best.status,
+      latencyMs: best.latencyMs,
+      lastCheck: new Date().toISOString(),
+      ...(best.httpStatus !== undefined ? { httpStatus: best.httpStatus } : {}),
+      ...(best.error !== undefined ? { error: best.error } : {}),
+      ...(hosts.length > 1 ? { hosts } : {}),
+    };
+    this.#record(svc, result);
+  }
+
+  async #probeUrl(svc: ServiceConfig, baseUrl: string): Promise<HostHealth> {
+    const url = new URL(baseUrl);
     const path = `${url.pathname.replace(/\/+$/, '')}${svc.healthPath}`;
     const started = performance.now();
-    let result: ServiceHealth;
+    let result: HostHealth;
     try {
       const res = await this.#agent.request({
         origin: url.origin,
@@ -121,23 +151,24 @@ export class HealthProber {
       const latencyMs = round2(performance.now() - started);
       const up = res.statusCode >= 200 && res.statusCode < 300;
       result = {
-        service: svc.name,
+        origin: url.origin,
         status: up ? 'up' : 'down',
         latencyMs,
-        lastCheck: new Date().toISOString(),
         httpStatus: res.statusCode,
         ...(up ? {} : { error: `health endpoint answered ${res.statusCode}` }),
       };
     } catch (err) {
       result = {
-        service: svc.name,
+        origin: url.origin,
         status: 'down',
         latencyMs: round2(performance.now() - started),
-        lastCheck: new Date().toISOString(),
         error: describeProbeError(err),
       };
     }
-    if (this.#stopped) return;
+    return result;
+  }
+
+  #record(svc: ServiceConfig, result: ServiceHealth): void {
     const previous = this.#results.get(svc.name);
     this.#results.set(svc.name, result);
     this.#opts.metrics.serviceUp.set({ service: svc.name }, result.status === 'up' ? 1 : 0);

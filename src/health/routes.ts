@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { HealthProber } from './prober.js';
+import type { PressureMonitor } from './pressure.js';
 
 export interface HealthRoutesOptions {
   readonly prober: HealthProber;
@@ -9,6 +10,8 @@ export interface HealthRoutesOptions {
   readonly isShuttingDown: () => boolean;
   /** Circuit breaker state per service (src/resilience), shown as `breakers` in /healthz. */
   readonly breakers?: () => Readonly<Record<string, unknown>>;
+  /** Sustained event-loop / heap pressure makes /readyz 503 (and nothing else). */
+  readonly pressure?: Pick<PressureMonitor, 'underPressure' | 'last'>;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -36,6 +39,7 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     reply.header('cache-control', 'no-store');
     if (isShuttingDown()) return reply.code(503).send({ status: 'not-ready', reason: 'shutting down' });
     if (!prober.firstRoundDone) return reply.code(503).send({ status: 'not-ready', reason: 'first health probe round not finished' });
+    if (opts.pressure?.underPressure) return reply.code(503).send({ status: 'not-ready', reason: 'under pressure', ...opts.pressure.last });
     return reply.send({ status: 'ready' });
   });
 }

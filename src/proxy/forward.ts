@@ -5,7 +5,7 @@ import { errors as undiciErrors, type Dispatcher, type Pool } from 'undici';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import { FailedResponse, isBreakerOpen, Uncounted, type Resilience, type RetryPolicy } from '../resilience/index.js';
+import { FailedResponse, isBreakerOpen, maySendAgain, Uncounted, type Fallback, type Resilience, type RetryPolicy } from '../resilience/index.js';
 import { upstreamBody } from './body.js';
 import { clientResponseHeaders, continueTrace, upstreamRequestHeaders } from './headers.js';
 import type { Upstream } from './upstreams.js';
@@ -26,6 +26,8 @@ export interface ForwardOptions {
   readonly metrics: GatewayMetrics;
   /** Backpressure (503 GW_GATEWAY_OVERLOADED when the service has no free slot) and retries. */
   readonly resilience?: Resilience;
+  /** Set when this call is a `service:<other>` fallback: the body already taken, and no further fallback. */
+  readonly fallbackOf?: { readonly body: Buffer | Readable | null };
 }
 
 /** The path to request upstream: optional prefix rewrite, then the upstream URL's base path. */
@@ -43,6 +45,41 @@ export function upstreamPath(rawUrl: string, route: Pick<RouteConfig, 'prefix' |
 const UPSTREAM_TIMEOUT = new undiciErrors.HeadersTimeoutError('upstream did not answer in time');
 
 function ignore(): void {}
+
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/** The error as answered after a fallback was tried: it says which fallback answered. */
+function labelled(err: unknown, label: string): unknown {
+  if (!(err instanceof GatewayError)) return err;
+  return new GatewayError(err.code, err.message, { cause: err.cause, headers: { ...err.headers, 'x-gateway-fallback': label } });
+}
+
+/**
+ * Answer with the service's fallback instead of `error` (src/resilience/fallback.ts): the
+ * static body, or the request sent to the other service when it may go out (again); when
+ * it may not, `error` itself.
+ */
+async function answerWithFallback(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  options: ForwardOptions,
+  fallback: Fallback,
+  body: Buffer | Readable | null,
+  error: GatewayError,
+  maySend: boolean,
+): Promise<FastifyReply> {
+  if (fallback.type === 'static') {
+    return reply.code(fallback.status).header('content-type', JSON_CONTENT_TYPE).header('x-gateway-fallback', 'static').send(fallback.body);
+  }
+  const target = maySend ? options.resilience?.fallbackUpstream(fallback.service) : undefined;
+  if (target === undefined) throw error;
+  reply.header('x-gateway-fallback', fallback.label);
+  try {
+    return await forward(request, reply, { ...options, upstream: target, timeoutMs: fallback.timeoutMs, fallbackOf: { body } });
+  } catch (err) {
+    throw labelled(err, fallback.label);
+  }
+}
 
 /**
  * After a failed attempt: when the policy allows another one (idempotent, body resendable,
@@ -118,7 +155,8 @@ export function classifyUpstreamError(err: unknown): { error: GatewayError; labe
 export async function forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {
   const { upstream, metrics, timeoutMs } = options;
   // Before anything is read or sent upstream: a shed request costs no upstream work.
-  options.resilience?.limiter.acquire(upstream.service, reply.raw);
+  // A fallback call already holds the first service's slot.
+  if (options.fallbackOf === undefined) options.resilience?.limiter.acquire(upstream.service, reply.raw);
   const trace = continueTrace(request.headers.traceparent);
   const headers = upstreamRequestHeaders(request.headers, {
     // X-Forwarded-For grows by the peer that connected to us (request.ip may already be the
@@ -145,7 +183,7 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
   const policy = options.resilience?.retryPolicy(upstream.service);
   policy?.budget.recordRequest();
   const path = upstreamPath(request.url, options.route, upstream.basePath);
-  const body = upstreamBody(request, options.bodyLimitBytes);
+  const body = options.fallbackOf === undefined ? upstreamBody(request, options.bodyLimitBytes) : options.fallbackOf.body;
   // Circuit breaker of this host (src/resilience/breaker.ts): each attempt goes through it.
   const breaker = options.resilience?.breakerFor(upstream);
   const requestOptions: Dispatcher.RequestOptions = {
@@ -160,6 +198,8 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
   let attempt = 0;
   let started: number;
   let response: Dispatcher.ResponseData | undefined;
+  // Outstanding until the headers are in (or it failed): what load balancing compares.
+  upstream.outstanding += 1;
   try {
     for (;;) {
       attempt += 1;
@@ -176,9 +216,12 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
         const err = failure;
         if (err instanceof GatewayError) throw err; // e.g. the body went over its limit while streaming
         if (breaker !== undefined && isBreakerOpen(err)) {
-          // Open: answered at once without an upstream call (fallback `fail`).
+          // Open: answered at once without an upstream call, by the service's fallback.
           metrics.serviceRequests.inc({ service: upstream.service, status: 'circuit_open' });
-          throw breaker.unavailable();
+          const fallback = options.fallbackOf === undefined ? options.resilience?.fallbackFor(upstream.service) : undefined;
+          if (fallback === undefined) throw breaker.unavailable();
+          // Nothing of this request went out yet on a first attempt; after retries, the body was resendable.
+          return await answerWithFallback(request, reply, options, fallback, body, breaker.unavailable(), attempt === 1 || body === null || Buffer.isBuffer(body));
         }
         const { error, label } = classifyUpstreamError(abort.signal.reason === UPSTREAM_TIMEOUT ? UPSTREAM_TIMEOUT : err);
         if (policy !== undefined && (label === 'unreachable' || label === 'error') && (await retryAfterBackoff(request, policy, body, attempt, abort.signal, metrics, upstream.service, label))) {
@@ -188,6 +231,12 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
         metrics.serviceRequests.inc({ service: upstream.service, status: label });
         if (label !== 'aborted') {
           request.log.warn({ service: upstream.service, upstream: upstream.origin, err: (err as Error).message, code: error.code, attempt }, 'upstream failed');
+        }
+        if ((label === 'unreachable' || label === 'timeout') && options.fallbackOf === undefined) {
+          const fallback = options.resilience?.fallbackFor(upstream.service);
+          if (fallback !== undefined) {
+            return await answerWithFallback(request, reply, options, fallback, body, error, maySendAgain(request.method, request.headers, body));
+          }
         }
         throw error;
       }
@@ -203,6 +252,7 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
       break;
     }
   } finally {
+    upstream.outstanding -= 1;
     clearTimeout(timer);
   }
 

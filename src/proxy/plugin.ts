@@ -30,7 +30,7 @@ export interface ProxyPluginOptions {
 export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
   const { config, table, upstreams, metrics } = opts;
   registerProxyBodyParsers(app);
-  const resilience = opts.resilience ?? new Resilience(config, { log: app.log, metrics });
+  const resilience = opts.resilience ?? new Resilience(config, { log: app.log, metrics, upstreams });
   if (opts.resilience === undefined) app.addHook('onClose', async () => resilience.close());
 
   for (const route of table.active) {

@@ -8,6 +8,12 @@ export interface Upstream {
   /** Path part of the configured URL without trailing slash ('' for a bare origin). */
   readonly basePath: string;
   readonly pool: Pool;
+  /** Requests sent to this host that have not had their response headers yet (forward() counts). */
+  outstanding: number;
+  /** The health prober's last verdict on this host; a down host gets no traffic while others are up. */
+  down: boolean;
+  /** This host's circuit breaker is open (src/resilience): skipped like a down host. */
+  breakerOpen: boolean;
 }
 
 export interface UpstreamPoolOptions {
@@ -38,19 +44,43 @@ export class UpstreamRegistry {
           pipelining: 1,
           connect: { timeout: options.connectTimeoutMs },
         });
-        return { service: svc.name, origin, basePath, pool };
+        return { service: svc.name, origin, basePath, pool, outstanding: 0, down: false, breakerOpen: false };
       });
       this.#byService.set(svc.name, { upstreams, next: 0 });
     }
   }
 
-  /** The upstream to use for the next request of a service (round robin over its hosts). */
+  /**
+   * The upstream for the next request of a service: the host with the fewest outstanding
+   * requests among those neither marked down by the prober nor with an open breaker, ties
+   * going round robin. When every
+   * host is down the next one in turn is tried anyway (the breaker and fallback then decide).
+   * No allocation; a service has a handful of hosts.
+   */
   pick(service: string): Upstream | undefined {
     const entry = this.#byService.get(service);
     if (entry === undefined) return undefined;
-    const upstream = entry.upstreams[entry.next % entry.upstreams.length];
-    entry.next = (entry.next + 1) % entry.upstreams.length;
-    return upstream;
+    const list = entry.upstreams;
+    const n = list.length;
+    if (n === 1) return list[0];
+    const start = entry.next;
+    entry.next = start + 1 === n ? 0 : start + 1;
+    let best: Upstream | undefined;
+    for (let i = 0; i < n; i++) {
+      const u = list[(start + i) % n]!;
+      if (!u.down && !u.breakerOpen && (best === undefined || u.outstanding < best.outstanding)) best = u;
+    }
+    return best ?? list[start];
+  }
+
+  /** A host's circuit breaker opened (true) or left open (false). */
+  setBreakerOpen(service: string, origin: string, open: boolean): void {
+    for (const u of this.#byService.get(service)?.upstreams ?? []) if (u.origin === origin) u.breakerOpen = open;
+  }
+
+  /** The health prober's verdict on one host of a service (matched by origin). */
+  setHostDown(service: string, origin: string, down: boolean): void {
+    for (const u of this.#byService.get(service)?.upstreams ?? []) if (u.origin === origin) u.down = down;
   }
 
   all(service: string): readonly Upstream[] {

@@ -4,9 +4,12 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import { InFlightLimiter } from './backpressure.js';
 import { BREAKER_STATE_NAMES, BreakerSet, DEFAULT_BREAKER_CONFIG, type BreakerState, type UpstreamBreaker } from './breaker.js';
 import { DEFAULT_RETRY_CONFIG, RetryPolicy } from './retry.js';
+import { buildFallbacks, type Fallback } from './fallback.js';
+import type { Upstream } from '../proxy/upstreams.js';
 
 export { InFlightLimiter, OVERLOAD_RETRY_AFTER_SECONDS } from './backpressure.js';
-export { DEFAULT_RETRY_CONFIG, RetryBudget, RetryPolicy, type RetryConfig, type RetryDecision } from './retry.js';
+export { DEFAULT_RETRY_CONFIG, maySendAgain, RetryBudget, RetryPolicy, type RetryConfig, type RetryDecision } from './retry.js';
+export { buildFallbacks, type Fallback, type ServiceFallbackTarget, type StaticFallback } from './fallback.js';
 export {
   BREAKER_CLOSED,
   BREAKER_HALF_OPEN,
@@ -23,6 +26,8 @@ export {
 export interface ResilienceDeps {
   readonly log?: Pick<FastifyBaseLogger, 'info' | 'warn'>;
   readonly metrics?: Pick<GatewayMetrics, 'circuitBreakerState'>;
+  /** Where `service:<other>` fallbacks find the other service's upstream; without it they act as `fail`. */
+  readonly upstreams?: { pick(service: string): Upstream | undefined; setBreakerOpen?(service: string, origin: string, open: boolean): void };
 }
 
 /** What /healthz shows of one service's breakers. */
@@ -40,6 +45,8 @@ export class Resilience {
   readonly limiter: InFlightLimiter;
   readonly breakers: BreakerSet;
   readonly #retries = new Map<string, RetryPolicy>();
+  readonly #fallbacks: Map<string, Fallback>;
+  readonly #upstreams: ResilienceDeps['upstreams'];
 
   constructor(config: Pick<GatewayConfig, 'proxy' | 'services'>, deps: ResilienceDeps = {}) {
     const services = Object.values(config.services);
@@ -52,6 +59,8 @@ export class Resilience {
       if (retry.maxRetries > 0) this.#retries.set(s.name, new RetryPolicy(retry));
     }
     const { log, metrics } = deps;
+    this.#fallbacks = buildFallbacks(config);
+    this.#upstreams = deps.upstreams;
     this.breakers = new BreakerSet(
       (service) => {
         const c = config.services[service]?.breaker ?? DEFAULT_BREAKER_CONFIG;
@@ -60,6 +69,8 @@ export class Resilience {
       {
         onStateChange: (breaker: UpstreamBreaker, from: BreakerState, to: BreakerState) => {
           metrics?.circuitBreakerState.set({ service: breaker.service }, this.breakers.serviceState(breaker.service));
+          // Load balancing skips a host whose breaker is open while the service has others.
+          deps.upstreams?.setBreakerOpen?.(breaker.service, breaker.origin, to === 2);
           const line = { service: breaker.service, upstream: breaker.origin, from: BREAKER_STATE_NAMES[from], state: BREAKER_STATE_NAMES[to] };
           if (to === 2) log?.warn({ ...line, retryAfterSeconds: breaker.retryAfterSeconds() }, 'circuit breaker opened');
           else log?.info(line, to === 1 ? 'circuit breaker half-open' : 'circuit breaker closed');
@@ -72,6 +83,16 @@ export class Resilience {
   /** The service's retry policy; undefined when it never retries. */
   retryPolicy(service: string): RetryPolicy | undefined {
     return this.#retries.get(service);
+  }
+
+  /** The service's fallback; undefined for `fail`. */
+  fallbackFor(service: string): Fallback | undefined {
+    return this.#fallbacks.get(service);
+  }
+
+  /** An upstream of a `service:<other>` fallback's target; undefined when it is disabled or unknown. */
+  fallbackUpstream(service: string): Upstream | undefined {
+    return this.#upstreams?.pick(service);
   }
 
   /** The breaker of an upstream host (its Upstream object is the key); undefined when disabled. */

@@ -17,6 +17,15 @@ import { serviceRetriesSchema } from '../config/schema.js';
  *    service can still retry).
  */
 
+/**
+ * May this request go out a second time (to the same host or, as a fallback, another
+ * service)? Idempotent method or Idempotency-Key, and a body that can be resent.
+ */
+export function maySendAgain(method: string, headers: IncomingHttpHeaders, body: Buffer | Readable | null): boolean {
+  if (!IDEMPOTENT.has(method) && headers['idempotency-key'] === undefined) return false;
+  return body === null || Buffer.isBuffer(body);
+}
+
 export interface RetryConfig {
   /** Retries after the first attempt (0: never retry). */
   readonly maxRetries: number;
@@ -127,8 +136,7 @@ export class RetryPolicy {
    */
   decide(method: string, headers: IncomingHttpHeaders, body: Buffer | Readable | null, attempt: number): RetryDecision {
     if (attempt > this.config.maxRetries) return 'no';
-    if (!IDEMPOTENT.has(method) && headers['idempotency-key'] === undefined) return 'no';
-    if (body !== null && !Buffer.isBuffer(body)) return 'no';
+    if (!maySendAgain(method, headers, body)) return 'no';
     return this.budget.tryRetry() ? 'retry' : 'budget_exhausted';
   }
 

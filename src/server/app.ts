@@ -4,6 +4,7 @@ import { redactConfig, type GatewayConfig } from '../config/index.js';
 import { ERROR_CATALOGUE, errorBody, GatewayError } from '../errors.js';
 import { HealthProber } from '../health/prober.js';
 import { healthRoutes } from '../health/routes.js';
+import { PressureMonitor } from '../health/pressure.js';
 import metricsPlugin from '../metrics/plugin.js';
 import { createMetrics, type GatewayMetrics } from '../metrics/registry.js';
 import { acceptableRequestId } from '../proxy/headers.js';
@@ -108,9 +109,10 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     metrics,
     logger: app.log.child({ component: 'health' }),
     onServiceUp: (service) => resilience.serviceHealthy(service),
+    onHostHealth: (service, origin, up) => upstreams.setHostDown(service, origin, !up),
   });
   // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
-  const resilience = new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics });
+  const resilience = new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams });
 
   // Shared state first: the rate limiter and the threat detector live on it, and the
   // detector is the ThreatSink the stages below report to.
@@ -172,7 +174,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     expose: config.metrics.enabled,
     authPolicy: config.auth.publicMetrics ? PUBLIC : READ_ONLY,
   });
-  await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown, breakers: () => resilience.breakerReport() });
+  // Sustained event-loop / heap pressure: only /readyz reflects it (src/health/pressure.ts).
+  const pressure = new PressureMonitor(config.server.pressure, { log: app.log.child({ component: 'pressure' }) });
+  await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown, breakers: () => resilience.breakerReport(), pressure });
   await app.register(adminRoutes, {
     blockedClients,
     authPolicy: { required: true, scope: 'admin', mfa: config.auth.requireMfaForAdmin },
@@ -221,6 +225,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     routing,
     async listen() {
       prober.start();
+      pressure.start();
       return app.listen({ host: config.server.host, port: config.server.port });
     },
     close() {
@@ -237,6 +242,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
         } finally {
           clearTimeout(deadline);
           await Promise.allSettled([prober.stop(), upstreams.close()]);
+          pressure.stop();
           resilience.close();
           await rateLimiting.close();
           await routing?.close();

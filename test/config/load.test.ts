@@ -349,3 +349,61 @@ describe('rate-limit allow-list default', () => {
     expect(prod.rateLimit.allowList.cidrs).toEqual([]);
   });
 });
+
+describe('loadConfig: service fallbacks', () => {
+  it('resolves fail (absent), service:<other> and static (body serialized once, status default 200)', () => {
+    const file = yamlFile(
+      'fallback.yaml',
+      [
+        'services:',
+        '  twin: { fallback: fail }',
+        '  agent-controller: { fallback: "service:knowledge" }',
+        '  knowledge:',
+        '    fallback: { type: static, body: { results: [], degraded: true } }',
+        '  fog:',
+        '    fallback: { type: static, status: 503, body: "down" }',
+        '',
+      ].join('\n'),
+    );
+    const config = ok(loadConfig({}, { file }));
+    expect(config.services.twin?.fallback).toBeUndefined();
+    expect(config.services.p2p?.fallback).toBeUndefined();
+    expect(config.services['agent-controller']?.fallback).toEqual({ type: 'service', service: 'knowledge' });
+    expect(config.services.knowledge?.fallback).toEqual({ type: 'static', status: 200, body: '{"results":[],"degraded":true}' });
+    expect(config.services.fog?.fallback).toEqual({ type: 'static', status: 503, body: '"down"' });
+  });
+
+  it('rejects unknown strategies, unknown keys, a missing body, bad statuses, unknown or self targets', () => {
+    const cases = [
+      'services: { twin: { fallback: retry } }',
+      'services: { twin: { fallback: { type: static, body: {}, extra: 1 } } }',
+      'services: { twin: { fallback: { type: static } } }',
+      'services: { twin: { fallback: { type: static, status: 100, body: {} } } }',
+    ];
+    for (const [i, text] of cases.entries()) {
+      const found = problems(loadConfig({}, { file: yamlFile(`fb-bad-${i}.yaml`, `${text}\n`) }));
+      expect(found.join('\n')).toMatch(/services\.twin\.fallback/);
+    }
+    const ghost = problems(loadConfig({}, { file: yamlFile('fb-ghost.yaml', 'services: { twin: { fallback: "service:ghost" } }\n') }));
+    expect(ghost.join('\n')).toMatch(/services\.twin\.fallback: no service named ghost/);
+    const self = problems(loadConfig({}, { file: yamlFile('fb-self.yaml', 'services: { twin: { fallback: "service:twin" } }\n') }));
+    expect(self.join('\n')).toMatch(/services\.twin\.fallback: a service cannot fall back to itself/);
+  });
+});
+
+describe('loadConfig: server.pressure', () => {
+  it('reads the thresholds and rejects bad ones', () => {
+    const file = yamlFile('pressure.yaml', 'server:\n  pressure: { maxEventLoopDelayMs: 200, maxHeapUsedBytes: 1000000000, sustainedSamples: 3 }\n');
+    expect(ok(loadConfig({}, { file })).server.pressure).toEqual({
+      enabled: true,
+      maxEventLoopDelayMs: 200,
+      maxHeapUsedBytes: 1_000_000_000,
+      sampleIntervalMs: 1000,
+      sustainedSamples: 3,
+    });
+    const bad = yamlFile('pressure-bad.yaml', 'server:\n  pressure: { maxEventLoopDelayMs: 0, sustained: 3 }\n');
+    const found = problems(loadConfig({}, { file: bad })).join('\n');
+    expect(found).toMatch(/server\.pressure\.maxEventLoopDelayMs/);
+    expect(found).toMatch(/server\.pressure.*sustained/);
+  });
+});
