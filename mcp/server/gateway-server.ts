@@ -55,6 +55,10 @@ export interface GatewayMcpServerDeps {
   readonly principal: Principal | null;
   /** Mutating tools also need a second factor (config auth.requireMfaForAdmin). */
   readonly requireMfaForAdmin: boolean;
+  /** Closes a service's circuit breakers by hand; returns how many were open or half-open. */
+  readonly resetBreakers?: (service: string) => number;
+  /** Services the gateway knows (to refuse unknown names with a clear error). */
+  readonly serviceNames?: readonly string[];
   /** The active routing model (absent when ML routing is off). */
   readonly routingModel?: () => Pick<RoutingModel, 'explain' | 'id'>;
   /** The redacted configuration, for the gateway://config resource. */
@@ -240,6 +244,31 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
           probabilities: { ...why.prediction.probabilities },
           topFeatures: why.groups.slice(0, 8).map((g) => ({ feature: g.feature, label: g.label, weight: g.weight })),
         });
+      },
+    );
+  }
+
+  if (deps.resetBreakers && can('admin')) {
+    const resetBreakers = deps.resetBreakers;
+    server.registerTool(
+      'reset_circuit_breaker',
+      {
+        title: 'Reset a circuit breaker',
+        description: "Close every circuit breaker of a service by hand so traffic flows again now. Needs admin scope (and MFA when configured); audited.",
+        inputSchema: z.strictObject({ service: z.string().min(1).max(64) }),
+        outputSchema: z.object({ service: z.string(), reset: z.number().int().describe('Breakers that were open or half-open') }),
+        annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      },
+      (input) => {
+        const who = principal?.subject ?? 'anonymous';
+        const refused = refusal() ?? (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null);
+        if (refused !== null) {
+          deps.audit({ tool: 'reset_circuit_breaker', principal: who, args: input, result: 'refused' });
+          return toolError(refused);
+        }
+        const reset = resetBreakers(input.service);
+        deps.audit({ tool: 'reset_circuit_breaker', principal: who, args: input, result: 'ok' });
+        return ok({ service: input.service, reset });
       },
     );
   }

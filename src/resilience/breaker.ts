@@ -176,6 +176,13 @@ export class UpstreamBreaker {
     return true;
   }
 
+  /** An operator closes the breaker by hand (admin API / MCP): traffic flows again now. */
+  reset(): boolean {
+    if (this.#state === BREAKER_CLOSED) return false;
+    this.#breaker.close();
+    return true;
+  }
+
   shutdown(): void {
     this.#breaker.shutdown();
   }

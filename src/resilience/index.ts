@@ -105,6 +105,13 @@ export class Resilience {
     for (const b of this.breakers.forService(service)) b.halfOpenEarly();
   }
 
+  /** Close every breaker of a service by hand; returns how many were not closed before. */
+  resetBreakers(service: string): number {
+    let reset = 0;
+    for (const b of this.breakers.forService(service)) if (b.reset()) reset += 1;
+    return reset;
+  }
+
   /** Breaker state per service that has had traffic, for /healthz. */
   breakerReport(): Record<string, BreakerReport> {
     const out: Record<string, BreakerReport> = {};

@@ -199,6 +199,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
         metrics: metricsService,
         blockedClients,
         ...(routing ? { routingModel: () => routing.manager.active } : {}),
+        resetBreakers: (service) => resilience.resetBreakers(service),
+        serviceNames: Object.keys(config.services),
         principal: request.principal,
         requireMfaForAdmin: config.auth.requireMfaForAdmin,
         redactedConfig: () => redactConfig(config),

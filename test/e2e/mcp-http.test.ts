@@ -4,18 +4,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { cleanup, E2E_API_KEY, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
-import { standIns } from '../helpers/upstreams.js';
+import { standIns, type StandIn } from '../helpers/upstreams.js';
 
 /* The gateway's MCP endpoint (/mcp, Streamable HTTP) with the SDK's own client. */
 
 let gw: GatewayProcess;
+let twin: StandIn;
 const READER_KEY = 'mcp-reader-key-0123456789';
 
 beforeAll(async () => {
   const ups = await standIns(['twin']);
+  twin = ups.byName.twin;
   gw = await startGateway({
     env: ups.env,
-    yaml: `auth:\n  apiKeys:\n    - { name: reader, sha256: ${sha256Hex(READER_KEY)}, scopes: [read] }\n`,
+    yaml:
+      `auth:\n  apiKeys:\n    - { name: reader, sha256: ${sha256Hex(READER_KEY)}, scopes: [read] }\n` +
+      'services:\n  twin:\n    breaker: { volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeout: 60000 }\n    retries: { maxRetries: 0 }\n',
   });
 });
 afterAll(cleanup);
@@ -64,6 +68,18 @@ describe('/mcp', () => {
     const res = await admin.client.callTool({ name: 'unblock_client', arguments: { client: '203.0.113.9' } });
     expect(res.structuredContent).toEqual({ client: '203.0.113.9', unblocked: false });
     await gw.waitForLog((l) => l.msg === 'mcp tool call' && (l.audit as { tool?: string } | undefined)?.tool === 'unblock_client');
+
+    // Trip twin's breaker, then close it by hand: traffic flows again before its reset timeout.
+    twin.behaviour.failStatus = 500;
+    for (let i = 0; i < 4; i++) await call(`${gw.url}/v1/twin/trip`);
+    twin.behaviour.failStatus = null;
+    const open = await call(`${gw.url}/v1/twin/after`);
+    expect(open.status).toBe(503);
+    const reset = await admin.client.callTool({ name: 'reset_circuit_breaker', arguments: { service: 'twin' } });
+    expect(reset.structuredContent).toEqual({ service: 'twin', reset: 1 });
+    expect((await call(`${gw.url}/v1/twin/after`)).status).toBe(200);
+    const unknown = await admin.client.callTool({ name: 'reset_circuit_breaker', arguments: { service: 'weather' } });
+    expect(unknown.isError).toBe(true);
     await admin.client.close();
 
     const reader = client({ 'x-api-key': READER_KEY });
@@ -71,6 +87,7 @@ describe('/mcp', () => {
     const readerTools = (await reader.client.listTools()).tools.map((t) => t.name);
     expect(readerTools).toContain('list_blocked_clients');
     expect(readerTools).not.toContain('unblock_client');
+    expect(readerTools).not.toContain('reset_circuit_breaker');
     await reader.client.close();
   });
 
