@@ -25,11 +25,13 @@ export type PressureConfig = FileConfig['server']['pressure'];
 /** A service's fallback, resolved: the other service's name, or the static answer's body serialized once. */
 export type ServiceFallback =
   | { readonly type: 'service'; readonly service: string }
+  | { readonly type: 'stale-cache' }
   | { readonly type: 'static'; readonly status: number; readonly body: string };
 
 /** Absent for `fail` (the default). */
 function resolveFallback(f: z.output<typeof serviceFallbackSchema> | undefined): { fallback?: ServiceFallback } {
   if (f === undefined || f === 'fail') return {};
+  if (f === 'stale-cache') return { fallback: { type: 'stale-cache' } };
   if (typeof f === 'string') return { fallback: { type: 'service', service: f.slice('service:'.length) } };
   return { fallback: { type: 'static', status: f.status, body: JSON.stringify(f.body) } };
 }
@@ -76,6 +78,20 @@ export interface RouteConfig {
   readonly bodyLimitBytes?: number;
   /** The route's own quota (separate budget), or false for none; absent: the global quotas. */
   readonly rateLimit?: RateQuota | false;
+  /** Response cache of this route (src/cache); absent: only what upstreams mark cacheable. */
+  readonly cache?: RouteCacheConfig | false;
+}
+
+export interface RouteCacheConfig {
+  readonly ttlSeconds: number;
+  readonly perUser: boolean;
+}
+
+export interface ResponseCacheConfig {
+  readonly enabled: boolean;
+  readonly maxEntryBytes: number;
+  readonly maxTotalBytes: number;
+  readonly staleSeconds: number;
 }
 
 /** N requests per sliding window. */
@@ -158,6 +174,7 @@ export interface GatewayConfig {
   readonly limits: FileConfig['limits'];
   readonly rateLimit: RateLimitConfig;
   readonly state: StateConfig;
+  readonly cache: ResponseCacheConfig;
   readonly routing: RoutingConfig;
   /** Secrets: never log this object whole; `redactConfig` gives a loggable view. */
   readonly secrets: {
@@ -356,6 +373,7 @@ function resolveRoutes(file: FileConfig, services: Record<string, ServiceConfig>
       freeTextFields: r.freeTextFields ?? [],
       ...(r.bodyLimitBytes !== undefined ? { bodyLimitBytes: r.bodyLimitBytes } : {}),
       ...(r.rateLimit !== undefined ? { rateLimit: r.rateLimit } : {}),
+      ...(r.cache !== undefined ? { cache: r.cache } : {}),
     });
   });
   return [...byPrefix.values()];
@@ -490,6 +508,7 @@ export function loadConfig(
       threat: file.rateLimit.threat,
     },
     state: file.state,
+    cache: file.cache,
     routing,
     secrets: {
       ...(env.API_KEY !== undefined ? { apiKey: env.API_KEY } : {}),

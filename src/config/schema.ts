@@ -137,6 +137,8 @@ export const serviceBreakerSchema = z
 export const serviceFallbackSchema = z.union(
   [
     z.literal('fail'),
+    /** The last cached good answer (src/cache), with Warning and Age; `fail` when there is none. */
+    z.literal('stale-cache'),
     z.string().regex(/^service:[a-z][a-z0-9-]{0,62}$/, 'service:<name> names another configured service'),
     z.strictObject({
       type: z.literal('static'),
@@ -146,7 +148,7 @@ export const serviceFallbackSchema = z.union(
       body: z.json(),
     }),
   ],
-  { error: 'fallback is `fail`, `service:<name>` or `{ type: static, status, body }`' },
+  { error: 'fallback is `fail`, `stale-cache`, `service:<name>` or `{ type: static, status, body }`' },
 );
 
 const serviceFileSchema = z.strictObject({
@@ -272,6 +274,28 @@ const stateSchema = z.strictObject({
 
 const fieldNames = z.array(z.string().min(1).max(128)).max(64);
 
+/** The response cache (src/cache): on by default for what upstreams mark cacheable. */
+const responseCacheSchema = z.strictObject({
+  /** false: nothing is cached, not even on routes with a `cache` block. */
+  enabled: z.boolean().default(true),
+  /** Larger responses stream through and are not stored. */
+  maxEntryBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** Bound of all stored bodies together (per replica). */
+  maxTotalBytes: z.number().int().min(1).max(4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  /** How long an entry is kept past its lifetime for the `stale-cache` fallback (never served fresh then). */
+  staleSeconds: z.number().int().min(0).max(7 * 86_400).default(600),
+});
+
+/** A route's cache: cache GET/HEAD answers for ttlSeconds even without upstream Cache-Control; false: never cache. */
+const routeCacheSchema = z.union([
+  z.literal(false),
+  z.strictObject({
+    ttlSeconds: z.number().int().min(1).max(86_400),
+    /** Entries are per principal (the subject is part of the key), also for `private` answers. */
+    perUser: z.boolean().default(false),
+  }),
+]);
+
 const routeFileSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'route ids are lowercase letters, digits, "_", "." and "-"').optional(),
   prefix: routePrefix,
@@ -290,6 +314,8 @@ const routeFileSchema = z.strictObject({
   bodyLimitBytes: z.number().int().positive().optional(),
   /** This route's own quota (a separate budget per principal, or per IP when public); false: not limited. */
   rateLimit: z.union([z.literal(false), rateQuotaSchema]).optional(),
+  /** Response cache of this route (src/cache). */
+  cache: routeCacheSchema.optional(),
 });
 
 const base32Secret = z
@@ -439,6 +465,7 @@ export const fileSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   rateLimit: rateLimitSchema.prefault({}),
   state: stateSchema.prefault({}),
+  cache: responseCacheSchema.prefault({}),
   routing: routingSchema.prefault({}),
   metrics: z
     .strictObject({

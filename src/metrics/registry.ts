@@ -29,6 +29,8 @@ export interface GatewayMetrics {
   readonly threatActions: Counter<'action'>;
   readonly blockedClients: Gauge;
   readonly inputRejections: Counter<'rule' | 'location'>;
+  /** Response cache lookups (src/cache): hit, miss, bypass, coalesced, not_modified, stale. */
+  readonly cacheRequests: Counter<'result'>;
 }
 
 export function createMetrics(options: { durationBuckets: readonly number[]; defaultMetrics?: boolean }): GatewayMetrics {
@@ -112,6 +114,12 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       name: 'gateway_input_rejections_total',
       help: 'Requests refused by input validation, by rule class and where the input was',
       labelNames: ['rule', 'location'],
+      registers,
+    }),
+    cacheRequests: new Counter({
+      name: 'gateway_cache_requests_total',
+      help: 'Response cache lookups, by result (hit, miss, bypass, coalesced, not_modified)',
+      labelNames: ['result'],
       registers,
     }),
     threatLevelDetections: new Counter({

@@ -28,6 +28,10 @@ export interface ForwardOptions {
   readonly resilience?: Resilience;
   /** Set when this call is a `service:<other>` fallback: the body already taken, and no further fallback. */
   readonly fallbackOf?: { readonly body: Buffer | Readable | null };
+  /** Answers from the response cache's stale entry (`stale-cache` fallback); undefined when there is none. */
+  readonly stale?: (reply: FastifyReply) => Promise<FastifyReply | undefined>;
+  /** Sends the upstream answer instead of the plain pass-through (the response cache, src/cache); not used by fallbacks. */
+  readonly respond?: (reply: FastifyReply, response: Dispatcher.ResponseData) => Promise<FastifyReply>;
 }
 
 /** The path to request upstream: optional prefix rewrite, then the upstream URL's base path. */
@@ -68,6 +72,11 @@ async function answerWithFallback(
   error: GatewayError,
   maySend: boolean,
 ): Promise<FastifyReply> {
+  if (fallback.type === 'stale-cache') {
+    const served = await options.stale?.(reply);
+    if (served === undefined) throw error;
+    return served;
+  }
   if (fallback.type === 'static') {
     return reply.code(fallback.status).header('content-type', JSON_CONTENT_TYPE).header('x-gateway-fallback', 'static').send(fallback.body);
   }
@@ -260,5 +269,6 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
     // The status line is already sent: all that is left is to cut the stream and say why.
     request.log.warn({ service: upstream.service, err: err.message }, 'upstream body failed mid-stream');
   });
+  if (options.respond !== undefined && options.fallbackOf === undefined) return options.respond(reply, response);
   return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).send(response.body);
 }

@@ -9,6 +9,7 @@ import { forward } from './forward.js';
 import type { UpstreamRegistry } from './upstreams.js';
 import { registerAutoRoutes, type AutoRouting } from '../routing/auto-routing.js';
 import { Resilience } from '../resilience/index.js';
+import type { ResponseCache } from '../cache/index.js';
 
 export interface ProxyPluginOptions {
   readonly config: GatewayConfig;
@@ -19,6 +20,8 @@ export interface ProxyPluginOptions {
   readonly autoRouting?: AutoRouting | null;
   /** Backpressure, retries and breakers (src/resilience); created here when not given. The owner closes it. */
   readonly resilience?: Resilience;
+  /** The response cache of GET/HEAD routes (src/cache); absent: nothing is cached. */
+  readonly cache?: ResponseCache;
 }
 
 
@@ -28,7 +31,7 @@ export interface ProxyPluginOptions {
  * must not leak to the gateway's own endpoints.
  */
 export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
-  const { config, table, upstreams, metrics } = opts;
+  const { config, table, upstreams, metrics, cache } = opts;
   registerProxyBodyParsers(app);
   const resilience = opts.resilience ?? new Resilience(config, { log: app.log, metrics, upstreams });
   if (opts.resilience === undefined) app.addHook('onClose', async () => resilience.close());
@@ -46,11 +49,28 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         // Bodies stream to the upstream as sent, compressed or not.
         decompress: false,
         bodyLimit: jsonBodyLimit(config.limits.jsonBodyBytes, route.bodyLimitBytes),
-        handler: (request, reply) => {
-          const upstream = upstreams.pick(route.service);
-          if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');
-          return forward(request, reply, { route, upstream, timeoutMs: service.timeoutMs, bodyLimitBytes, metrics, resilience });
-        },
+        handler:
+          cache === undefined || !cache.handles(route) || !(methods.includes('GET') || methods.includes('HEAD'))
+            ? (request, reply) => {
+                const upstream = upstreams.pick(route.service);
+                if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');
+                return forward(request, reply, { route, upstream, timeoutMs: service.timeoutMs, bodyLimitBytes, metrics, resilience });
+              }
+            : (request, reply) =>
+                cache.handle(request, reply, route, (respond) => {
+                  const upstream = upstreams.pick(route.service);
+                  if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');
+                  return forward(request, reply, {
+                    route,
+                    upstream,
+                    timeoutMs: service.timeoutMs,
+                    bodyLimitBytes,
+                    metrics,
+                    resilience,
+                    stale: (r) => cache.stale(request, r, route),
+                    ...(respond ? { respond } : {}),
+                  });
+                }),
       });
       const others = ALL_METHODS.filter((m) => !methods.includes(m));
       if (others.length > 0) {

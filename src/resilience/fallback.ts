@@ -15,6 +15,9 @@ import type { GatewayConfig } from '../config/index.js';
  *    service may already have acted on it, so only requests that may be sent again
  *    (idempotent method or Idempotency-Key, no streamed body) fall back; the others get the
  *    `fail` answer. Fallback traffic counts against the first service's in-flight slot.
+ *  - `stale-cache`: the request's entry in the response cache (src/cache), kept
+ *    `cache.staleSeconds` past its lifetime, with `x-cache: STALE`, Age and Warning; the
+ *    `fail` answer when there is none (or the route is not cached).
  *  - 5xx answers and invalid responses are forwarded / answered as today: the upstream
  *    did answer, and retries are the tool for those.
  */
@@ -36,7 +39,13 @@ export interface ServiceFallbackTarget {
   readonly timeoutMs: number;
 }
 
-export type Fallback = StaticFallback | ServiceFallbackTarget;
+/** The last cached good answer of the request (src/cache), served with Warning and Age. */
+export interface StaleCacheFallback {
+  readonly type: 'stale-cache';
+  readonly label: 'stale-cache';
+}
+
+export type Fallback = StaticFallback | ServiceFallbackTarget | StaleCacheFallback;
 
 /** The fallback of each service that has one other than `fail`. */
 export function buildFallbacks(config: Pick<GatewayConfig, 'services'>): Map<string, Fallback> {
@@ -46,6 +55,8 @@ export function buildFallbacks(config: Pick<GatewayConfig, 'services'>): Map<str
     if (f === undefined) continue;
     if (f.type === 'static') {
       out.set(s.name, { type: 'static', label: 'static', status: f.status, body: f.body });
+    } else if (f.type === 'stale-cache') {
+      out.set(s.name, { type: 'stale-cache', label: 'stale-cache' });
     } else {
       const target = config.services[f.service];
       if (target === undefined) continue; // rejected by the config loader

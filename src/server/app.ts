@@ -9,6 +9,7 @@ import metricsPlugin from '../metrics/plugin.js';
 import { createMetrics, type GatewayMetrics } from '../metrics/registry.js';
 import { acceptableRequestId } from '../proxy/headers.js';
 import { proxyPlugin } from '../proxy/plugin.js';
+import { ResponseCache, type CacheStored } from '../cache/index.js';
 import { Resilience } from '../resilience/index.js';
 import { UpstreamRegistry } from '../proxy/upstreams.js';
 import { buildRouteTable, type RouteTable } from '../routing/route-table.js';
@@ -210,7 +211,10 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     maxSessions: 100,
     authPolicy: { required: true, scope: 'read' },
   });
-  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience });
+  // Response cache of GET/HEAD routes (src/cache), in the state store's Keyv.
+  const cache = config.cache.enabled ? new ResponseCache(config.cache, state.cache<CacheStored>('responses', { maxEntries: 100_000 }), metrics, state) : undefined;
+  if (cache !== undefined) app.addHook('onClose', async () => cache.close());
+  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, ...(cache ? { cache } : {}) });
 
   let closing: Promise<void> | undefined;
   return {

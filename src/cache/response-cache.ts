@@ -1,0 +1,277 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Keyv } from 'keyv';
+import type { Dispatcher } from 'undici';
+import type { ResponseCacheConfig, RouteCacheConfig, RouteConfig } from '../config/index.js';
+import { GatewayError } from '../errors.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
+import { clientResponseHeaders } from '../proxy/headers.js';
+import type { StateStore } from '../state/index.js';
+import { baseKey, entryKey, notModified, requestBypasses, storeDecision } from './policy.js';
+
+/*
+ * The response cache of the proxied GET/HEAD routes (README, "Response cache"): entries in a
+ * Keyv from the state store (memory, or Redis with REDIS_URL), concurrent misses of one key
+ * coalesced into one upstream call, 304 for matching conditional requests.
+ */
+
+/** A stored answer. The body is base64 so that it survives Redis' JSON serialisation. */
+export interface CachedEntry {
+  readonly status: number;
+  readonly headers: Record<string, string | string[]>;
+  readonly body: string;
+  /** Epoch ms when stored. */
+  readonly storedAt: number;
+  /** Epoch ms until which it answers as fresh; after it, only the `stale-cache` fallback uses it. */
+  readonly freshUntil: number;
+  readonly vary: readonly string[];
+  /** Cache-Control: public: may answer authenticated requests of any principal. */
+  readonly public: boolean;
+}
+
+/** Under the key without varied headers when the answer has a Vary: which headers it names. */
+interface VaryIndex {
+  readonly varyIndex: readonly string[];
+}
+
+/** What the cache keeps in its Keyv. */
+export type CacheStored = CachedEntry | VaryIndex;
+type Stored = CacheStored;
+
+/** Sends the upstream answer to the client (forward's last step), given to forward() by the cache. */
+export type Respond = (reply: FastifyReply, response: Dispatcher.ResponseData) => Promise<FastifyReply>;
+
+/** The upstream call of a request, with the cache's `respond` in place of forward's own. */
+export type Send = (respond: Respond | undefined) => Promise<FastifyReply>;
+
+/** Published once per route and replica: the route has had a cacheable answer (look it up from now on). */
+const CACHEABLE_ROUTE_TOPIC = 'cache:cacheable-route';
+
+/** Headers of a stored answer also sent with a 304. */
+const NOT_MODIFIED_HEADERS = ['cache-control', 'content-location', 'date', 'etag', 'expires', 'last-modified', 'vary'];
+
+/** Answers in the gateway's name: never taken over from a stored answer. */
+const NOT_STORED_HEADERS = new Set(['age', 'x-cache', 'x-request-id', 'x-gateway-fallback', 'content-length']);
+
+/** The request carries credentials the gateway did not resolve to a principal: never cached. */
+function unresolvedCredentials(request: FastifyRequest): boolean {
+  const h = request.headers;
+  return request.principal == null && (h.authorization !== undefined || h['x-api-key'] !== undefined || h.cookie !== undefined);
+}
+
+function sendDefault(reply: FastifyReply, response: Dispatcher.ResponseData): FastifyReply {
+  return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).send(response.body);
+}
+
+export class ResponseCache {
+  private readonly inflight = new Map<string, Promise<CachedEntry | undefined>>();
+  /** Bytes of what this replica stored, oldest first: the in-memory bound. */
+  private readonly sizes = new Map<string, number>();
+  private totalBytes = 0;
+  /** Routes without a `cache` block that have had a cacheable answer: only these are looked up. */
+  private readonly seenCacheable = new Set<string>();
+
+  private readonly unsubscribe: (() => void) | undefined;
+
+  /** `bus`: the state store, to tell the other replicas which routes have cacheable answers. */
+  constructor(
+    private readonly config: ResponseCacheConfig,
+    private readonly store: Keyv<Stored>,
+    private readonly metrics: Pick<GatewayMetrics, 'cacheRequests'>,
+    private readonly bus?: Pick<StateStore, 'publish' | 'subscribe'>,
+  ) {
+    this.unsubscribe = bus?.subscribe(CACHEABLE_ROUTE_TOPIC, (message) => {
+      if (typeof message.data === 'string') this.seenCacheable.add(message.data);
+    });
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+  }
+
+  /** Whether GET/HEAD requests of `route` go through the cache at all. */
+  handles(route: RouteConfig): boolean {
+    return this.config.enabled && route.cache !== false;
+  }
+
+  async handle(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, send: Send): Promise<FastifyReply> {
+    const method = request.method;
+    if ((method !== 'GET' && method !== 'HEAD') || unresolvedCredentials(request)) return send(undefined);
+    const routeCache = route.cache === false ? undefined : route.cache;
+    const subject = request.principal?.subject;
+    const base = baseKey('GET', request.headers.host, request.url);
+    const consulted = routeCache !== undefined || this.seenCacheable.has(route.id);
+    if (!consulted) return send(this.responder(request, route.id, routeCache, base, subject, undefined));
+    if (requestBypasses(request.headers)) {
+      this.metrics.cacheRequests.inc({ result: 'bypass' });
+      return send(method === 'GET' ? this.responder(request, route.id, routeCache, base, subject, undefined) : undefined);
+    }
+    const found = await this.lookup(base, routeCache, subject, request.headers);
+    if (found !== undefined && found.freshUntil > Date.now()) return this.serve(request, reply, found, 'hit');
+    // Concurrent misses of one key: the first asks upstream, the others wait for its answer.
+    const flightKey = `${base} @${subject ?? ''}`;
+    const pending = this.inflight.get(flightKey);
+    if (pending !== undefined) {
+      const entry = await pending;
+      // The flight key holds the subject, so the entry is shared or this principal's own; when
+      // it varies, the waiters' varied headers may differ: those go upstream themselves.
+      if (entry !== undefined && entry.vary.length === 0) return this.serve(request, reply, entry, 'coalesced');
+    }
+    this.metrics.cacheRequests.inc({ result: 'miss' });
+    if (method !== 'GET' || pending !== undefined) return send(method === 'GET' ? this.responder(request, route.id, routeCache, base, subject, undefined) : undefined);
+    let settle!: (entry: CachedEntry | undefined) => void;
+    this.inflight.set(flightKey, new Promise((resolve) => (settle = resolve)));
+    try {
+      return await send(this.responder(request, route.id, routeCache, base, subject, (entry) => settle(entry)));
+    } finally {
+      settle(undefined); // no-op when the answer already settled it
+      this.inflight.delete(flightKey);
+    }
+  }
+
+  /**
+   * The `stale-cache` fallback: the request's entry, fresh or kept past its lifetime, with
+   * `x-cache: STALE`, Age and Warning; undefined when there is none.
+   */
+  async stale(request: FastifyRequest, reply: FastifyReply, route: RouteConfig): Promise<FastifyReply | undefined> {
+    if ((request.method !== 'GET' && request.method !== 'HEAD') || unresolvedCredentials(request) || !this.handles(route)) return undefined;
+    const routeCache = route.cache === false ? undefined : route.cache;
+    const entry = await this.lookup(baseKey('GET', request.headers.host, request.url), routeCache, request.principal?.subject, request.headers);
+    if (entry === undefined) return undefined;
+    reply.header('warning', '110 - "Response is Stale"').header('x-gateway-fallback', 'stale-cache');
+    return this.serve(request, reply, entry, 'stale');
+  }
+
+  /** The stored answer for this request: per-user entries first where they may exist, shared ones when allowed. */
+  private async lookup(base: string, route: RouteCacheConfig | undefined, subject: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
+    if (subject === undefined) return this.find(base, undefined, headers);
+    const own = await this.find(base, subject, headers);
+    if (own !== undefined || route?.perUser === true) return own;
+    // An authenticated request takes a shared entry only when the upstream called it public.
+    const shared = await this.find(base, undefined, headers);
+    return shared?.public === true ? shared : undefined;
+  }
+
+  private async find(base: string, scope: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
+    const first = await this.store.get(entryKey(base, scope, [], headers));
+    if (first === undefined) return undefined;
+    if (!('varyIndex' in first)) return first;
+    const entry = await this.store.get(entryKey(base, scope, first.varyIndex, headers));
+    return entry !== undefined && !('varyIndex' in entry) ? entry : undefined;
+  }
+
+  private serve(request: FastifyRequest, reply: FastifyReply, entry: CachedEntry, result: 'hit' | 'coalesced' | 'stale'): FastifyReply {
+    const label = result === 'stale' ? 'STALE' : 'HIT';
+    const age = String(Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000)));
+    const etag = entry.headers.etag;
+    const lastModified = entry.headers['last-modified'];
+    if (entry.status === 200 && notModified(request.headers, typeof etag === 'string' ? etag : undefined, typeof lastModified === 'string' ? lastModified : undefined)) {
+      this.metrics.cacheRequests.inc({ result: 'not_modified' });
+      for (const name of NOT_MODIFIED_HEADERS) {
+        const value = entry.headers[name];
+        if (value !== undefined) reply.header(name, value);
+      }
+      return reply.code(304).header('age', age).header('x-cache', label).send();
+    }
+    this.metrics.cacheRequests.inc({ result });
+    return reply.code(entry.status).headers(entry.headers).header('age', age).header('x-cache', label).send(Buffer.from(entry.body, 'base64'));
+  }
+
+  /** forward()'s last step for a request the cache may store the answer of. */
+  private responder(
+    request: FastifyRequest,
+    routeId: string,
+    routeCache: RouteCacheConfig | undefined,
+    base: string,
+    subject: string | undefined,
+    settle: ((entry: CachedEntry | undefined) => void) | undefined,
+  ): Respond {
+    return async (reply, response) => {
+      const decision = request.method === 'GET' ? storeDecision(response.statusCode, response.headers, routeCache, subject !== undefined) : undefined;
+      const length = Number(response.headers['content-length'] ?? 0);
+      if (decision === undefined || (decision.perUser && subject === undefined && decision.private) || length > this.config.maxEntryBytes) {
+        settle?.(undefined);
+        return sendDefault(reply.header('x-cache', 'MISS'), response);
+      }
+      const buffered = await this.buffer(response.body);
+      if (!Buffer.isBuffer(buffered)) {
+        settle?.(undefined);
+        return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).header('x-cache', 'MISS').send(buffered);
+      }
+      const now = Date.now();
+      const headers: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(clientResponseHeaders(response.headers))) {
+        if (!NOT_STORED_HEADERS.has(name)) headers[name] = value;
+      }
+      const entry: CachedEntry = { status: response.statusCode, headers, body: buffered.toString('base64'), storedAt: now, freshUntil: now + decision.ttlSeconds * 1000, vary: decision.vary, public: decision.public };
+      const scope = decision.perUser ? subject : undefined;
+      if (!this.seenCacheable.has(routeId)) {
+        this.seenCacheable.add(routeId);
+        void this.bus?.publish(CACHEABLE_ROUTE_TOPIC, routeId).catch(() => {});
+      }
+      settle?.(entry);
+      void this.put(base, scope, entry, (decision.ttlSeconds + this.config.staleSeconds) * 1000, request.headers, buffered.length).catch((err: unknown) => {
+        request.log.warn({ err: (err as Error).message }, 'response cache: store failed');
+      });
+      return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).header('x-cache', 'MISS').send(buffered);
+    };
+  }
+
+  /** The whole body when it stays within maxEntryBytes; otherwise a stream of what was read and the rest. */
+  private async buffer(body: Readable): Promise<Buffer | Readable> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    try {
+      for (;;) {
+        const next = await it.next();
+        if (next.done === true) return Buffer.concat(chunks, size);
+        chunks.push(next.value);
+        size += next.value.length;
+        if (size > this.config.maxEntryBytes) break;
+      }
+    } catch (err) {
+      throw new GatewayError('GW_UPSTREAM_BAD_RESPONSE', undefined, { cause: err });
+    }
+    return Readable.from(
+      (async function* () {
+        yield* chunks;
+        for (;;) {
+          const next = await it.next();
+          if (next.done === true) return;
+          yield next.value;
+        }
+      })(),
+    );
+  }
+
+  private async put(base: string, scope: string | undefined, entry: CachedEntry, ttlMs: number, headers: IncomingHttpHeaders, bytes: number): Promise<void> {
+    const key = entryKey(base, scope, entry.vary, headers);
+    if (entry.vary.length > 0) await this.store.set(entryKey(base, scope, [], headers), { varyIndex: entry.vary }, ttlMs);
+    await this.store.set(key, entry, ttlMs);
+    this.account(key, bytes);
+  }
+
+  /** Keep what this replica stored within maxTotalBytes, evicting the oldest first. */
+  private account(key: string, bytes: number): void {
+    const before = this.sizes.get(key);
+    if (before !== undefined) {
+      this.totalBytes -= before;
+      this.sizes.delete(key);
+    }
+    this.sizes.set(key, bytes);
+    this.totalBytes += bytes;
+    for (const [oldest, size] of this.sizes) {
+      if (this.totalBytes <= this.config.maxTotalBytes) break;
+      this.sizes.delete(oldest);
+      this.totalBytes -= size;
+      void this.store.delete(oldest).catch(() => {});
+    }
+  }
+
+  /** Bytes stored by this replica (tests, metrics). */
+  get storedBytes(): number {
+    return this.totalBytes;
+  }
+}
