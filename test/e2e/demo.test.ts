@@ -33,7 +33,7 @@ function parseCurl(line: string): { method: string; url: string; headers: Record
   const headers: Record<string, string> = {};
   while (tokens.length > 0) {
     const t = tokens.shift()!;
-    if (t === '-s') continue;
+    if (t === '-s' || t === '-i') continue;
     if (t === '-X') method = tokens.shift()!;
     else if (t === '-H') {
       const [k = '', ...v] = tokens.shift()!.split(':');
@@ -50,7 +50,7 @@ function parseCurl(line: string): { method: string; url: string; headers: Record
 afterAll(cleanup);
 
 describe('unified-gateway demo', () => {
-  it('serves the three printed example requests and stops cleanly on SIGINT', async (ctx) => {
+  it('serves the four printed example requests (one routed by the model) and stops cleanly on SIGINT', async (ctx) => {
     const busy = await busyPorts();
     if (busy.length > 0) {
       const note = `demo e2e skipped: port(s) ${busy.join(', ')} of 8000-8005 are in use on this machine`;
@@ -61,8 +61,8 @@ describe('unified-gateway demo', () => {
     const demo = await startGateway({ args: ['demo'], env: { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: undefined, API_KEY: undefined, JWT_SECRET_KEY: undefined } });
     expect(demo.port).toBe(8000);
     const curls = demo.stdoutLines.map((l) => l.trim()).filter((l) => l.startsWith('curl '));
-    expect(curls).toHaveLength(3);
-    const [health, twin, search] = curls.map(parseCurl);
+    expect(curls).toHaveLength(4);
+    const [health, twin, search, query] = curls.map(parseCurl);
 
     // Exactly what a newcomer pastes: the printed headers (the demo token), nothing else.
     const h = await call(health!.url, { method: health!.method, headers: health!.headers, anonymous: true });
@@ -80,6 +80,12 @@ describe('unified-gateway demo', () => {
     const s = await call(search!.url, { method: search!.method, headers: search!.headers, anonymous: true, ...(search!.body !== undefined ? { body: search!.body } : {}) });
     expect(s.status).toBe(200);
     expect(s.json()).toMatchObject({ service: 'knowledge', method: 'POST', path: '/v1/knowledge/search', body: '{"query":"fog pricing"}' });
+
+    // The routing model picks the service for /v1/query: a reminder belongs to the twin.
+    const q = await call(query!.url, { method: query!.method, headers: query!.headers, anonymous: true, ...(query!.body !== undefined ? { body: query!.body } : {}) });
+    expect(q.status).toBe(200);
+    expect(q.headers['x-routed-to']).toBe('twin');
+    expect(q.json()).toMatchObject({ service: 'twin', path: '/v1/query' });
 
     const exit = await demo.stop('SIGINT');
     expect(exit).toEqual({ code: 0, signal: null });
