@@ -41,9 +41,9 @@ export interface Report {
   readonly gitCommit: string | null;
   readonly machine: Record<string, unknown>;
   readonly settings: Record<string, unknown>;
-  readonly targets: { direct: TargetResult; gateway: TargetResult; nginx: TargetResult | null };
+  readonly targets: { direct: TargetResult; gateway: TargetResult; 'gateway-cached': TargetResult; nginx: TargetResult | null };
   readonly nginxSkipped: string | null;
-  readonly ratios: { gatewayToDirect: Ratio; gatewayToNginx: Ratio | null };
+  readonly ratios: { gatewayToDirect: Ratio; gatewayToNginx: Ratio | null; cachedToGateway: Ratio };
   readonly healthzIdle: ProbeResult;
   readonly healthzUnderLoad: HealthzUnderLoad;
   /** Every phase that saw errors, timeouts or non-2xx answers, one line each. */
@@ -134,7 +134,9 @@ export function renderText(report: Report): string {
   ratioRows.push(['gateway/direct', fmt(r.gatewayToDirect.rps, 2), fmt(r.gatewayToDirect.p50, 2), fmt(r.gatewayToDirect.p99, 2)]);
   if (r.gatewayToNginx) ratioRows.push(['gateway/nginx', fmt(r.gatewayToNginx.rps, 2), fmt(r.gatewayToNginx.p50, 2), fmt(r.gatewayToNginx.p99, 2)]);
   else ratioRows.push(['gateway/nginx', 'n/a', 'n/a', 'n/a']);
+  ratioRows.push(['cached/gateway', fmt(r.cachedToGateway.rps, 2), fmt(r.cachedToGateway.p50, 2), fmt(r.cachedToGateway.p99, 2)]);
   lines.push(table(ratioRows));
+  lines.push(`target cached route >= 2x the uncached proxy path: ${r.cachedToGateway.rps >= 2 ? 'PASS' : 'FAIL'} (${fmt(r.cachedToGateway.rps, 2)}x)`);
   if (report.nginxSkipped) lines.push(`nginx column skipped: ${report.nginxSkipped}`);
   lines.push('');
   const idle = report.healthzIdle;

@@ -11,7 +11,7 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { parseArgs } from 'node:util';
 import { autocannon, pacedLoad, probe, scrapeRuntime, type LoadOptions } from './load.js';
 import { pacedResult, problemOf, ratio, renderText, round, targetResult, type Report, type TargetResult } from './report.js';
-import { findNginx, gatewayCredentials, killAll, startGateway, startNginx, startStandIn, stopAll, type AuthMode, type Server } from './servers.js';
+import { CACHED_PREFIX, findNginx, gatewayCredentials, killAll, startGateway, startNginx, startStandIn, stopAll, type AuthMode, type Server } from './servers.js';
 
 const HELP = `usage: npm run bench -- [options]    (each option can also come from its BENCH_* variable)
 
@@ -132,21 +132,24 @@ async function main(): Promise<void> {
 
   const idleSec = Math.min(5, opts.durationSec);
   // Load phases plus about half a second of process start per autocannon run.
-  const runs = nginx ? 3 : 2;
+  const runs = nginx ? 4 : 3;
   progress.plannedSec = Math.round(
     (performance.now() - progress.begun) / 1000 + runs * (opts.warmupSec + opts.durationSec + 1) + idleSec + opts.durationSec + 3,
   );
 
-  const targets: [string, Server | undefined][] = [
-    ['direct', standIn],
-    ['gateway', gateway],
-    ['nginx', nginx],
+  // gateway-cached: the same request on a route the gateway caches (issue: at least 2x the
+  // uncached proxy path), answered from the response cache after the first request.
+  const targets: [string, Server | undefined, string][] = [
+    ['direct', standIn, opts.path],
+    ['gateway', gateway, opts.path],
+    ['gateway-cached', gateway, `${CACHED_PREFIX}/bench`],
+    ['nginx', nginx, opts.path],
   ];
   const results: Record<string, TargetResult> = {};
   const problems: string[] = [];
-  for (const [name, server] of targets) {
+  for (const [name, server, path] of targets) {
     if (!server) continue;
-    const url = `${server.url}${opts.path}`;
+    const url = `${server.url}${path}`;
     if (opts.warmupSec > 0) {
       const warm = await phase(`${name}: warm-up`, opts.warmupSec, () => autocannon(load(url, { durationSec: opts.warmupSec })));
       const p = problemOf(`${name} warm-up`, targetResult(url, warm));
@@ -159,6 +162,7 @@ async function main(): Promise<void> {
   }
   const direct = results.direct!;
   const gw = results.gateway!;
+  const cached = results['gateway-cached']!;
   const ng = results.nginx ?? null;
 
   const healthzUrl = `${gateway.url}/healthz`;
@@ -230,9 +234,9 @@ async function main(): Promise<void> {
       gatewayStdout: '/dev/null',
       nginxWorkers: 1,
     },
-    targets: { direct, gateway: gw, nginx: ng },
+    targets: { direct, gateway: gw, 'gateway-cached': cached, nginx: ng },
     nginxSkipped,
-    ratios: { gatewayToDirect: ratio(gw, direct), gatewayToNginx: ng ? ratio(gw, ng) : null },
+    ratios: { gatewayToDirect: ratio(gw, direct), gatewayToNginx: ng ? ratio(gw, ng) : null, cachedToGateway: ratio(cached, gw) },
     healthzIdle,
     healthzUnderLoad: {
       saturationRps: gw.rps,

@@ -142,6 +142,18 @@ export interface GatewayServer extends Server {
  * for formatting and writing its logs, not for a reader; nginx gets access_log off.
  * Secrets are random per run: the bench gets its credentials through API_KEY.
  */
+/** Path prefix of the route the bench marks cacheable (the stand-in sends no Cache-Control). */
+export const CACHED_PREFIX = '/v1/twin/cached';
+
+/** A gateway config with one route that caches for a minute, for the cache phase. */
+function cachedRouteConfig(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ugw-bench-gw-'));
+  tempDirs.add(dir);
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(file, `routes:\n  - { id: bench-cached, prefix: ${CACHED_PREFIX}, service: twin, cache: { ttlSeconds: 60 } }\n`);
+  return file;
+}
+
 export async function startGateway(upstreamUrl: string, logLevel: string): Promise<GatewayServer> {
   const port = await freePort();
   const apiKey = randomBytes(24).toString('hex');
@@ -157,6 +169,7 @@ export async function startGateway(upstreamUrl: string, logLevel: string): Promi
     ENABLE_AGENT_FORGE: 'false',
     ENABLE_RAG_PIPELINE: 'false',
     ENABLE_P2P_FOG: 'false',
+    GATEWAY_CONFIG: cachedRouteConfig(),
   };
   const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, GATEWAY_CLI, 'serve'], { env });
   const url = `http://127.0.0.1:${port}`;
