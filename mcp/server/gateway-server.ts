@@ -92,6 +92,26 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     if (deps.requireMfaForAdmin && !principal?.mfa) return 'this tool needs a token obtained with a second factor (amr mfa/otp)';
     return null;
   };
+  /**
+   * A mutating tool's body, behind the admin checks (plus the tool's own `check`), with every
+   * call audited: who, what, and whether it ran.
+   */
+  const adminCall = async <I,>(
+    tool: string,
+    input: I,
+    run: () => Record<string, unknown> | Promise<Record<string, unknown>>,
+    check: () => string | null = () => null,
+  ): Promise<CallToolResult> => {
+    const who = principal?.subject ?? 'anonymous';
+    const refused = refusal() ?? check();
+    if (refused !== null) {
+      deps.audit({ tool, principal: who, args: input, result: 'refused' });
+      return toolError(refused);
+    }
+    const result = await run();
+    deps.audit({ tool, principal: who, args: input, result: 'ok' });
+    return ok(result);
+  };
 
   server.registerTool(
     'list_routes',
@@ -201,17 +221,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
           outputSchema: z.object({ client: z.string(), unblocked: z.boolean() }),
           annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
         },
-        async (input) => {
-          const who = principal?.subject ?? 'anonymous';
-          const refused = refusal();
-          if (refused !== null) {
-            deps.audit({ tool: 'unblock_client', principal: who, args: input, result: 'refused' });
-            return toolError(refused);
-          }
-          const result = await blocked.unblock(input);
-          deps.audit({ tool: 'unblock_client', principal: who, args: input, result: 'ok' });
-          return ok(result);
-        },
+        (input) => adminCall('unblock_client', input, () => blocked.unblock(input)),
       );
     }
   }
@@ -259,17 +269,13 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
         outputSchema: z.object({ service: z.string(), reset: z.number().int().describe('Breakers that were open or half-open') }),
         annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       },
-      (input) => {
-        const who = principal?.subject ?? 'anonymous';
-        const refused = refusal() ?? (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null);
-        if (refused !== null) {
-          deps.audit({ tool: 'reset_circuit_breaker', principal: who, args: input, result: 'refused' });
-          return toolError(refused);
-        }
-        const reset = resetBreakers(input.service);
-        deps.audit({ tool: 'reset_circuit_breaker', principal: who, args: input, result: 'ok' });
-        return ok({ service: input.service, reset });
-      },
+      (input) =>
+        adminCall(
+          'reset_circuit_breaker',
+          input,
+          () => ({ service: input.service, reset: resetBreakers(input.service) }),
+          () => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
+        ),
     );
   }
 
