@@ -71,6 +71,16 @@ export class ResponseCache {
   private totalBytes = 0;
   /** Routes without a `cache` block that have had a cacheable answer: only these are looked up. */
   private readonly seenCacheable = new Set<string>();
+  /**
+   * Fresh entries as objects, in front of the Keyv (whose memory and Redis stores hold JSON):
+   * a hit then costs no JSON parse and no base64 decode. Only used while an entry is fresh,
+   * so an entry another replica stored later is seen once this one's lifetime ends; bounded
+   * by maxTotalBytes, oldest dropped first.
+   */
+  private readonly hot = new Map<string, { readonly stored: Stored; readonly until: number; readonly bytes: number }>();
+  private hotBytes = 0;
+  /** Each entry's body decoded once (entries are immutable). */
+  private readonly bodies = new WeakMap<CachedEntry, Buffer>();
 
   private readonly unsubscribe: (() => void) | undefined;
 
@@ -154,11 +164,49 @@ export class ResponseCache {
   }
 
   private async find(base: string, scope: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
-    const first = await this.store.get(entryKey(base, scope, [], headers));
+    const first = await this.get(entryKey(base, scope, [], headers));
     if (first === undefined) return undefined;
     if (!('varyIndex' in first)) return first;
-    const entry = await this.store.get(entryKey(base, scope, first.varyIndex, headers));
+    const entry = await this.get(entryKey(base, scope, first.varyIndex, headers));
     return entry !== undefined && !('varyIndex' in entry) ? entry : undefined;
+  }
+
+  /** One key: from the hot map while fresh, else from the Keyv (a fresh entry found there turns hot). */
+  private async get(key: string): Promise<Stored | undefined> {
+    const hot = this.hot.get(key);
+    if (hot !== undefined) {
+      if (hot.until > Date.now()) return hot.stored;
+      this.dropHot(key);
+    }
+    const stored = await this.store.get(key);
+    if (stored !== undefined && !('varyIndex' in stored) && stored.freshUntil > Date.now()) this.keepHot(key, stored, stored.freshUntil, stored.body.length);
+    return stored;
+  }
+
+  private keepHot(key: string, stored: Stored, until: number, bytes: number): void {
+    this.dropHot(key);
+    this.hot.set(key, { stored, until, bytes });
+    this.hotBytes += bytes;
+    for (const oldest of this.hot.keys()) {
+      if (this.hotBytes <= this.config.maxTotalBytes) break;
+      this.dropHot(oldest);
+    }
+  }
+
+  private dropHot(key: string): void {
+    const hot = this.hot.get(key);
+    if (hot === undefined) return;
+    this.hot.delete(key);
+    this.hotBytes -= hot.bytes;
+  }
+
+  private bodyOf(entry: CachedEntry): Buffer {
+    let body = this.bodies.get(entry);
+    if (body === undefined) {
+      body = Buffer.from(entry.body, 'base64');
+      this.bodies.set(entry, body);
+    }
+    return body;
   }
 
   private serve(request: FastifyRequest, reply: FastifyReply, entry: CachedEntry, result: 'hit' | 'coalesced' | 'stale'): FastifyReply {
@@ -175,7 +223,7 @@ export class ResponseCache {
       return reply.code(304).header('age', age).header('x-cache', label).send();
     }
     this.metrics.cacheRequests.inc({ result });
-    return reply.code(entry.status).headers(entry.headers).header('age', age).header('x-cache', label).send(Buffer.from(entry.body, 'base64'));
+    return reply.code(entry.status).headers(entry.headers).header('age', age).header('x-cache', label).send(this.bodyOf(entry));
   }
 
   /** forward()'s last step for a request the cache may store the answer of. */
@@ -205,6 +253,7 @@ export class ResponseCache {
         if (!NOT_STORED_HEADERS.has(name)) headers[name] = value;
       }
       const entry: CachedEntry = { status: response.statusCode, headers, body: buffered.toString('base64'), storedAt: now, freshUntil: now + decision.ttlSeconds * 1000, vary: decision.vary, public: decision.public };
+      this.bodies.set(entry, buffered);
       const scope = decision.perUser ? subject : undefined;
       if (!this.seenCacheable.has(routeId)) {
         this.seenCacheable.add(routeId);
@@ -248,8 +297,13 @@ export class ResponseCache {
 
   private async put(base: string, scope: string | undefined, entry: CachedEntry, ttlMs: number, headers: IncomingHttpHeaders, bytes: number): Promise<void> {
     const key = entryKey(base, scope, entry.vary, headers);
-    if (entry.vary.length > 0) await this.store.set(entryKey(base, scope, [], headers), { varyIndex: entry.vary }, ttlMs);
+    if (entry.vary.length > 0) {
+      const indexKey = entryKey(base, scope, [], headers);
+      await this.store.set(indexKey, { varyIndex: entry.vary }, ttlMs);
+      this.keepHot(indexKey, { varyIndex: entry.vary }, entry.freshUntil, 0);
+    }
     await this.store.set(key, entry, ttlMs);
+    this.keepHot(key, entry, entry.freshUntil, bytes);
     this.account(key, bytes);
   }
 
@@ -266,6 +320,7 @@ export class ResponseCache {
       if (this.totalBytes <= this.config.maxTotalBytes) break;
       this.sizes.delete(oldest);
       this.totalBytes -= size;
+      this.dropHot(oldest);
       void this.store.delete(oldest).catch(() => {});
     }
   }

@@ -1,10 +1,10 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { GatewayConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import '../server/route-config.js';
+import { securityHeaders } from './security-headers.js';
 
 export interface SecurityPluginOptions {
   readonly config: Pick<GatewayConfig, 'cors' | 'limits' | 'environment'>;
@@ -32,14 +32,18 @@ async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions)
     hideOptionsRoute: true,
   });
 
-  await app.register(helmet, {
-    global: true,
+  const headers = securityHeaders({
     // An API answers JSON: nothing may be loaded or framed from its responses.
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
     frameguard: { action: 'deny' },
     referrerPolicy: { policy: 'no-referrer' },
     hsts: environment === 'production' ? { maxAge: 31_536_000, includeSubDomains: true } : false,
     crossOriginEmbedderPolicy: false,
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    const raw = reply.raw;
+    for (const [name, value] of headers) raw.setHeader(name, value);
+    done();
   });
 
   app.addHook('onRequest', async (request) => {

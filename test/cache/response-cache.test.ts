@@ -59,4 +59,62 @@ describe('ResponseCache', () => {
     expect(all.every((r) => r.body === '/x/same')).toBe(true);
     expect(calls()).toBe(1);
   });
+
+  it('answers fresh hits from decoded entries without reading the Keyv again', async () => {
+    const metrics = createMetrics({ durationBuckets: [1], defaultMetrics: false });
+    const keyv = new MemoryStore().cache<CacheStored>('responses');
+    let reads = 0;
+    const get = keyv.get.bind(keyv);
+    keyv.get = ((key: string) => {
+      reads += 1;
+      return get(key);
+    }) as typeof keyv.get;
+    const cache = new ResponseCache({ enabled: true, staleSeconds: 60, maxEntryBytes: 1000, maxTotalBytes: 10_000 }, keyv, metrics);
+    app = Fastify();
+    app.decorateRequest('principal', null);
+    app.get('/x/*', (request, reply) =>
+      cache.handle(request, reply, route, async (respond) => {
+        const response = { statusCode: 200, headers: { 'content-type': 'text/plain' }, body: Readable.from([Buffer.from('hello')]) } as unknown as Dispatcher.ResponseData;
+        return respond!(reply, response);
+      }),
+    );
+    expect((await app.inject('/x/a')).headers['x-cache']).toBe('MISS');
+    await new Promise((r) => setTimeout(r, 10));
+    const readsAfterMiss = reads;
+    for (let i = 0; i < 5; i++) {
+      const hit = await app.inject('/x/a');
+      expect(hit.headers['x-cache']).toBe('HIT');
+      expect(hit.body).toBe('hello');
+    }
+    expect(reads).toBe(readsAfterMiss);
+  });
+
+  it('finds what another replica stored in the shared Keyv, and its newer entry once this one expires', async () => {
+    const metrics = createMetrics({ durationBuckets: [1], defaultMetrics: false });
+    const keyv = new MemoryStore().cache<CacheStored>('responses');
+    const shortRoute = { ...route, cache: { ttlSeconds: 1, perUser: false } } as unknown as RouteConfig;
+    const limits = { enabled: true, staleSeconds: 60, maxEntryBytes: 1000, maxTotalBytes: 10_000 };
+    const replicas = [new ResponseCache(limits, keyv, metrics), new ResponseCache(limits, keyv, metrics)];
+    let version = 0;
+    app = Fastify();
+    app.decorateRequest('principal', null);
+    // The replica is picked by a header so that both see the same URL (the cache key).
+    app.get('/x/*', (request, reply) =>
+      replicas[Number(request.headers['x-replica'])]!.handle(request, reply, shortRoute, async (respond) => {
+        version += 1;
+        const response = { statusCode: 200, headers: {}, body: Readable.from([Buffer.from(`v${version}`)]) } as unknown as Dispatcher.ResponseData;
+        return respond!(reply, response);
+      }),
+    );
+    expect((await app.inject({ url: '/x/k', headers: { 'x-replica': '0' } })).body).toBe('v1');
+    await new Promise((r) => setTimeout(r, 10));
+    const other = await app.inject({ url: '/x/k', headers: { 'x-replica': '1' } });
+    expect([other.headers['x-cache'], other.body]).toEqual(['HIT', 'v1']);
+    // After the lifetime: replica 1 refreshes it; replica 0 must see v2, not its own old copy.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await app.inject({ url: '/x/k', headers: { 'x-replica': '1' } })).body).toBe('v2');
+    await new Promise((r) => setTimeout(r, 10));
+    const zero = await app.inject({ url: '/x/k', headers: { 'x-replica': '0' } });
+    expect([zero.headers['x-cache'], zero.body]).toEqual(['HIT', 'v2']);
+  });
 });
