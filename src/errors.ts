@@ -30,6 +30,7 @@ export const ERROR_CATALOGUE = {
   GW_SECURITY_CLIENT_BLOCKED: { status: 403, message: 'This client is blocked for a while after suspicious activity' },
   GW_RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time in Retry-After' },
   GW_ADMIN_CLIENT_NOT_BLOCKED: { status: 404, message: 'This client is not blocked' },
+  GW_ADMIN_SPLIT_NOT_FOUND: { status: 404, message: 'This route has no traffic split' },
   // --- ML routing (src/routing) ---
   GW_ROUTING_AMBIGUOUS: { status: 300, message: 'The routing model could not tell which service should answer' },
   GW_ROUTING_UNKNOWN_SERVICE: { status: 400, message: 'The named service is not one this gateway routes to' },
@@ -38,6 +39,7 @@ export const ERROR_CATALOGUE = {
   GW_MCP_SESSION_NOT_FOUND: { status: 404, message: 'No MCP session with this Mcp-Session-Id; start a new one with initialize' },
   GW_MCP_SESSION_REQUIRED: { status: 400, message: 'Send initialize (POST, no Mcp-Session-Id) to start an MCP session first' },
   GW_MCP_TOO_MANY_SESSIONS: { status: 503, message: 'Too many open MCP sessions; retry later' },
+  GW_MCP_ORIGIN_FORBIDDEN: { status: 403, message: 'This Origin may not call /mcp' },
   GW_GATEWAY_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down; retry on another replica' },
   // --- resilience (src/resilience) ---
   GW_SERVICE_UNAVAILABLE: { status: 503, message: 'The service is failing and its circuit breaker is open; retry after the time in Retry-After' },

@@ -1,5 +1,6 @@
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { createHash } from 'node:crypto';
+import { McpServer, type ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import {
   getRouteInput,
   getRouteOutput,
@@ -22,6 +23,14 @@ import { listBlockedClientsOutput, unblockClientInput, type BlockedClientsServic
 import type { Principal } from '../../src/auth/principal.js';
 import { grants, type Scope } from '../../src/auth/scopes.js';
 import type { RoutingModel } from '../../src/routing/model/model.js';
+import {
+  getTrafficSplitInput,
+  getTrafficSplitOutput,
+  shiftTrafficInput,
+  shiftTrafficOutput,
+  TrafficSplitError,
+  type TrafficService,
+} from '../../src/admin/traffic-service.js';
 import { z } from 'zod';
 
 const explainRoutingInput = z.strictObject({
@@ -41,10 +50,23 @@ const explainRoutingOutput = z.object({
 
 /*
  * The gateway as an MCP server: tools are thin adapters over the admin service layer
- * (src/admin), so the MCP and REST faces always agree. This first part has the read-only
- * tools on routes, services and health; transports (Streamable HTTP at /mcp, stdio), auth per
- * tool, the traffic-split and metrics tools come with the rest of the MCP issue.
+ * (src/admin), so the MCP and REST faces always agree. Read tools need the session's `read`
+ * scope (checked when /mcp is reached); mutating tools need `admin` (and MFA when
+ * configured) and are hidden from sessions that can never call them. Every tool call is
+ * audited. Transports: Streamable HTTP (./http.ts) and, through the CLI, stdio.
  */
+
+/** The resources a client can subscribe to (resources/subscribe). */
+export const SUBSCRIBABLE_RESOURCES = ['gateway://routes', 'gateway://services'] as const;
+export type SubscribableResource = (typeof SUBSCRIBABLE_RESOURCES)[number];
+
+/** One audited tool call: arguments are hashed, never logged (they may carry client ids or reasons). */
+export interface McpAuditEntry {
+  readonly tool: string;
+  readonly principal: string;
+  readonly argsHash: string;
+  readonly result: 'ok' | 'refused' | 'failed';
+}
 
 export interface GatewayMcpServerDeps {
   readonly routes: RoutesService;
@@ -63,9 +85,22 @@ export interface GatewayMcpServerDeps {
   readonly routingModel?: () => Pick<RoutingModel, 'explain' | 'id'>;
   /** The redacted configuration, for the gateway://config resource. */
   readonly redactedConfig: () => unknown;
-  /** Records who changed what (the gateway's log). */
-  readonly audit: (entry: { tool: string; principal: string; args: unknown; result: 'ok' | 'refused' | 'failed' }) => void;
+  /** Traffic splits (get_traffic_split, shift_traffic, the canary prompt). */
+  readonly traffic?: TrafficService;
+  /** Tells the session when a subscribable resource changed (traffic shift, health change). */
+  readonly resourceChanges?: (listener: (uri: SubscribableResource) => void) => () => void;
+  /** Subscriptions of a session restored on another replica (./http.ts). */
+  readonly subscriptions?: ReadonlySet<string>;
+  /** Called when the session's subscriptions change, to keep them with the session. */
+  readonly onSubscriptionsChange?: (uris: readonly string[]) => void;
+  /** Records every tool call (the gateway's log). */
+  readonly audit: (entry: McpAuditEntry) => void;
   readonly version: string;
+}
+
+/** Stable short hash of a tool's arguments for the audit line. */
+export function argsHash(args: unknown): string {
+  return createHash('sha256').update(JSON.stringify(args ?? {})).digest('hex').slice(0, 16);
 }
 
 /** Success: the structured result, and the same as text for clients without structured content. */
@@ -83,8 +118,31 @@ const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: 
 const JSON_MIME = 'application/json';
 
 export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
-  const server = new McpServer({ name: 'unified-gateway', version: deps.version });
+  const server = new McpServer(
+    { name: 'unified-gateway', version: deps.version },
+    {
+      capabilities: { resources: { subscribe: true, listChanged: false }, logging: {} },
+      instructions:
+        'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing. Admin tools (admin scope): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker.',
+    },
+  );
   const { routes, principal } = deps;
+  const who = principal?.subject ?? 'anonymous';
+  /** Tool results that are refusals (missing scope/MFA), for the audit line. */
+  const refusals = new WeakSet<CallToolResult>();
+  /** registerTool with every call audited: principal, tool, hash of the arguments, outcome. */
+  const tool = ((name: string, config: object, handler: (...args: never[]) => CallToolResult | Promise<CallToolResult>) =>
+    server.registerTool(name, config as never, (async (...args: unknown[]) => {
+      const input = args.length > 1 ? args[0] : {};
+      try {
+        const result = await (handler as (...a: unknown[]) => CallToolResult | Promise<CallToolResult>)(...args);
+        deps.audit({ tool: name, principal: who, argsHash: argsHash(input), result: refusals.has(result) ? 'refused' : result.isError ? 'failed' : 'ok' });
+        return result;
+      } catch (err) {
+        deps.audit({ tool: name, principal: who, argsHash: argsHash(input), result: 'failed' });
+        throw err;
+      }
+    }) as ToolCallback)) as McpServer['registerTool'];
   const can = (scope: Scope) => principal !== null && grants(principal.scopes, scope);
   /** Why the session's principal may not run a mutating tool now, or null. */
   const refusal = (): string | null => {
@@ -96,24 +154,20 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
    * A mutating tool's body, behind the admin checks (plus the tool's own `check`), with every
    * call audited: who, what, and whether it ran.
    */
-  const adminCall = async <I,>(
-    tool: string,
-    input: I,
+  const adminCall = async (
     run: () => Record<string, unknown> | Promise<Record<string, unknown>>,
     check: () => string | null = () => null,
   ): Promise<CallToolResult> => {
-    const who = principal?.subject ?? 'anonymous';
     const refused = refusal() ?? check();
     if (refused !== null) {
-      deps.audit({ tool, principal: who, args: input, result: 'refused' });
-      return toolError(refused);
+      const result = toolError(refused);
+      refusals.add(result);
+      return result;
     }
-    const result = await run();
-    deps.audit({ tool, principal: who, args: input, result: 'ok' });
-    return ok(result);
+    return ok(await run());
   };
 
-  server.registerTool(
+  tool(
     'list_routes',
     {
       title: 'List routes',
@@ -124,7 +178,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     () => ok(routes.listRoutes()),
   );
 
-  server.registerTool(
+  tool(
     'get_route',
     {
       title: 'Explain a route',
@@ -136,7 +190,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     (input) => ok(routes.getRoute(input)),
   );
 
-  server.registerTool(
+  tool(
     'list_services',
     {
       title: 'List services',
@@ -147,7 +201,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     () => ok(routes.listServices()),
   );
 
-  server.registerTool(
+  tool(
     'get_service_health',
     {
       title: 'Service health',
@@ -166,7 +220,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     },
   );
 
-  server.registerTool(
+  tool(
     'get_metrics',
     {
       title: 'Traffic summary',
@@ -179,7 +233,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     async (input) => ok(await deps.metrics.summary(input)),
   );
 
-  server.registerTool(
+  tool(
     'query_metric',
     {
       title: 'Read one metric',
@@ -200,7 +254,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
 
   if (deps.blockedClients) {
     const blocked = deps.blockedClients;
-    server.registerTool(
+    tool(
       'list_blocked_clients',
       {
         title: 'Blocked clients',
@@ -212,7 +266,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     );
     // Hidden from principals that can never call it (no admin scope).
     if (can('admin')) {
-      server.registerTool(
+      tool(
         'unblock_client',
         {
           title: 'Unblock a client',
@@ -221,14 +275,14 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
           outputSchema: z.object({ client: z.string(), unblocked: z.boolean() }),
           annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
         },
-        (input) => adminCall('unblock_client', input, () => blocked.unblock(input)),
+        (input) => adminCall(() => blocked.unblock(input)),
       );
     }
   }
 
   if (deps.routingModel) {
     const current = deps.routingModel;
-    server.registerTool(
+    tool(
       'explain_routing',
       {
         title: 'Explain a routing decision',
@@ -260,7 +314,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
 
   if (deps.resetBreakers && can('admin')) {
     const resetBreakers = deps.resetBreakers;
-    server.registerTool(
+    tool(
       'reset_circuit_breaker',
       {
         title: 'Reset a circuit breaker',
@@ -271,12 +325,56 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       },
       (input) =>
         adminCall(
-          'reset_circuit_breaker',
-          input,
           () => ({ service: input.service, reset: resetBreakers(input.service) }),
           () => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
         ),
     );
+  }
+
+  if (deps.traffic) {
+    const traffic = deps.traffic;
+    /** The service layer's refusals as tool errors the agent can act on. */
+    const trafficCall = async (run: () => Record<string, unknown> | Promise<Record<string, unknown>>): Promise<CallToolResult> => {
+      try {
+        return ok(await run());
+      } catch (err) {
+        if (err instanceof TrafficSplitError) return toolError(err.message);
+        throw err;
+      }
+    };
+    tool(
+      'get_traffic_split',
+      {
+        title: 'Traffic split',
+        description: 'Stable/canary split of one route (or all routes that have one): services, live weights, sticky mode, who changed it last, why, and the recent history.',
+        inputSchema: getTrafficSplitInput,
+        outputSchema: getTrafficSplitOutput,
+        annotations: READ_ONLY,
+      },
+      (input) => trafficCall(() => traffic.list(input)),
+    );
+    if (can('admin')) {
+      tool(
+        'shift_traffic',
+        {
+          title: 'Shift traffic between stable and canary',
+          description:
+            'Set the stable/canary weights of a route (integers 0-100 summing to 100) on every replica within a second. Records who and why. Use dry_run: true to check the change first. Needs admin scope (and MFA when configured).',
+          inputSchema: shiftTrafficInput,
+          outputSchema: shiftTrafficOutput,
+          annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+        },
+        async (input) => {
+          const refused = refusal();
+          if (refused !== null) {
+            const result = toolError(refused);
+            refusals.add(result);
+            return result;
+          }
+          return trafficCall(() => traffic.shift(input, who));
+        },
+      );
+    }
   }
 
   // Resources: the same views as the tools, for clients that read rather than call.
@@ -288,6 +386,34 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
   resource('services', 'gateway://services', 'The backend services and their health', () => ({ ...routes.listServices(), health: routes.serviceHealth() }));
   resource('config', 'gateway://config', 'The running configuration, secrets redacted', () => deps.redactedConfig());
   resource('metrics-summary', 'gateway://metrics/summary', 'Traffic summary over the last 5 minutes', () => deps.metrics.summary({ minutes: 5 }));
+
+  // resources/subscribe: routes (traffic shifts) and services (health changes) tell the
+  // session when they change; the session hears it on its SSE stream.
+  const subscribed = new Set<string>(deps.subscriptions ?? []);
+  const subscriptionsChanged = () => deps.onSubscriptionsChange?.([...subscribed]);
+  server.server.setRequestHandler(SubscribeRequestSchema, (request) => {
+    const { uri } = request.params;
+    if (!(SUBSCRIBABLE_RESOURCES as readonly string[]).includes(uri)) {
+      throw new McpError(ErrorCode.InvalidParams, `cannot subscribe to ${uri}; subscribable: ${SUBSCRIBABLE_RESOURCES.join(', ')}`);
+    }
+    subscribed.add(uri);
+    subscriptionsChanged();
+    return {};
+  });
+  server.server.setRequestHandler(UnsubscribeRequestSchema, (request) => {
+    if (subscribed.delete(request.params.uri)) subscriptionsChanged();
+    return {};
+  });
+  const stopListening = deps.resourceChanges?.((uri) => {
+    if (subscribed.has(uri) && server.isConnected()) void server.server.sendResourceUpdated({ uri }).catch(() => {});
+  });
+  if (stopListening !== undefined) {
+    const previous = server.server.onclose;
+    server.server.onclose = () => {
+      stopListening();
+      previous?.();
+    };
+  }
 
   server.registerPrompt(
     'diagnose_service',
@@ -321,6 +447,50 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       };
     },
   );
+
+  if (deps.traffic) {
+    const traffic = deps.traffic;
+    server.registerPrompt(
+      'plan_canary_rollout',
+      {
+        title: 'Plan a canary rollout',
+        description: "Gathers a split route's live weights, history and the stable and canary services' health and traffic, and asks for a step-by-step rollout plan with rollback criteria.",
+        argsSchema: { route: z.string().describe('Id of a route with a traffic split (see get_traffic_split)') },
+      },
+      async ({ route }) => {
+        let split;
+        try {
+          split = traffic.list({ route }).splits[0]!;
+        } catch (err) {
+          if (err instanceof TrafficSplitError) throw new McpError(ErrorCode.InvalidParams, err.message);
+          throw err;
+        }
+        const health = routes.serviceHealth();
+        const summary = await deps.metrics.summary({ minutes: 15 });
+        const sides = [split.stableService, split.canaryService];
+        const facts = {
+          split,
+          health: health.services.filter((s) => sides.includes(s.service)),
+          traffic: summary.services.filter((s) => sides.includes(s.service)),
+        };
+        return {
+          messages: [
+            {
+              role: 'user',
+              content: {
+                type: 'text',
+                text:
+                  `Plan the canary rollout of route "${route}" on the Unified Gateway: ${split.stableService} (stable) to ${split.canaryService} (canary), ` +
+                  `now ${split.weights.stable}/${split.weights.canary}. Live data from the gateway:\n${JSON.stringify(facts, null, 2)}\n` +
+                  'Propose the next steps as canary weights with how long to hold each, the error-rate and p99-latency limits that ' +
+                  'trigger a rollback to 0, and check each step with get_metrics before applying it with shift_traffic (dry_run first).',
+              },
+            },
+          ],
+        };
+      },
+    );
+  }
 
   return server;
 }

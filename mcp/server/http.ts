@@ -3,59 +3,165 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Keyv } from 'keyv';
 import type { RouteAuthPolicy } from '../../src/config/index.js';
 import { GatewayError } from '../../src/errors.js';
+import type { GatewayMetrics } from '../../src/metrics/registry.js';
 import '../../src/server/route-config.js';
+import { observeTransport } from './observe.js';
+
+/** What a session's record in the state store holds, so any replica can serve it. */
+export interface McpSessionRecord {
+  /** Principal that opened it (null with MCP auth off): only they may use it. */
+  readonly subject: string | null;
+  readonly subscriptions: readonly string[];
+  readonly createdAt: string;
+}
+
+/** What a new or restored session's MCP server is made from. */
+export interface McpSessionContext {
+  readonly subscriptions: ReadonlySet<string>;
+  readonly onSubscriptionsChange: (uris: readonly string[]) => void;
+}
 
 export interface McpHttpOptions {
   /** A fresh MCP server per session (an McpServer serves one transport), for the session's principal. */
-  readonly createServer: (request: FastifyRequest) => McpServer;
-  /** Open sessions at most; past it new sessions get 503 (memory stays bounded). */
+  readonly createServer: (request: FastifyRequest, session: McpSessionContext) => McpServer;
+  /** Open sessions on this replica at most; past it new sessions get 503 (memory stays bounded). */
   readonly maxSessions: number;
+  /** Sessions idle this long are closed, here and in the store. */
+  readonly sessionIdleMs: number;
   readonly authPolicy: RouteAuthPolicy;
+  /** Whether a browser Origin may call /mcp (DNS-rebinding protection); requests without Origin pass. */
+  readonly originAllowed: (origin: string) => boolean;
+  /** Session records shared by the replicas (the state store's Keyv). */
+  readonly sessionStore: Keyv<McpSessionRecord>;
+  readonly metrics: Pick<GatewayMetrics, 'mcpRequests'>;
+}
+
+interface LocalSession {
+  readonly transport: StreamableHTTPServerTransport;
+  readonly subject: string | null;
+  lastSeen: number;
+  /** When the store record's TTL was last renewed. */
+  touched: number;
+}
+
+/**
+ * Make a transport serve an existing session that another replica initialised. The SDK
+ * keeps "initialised" and the session id private and offers no way to adopt a session, so
+ * both are set here; test/e2e/mcp-replicas.test.ts fails if an SDK update moves them.
+ */
+function adoptSession(transport: StreamableHTTPServerTransport, sessionId: string): void {
+  const inner = (transport as unknown as { _webStandardTransport?: { sessionId?: string; _initialized?: boolean } })._webStandardTransport;
+  if (inner === undefined || !('_initialized' in inner)) throw new Error('MCP SDK transport layout changed: cannot adopt a session');
+  inner.sessionId = sessionId;
+  inner._initialized = true;
 }
 
 /**
  * MCP Streamable HTTP at /mcp on the gateway port: POST carries JSON-RPC messages, GET opens
  * the server-to-client SSE stream, DELETE ends a session (`Mcp-Session-Id`). The SDK's
- * transport does the protocol; this plugin keeps the sessions and puts the gateway's auth
- * stage in front (the route's auth policy).
+ * transport does the protocol (including the MCP-Protocol-Version check); this plugin checks
+ * Origin, keeps the sessions (records in the state store, so another replica can pick a
+ * session up) and puts the gateway's auth stage in front (the route's auth policy).
  */
 export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions): Promise<void> {
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const sessions = new Map<string, LocalSession>();
+  const ttlMs = opts.sessionIdleMs;
+
+  const saveRecord = (id: string, record: McpSessionRecord) =>
+    opts.sessionStore.set(id, record, ttlMs).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'mcp: storing the session failed'));
+
+  const open = async (request: FastifyRequest, sessionId: string | undefined, record: McpSessionRecord | undefined): Promise<LocalSession> => {
+    const subject = request.principal?.subject ?? null;
+    let subscriptions = new Set(record?.subscriptions ?? []);
+    const createdAt = record?.createdAt ?? new Date().toISOString();
+    let session: LocalSession | undefined;
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => sessionId ?? randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.set(id, session!);
+        void saveRecord(id, { subject, subscriptions: [], createdAt });
+      },
+      onsessionclosed: (id) => {
+        sessions.delete(id);
+        void opts.sessionStore.delete(id).catch(() => {});
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+    };
+    session = { transport, subject, lastSeen: Date.now(), touched: Date.now() };
+    const server = opts.createServer(request, {
+      subscriptions,
+      onSubscriptionsChange: (uris) => {
+        subscriptions = new Set(uris);
+        if (transport.sessionId !== undefined) void saveRecord(transport.sessionId, { subject, subscriptions: uris, createdAt });
+      },
+    });
+    await server.connect(transport);
+    observeTransport(transport, opts.metrics);
+    if (sessionId !== undefined) {
+      adoptSession(transport, sessionId);
+      sessions.set(sessionId, session);
+    }
+    return session;
+  };
 
   const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const origin = request.headers.origin;
+    if (origin !== undefined && !opts.originAllowed(origin)) throw new GatewayError('GW_MCP_ORIGIN_FORBIDDEN', `Origin ${origin.slice(0, 200)} may not call /mcp`);
     const header = request.headers['mcp-session-id'];
     const sessionId = typeof header === 'string' ? header : undefined;
-    let transport = sessionId !== undefined ? sessions.get(sessionId) : undefined;
-    if (transport === undefined) {
-      if (sessionId !== undefined) throw new GatewayError('GW_MCP_SESSION_NOT_FOUND');
+    const subject = request.principal?.subject ?? null;
+    let session = sessionId !== undefined ? sessions.get(sessionId) : undefined;
+    if (session === undefined && sessionId !== undefined) {
+      // Opened on another replica (or before a restart): adopt it when its record is there.
+      const record = await opts.sessionStore.get(sessionId).catch(() => undefined);
+      if (record === undefined || record.subject !== subject) throw new GatewayError('GW_MCP_SESSION_NOT_FOUND');
+      if (sessions.size >= opts.maxSessions) throw new GatewayError('GW_MCP_TOO_MANY_SESSIONS', undefined, { headers: { 'retry-after': '30' } });
+      session = await open(request, sessionId, record);
+    } else if (session === undefined) {
       if (request.method !== 'POST' || !isInitializeRequest(request.body)) throw new GatewayError('GW_MCP_SESSION_REQUIRED');
       if (sessions.size >= opts.maxSessions) throw new GatewayError('GW_MCP_TOO_MANY_SESSIONS', undefined, { headers: { 'retry-after': '30' } });
-      const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => {
-          sessions.set(id, created);
-        },
-        onsessionclosed: (id) => {
-          sessions.delete(id);
-        },
-      });
-      created.onclose = () => {
-        if (created.sessionId !== undefined) sessions.delete(created.sessionId);
-      };
-      await opts.createServer(request).connect(created);
-      transport = created;
+      if (!opts.authPolicy.required) request.log.warn('mcp: a session opened without authentication (MCP_REQUIRE_AUTH=false)');
+      session = await open(request, undefined, undefined);
+    } else if (session.subject !== subject) {
+      // Someone else's session id: answered as if it did not exist.
+      throw new GatewayError('GW_MCP_SESSION_NOT_FOUND');
+    }
+    const now = Date.now();
+    session.lastSeen = now;
+    if (sessionId !== undefined && now - session.touched > ttlMs / 4) {
+      session.touched = now;
+      const record = await opts.sessionStore.get(sessionId).catch(() => undefined);
+      if (record !== undefined) void saveRecord(sessionId, record);
     }
     // The transport writes the response itself (JSON or an SSE stream).
     reply.hijack();
-    await transport.handleRequest(request.raw, reply.raw, request.body);
+    await session.transport.handleRequest(request.raw, reply.raw, request.body);
   };
 
   app.route({ method: ['GET', 'POST', 'DELETE'], url: '/mcp', config: { authPolicy: opts.authPolicy }, handler: handle });
 
+  // Idle sessions are closed so abandoned clients do not hold the session slots.
+  const sweep = setInterval(
+    () => {
+      const cutoff = Date.now() - ttlMs;
+      for (const [id, session] of sessions) {
+        if (session.lastSeen >= cutoff) continue;
+        sessions.delete(id);
+        void session.transport.close().catch(() => {});
+      }
+    },
+    Math.min(60_000, ttlMs),
+  );
+  sweep.unref();
+
   app.addHook('onClose', async () => {
-    await Promise.allSettled([...sessions.values()].map((t) => t.close()));
+    clearInterval(sweep);
+    await Promise.allSettled([...sessions.values()].map((s) => s.transport.close()));
     sessions.clear();
   });
 }

@@ -4,6 +4,7 @@ import type { GatewayConfig, RouteConfig } from '../config/index.js';
 import { HTTP_METHODS } from '../config/index.js';
 import type { HealthProber } from '../health/prober.js';
 import { matchRoute, type RouteTable } from '../routing/route-table.js';
+import type { TrafficSplits } from '../routing/traffic-split.js';
 
 /*
  * The admin service for routes and services: one implementation behind the MCP tools
@@ -26,6 +27,13 @@ export const routeSchema = z.object({
   disabledBy: z.string().optional().describe('The setting that switched the service off'),
   auth: authSchema,
   validation: z.enum(['strict', 'text', 'off']),
+  split: z
+    .object({
+      canaryService: z.string(),
+      weights: z.object({ stable: z.number().int(), canary: z.number().int() }),
+    })
+    .optional()
+    .describe('Stable/canary traffic split with its live weights (get_traffic_split for the details)'),
 });
 export type RouteView = z.infer<typeof routeSchema>;
 
@@ -84,13 +92,15 @@ export class UnknownServiceError extends Error {
   }
 }
 
-const hideCredentials = (u: string) => u.replace(/\/\/[^@/]*@/, '//***@');
+/** Upstream URLs may carry credentials (user:pass@host): never shown. */
+export const hideCredentials = (u: string) => u.replace(/\/\/[^@/]*@/, '//***@');
 
 export class RoutesService {
   constructor(
     private readonly config: Pick<GatewayConfig, 'routes' | 'services'>,
     private readonly table: RouteTable,
     private readonly prober: Pick<HealthProber, 'snapshot'>,
+    private readonly splits?: Pick<TrafficSplits, 'state'>,
   ) {}
 
   #view(route: RouteConfig): RouteView {
@@ -104,7 +114,14 @@ export class RoutesService {
       ...(service?.disabledBy !== undefined ? { disabledBy: service.disabledBy } : {}),
       auth: { ...route.auth },
       validation: route.validation,
+      ...this.#split(route),
     };
+  }
+
+  #split(route: RouteConfig): Pick<RouteView, 'split'> {
+    const state = this.splits?.state(route.id);
+    if (route.split === undefined || state === undefined) return {};
+    return { split: { canaryService: route.split.canaryService, weights: { ...state.weights } } };
   }
 
   listRoutes(): z.infer<typeof listRoutesOutput> {
@@ -135,13 +152,18 @@ export class RoutesService {
         const requiredScope = route.auth.scope ?? scopeForMethod(method);
         const urls = (this.config.services[route.service]?.urls ?? []).map(hideCredentials);
         const auth = route.auth.required ? `needs the "${requiredScope}" scope${route.auth.mfa ? ' and MFA' : ''}` : 'is public';
+        const view = this.#view(route);
+        const split = view.split
+          ? ` Traffic is split: ${view.split.weights.stable}% to ${route.service} (stable), ${view.split.weights.canary}% to ${view.split.canaryService} (canary), sticky per client.`
+          : '';
+        const canaryUrls = view.split ? (this.config.services[view.split.canaryService]?.urls ?? []).map(hideCredentials) : [];
         return {
           match: 'route',
-          route: this.#view(route),
-          upstreamUrls: urls,
+          route: view,
+          upstreamUrls: [...urls, ...canaryUrls],
           ...(route.auth.required ? { requiredScope } : {}),
           mfaRequired: route.auth.mfa === true,
-          explanation: `${method} ${path} matches route "${route.id}" (${route.prefix}) and goes to ${route.service}; it ${auth}.`,
+          explanation: `${method} ${path} matches route "${route.id}" (${route.prefix}) and goes to ${route.service}; it ${auth}.${split}`,
         };
       }
     }

@@ -3,9 +3,12 @@ import type { RouteAuthPolicy } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import '../server/route-config.js';
 import { blockClientInput, unblockClientInput, type BlockedClientsService } from './blocked-clients.js';
+import { getTrafficSplitInput, shiftTrafficInput, TrafficSplitError, type TrafficService } from './traffic-service.js';
 
 export interface AdminRoutesOptions {
   readonly blockedClients: BlockedClientsService;
+  /** Traffic splits (absent: no /admin/traffic routes). */
+  readonly traffic?: TrafficService;
   /** Admin scope, plus MFA when auth.requireMfaForAdmin. */
   readonly authPolicy: RouteAuthPolicy;
 }
@@ -23,6 +26,8 @@ function invalid(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; messa
  *   GET    /admin/blocked-clients            clients blocked now
  *   POST   /admin/blocked-clients            {client, seconds, reason}: block by hand
  *   DELETE /admin/blocked-clients/:client    lift a block (404 when not blocked)
+ *   GET    /admin/traffic[/:route]           traffic splits and their live weights
+ *   PUT    /admin/traffic/:route             {stable, canary, reason, dry_run}: shift traffic
  */
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
   const { blockedClients, authPolicy } = opts;
@@ -45,4 +50,32 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     if (!result.unblocked) throw new GatewayError('GW_ADMIN_CLIENT_NOT_BLOCKED', `${result.client} is not blocked`);
     return reply.header('cache-control', 'no-store').send(result);
   });
+
+  const traffic = opts.traffic;
+  if (traffic !== undefined) {
+    /** The service layer's refusals as catalogue errors. */
+    const run = async <T>(fn: () => T | Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof TrafficSplitError)) throw err;
+        throw new GatewayError(err.kind === 'not-found' ? 'GW_ADMIN_SPLIT_NOT_FOUND' : 'GW_REQUEST_INVALID', err.message);
+      }
+    };
+    app.get('/admin/traffic', { config }, async (_request, reply) => reply.header('cache-control', 'no-store').send(traffic.list()));
+    app.get<{ Params: { route: string } }>('/admin/traffic/:route', { config }, async (request, reply) => {
+      const parsed = getTrafficSplitInput.safeParse({ route: request.params.route });
+      if (!parsed.success) throw invalid(parsed.error.issues);
+      return reply.header('cache-control', 'no-store').send(await run(() => traffic.list(parsed.data)));
+    });
+    app.put<{ Params: { route: string } }>('/admin/traffic/:route', { config, bodyLimit: 4096 }, async (request, reply) => {
+      const body = request.body !== null && typeof request.body === 'object' ? request.body : {};
+      const parsed = shiftTrafficInput.safeParse({ ...body, route: request.params.route });
+      if (!parsed.success) throw invalid(parsed.error.issues);
+      const who = request.principal?.subject ?? 'anonymous';
+      const result = await run(() => traffic.shift(parsed.data, who));
+      request.log.info({ audit: { action: 'shift_traffic', principal: who, route: result.route, before: result.before, after: result.after, reason: result.reason, applied: result.applied } }, 'admin call');
+      return reply.header('cache-control', 'no-store').send(result);
+    });
+  }
 }

@@ -60,6 +60,10 @@ function unresolvedCredentials(request: FastifyRequest): boolean {
   return request.principal == null && (h.authorization !== undefined || h['x-api-key'] !== undefined || h.cookie !== undefined);
 }
 
+function variantKey(base: string, variant: string | undefined): string {
+  return variant === undefined ? base : `${base} ~${variant}`;
+}
+
 function sendDefault(reply: FastifyReply, response: Dispatcher.ResponseData): FastifyReply {
   return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).send(response.body);
 }
@@ -105,12 +109,13 @@ export class ResponseCache {
     return this.config.enabled && route.cache !== false;
   }
 
-  async handle(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, send: Send): Promise<FastifyReply> {
+  /** `variant`: answers that differ for the same URL (the canary side of a split) are kept apart. */
+  async handle(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, send: Send, variant?: string): Promise<FastifyReply> {
     const method = request.method;
     if ((method !== 'GET' && method !== 'HEAD') || unresolvedCredentials(request)) return send(undefined);
     const routeCache = route.cache === false ? undefined : route.cache;
     const subject = request.principal?.subject;
-    const base = baseKey('GET', request.headers.host, request.url);
+    const base = variantKey(baseKey('GET', request.headers.host, request.url), variant);
     const consulted = routeCache !== undefined || this.seenCacheable.has(route.id);
     if (!consulted) return send(this.responder(request, route.id, routeCache, base, subject, undefined));
     if (requestBypasses(request.headers)) {
@@ -144,10 +149,10 @@ export class ResponseCache {
    * The `stale-cache` fallback: the request's entry, fresh or kept past its lifetime, with
    * `x-cache: STALE`, Age and Warning; undefined when there is none.
    */
-  async stale(request: FastifyRequest, reply: FastifyReply, route: RouteConfig): Promise<FastifyReply | undefined> {
+  async stale(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, variant?: string): Promise<FastifyReply | undefined> {
     if ((request.method !== 'GET' && request.method !== 'HEAD') || unresolvedCredentials(request) || !this.handles(route)) return undefined;
     const routeCache = route.cache === false ? undefined : route.cache;
-    const entry = await this.lookup(baseKey('GET', request.headers.host, request.url), routeCache, request.principal?.subject, request.headers);
+    const entry = await this.lookup(variantKey(baseKey('GET', request.headers.host, request.url), variant), routeCache, request.principal?.subject, request.headers);
     if (entry === undefined) return undefined;
     reply.header('warning', '110 - "Response is Stale"').header('x-gateway-fallback', 'stale-cache');
     return this.serve(request, reply, entry, 'stale');

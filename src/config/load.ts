@@ -52,6 +52,8 @@ export interface ServiceConfig {
   readonly enabled: boolean;
   /** Why the service is off (the variable or file key that turned it off), when it is. */
   readonly disabledBy?: string;
+  /** Made from a route's `split.canary.urls`: the canary URL set of this service. */
+  readonly canaryOf?: string;
 }
 
 export type ValidationMode = (typeof VALIDATION_MODES)[number];
@@ -80,6 +82,33 @@ export interface RouteConfig {
   readonly rateLimit?: RateQuota | false;
   /** Response cache of this route (src/cache); absent: only what upstreams mark cacheable. */
   readonly cache?: RouteCacheConfig | false;
+  /** Stable/canary split (src/routing/traffic-split.ts); absent: every request goes to `service`. */
+  readonly split?: RouteSplitConfig;
+}
+
+export interface SplitWeights {
+  readonly stable: number;
+  readonly canary: number;
+}
+
+export interface RouteSplitConfig {
+  /** The service of the canary side: another service, or `<service>-canary` made from a URL set. */
+  readonly canaryService: string;
+  /** Weights at first start; the live ones are in the state store. */
+  readonly weights: SplitWeights;
+  readonly sticky: 'cookie' | 'ip';
+}
+
+/** The gateway as an MCP server (mcp/server). */
+export interface McpConfig {
+  readonly enabled: boolean;
+  /** false only outside production (MCP_REQUIRE_AUTH). */
+  readonly requireAuth: boolean;
+  readonly maxSessions: number;
+  readonly sessionIdleSeconds: number;
+  /** Browser origins allowed on /mcp; absent: the CORS origins plus localhost ones. */
+  readonly allowedOrigins?: readonly string[];
+  readonly resourceUrl?: string;
 }
 
 export interface RouteCacheConfig {
@@ -176,6 +205,7 @@ export interface GatewayConfig {
   readonly state: StateConfig;
   readonly cache: ResponseCacheConfig;
   readonly routing: RoutingConfig;
+  readonly mcp: McpConfig;
   /** Secrets: never log this object whole; `redactConfig` gives a loggable view. */
   readonly secrets: {
     readonly apiKey?: string;
@@ -374,9 +404,41 @@ function resolveRoutes(file: FileConfig, services: Record<string, ServiceConfig>
       ...(r.bodyLimitBytes !== undefined ? { bodyLimitBytes: r.bodyLimitBytes } : {}),
       ...(r.rateLimit !== undefined ? { rateLimit: r.rateLimit } : {}),
       ...(r.cache !== undefined ? { cache: r.cache } : {}),
+      ...(r.split !== undefined ? { split: resolveSplit(r.split, r.service, i, services, problems) } : {}),
     });
   });
   return [...byPrefix.values()];
+}
+
+/**
+ * A route's split: a canary service must exist and differ from the route's; a canary URL set
+ * becomes the service `<service>-canary` (the stable service's settings, those URLs), so it is
+ * probed, balanced and broken like any service and shows in metrics under its own name.
+ */
+function resolveSplit(
+  split: NonNullable<FileConfig['routes'][number]['split']>,
+  service: string,
+  index: number,
+  services: Record<string, ServiceConfig>,
+  problems: string[],
+): RouteSplitConfig {
+  const where = `routes[${index}].split.canary`;
+  let canaryService: string;
+  if ('service' in split.canary) {
+    canaryService = split.canary.service;
+    if (canaryService === service) problems.push(`${where}.service: the canary must be another service than the route's own`);
+    else if (!(canaryService in services)) problems.push(`${where}.service: unknown service "${canaryService}" (known: ${Object.keys(services).join(', ')})`);
+  } else {
+    canaryService = `${service}-canary`;
+    const existing = services[canaryService];
+    const stable = services[service]!;
+    if (existing !== undefined && (existing.canaryOf !== service || existing.urls.join(' ') !== split.canary.urls.join(' '))) {
+      problems.push(`${where}.urls: the service "${canaryService}" already exists with other URLs (one canary URL set per service)`);
+    } else {
+      services[canaryService] = { ...stable, name: canaryService, urls: split.canary.urls, canaryOf: service };
+    }
+  }
+  return { canaryService, weights: split.weights, sticky: split.sticky };
 }
 
 function resolveRouting(env: EnvConfig, file: FileConfig, services: Record<string, ServiceConfig>, problems: string[]): RoutingConfig {
@@ -439,6 +501,9 @@ export function loadConfig(
   if (!envResult.success || problems.length > 0) return { ok: false, problems };
   const env = envResult.data;
   problems.push(...productionSecretProblems(env));
+  if (env.ENVIRONMENT === 'production' && !env.MCP_REQUIRE_AUTH) {
+    problems.push('MCP_REQUIRE_AUTH: cannot be false when ENVIRONMENT=production (it serves /mcp without credentials)');
+  }
 
   const fileProblems: string[] = [];
   if (file.cors.credentials && file.cors.origins.includes('*')) {
@@ -510,6 +575,14 @@ export function loadConfig(
     state: file.state,
     cache: file.cache,
     routing,
+    mcp: {
+      enabled: file.mcp.enabled,
+      requireAuth: env.MCP_REQUIRE_AUTH,
+      maxSessions: file.mcp.maxSessions,
+      sessionIdleSeconds: file.mcp.sessionIdleSeconds,
+      ...(file.mcp.allowedOrigins !== undefined ? { allowedOrigins: file.mcp.allowedOrigins } : {}),
+      ...(file.mcp.resourceUrl !== undefined ? { resourceUrl: file.mcp.resourceUrl } : {}),
+    },
     secrets: {
       ...(env.API_KEY !== undefined ? { apiKey: env.API_KEY } : {}),
       ...(env.SECRET_KEY !== undefined ? { secretKey: env.SECRET_KEY } : {}),

@@ -69,6 +69,9 @@ export const envSchema = z.object({
   HF_TOKEN: z.string().min(1).optional(),
   /** A dedicated Inference Endpoint; default: the serverless Inference API. */
   HF_ENDPOINT_URL: httpUrl.optional(),
+  // --- MCP server (mcp/server) ---
+  /** false: /mcp without credentials, for local development and the conformance suite; refused in production. */
+  MCP_REQUIRE_AUTH: booleanFromEnv.default(true),
 });
 
 export type EnvConfig = z.output<typeof envSchema>;
@@ -296,6 +299,28 @@ const routeCacheSchema = z.union([
   }),
 ]);
 
+/** Integer weights of a split's two sides; they add up to 100. */
+export const splitWeightsSchema = z
+  .strictObject({
+    stable: z.number().int().min(0).max(100),
+    canary: z.number().int().min(0).max(100),
+  })
+  .refine((w) => w.stable + w.canary === 100, 'stable + canary must be 100');
+
+/**
+ * A route's traffic split (src/routing/traffic-split.ts): a stable and a canary side. The
+ * canary is another configured service, or a second URL set of the route's own service.
+ */
+const routeSplitSchema = z.strictObject({
+  canary: z.union([z.strictObject({ service: serviceNameSchema }), z.strictObject({ urls: z.array(httpUrl).min(1) })], {
+    error: 'canary is { service: <name> } or { urls: [<url>, ...] }',
+  }),
+  /** Weights at first start; the live weights are in the state store (shift_traffic). */
+  weights: splitWeightsSchema.default({ stable: 100, canary: 0 }),
+  /** Clients without a principal stick to a side by a cookie the gateway sets, or by their IP. */
+  sticky: z.enum(['cookie', 'ip']).default('cookie'),
+});
+
 const routeFileSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'route ids are lowercase letters, digits, "_", "." and "-"').optional(),
   prefix: routePrefix,
@@ -316,6 +341,8 @@ const routeFileSchema = z.strictObject({
   rateLimit: z.union([z.literal(false), rateQuotaSchema]).optional(),
   /** Response cache of this route (src/cache). */
   cache: routeCacheSchema.optional(),
+  /** Stable/canary traffic split of this route. */
+  split: routeSplitSchema.optional(),
 });
 
 const base32Secret = z
@@ -425,6 +452,23 @@ const routingSchema = z.strictObject({
   validatorModel: z.string().min(1).default('facebook/bart-large-mnli'),
 });
 
+// --- The gateway as an MCP server (mcp/server) ---
+const mcpSchema = z.strictObject({
+  /** Serve MCP at /mcp. */
+  enabled: z.boolean().default(true),
+  /** Open sessions per replica at most; past it, initialize gets 503. */
+  maxSessions: z.number().int().min(1).max(100_000).default(100),
+  /** Sessions idle this long are closed (their state store record expires too). */
+  sessionIdleSeconds: z.number().int().min(10).max(86_400).default(1800),
+  /**
+   * Browser origins allowed to call /mcp (DNS-rebinding protection). Requests without Origin
+   * (non-browser clients) pass; default: the CORS origins plus localhost ones.
+   */
+  allowedOrigins: z.array(origin).optional(),
+  /** This gateway's public /mcp URL, named in the RFC 9728 metadata; default: from the request's Host. */
+  resourceUrl: httpUrl.optional(),
+});
+
 export const fileSchema = z.strictObject({
   services: z.record(serviceNameSchema, serviceFileSchema).default({}),
   routes: z.array(routeFileSchema).default([]),
@@ -467,6 +511,7 @@ export const fileSchema = z.strictObject({
   state: stateSchema.prefault({}),
   cache: responseCacheSchema.prefault({}),
   routing: routingSchema.prefault({}),
+  mcp: mcpSchema.prefault({}),
   metrics: z
     .strictObject({
       /** Histogram buckets for request durations, in seconds. */

@@ -41,6 +41,8 @@ export interface HealthProberOptions {
   readonly logger: FastifyBaseLogger;
   /** Called for each probe that finds a service up (an open circuit breaker then half-opens early). */
   readonly onServiceUp?: (service: string) => void;
+  /** A service's status changed (up/down), e.g. to tell MCP subscribers of gateway://services. */
+  readonly onServiceStatusChange?: (service: string, status: string) => void;
   /** Called after each probe of a host (load balancing skips hosts that are down). */
   readonly onHostHealth?: (service: string, origin: string, up: boolean) => void;
 }
@@ -177,6 +179,7 @@ export class HealthProber {
     if (previous?.status !== result.status) {
       const level = result.status === 'up' ? 'info' : 'warn';
       this.#opts.logger[level]({ service: svc.name, from: previous?.status, to: result.status, error: result.error }, 'service health changed');
+      this.#opts.onServiceStatusChange?.(svc.name, result.status);
     }
   }
 

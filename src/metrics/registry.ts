@@ -10,7 +10,7 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   readonly requestsTotal: Counter<'method' | 'endpoint' | 'status'>;
   readonly requestDuration: Histogram<'method' | 'endpoint' | 'status'>;
-  readonly serviceRequests: Counter<'service' | 'status'>;
+  readonly serviceRequests: Counter<'service' | 'status' | 'side'>;
   readonly upstreamDuration: Histogram<'service'>;
   readonly healthCheckDuration: Histogram<'deep'>;
   readonly serviceUp: Gauge<'service'>;
@@ -31,6 +31,7 @@ export interface GatewayMetrics {
   readonly inputRejections: Counter<'rule' | 'location'>;
   /** Response cache lookups (src/cache): hit, miss, bypass, coalesced, not_modified, stale. */
   readonly cacheRequests: Counter<'result'>;
+  readonly mcpRequests: Counter<'method' | 'tool' | 'status'>;
 }
 
 export function createMetrics(options: { durationBuckets: readonly number[]; defaultMetrics?: boolean }): GatewayMetrics {
@@ -55,8 +56,8 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
     }),
     serviceRequests: new Counter({
       name: 'gateway_service_requests',
-      help: 'Requests forwarded to each backend service, by upstream status code (or error class)',
-      labelNames: ['service', 'status'],
+      help: 'Requests forwarded to each backend service, by upstream status code (or error class) and traffic-split side',
+      labelNames: ['service', 'status', 'side'],
       registers,
     }),
     upstreamDuration: new Histogram({
@@ -114,6 +115,12 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       name: 'gateway_input_rejections_total',
       help: 'Requests refused by input validation, by rule class and where the input was',
       labelNames: ['rule', 'location'],
+      registers,
+    }),
+    mcpRequests: new Counter({
+      name: 'gateway_mcp_requests_total',
+      help: 'MCP requests answered by the gateway\'s MCP server, by JSON-RPC method, tool (tools/call) and status (ok, error, tool_error, refused)',
+      labelNames: ['method', 'tool', 'status'],
       registers,
     }),
     cacheRequests: new Counter({

@@ -30,6 +30,8 @@ export interface ForwardOptions {
   readonly fallbackOf?: { readonly body: Buffer | Readable | null };
   /** Answers from the response cache's stale entry (`stale-cache` fallback); undefined when there is none. */
   readonly stale?: (reply: FastifyReply) => Promise<FastifyReply | undefined>;
+  /** The side of a traffic split this request went to (the `side` label of gateway_service_requests); default stable. */
+  readonly side?: 'stable' | 'canary';
   /** Sends the upstream answer instead of the plain pass-through (the response cache, src/cache); not used by fallbacks. */
   readonly respond?: (reply: FastifyReply, response: Dispatcher.ResponseData) => Promise<FastifyReply>;
 }
@@ -163,6 +165,7 @@ export function classifyUpstreamError(err: unknown): { error: GatewayError; labe
 
 export async function forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {
   const { upstream, metrics, timeoutMs } = options;
+  const side = options.side ?? 'stable';
   // Before anything is read or sent upstream: a shed request costs no upstream work.
   // A fallback call already holds the first service's slot.
   if (options.fallbackOf === undefined) options.resilience?.limiter.acquire(upstream.service, reply.raw);
@@ -226,7 +229,7 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
         if (err instanceof GatewayError) throw err; // e.g. the body went over its limit while streaming
         if (breaker !== undefined && isBreakerOpen(err)) {
           // Open: answered at once without an upstream call, by the service's fallback.
-          metrics.serviceRequests.inc({ service: upstream.service, status: 'circuit_open' });
+          metrics.serviceRequests.inc({ service: upstream.service, status: 'circuit_open', side });
           const fallback = options.fallbackOf === undefined ? options.resilience?.fallbackFor(upstream.service) : undefined;
           if (fallback === undefined) throw breaker.unavailable();
           // Nothing of this request went out yet on a first attempt; after retries, the body was resendable.
@@ -237,7 +240,7 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
           continue;
         }
         // Per request, its final outcome (attempts that were retried: gateway_upstream_retries_total).
-        metrics.serviceRequests.inc({ service: upstream.service, status: label });
+        metrics.serviceRequests.inc({ service: upstream.service, status: label, side });
         if (label !== 'aborted') {
           request.log.warn({ service: upstream.service, upstream: upstream.origin, err: (err as Error).message, code: error.code, attempt }, 'upstream failed');
         }
@@ -257,7 +260,7 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
           continue;
         }
       }
-      metrics.serviceRequests.inc({ service: upstream.service, status: String(response.statusCode) });
+      metrics.serviceRequests.inc({ service: upstream.service, status: String(response.statusCode), side });
       break;
     }
   } finally {

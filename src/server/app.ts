@@ -23,14 +23,17 @@ import validationPlugin from '../security/validation-plugin.js';
 import { AccessLogController, loggerOptions } from './logger.js';
 import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
-import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
-import { mcpHttpPlugin } from '../../mcp/server/http.js';
+import { createGatewayMcpServer, type SubscribableResource } from '../../mcp/server/gateway-server.js';
+import { mcpHttpPlugin, type McpSessionRecord } from '../../mcp/server/http.js';
+import { mcpOriginPolicy, protectedResourceMetadata } from '../../mcp/server/auth.js';
 import { GATEWAY_VERSION } from '../version.js';
 import { createStateStore, type StateStore } from '../state/index.js';
 import { createRateLimiting, rateLimitClientStage, rateLimitPrincipalStage, type RateLimiting } from '../ratelimit/index.js';
 import { adminRoutes, BlockedClientsService } from '../admin/index.js';
 import { routingAdminRoutes, RoutingModelsService } from '../admin/index.js';
 import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js';
+import { TrafficSplits } from '../routing/traffic-split.js';
+import { TrafficService } from '../admin/traffic-service.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -111,7 +114,13 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     logger: app.log.child({ component: 'health' }),
     onServiceUp: (service) => resilience.serviceHealthy(service),
     onHostHealth: (service, origin, up) => upstreams.setHostDown(service, origin, !up),
+    onServiceStatusChange: () => emitResourceChange('gateway://services'),
   });
+  // MCP sessions subscribed to gateway://routes or gateway://services hear of changes.
+  const resourceListeners = new Set<(uri: SubscribableResource) => void>();
+  const emitResourceChange = (uri: SubscribableResource) => {
+    for (const listener of resourceListeners) listener(uri);
+  };
   // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
   const resilience = new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams });
 
@@ -132,6 +141,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     throw err;
   }
   await routing?.start();
+  // Stable/canary weights of the split routes, shared through the state store.
+  const splits = new TrafficSplits(config.routes, state, app.log.child({ component: 'traffic' }));
+  await splits.start();
+  const traffic = new TrafficService(config, splits);
+  splits.onChange(() => emitResourceChange('gateway://routes'));
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -180,6 +194,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown, breakers: () => resilience.breakerReport(), pressure });
   await app.register(adminRoutes, {
     blockedClients,
+    traffic,
     authPolicy: { required: true, scope: 'admin', mfa: config.auth.requireMfaForAdmin },
   });
   if (routing) {
@@ -189,32 +204,47 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     });
   }
   // MCP Streamable HTTP at /mcp: read scope to connect; tools check their own needs.
-  const routesService = new RoutesService(config, table, prober);
+  const routesService = new RoutesService(config, table, prober, splits);
   const metricsService = new MetricsService(metrics.registry);
   metricsService.start();
   app.addHook('onClose', async () => metricsService.stop());
-  await app.register(mcpHttpPlugin, {
-    createServer: (request) =>
-      createGatewayMcpServer({
-        routes: routesService,
-        metrics: metricsService,
-        blockedClients,
-        ...(routing ? { routingModel: () => routing.manager.active } : {}),
-        resetBreakers: (service) => resilience.resetBreakers(service),
-        serviceNames: Object.keys(config.services),
-        principal: request.principal,
-        requireMfaForAdmin: config.auth.requireMfaForAdmin,
-        redactedConfig: () => redactConfig(config),
-        audit: (entry) => app.log.info({ audit: entry }, 'mcp tool call'),
-        version: GATEWAY_VERSION,
-      }),
-    maxSessions: 100,
-    authPolicy: { required: true, scope: 'read' },
-  });
+  if (config.mcp.enabled) {
+    if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only); never in production');
+    await app.register(mcpHttpPlugin, {
+      createServer: (request, session) =>
+        createGatewayMcpServer({
+          routes: routesService,
+          metrics: metricsService,
+          blockedClients,
+          traffic,
+          ...(routing ? { routingModel: () => routing.manager.active } : {}),
+          resetBreakers: (service) => resilience.resetBreakers(service),
+          serviceNames: Object.keys(config.services),
+          principal: request.principal,
+          requireMfaForAdmin: config.auth.requireMfaForAdmin,
+          redactedConfig: () => redactConfig(config),
+          resourceChanges: (listener) => {
+            resourceListeners.add(listener);
+            return () => resourceListeners.delete(listener);
+          },
+          subscriptions: session.subscriptions,
+          onSubscriptionsChange: session.onSubscriptionsChange,
+          audit: (entry) => app.log.info({ audit: entry }, 'mcp tool call'),
+          version: GATEWAY_VERSION,
+        }),
+      maxSessions: config.mcp.maxSessions,
+      sessionIdleMs: config.mcp.sessionIdleSeconds * 1000,
+      authPolicy: config.mcp.requireAuth ? { required: true, scope: 'read' } : PUBLIC,
+      originAllowed: mcpOriginPolicy(config),
+      sessionStore: state.cache<McpSessionRecord>('mcp-sessions'),
+      metrics,
+    });
+    if (config.auth.jwt.issuer !== undefined) await app.register(protectedResourceMetadata, { config });
+  }
   // Response cache of GET/HEAD routes (src/cache), in the state store's Keyv.
   const cache = config.cache.enabled ? new ResponseCache(config.cache, state.cache<CacheStored>('responses', { maxEntries: 100_000 }), metrics, state) : undefined;
   if (cache !== undefined) app.addHook('onClose', async () => cache.close());
-  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, ...(cache ? { cache } : {}) });
+  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, splits, ...(cache ? { cache } : {}) });
 
   let closing: Promise<void> | undefined;
   return {
@@ -252,6 +282,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
           resilience.close();
           await rateLimiting.close();
           await routing?.close();
+          splits.close();
           if (options.state === undefined) await state.close();
         }
       })();

@@ -1,0 +1,71 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { GatewayConfig } from '../../src/config/index.js';
+import { SCOPE_VALUES } from '../../src/config/index.js';
+
+const LOCALHOST_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Which browser Origins may call /mcp (DNS-rebinding protection, MCP transport security):
+ * `mcp.allowedOrigins` when set, else the CORS origins plus any localhost origin. A page on
+ * evil.example whose name resolves to 127.0.0.1 still sends `Origin: http://evil.example`.
+ */
+export function mcpOriginPolicy(config: Pick<GatewayConfig, 'mcp' | 'cors'>): (origin: string) => boolean {
+  const explicit = config.mcp.allowedOrigins;
+  const allowed = new Set((explicit ?? config.cors.origins.filter((o) => o !== '*')).map((o) => o.toLowerCase()));
+  const localhost = explicit === undefined;
+  return (origin) => {
+    const lower = origin.toLowerCase();
+    if (allowed.has(lower)) return true;
+    if (!localhost) return false;
+    try {
+      const url = new URL(lower);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && LOCALHOST_NAMES.has(url.hostname);
+    } catch {
+      return false;
+    }
+  };
+}
+
+const METADATA_PATH = '/.well-known/oauth-protected-resource';
+
+/** A Host header is only echoed when it is a plain host[:port] (it ends up in a response header). */
+const PLAIN_HOST = /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+
+function resourceUrl(config: Pick<GatewayConfig, 'mcp'>, request: FastifyRequest): string {
+  if (config.mcp.resourceUrl !== undefined) return config.mcp.resourceUrl;
+  const host = request.headers.host;
+  return `${request.protocol}://${host !== undefined && PLAIN_HOST.test(host) ? host : 'localhost'}/mcp`;
+}
+
+/**
+ * RFC 9728 protected-resource metadata for /mcp when a JWT issuer is configured: an MCP
+ * client learns which authorization server issues tokens for this gateway. The 401 of /mcp
+ * points at it (`WWW-Authenticate: Bearer resource_metadata="…"`).
+ */
+async function protectedResourceMetadataPlugin(app: FastifyInstance, opts: { config: Pick<GatewayConfig, 'mcp' | 'auth'> }): Promise<void> {
+  const { config } = opts;
+  const issuer = config.auth.jwt.issuer;
+  if (issuer === undefined) return;
+  const metadata = (request: FastifyRequest) => ({
+    resource: resourceUrl(config, request),
+    authorization_servers: [issuer],
+    bearer_methods_supported: ['header'],
+    scopes_supported: [...SCOPE_VALUES],
+    resource_name: 'Unified Gateway MCP server',
+  });
+  for (const url of [METADATA_PATH, `${METADATA_PATH}/mcp`]) {
+    app.get(url, { config: { authPolicy: { required: false } } }, async (request, reply) => reply.header('cache-control', 'public, max-age=300').send(metadata(request)));
+  }
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (reply.statusCode !== 401 || !request.url.startsWith('/mcp')) return payload;
+    const challenge = reply.getHeader('www-authenticate');
+    if (typeof challenge === 'string' && challenge.startsWith('Bearer')) {
+      const base = resourceUrl(config, request).replace(/\/mcp$/, '');
+      reply.header('www-authenticate', `${challenge}, resource_metadata="${base}${METADATA_PATH}/mcp"`);
+    }
+    return payload;
+  });
+}
+
+export const protectedResourceMetadata = fp(protectedResourceMetadataPlugin, { name: 'mcp-protected-resource-metadata', fastify: '5.x' });

@@ -1,0 +1,194 @@
+import type { Keyv } from 'keyv';
+import type { RouteConfig, RouteSplitConfig, SplitWeights } from '../config/index.js';
+import type { StateStore } from '../state/index.js';
+
+/*
+ * Stable/canary traffic splits (README, "Traffic split"). The weights of each split route
+ * live in the state store and are broadcast, so every replica applies a shift within a
+ * second; a client sticks to its side because the side comes from a hash of who it is.
+ */
+
+export type Side = 'stable' | 'canary';
+
+/** One change of a split's weights. */
+export interface SplitChange {
+  readonly weights: SplitWeights;
+  /** Principal that made it ("config" for the configured start). */
+  readonly by: string;
+  readonly reason: string;
+  /** ISO time. */
+  readonly at: string;
+}
+
+/** A split route's live state (what the state store holds under `traffic:<route>`). */
+export interface SplitState {
+  readonly route: string;
+  readonly weights: SplitWeights;
+  /** Bumped by every shift: replicas keep the newest they have seen. */
+  readonly version: number;
+  readonly updatedBy: string;
+  readonly reason: string;
+  readonly updatedAt: string;
+  /** The latest changes, newest first (at most HISTORY_LENGTH). */
+  readonly history: readonly SplitChange[];
+}
+
+const TOPIC = 'traffic:shift';
+const HISTORY_LENGTH = 20;
+
+export type SplitListener = (state: SplitState) => void;
+
+type SplitStore = Pick<StateStore, 'publish' | 'subscribe' | 'onStatusChange' | 'up'> & { cache<T>(namespace: string): Keyv<T> };
+
+/**
+ * FNV-1a then murmur3's finaliser, to a bucket 0-99. Written here because it is four lines
+ * and has to be fast and stable across replicas and releases (a client must not change side
+ * when the gateway restarts); a cryptographic hash would be ten times the cost for nothing.
+ */
+export function bucketOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % 100;
+}
+
+export class TrafficSplits {
+  readonly #splits = new Map<string, { route: RouteConfig; split: RouteSplitConfig; state: SplitState }>();
+  readonly #keyv: Keyv<SplitState>;
+  readonly #listeners = new Set<SplitListener>();
+  readonly #unsubscribe: Array<() => void> = [];
+
+  constructor(
+    routes: readonly RouteConfig[],
+    private readonly store: SplitStore,
+    private readonly log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void },
+  ) {
+    this.#keyv = store.cache<SplitState>('traffic');
+    for (const route of routes) {
+      if (route.split === undefined) continue;
+      const { weights } = route.split;
+      this.#splits.set(route.id, {
+        route,
+        split: route.split,
+        state: { route: route.id, weights, version: 0, updatedBy: 'config', reason: 'configured weights', updatedAt: new Date(0).toISOString(), history: [] },
+      });
+    }
+  }
+
+  /** Load the stored weights and follow the other replicas' shifts. */
+  async start(): Promise<void> {
+    if (this.#splits.size === 0) return;
+    this.#unsubscribe.push(
+      this.store.subscribe(TOPIC, (message) => {
+        const state = message.data as SplitState | null;
+        if (state !== null && typeof state === 'object' && typeof state.route === 'string') this.#apply(state);
+      }),
+      // Messages sent while Redis was away are lost: read the stored weights again on reconnect.
+      this.store.onStatusChange((up) => {
+        if (up) void this.#reload();
+      }),
+    );
+    await this.#reload();
+  }
+
+  close(): void {
+    for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
+    this.#listeners.clear();
+  }
+
+  async #reload(): Promise<void> {
+    await Promise.all(
+      [...this.#splits.keys()].map(async (id) => {
+        try {
+          const stored = await this.#keyv.get(id);
+          if (stored !== undefined) this.#apply(stored);
+        } catch (err) {
+          this.log.warn({ route: id, err: (err as Error).message }, 'traffic split: reading the stored weights failed; keeping the current ones');
+        }
+      }),
+    );
+  }
+
+  /** Keep `state` when it is newer than what this replica has. */
+  #apply(state: SplitState): void {
+    const entry = this.#splits.get(state.route);
+    if (entry === undefined || state.version <= entry.state.version) return;
+    entry.state = state;
+    for (const listener of this.#listeners) listener(state);
+  }
+
+  /** Called on every change of a split's weights (from this replica or another). */
+  onChange(listener: SplitListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  has(routeId: string): boolean {
+    return this.#splits.has(routeId);
+  }
+
+  config(routeId: string): RouteSplitConfig | undefined {
+    return this.#splits.get(routeId)?.split;
+  }
+
+  state(routeId: string): SplitState | undefined {
+    return this.#splits.get(routeId)?.state;
+  }
+
+  all(): Array<{ route: RouteConfig; split: RouteSplitConfig; state: SplitState }> {
+    return [...this.#splits.values()];
+  }
+
+  /** The side of a client with this sticky key: the same key always lands on the same side for given weights. */
+  side(routeId: string, stickyKey: string): Side {
+    const entry = this.#splits.get(routeId);
+    if (entry === undefined) return 'stable';
+    const canary = entry.state.weights.canary;
+    if (canary <= 0) return 'stable';
+    if (canary >= 100) return 'canary';
+    return bucketOf(`${routeId}\u0000${stickyKey}`) < canary ? 'canary' : 'stable';
+  }
+
+  /**
+   * Set a split's weights: stored, then broadcast to every replica (this one included).
+   * The caller has validated the input (src/admin/traffic-service.ts).
+   */
+  async shift(routeId: string, weights: SplitWeights, by: string, reason: string): Promise<{ before: SplitState; after: SplitState; shared: boolean }> {
+    const entry = this.#splits.get(routeId);
+    if (entry === undefined) throw new Error(`route ${routeId} has no traffic split`);
+    // Start from the newest stored state, so a shift on one replica never undoes another's.
+    const newest = await this.#keyv.get(routeId).catch(() => undefined);
+    if (newest !== undefined) this.#apply(newest);
+    const before = entry.state;
+    const at = new Date().toISOString();
+    const after: SplitState = {
+      route: routeId,
+      weights: { stable: weights.stable, canary: weights.canary },
+      version: before.version + 1,
+      updatedBy: by,
+      reason,
+      updatedAt: at,
+      history: [{ weights, by, reason, at }, ...before.history].slice(0, HISTORY_LENGTH),
+    };
+    const stored = (await this.#keyv.set(routeId, after).catch(() => false)) !== false;
+    this.#apply(after);
+    const broadcast = await this.store.publish(TOPIC, after).then(
+      () => true,
+      (err: unknown) => {
+        this.log.warn({ route: routeId, err: (err as Error).message }, 'traffic split: broadcast failed; other replicas pick the change up when they reconnect');
+        return false;
+      },
+    );
+    // With Redis down the change holds on this replica only, and the caller is told so.
+    const shared = stored && broadcast && this.store.up;
+    this.log.info({ route: routeId, weights, by, reason, version: after.version, shared }, 'traffic split changed');
+    return { before, after, shared };
+  }
+}
