@@ -5,6 +5,7 @@ import { DEMO_SERVICES, startStandIn } from '../demo/stand-in.js';
 import { runDemo } from './demo.js';
 import { runUntilSignal } from '../server/run.js';
 import { registerModelCommands } from './model.js';
+import { runMcpBridge } from './mcp-bridge.js';
 import { ModelFileError } from '../routing/model/model.js';
 
 function exitOnProblems(result: LoadResult): asserts result is Extract<LoadResult, { ok: true }> {
@@ -78,6 +79,25 @@ export function buildCli(): Command {
       }
       for (const p of result.problems) process.stdout.write(`${p}\n`);
       process.exitCode = 1;
+    });
+
+  program
+    .command('mcp')
+    .description('speak MCP on stdin/stdout and relay it to a gateway\'s /mcp endpoint (for assistants that only start stdio servers)')
+    .requiredOption('--url <url>', 'the gateway, e.g. http://localhost:8000 (/mcp is added when the URL has no path)')
+    .option('--api-key <key>', 'API key, sent as X-API-Key (or set GATEWAY_API_KEY)')
+    .option('--token <token>', 'bearer token, sent as Authorization: Bearer (or set GATEWAY_TOKEN)')
+    .addHelpText(
+      'after',
+      '\nSecrets on the command line are visible to other local users (ps): prefer the environment\n' +
+        'variables GATEWAY_API_KEY or GATEWAY_TOKEN. Options win over the environment.\n' +
+        'stdout carries only MCP messages; diagnostics go to stderr. Exit codes: 0 when stdin ends\n' +
+        'or on SIGINT/SIGTERM, 1 when a side fails, 2 for bad options.',
+    )
+    .action(async (opts: { url: string; apiKey?: string; token?: string }) => {
+      process.exitCode = await runMcpBridge(opts);
+      // Exit by itself once stdout is flushed; force it if something (a socket) still holds the loop.
+      setTimeout(() => process.exit(), 500).unref();
     });
 
   registerModelCommands(program);
