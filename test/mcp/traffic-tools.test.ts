@@ -1,0 +1,135 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createGatewayMcpServer, type McpAuditEntry, type SubscribableResource } from '../../mcp/server/gateway-server.js';
+import { MetricsService } from '../../src/admin/metrics-service.js';
+import { RoutesService } from '../../src/admin/routes-service.js';
+import { TrafficService } from '../../src/admin/traffic-service.js';
+import type { Principal } from '../../src/auth/principal.js';
+import { loadConfig, redactConfig } from '../../src/config/index.js';
+import { createMetrics } from '../../src/metrics/registry.js';
+import { buildRouteTable } from '../../src/routing/route-table.js';
+import { TrafficSplits } from '../../src/routing/traffic-split.js';
+import { MemoryStore } from '../../src/state/index.js';
+
+/* The traffic tools, resource subscriptions, audit and the rollout prompt, in-process (InMemoryTransport). */
+
+const ADMIN: Principal = { kind: 'api-key', subject: 'key:ops', keyName: 'ops', scopes: ['admin'], mfa: false };
+const READER: Principal = { kind: 'api-key', subject: 'key:reader', keyName: 'reader', scopes: ['read'], mfa: false };
+const YAML_FILE = join(mkdtempSync(join(tmpdir(), 'ugw-traffic-tools-')), 'gateway.yaml');
+writeFileSync(YAML_FILE, 'routes:\n  - { id: knowledge, prefix: /v1/knowledge, service: knowledge, split: { canary: { urls: ["http://knowledge-v2:8003"] } } }\n');
+
+const closers: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+async function setup(principal: Principal, requireMfaForAdmin = false) {
+  const result = loadConfig({}, { file: YAML_FILE });
+  if (!result.ok) throw new Error(result.problems.join('\n'));
+  const config = result.config;
+  const splits = new TrafficSplits(config.routes, new MemoryStore(), { warn() {}, info() {} });
+  await splits.start();
+  const listeners = new Set<(uri: SubscribableResource) => void>();
+  splits.onChange(() => {
+    for (const l of listeners) l('gateway://routes');
+  });
+  const audit: McpAuditEntry[] = [];
+  const metrics = createMetrics({ durationBuckets: [0.01, 0.1, 1], defaultMetrics: false });
+  const server = createGatewayMcpServer({
+    routes: new RoutesService(config, buildRouteTable(config), { snapshot: () => ({ status: 'ok', checkedAt: null, services: {} }) }, splits),
+    metrics: new MetricsService(metrics.registry),
+    traffic: new TrafficService(config, splits),
+    principal,
+    requireMfaForAdmin,
+    redactedConfig: () => redactConfig(config),
+    resourceChanges: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    audit: (entry) => audit.push(entry),
+    version: '0.1.0',
+  });
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  const client = new Client({ name: 'test-agent', version: '1.0.0' });
+  await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
+  closers.push(() => client.close(), () => splits.close());
+  return { client, audit, splits, listeners };
+}
+
+describe('traffic tools', () => {
+  it('admins see shift_traffic with truthful annotations; readers only get_traffic_split', async () => {
+    const admin = await setup(ADMIN);
+    const tools = (await admin.client.listTools()).tools;
+    expect(tools.find((t) => t.name === 'shift_traffic')?.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true });
+    expect(tools.find((t) => t.name === 'get_traffic_split')?.annotations).toMatchObject({ readOnlyHint: true });
+    const reader = await setup(READER);
+    const names = (await reader.client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain('get_traffic_split');
+    expect(names).not.toContain('shift_traffic');
+  });
+
+  it('shift_traffic validates, applies, and every call is audited with a hash of its arguments', async () => {
+    const { client, audit, splits } = await setup(ADMIN);
+    const bad = await client.callTool({ name: 'shift_traffic', arguments: { route: 'knowledge', stable: 80, canary: 30, reason: 'oops' } });
+    expect(bad.isError).toBe(true);
+    const outOfRange = await client.callTool({ name: 'shift_traffic', arguments: { route: 'knowledge', stable: 150, canary: -50, reason: 'range' } });
+    expect(outOfRange.isError).toBe(true);
+    expect(splits.state('knowledge')?.weights).toEqual({ stable: 100, canary: 0 });
+    const ok = await client.callTool({ name: 'shift_traffic', arguments: { route: 'knowledge', stable: 75, canary: 25, reason: 'step one' } });
+    expect(ok.structuredContent).toMatchObject({ applied: true, before: { canary: 0 }, after: { canary: 25 }, by: 'key:ops' });
+    expect(splits.state('knowledge')).toMatchObject({ weights: { stable: 75, canary: 25 }, updatedBy: 'key:ops', reason: 'step one' });
+    const shifts = audit.filter((a) => a.tool === 'shift_traffic');
+    expect(shifts.map((a) => a.result)).toEqual(['failed', 'ok']);
+    for (const a of shifts) {
+      expect(a.principal).toBe('key:ops');
+      expect(a.argsHash).toMatch(/^[0-9a-f]{16}$/);
+    }
+    expect(JSON.stringify(audit)).not.toContain('step one');
+  });
+
+  it('with MFA required, an admin without a second factor is refused, audited as refused, and nothing changes', async () => {
+    const { client, audit, splits } = await setup(ADMIN, true);
+    const res = await client.callTool({ name: 'shift_traffic', arguments: { route: 'knowledge', stable: 0, canary: 100, reason: 'no mfa' } });
+    expect(res.isError).toBe(true);
+    expect(JSON.stringify(res.content)).toContain('second factor');
+    expect(audit.at(-1)).toMatchObject({ tool: 'shift_traffic', result: 'refused' });
+    expect(splits.state('knowledge')?.weights.canary).toBe(0);
+  });
+
+  it('a subscriber to gateway://routes hears of a shift; unknown resources cannot be subscribed; closing stops listening', async () => {
+    const { client, listeners } = await setup(ADMIN);
+    const heard: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      heard.push(n.params.uri);
+    });
+    await expect(client.subscribeResource({ uri: 'gateway://nothing' })).rejects.toThrow(/gateway:\/\/nothing/);
+    await client.subscribeResource({ uri: 'gateway://routes' });
+    await client.callTool({ name: 'shift_traffic', arguments: { route: 'knowledge', stable: 90, canary: 10, reason: 'subscribe test' } });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(heard).toEqual(['gateway://routes']);
+    await client.unsubscribeResource({ uri: 'gateway://routes' });
+    await client.callTool({ name: 'shift_traffic', arguments: { route: 'knowledge', stable: 80, canary: 20, reason: 'after unsubscribe' } });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(heard).toEqual(['gateway://routes']);
+    expect(listeners.size).toBe(1);
+    await client.close();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(listeners.size).toBe(0);
+  });
+
+  it('plan_canary_rollout is built from the live split', async () => {
+    const { client } = await setup(READER);
+    const prompts = (await client.listPrompts()).prompts.map((p) => p.name);
+    expect(prompts).toEqual(expect.arrayContaining(['diagnose_service', 'plan_canary_rollout']));
+    const prompt = await client.getPrompt({ name: 'plan_canary_rollout', arguments: { route: 'knowledge' } });
+    const text = (prompt.messages[0]!.content as { text: string }).text;
+    expect(text).toContain('knowledge (stable) to knowledge-canary (canary), now 100/0');
+    expect(text).toContain('http://knowledge-v2:8003');
+    await expect(client.getPrompt({ name: 'plan_canary_rollout', arguments: { route: 'nope' } })).rejects.toThrow(/no traffic split/);
+  });
+});
