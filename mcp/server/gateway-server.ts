@@ -56,9 +56,17 @@ const explainRoutingOutput = z.object({
  * audited. Transports: Streamable HTTP (./http.ts) and, through the CLI, stdio.
  */
 
-/** The resources a client can subscribe to (resources/subscribe). */
+/** The resources whose changes a subscribed session hears (notifications/resources/updated). */
 export const SUBSCRIBABLE_RESOURCES = ['gateway://routes', 'gateway://services'] as const;
 export type SubscribableResource = (typeof SUBSCRIBABLE_RESOURCES)[number];
+
+/** Subscriptions one session may hold (they are kept in its state-store record, so bounded). */
+export const MAX_SUBSCRIPTIONS_PER_SESSION = 32;
+const MAX_SUBSCRIBE_URI_LENGTH = 1024;
+/** An absolute URI (RFC 3986 scheme, then something, no whitespace). */
+const ABSOLUTE_URI = /^[a-z][a-z0-9+.-]*:\S+$/i;
+/** The gateway's own resource namespace: it knows every resource in it. */
+const GATEWAY_SCHEME = 'gateway://';
 
 /** One audited tool call: arguments are hashed, never logged (they may carry client ids or reasons). */
 export interface McpAuditEntry {
@@ -378,10 +386,13 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
   }
 
   // Resources: the same views as the tools, for clients that read rather than call.
-  const resource = (name: string, uri: string, description: string, read: () => unknown | Promise<unknown>) =>
-    server.registerResource(name, uri, { description, mimeType: JSON_MIME }, async () => ({
+  const listedResources = new Set<string>();
+  const resource = (name: string, uri: string, description: string, read: () => unknown | Promise<unknown>) => {
+    listedResources.add(uri);
+    return server.registerResource(name, uri, { description, mimeType: JSON_MIME }, async () => ({
       contents: [{ uri, mimeType: JSON_MIME, text: JSON.stringify(await read()) }],
     }));
+  };
   resource('routes', 'gateway://routes', 'The route table', () => routes.listRoutes());
   resource('services', 'gateway://services', 'The backend services and their health', () => ({ ...routes.listServices(), health: routes.serviceHealth() }));
   resource('config', 'gateway://config', 'The running configuration, secrets redacted', () => deps.redactedConfig());
@@ -389,12 +400,30 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
 
   // resources/subscribe: routes (traffic shifts) and services (health changes) tell the
   // session when they change; the session hears it on its SSE stream.
+  //
+  // Which URIs may be subscribed: the MCP spec (2025-06-18 and 2025-11-25, server/resources
+  // "Subscriptions") puts no limit on them and a subscription is only a request for
+  // notifications/resources/updated, so a subscription to a resource that never announces a
+  // change (gateway://config, gateway://metrics/summary) or to a URI that is not the
+  // gateway's is accepted and simply never fires. The official conformance suite
+  // (resources-subscribe / resources-unsubscribe, test/e2e/mcp-conformance.test.ts)
+  // subscribes to its fixture URI test://watched-resource and expects {}. What is still
+  // refused (spec: servers MUST validate resource URIs): an unknown gateway:// URI (the
+  // gateway knows every resource of its own namespace, so that is a typo worth telling the
+  // agent about), a string that is not an absolute URI or is too long, and more than
+  // MAX_SUBSCRIPTIONS_PER_SESSION subscriptions (they are stored with the session).
   const subscribed = new Set<string>(deps.subscriptions ?? []);
   const subscriptionsChanged = () => deps.onSubscriptionsChange?.([...subscribed]);
   server.server.setRequestHandler(SubscribeRequestSchema, (request) => {
     const { uri } = request.params;
-    if (!(SUBSCRIBABLE_RESOURCES as readonly string[]).includes(uri)) {
-      throw new McpError(ErrorCode.InvalidParams, `cannot subscribe to ${uri}; subscribable: ${SUBSCRIBABLE_RESOURCES.join(', ')}`);
+    if (uri.length > MAX_SUBSCRIBE_URI_LENGTH || !ABSOLUTE_URI.test(uri)) {
+      throw new McpError(ErrorCode.InvalidParams, `cannot subscribe to ${uri.slice(0, 200)}: not an absolute URI of at most ${MAX_SUBSCRIBE_URI_LENGTH} characters`);
+    }
+    if (uri.startsWith(GATEWAY_SCHEME) && !listedResources.has(uri)) {
+      throw new McpError(ErrorCode.InvalidParams, `unknown resource ${uri}; updates are sent for: ${SUBSCRIBABLE_RESOURCES.join(', ')}`, { uri });
+    }
+    if (!subscribed.has(uri) && subscribed.size >= MAX_SUBSCRIPTIONS_PER_SESSION) {
+      throw new McpError(ErrorCode.InvalidParams, `a session may hold at most ${MAX_SUBSCRIPTIONS_PER_SESSION} subscriptions; unsubscribe first`);
     }
     subscribed.add(uri);
     subscriptionsChanged();
