@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { McpServer, type ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema, type CallToolResult, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import {
   getRouteInput,
   getRouteOutput,
@@ -101,9 +101,21 @@ export interface GatewayMcpServerDeps {
   readonly subscriptions?: ReadonlySet<string>;
   /** Called when the session's subscriptions change, to keep them with the session. */
   readonly onSubscriptionsChange?: (uris: readonly string[]) => void;
-  /** Records every tool call (the gateway's log). */
-  readonly audit: (entry: McpAuditEntry) => void;
+  /**
+   * Request ids of tool calls refused for a missing scope or second factor: the session's
+   * observer (./observe.ts), which audits every call, reads it to tell refusals apart.
+   */
+  readonly refused?: Set<RequestId>;
   readonly version: string;
+}
+
+/** The tools that change the gateway: admin scope (and MFA when configured). */
+export const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker'] as const;
+
+/** Why a principal may not call a tool, for the admin tools it can never call (they are not listed either). */
+export function hiddenTools(principal: Principal | null): ReadonlyMap<string, string> {
+  if (principal !== null && grants(principal.scopes, 'admin')) return new Map();
+  return new Map(ADMIN_TOOLS.map((name) => [name, 'this tool needs the "admin" scope'] as const));
 }
 
 /** Stable short hash of a tool's arguments for the audit line. */
@@ -138,18 +150,13 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
   const who = principal?.subject ?? 'anonymous';
   /** Tool results that are refusals (missing scope/MFA), for the audit line. */
   const refusals = new WeakSet<CallToolResult>();
-  /** registerTool with every call audited: principal, tool, hash of the arguments, outcome. */
+  /** registerTool, telling the session's observer which calls were refusals (it audits every call). */
   const tool = ((name: string, config: object, handler: (...args: never[]) => CallToolResult | Promise<CallToolResult>) =>
     server.registerTool(name, config as never, (async (...args: unknown[]) => {
-      const input = args.length > 1 ? args[0] : {};
-      try {
-        const result = await (handler as (...a: unknown[]) => CallToolResult | Promise<CallToolResult>)(...args);
-        deps.audit({ tool: name, principal: who, argsHash: argsHash(input), result: refusals.has(result) ? 'refused' : result.isError ? 'failed' : 'ok' });
-        return result;
-      } catch (err) {
-        deps.audit({ tool: name, principal: who, argsHash: argsHash(input), result: 'failed' });
-        throw err;
-      }
+      const result = await (handler as (...a: unknown[]) => CallToolResult | Promise<CallToolResult>)(...args);
+      const extra = args.at(-1) as { requestId?: RequestId } | undefined;
+      if (refusals.has(result) && extra?.requestId !== undefined) deps.refused?.add(extra.requestId);
+      return result;
     }) as ToolCallback)) as McpServer['registerTool'];
   const can = (scope: Scope) => principal !== null && grants(principal.scopes, scope);
   /** Why the session's principal may not run a mutating tool now, or null. */

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { isInitializeRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Keyv } from 'keyv';
 import type { RouteAuthPolicy } from '../../src/config/index.js';
 import { GatewayError } from '../../src/errors.js';
 import type { GatewayMetrics } from '../../src/metrics/registry.js';
 import '../../src/server/route-config.js';
+import { hiddenTools, type McpAuditEntry } from './gateway-server.js';
 import { observeTransport } from './observe.js';
 
 /** What a session's record in the state store holds, so any replica can serve it. */
@@ -22,6 +23,8 @@ export interface McpSessionRecord {
 export interface McpSessionContext {
   readonly subscriptions: ReadonlySet<string>;
   readonly onSubscriptionsChange: (uris: readonly string[]) => void;
+  /** Ids of tool calls the server refused (scope/MFA), read by the session's audit. */
+  readonly refused: Set<RequestId>;
 }
 
 export interface McpHttpOptions {
@@ -29,6 +32,10 @@ export interface McpHttpOptions {
   readonly createServer: (request: FastifyRequest, session: McpSessionContext) => McpServer;
   /** Open sessions on this replica at most; past it new sessions get 503 (memory stays bounded). */
   readonly maxSessions: number;
+  /** Open sessions of one authenticated principal on this replica at most (one key cannot take every slot). */
+  readonly maxSessionsPerPrincipal: number;
+  /** One line per tool call (the gateway's log). */
+  readonly audit: (entry: McpAuditEntry) => void;
   /** Sessions idle this long are closed, here and in the store. */
   readonly sessionIdleMs: number;
   readonly authPolicy: RouteAuthPolicy;
@@ -42,6 +49,8 @@ export interface McpHttpOptions {
 interface LocalSession {
   readonly transport: StreamableHTTPServerTransport;
   readonly subject: string | null;
+  readonly createdAt: string;
+  subscriptions: readonly string[];
   lastSeen: number;
   /** When the store record's TTL was last renewed. */
   touched: number;
@@ -73,35 +82,76 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
   const saveRecord = (id: string, record: McpSessionRecord) =>
     opts.sessionStore.set(id, record, ttlMs).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'mcp: storing the session failed'));
 
+  const adopting = new Map<string, Promise<LocalSession>>();
+  /** Sessions being set up (counted against the limits before their first await). */
+  let opening = 0;
+  const openingBy = new Map<string, number>();
+  const sessionsOf = (subject: string) => {
+    let n = openingBy.get(subject) ?? 0;
+    for (const session of sessions.values()) if (session.subject === subject) n += 1;
+    return n;
+  };
+  const checkLimits = (subject: string | null) => {
+    if (sessions.size + opening >= opts.maxSessions) throw new GatewayError('GW_MCP_TOO_MANY_SESSIONS', undefined, { headers: { 'retry-after': '30' } });
+    if (subject !== null && sessionsOf(subject) >= opts.maxSessionsPerPrincipal) {
+      throw new GatewayError('GW_MCP_TOO_MANY_SESSIONS', `At most ${opts.maxSessionsPerPrincipal} open MCP sessions per principal; end one (DELETE /mcp) or wait for it to expire`, {
+        headers: { 'retry-after': '30' },
+      });
+    }
+  };
+
   const open = async (request: FastifyRequest, sessionId: string | undefined, record: McpSessionRecord | undefined): Promise<LocalSession> => {
     const subject = request.principal?.subject ?? null;
-    let subscriptions = new Set(record?.subscriptions ?? []);
+    checkLimits(subject);
+    opening += 1;
+    if (subject !== null) openingBy.set(subject, (openingBy.get(subject) ?? 0) + 1);
+    try {
+      return await create(request, subject, sessionId, record);
+    } finally {
+      opening -= 1;
+      if (subject !== null) {
+        const left = (openingBy.get(subject) ?? 1) - 1;
+        if (left > 0) openingBy.set(subject, left);
+        else openingBy.delete(subject);
+      }
+    }
+  };
+
+  const create = async (request: FastifyRequest, subject: string | null, sessionId: string | undefined, record: McpSessionRecord | undefined): Promise<LocalSession> => {
     const createdAt = record?.createdAt ?? new Date().toISOString();
-    let session: LocalSession | undefined;
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => sessionId ?? randomUUID(),
-      onsessioninitialized: (id) => {
-        sessions.set(id, session!);
-        void saveRecord(id, { subject, subscriptions: [], createdAt });
-      },
-      onsessionclosed: (id) => {
-        sessions.delete(id);
-        void opts.sessionStore.delete(id).catch(() => {});
-      },
-    });
+    const refused = new Set<RequestId>();
+    const session: LocalSession = {
+      transport: new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => sessionId ?? randomUUID(),
+        onsessioninitialized: (id) => {
+          sessions.set(id, session);
+          void saveRecord(id, { subject, subscriptions: [], createdAt });
+        },
+        onsessionclosed: (id) => {
+          sessions.delete(id);
+          void opts.sessionStore.delete(id).catch(() => {});
+        },
+      }),
+      subject,
+      createdAt,
+      subscriptions: record?.subscriptions ?? [],
+      lastSeen: Date.now(),
+      touched: Date.now(),
+    };
+    const { transport } = session;
     transport.onclose = () => {
       if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
     };
-    session = { transport, subject, lastSeen: Date.now(), touched: Date.now() };
     const server = opts.createServer(request, {
-      subscriptions,
+      subscriptions: new Set(session.subscriptions),
+      refused,
       onSubscriptionsChange: (uris) => {
-        subscriptions = new Set(uris);
+        session.subscriptions = uris;
         if (transport.sessionId !== undefined) void saveRecord(transport.sessionId, { subject, subscriptions: uris, createdAt });
       },
     });
     await server.connect(transport);
-    observeTransport(transport, opts.metrics);
+    observeTransport(transport, { metrics: opts.metrics, principal: subject ?? 'anonymous', audit: opts.audit, refused, hidden: hiddenTools(request.principal) });
     if (sessionId !== undefined) {
       adoptSession(transport, sessionId);
       sessions.set(sessionId, session);
@@ -120,11 +170,15 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       // Opened on another replica (or before a restart): adopt it when its record is there.
       const record = await opts.sessionStore.get(sessionId).catch(() => undefined);
       if (record === undefined || record.subject !== subject) throw new GatewayError('GW_MCP_SESSION_NOT_FOUND');
-      if (sessions.size >= opts.maxSessions) throw new GatewayError('GW_MCP_TOO_MANY_SESSIONS', undefined, { headers: { 'retry-after': '30' } });
-      session = await open(request, sessionId, record);
+      // Concurrent first requests of one adopted session share one adoption.
+      let adoption = adopting.get(sessionId);
+      if (adoption === undefined) {
+        adoption = open(request, sessionId, record).finally(() => adopting.delete(sessionId));
+        adopting.set(sessionId, adoption);
+      }
+      session = await adoption;
     } else if (session === undefined) {
       if (request.method !== 'POST' || !isInitializeRequest(request.body)) throw new GatewayError('GW_MCP_SESSION_REQUIRED');
-      if (sessions.size >= opts.maxSessions) throw new GatewayError('GW_MCP_TOO_MANY_SESSIONS', undefined, { headers: { 'retry-after': '30' } });
       if (!opts.authPolicy.required) request.log.warn('mcp: a session opened without authentication (MCP_REQUIRE_AUTH=false)');
       session = await open(request, undefined, undefined);
     } else if (session.subject !== subject) {
@@ -134,9 +188,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     const now = Date.now();
     session.lastSeen = now;
     if (sessionId !== undefined && now - session.touched > ttlMs / 4) {
+      // Renew the record's TTL (written again even if it expired meanwhile, so other replicas keep finding it).
       session.touched = now;
-      const record = await opts.sessionStore.get(sessionId).catch(() => undefined);
-      if (record !== undefined) void saveRecord(sessionId, record);
+      void saveRecord(sessionId, { subject: session.subject, subscriptions: session.subscriptions, createdAt: session.createdAt });
     }
     // The transport writes the response itself (JSON or an SSE stream).
     reply.hijack();
@@ -159,7 +213,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
   );
   sweep.unref();
 
-  app.addHook('onClose', async () => {
+  // preClose, not onClose: an open SSE stream is an in-flight request, and onClose hooks only
+  // run once the server has drained every request, so shutdown would wait for the clients.
+  app.addHook('preClose', async () => {
     clearInterval(sweep);
     await Promise.allSettled([...sessions.values()].map((s) => s.transport.close()));
     sessions.clear();

@@ -1,38 +1,82 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { GatewayMetrics } from '../../src/metrics/registry.js';
+import { argsHash, type McpAuditEntry } from './gateway-server.js';
 
 /** Requests waiting for their answer at most (a client that never reads cannot grow the map). */
 const MAX_PENDING = 1000;
 
+export interface SessionObserverOptions {
+  readonly metrics: Pick<GatewayMetrics, 'mcpRequests'>;
+  /** The session's principal subject ('anonymous' with MCP auth off), for the audit line. */
+  readonly principal: string;
+  /** One line per tool call; absent: not audited (some unit tests). */
+  readonly audit?: (entry: McpAuditEntry) => void;
+  /** Ids of calls the server refused for scope or MFA (filled by gateway-server's tools). */
+  readonly refused: Set<RequestId>;
+  /** Tools this session can never call, with why: not listed by the server, answered here. */
+  readonly hidden: ReadonlyMap<string, string>;
+}
+
+interface Pending {
+  readonly method: string;
+  readonly tool: string;
+  readonly argsHash: string;
+}
+
 /**
- * Count every MCP request a session answers in gateway_mcp_requests_total{method,tool,status}:
- * the incoming request is noted, and its status is read from the answer the server sends
- * (error, a tool result with isError, or ok). Wraps the transport after the server connected,
- * so it sees exactly what the protocol layer sees, for every method.
+ * What the gateway sees of every MCP request of one session, at the transport, so that it
+ * covers what never reaches a tool's code too (arguments that fail validation, unknown or
+ * hidden tools):
+ * - every request is counted in gateway_mcp_requests_total{method,tool,status}, the status
+ *   read from the answer (error, a tool result with isError, or ok);
+ * - every tools/call is audited: principal, tool, a hash of the arguments (never the
+ *   arguments), and ok / refused / failed;
+ * - a call of a tool the session can never call (an admin tool for a reader) is answered
+ *   here with a tool error naming the missing scope, instead of the SDK's "not found".
+ * Wraps the transport after the server connected, so it sees what the protocol layer sees.
  */
-export function observeTransport(transport: Transport, metrics: Pick<GatewayMetrics, 'mcpRequests'>): void {
-  const pending = new Map<string | number, { method: string; tool: string }>();
+export function observeTransport(transport: Transport, opts: SessionObserverOptions): void {
+  const pending = new Map<RequestId, Pending>();
+  const send = transport.send.bind(transport);
   const receive = transport.onmessage;
+
+  const finish = (request: Pending, id: RequestId, answer: { error?: unknown; result?: { isError?: unknown } }) => {
+    const status = answer.error !== undefined ? 'error' : answer.result?.isError === true ? 'tool_error' : 'ok';
+    opts.metrics.mcpRequests.inc({ method: request.method, tool: request.tool, status });
+    if (request.method !== 'tools/call') return;
+    const refused = opts.refused.delete(id);
+    opts.audit?.({ tool: request.tool, principal: opts.principal, argsHash: request.argsHash, result: refused ? 'refused' : status === 'ok' ? 'ok' : 'failed' });
+  };
+
   if (receive !== undefined) {
     transport.onmessage = (message, extra) => {
-      const m = message as { id?: string | number; method?: string; params?: { name?: unknown } };
-      if (m.id !== undefined && typeof m.method === 'string' && pending.size < MAX_PENDING) {
-        const tool = m.method === 'tools/call' && typeof m.params?.name === 'string' ? m.params.name.slice(0, 64) : '';
-        pending.set(m.id, { method: m.method, tool });
+      const m = message as { id?: RequestId; method?: string; params?: { name?: unknown; arguments?: unknown } };
+      if (m.id !== undefined && typeof m.method === 'string') {
+        const isCall = m.method === 'tools/call';
+        const tool = isCall && typeof m.params?.name === 'string' ? m.params.name.slice(0, 64) : '';
+        const request: Pending = { method: m.method, tool, argsHash: isCall ? argsHash(m.params?.arguments) : '' };
+        const why = isCall ? opts.hidden.get(tool) : undefined;
+        if (why !== undefined) {
+          opts.refused.add(m.id);
+          const result: CallToolResult = { content: [{ type: 'text', text: why }], isError: true };
+          finish(request, m.id, { result });
+          void send({ jsonrpc: '2.0', id: m.id, result } as JSONRPCMessage).catch(() => {});
+          return;
+        }
+        if (pending.size < MAX_PENDING) pending.set(m.id, request);
       }
       receive.call(transport, message, extra);
     };
   }
-  const send = transport.send.bind(transport);
+
   transport.send = (message: JSONRPCMessage, options) => {
-    const m = message as { id?: string | number; method?: string; result?: { isError?: unknown }; error?: unknown };
+    const m = message as { id?: RequestId; method?: string; result?: { isError?: unknown }; error?: unknown };
     if (m.id !== undefined && m.method === undefined) {
       const request = pending.get(m.id);
       if (request !== undefined) {
         pending.delete(m.id);
-        const status = m.error !== undefined ? 'error' : m.result?.isError === true ? 'tool_error' : 'ok';
-        metrics.mcpRequests.inc({ method: request.method, tool: request.tool, status });
+        finish(request, m.id, m);
       }
     }
     return send(message, options);

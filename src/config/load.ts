@@ -105,6 +105,7 @@ export interface McpConfig {
   /** false only outside production (MCP_REQUIRE_AUTH). */
   readonly requireAuth: boolean;
   readonly maxSessions: number;
+  readonly maxSessionsPerPrincipal: number;
   readonly sessionIdleSeconds: number;
   /** Browser origins allowed on /mcp; absent: the CORS origins plus localhost ones. */
   readonly allowedOrigins?: readonly string[];
@@ -579,6 +580,7 @@ export function loadConfig(
       enabled: file.mcp.enabled,
       requireAuth: env.MCP_REQUIRE_AUTH,
       maxSessions: file.mcp.maxSessions,
+      maxSessionsPerPrincipal: file.mcp.maxSessionsPerPrincipal,
       sessionIdleSeconds: file.mcp.sessionIdleSeconds,
       ...(file.mcp.allowedOrigins !== undefined ? { allowedOrigins: file.mcp.allowedOrigins } : {}),
       ...(file.mcp.resourceUrl !== undefined ? { resourceUrl: file.mcp.resourceUrl } : {}),

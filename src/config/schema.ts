@@ -458,6 +458,8 @@ const mcpSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** Open sessions per replica at most; past it, initialize gets 503. */
   maxSessions: z.number().int().min(1).max(100_000).default(100),
+  /** Open sessions of one authenticated principal per replica at most. */
+  maxSessionsPerPrincipal: z.number().int().min(1).max(100_000).default(20),
   /** Sessions idle this long are closed (their state store record expires too). */
   sessionIdleSeconds: z.number().int().min(10).max(86_400).default(1800),
   /**

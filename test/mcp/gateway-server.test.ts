@@ -36,7 +36,6 @@ async function connect(env: Record<string, string> = {}): Promise<Client> {
     principal: { kind: 'api-key', subject: 'key:reader', keyName: 'reader', scopes: ['read'], mfa: false },
     requireMfaForAdmin: false,
     redactedConfig: () => redactConfig(result.config),
-    audit: () => {},
     version: '0.1.0',
   });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ResourceUpdatedNotificationSchema, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createGatewayMcpServer, type McpAuditEntry, type SubscribableResource } from '../../mcp/server/gateway-server.js';
+import { createGatewayMcpServer, hiddenTools, type McpAuditEntry, type SubscribableResource } from '../../mcp/server/gateway-server.js';
+import { observeTransport } from '../../mcp/server/observe.js';
 import { MetricsService } from '../../src/admin/metrics-service.js';
 import { RoutesService } from '../../src/admin/routes-service.js';
 import { TrafficService } from '../../src/admin/traffic-service.js';
@@ -39,6 +40,7 @@ async function setup(principal: Principal, requireMfaForAdmin = false) {
     for (const l of listeners) l('gateway://routes');
   });
   const audit: McpAuditEntry[] = [];
+  const refused = new Set<RequestId>();
   const metrics = createMetrics({ durationBuckets: [0.01, 0.1, 1], defaultMetrics: false });
   const server = createGatewayMcpServer({
     routes: new RoutesService(config, buildRouteTable(config), { snapshot: () => ({ status: 'ok', checkedAt: null, services: {} }) }, splits),
@@ -51,14 +53,17 @@ async function setup(principal: Principal, requireMfaForAdmin = false) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    audit: (entry) => audit.push(entry),
+    refused,
     version: '0.1.0',
   });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   const client = new Client({ name: 'test-agent', version: '1.0.0' });
-  await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
+  await server.connect(serverSide);
+  // The session observer the HTTP transport also gets: audit, metrics, hidden tools.
+  observeTransport(serverSide, { metrics, principal: principal.subject, audit: (entry) => audit.push(entry), refused, hidden: hiddenTools(principal) });
+  await client.connect(clientSide);
   closers.push(() => client.close(), () => splits.close());
-  return { client, audit, splits, listeners };
+  return { client, audit, splits, listeners, metrics };
 }
 
 describe('traffic tools', () => {
@@ -84,12 +89,30 @@ describe('traffic tools', () => {
     expect(ok.structuredContent).toMatchObject({ applied: true, before: { canary: 0 }, after: { canary: 25 }, by: 'key:ops' });
     expect(splits.state('knowledge')).toMatchObject({ weights: { stable: 75, canary: 25 }, updatedBy: 'key:ops', reason: 'step one' });
     const shifts = audit.filter((a) => a.tool === 'shift_traffic');
-    expect(shifts.map((a) => a.result)).toEqual(['failed', 'ok']);
+    // The bad sum (the service refuses it) and the out-of-range weights (the schema does) both count as failed.
+    expect(shifts.map((a) => a.result)).toEqual(['failed', 'failed', 'ok']);
     for (const a of shifts) {
       expect(a.principal).toBe('key:ops');
       expect(a.argsHash).toMatch(/^[0-9a-f]{16}$/);
     }
     expect(JSON.stringify(audit)).not.toContain('step one');
+  });
+
+  it('a reader calling a hidden admin tool gets a tool error naming the scope, audited as refused; bad arguments are audited as failed', async () => {
+    const { client, audit, splits, metrics } = await setup(READER);
+    const res = await client.callTool({ name: 'shift_traffic', arguments: { route: 'knowledge', stable: 0, canary: 100, reason: 'escalation' } });
+    expect(res.isError).toBe(true);
+    expect((res.content as Array<{ text: string }>)[0]!.text).toBe('this tool needs the "admin" scope');
+    expect(splits.state('knowledge')?.weights.canary).toBe(0);
+    const invalid = await client.callTool({ name: 'get_traffic_split', arguments: { route: 42 } });
+    expect(invalid.isError).toBe(true);
+    expect(audit.map((a) => [a.tool, a.principal, a.result])).toEqual([
+      ['shift_traffic', 'key:reader', 'refused'],
+      ['get_traffic_split', 'key:reader', 'failed'],
+    ]);
+    const counted = (await metrics.registry.getSingleMetric('gateway_mcp_requests_total')!.get()).values;
+    expect(counted.find((v) => v.labels.tool === 'shift_traffic')).toMatchObject({ labels: { method: 'tools/call', status: 'tool_error' }, value: 1 });
+    expect(counted.find((v) => v.labels.method === 'tools/list')).toBeUndefined();
   });
 
   it('with MFA required, an admin without a second factor is refused, audited as refused, and nothing changes', async () => {
