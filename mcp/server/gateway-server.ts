@@ -133,6 +133,16 @@ function toolError(message: string): CallToolResult {
   return { content: [{ type: 'text', text: message }], isError: true };
 }
 
+/** The service layer's answer, its refusals (errors of the `refusal` class) as tool errors; anything else stays a failure. */
+async function answer(run: () => Record<string, unknown> | Promise<Record<string, unknown>>, refusal: new (...args: never[]) => Error): Promise<CallToolResult> {
+  try {
+    return ok(await run());
+  } catch (err) {
+    if (err instanceof refusal) return toolError(err.message);
+    throw err;
+  }
+}
+
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 
 const JSON_MIME = 'application/json';
@@ -225,14 +235,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       outputSchema: serviceHealthOutput,
       annotations: READ_ONLY,
     },
-    (input) => {
-      try {
-        return ok(routes.serviceHealth(input));
-      } catch (err) {
-        if (err instanceof UnknownServiceError) return toolError(err.message);
-        throw err;
-      }
-    },
+    (input) => answer(() => routes.serviceHealth(input), UnknownServiceError),
   );
 
   tool(
@@ -257,14 +260,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       outputSchema: queryMetricOutput,
       annotations: READ_ONLY,
     },
-    async (input) => {
-      try {
-        return ok(await deps.metrics.queryMetric(input));
-      } catch (err) {
-        if (err instanceof UnknownMetricError) return toolError(err.message);
-        throw err;
-      }
-    },
+    (input) => answer(() => deps.metrics.queryMetric(input), UnknownMetricError),
   );
 
   if (deps.blockedClients) {
@@ -348,15 +344,6 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
 
   if (deps.traffic) {
     const traffic = deps.traffic;
-    /** The service layer's refusals as tool errors the agent can act on. */
-    const trafficCall = async (run: () => Record<string, unknown> | Promise<Record<string, unknown>>): Promise<CallToolResult> => {
-      try {
-        return ok(await run());
-      } catch (err) {
-        if (err instanceof TrafficSplitError) return toolError(err.message);
-        throw err;
-      }
-    };
     tool(
       'get_traffic_split',
       {
@@ -366,7 +353,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
         outputSchema: getTrafficSplitOutput,
         annotations: READ_ONLY,
       },
-      (input) => trafficCall(() => traffic.list(input)),
+      (input) => answer(() => traffic.list(input), TrafficSplitError),
     );
     if (can('admin')) {
       tool(
@@ -386,7 +373,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
             refusals.add(result);
             return result;
           }
-          return trafficCall(() => traffic.shift(input, who));
+          return answer(() => traffic.shift(input, who), TrafficSplitError);
         },
       );
     }

@@ -92,8 +92,9 @@ describe('/metrics', () => {
 
   it('counts upstream calls per service and /healthz answers', () => {
     const service = family('gateway_service_requests', 'counter');
-    expect(value(service, 'gateway_service_requests', { service: 'twin', status: '200' })).toBe(DISTINCT_PATHS + 1);
-    expect(value(service, 'gateway_service_requests', { service: 'fog', status: 'unreachable' })).toBe(5);
+    // Routes without a traffic split count as the stable side.
+    expect(value(service, 'gateway_service_requests', { service: 'twin', status: '200', side: 'stable' })).toBe(DISTINCT_PATHS + 1);
+    expect(value(service, 'gateway_service_requests', { service: 'fog', status: 'unreachable', side: 'stable' })).toBe(5);
     const health = family('gateway_health_check_duration_seconds', 'histogram');
     expect(value(health, 'gateway_health_check_duration_seconds_count', { deep: '0' })).toBe(1);
     expect(value(health, 'gateway_health_check_duration_seconds_count', { deep: '1' })).toBe(1);
