@@ -60,10 +60,12 @@ describe('circuit breakers', () => {
     expect(await gauge('twin')).toBe(2);
 
     const before = twin.requestCount;
+    const times: number[] = [];
     for (let i = 0; i < 10; i++) {
       const started = performance.now();
       const res = await call(`${gw.url}/v1/twin/while-open/${i}`);
       const ms = performance.now() - started;
+      times.push(ms);
       expect(res.status).toBe(503);
       expect(res.json().error.code).toBe('GW_SERVICE_UNAVAILABLE');
       expect(res.headers['x-gateway-fallback']).toBe('fail');
@@ -72,6 +74,9 @@ describe('circuit breakers', () => {
       expect(ms).toBeLessThan(500); // loose: shared CI cores; the point is no upstream wait
     }
     expect(twin.requestCount).toBe(before);
+    times.sort((a, b) => a - b);
+    // Figure for the issue note (each a fresh TCP connection from this process).
+    console.log(`open breaker: 10 answers, median ${times[5]!.toFixed(2)} ms, max ${times[9]!.toFixed(2)} ms (target < 5 ms)`);
 
     // Other services are unaffected.
     const other = await call(`${gw.url}/v1/knowledge/search`);
