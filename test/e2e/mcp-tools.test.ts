@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanup, E2E_API_KEY, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { call } from '../helpers/http.js';
+import { connectMcp, type McpTestClient } from '../helpers/mcp.js';
+import { standIn, standIns } from '../helpers/upstreams.js';
+
+/*
+ * Every tool, resource and prompt of the gateway's MCP server called once through the real
+ * /mcp endpoint by an admin agent, each checked against what the REST side or the proxy says.
+ */
+
+let gw: GatewayProcess;
+let agent: McpTestClient;
+
+beforeAll(async () => {
+  const ups = await standIns(['twin', 'knowledge']);
+  const canary = await standIn('knowledge-v2');
+  gw = await startGateway({
+    env: ups.env,
+    yaml:
+      `routes:\n  - { id: knowledge, prefix: /v1/knowledge, service: knowledge, split: { canary: { urls: ["${canary.url}"] } } }\n` +
+      'health:\n  intervalMs: 200\n',
+  });
+  agent = await connectMcp(gw.url, { 'x-api-key': E2E_API_KEY });
+});
+afterAll(async () => {
+  await agent?.client.close();
+  await cleanup();
+});
+
+const structured = async (name: string, args: Record<string, unknown> = {}) => {
+  const res = await agent.client.callTool({ name, arguments: args });
+  expect(res.isError, `${name}: ${JSON.stringify(res.content)}`).toBeFalsy();
+  return res.structuredContent as Record<string, any>;
+};
+
+describe('every MCP tool, resource and prompt over /mcp', () => {
+  it('lists the tools, each with an output schema and annotations', async () => {
+    const { tools } = await agent.client.listTools();
+    const names = tools.map((t) => t.name).sort();
+    expect(names).toEqual(
+      [
+        'explain_routing',
+        'get_metrics',
+        'get_route',
+        'get_service_health',
+        'get_traffic_split',
+        'list_blocked_clients',
+        'list_routes',
+        'list_services',
+        'query_metric',
+        'reset_circuit_breaker',
+        'shift_traffic',
+        'unblock_client',
+      ].sort(),
+    );
+    for (const t of tools) {
+      expect(t.outputSchema?.type, t.name).toBe('object');
+      expect(typeof t.annotations?.readOnlyHint, t.name).toBe('boolean');
+    }
+  });
+
+  it('read tools agree with the gateway', async () => {
+    expect((await call(`${gw.url}/v1/twin/hello`)).status).toBe(200);
+    const routes = await structured('list_routes');
+    expect(routes.routes.find((r: any) => r.id === 'knowledge')).toMatchObject({ service: 'knowledge', split: { canaryService: 'knowledge-canary' } });
+    const services = await structured('list_services');
+    expect(services.services.map((s: any) => s.name)).toEqual(expect.arrayContaining(['twin', 'knowledge', 'knowledge-canary']));
+    const health = await structured('get_service_health', { service: 'twin' });
+    expect(health.services[0]).toMatchObject({ service: 'twin', status: 'up' });
+    const unknownService = await agent.client.callTool({ name: 'get_service_health', arguments: { service: 'nope' } });
+    expect(unknownService.isError).toBe(true);
+    const metrics = await structured('get_metrics', { minutes: 5 });
+    expect(metrics.services.find((s: any) => s.service === 'twin')?.requests).toBeGreaterThanOrEqual(1);
+    const metric = await structured('query_metric', { name: 'gateway_service_requests', labels: { service: 'twin' } });
+    expect(metric.series.length).toBeGreaterThanOrEqual(1);
+    expect(metric.series[0].labels).toMatchObject({ service: 'twin', side: 'stable' });
+    const unknownMetric = await agent.client.callTool({ name: 'query_metric', arguments: { name: 'no_such_metric' } });
+    expect(unknownMetric.isError).toBe(true);
+    const route = await structured('get_route', { method: 'GET', path: '/v1/knowledge/search' });
+    expect(route).toMatchObject({ match: 'route', requiredScope: 'read' });
+    expect(route.explanation).toContain('Traffic is split: 100% to knowledge (stable), 0% to knowledge-canary');
+    const split = await structured('get_traffic_split', {});
+    expect(split.splits.map((s: any) => s.route)).toEqual(['knowledge']);
+    const routing = await structured('explain_routing', { text: 'search the onboarding documents for the vacation policy' });
+    expect(routing.service).toBe('knowledge');
+  });
+
+  it('admin tools change the gateway, and the REST admin API sees the change', async () => {
+    const block = await call(`${gw.url}/admin/blocked-clients`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client: '203.0.113.7', seconds: 600, reason: 'e2e' }) });
+    expect(block.status).toBe(201);
+    const blocked = await structured('list_blocked_clients');
+    expect(blocked.clients.map((c: any) => c.client)).toContain('203.0.113.7');
+    expect(await structured('unblock_client', { client: '203.0.113.7' })).toEqual({ client: '203.0.113.7', unblocked: true });
+    expect((await call(`${gw.url}/admin/blocked-clients`)).json().clients).toEqual([]);
+
+    expect(await structured('reset_circuit_breaker', { service: 'twin' })).toEqual({ service: 'twin', reset: 0 });
+    const unknown = await agent.client.callTool({ name: 'reset_circuit_breaker', arguments: { service: 'nope' } });
+    expect(unknown.isError).toBe(true);
+
+    const shifted = await structured('shift_traffic', { route: 'knowledge', stable: 20, canary: 80, reason: 'e2e every tool' });
+    expect(shifted).toMatchObject({ applied: true, after: { stable: 20, canary: 80 } });
+    expect((await call(`${gw.url}/admin/traffic/knowledge`)).json().splits[0].weights).toEqual({ stable: 20, canary: 80 });
+    await structured('shift_traffic', { route: 'knowledge', stable: 100, canary: 0, reason: 'reset' });
+  });
+
+  it('resources can be listed and read; prompts are built from live data', async () => {
+    const { resources } = await agent.client.listResources();
+    expect(resources.map((r) => r.uri).sort()).toEqual(['gateway://config', 'gateway://metrics/summary', 'gateway://routes', 'gateway://services']);
+    for (const r of resources) {
+      const read = await agent.client.readResource({ uri: r.uri });
+      const content = read.contents[0] as { mimeType?: string; text: string };
+      expect(content.mimeType, r.uri).toBe('application/json');
+      expect(() => JSON.parse(content.text), r.uri).not.toThrow();
+    }
+    const config = (await agent.client.readResource({ uri: 'gateway://config' })).contents[0] as { text: string };
+    expect(config.text).not.toContain(E2E_API_KEY);
+
+    const diagnose = await agent.client.getPrompt({ name: 'diagnose_service', arguments: { service: 'twin' } });
+    expect((diagnose.messages[0]!.content as { text: string }).text).toContain('"service": "twin"');
+    const plan = await agent.client.getPrompt({ name: 'plan_canary_rollout', arguments: { route: 'knowledge' } });
+    expect((plan.messages[0]!.content as { text: string }).text).toContain('knowledge (stable) to knowledge-canary (canary), now 100/0');
+    expect(await agent.client.setLoggingLevel('warning')).toEqual({});
+  });
+});
