@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, E2E_API_KEY, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
-import { connectMcp, type McpTestClient } from '../helpers/mcp.js';
-import { standIn, standIns } from '../helpers/upstreams.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectMcp, mcpRaw, type McpTestClient } from '../helpers/mcp.js';
+import { standIn, standIns, type StandIn } from '../helpers/upstreams.js';
 
 /*
  * Every tool, resource and prompt of the gateway's MCP server called once through the real
@@ -11,10 +12,11 @@ import { standIn, standIns } from '../helpers/upstreams.js';
 
 let gw: GatewayProcess;
 let agent: McpTestClient;
+let canary: StandIn;
 
 beforeAll(async () => {
   const ups = await standIns(['twin', 'knowledge']);
-  const canary = await standIn('knowledge-v2');
+  canary = await standIn('knowledge-v2');
   gw = await startGateway({
     env: ups.env,
     yaml:
@@ -121,5 +123,30 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
     const plan = await agent.client.getPrompt({ name: 'plan_canary_rollout', arguments: { route: 'knowledge' } });
     expect((plan.messages[0]!.content as { text: string }).text).toContain('knowledge (stable) to knowledge-canary (canary), now 100/0');
     expect(await agent.client.setLoggingLevel('warning')).toEqual({});
+  });
+
+  it('checks MCP-Protocol-Version: an unsupported version is 400, a supported one passes', async () => {
+    const sessionId = agent.transport.sessionId!;
+    const list = { jsonrpc: '2.0', id: 77, method: 'tools/list' };
+    const bad = await mcpRaw(gw.url, { sessionId, body: list, headers: { 'mcp-protocol-version': '1999-01-01' } });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('Unsupported protocol version');
+    const good = await mcpRaw(gw.url, { sessionId, body: list, headers: { 'mcp-protocol-version': '2025-06-18' } });
+    expect(good.status).toBe(200);
+  });
+
+  it('a subscriber to gateway://services hears when a service goes down', async () => {
+    const heard: string[] = [];
+    agent.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      heard.push(n.params.uri);
+    });
+    await agent.client.subscribeResource({ uri: 'gateway://services' });
+    await new Promise((r) => setTimeout(r, 200)); // the GET stream that carries notifications opens
+    await canary.close();
+    const deadline = Date.now() + 3000;
+    while (!heard.includes('gateway://services') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(heard).toContain('gateway://services');
+    const services = JSON.parse(((await agent.client.readResource({ uri: 'gateway://services' })).contents[0] as { text: string }).text);
+    expect(services.health.services.find((s: { service: string }) => s.service === 'knowledge-canary').status).toBe('down');
   });
 });
