@@ -410,6 +410,8 @@ const corsSchema = z.strictObject({
       'retry-after',
       'x-routed-to',
       'x-routing-confidence',
+      'x-gateway-upstream',
+      'x-cache',
     ]),
 });
 
