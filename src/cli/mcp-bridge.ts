@@ -125,8 +125,11 @@ export class McpRelay {
   readonly #log: (line: string) => void;
   /** Errors already written by onerror (the SDK reports a failed send there and also throws it). */
   readonly #reported = new WeakSet<object>();
-  /** Ids of initialize requests in flight: their result carries the protocol version for the HTTP headers. */
-  readonly #initializeIds = new Set<RequestId>();
+  /**
+   * Initialize requests in flight, with what releases the messages behind them: their result
+   * carries the session id and protocol version every later request needs.
+   */
+  readonly #initializing = new Map<RequestId, () => void>();
   /** Messages that expect no reply are delivered in order with what follows (e.g. initialized before tools/list). */
   #barrier: Promise<void> = Promise.resolve();
   /** Requests from the stdio client still waiting for their answer. */
@@ -188,7 +191,7 @@ export class McpRelay {
     if (this.#closing) return;
     if (isJSONRPCRequest(message)) {
       this.#pending.add(message.id);
-      if (message.method === 'initialize') this.#initializeIds.add(message.id);
+      if (message.method === 'initialize') this.#initializing.set(message.id, () => {});
     } else if (isJSONRPCNotification(message) && message.method === 'notifications/cancelled') {
       // A cancelled request gets no answer: do not wait for one when stdin ends.
       const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
@@ -197,6 +200,16 @@ export class McpRelay {
     // The barrier is moved synchronously, in arrival order; requests run concurrently with each other.
     const sent = this.#barrier.then(() => this.#remote.send(message));
     if (!isJSONRPCRequest(message)) this.#barrier = sent.catch(() => {});
+    else if (this.#initializing.has(message.id)) {
+      // Nothing goes out before the initialize answer (a client that writes ahead, like a
+      // shell pipe, would otherwise send requests without the session id).
+      const id = message.id;
+      const answered = new Promise<void>((resolve) => this.#initializing.set(id, resolve));
+      this.#barrier = sent.then(
+        () => answered,
+        () => {},
+      );
+    }
     try {
       await sent;
     } catch (err) {
@@ -205,13 +218,17 @@ export class McpRelay {
   }
 
   #toLocal(message: JSONRPCMessage): void {
-    if (isJSONRPCResultResponse(message) && this.#initializeIds.delete(message.id)) {
+    const answerId = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message) ? message.id : undefined;
+    const release = answerId !== undefined ? this.#initializing.get(answerId) : undefined;
+    if (answerId !== undefined && release !== undefined) {
+      this.#initializing.delete(answerId);
       // Later requests must carry MCP-Protocol-Version, as the SDK client sets it.
-      const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
+      const version = isJSONRPCResultResponse(message) ? (message.result as { protocolVersion?: unknown }).protocolVersion : undefined;
       if (typeof version === 'string') this.#remote.setProtocolVersion?.(version);
+      release();
     }
     if (this.#closing) return;
-    const answered = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message) ? message.id : undefined;
+    const answered = answerId;
     this.#local
       .send(message)
       .catch((err: unknown) => this.#report('stdio', err))
@@ -228,7 +245,8 @@ export class McpRelay {
     if (this.#closing) return;
     if (!(typeof err === 'object' && err !== null && this.#reported.has(err))) this.#report('gateway', err);
     if (!isJSONRPCRequest(message)) return;
-    this.#initializeIds.delete(message.id);
+    this.#initializing.get(message.id)?.();
+    this.#initializing.delete(message.id);
     const reply: JSONRPCMessage = {
       jsonrpc: '2.0',
       id: message.id,

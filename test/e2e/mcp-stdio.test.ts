@@ -175,7 +175,7 @@ describe('unified-gateway mcp', () => {
     expect(b.stderr()).toMatch(/gateway error: fetch failed: .*ECONNREFUSED/);
   });
 
-  it('answers requests already sent when stdin ends right after them (scripted use)', async () => {
+  it('answers requests already sent when stdin ends right after them, holding them until the session exists (scripted use)', async () => {
     const child = spawn(process.execPath, [BIN, 'mcp', '--url', gw.url], {
       cwd: ROOT,
       env: { ...getDefaultEnvironment(), GATEWAY_API_KEY: E2E_API_KEY },
@@ -187,11 +187,26 @@ describe('unified-gateway mcp', () => {
     // 'close' (not 'exit'): stdout has been read to its end too.
     const closed = new Promise<ExitInfo>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
     const initialize = { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'script', version: '1' } };
-    child.stdin.end(`${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'initialize', params: initialize })}\n`);
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    // Written all at once, without waiting for the initialize answer: the relay holds the rest
+    // until the session exists.
+    child.stdin.end(
+      [
+        { jsonrpc: '2.0', id: 7, method: 'initialize', params: initialize },
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+        { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'list_routes', arguments: {} } },
+      ]
+        .map((m) => `${JSON.stringify(m)}\n`)
+        .join(''),
+    );
     expect(await closed).toEqual({ code: 0, signal: null });
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { id?: unknown; result?: { serverInfo?: { name?: string } } });
-    expect(lines).toHaveLength(1);
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { id?: unknown; result?: Record<string, any> });
+    expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({ jsonrpc: '2.0', id: 7, result: { serverInfo: { name: 'unified-gateway' } } });
+    expect(lines[1]).toMatchObject({ jsonrpc: '2.0', id: 8 });
+    expect(lines[1]!.result!.structuredContent.routes.length).toBeGreaterThan(0);
+    expect(stderr).not.toContain('error');
   });
 
   it('refuses bad options with one stderr line and exit code 2', async () => {
