@@ -52,6 +52,8 @@ interface LocalSession {
   readonly createdAt: string;
   subscriptions: readonly string[];
   lastSeen: number;
+  /** Requests of this session still open (an SSE stream can stay open for hours): never idle while > 0. */
+  open: number;
   /** When the store record's TTL was last renewed. */
   touched: number;
 }
@@ -136,6 +138,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       createdAt,
       subscriptions: record?.subscriptions ?? [],
       lastSeen: Date.now(),
+      open: 0,
       touched: Date.now(),
     };
     const { transport } = session;
@@ -185,28 +188,44 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       // Someone else's session id: answered as if it did not exist.
       throw new GatewayError('GW_MCP_SESSION_NOT_FOUND');
     }
-    const now = Date.now();
-    session.lastSeen = now;
-    if (sessionId !== undefined && now - session.touched > ttlMs / 4) {
-      // Renew the record's TTL (written again even if it expired meanwhile, so other replicas keep finding it).
-      session.touched = now;
-      void saveRecord(sessionId, { subject: session.subject, subscriptions: session.subscriptions, createdAt: session.createdAt });
-    }
+    const active = session;
+    active.lastSeen = Date.now();
+    if (sessionId !== undefined) renew(sessionId, active);
+    active.open += 1;
+    reply.raw.once('close', () => {
+      active.open -= 1;
+      active.lastSeen = Date.now();
+    });
     // The transport writes the response itself (JSON or an SSE stream).
     reply.hijack();
-    await session.transport.handleRequest(request.raw, reply.raw, request.body);
+    await active.transport.handleRequest(request.raw, reply.raw, request.body);
+  };
+
+  /** Renew the record's TTL now and then (written again even if it expired, so other replicas keep finding it). */
+  const renew = (id: string, session: LocalSession) => {
+    const now = Date.now();
+    if (now - session.touched <= ttlMs / 4) return;
+    session.touched = now;
+    void saveRecord(id, { subject: session.subject, subscriptions: session.subscriptions, createdAt: session.createdAt });
   };
 
   app.route({ method: ['GET', 'POST', 'DELETE'], url: '/mcp', config: { authPolicy: opts.authPolicy }, handler: handle });
 
-  // Idle sessions are closed so abandoned clients do not hold the session slots.
+  // Idle sessions (no request for sessionIdleSeconds and no stream open) are closed, here and
+  // in the store, so abandoned clients do not hold the session slots. A client listening on its
+  // SSE stream is not idle: its record is kept alive.
   const sweep = setInterval(
     () => {
       const cutoff = Date.now() - ttlMs;
       for (const [id, session] of sessions) {
+        if (session.open > 0) {
+          renew(id, session);
+          continue;
+        }
         if (session.lastSeen >= cutoff) continue;
         sessions.delete(id);
         void session.transport.close().catch(() => {});
+        void opts.sessionStore.delete(id).catch(() => {});
       }
     },
     Math.min(60_000, ttlMs),

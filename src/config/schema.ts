@@ -463,7 +463,7 @@ const mcpSchema = z.strictObject({
   /** Open sessions of one authenticated principal per replica at most. */
   maxSessionsPerPrincipal: z.number().int().min(1).max(100_000).default(20),
   /** Sessions idle this long are closed (their state store record expires too). */
-  sessionIdleSeconds: z.number().int().min(10).max(86_400).default(1800),
+  sessionIdleSeconds: z.number().int().min(2).max(86_400).default(1800),
   /**
    * Browser origins allowed to call /mcp (DNS-rebinding protection). Requests without Origin
    * (non-browser clients) pass; default: the CORS origins plus localhost ones.
