@@ -47,20 +47,22 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
     const methods = route.methods ?? ALL_METHODS;
     const routeConfig = { gatewayRoute: route, authPolicy: route.auth };
     const bodyLimitBytes = route.bodyLimitBytes ?? config.limits.bodyBytes;
-    const split = route.split !== undefined && opts.splits?.has(route.id) ? route.split : undefined;
-    const canaryService = split === undefined ? undefined : config.services[split.canaryService];
-    /** The side and upstream of this request: the canary only when its service is enabled here. */
-    const target = (request: FastifyRequest, reply: FastifyReply): { side: Side; upstream: Upstream; timeoutMs: number } => {
-      if (split !== undefined && canaryService !== undefined) {
-        const side = chooseSide(request, reply, route, split, opts.splits!, secureCookie);
-        reply.header('x-gateway-upstream', side);
-        const canary = side === 'canary' ? upstreams.pick(canaryService.name) : undefined;
-        if (canary !== undefined) return { side, upstream: canary, timeoutMs: canaryService.timeoutMs };
-        if (side === 'canary') reply.header('x-gateway-upstream', 'stable');
-      }
-      const upstream = upstreams.pick(route.service);
+    // A split whose canary service is disabled here sends everything to stable.
+    const canaryService = route.split !== undefined && opts.splits?.has(route.id) ? config.services[route.split.canaryService] : undefined;
+    const split = canaryService?.enabled === true ? route.split : undefined;
+    /** Which side serves this request (said in x-gateway-upstream); stable for routes without a split. */
+    const sideOf = (request: FastifyRequest, reply: FastifyReply): Side => {
+      if (split === undefined) return 'stable';
+      const side = chooseSide(request, reply, route, split, opts.splits!, secureCookie);
+      reply.header('x-gateway-upstream', side);
+      return side;
+    };
+    /** The upstream host of a side, picked only when a request goes out (not for cache hits). */
+    const upstreamOf = (side: Side): { side: Side; upstream: Upstream; timeoutMs: number } => {
+      const target = side === 'canary' ? canaryService! : service;
+      const upstream = upstreams.pick(target.name);
       if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');
-      return { side: 'stable', upstream, timeoutMs: service.timeoutMs };
+      return { side, upstream, timeoutMs: target.timeoutMs };
     };
     for (const url of routePatterns(route.prefix)) {
       app.route({
@@ -72,11 +74,11 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         bodyLimit: jsonBodyLimit(config.limits.jsonBodyBytes, route.bodyLimitBytes),
         handler:
           cache === undefined || !cache.handles(route) || !(methods.includes('GET') || methods.includes('HEAD'))
-            ? (request, reply) => forward(request, reply, { route, ...target(request, reply), bodyLimitBytes, metrics, resilience })
+            ? (request, reply) => forward(request, reply, { route, ...upstreamOf(sideOf(request, reply)), bodyLimitBytes, metrics, resilience })
             : (request, reply) => {
-                const chosen = target(request, reply);
+                const side = sideOf(request, reply);
                 // The canary's answers are cached apart from the stable side's.
-                const variant = chosen.side === 'canary' ? 'canary' : undefined;
+                const variant = side === 'canary' ? 'canary' : undefined;
                 return cache.handle(
                   request,
                   reply,
@@ -84,7 +86,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
                   (respond) =>
                     forward(request, reply, {
                       route,
-                      ...chosen,
+                      ...upstreamOf(side),
                       bodyLimitBytes,
                       metrics,
                       resilience,
