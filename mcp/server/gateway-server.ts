@@ -176,20 +176,15 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     return null;
   };
   /**
-   * A mutating tool's body, behind the admin checks (plus the tool's own `check`), with every
-   * call audited: who, what, and whether it ran.
+   * A mutating tool's body behind the admin checks (plus the tool's own `check`); a refusal is
+   * marked so that the session's audit line says "refused".
    */
-  const adminCall = async (
-    run: () => Record<string, unknown> | Promise<Record<string, unknown>>,
-    check: () => string | null = () => null,
-  ): Promise<CallToolResult> => {
+  const adminCall = async (run: () => CallToolResult | Promise<CallToolResult>, check: () => string | null = () => null): Promise<CallToolResult> => {
     const refused = refusal() ?? check();
-    if (refused !== null) {
-      const result = toolError(refused);
-      refusals.add(result);
-      return result;
-    }
-    return ok(await run());
+    if (refused === null) return run();
+    const result = toolError(refused);
+    refusals.add(result);
+    return result;
   };
 
   tool(
@@ -286,7 +281,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
           outputSchema: z.object({ client: z.string(), unblocked: z.boolean() }),
           annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
         },
-        (input) => adminCall(() => blocked.unblock(input)),
+        (input) => adminCall(async () => ok(await blocked.unblock(input))),
       );
     }
   }
@@ -336,7 +331,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       },
       (input) =>
         adminCall(
-          () => ({ service: input.service, reset: resetBreakers(input.service) }),
+          () => ok({ service: input.service, reset: resetBreakers(input.service) }),
           () => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
         ),
     );
@@ -366,15 +361,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
           outputSchema: shiftTrafficOutput,
           annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
         },
-        async (input) => {
-          const refused = refusal();
-          if (refused !== null) {
-            const result = toolError(refused);
-            refusals.add(result);
-            return result;
-          }
-          return answer(() => traffic.shift(input, who), TrafficSplitError);
-        },
+        (input) => adminCall(() => answer(() => traffic.shift(input, who), TrafficSplitError)),
       );
     }
   }
