@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { McpServer, type ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema, type CallToolResult, type RequestId } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ErrorCode,
+  McpError,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  type CallToolResult,
+  type GetPromptResult,
+  type RequestId,
+} from '@modelcontextprotocol/sdk/types.js';
 import {
   getRouteInput,
   getRouteOutput,
@@ -141,6 +149,11 @@ async function answer(run: () => Record<string, unknown> | Promise<Record<string
     if (err instanceof refusal) return toolError(err.message);
     throw err;
   }
+}
+
+/** A prompt of one user message. */
+function userPrompt(text: string): GetPromptResult {
+  return { messages: [{ role: 'user', content: { type: 'text', text } }] };
 }
 
 const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
@@ -440,21 +453,12 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
         traffic: summary.services.find((s) => s.service === service) ?? null,
         routes: routes.listRoutes().routes.filter((r) => r.service === service),
       };
-      return {
-        messages: [
-          {
-            role: 'user',
-            content: {
-              type: 'text',
-              text:
-                `The "${service}" service behind the Unified Gateway may be failing. Live data from the gateway:\n` +
-                `${JSON.stringify(facts, null, 2)}\n` +
-                'Say whether it is failing, what the data points to (upstream down, timeouts, 5xx, disabled route), ' +
-                'and which gateway tools to use next (get_metrics, query_metric, get_route).',
-            },
-          },
-        ],
-      };
+      return userPrompt(
+        `The "${service}" service behind the Unified Gateway may be failing. Live data from the gateway:\n` +
+          `${JSON.stringify(facts, null, 2)}\n` +
+          'Say whether it is failing, what the data points to (upstream down, timeouts, 5xx, disabled route), ' +
+          'and which gateway tools to use next (get_metrics, query_metric, get_route).',
+      );
     },
   );
 
@@ -483,21 +487,12 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
           health: health.services.filter((s) => sides.includes(s.service)),
           traffic: summary.services.filter((s) => sides.includes(s.service)),
         };
-        return {
-          messages: [
-            {
-              role: 'user',
-              content: {
-                type: 'text',
-                text:
-                  `Plan the canary rollout of route "${route}" on the Unified Gateway: ${split.stableService} (stable) to ${split.canaryService} (canary), ` +
-                  `now ${split.weights.stable}/${split.weights.canary}. Live data from the gateway:\n${JSON.stringify(facts, null, 2)}\n` +
-                  'Propose the next steps as canary weights with how long to hold each, the error-rate and p99-latency limits that ' +
-                  'trigger a rollback to 0, and check each step with get_metrics before applying it with shift_traffic (dry_run first).',
-              },
-            },
-          ],
-        };
+        return userPrompt(
+          `Plan the canary rollout of route "${route}" on the Unified Gateway: ${split.stableService} (stable) to ${split.canaryService} (canary), ` +
+            `now ${split.weights.stable}/${split.weights.canary}. Live data from the gateway:\n${JSON.stringify(facts, null, 2)}\n` +
+            'Propose the next steps as canary weights with how long to hold each, the error-rate and p99-latency limits that ' +
+            'trigger a rollback to 0, and check each step with get_metrics before applying it with shift_traffic (dry_run first).',
+        );
       },
     );
   }
