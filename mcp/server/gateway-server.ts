@@ -120,6 +120,20 @@ export interface GatewayMcpServerDeps {
 /** The tools that change the gateway: admin scope (and MFA when configured). */
 export const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker'] as const;
 
+/** Every tool the gateway may offer (some only with the feature on): the metric's `tool` label values. */
+export const TOOL_NAMES: ReadonlySet<string> = new Set([
+  'list_routes',
+  'get_route',
+  'list_services',
+  'get_service_health',
+  'get_metrics',
+  'query_metric',
+  'list_blocked_clients',
+  'explain_routing',
+  'get_traffic_split',
+  ...ADMIN_TOOLS,
+]);
+
 /** Why a principal may not call a tool, for the admin tools it can never call (they are not listed either). */
 export function hiddenTools(principal: Principal | null): ReadonlyMap<string, string> {
   if (principal !== null && grants(principal.scopes, 'admin')) return new Map();

@@ -1,10 +1,30 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { CallToolResult, JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { GatewayMetrics } from '../../src/metrics/registry.js';
-import { argsHash, type McpAuditEntry } from './gateway-server.js';
+import { argsHash, TOOL_NAMES, type McpAuditEntry } from './gateway-server.js';
 
 /** Requests waiting for their answer at most (a client that never reads cannot grow the map). */
 const MAX_PENDING = 1000;
+
+/**
+ * The MCP methods counted under their own name. Method and tool names come from the client:
+ * anything else is counted as "other", so a client cannot grow the metric's label sets.
+ */
+const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/list',
+  'prompts/get',
+  'logging/setLevel',
+  'completion/complete',
+]);
 
 export interface SessionObserverOptions {
   readonly metrics: Pick<GatewayMetrics, 'mcpRequests'>;
@@ -20,6 +40,7 @@ export interface SessionObserverOptions {
 
 interface Pending {
   readonly method: string;
+  /** The tool name as called (for the audit line, which has no cardinality limit). */
   readonly tool: string;
   readonly argsHash: string;
 }
@@ -43,7 +64,9 @@ export function observeTransport(transport: Transport, opts: SessionObserverOpti
 
   const finish = (request: Pending, id: RequestId, answer: { error?: unknown; result?: { isError?: unknown } }) => {
     const status = answer.error !== undefined ? 'error' : answer.result?.isError === true ? 'tool_error' : 'ok';
-    opts.metrics.mcpRequests.inc({ method: request.method, tool: request.tool, status });
+    const method = KNOWN_METHODS.has(request.method) ? request.method : 'other';
+    const tool = request.tool === '' || TOOL_NAMES.has(request.tool) ? request.tool : 'other';
+    opts.metrics.mcpRequests.inc({ method, tool, status });
     if (request.method !== 'tools/call') return;
     const refused = opts.refused.delete(id);
     opts.audit?.({ tool: request.tool, principal: opts.principal, argsHash: request.argsHash, result: refused ? 'refused' : status === 'ok' ? 'ok' : 'failed' });

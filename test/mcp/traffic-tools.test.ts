@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { ResourceUpdatedNotificationSchema, type RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { EmptyResultSchema, ResourceUpdatedNotificationSchema, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGatewayMcpServer, hiddenTools, type McpAuditEntry, type SubscribableResource } from '../../mcp/server/gateway-server.js';
 import { observeTransport } from '../../mcp/server/observe.js';
@@ -113,6 +113,20 @@ describe('traffic tools', () => {
     const counted = (await metrics.registry.getSingleMetric('gateway_mcp_requests_total')!.get()).values;
     expect(counted.find((v) => v.labels.tool === 'shift_traffic')).toMatchObject({ labels: { method: 'tools/call', status: 'tool_error' }, value: 1 });
     expect(counted.find((v) => v.labels.method === 'tools/list')).toBeUndefined();
+  });
+
+  it('counts unknown tools and methods as "other": a client cannot grow the metric', async () => {
+    const { client, metrics, audit } = await setup(READER);
+    for (const name of ['nope_1', 'nope_2', 'nope_3']) {
+      const res = await client.callTool({ name, arguments: {} }).catch((err: Error) => err);
+      expect(res).toBeTruthy();
+    }
+    await expect(client.request({ method: 'made/up' }, EmptyResultSchema)).rejects.toThrow();
+    const values = (await metrics.registry.getSingleMetric('gateway_mcp_requests_total')!.get()).values;
+    expect(values.filter((v) => v.labels.method === 'tools/call').map((v) => [v.labels.tool, v.value])).toEqual([['other', 3]]);
+    expect(values.find((v) => v.labels.method === 'other')).toMatchObject({ labels: { tool: '', status: 'error' }, value: 1 });
+    // The audit line keeps the name as called.
+    expect(audit.map((a) => a.tool)).toEqual(['nope_1', 'nope_2', 'nope_3']);
   });
 
   it('with MFA required, an admin without a second factor is refused, audited as refused, and nothing changes', async () => {
