@@ -188,6 +188,7 @@ export class ResponseCache {
     return stored;
   }
 
+  /** `bytes`: the stored entry's (base64) body length, the same measure wherever the entry came from. */
   private keepHot(key: string, stored: Stored, until: number, bytes: number): void {
     this.dropHot(key);
     this.hot.set(key, { stored, until, bytes });
@@ -308,7 +309,7 @@ export class ResponseCache {
       this.keepHot(indexKey, { varyIndex: entry.vary }, entry.freshUntil, 0);
     }
     await this.store.set(key, entry, ttlMs);
-    this.keepHot(key, entry, entry.freshUntil, bytes);
+    this.keepHot(key, entry, entry.freshUntil, entry.body.length);
     this.account(key, bytes);
   }
 
