@@ -5,6 +5,8 @@ import type { RoutingConfig } from '../../config/index.js';
 import type { RoutingInput } from './features.js';
 import { checkLabels, entryPath, listModels, loadModelFile, modelPathForId, POINTER_FILE, promoteModel, readPointer } from './files.js';
 import { ModelFileError, RoutingModel } from './model.js';
+import { z } from 'zod';
+import { isNewer, isoTime } from '../../state/order.js';
 
 /*
  * The routing models a gateway replica uses: the active one (every /v1/query and /v1/upload
@@ -47,10 +49,12 @@ interface Slot {
   readonly since: string;
 }
 
-interface SharedPointer {
-  readonly id: string | null;
-  readonly at: string;
-}
+/** What `pointer:active` / `pointer:shadow` hold in the store: the fleet's newest choice. */
+const sharedPointerSchema = z.object({ id: z.string().min(1).nullable(), at: isoTime });
+type SharedPointer = z.infer<typeof sharedPointerSchema>;
+/** A swap broadcast by another replica (parsed, never cast: it came through Redis). */
+const swapMessageSchema = sharedPointerSchema.extend({ kind: z.enum(['active', 'shadow']) });
+type SwapMessage = z.infer<typeof swapMessageSchema>;
 
 export interface ModelInfo {
   readonly id: string;
@@ -94,6 +98,8 @@ export interface ManagerOptions {
   readonly shadowCounter?: ShadowCounter;
   /** How often active.json is checked for changes (fs.watchFile interval). */
   readonly pointerPollMs?: number;
+  /** The clock that stamps this replica's choices (tests inject one). */
+  readonly now?: () => Date;
 }
 
 const SHADOW_BATCH = 64;
@@ -125,6 +131,8 @@ export class RoutingModelManager {
   /** When the active model was chosen (pointer promotedAt, or a runtime swap): the newest choice wins across replicas. */
   #activeAt: string;
   #shadow: Slot | null = null;
+  /** When the shadow was last set or cleared ('' for the configured one): the newest choice wins. */
+  #shadowAt = '';
   #agree = 0;
   #disagree = 0;
   #dropped = 0;
@@ -192,7 +200,12 @@ export class RoutingModelManager {
       this.#unsubscribe.push(
         broadcast.subscribe(MODEL_TOPIC, (message) => {
           if (message.self) return;
-          void this.#serial(() => this.#onBroadcast(message.data)).catch((err: unknown) =>
+          const swap = swapMessageSchema.safeParse(message.data);
+          if (!swap.success) {
+            this.#opts.log.warn({ issues: swap.error.issues.length }, 'routing model: ignored a malformed swap message from the store');
+            return;
+          }
+          void this.#serial(() => this.#follow(swap.data)).catch((err: unknown) =>
             this.#opts.log.error({ err: (err as Error).message }, 'routing model: could not follow another replica'),
           );
         }),
@@ -211,7 +224,7 @@ export class RoutingModelManager {
       const interval = this.#opts.pointerPollMs ?? 1000;
       watchFile(path, { interval, persistent: false }, this.#onPointerChange);
       // A change between the first load and the watcher's first look is caught by one explicit check.
-      setTimeout(() => this.#checkPointer(), interval).unref();
+      setTimeout(() => void this.checkPointer(), interval).unref();
     }
   }
 
@@ -277,8 +290,11 @@ export class RoutingModelManager {
       checkLabels(slot.model, this.#services, slot.source);
       const previous = this.#active.model.id;
       this.#active = slot;
-      this.#activeAt = new Date().toISOString();
-      if (ref === 'shadow') this.#clearShadow();
+      this.#activeAt = this.#stamp();
+      if (ref === 'shadow') {
+        this.#clearShadow();
+        this.#shadowAt = this.#activeAt;
+      }
       this.#opts.log.info({ model: slot.model.id, previous, source: slot.source }, 'routing model activated');
       let persisted: boolean | string = false;
       if (options.persist && ref !== 'pointer' && this.#opts.config.model === undefined) {
@@ -299,6 +315,7 @@ export class RoutingModelManager {
         }
       }
       await this.#announce('active', slot.model, this.#activeAt);
+      if (ref === 'shadow') await this.#announce('shadow', null, this.#shadowAt);
       return { status: this.status(), persisted };
     });
   }
@@ -308,14 +325,16 @@ export class RoutingModelManager {
     return this.#serial(async () => {
       if (id === null) {
         this.#clearShadow();
+        this.#shadowAt = this.#stamp();
         this.#opts.log.info({}, 'routing shadow model cleared');
-        await this.#announce('shadow', null);
+        await this.#announce('shadow', null, this.#shadowAt);
       } else {
         const slot = await this.#slotForId(id);
         checkLabels(slot.model, this.#services, slot.source);
         this.#setShadowSlot(slot);
+        this.#shadowAt = this.#stamp();
         this.#opts.log.info({ model: id, source: slot.source }, 'routing shadow model set');
-        await this.#announce('shadow', slot.model);
+        await this.#announce('shadow', slot.model, this.#shadowAt);
       }
       return this.status();
     });
@@ -379,6 +398,10 @@ export class RoutingModelManager {
     this.#queue = [];
   }
 
+  #stamp(): string {
+    return (this.#opts.now?.() ?? new Date()).toISOString();
+  }
+
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.#swapping.then(fn, fn);
     this.#swapping = next.catch(() => {});
@@ -416,7 +439,7 @@ export class RoutingModelManager {
   }
 
   /** Tell the other replicas (and later ones, through the shared pointer). */
-  async #announce(kind: 'active' | 'shadow', model: RoutingModel | null, at = new Date().toISOString()): Promise<void> {
+  async #announce(kind: 'active' | 'shadow', model: RoutingModel | null, at: string): Promise<void> {
     const broadcast = this.#opts.broadcast;
     if (!broadcast) return;
     try {
@@ -428,52 +451,64 @@ export class RoutingModelManager {
     }
   }
 
-  async #onBroadcast(data: unknown): Promise<void> {
-    if (this.#closed || data === null || typeof data !== 'object') return;
-    const { kind, id, at } = data as { kind?: unknown; id?: unknown; at?: unknown };
-    if (kind === 'active' && typeof id === 'string' && id !== this.#active.model.id) {
-      const slot = await this.#slotForId(id);
-      checkLabels(slot.model, this.#services, slot.source);
-      this.#active = slot;
-      this.#activeAt = typeof at === 'string' ? at : new Date().toISOString();
-      this.#opts.log.info({ model: id, source: slot.source }, 'routing model activated by another replica');
-    } else if (kind === 'shadow') {
-      if (id === null) {
-        if (this.#shadow) this.#clearShadow();
-      } else if (typeof id === 'string' && id !== this.#shadow?.model.id) {
-        const slot = await this.#slotForId(id);
+  /**
+   * Follow another replica's choice when it is newer than ours (see src/state/order.ts): a late
+   * or replayed message, or the store's pointer read at start, never undoes a newer choice.
+   */
+  async #follow(swap: SwapMessage): Promise<void> {
+    if (this.#closed) return;
+    if (swap.kind === 'active') {
+      if (swap.id === null || !isNewer({ at: swap.at, tie: swap.id }, { at: this.#activeAt, tie: this.#active.model.id })) return;
+      if (swap.id !== this.#active.model.id) {
+        const slot = await this.#slotForId(swap.id);
         checkLabels(slot.model, this.#services, slot.source);
-        this.#setShadowSlot(slot);
+        this.#active = slot;
+        this.#opts.log.info({ model: swap.id, source: slot.source }, 'routing model activated by another replica');
       }
+      this.#activeAt = swap.at;
+      return;
     }
+    if (!isNewer({ at: swap.at, tie: swap.id ?? '' }, { at: this.#shadowAt, tie: this.#shadow?.model.id ?? '' })) return;
+    if (swap.id === null) {
+      if (this.#shadow) this.#clearShadow();
+    } else if (swap.id !== this.#shadow?.model.id) {
+      const slot = await this.#slotForId(swap.id);
+      checkLabels(slot.model, this.#services, slot.source);
+      this.#setShadowSlot(slot);
+    }
+    this.#shadowAt = swap.at;
   }
 
-  /** At start: if the fleet switched models at runtime after our pointer was written, follow it. */
+  /** At start and after a Redis outage: adopt the fleet's newer choices, announce ours when they are newer. */
   async #adoptShared(): Promise<void> {
     const broadcast = this.#opts.broadcast!;
     const read = async (key: string): Promise<SharedPointer | null> => {
       try {
         const raw = await broadcast.get(key);
-        return raw === undefined ? null : (JSON.parse(raw) as SharedPointer);
+        if (raw === undefined) return null;
+        const parsed = sharedPointerSchema.safeParse(JSON.parse(raw));
+        if (!parsed.success) this.#opts.log.warn({ key }, 'routing model: ignored a malformed pointer in the store');
+        return parsed.success ? parsed.data : null;
       } catch {
         return null;
       }
     };
     const active = await read('pointer:active');
-    if (active?.id && active.id !== this.#active.model.id && active.at > this.#activeAt) {
+    const ours = { at: this.#activeAt, tie: this.#active.model.id };
+    if (active?.id && isNewer({ at: active.at, tie: active.id }, ours)) {
       try {
-        await this.#onBroadcast({ kind: 'active', id: active.id, at: active.at });
+        await this.#follow({ kind: 'active', ...active });
       } catch (err) {
         this.#opts.log.warn({ err: (err as Error).message, model: active.id }, 'routing model: could not adopt the fleet\'s active model');
       }
-    } else if (this.#activeAt !== '' && (active === null || (active.id !== this.#active.model.id && this.#activeAt > active.at))) {
+    } else if (this.#activeAt !== '' && (active === null || isNewer(ours, { at: active.at, tie: active.id ?? '' }))) {
       // Ours is the newer choice (a promote before this start, or a swap while Redis was away): tell the others.
       await this.#announce('active', this.#active.model, this.#activeAt);
     }
     const shadow = await read('pointer:shadow');
     if (shadow && this.#opts.config.shadowModel === undefined) {
       try {
-        await this.#onBroadcast({ kind: 'shadow', id: shadow.id });
+        await this.#follow({ kind: 'shadow', ...shadow });
       } catch (err) {
         this.#opts.log.warn({ err: (err as Error).message, model: shadow.id }, 'routing model: could not adopt the fleet\'s shadow model');
       }
@@ -481,14 +516,18 @@ export class RoutingModelManager {
   }
 
   readonly #onPointerChange = (curr: Stats, prev: Stats): void => {
-    if (curr.mtimeMs !== prev.mtimeMs) this.#checkPointer();
+    if (curr.mtimeMs !== prev.mtimeMs) void this.checkPointer();
   };
 
-  #checkPointer(): void {
-    if (this.#closed) return;
-    void this.#serial(async () => {
+  /** Read active.json now and follow it when it was written after the current choice (the watch calls this). */
+  checkPointer(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return this.#serial(async () => {
       const pointer = readPointer(this.#opts.dir);
+      // Only a pointer written after the current choice counts: a runtime activation made since
+      // the file was written (here or on another replica) is newer and stays.
       if (pointer === null || pointer.id === this.#active.model.id) return;
+      if (!isNewer({ at: pointer.promotedAt, tie: pointer.id }, { at: this.#activeAt, tie: this.#active.model.id })) return;
       const path = entryPath(this.#opts.dir, pointer);
       const model = loadModelFile(path);
       checkLabels(model, this.#services, path);

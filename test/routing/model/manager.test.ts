@@ -157,3 +157,86 @@ describe('routing model manager', () => {
     await m.close();
   });
 });
+
+/** A clock the test moves by hand. */
+function clock(start: string) {
+  let t = Date.parse(start);
+  return { now: () => new Date(t), tick: (ms: number) => void (t += ms) };
+}
+
+describe('routing model choices across replicas: the newest wins (interleavings)', () => {
+  it('a runtime activation made just after start is not undone by the first look at active.json', async () => {
+    const folder = folderWith([['twin', 'rm-twin'], ['fog', 'rm-fog']], new Date('2026-02-01T00:00:00Z'));
+    // active.json points at rm-fog; the operator activates rm-twin at runtime within the first poll interval
+    const m = RoutingModelManager.load({ config: { ...settings, watchPointer: true }, dir: folder, log: silent, pointerPollMs: 10 });
+    await m.start();
+    await m.activate({ id: 'rm-twin' });
+    await m.checkPointer(); // what the watch does one interval after start
+    expect(m.active.id).toBe('rm-twin');
+    // a promote written after the activation still wins
+    const file = join(folder, '..', 'p2p.json');
+    writeFileSync(file, JSON.stringify(constantModelFile('p2p', 'rm-p2p')));
+    promoteModel(file, folder, { now: new Date(Date.now() + 1000) });
+    await until(() => m.active.id === 'rm-p2p', 'the newer pointer');
+    await m.close();
+  });
+
+  it('two activations crossing on two replicas: both converge on the later one, whatever the delivery order', async () => {
+    const store = sharedStore();
+    const t = clock('2026-03-01T00:00:00Z');
+    const folder = () => folderWith([['twin', 'rm-twin'], ['fog', 'rm-fog'], ['p2p', 'rm-p2p']], new Date('2026-02-01T00:00:00Z'));
+    const a = RoutingModelManager.load({ config: settings, dir: folder(), log: silent, broadcast: store(), now: t.now });
+    const b = RoutingModelManager.load({ config: settings, dir: folder(), log: silent, broadcast: store(), now: () => new Date(t.now().getTime() + 1) });
+    await Promise.all([a.start(), b.start()]);
+    // b's clock is 1 ms ahead: its choice is the later one even though a's message lands last
+    await Promise.all([b.activate({ id: 'rm-fog' }), a.activate({ id: 'rm-twin' })]);
+    await until(() => a.active.id === 'rm-fog' && b.active.id === 'rm-fog', 'both replicas on the later choice');
+    // a later message, delivered after both activations' (one queue per replica): once both
+    // replicas have it, every earlier message has been handled too
+    await store().publish(MODEL_TOPIC, { kind: 'shadow', id: 'rm-p2p', at: '2026-03-01T00:00:01.000Z' });
+    await until(() => a.shadow?.id === 'rm-p2p' && b.shadow?.id === 'rm-p2p', 'the later shadow message');
+    expect([a.active.id, b.active.id]).toEqual(['rm-fog', 'rm-fog']);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('a stale broadcast arriving late is ignored, a malformed one too; a newer one is followed', async () => {
+    const store = sharedStore();
+    const t = clock('2026-03-01T00:00:00Z');
+    const folder = folderWith([['twin', 'rm-twin'], ['fog', 'rm-fog'], ['p2p', 'rm-p2p']], new Date('2026-02-01T00:00:00Z'));
+    const m = RoutingModelManager.load({ config: settings, dir: folder, log: silent, broadcast: store(), now: t.now });
+    const other = store();
+    await m.start();
+    await m.activate({ id: 'rm-twin' }); // at 2026-03-01
+    await other.publish(MODEL_TOPIC, { kind: 'active', id: 'rm-fog', at: '2026-02-15T00:00:00.000Z' }); // made before ours
+    await other.publish(MODEL_TOPIC, { kind: 'active', id: 'rm-fog' }); // no stamp
+    await other.publish(MODEL_TOPIC, 'rm-fog');
+    await other.publish(MODEL_TOPIC, { kind: 'shadow', id: 'rm-p2p', at: '2026-03-01T00:00:01.000Z' });
+    await until(() => m.shadow?.id === 'rm-p2p', 'the newer shadow');
+    expect(m.active.id).toBe('rm-twin');
+    await other.publish(MODEL_TOPIC, { kind: 'active', id: 'rm-fog', at: '2026-03-01T00:00:02.000Z' });
+    await until(() => m.active.id === 'rm-fog', 'the newer activation');
+    await other.publish(MODEL_TOPIC, { kind: 'shadow', id: null, at: '2026-03-01T00:00:00.500Z' }); // older than the shadow set
+    await other.publish(MODEL_TOPIC, { kind: 'active', id: 'rm-p2p', at: '2026-03-01T00:00:03.000Z' });
+    await until(() => m.active.id === 'rm-p2p', 'the message after the stale one');
+    expect(m.shadow?.id).toBe('rm-p2p');
+    await m.close();
+  });
+
+  it('a replica starting after a runtime swap adopts it only when the swap is newer than its own pointer', async () => {
+    const store = sharedStore();
+    const writer = store();
+    await writer.set('pointer:active', JSON.stringify({ id: 'rm-fog', at: '2026-03-01T00:00:00.000Z' }));
+    await writer.set('model:rm-fog', JSON.stringify(constantModelFile('fog', 'rm-fog')));
+    const older = RoutingModelManager.load({ config: settings, dir: folderWith([['twin', 'rm-twin']], new Date('2026-02-01T00:00:00Z')), log: silent, broadcast: store() });
+    await older.start();
+    expect(older.active.id).toBe('rm-fog');
+    const newer = RoutingModelManager.load({ config: settings, dir: folderWith([['p2p', 'rm-p2p']], new Date('2026-04-01T00:00:00Z')), log: silent, broadcast: store() });
+    await newer.start();
+    expect(newer.active.id).toBe('rm-p2p');
+    await writer.set('pointer:active', '{"id": 42}'); // malformed: ignored, start-up goes on
+    const third = RoutingModelManager.load({ config: settings, dir: folderWith([['twin', 'rm-twin']], new Date('2026-02-01T00:00:00Z')), log: silent, broadcast: store() });
+    await third.start();
+    expect(third.active.id).toBe('rm-twin');
+    await Promise.all([older.close(), newer.close(), third.close()]);
+  });
+});
