@@ -1,6 +1,8 @@
 import type { Keyv } from 'keyv';
-import type { RouteConfig, RouteSplitConfig, SplitWeights } from '../config/index.js';
+import { z } from 'zod';
+import { splitWeightsSchema, type RouteConfig, type RouteSplitConfig, type SplitWeights } from '../config/index.js';
 import type { StateStore } from '../state/index.js';
+import { isNewer, isoTime } from '../state/order.js';
 
 /*
  * Stable/canary traffic splits (README, "Traffic split"). The weights of each split route
@@ -11,27 +13,34 @@ import type { StateStore } from '../state/index.js';
 export type Side = 'stable' | 'canary';
 
 /** One change of a split's weights. */
-export interface SplitChange {
-  readonly weights: SplitWeights;
+const splitChangeSchema = z.object({
+  weights: splitWeightsSchema,
   /** Principal that made it ("config" for the configured start). */
-  readonly by: string;
-  readonly reason: string;
-  /** ISO time. */
-  readonly at: string;
-}
+  by: z.string(),
+  reason: z.string(),
+  at: isoTime,
+});
+export type SplitChange = Readonly<z.infer<typeof splitChangeSchema>>;
 
-/** A split route's live state (what the state store holds under `traffic:<route>`). */
-export interface SplitState {
-  readonly route: string;
-  readonly weights: SplitWeights;
-  /** Bumped by every shift: replicas keep the newest they have seen. */
-  readonly version: number;
-  readonly updatedBy: string;
-  readonly reason: string;
-  readonly updatedAt: string;
+/**
+ * A split route's live state: what the state store holds under `traffic:<route>` and what a
+ * shift broadcasts. Parsed with this schema whenever it comes from the store or pub/sub.
+ */
+export const splitStateSchema = z.object({
+  route: z.string(),
+  weights: splitWeightsSchema,
+  /** Bumped by every shift; with the time and author it orders shifts (src/state/order.ts). */
+  version: z.number().int().min(0),
+  updatedBy: z.string(),
+  reason: z.string(),
+  updatedAt: isoTime,
   /** The latest changes, newest first (at most HISTORY_LENGTH). */
-  readonly history: readonly SplitChange[];
-}
+  history: z.array(splitChangeSchema).readonly(),
+});
+export type SplitState = Readonly<z.infer<typeof splitStateSchema>>;
+
+/** Two shifts made on two replicas from the same version get the same number: time and author break the tie. */
+const stampOf = (state: SplitState) => ({ version: state.version, at: state.updatedAt, tie: `${state.updatedBy}\u0000${state.weights.canary}` });
 
 const TOPIC = 'traffic:shift';
 const HISTORY_LENGTH = 20;
@@ -87,8 +96,8 @@ export class TrafficSplits {
     if (this.#splits.size === 0) return;
     this.#unsubscribe.push(
       this.store.subscribe(TOPIC, (message) => {
-        const state = message.data as SplitState | null;
-        if (state !== null && typeof state === 'object' && typeof state.route === 'string') this.#apply(state);
+        const state = this.#parse(message.data, 'broadcast');
+        if (state !== undefined) this.#apply(state);
       }),
       // Messages sent while Redis was away are lost: read the stored weights again on reconnect.
       this.store.onStatusChange((up) => {
@@ -107,7 +116,7 @@ export class TrafficSplits {
     await Promise.all(
       [...this.#splits.keys()].map(async (id) => {
         try {
-          const stored = await this.#keyv.get(id);
+          const stored = this.#parse(await this.#keyv.get(id), 'store');
           if (stored !== undefined) this.#apply(stored);
         } catch (err) {
           this.log.warn({ route: id, err: (err as Error).message }, 'traffic split: reading the stored weights failed; keeping the current ones');
@@ -116,10 +125,21 @@ export class TrafficSplits {
     );
   }
 
-  /** Keep `state` when it is newer than what this replica has. */
+  /** A split state from outside this process (store or pub/sub), or undefined when absent or malformed. */
+  #parse(value: unknown, from: 'store' | 'broadcast'): SplitState | undefined {
+    if (value === undefined || value === null) return undefined;
+    const parsed = splitStateSchema.safeParse(value);
+    if (!parsed.success) {
+      this.log.warn({ from, issues: parsed.error.issues.length }, 'traffic split: ignored malformed weights from the state store');
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  /** Keep `state` when it is newer than what this replica has (the same order on every replica). */
   #apply(state: SplitState): void {
     const entry = this.#splits.get(state.route);
-    if (entry === undefined || state.version <= entry.state.version) return;
+    if (entry === undefined || !isNewer(stampOf(state), stampOf(entry.state))) return;
     entry.state = state;
     for (const listener of this.#listeners) listener(state);
   }
@@ -164,7 +184,7 @@ export class TrafficSplits {
     const entry = this.#splits.get(routeId);
     if (entry === undefined) throw new Error(`route ${routeId} has no traffic split`);
     // Start from the newest stored state, so a shift on one replica never undoes another's.
-    const newest = await this.#keyv.get(routeId).catch(() => undefined);
+    const newest = this.#parse(await this.#keyv.get(routeId).catch(() => undefined), 'store');
     if (newest !== undefined) this.#apply(newest);
     const before = entry.state;
     const at = new Date().toISOString();

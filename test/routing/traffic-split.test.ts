@@ -71,4 +71,33 @@ describe('TrafficSplits', () => {
     expect(a.state('twin')?.weights).toEqual({ stable: 100, canary: 0 });
     for (const s of [a, b]) s.close();
   });
+
+  it('orders shifts the same way on every replica: crossing shifts, late and malformed messages', async () => {
+    const state = (version: number, canary: number, at: string, by = 'key:ops') => ({
+      route: 'twin',
+      weights: { stable: 100 - canary, canary },
+      version,
+      updatedBy: by,
+      reason: 'test',
+      updatedAt: at,
+      history: [],
+    });
+    // Two replicas shifted from version 4 at the same moment: both made version 5.
+    const early = state(5, 20, '2026-12-06T08:00:00.000Z', 'key:alice');
+    const late = state(5, 40, '2026-12-06T08:00:00.001Z', 'key:bob');
+    for (const order of [[early, late], [late, early]]) {
+      const store = new MemoryStore();
+      const warnings: string[] = [];
+      const splits = new TrafficSplits([route], store, { info() {}, warn: (_o: object, msg: string) => warnings.push(msg) });
+      await splits.start();
+      for (const message of order) await store.publish('traffic:shift', message);
+      await store.publish('traffic:shift', state(4, 90, '2026-12-06T09:00:00.000Z')); // older version, arriving late
+      await store.publish('traffic:shift', { ...state(9, 90, '2026-12-06T09:00:00.000Z'), weights: { stable: 50, canary: 90 } }); // not 100 in all
+      await store.publish('traffic:shift', { route: 'twin', weights: { stable: 0, canary: 100 } }); // no version
+      await new Promise((r) => setImmediate(r));
+      expect(splits.state('twin')).toMatchObject({ version: 5, weights: { stable: 60, canary: 40 }, updatedBy: 'key:bob' });
+      expect(warnings.filter((w) => w.includes('malformed'))).toHaveLength(2);
+      splits.close();
+    }
+  });
 });
