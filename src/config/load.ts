@@ -184,6 +184,8 @@ export interface GatewayConfig {
     readonly host: string;
     readonly port: number;
     readonly shutdownTimeoutMs: number;
+    /** SIGTERM: serve on with /readyz 503 this long before closing the listener. */
+    readonly drainDelayMs: number;
     readonly trustProxy: boolean | readonly string[];
     /** Event-loop / heap pressure watched for /readyz (src/health/pressure.ts). */
     readonly pressure: PressureConfig;
@@ -534,6 +536,7 @@ export function loadConfig(
       host: env.GATEWAY_HOST,
       port: env.GATEWAY_PORT,
       shutdownTimeoutMs: file.server.shutdownTimeoutMs,
+      drainDelayMs: env.GATEWAY_DRAIN_DELAY_MS ?? file.server.drainDelayMs,
       trustProxy: file.server.trustProxy,
       pressure: file.server.pressure,
     },

@@ -62,6 +62,8 @@ export const envSchema = z.object({
     .refine((u) => /^rediss?:\/\//.test(u), 'expected a redis:// or rediss:// URL')
     .optional(),
   GATEWAY_CONFIG: z.string().min(1).optional(),
+  /** Overrides server.drainDelayMs (e.g. 0 for a developer's quick restarts, or in tests). */
+  GATEWAY_DRAIN_DELAY_MS: intFromEnv(0, 600_000).optional(),
   // --- rate limiting (src/ratelimit): default quota per principal and per client IP ---
   RATE_LIMIT_REQUESTS: intFromEnv(1, 10_000_000).default(1000),
   RATE_LIMIT_WINDOW_SECONDS: intFromEnv(1, 86_400).default(60),
@@ -486,6 +488,12 @@ export const fileSchema = z.strictObject({
     .strictObject({
       /** How long graceful shutdown waits for in-flight requests before cutting them. */
       shutdownTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
+      /**
+       * On SIGTERM, how long the gateway keeps serving with /readyz at 503 before it stops
+       * accepting, so load balancers and Kubernetes endpoints move traffic away first (haproxy
+       * checking every second with `fall 3` needs 3 s; kube-proxy a few seconds).
+       */
+      drainDelayMs: z.number().int().min(0).max(600_000).default(5000),
       /** Addresses allowed to set X-Forwarded-* (Fastify trustProxy); none by default. */
       trustProxy: z
         .union([z.boolean(), z.array(z.union([cidrSchema, z.enum(['loopback', 'linklocal', 'uniquelocal'])]))])

@@ -54,8 +54,13 @@ export interface Gateway {
   readonly routing: AutoRouting | null;
   /** Starts background work (health probing) and listens; resolves with the bound URL. */
   listen(): Promise<string>;
-  /** Graceful shutdown: stop accepting, drain in-flight requests up to the deadline, close pools. */
-  close(): Promise<void>;
+  /**
+   * Graceful shutdown. With `drainDelayMs` (what SIGTERM uses: server.drainDelayMs), /readyz
+   * answers 503 at once while requests are still served normally (with `Connection: close`, so
+   * kept-alive clients reconnect elsewhere) for that long; then the listener closes, in-flight
+   * requests finish up to server.shutdownTimeoutMs, long-lived streams end, pools close.
+   */
+  close(options?: { readonly drainDelayMs?: number }): Promise<void>;
 }
 
 export interface BuildOptions {
@@ -105,6 +110,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     },
   });
 
+  /** /readyz 503 from the first moment of a shutdown; requests are still served. */
+  let draining = false;
+  /** The listener is closing: requests still arriving on open connections get 503. */
   let shuttingDown = false;
   const prober = new HealthProber({
     services: Object.values(config.services).filter((s) => s.enabled),
@@ -149,6 +157,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (draining) reply.header('connection', 'close');
     if (shuttingDown) {
       reply.header('connection', 'close');
       throw new GatewayError('GW_GATEWAY_SHUTTING_DOWN', undefined, { headers: { 'retry-after': '1' } });
@@ -191,7 +200,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
   // Sustained event-loop / heap pressure: only /readyz reflects it (src/health/pressure.ts).
   const pressure = new PressureMonitor(config.server.pressure, { log: app.log.child({ component: 'pressure' }) });
-  await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown, breakers: () => resilience.breakerReport(), pressure });
+  await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => draining, breakers: () => resilience.breakerReport(), pressure });
   await app.register(adminRoutes, {
     blockedClients,
     traffic,
@@ -266,8 +275,14 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       pressure.start();
       return app.listen({ host: config.server.host, port: config.server.port });
     },
-    close() {
+    close(closeOptions = {}) {
       closing ??= (async () => {
+        draining = true;
+        const drainDelayMs = closeOptions.drainDelayMs ?? 0;
+        if (drainDelayMs > 0) {
+          app.log.info({ drainDelayMs }, 'draining: /readyz is 503, still serving until load balancers move away');
+          await new Promise((resolveDrain) => setTimeout(resolveDrain, drainDelayMs));
+        }
         shuttingDown = true;
         const deadline = setTimeout(() => {
           app.log.warn({ deadlineMs: config.server.shutdownTimeoutMs }, 'shutdown deadline reached; closing remaining connections');

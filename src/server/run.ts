@@ -21,9 +21,12 @@ export async function runUntilSignal(
       process.exit(1);
     }
     stopping = true;
-    gateway.app.log.info({ signal }, 'shutting down: draining in-flight requests');
+    // SIGTERM comes from an orchestrator: wait for load balancers to notice /readyz before
+    // closing. SIGINT is someone at a terminal (Ctrl-C): no one to drain for.
+    const drainDelayMs = signal === 'SIGTERM' ? config.server.drainDelayMs : 0;
+    gateway.app.log.info({ signal, drainDelayMs }, 'shutting down: draining in-flight requests');
     gateway
-      .close()
+      .close({ drainDelayMs })
       .then(() => hooks.onStop?.())
       .then(
         () => {

@@ -462,9 +462,9 @@ describe('docker/k8s', () => {
     const preStop = gatewayContainer.lifecycle?.preStop;
     const sleepSeconds = preStop?.sleep?.seconds ?? Number(preStop?.exec?.command?.at(-1));
     expect(sleepSeconds, 'preStop sleep').toBeGreaterThan(0);
-    // SIGKILL comes terminationGracePeriodSeconds after deletion; the preStop sleep and the
-    // gateway's own drain deadline must both fit before it.
-    const neededMs = sleepSeconds * 1000 + gatewayFileConfig.server.shutdownTimeoutMs;
+    // SIGKILL comes terminationGracePeriodSeconds after deletion; the preStop sleep, the
+    // gateway's drain delay and its drain deadline must all fit before it.
+    const neededMs = sleepSeconds * 1000 + gatewayFileConfig.server.drainDelayMs + gatewayFileConfig.server.shutdownTimeoutMs;
     expect(podSpec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(neededMs);
     expect(podSpec.topologySpreadConstraints.length).toBeGreaterThan(0);
     for (const c of podSpec.topologySpreadConstraints) expect(matches(c.labelSelector.matchLabels, podLabels)).toBe(true);
@@ -606,7 +606,8 @@ describe('docker/compose.yaml', () => {
       return Number(m![1]) * ({ ms: 1, s: 1000, m: 60_000 } as Record<string, number>)[m![2]!]!;
     };
     // compose mounts no config file: the default deadline applies.
-    expect(toMs(gateway.stop_grace_period)).toBeGreaterThan(fileSchema.parse({}).server.shutdownTimeoutMs);
+    const { server } = fileSchema.parse({});
+    expect(toMs(gateway.stop_grace_period)).toBeGreaterThan(server.drainDelayMs + server.shutdownTimeoutMs);
   });
 
   it('keeps Redis, Prometheus and Grafana behind profiles, with healthchecks', () => {

@@ -123,6 +123,8 @@ export function gatewayEnv(env: Readonly<Record<string, string | undefined>> = {
     LOG_LEVEL: 'info',
     ENVIRONMENT: 'test',
     API_KEY: E2E_API_KEY,
+    // No drain delay on SIGTERM: suites stop many gateways; the drain has its own e2e.
+    GATEWAY_DRAIN_DELAY_MS: '0',
   };
   for (const name of Object.values(SERVICE_URL_VARS)) out[name] = NOTHING_LISTENING;
   for (const [k, v] of Object.entries(env)) {
