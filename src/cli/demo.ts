@@ -55,7 +55,7 @@ export async function runDemo(): Promise<void> {
         '',
         'AI assistants (MCP; this token gets the read tools; README: "Using the gateway from an AI assistant"):',
         `  Streamable HTTP  ${base}/mcp with the header Authorization: Bearer <the token above>`,
-        `  stdio            GATEWAY_TOKEN=<the token above> node bin/unified-gateway.js mcp --url ${base}`,
+        `  stdio            GATEWAY_TOKEN=<the token above> npx unified-gateway mcp --url ${base}`,
         '',
         `Metrics at ${base}/metrics. Ctrl-C stops everything.`,
         '',

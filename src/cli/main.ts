@@ -84,7 +84,7 @@ export function buildCli(): Command {
   program
     .command('mcp')
     .description('speak MCP on stdin/stdout and relay it to a gateway\'s /mcp endpoint (for assistants that only start stdio servers)')
-    .requiredOption('--url <url>', 'the gateway, e.g. http://localhost:8000 (/mcp is added when the URL has no path)')
+    .requiredOption('--url <url>', '(required) the gateway, e.g. http://localhost:8000 (/mcp is added when the URL has no path)')
     .option('--api-key <key>', 'API key, sent as X-API-Key (or set GATEWAY_API_KEY)')
     .option('--token <token>', 'bearer token, sent as Authorization: Bearer (or set GATEWAY_TOKEN)')
     .addHelpText(

@@ -474,8 +474,8 @@ export function registerModelCommands(program: Command): void {
   model
     .command('train')
     .description('train a routing model (deterministic for a seed); prints progress and the validation figures')
-    .requiredOption('--data <dir-or-file>', 'training JSONL, or a directory with train*.jsonl (and validation*.jsonl)')
-    .requiredOption('--out <file>', 'model file to write (a model card <file>.md is written beside it)')
+    .requiredOption('--data <dir-or-file>', '(required) training JSONL, or a directory with train*.jsonl (and validation*.jsonl)')
+    .requiredOption('--out <file>', '(required) model file to write (a model card <file>.md is written beside it)')
     .option('--seed <n>', `random seed (default ${DEFAULT_TRAINING.seed})`)
     .option('--validation <file>', 'validation JSONL (default: validation*.jsonl of the --data directory)')
     .option('--epochs <n>', `passes over the data (default ${DEFAULT_TRAINING.epochs})`)
@@ -492,7 +492,7 @@ export function registerModelCommands(program: Command): void {
   model
     .command('eval')
     .description('accuracy, macro-F1, per-class table, confusion matrix and misrouted examples of a model on labelled data')
-    .requiredOption('--data <file>', 'labelled JSONL (or a directory with validation*.jsonl)')
+    .requiredOption('--data <file>', '(required) labelled JSONL (or a directory with validation*.jsonl)')
     .option('--model <file>', 'model file (default: the active model)')
     .option('--errors <n>', 'misrouted examples to list (default 20)')
     .option('--json', 'one JSON object (accuracy and macro_f1 from 0 to 1, per_class, confusion, thresholds, errors)')
@@ -501,8 +501,8 @@ export function registerModelCommands(program: Command): void {
   model
     .command('compare')
     .description('two models side by side on labelled data, and the requests they route differently')
-    .requiredOption('--model <file>', 'model A, then --model B', collect, [])
-    .requiredOption('--data <file>', 'labelled JSONL (or a directory with validation*.jsonl)')
+    .requiredOption('--model <file>', '(required) model A, then --model B', collect, [])
+    .requiredOption('--data <file>', '(required) labelled JSONL (or a directory with validation*.jsonl)')
     .option('--limit <n>', 'disagreements to list (default 30)')
     .option('--json', 'one JSON object')
     .action(action('compare', compareCommand));
@@ -544,7 +544,7 @@ export function registerModelCommands(program: Command): void {
   model
     .command('validate')
     .description('check labelled data and the local model against a HuggingFace zero-shot classifier (HF_TOKEN, HF_ENDPOINT_URL)')
-    .requiredOption('--data <file>', 'labelled JSONL (or a directory with validation*.jsonl)')
+    .requiredOption('--data <file>', '(required) labelled JSONL (or a directory with validation*.jsonl)')
     .option('--model <file>', 'local model (default: the active model)')
     .option('--hf-model <id>', 'zero-shot model on the Hub (default: routing.validatorModel, facebook/bart-large-mnli)')
     .option('--endpoint <url>', 'a dedicated Inference Endpoint (default: HF_ENDPOINT_URL)')
