@@ -9,7 +9,8 @@ import { DEFAULT_FEATURE_SETTINGS, type RoutingInput } from '../routing/model/fe
 import { cardPathFor, checkLabels, entryPath, listModels, loadModelFile, modelPathForId, packageModelsDir, promoteModel, readPointer, rollbackModel } from '../routing/model/files.js';
 import { ModelFileError, type RoutingModel } from '../routing/model/model.js';
 import { DEFAULT_TRAINING, train } from '../routing/model/trainer.js';
-import { validateAgainstZeroShot, ValidatorError, ZeroShotClassifier } from '../../mcp/integrations/huggingface/index.js';
+// The HuggingFace client is loaded by `model validate` only (import() below), not by every `serve`.
+import { ValidatorError } from '../../mcp/integrations/huggingface/errors.js';
 
 /*
  * `unified-gateway model ...`: the operators' tools for the routing model. Every failure is
@@ -397,6 +398,7 @@ async function validateCommand(opts: { data: string; model?: string; hfModel?: s
   const timeoutS = numberOption(opts.timeout, '--timeout', 0.1, 600) ?? 30;
   const hfModel = opts.hfModel ?? config.routing.validator.model;
   const endpointUrl = opts.endpoint ?? config.routing.validator.endpointUrl;
+  const { validateAgainstZeroShot, ZeroShotClassifier } = await import('../../mcp/integrations/huggingface/index.js');
   const classifier = new ZeroShotClassifier({
     ...(config.secrets.hfToken !== undefined ? { token: config.secrets.hfToken } : {}),
     ...(endpointUrl !== undefined ? { endpointUrl } : {}),

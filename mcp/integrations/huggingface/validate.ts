@@ -1,7 +1,8 @@
 import { exampleInput, exampleText, type DataSet, type Example } from '../../../src/routing/model/data.js';
 import { summarise, type EvaluationResult, type ScoredExample } from '../../../src/routing/model/evaluation.js';
 import type { RoutingModel } from '../../../src/routing/model/model.js';
-import { ValidatorError, type LabelScore } from './zero-shot.js';
+import { ValidatorError } from './errors.js';
+import type { LabelScore } from './zero-shot.js';
 
 /*
  * `model validate`: an outside opinion on the labelled data and on the local model. Every

@@ -9,32 +9,9 @@ import { InferenceClient, InferenceClientHubApiError, InferenceClientProviderApi
  * Failures become a ValidatorError with a kind and a process exit code, never a raw stack.
  */
 
-export type ValidatorErrorKind = 'config' | 'network' | 'auth' | 'rate-limit' | 'loading' | 'api' | 'output';
+import { ValidatorError, type ValidatorErrorKind } from './errors.js';
 
-/** Exit codes of `unified-gateway model validate` per failure kind (0 is success, 1 a bad input file). */
-export const VALIDATOR_EXIT_CODES: Readonly<Record<ValidatorErrorKind, number>> = {
-  config: 2,
-  network: 3,
-  auth: 4,
-  'rate-limit': 5,
-  loading: 6,
-  api: 7,
-  output: 7,
-};
-
-export class ValidatorError extends Error {
-  readonly kind: ValidatorErrorKind;
-  readonly status?: number;
-  constructor(kind: ValidatorErrorKind, message: string, status?: number) {
-    super(message);
-    this.name = 'ValidatorError';
-    this.kind = kind;
-    if (status !== undefined) this.status = status;
-  }
-  get exitCode(): number {
-    return VALIDATOR_EXIT_CODES[this.kind];
-  }
-}
+export { VALIDATOR_EXIT_CODES, ValidatorError, type ValidatorErrorKind } from './errors.js';
 
 export interface ZeroShotOptions {
   /** HF_TOKEN (hf_...). */
