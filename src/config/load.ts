@@ -585,7 +585,7 @@ export function loadConfig(
       maxSessions: file.mcp.maxSessions,
       maxSessionsPerPrincipal: file.mcp.maxSessionsPerPrincipal,
       maxSessionsPerAddress: file.mcp.maxSessionsPerAddress,
-      adminReservedSessions: file.mcp.adminReservedSessions,
+      adminReservedSessions: file.mcp.adminReservedSessions ?? Math.min(Math.ceil(file.mcp.maxSessions / 10), file.mcp.maxSessions - 1),
       pressureIdleSeconds: file.mcp.pressureIdleSeconds,
       sessionIdleSeconds: file.mcp.sessionIdleSeconds,
       ...(file.mcp.allowedOrigins !== undefined ? { allowedOrigins: file.mcp.allowedOrigins } : {}),

@@ -468,8 +468,11 @@ const mcpSchema = z
     maxSessionsPerPrincipal: z.number().int().min(1).max(100_000).default(10),
     /** Open sessions of non-admin principals (anonymous ones included) from one client address (IPv6: its /64) per replica. */
     maxSessionsPerAddress: z.number().int().min(1).max(100_000).default(20),
-    /** Slots of maxSessions that only admin-scoped principals may take: non-admin sessions stop at maxSessions minus this. */
-    adminReservedSessions: z.number().int().min(0).max(100_000).default(10),
+    /**
+     * Slots of maxSessions that only admin-scoped principals may take: non-admin sessions stop at
+     * maxSessions minus this. Default: a tenth of maxSessions, rounded up (10 of 100), less than maxSessions.
+     */
+    adminReservedSessions: z.number().int().min(0).max(100_000).optional(),
     /** When a cap is reached, sessions idle (no request, no stream open) this long may be closed to make room. */
     pressureIdleSeconds: z.number().int().min(1).max(86_400).default(60),
     /** Sessions idle this long are closed (their state store record expires too). */
@@ -482,7 +485,10 @@ const mcpSchema = z
     /** This gateway's public /mcp URL, named in the RFC 9728 metadata; default: from the request's Host. */
     resourceUrl: httpUrl.optional(),
   })
-  .refine((m) => m.adminReservedSessions < m.maxSessions, { path: ['adminReservedSessions'], message: 'must be less than maxSessions' });
+  .refine((m) => m.adminReservedSessions === undefined || m.adminReservedSessions < m.maxSessions, {
+    path: ['adminReservedSessions'],
+    message: 'must be less than maxSessions',
+  });
 
 export const fileSchema = z.strictObject({
   services: z.record(serviceNameSchema, serviceFileSchema).default({}),
