@@ -251,11 +251,14 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     else delete raw.auth;
     // The transport writes the response itself (JSON or an SSE stream).
     reply.hijack();
-    await active.transport.handleRequest(raw, reply.raw, request.body);
-    // An initialize the transport refused (bad params) opened no session: give its slot back.
-    if (opened && active.transport.sessionId === undefined) {
-      active.slot.release();
-      void active.transport.close().catch(() => {});
+    try {
+      await active.transport.handleRequest(raw, reply.raw, request.body);
+    } finally {
+      // An initialize the transport refused (bad params) opened no session: give its slot back.
+      if (opened && active.transport.sessionId === undefined) {
+        active.slot.release();
+        void active.transport.close().catch(() => {});
+      }
     }
   };
 

@@ -108,6 +108,7 @@ export function observeTransport(transport: Transport, opts: SessionObserverOpti
       if (request !== undefined) {
         pending.delete(m.id);
         finish(request, m.id, m);
+        // Listing only: a call of a hidden tool is refused above, and by the tool itself.
         if (request.method === 'tools/list' && request.hidden.size > 0 && Array.isArray(m.result?.tools)) {
           const tools = (m.result.tools as Array<{ name?: unknown }>).filter((t) => typeof t.name !== 'string' || !request.hidden.has(t.name));
           return send({ ...message, result: { ...m.result, tools } } as JSONRPCMessage, options);

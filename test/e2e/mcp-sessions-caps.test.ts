@@ -181,6 +181,21 @@ describe('MCP session slots: the admin reserve, and busy sessions', () => {
   }, 60_000);
 });
 
+describe('MCP session slots: an initialize the transport refuses holds no slot', () => {
+  it('a refused initialize (406, wrong Accept) gives its slot back at once', async () => {
+    const gw = await startGateway({ yaml: READERS_YAML + 'mcp:\n  maxSessions: 2\n  adminReservedSessions: 1\n' });
+    for (let i = 0; i < 3; i++) {
+      const res = await mcpFrom(gw, '127.0.0.60', { headers: { 'x-api-key': readerKey(0), accept: 'application/json' }, body: initializeMessage() });
+      expect(res.status).toBe(406);
+      expect(res.headers['mcp-session-id']).toBeUndefined();
+    }
+    // The one non-admin slot is free for someone else.
+    expect((await initialize(gw, '127.0.0.61', { 'x-api-key': readerKey(1) })).status).toBe(200);
+    expect(await initialize(gw, '127.0.0.62', { 'x-api-key': readerKey(2) })).toEqual({ status: 503, code: 'GW_MCP_TOO_MANY_SESSIONS' });
+    await gw.stop();
+  }, 30_000);
+});
+
 describe('MCP session slots with MCP_REQUIRE_AUTH=false', () => {
   it('one anonymous address cannot exhaust the slots: it keeps at most maxSessionsPerAddress, others still connect', async () => {
     const gw = await startGateway({ env: { MCP_REQUIRE_AUTH: 'false' }, yaml: READERS_YAML });
