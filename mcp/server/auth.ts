@@ -1,5 +1,8 @@
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import type { Principal } from '../../src/auth/principal.js';
+import { isScope } from '../../src/auth/scopes.js';
 import type { GatewayConfig } from '../../src/config/index.js';
 import { SCOPE_VALUES } from '../../src/config/index.js';
 
@@ -7,13 +10,15 @@ const LOCALHOST_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
  * Which browser Origins may call /mcp (DNS-rebinding protection, MCP transport security):
- * `mcp.allowedOrigins` when set, else the CORS origins plus any localhost origin. A page on
- * evil.example whose name resolves to 127.0.0.1 still sends `Origin: http://evil.example`.
+ * `mcp.allowedOrigins` when set, else the CORS origins, plus any localhost origin outside
+ * production only (a production gateway is not reached from a developer's browser page; a
+ * localhost origin there must be listed). A page on evil.example whose name resolves to
+ * 127.0.0.1 still sends `Origin: http://evil.example`.
  */
-export function mcpOriginPolicy(config: Pick<GatewayConfig, 'mcp' | 'cors'>): (origin: string) => boolean {
+export function mcpOriginPolicy(config: Pick<GatewayConfig, 'mcp' | 'cors' | 'environment'>): (origin: string) => boolean {
   const explicit = config.mcp.allowedOrigins;
   const allowed = new Set((explicit ?? config.cors.origins.filter((o) => o !== '*')).map((o) => o.toLowerCase()));
-  const localhost = explicit === undefined;
+  const localhost = explicit === undefined && config.environment !== 'production';
   return (origin) => {
     const lower = origin.toLowerCase();
     if (allowed.has(lower)) return true;
@@ -25,6 +30,29 @@ export function mcpOriginPolicy(config: Pick<GatewayConfig, 'mcp' | 'cors'>): (o
       return false;
     }
   };
+}
+
+/*
+ * Every /mcp request is authorised by its own credential: the auth stage verifies it (expiry
+ * included) and sets the request's principal; that principal travels with each JSON-RPC
+ * message of the request as the SDK's `authInfo` (StreamableHTTPServerTransport.handleRequest
+ * reads `req.auth`; handlers get it as `extra.authInfo`), so tools and the session's observer
+ * decide scope and MFA per request, never from the session's initialize.
+ */
+
+/** The SDK's AuthInfo for a request's principal (none for an anonymous request). Never holds the credential. */
+export function authInfoFor(principal: Principal | null): AuthInfo | undefined {
+  if (principal === null) return undefined;
+  return { token: '', clientId: principal.subject, scopes: [...principal.scopes], extra: { principal } };
+}
+
+/** The principal of the request a message came with (see authInfoFor); null: anonymous. */
+export function requestPrincipal(extra: { readonly authInfo?: AuthInfo | undefined } | undefined): Principal | null {
+  const candidate = extra?.authInfo?.extra?.principal as Partial<Principal> | undefined;
+  if (candidate === undefined || candidate === null || typeof candidate !== 'object') return null;
+  if (typeof candidate.subject !== 'string' || typeof candidate.mfa !== 'boolean' || !Array.isArray(candidate.scopes)) return null;
+  if (!candidate.scopes.every((s) => typeof s === 'string' && isScope(s))) return null;
+  return candidate as Principal;
 }
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource';

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { McpServer, type ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
 import {
   ErrorCode,
@@ -27,9 +28,10 @@ import {
   UnknownMetricError,
   type MetricsService,
 } from '../../src/admin/metrics-service.js';
+import { accessRefusal, adminAccessPolicy } from '../../src/admin/access.js';
 import { listBlockedClientsOutput, unblockClientInput, type BlockedClientsService } from '../../src/admin/blocked-clients.js';
 import type { Principal } from '../../src/auth/principal.js';
-import { grants, type Scope } from '../../src/auth/scopes.js';
+import { grants } from '../../src/auth/scopes.js';
 import type { RoutingModel } from '../../src/routing/model/model.js';
 import {
   getTrafficSplitInput,
@@ -40,6 +42,7 @@ import {
   type TrafficService,
 } from '../../src/admin/traffic-service.js';
 import { z } from 'zod';
+import { requestPrincipal } from './auth.js';
 
 const explainRoutingInput = z.strictObject({
   text: z.string().min(1).max(4096).describe('The request text (the query/prompt/message of a /v1/query body)'),
@@ -58,10 +61,14 @@ const explainRoutingOutput = z.object({
 
 /*
  * The gateway as an MCP server: tools are thin adapters over the admin service layer
- * (src/admin), so the MCP and REST faces always agree. Read tools need the session's `read`
- * scope (checked when /mcp is reached); mutating tools need `admin` (and MFA when
- * configured) and are hidden from sessions that can never call them. Every tool call is
- * audited. Transports: Streamable HTTP (./http.ts) and, through the CLI, stdio.
+ * (src/admin), so the MCP and REST faces always agree. Every request is authorised by its own
+ * credential, not by the one that opened the session: the principal of the HTTP request a
+ * message came with reaches the handlers as the SDK's `extra.authInfo` (./auth.ts). Read tools
+ * need `read` (checked when /mcp is reached); the admin tools (mutating ones, and
+ * list_blocked_clients) follow the admin services' rule, `admin` scope plus MFA when
+ * configured (src/admin/access.ts), checked per call, and are not listed for a request whose
+ * credential lacks the scope (./observe.ts). Every tool call is audited. Transports:
+ * Streamable HTTP (./http.ts) and, through the CLI, stdio relayed to it.
  */
 
 /** The resources whose changes a subscribed session hears (notifications/resources/updated). */
@@ -89,9 +96,7 @@ export interface GatewayMcpServerDeps {
   readonly metrics: MetricsService;
   /** Blocked-client admin (absent in setups without the rate-limit stage). */
   readonly blockedClients?: BlockedClientsService;
-  /** Who opened the session: tools they can never call are not listed, others check per call. */
-  readonly principal: Principal | null;
-  /** Mutating tools also need a second factor (config auth.requireMfaForAdmin). */
+  /** Admin tools also need a second factor (config auth.requireMfaForAdmin), as the REST admin endpoints. */
   readonly requireMfaForAdmin: boolean;
   /** Closes a service's circuit breakers by hand; returns how many were open or half-open. */
   readonly resetBreakers?: (service: string) => number;
@@ -117,8 +122,12 @@ export interface GatewayMcpServerDeps {
   readonly version: string;
 }
 
-/** The tools that change the gateway: admin scope (and MFA when configured). */
-export const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker'] as const;
+/**
+ * The tools behind the admin services' access rule (admin scope, and MFA when configured): the
+ * ones that change the gateway, and list_blocked_clients (it shows clients' addresses, which
+ * REST shows to admins only).
+ */
+export const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker', 'list_blocked_clients'] as const;
 
 /** Every tool the gateway may offer (some only with the feature on): the metric's `tool` label values. */
 export const TOOL_NAMES: ReadonlySet<string> = new Set([
@@ -128,16 +137,20 @@ export const TOOL_NAMES: ReadonlySet<string> = new Set([
   'get_service_health',
   'get_metrics',
   'query_metric',
-  'list_blocked_clients',
   'explain_routing',
   'get_traffic_split',
   ...ADMIN_TOOLS,
 ]);
 
-/** Why a principal may not call a tool, for the admin tools it can never call (they are not listed either). */
+const NO_ADMIN_TOOLS: ReadonlyMap<string, string> = new Map();
+const ADMIN_SCOPE_NEEDED: ReadonlyMap<string, string> = new Map(ADMIN_TOOLS.map((name) => [name, 'GW_AUTH_INSUFFICIENT_SCOPE: this tool needs the "admin" scope'] as const));
+
+/**
+ * The admin tools a request's principal lacks the scope for, with why: not listed for that
+ * request, and a call is answered with that refusal (./observe.ts).
+ */
 export function hiddenTools(principal: Principal | null): ReadonlyMap<string, string> {
-  if (principal !== null && grants(principal.scopes, 'admin')) return new Map();
-  return new Map(ADMIN_TOOLS.map((name) => [name, 'this tool needs the "admin" scope'] as const));
+  return principal !== null && grants(principal.scopes, 'admin') ? NO_ADMIN_TOOLS : ADMIN_SCOPE_NEEDED;
 }
 
 /** Stable short hash of a tool's arguments for the audit line. */
@@ -180,11 +193,11 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     {
       capabilities: { resources: { subscribe: true, listChanged: false }, logging: {} },
       instructions:
-        'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing. Admin tools (admin scope): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker.',
+        'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients.',
     },
   );
-  const { routes, principal } = deps;
-  const who = principal?.subject ?? 'anonymous';
+  const { routes } = deps;
+  const adminPolicy = adminAccessPolicy(deps.requireMfaForAdmin);
   /** Tool results that are refusals (missing scope/MFA), for the audit line. */
   const refusals = new WeakSet<CallToolResult>();
   /** registerTool, telling the session's observer which calls were refusals (it audits every call). */
@@ -195,21 +208,22 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       if (refusals.has(result) && extra?.requestId !== undefined) deps.refused?.add(extra.requestId);
       return result;
     }) as ToolCallback)) as McpServer['registerTool'];
-  const can = (scope: Scope) => principal !== null && grants(principal.scopes, scope);
-  /** Why the session's principal may not run a mutating tool now, or null. */
-  const refusal = (): string | null => {
-    if (!can('admin')) return 'this tool needs the "admin" scope';
-    if (deps.requireMfaForAdmin && !principal?.mfa) return 'this tool needs a token obtained with a second factor (amr mfa/otp)';
-    return null;
-  };
   /**
-   * A mutating tool's body behind the admin checks (plus the tool's own `check`); a refusal is
-   * marked so that the session's audit line says "refused".
+   * An admin tool's body behind the admin access rule, checked for the principal of the
+   * request this call came with (plus the tool's own `check`); it runs as that principal. A
+   * refusal names the error REST would answer with, and is marked so that the session's
+   * audit line says "refused".
    */
-  const adminCall = async (run: () => CallToolResult | Promise<CallToolResult>, check: () => string | null = () => null): Promise<CallToolResult> => {
-    const refused = refusal() ?? check();
-    if (refused === null) return run();
-    const result = toolError(refused);
+  const adminCall = async (
+    extra: { readonly authInfo?: AuthInfo | undefined },
+    run: (principal: Principal) => CallToolResult | Promise<CallToolResult>,
+    check: () => string | null = () => null,
+  ): Promise<CallToolResult> => {
+    const principal = requestPrincipal(extra);
+    const denied = accessRefusal(principal, adminPolicy);
+    const refused = denied !== null ? `${denied.code}: ${denied.message}` : check();
+    if (refused === null && principal !== null) return run(principal);
+    const result = toolError(refused ?? 'GW_AUTH_MISSING_CREDENTIALS');
     refusals.add(result);
     return result;
   };
@@ -291,26 +305,23 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       'list_blocked_clients',
       {
         title: 'Blocked clients',
-        description: 'Clients the suspicious-client detector (or an admin) blocked, with reason, strikes and time left.',
+        description: 'Clients the suspicious-client detector (or an admin) blocked, with reason, strikes and time left. Needs admin scope (and MFA when configured), as GET /admin/blocked-clients.',
         outputSchema: listBlockedClientsOutput,
         annotations: READ_ONLY,
       },
-      async () => ok(await blocked.list()),
+      (extra) => adminCall(extra, async () => ok(await blocked.list())),
     );
-    // Hidden from principals that can never call it (no admin scope).
-    if (can('admin')) {
-      tool(
-        'unblock_client',
-        {
-          title: 'Unblock a client',
-          description: 'Lift a block on every replica and forget the client\'s threat score. Needs admin scope (and MFA when configured).',
-          inputSchema: unblockClientInput,
-          outputSchema: z.object({ client: z.string(), unblocked: z.boolean() }),
-          annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-        },
-        (input) => adminCall(async () => ok(await blocked.unblock(input))),
-      );
-    }
+    tool(
+      'unblock_client',
+      {
+        title: 'Unblock a client',
+        description: 'Lift a block on every replica and forget the client\'s threat score. Needs admin scope (and MFA when configured).',
+        inputSchema: unblockClientInput,
+        outputSchema: z.object({ client: z.string(), unblocked: z.boolean() }),
+        annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      },
+      (input, extra) => adminCall(extra, async () => ok(await blocked.unblock(input))),
+    );
   }
 
   if (deps.routingModel) {
@@ -345,7 +356,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     );
   }
 
-  if (deps.resetBreakers && can('admin')) {
+  if (deps.resetBreakers) {
     const resetBreakers = deps.resetBreakers;
     tool(
       'reset_circuit_breaker',
@@ -356,8 +367,9 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
         outputSchema: z.object({ service: z.string(), reset: z.number().int().describe('Breakers that were open or half-open') }),
         annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       },
-      (input) =>
+      (input, extra) =>
         adminCall(
+          extra,
           () => ok({ service: input.service, reset: resetBreakers(input.service) }),
           () => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
         ),
@@ -377,20 +389,18 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       },
       (input) => answer(() => traffic.list(input), TrafficSplitError),
     );
-    if (can('admin')) {
-      tool(
-        'shift_traffic',
-        {
-          title: 'Shift traffic between stable and canary',
-          description:
-            'Set the stable/canary weights of a route (integers 0-100 summing to 100) on every replica within a second. Records who and why. Use dry_run: true to check the change first. Needs admin scope (and MFA when configured).',
-          inputSchema: shiftTrafficInput,
-          outputSchema: shiftTrafficOutput,
-          annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
-        },
-        (input) => adminCall(() => answer(() => traffic.shift(input, who), TrafficSplitError)),
-      );
-    }
+    tool(
+      'shift_traffic',
+      {
+        title: 'Shift traffic between stable and canary',
+        description:
+          'Set the stable/canary weights of a route (integers 0-100 summing to 100) on every replica within a second. Records who and why. Use dry_run: true to check the change first. Needs admin scope (and MFA when configured).',
+        inputSchema: shiftTrafficInput,
+        outputSchema: shiftTrafficOutput,
+        annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+      },
+      (input, extra) => adminCall(extra, (principal) => answer(() => traffic.shift(input, principal.subject), TrafficSplitError)),
+    );
   }
 
   // Resources: the same views as the tools, for clients that read rather than call.

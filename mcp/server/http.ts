@@ -1,15 +1,23 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { decodeJwt } from 'jose';
 import type { Keyv } from 'keyv';
-import type { RouteAuthPolicy } from '../../src/config/index.js';
+import { presentedCredential } from '../../src/auth/credentials.js';
+import { grants } from '../../src/auth/scopes.js';
+import type { McpConfig, RouteAuthPolicy } from '../../src/config/index.js';
 import { GatewayError } from '../../src/errors.js';
 import type { GatewayMetrics } from '../../src/metrics/registry.js';
+import { clientKey } from '../../src/ratelimit/client-key.js';
 import '../../src/server/route-config.js';
+import { authInfoFor } from './auth.js';
 import { hiddenTools, type McpAuditEntry } from './gateway-server.js';
 import { observeTransport } from './observe.js';
+import { SessionSlots, type SessionLimits, type SessionSlot } from './session-slots.js';
 
 /** What a session's record in the state store holds, so any replica can serve it. */
 export interface McpSessionRecord {
@@ -28,12 +36,10 @@ export interface McpSessionContext {
 }
 
 export interface McpHttpOptions {
-  /** A fresh MCP server per session (an McpServer serves one transport), for the session's principal. */
-  readonly createServer: (request: FastifyRequest, session: McpSessionContext) => McpServer;
-  /** Open sessions on this replica at most; past it new sessions get 503 (memory stays bounded). */
-  readonly maxSessions: number;
-  /** Open sessions of one authenticated principal on this replica at most (one key cannot take every slot). */
-  readonly maxSessionsPerPrincipal: number;
+  /** A fresh MCP server per session (an McpServer serves one transport); each request brings its own principal. */
+  readonly createServer: (session: McpSessionContext) => McpServer;
+  /** Who may hold this replica's session slots (./session-slots.ts); memory stays bounded. */
+  readonly sessionLimits: SessionLimits;
   /** One line per tool call (the gateway's log). */
   readonly audit: (entry: McpAuditEntry) => void;
   /** Sessions idle this long are closed, here and in the store. */
@@ -46,16 +52,44 @@ export interface McpHttpOptions {
   readonly metrics: Pick<GatewayMetrics, 'mcpRequests'>;
 }
 
+/** The session limits of the `mcp` config keys. */
+export function sessionLimits(mcp: McpConfig): SessionLimits {
+  return {
+    max: mcp.maxSessions,
+    perPrincipal: mcp.maxSessionsPerPrincipal,
+    perAddress: mcp.maxSessionsPerAddress,
+    adminReserved: mcp.adminReservedSessions,
+    pressureIdleMs: mcp.pressureIdleSeconds * 1000,
+  };
+}
+
 interface LocalSession {
   readonly transport: StreamableHTTPServerTransport;
   readonly subject: string | null;
   readonly createdAt: string;
   subscriptions: readonly string[];
-  lastSeen: number;
-  /** Requests of this session still open (an SSE stream can stay open for hours): never idle while > 0. */
-  open: number;
+  /**
+   * Its slot, with when it was last used and how many of its requests are still open (an SSE
+   * stream can stay open for hours): never idle while any is.
+   */
+  readonly slot: SessionSlot;
   /** When the store record's TTL was last renewed. */
   touched: number;
+}
+
+/** Largest delay setTimeout takes (about 24.8 days); a later expiry is not timed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** When the request's bearer token expires (ms since the epoch), if it is a JWT with `exp`; it was verified by the auth stage. */
+function bearerExpiry(request: FastifyRequest): number | undefined {
+  const credential = presentedCredential(request.headers);
+  if (credential?.kind !== 'bearer') return undefined;
+  try {
+    const exp = decodeJwt(credential.token).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -79,47 +113,44 @@ function adoptSession(transport: StreamableHTTPServerTransport, sessionId: strin
  */
 export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions): Promise<void> {
   const sessions = new Map<string, LocalSession>();
+  const slots = new SessionSlots(opts.sessionLimits);
   const ttlMs = opts.sessionIdleMs;
 
   const saveRecord = (id: string, record: McpSessionRecord) =>
     opts.sessionStore.set(id, record, ttlMs).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'mcp: storing the session failed'));
 
+  /** Forget a session here (and its slot); with `everywhere`, end it and delete its record too. */
+  const drop = (id: string, session: LocalSession, everywhere: boolean) => {
+    if (sessions.get(id) === session) sessions.delete(id);
+    session.slot.release();
+    if (!everywhere) return;
+    void session.transport.close().catch(() => {});
+    void opts.sessionStore.delete(id).catch(() => {});
+  };
+
   const adopting = new Map<string, Promise<LocalSession>>();
-  /** Sessions being set up (counted against the limits before their first await). */
-  let opening = 0;
-  const openingBy = new Map<string, number>();
-  const sessionsOf = (subject: string) => {
-    let n = openingBy.get(subject) ?? 0;
-    for (const session of sessions.values()) if (session.subject === subject) n += 1;
-    return n;
-  };
-  const checkLimits = (subject: string | null) => {
-    if (sessions.size + opening >= opts.maxSessions) throw new GatewayError('GW_MCP_TOO_MANY_SESSIONS', undefined, { headers: { 'retry-after': '30' } });
-    if (subject !== null && sessionsOf(subject) >= opts.maxSessionsPerPrincipal) {
-      throw new GatewayError('GW_MCP_TOO_MANY_SESSIONS', `At most ${opts.maxSessionsPerPrincipal} open MCP sessions per principal; end one (DELETE /mcp) or wait for it to expire`, {
-        headers: { 'retry-after': '30' },
-      });
-    }
-  };
 
+  /**
+   * A session for `request`'s principal: a new one, or (`sessionId`) one another replica
+   * opened. It takes a slot first (./session-slots.ts: per principal, per address, the admin
+   * reserve), which is busy until this request ends.
+   */
   const open = async (request: FastifyRequest, sessionId: string | undefined, record: McpSessionRecord | undefined): Promise<LocalSession> => {
-    const subject = request.principal?.subject ?? null;
-    checkLimits(subject);
-    opening += 1;
-    if (subject !== null) openingBy.set(subject, (openingBy.get(subject) ?? 0) + 1);
+    const principal = request.principal;
+    const slot = slots.acquire({
+      subject: principal?.subject ?? null,
+      address: clientKey(request.ip),
+      admin: principal !== null && grants(principal.scopes, 'admin'),
+    });
     try {
-      return await create(request, subject, sessionId, record);
-    } finally {
-      opening -= 1;
-      if (subject !== null) {
-        const left = (openingBy.get(subject) ?? 1) - 1;
-        if (left > 0) openingBy.set(subject, left);
-        else openingBy.delete(subject);
-      }
+      return await create(principal?.subject ?? null, slot, sessionId, record);
+    } catch (err) {
+      slot.release();
+      throw err;
     }
   };
 
-  const create = async (request: FastifyRequest, subject: string | null, sessionId: string | undefined, record: McpSessionRecord | undefined): Promise<LocalSession> => {
+  const create = async (subject: string | null, slot: SessionSlot, sessionId: string | undefined, record: McpSessionRecord | undefined): Promise<LocalSession> => {
     const createdAt = record?.createdAt ?? new Date().toISOString();
     const refused = new Set<RequestId>();
     const session: LocalSession = {
@@ -130,22 +161,27 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
           void saveRecord(id, { subject, subscriptions: [], createdAt });
         },
         onsessionclosed: (id) => {
-          sessions.delete(id);
+          drop(id, session, false);
           void opts.sessionStore.delete(id).catch(() => {});
         },
       }),
       subject,
       createdAt,
       subscriptions: record?.subscriptions ?? [],
-      lastSeen: Date.now(),
-      open: 0,
+      slot,
       touched: Date.now(),
     };
     const { transport } = session;
     transport.onclose = () => {
-      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+      if (transport.sessionId !== undefined) drop(transport.sessionId, session, false);
+      else slot.release();
     };
-    const server = opts.createServer(request, {
+    // Reclaimed for another session (./session-slots.ts): ended here and in the store.
+    slot.onReclaim(() => {
+      if (transport.sessionId !== undefined) drop(transport.sessionId, session, true);
+      else void transport.close().catch(() => {});
+    });
+    const server = opts.createServer({
       subscriptions: new Set(session.subscriptions),
       refused,
       onSubscriptionsChange: (uris) => {
@@ -154,7 +190,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       },
     });
     await server.connect(transport);
-    observeTransport(transport, { metrics: opts.metrics, principal: subject ?? 'anonymous', audit: opts.audit, refused, hidden: hiddenTools(request.principal) });
+    observeTransport(transport, { metrics: opts.metrics, audit: opts.audit, refused, hidden: hiddenTools });
     if (sessionId !== undefined) {
       adoptSession(transport, sessionId);
       sessions.set(sessionId, session);
@@ -169,6 +205,8 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     const sessionId = typeof header === 'string' ? header : undefined;
     const subject = request.principal?.subject ?? null;
     let session = sessionId !== undefined ? sessions.get(sessionId) : undefined;
+    /** A session this request opened (or adopted): its slot is already busy for it. */
+    let opened = false;
     if (session === undefined && sessionId !== undefined) {
       // Opened on another replica (or before a restart): adopt it when its record is there.
       const record = await opts.sessionStore.get(sessionId).catch(() => undefined);
@@ -178,27 +216,50 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       if (adoption === undefined) {
         adoption = open(request, sessionId, record).finally(() => adopting.delete(sessionId));
         adopting.set(sessionId, adoption);
+        opened = true;
       }
       session = await adoption;
     } else if (session === undefined) {
       if (request.method !== 'POST' || !isInitializeRequest(request.body)) throw new GatewayError('GW_MCP_SESSION_REQUIRED');
       if (!opts.authPolicy.required) request.log.warn('mcp: a session opened without authentication (MCP_REQUIRE_AUTH=false)');
       session = await open(request, undefined, undefined);
+      opened = true;
     } else if (session.subject !== subject) {
       // Someone else's session id: answered as if it did not exist.
       throw new GatewayError('GW_MCP_SESSION_NOT_FOUND');
     }
     const active = session;
-    active.lastSeen = Date.now();
+    if (!opened) active.slot.begin();
     if (sessionId !== undefined) renew(sessionId, active);
-    active.open += 1;
+    let expiry: NodeJS.Timeout | undefined;
     reply.raw.once('close', () => {
-      active.open -= 1;
-      active.lastSeen = Date.now();
+      clearTimeout(expiry);
+      active.slot.end();
     });
+    // The standalone SSE stream (GET) lasts as long as the client keeps it: it ends when the
+    // credential that opened it expires (the client reconnects with a current one).
+    const expiresAt = request.method === 'GET' ? bearerExpiry(request) : undefined;
+    if (expiresAt !== undefined && expiresAt - Date.now() < MAX_TIMER_MS) {
+      expiry = setTimeout(() => active.transport.closeStandaloneSSEStream(), Math.max(0, expiresAt - Date.now()));
+      expiry.unref();
+    }
+    // This request's own principal goes with each of its messages (extra.authInfo): tools
+    // check scope and MFA against it, not against whoever opened the session.
+    const raw = request.raw as IncomingMessage & { auth?: AuthInfo };
+    const auth = authInfoFor(request.principal);
+    if (auth !== undefined) raw.auth = auth;
+    else delete raw.auth;
     // The transport writes the response itself (JSON or an SSE stream).
     reply.hijack();
-    await active.transport.handleRequest(request.raw, reply.raw, request.body);
+    try {
+      await active.transport.handleRequest(raw, reply.raw, request.body);
+    } finally {
+      // An initialize the transport refused (bad params) opened no session: give its slot back.
+      if (opened && active.transport.sessionId === undefined) {
+        active.slot.release();
+        void active.transport.close().catch(() => {});
+      }
+    }
   };
 
   /** Renew the record's TTL now and then (written again even if it expired, so other replicas keep finding it). */
@@ -218,14 +279,12 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     () => {
       const cutoff = Date.now() - ttlMs;
       for (const [id, session] of sessions) {
-        if (session.open > 0) {
+        if (session.slot.busy > 0) {
           renew(id, session);
           continue;
         }
-        if (session.lastSeen >= cutoff) continue;
-        sessions.delete(id);
-        void session.transport.close().catch(() => {});
-        void opts.sessionStore.delete(id).catch(() => {});
+        if (session.slot.lastSeen >= cutoff) continue;
+        drop(id, session, true);
       }
     },
     Math.min(60_000, ttlMs),
@@ -236,7 +295,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
   // run once the server has drained every request, so shutdown would wait for the clients.
   app.addHook('preClose', async () => {
     clearInterval(sweep);
-    await Promise.allSettled([...sessions.values()].map((s) => s.transport.close()));
+    const open = [...sessions.values()];
     sessions.clear();
+    for (const s of open) s.slot.release();
+    await Promise.allSettled(open.map((s) => s.transport.close()));
   });
 }

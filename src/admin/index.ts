@@ -1,3 +1,4 @@
+export { accessRefusal, adminAccessPolicy } from './access.js';
 export {
   BlockedClientsService,
   blockClientInput,

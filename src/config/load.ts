@@ -106,8 +106,11 @@ export interface McpConfig {
   readonly requireAuth: boolean;
   readonly maxSessions: number;
   readonly maxSessionsPerPrincipal: number;
+  readonly maxSessionsPerAddress: number;
+  readonly adminReservedSessions: number;
+  readonly pressureIdleSeconds: number;
   readonly sessionIdleSeconds: number;
-  /** Browser origins allowed on /mcp; absent: the CORS origins plus localhost ones. */
+  /** Browser origins allowed on /mcp; absent: the CORS origins (plus localhost ones outside production). */
   readonly allowedOrigins?: readonly string[];
   readonly resourceUrl?: string;
 }
@@ -584,6 +587,9 @@ export function loadConfig(
       requireAuth: env.MCP_REQUIRE_AUTH,
       maxSessions: file.mcp.maxSessions,
       maxSessionsPerPrincipal: file.mcp.maxSessionsPerPrincipal,
+      maxSessionsPerAddress: file.mcp.maxSessionsPerAddress,
+      adminReservedSessions: file.mcp.adminReservedSessions ?? Math.min(Math.ceil(file.mcp.maxSessions / 10), file.mcp.maxSessions - 1),
+      pressureIdleSeconds: file.mcp.pressureIdleSeconds,
       sessionIdleSeconds: file.mcp.sessionIdleSeconds,
       ...(file.mcp.allowedOrigins !== undefined ? { allowedOrigins: file.mcp.allowedOrigins } : {}),
       ...(file.mcp.resourceUrl !== undefined ? { resourceUrl: file.mcp.resourceUrl } : {}),

@@ -24,12 +24,12 @@ import { AccessLogController, loggerOptions } from './logger.js';
 import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
 import { createGatewayMcpServer, type SubscribableResource } from '../../mcp/server/gateway-server.js';
-import { mcpHttpPlugin, type McpSessionRecord } from '../../mcp/server/http.js';
+import { mcpHttpPlugin, sessionLimits, type McpSessionRecord } from '../../mcp/server/http.js';
 import { mcpOriginPolicy, protectedResourceMetadata } from '../../mcp/server/auth.js';
 import { GATEWAY_VERSION } from '../version.js';
 import { createStateStore, type StateStore } from '../state/index.js';
 import { createRateLimiting, rateLimitClientStage, rateLimitPrincipalStage, type RateLimiting } from '../ratelimit/index.js';
-import { adminRoutes, BlockedClientsService } from '../admin/index.js';
+import { adminAccessPolicy, adminRoutes, BlockedClientsService } from '../admin/index.js';
 import { routingAdminRoutes, RoutingModelsService } from '../admin/index.js';
 import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js';
 import { TrafficSplits } from '../routing/traffic-split.js';
@@ -204,12 +204,12 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   await app.register(adminRoutes, {
     blockedClients,
     traffic,
-    authPolicy: { required: true, scope: 'admin', mfa: config.auth.requireMfaForAdmin },
+    authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
   });
   if (routing) {
     await app.register(routingAdminRoutes, {
       service: new RoutingModelsService(routing.manager),
-      authPolicy: { required: true, scope: 'admin', mfa: config.auth.requireMfaForAdmin },
+      authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
     });
   }
   // MCP Streamable HTTP at /mcp: read scope to connect; tools check their own needs.
@@ -220,7 +220,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   if (config.mcp.enabled) {
     if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only); never in production');
     await app.register(mcpHttpPlugin, {
-      createServer: (request, session) =>
+      createServer: (session) =>
         createGatewayMcpServer({
           routes: routesService,
           metrics: metricsService,
@@ -229,7 +229,6 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
           ...(routing ? { routingModel: () => routing.manager.active } : {}),
           resetBreakers: (service) => resilience.resetBreakers(service),
           serviceNames: Object.keys(config.services),
-          principal: request.principal,
           requireMfaForAdmin: config.auth.requireMfaForAdmin,
           redactedConfig: () => redactConfig(config),
           resourceChanges: (listener) => {
@@ -241,8 +240,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
           refused: session.refused,
           version: GATEWAY_VERSION,
         }),
-      maxSessions: config.mcp.maxSessions,
-      maxSessionsPerPrincipal: config.mcp.maxSessionsPerPrincipal,
+      sessionLimits: sessionLimits(config.mcp),
       audit: (entry) => app.log.info({ audit: entry }, 'mcp tool call'),
       sessionIdleMs: config.mcp.sessionIdleSeconds * 1000,
       authPolicy: config.mcp.requireAuth ? { required: true, scope: 'read' } : PUBLIC,

@@ -65,4 +65,12 @@ describe('MCP settings', () => {
     expect(problems(load('mcp:\n  allowedOrigins: [https://console.example.org/path]\n'))).toContain('mcp.allowedOrigins[0]');
     expect(problems(load('mcp:\n  sessions: 3\n'))).toContain('mcp');
   });
+
+  it('session caps: defaults well under maxSessions, an admin reserve that scales with it, and a reserve smaller than the total', () => {
+    expect(ok(loadConfig({})).mcp).toMatchObject({ maxSessions: 100, maxSessionsPerPrincipal: 10, maxSessionsPerAddress: 20, adminReservedSessions: 10, pressureIdleSeconds: 60 });
+    expect(ok(load('mcp:\n  maxSessions: 5\n')).mcp.adminReservedSessions).toBe(1);
+    expect(ok(load('mcp:\n  maxSessions: 1\n')).mcp.adminReservedSessions).toBe(0);
+    expect(ok(load('mcp:\n  maxSessions: 40\n  adminReservedSessions: 0\n')).mcp.adminReservedSessions).toBe(0);
+    expect(problems(load('mcp:\n  maxSessions: 10\n  adminReservedSessions: 10\n'))).toContain('mcp.adminReservedSessions: must be less than maxSessions');
+  });
 });

@@ -85,7 +85,8 @@ describe('/mcp', () => {
     const reader = client({ 'x-api-key': READER_KEY });
     await reader.client.connect(reader.transport);
     const readerTools = (await reader.client.listTools()).tools.map((t) => t.name);
-    expect(readerTools).toContain('list_blocked_clients');
+    // Blocked clients' addresses are for admins, as on GET /admin/blocked-clients (src/admin/access.ts).
+    expect(readerTools).not.toContain('list_blocked_clients');
     expect(readerTools).not.toContain('unblock_client');
     expect(readerTools).not.toContain('reset_circuit_breaker');
     await reader.client.close();

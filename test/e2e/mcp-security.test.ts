@@ -12,8 +12,9 @@ import { standIns } from '../helpers/upstreams.js';
  * The security of the gateway's MCP endpoint (/mcp), against real gateway processes with the
  * SDK's own client: authentication, Origin (DNS-rebinding) checks, which tools a principal is
  * offered and may run, MFA for the mutating tools, the audit line and metric of every call,
- * MCP_REQUIRE_AUTH=false (and its refusal in production), RFC 9728 metadata, and that a
- * session belongs to the principal that opened it.
+ * MCP_REQUIRE_AUTH=false (and its refusal in production), RFC 9728 metadata, that a
+ * session belongs to the principal that opened it, and that each request is authorised by its
+ * own credential rather than the one the session was opened with.
  */
 
 const JWT_SECRET = 'e2e-mcp-jwt-secret-0123456789-abcdefghij';
@@ -23,8 +24,9 @@ const READER_KEY = 'mcp-sec-reader-key-0123456789';
 /** The principal of the env API_KEY (E2E_API_KEY), an admin key without MFA. */
 const ADMIN_SUBJECT = 'key:env-api-key';
 
-const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker'];
-const READ_TOOLS = ['list_routes', 'get_route', 'list_services', 'get_service_health', 'get_metrics', 'query_metric', 'get_traffic_split', 'list_blocked_clients'];
+/** The tools behind the admin access rule (admin scope, MFA when configured), as the REST /admin endpoints. */
+const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker', 'list_blocked_clients'];
+const READ_TOOLS = ['list_routes', 'get_route', 'list_services', 'get_service_health', 'get_metrics', 'query_metric', 'get_traffic_split'];
 
 const SPLIT_ROUTE =
   'routes:\n' +
@@ -43,6 +45,18 @@ function jwt(sub: string, claims: Record<string, unknown>, issuer?: string): Pro
   if (issuer !== undefined) token.setIssuer(issuer);
   return token.sign(hsKey);
 }
+
+/** A JSON-RPC request on an existing session with the given credentials; its one answer. */
+async function rpcOn(gw: GatewayProcess, sessionId: string, headers: Record<string, string>, method: string, params: Record<string, unknown>, id: number) {
+  const res = await mcpRaw(gw.url, { sessionId, headers, body: { jsonrpc: '2.0', id, method, params } });
+  expect(res.status).toBe(200);
+  const answer = mcpMessages(res).find((m) => m.id === id);
+  expect(answer).toBeDefined();
+  return answer!;
+}
+
+/** The text of a raw tools/call answer's content. */
+const rawText = (answer: Record<string, any>): string => (answer.result?.content ?? []).map((c: { text?: string }) => c.text ?? '').join('\n');
 
 /** The text of a tool result's first content block. */
 function text(result: Awaited<ReturnType<McpTestClient['client']['callTool']>>): string {
@@ -482,6 +496,135 @@ describe('/mcp with requireMfaForAdmin and mcp.allowedOrigins', () => {
     });
   });
 
+  describe('each request is authorised by its own credential, not by the one that opened the session', () => {
+    it('a session opened with an MFA admin token runs no admin tool for a same-subject token without MFA, or with read scope', async () => {
+      const sub = 'rotating-admin';
+      const withMfa = bearer(await jwt(sub, { scope: 'admin', amr: ['pwd', 'mfa'] }));
+      const withoutMfa = bearer(await jwt(sub, { scope: 'admin', amr: ['pwd'] }));
+      const readOnly = bearer(await jwt(sub, { scope: 'read', amr: ['pwd', 'mfa'] }));
+      const c = await connectMcp(gw.url, withMfa);
+      const sessionId = c.transport.sessionId!;
+      expect(await toolNames(c)).toEqual(expect.arrayContaining(ADMIN_TOOLS));
+      expect(await weightsOf(c)).toEqual({ stable: 100, canary: 0 });
+      const calls: Array<[string, Record<string, unknown>]> = [
+        ['shift_traffic', { route: 'canary-twin', stable: 0, canary: 100, reason: 'session opened with mfa' }],
+        ['reset_circuit_breaker', { service: 'twin' }],
+        ['unblock_client', { client: '198.51.100.41' }],
+        ['list_blocked_clients', {}],
+      ];
+      let id = 100;
+      for (const [headers, code] of [
+        [withoutMfa, 'GW_AUTH_MFA_REQUIRED'],
+        [readOnly, 'GW_AUTH_INSUFFICIENT_SCOPE'],
+      ] as const) {
+        for (const [name, args] of calls) {
+          const answer = await rpcOn(gw, sessionId, headers, 'tools/call', { name, arguments: args }, id++);
+          expect(answer.result?.isError, `${name} with ${code}`).toBe(true);
+          expect(rawText(answer)).toContain(code);
+          expect(answer.result?.structuredContent).toBeUndefined();
+        }
+      }
+      // What a request is offered follows its credential too.
+      const listedRead = (await rpcOn(gw, sessionId, readOnly, 'tools/list', {}, id++)).result.tools.map((t: { name: string }) => t.name);
+      expect(listedRead).toEqual(expect.arrayContaining(READ_TOOLS));
+      for (const t of ADMIN_TOOLS) expect(listedRead).not.toContain(t);
+      const listedNoMfa = (await rpcOn(gw, sessionId, withoutMfa, 'tools/list', {}, id++)).result.tools.map((t: { name: string }) => t.name);
+      expect(listedNoMfa).toEqual(expect.arrayContaining(ADMIN_TOOLS));
+
+      // Nothing changed, the refusals are audited under the subject, and the MFA credential still works on the session.
+      expect(await weightsOf(c)).toEqual({ stable: 100, canary: 0 });
+      expect((await auditOf(gw, 'shift_traffic', sub, 2)).result).toBe('refused');
+      const dry = await c.client.callTool({ name: 'shift_traffic', arguments: { route: 'canary-twin', stable: 70, canary: 30, reason: 'mfa again', dry_run: true } });
+      expect(dry.isError).toBeFalsy();
+      expect(dry.structuredContent).toMatchObject({ applied: false, by: sub });
+      await c.transport.terminateSession();
+      await c.client.close();
+    });
+
+    it('the session does not outlive its token: an expired token of the same subject gets 401, and a GET stream ends when its token expires', async () => {
+      const sub = 'expiring-admin';
+      const c = await connectMcp(gw.url, bearer(await jwt(sub, { scope: 'admin', amr: ['mfa'] })));
+      const sessionId = c.transport.sessionId!;
+      const expired = await new SignJWT({ scope: 'admin', amr: ['mfa'] })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(sub)
+        .setIssuedAt(Math.floor(Date.now() / 1000) - 700)
+        .setExpirationTime(Math.floor(Date.now() / 1000) - 600)
+        .sign(hsKey);
+      const res = await mcpRaw(gw.url, {
+        sessionId,
+        headers: bearer(expired),
+        body: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'shift_traffic', arguments: { route: 'canary-twin', stable: 0, canary: 100, reason: 'expired' } } },
+      });
+      expect(res.status).toBe(401);
+      expect(res.json().error.code).toBe('GW_AUTH_INVALID_CREDENTIALS');
+      expect(await weightsOf(c)).toEqual({ stable: 100, canary: 0 });
+      await c.transport.terminateSession();
+      await c.client.close();
+
+      // A standalone SSE stream opened with a token that expires in ~2 s is ended by then.
+      const init = await mcpRaw(gw.url, { body: initializeMessage(), headers: bearer(await jwt(sub, { scope: 'read' })) });
+      const streamSession = init.headers['mcp-session-id'] as string;
+      const shortLived = await new SignJWT({ scope: 'read' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(sub)
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + 2)
+        .sign(hsKey);
+      const started = Date.now();
+      const stream = await mcpRaw(gw.url, { method: 'GET', sessionId: streamSession, headers: bearer(shortLived) });
+      const took = Date.now() - started;
+      expect(stream.status).toBe(200);
+      expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+      expect(took).toBeLessThan(4000);
+    });
+  });
+
+  describe('list_blocked_clients: one rule on REST and MCP (admin scope, and MFA here)', () => {
+    it('readers and admins without MFA see no blocked client on either face; an MFA admin sees them on both', async () => {
+      const mfaAdmin = bearer(await jwt('blocks-admin', { scope: 'admin', amr: ['mfa'] }));
+      const blockedIp = `198.51.100.${100 + Math.floor(Math.random() * 100)}`;
+      const block = await call(`${gw.url}/admin/blocked-clients`, {
+        method: 'POST',
+        headers: { ...mfaAdmin, 'content-type': 'application/json' },
+        body: JSON.stringify({ client: blockedIp, seconds: 120, reason: 'one rule test' }),
+      });
+      expect(block.status).toBe(201);
+
+      // REST.
+      const restReader = await call(`${gw.url}/admin/blocked-clients`, { headers: reader });
+      expect([restReader.status, restReader.json().error.code]).toEqual([403, 'GW_AUTH_INSUFFICIENT_SCOPE']);
+      const restNoMfa = await call(`${gw.url}/admin/blocked-clients`, { headers: admin });
+      expect([restNoMfa.status, restNoMfa.json().error.code]).toEqual([403, 'GW_AUTH_MFA_REQUIRED']);
+      const restMfa = await call(`${gw.url}/admin/blocked-clients`, { headers: mfaAdmin });
+      expect(restMfa.status).toBe(200);
+      expect(restMfa.json().clients.map((c: { client: string }) => c.client)).toContain(blockedIp);
+
+      // MCP, the same answers.
+      const r = await connectMcp(gw.url, reader);
+      expect(await toolNames(r)).not.toContain('list_blocked_clients');
+      const mcpReader = await r.client.callTool({ name: 'list_blocked_clients', arguments: {} });
+      expect(mcpReader.isError).toBe(true);
+      expect(text(mcpReader)).toContain('GW_AUTH_INSUFFICIENT_SCOPE');
+      expect(JSON.stringify(mcpReader)).not.toContain(blockedIp);
+      await r.client.close();
+      const a = await connectMcp(gw.url, admin);
+      const mcpNoMfa = await a.client.callTool({ name: 'list_blocked_clients', arguments: {} });
+      expect(mcpNoMfa.isError).toBe(true);
+      expect(text(mcpNoMfa)).toContain('GW_AUTH_MFA_REQUIRED');
+      expect(JSON.stringify(mcpNoMfa)).not.toContain(blockedIp);
+      await a.client.close();
+      const m = await connectMcp(gw.url, mfaAdmin);
+      const mcpMfa = await m.client.callTool({ name: 'list_blocked_clients', arguments: {} });
+      expect(mcpMfa.isError).toBeFalsy();
+      expect((mcpMfa.structuredContent as { clients: Array<{ client: string }> }).clients.map((c) => c.client)).toContain(blockedIp);
+      await m.client.close();
+
+      const unblock = await call(`${gw.url}/admin/blocked-clients/${blockedIp}`, { method: 'DELETE', headers: mfaAdmin });
+      expect(unblock.status).toBe(200);
+    });
+  });
+
   describe('audit lines and gateway_mcp_requests_total', () => {
     it('audits every call with principal, tool, a 16-hex hash of the arguments and the result, never the arguments', async () => {
       const secretReason = `secret-reason-${randomBytes(8).toString('hex')}`;
@@ -614,6 +757,43 @@ describe('MCP_REQUIRE_AUTH=false', () => {
     expect(serve.stderr).toContain('configuration problems (1)');
     expect(serve.stderr).toMatch(/^\s+MCP_REQUIRE_AUTH: .*production/m);
     expect(serve.stdout).not.toContain('gateway listening');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Origin in production: only configured origins, no implicit localhost.
+// ---------------------------------------------------------------------------------------------
+describe('Origin in production', () => {
+  const prodKey = 'prod-origin-api-key-0123456789abcdefghijkl';
+  const env = {
+    ENVIRONMENT: 'production',
+    SECRET_KEY: 'prod-secret-key-0123456789abcdefghijklmnop',
+    JWT_SECRET_KEY: 'prod-jwt-secret-0123456789abcdefghijklmnop',
+    API_KEY: prodKey,
+  };
+
+  it('accepts the CORS origins and requests without Origin, refuses every localhost origin that is not configured', async () => {
+    const gw = await startGateway({ env, yaml: 'cors:\n  origins: [https://console.example.org]\n' });
+    const init = (origin?: string) => mcpRaw(gw.url, { body: initializeMessage(), headers: { 'x-api-key': prodKey, ...(origin !== undefined ? { origin } : {}) } });
+    for (const origin of ['http://localhost:1234', 'https://localhost', 'http://127.0.0.1:8000', 'http://[::1]:8080', 'http://LOCALHOST:3000']) {
+      const res = await init(origin);
+      expect([origin, res.status, res.json().error.code]).toEqual([origin, 403, 'GW_MCP_ORIGIN_FORBIDDEN']);
+      expect(res.headers['mcp-session-id']).toBeUndefined();
+    }
+    for (const origin of ['https://console.example.org', undefined]) {
+      const res = await init(origin);
+      expect([origin, res.status]).toEqual([origin, 200]);
+    }
+    await gw.stop();
+  });
+
+  it('a localhost origin listed in mcp.allowedOrigins is accepted', async () => {
+    const gw = await startGateway({ env, yaml: 'mcp:\n  allowedOrigins: [http://localhost:5173]\n' });
+    const ok = await mcpRaw(gw.url, { body: initializeMessage(), headers: { 'x-api-key': prodKey, origin: 'http://localhost:5173' } });
+    expect(ok.status).toBe(200);
+    const other = await mcpRaw(gw.url, { body: initializeMessage(), headers: { 'x-api-key': prodKey, origin: 'http://localhost:5174' } });
+    expect(other.status).toBe(403);
+    await gw.stop();
   });
 });
 

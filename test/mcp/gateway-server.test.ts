@@ -33,7 +33,6 @@ async function connect(env: Record<string, string> = {}): Promise<Client> {
   const server = createGatewayMcpServer({
     routes,
     metrics: new MetricsService(metrics.registry),
-    principal: { kind: 'api-key', subject: 'key:reader', keyName: 'reader', scopes: ['read'], mfa: false },
     requireMfaForAdmin: false,
     redactedConfig: () => redactConfig(result.config),
     version: '0.1.0',

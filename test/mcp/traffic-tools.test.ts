@@ -5,6 +5,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { EmptyResultSchema, ResourceUpdatedNotificationSchema, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { authInfoFor } from '../../mcp/server/auth.js';
 import { createGatewayMcpServer, hiddenTools, type McpAuditEntry, type SubscribableResource } from '../../mcp/server/gateway-server.js';
 import { observeTransport } from '../../mcp/server/observe.js';
 import { MetricsService } from '../../src/admin/metrics-service.js';
@@ -20,6 +21,8 @@ import { MemoryStore } from '../../src/state/index.js';
 /* The traffic tools, resource subscriptions, audit and the rollout prompt, in-process (InMemoryTransport). */
 
 const ADMIN: Principal = { kind: 'api-key', subject: 'key:ops', keyName: 'ops', scopes: ['admin'], mfa: false };
+/** The same subject as ADMIN, with a token that proves a second factor. */
+const ADMIN_MFA: Principal = { kind: 'jwt', subject: 'key:ops', scopes: ['admin'], mfa: true };
 const READER: Principal = { kind: 'api-key', subject: 'key:reader', keyName: 'reader', scopes: ['read'], mfa: false };
 const YAML_FILE = join(mkdtempSync(join(tmpdir(), 'ugw-traffic-tools-')), 'gateway.yaml');
 writeFileSync(YAML_FILE, 'routes:\n  - { id: knowledge, prefix: /v1/knowledge, service: knowledge, split: { canary: { urls: ["http://knowledge-v2:8003"] } } }\n');
@@ -29,6 +32,11 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close();
 });
 
+/**
+ * A client linked in-process to a fresh server and its session observer. Every message the
+ * client sends carries a principal as the SDK's authInfo, as each HTTP request to /mcp does
+ * (mcp/server/http.ts): `principal` at first, another one after `useCredential`.
+ */
 async function setup(principal: Principal, requireMfaForAdmin = false) {
   const result = loadConfig({}, { file: YAML_FILE });
   if (!result.ok) throw new Error(result.problems.join('\n'));
@@ -46,7 +54,6 @@ async function setup(principal: Principal, requireMfaForAdmin = false) {
     routes: new RoutesService(config, buildRouteTable(config), { snapshot: () => ({ status: 'ok', checkedAt: null, services: {} }) }, splits),
     metrics: new MetricsService(metrics.registry),
     traffic: new TrafficService(config, splits),
-    principal,
     requireMfaForAdmin,
     redactedConfig: () => redactConfig(config),
     resourceChanges: (listener) => {
@@ -57,13 +64,19 @@ async function setup(principal: Principal, requireMfaForAdmin = false) {
     version: '0.1.0',
   });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  let current: Principal | null = principal;
+  const send = clientSide.send.bind(clientSide);
+  clientSide.send = (message, options) => send(message, { ...options, authInfo: authInfoFor(current) });
   const client = new Client({ name: 'test-agent', version: '1.0.0' });
   await server.connect(serverSide);
   // The session observer the HTTP transport also gets: audit, metrics, hidden tools.
-  observeTransport(serverSide, { metrics, principal: principal.subject, audit: (entry) => audit.push(entry), refused, hidden: hiddenTools(principal) });
+  observeTransport(serverSide, { metrics, audit: (entry) => audit.push(entry), refused, hidden: hiddenTools });
   await client.connect(clientSide);
   closers.push(() => client.close(), () => splits.close());
-  return { client, audit, splits, listeners, metrics };
+  const useCredential = (next: Principal | null) => {
+    current = next;
+  };
+  return { client, audit, splits, listeners, metrics, useCredential };
 }
 
 describe('traffic tools', () => {
@@ -102,7 +115,7 @@ describe('traffic tools', () => {
     const { client, audit, splits, metrics } = await setup(READER);
     const res = await client.callTool({ name: 'shift_traffic', arguments: { route: 'knowledge', stable: 0, canary: 100, reason: 'escalation' } });
     expect(res.isError).toBe(true);
-    expect((res.content as Array<{ text: string }>)[0]!.text).toBe('this tool needs the "admin" scope');
+    expect((res.content as Array<{ text: string }>)[0]!.text).toBe('GW_AUTH_INSUFFICIENT_SCOPE: this tool needs the "admin" scope');
     expect(splits.state('knowledge')?.weights.canary).toBe(0);
     const invalid = await client.callTool({ name: 'get_traffic_split', arguments: { route: 42 } });
     expect(invalid.isError).toBe(true);
@@ -136,6 +149,45 @@ describe('traffic tools', () => {
     expect(JSON.stringify(res.content)).toContain('second factor');
     expect(audit.at(-1)).toMatchObject({ tool: 'shift_traffic', result: 'refused' });
     expect(splits.state('knowledge')?.weights.canary).toBe(0);
+  });
+
+  it('each request is judged by its own credential: a session opened with MFA runs no admin tool for a same-subject request without MFA or with read scope', async () => {
+    const { client, audit, splits, useCredential } = await setup(ADMIN_MFA, true);
+    const shift = { name: 'shift_traffic', arguments: { route: 'knowledge', stable: 0, canary: 100, reason: 'per-request credential' } };
+    const dry = await client.callTool({ ...shift, arguments: { ...shift.arguments, dry_run: true } });
+    expect(dry.isError).toBeFalsy();
+
+    // Same subject, no second factor: refused as REST refuses it (GW_AUTH_MFA_REQUIRED), though the session was opened with MFA.
+    useCredential(ADMIN);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('shift_traffic');
+    const noMfa = await client.callTool(shift);
+    expect(noMfa.isError).toBe(true);
+    expect((noMfa.content as Array<{ text: string }>)[0]!.text).toMatch(/^GW_AUTH_MFA_REQUIRED: .*second factor/);
+    expect(splits.state('knowledge')?.weights.canary).toBe(0);
+
+    // Same subject, read scope: not listed, refused naming the scope.
+    useCredential({ ...ADMIN, scopes: ['read'] });
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain('get_traffic_split');
+    expect(names).not.toContain('shift_traffic');
+    const read = await client.callTool(shift);
+    expect((read.content as Array<{ text: string }>)[0]!.text).toMatch(/^GW_AUTH_INSUFFICIENT_SCOPE: /);
+    // No credential at all (an anonymous message): refused too.
+    useCredential(null);
+    expect((await client.callTool(shift)).isError).toBe(true);
+    expect(splits.state('knowledge')?.weights.canary).toBe(0);
+
+    // Back to the MFA credential: allowed again, recorded under its subject.
+    useCredential(ADMIN_MFA);
+    const applied = await client.callTool(shift);
+    expect(applied.structuredContent).toMatchObject({ applied: true, by: 'key:ops' });
+    expect(audit.filter((a) => a.tool === 'shift_traffic').map((a) => [a.principal, a.result])).toEqual([
+      ['key:ops', 'ok'],
+      ['key:ops', 'refused'],
+      ['key:ops', 'refused'],
+      ['anonymous', 'refused'],
+      ['key:ops', 'ok'],
+    ]);
   });
 
   it('a subscriber to gateway://routes hears of a shift; unknown resources cannot be subscribed; closing stops listening', async () => {
