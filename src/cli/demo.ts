@@ -10,6 +10,9 @@ const DEMO_TOKEN_TTL_SECONDS = 24 * 3600;
 
 export async function runDemo(): Promise<void> {
   const env = { ...processEnvironment() };
+  // Trying things out from this machine (attacks included) should not get it blocked; the
+  // exemption is opt-in everywhere else (RATE_LIMIT_EXEMPT_LOOPBACK=false turns it off here too).
+  env.RATE_LIMIT_EXEMPT_LOOPBACK ??= 'true';
   const standIns: StandIn[] = [];
   try {
     for (const [name, svc] of Object.entries(DEMO_SERVICES)) {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
+import ipaddr from 'ipaddr.js';
 import type { z } from 'zod';
 import {
   envSchema,
@@ -134,7 +135,10 @@ export interface RateLimitConfig {
   readonly enabled: boolean;
   readonly principal: RateQuota;
   readonly ip: RateQuota;
+  /** The allow-list; `cidrs` holds loopback when `exemptLoopback`. */
   readonly allowList: { readonly keys: readonly string[]; readonly cidrs: readonly string[] };
+  /** Loopback clients are allow-listed (opt-in: rateLimit.exemptLoopback / RATE_LIMIT_EXEMPT_LOOPBACK). */
+  readonly exemptLoopback: boolean;
   readonly threat: FileConfig['rateLimit']['threat'];
 }
 
@@ -236,6 +240,36 @@ export const DEFAULT_ROUTES: readonly RouteConfig[] = [
   { id: 'fog', prefix: '/v1/fog', service: 'fog', ...ROUTE_DEFAULTS },
   { id: 'p2p', prefix: '/v1/p2p', service: 'p2p', ...ROUTE_DEFAULTS },
 ];
+
+/** What `rateLimit.exemptLoopback` adds to the allow-list. */
+export const LOOPBACK_CIDRS: readonly string[] = ['127.0.0.0/8', '::1/128'];
+
+/** True when `host` (GATEWAY_HOST) is a loopback address or `localhost`; 0.0.0.0 and :: are not. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (!ipaddr.isValid(h)) return false;
+  return ipaddr.process(h).range() === 'loopback';
+}
+
+/**
+ * Start-up warnings about settings that are fine on a laptop and dangerous on a network: a
+ * development (or test) gateway listening on a non-loopback address (0.0.0.0 counts), and
+ * the loopback exemption on such a gateway (behind a sidecar every client is loopback).
+ */
+export function exposureWarnings(config: Pick<GatewayConfig, 'environment' | 'server' | 'rateLimit'>): string[] {
+  if (isLoopbackHost(config.server.host)) return [];
+  const out: string[] = [];
+  if (config.environment === 'development' || config.environment === 'test') {
+    out.push(
+      `ENVIRONMENT=${config.environment} and listening on ${config.server.host}, not loopback: other machines can reach this gateway; set ENVIRONMENT=production for a deployment (production secrets, MFA for admin, HSTS, no MCP_REQUIRE_AUTH=false)`,
+    );
+  }
+  if (config.rateLimit.exemptLoopback) {
+    out.push(`rateLimit.exemptLoopback is on and listening on ${config.server.host}: loopback clients (and every client behind a local sidecar proxy) are never rate limited or blocked`);
+  }
+  return out;
+}
 
 /** The name of the admin key made from the API_KEY variable (its principal is `key:env-api-key`). */
 export const ENV_API_KEY_NAME = 'env-api-key';
@@ -527,6 +561,8 @@ export function loadConfig(
   problems.push(...fileProblems.map((p) => (filePath ? `${filePath}: ${p}` : p)));
   if (problems.length > 0) return { ok: false, problems };
 
+  // Loopback is exempt from limits and blocks only when asked, whatever ENVIRONMENT says.
+  const exemptLoopback = file.rateLimit.exemptLoopback ?? env.RATE_LIMIT_EXEMPT_LOOPBACK ?? false;
   const config: GatewayConfig = {
     environment: env.ENVIRONMENT,
     logLevel: env.LOG_LEVEL,
@@ -569,8 +605,9 @@ export function loadConfig(
       ip: file.rateLimit.ip ?? { requests: env.RATE_LIMIT_REQUESTS, windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS },
       allowList: {
         keys: file.rateLimit.allowList.keys,
-        cidrs: file.rateLimit.allowList.cidrs ?? (env.ENVIRONMENT === 'production' ? [] : ['127.0.0.0/8', '::1/128']),
+        cidrs: [...file.rateLimit.allowList.cidrs, ...(exemptLoopback ? LOOPBACK_CIDRS : [])],
       },
+      exemptLoopback,
       threat: file.rateLimit.threat,
     },
     state: file.state,

@@ -65,6 +65,8 @@ export const envSchema = z.object({
   // --- rate limiting (src/ratelimit): default quota per principal and per client IP ---
   RATE_LIMIT_REQUESTS: intFromEnv(1, 10_000_000).default(1000),
   RATE_LIMIT_WINDOW_SECONDS: intFromEnv(1, 86_400).default(60),
+  /** Loopback clients never limited, slowed or blocked (rateLimit.exemptLoopback wins); default false in every ENVIRONMENT. */
+  RATE_LIMIT_EXEMPT_LOOPBACK: booleanFromEnv.optional(),
   // --- ML routing: the HuggingFace zero-shot validator of `model validate` (src/routing, mcp/integrations/huggingface) ---
   HF_TOKEN: z.string().min(1).optional(),
   /** A dedicated Inference Endpoint; default: the serverless Inference API. */
@@ -255,16 +257,18 @@ const rateLimitSchema = z.strictObject({
   /** Per client IP (IPv6: per /64), before authentication; default as principal. */
   ip: rateQuotaSchema.optional(),
   /**
-   * Internal callers never limited, slowed or blocked: API key names and client CIDRs.
-   * CIDRs default to loopback outside production only: behind a sidecar proxy every client
-   * would otherwise look like 127.0.0.1 and be exempt.
+   * Internal callers never limited, slowed or blocked: API key names and client CIDRs. No
+   * CIDR by default, loopback included: behind a sidecar proxy every client would look like
+   * 127.0.0.1 and be exempt.
    */
   allowList: z
     .strictObject({
       keys: z.array(z.string().min(1)).default([]),
-      cidrs: z.array(cidrSchema).optional(),
+      cidrs: z.array(cidrSchema).default([]),
     })
     .prefault({}),
+  /** Opt-in: add loopback (127.0.0.0/8, ::1) to the allow-list (the demo, local tests); default RATE_LIMIT_EXEMPT_LOOPBACK, else false. */
+  exemptLoopback: z.boolean().optional(),
   threat: threatSchema,
 });
 
