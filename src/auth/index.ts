@@ -35,6 +35,7 @@ export function createAuth(config: GatewayConfig, log: FastifyBaseLogger): AuthP
     clockToleranceSeconds: jwt.clockToleranceSeconds,
     jwksCacheMaxAgeMs: jwt.jwksCacheMaxAgeMs,
     jwksCooldownMs: jwt.jwksCooldownMs,
+    maxLifetimeSeconds: jwt.maxLifetimeSeconds,
   });
   return {
     config: config.auth,
@@ -45,6 +46,7 @@ export function createAuth(config: GatewayConfig, log: FastifyBaseLogger): AuthP
       issuer: tokens.issuer,
       ...(issuedAudience(config) !== undefined ? { audience: issuedAudience(config)! } : {}),
       ttlSeconds: tokens.ttlSeconds,
+      maxTtlSeconds: jwt.maxLifetimeSeconds,
     }),
     totp: new TotpVerifier({ toleranceSeconds: tokens.totpToleranceSeconds }),
   };

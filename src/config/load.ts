@@ -555,6 +555,9 @@ export function loadConfig(
       fileProblems.push(`rateLimit.allowList.keys[${i}]: no API key is named "${name}" (known: ${[...keyNames].join(', ') || 'none'})`);
     }
   });
+  if (file.auth.tokens.ttlSeconds > file.auth.jwt.maxLifetimeSeconds) {
+    fileProblems.push(`auth.tokens.ttlSeconds: ${file.auth.tokens.ttlSeconds} exceeds auth.jwt.maxLifetimeSeconds (${file.auth.jwt.maxLifetimeSeconds}): the gateway's own tokens would be refused`);
+  }
   const services = resolveServices(env, file, fileProblems);
   const routes = resolveRoutes(file, services, fileProblems);
   const routing = resolveRouting(env, file, services, fileProblems);

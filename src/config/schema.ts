@@ -365,6 +365,8 @@ const authSchema = z.strictObject({
       clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
       jwksCacheMaxAgeMs: z.number().int().min(1000).default(600_000),
       jwksCooldownMs: z.number().int().min(0).default(30_000),
+      /** Every token needs `exp`; refused when exp - iat (or exp - now) exceeds this. Default 24 h. */
+      maxLifetimeSeconds: z.number().int().min(60).max(30 * 86_400).default(86_400),
     })
     .prefault({}),
   apiKeys: z

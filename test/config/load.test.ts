@@ -434,3 +434,11 @@ describe('loadConfig: server.pressure', () => {
     expect(found).toMatch(/server\.pressure.*sustained/);
   });
 });
+
+describe('auth.jwt.maxLifetimeSeconds', () => {
+  it('defaults to 24 h and refuses gateway tokens that would outlive it', () => {
+    expect(ok(loadConfig({})).auth.jwt.maxLifetimeSeconds).toBe(86_400);
+    const file = yamlFile('jwt-life.yaml', 'auth: { jwt: { maxLifetimeSeconds: 600 }, tokens: { ttlSeconds: 900 } }\n');
+    expect(problems(loadConfig({}, { file }))).toEqual([`${file}: auth.tokens.ttlSeconds: 900 exceeds auth.jwt.maxLifetimeSeconds (600): the gateway's own tokens would be refused`]);
+  });
+});

@@ -123,6 +123,50 @@ describe('authentication', () => {
     expect(res.text).not.toContain(token);
   });
 
+  it.each([
+    ['CR/LF', 'HS256\r\nX-Injected: yes'],
+    ['LF and a quote', 'RS256\n"x'],
+    ['an unknown name', 'HS257-made-up'],
+    ['a long value', 'A'.repeat(3000)],
+    ['a number', 256],
+  ])('an alg with %s: clean 401, fixed WWW-Authenticate, nothing echoed, no stack trace logged', async (_name, alg) => {
+    const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const token = `${enc({ alg, typ: 'JWT' })}.${enc({ sub: 'mallory', scope: 'admin', aud: 'gateway', iss: 'https://idp.example', exp: now() + 60 })}.c2lnbmF0dXJl`;
+    const requestId = `alg-${Math.random().toString(36).slice(2)}`;
+    const res = await refused('/v1/twin/notes', { headers: { ...bearer(token), 'x-request-id': requestId } });
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer realm="unified-gateway", error="invalid_token", error_description="algorithm not accepted"');
+    expect(res.headers['x-injected']).toBeUndefined();
+    expect(res.json().error).toEqual({ code: 'GW_AUTH_INVALID_CREDENTIALS', message: 'The token is not valid: algorithm not accepted', requestId });
+    const line = await gw.waitForLog((l) => l.reqId === requestId && l.msg === 'request completed');
+    expect(line.status).toBe(401);
+    const lines = gw.logs.filter((l) => l.reqId === requestId);
+    expect(lines.filter((l) => (l.level ?? 0) >= 40)).toEqual([]);
+    expect(JSON.stringify(lines)).not.toMatch(/stack|writeHead|Invalid character|X-Injected|HS257|AAAAAAAAAA/);
+  });
+
+  it('401 with a clear message for an HS256 token without exp, and for one whose lifetime exceeds the maximum (24 h)', async () => {
+    const noExp = await new SignJWT({ scope: 'admin' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('alice')
+      .setIssuer('https://idp.example')
+      .setAudience('gateway')
+      .setIssuedAt()
+      .sign(hsKey);
+    const a = await refused('/v1/twin/notes', { headers: bearer(noExp) });
+    expect(a.status).toBe(401);
+    expect(a.json().error).toMatchObject({ code: 'GW_AUTH_INVALID_CREDENTIALS', message: 'The token is not valid: token has no expiry (exp)' });
+    expect(a.headers['www-authenticate']).toBe('Bearer realm="unified-gateway", error="invalid_token", error_description="token has no expiry (exp)"');
+
+    const longLived = await hs().setIssuedAt(now()).setExpirationTime(now() + 86_400 + 60).sign(hsKey);
+    const b = await refused('/v1/twin/notes', { headers: bearer(longLived) });
+    expect(b.status).toBe(401);
+    expect(b.json().error.message).toBe('The token is not valid: token lifetime exceeds the maximum');
+    // A day exactly is within the maximum.
+    const day = await hs().setIssuedAt(now()).setExpirationTime(now() + 86_400).sign(hsKey);
+    expect((await call(`${gw.url}/v1/twin/notes`, { anonymous: true, headers: bearer(day) })).status).toBe(200);
+  });
+
   it('401 for HS/RS confusion: HS256 signed with the published RSA public key', async () => {
     const publicJwk = JSON.stringify(jwks.keys[0]);
     const forged = await new SignJWT({ scope: 'admin' })
