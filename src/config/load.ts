@@ -211,6 +211,8 @@ export interface GatewayConfig {
   readonly cache: ResponseCacheConfig;
   readonly routing: RoutingConfig;
   readonly mcp: McpConfig;
+  /** Access log (src/server/logger.ts). */
+  readonly logging: FileConfig['logging'];
   /** Secrets: never log this object whole; `redactConfig` gives a loggable view. */
   readonly secrets: {
     readonly apiKey?: string;
@@ -625,6 +627,7 @@ export function loadConfig(
       ...(file.mcp.allowedOrigins !== undefined ? { allowedOrigins: file.mcp.allowedOrigins } : {}),
       ...(file.mcp.resourceUrl !== undefined ? { resourceUrl: file.mcp.resourceUrl } : {}),
     },
+    logging: file.logging,
     secrets: {
       ...(env.API_KEY !== undefined ? { apiKey: env.API_KEY } : {}),
       ...(env.SECRET_KEY !== undefined ? { secretKey: env.SECRET_KEY } : {}),

@@ -479,6 +479,26 @@ const mcpSchema = z.strictObject({
   resourceUrl: httpUrl.optional(),
 });
 
+// --- Logs (src/server/logger.ts) ---
+/** Query parameters whose values the access log replaces with [redacted] (matching rule in logger.ts). */
+export const DEFAULT_REDACTED_QUERY_PARAMS = [
+  'token', 'secret', 'password', 'passwd', 'passphrase', 'pwd', 'signature', 'sig', 'key', 'code', 'auth', 'authorization',
+  'credential', 'credentials', 'jwt', 'assertion', 'session', 'sessionid', 'sid', 'otp', 'totp', 'cookie', 'ticket', 'samlresponse',
+] as const;
+
+const loggingSchema = z.strictObject({
+  /**
+   * The access log keeps the query string with these parameters' values replaced. A name
+   * matches when, lower-cased and without `-`, `_`, `.`, `[` or `]`, it equals an entry or
+   * ends with it ("token" covers access_token, id_token, X-Amz-Security-Token). Setting the
+   * list replaces the defaults.
+   */
+  redactQueryParams: z
+    .array(z.string().regex(/^[A-Za-z0-9_.\-[\]]{1,64}$/, 'a query parameter name'))
+    .max(256)
+    .default([...DEFAULT_REDACTED_QUERY_PARAMS]),
+});
+
 export const fileSchema = z.strictObject({
   services: z.record(serviceNameSchema, serviceFileSchema).default({}),
   routes: z.array(routeFileSchema).default([]),
@@ -522,6 +542,7 @@ export const fileSchema = z.strictObject({
   cache: responseCacheSchema.prefault({}),
   routing: routingSchema.prefault({}),
   mcp: mcpSchema.prefault({}),
+  logging: loggingSchema.prefault({}),
   metrics: z
     .strictObject({
       /** Histogram buckets for request durations, in seconds. */

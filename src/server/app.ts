@@ -89,7 +89,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
     genReqId: (req) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
-    logController: new AccessLogController(),
+    logController: new AccessLogController(config.logging),
     trustProxy: config.server.trustProxy as boolean | string[],
     return503OnClosing: false,
     forceCloseConnections: 'idle',

@@ -217,6 +217,23 @@ describe('authentication', () => {
   });
 });
 
+describe('access log', () => {
+  it('redacts the values of secret query parameters, keeps the others', async () => {
+    const token = await hs().sign(hsKey);
+    const query = `access_token=${token}&X-Amz-Signature=0123abcdef0123abcdef&api_key=${WRITER_KEY}&client_secret=s3cr3t-value-xyz&page=2&q=fog`;
+    const res = await call(`${gw.url}/v1/twin/redact-check?${query}`, { anonymous: true, headers: { 'x-api-key': READER_KEY } });
+    expect(res.status).toBe(200);
+    const line = await gw.waitForLog((l) => typeof l.url === 'string' && l.url.startsWith('/v1/twin/redact-check'));
+    expect(line.url).toBe('/v1/twin/redact-check?access_token=[redacted]&X-Amz-Signature=[redacted]&api_key=[redacted]&client_secret=[redacted]&page=2&q=fog');
+    // Refused requests are logged the same way.
+    await call(`${gw.url}/v1/twin/redact-check-2?refresh_token=rt-${token.slice(-12)}`, { anonymous: true });
+    const refusedLine = await gw.waitForLog((l) => typeof l.url === 'string' && l.url.startsWith('/v1/twin/redact-check-2'));
+    expect(refusedLine).toMatchObject({ status: 401, url: '/v1/twin/redact-check-2?refresh_token=[redacted]' });
+    const all = gw.stdoutLines.join('\n');
+    for (const secret of [token, token.slice(-12), '0123abcdef0123abcdef', WRITER_KEY, 's3cr3t-value-xyz']) expect(all).not.toContain(secret);
+  });
+});
+
 describe('authorization', () => {
   it('403 insufficient_scope for a read-scope credential on POST', async () => {
     const res = await refused('/v1/twin/notes', { method: 'POST', headers: { 'x-api-key': READER_KEY, 'content-type': 'application/json' }, body: '{"text":"hi"}' });
