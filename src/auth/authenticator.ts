@@ -55,6 +55,21 @@ export class Authenticator {
     }
   }
 
+  /**
+   * Whether the request carries a valid credential that `policy` admits, without refusing
+   * anything (a public endpoint showing more to an admin, e.g. /healthz). No credential,
+   * a bad one or an unreachable key set: false.
+   */
+  async satisfies(headers: IncomingHttpHeaders, policy: RouteAuthPolicy, method = 'GET'): Promise<boolean> {
+    if (presentedCredential(headers) === null) return false;
+    try {
+      this.authorize(await this.authenticate(headers), policy, method);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Throws when the principal may not make this request under the route's policy. */
   authorize(principal: Principal, policy: RouteAuthPolicy, method: string): void {
     const needed = policy.scope ?? scopeForMethod(method);

@@ -191,7 +191,15 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
   // Sustained event-loop / heap pressure: only /readyz reflects it (src/health/pressure.ts).
   const pressure = new PressureMonitor(config.server.pressure, { log: app.log.child({ component: 'pressure' }) });
-  await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => shuttingDown, breakers: () => resilience.breakerReport(), pressure });
+  await app.register(healthRoutes, {
+    prober,
+    metrics,
+    isShuttingDown: () => shuttingDown,
+    breakers: () => resilience.breakerReport(),
+    pressure,
+    // Upstream addresses only for an admin credential (MFA as for /admin); public /healthz has none.
+    showsAddresses: (request) => auth.authenticator.satisfies(request.headers, { required: true, scope: 'admin', mfa: config.auth.requireMfaForAdmin }),
+  });
   await app.register(adminRoutes, {
     blockedClients,
     traffic,
