@@ -177,6 +177,8 @@ export interface AuthConfig {
   readonly jwt: FileConfig['auth']['jwt'];
   readonly apiKeys: readonly ApiKeyConfig[];
   readonly tokens: FileConfig['auth']['tokens'];
+  /** TOTP lockout (per enrolled key, in the state store). */
+  readonly totp: FileConfig['auth']['totp'];
   readonly requireMfaForAdmin: boolean;
   readonly publicMetrics: boolean;
 }
@@ -599,6 +601,7 @@ export function loadConfig(
           : []),
       ],
       tokens: file.auth.tokens,
+      totp: file.auth.totp,
       requireMfaForAdmin: file.auth.requireMfaForAdmin ?? env.ENVIRONMENT === 'production',
       publicMetrics: file.auth.publicMetrics,
     },

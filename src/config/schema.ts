@@ -389,6 +389,22 @@ const authSchema = z.strictObject({
       totpToleranceSeconds: z.number().int().min(0).max(120).default(30),
     })
     .prefault({}),
+  /**
+   * TOTP guessing (POST /auth/token), per enrolled key and shared by the replicas through the
+   * state store: after maxFailures wrong codes in a row the key is locked for lockoutSeconds,
+   * doubled on each further attempt up to maxLockoutSeconds; the count is forgotten after
+   * failureMemorySeconds without an attempt, or at the first right code.
+   */
+  totp: z
+    .strictObject({
+      maxFailures: z.number().int().min(1).max(100).default(5),
+      lockoutSeconds: z.number().int().min(1).max(86_400).default(60),
+      maxLockoutSeconds: z.number().int().min(1).max(30 * 86_400).default(3600),
+      failureMemorySeconds: z.number().int().min(60).max(30 * 86_400).default(86_400),
+    })
+    .prefault({})
+    .refine((t) => t.lockoutSeconds <= t.maxLockoutSeconds, 'lockoutSeconds must not exceed maxLockoutSeconds')
+    .refine((t) => t.failureMemorySeconds >= t.maxLockoutSeconds, 'failureMemorySeconds must be at least maxLockoutSeconds'),
   /** Admin surface needs MFA; default: true when ENVIRONMENT=production. */
   requireMfaForAdmin: z.boolean().optional(),
   /** Serve /metrics without credentials (scrapers); false requires read scope. */

@@ -180,7 +180,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   // Blocked and suspicious clients, and the per-IP quota, before anything costly.
   await app.register(rateLimitClientStage, rateLimiting);
   await app.register(validationPlugin, { routes: [...config.routes, ...(routing?.routes ?? [])], metrics, threats: rateLimiting.threats });
-  const auth = createAuth(config, app.log);
+  const auth = createAuth(config, app.log, state);
   await app.register(authPlugin, auth);
   // The per-principal (or per-route) quota, once the principal is known.
   await app.register(rateLimitPrincipalStage, rateLimiting);

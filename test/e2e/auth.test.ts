@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { cleanup, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
+import { describeWithRedis, startRedis } from '../helpers/redis.js';
 import { standIns, testServer, type StandIn } from '../helpers/upstreams.js';
 
 /*
@@ -300,5 +301,67 @@ describe('POST /auth/token with TOTP', () => {
   it('refuses an unknown key', async () => {
     const res = await call(`${gw.url}/auth/token`, { method: 'POST', anonymous: true, headers: { 'x-api-key': 'nope-nope-nope' } });
     expect(res.status).toBe(401);
+  });
+});
+
+describeWithRedis('TOTP across two replicas sharing Redis', () => {
+  const OPS_A = 'ops-a-key-0123456789abcdef';
+  const OPS_B = 'ops-b-key-0123456789abcdef';
+  const SECRET_A = generateSecret();
+  const SECRET_B = generateSecret();
+  let r1: GatewayProcess;
+  let r2: GatewayProcess;
+
+  beforeAll(async () => {
+    const redis = await startRedis();
+    const yaml = `
+auth:
+  apiKeys:
+    - { name: ops-a, sha256: ${sha256Hex(OPS_A)}, scopes: [admin], totpSecret: ${SECRET_A} }
+    - { name: ops-b, sha256: ${sha256Hex(OPS_B)}, scopes: [admin], totpSecret: ${SECRET_B} }
+  totp: { maxFailures: 5, lockoutSeconds: 60 }
+state: { commandTimeoutMs: 1000 }
+`;
+    const env = { REDIS_URL: redis.url, JWT_SECRET_KEY: SECRET };
+    [r1, r2] = await Promise.all([startGateway({ env, yaml }), startGateway({ env, yaml })]);
+  });
+
+  const token = (gw: GatewayProcess, key: string, totp: string) =>
+    call(`${gw.url}/auth/token`, { method: 'POST', anonymous: true, headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify({ totp }) });
+
+  it('a code gives an MFA token on one replica and is refused on the other', async () => {
+    const code = await generate({ secret: SECRET_A });
+    const first = await token(r1, OPS_A, code);
+    expect(first.status).toBe(200);
+    expect(first.json().scope).toBe('admin');
+    const again = await token(r2, OPS_A, code);
+    expect(again.status).toBe(401);
+    expect(again.json().error).toMatchObject({ code: 'GW_AUTH_TOTP_INVALID', message: expect.stringContaining('already used') });
+    // Sent to both at once, one code still gives one token.
+    const next = await generate({ secret: SECRET_A, epoch: Math.floor(Date.now() / 1000) + 30 });
+    const both = await Promise.all([token(r1, OPS_A, next), token(r2, OPS_A, next), token(r1, OPS_A, next), token(r2, OPS_A, next)]);
+    expect(both.filter((r) => r.status === 200)).toHaveLength(1);
+  });
+
+  it('after 5 wrong codes spread over the replicas, the key is locked on both, the right code included', async () => {
+    const right = await generate({ secret: SECRET_B });
+    const wrong = String((Number(right) + 1) % 1_000_000).padStart(6, '0');
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await token(i % 2 ? r2 : r1, OPS_B, wrong));
+    expect(results.map((r) => r.status)).toEqual([401, 401, 401, 401, 401]);
+    expect(results[3]!.headers['retry-after']).toBeUndefined();
+    expect(results[4]!.headers['retry-after']).toBe('60');
+    expect(results[4]!.json().error.message).toContain('locked for 60 s');
+    for (const gw of [r2, r1]) {
+      const locked = await token(gw, OPS_B, right);
+      expect(locked.status).toBe(429);
+      expect(locked.json().error.code).toBe('GW_AUTH_TOTP_LOCKED');
+      expect(Number(locked.headers['retry-after'])).toBeGreaterThan(50);
+      expect(Number(locked.headers['retry-after'])).toBeLessThanOrEqual(60);
+    }
+    // The other key is not affected: its codes are still checked.
+    const other = await token(r2, OPS_A, 'x'.repeat(6));
+    expect(other.status).toBe(401);
+    expect(other.json().error.code).toBe('GW_AUTH_TOTP_INVALID');
   });
 });
