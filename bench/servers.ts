@@ -170,6 +170,8 @@ export async function startGateway(upstreamUrl: string, logLevel: string): Promi
     ENABLE_RAG_PIPELINE: 'false',
     ENABLE_P2P_FOG: 'false',
     GATEWAY_CONFIG: cachedRouteConfig(),
+    // The load comes from loopback: exempt it from the quotas (opt-in since issue 11, as it was by default before).
+    RATE_LIMIT_EXEMPT_LOOPBACK: 'true',
   };
   const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, GATEWAY_CLI, 'serve'], { env });
   const url = `http://127.0.0.1:${port}`;

@@ -24,6 +24,7 @@ export const ERROR_CATALOGUE = {
   GW_AUTH_MFA_REQUIRED: { status: 403, message: 'This route needs a token obtained with a second factor' },
   GW_AUTH_TOTP_REQUIRED: { status: 401, message: 'This principal is enrolled in TOTP: send a current code' },
   GW_AUTH_TOTP_INVALID: { status: 401, message: 'The TOTP code is wrong or was already used' },
+  GW_AUTH_TOTP_LOCKED: { status: 429, message: 'Too many wrong TOTP codes for this key; retry after the time in Retry-After' },
   GW_AUTH_UNAVAILABLE: { status: 503, message: 'The token could not be checked now (key set unreachable); retry' },
   GW_SECURITY_INPUT_REJECTED: { status: 403, message: 'The request contains input that looks like an attack' },
   GW_SECURITY_REQUEST_SMUGGLING: { status: 400, message: 'Conflicting or malformed message framing headers' },

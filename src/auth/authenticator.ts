@@ -3,24 +3,23 @@ import type { RouteAuthPolicy } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { ApiKeyStore } from './api-keys.js';
 import { presentedCredential } from './credentials.js';
-import { TokenRejected, type JwtVerifier } from './jwt.js';
+import { KeySetUnreachable, TokenRejected, type JwtVerifier } from './jwt.js';
 import type { Principal } from './principal.js';
 import { grants, scopeForMethod } from './scopes.js';
 
 const REALM = 'Bearer realm="unified-gateway"';
 
-/** RFC 6750 §3 challenge for a rejected request. */
+/**
+ * RFC 6750 §3 challenge for a rejected request. The values are the gateway's own fixed
+ * phrases; as a second line of defence anything outside RFC 6750's quoted-value characters
+ * (printable ASCII but `"` and `\`) is dropped, so no value can break the header.
+ */
 function challenge(error?: string, extra: Record<string, string> = {}): Record<string, string> {
   if (error === undefined) return { 'www-authenticate': REALM };
   const params = Object.entries({ error, ...extra })
-    .map(([k, v]) => `${k}="${v.replace(/["\\]/g, '')}"`)
+    .map(([k, v]) => `${k}="${v.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, '').slice(0, 200)}"`)
     .join(', ');
   return { 'www-authenticate': `${REALM}, ${params}` };
-}
-
-function isKeySetUnreachable(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'ERR_JWKS_TIMEOUT' || (err instanceof TypeError && /fetch/i.test(err.message)) || code === 'ERR_JOSE_GENERIC';
 }
 
 /** Who is calling (authentication) and may they (authorization), for one request. */
@@ -51,8 +50,23 @@ export class Authenticator {
           headers: challenge('invalid_token', { error_description: err.reason }),
         });
       }
-      if (isKeySetUnreachable(err)) throw new GatewayError('GW_AUTH_UNAVAILABLE', undefined, { cause: err, headers: { 'retry-after': '5' } });
+      if (err instanceof KeySetUnreachable) throw new GatewayError('GW_AUTH_UNAVAILABLE', undefined, { cause: err, headers: { 'retry-after': '5' } });
       throw err;
+    }
+  }
+
+  /**
+   * Whether the request carries a valid credential that `policy` admits, without refusing
+   * anything (a public endpoint showing more to an admin, e.g. /healthz). No credential,
+   * a bad one or an unreachable key set: false.
+   */
+  async satisfies(headers: IncomingHttpHeaders, policy: RouteAuthPolicy, method = 'GET'): Promise<boolean> {
+    if (presentedCredential(headers) === null) return false;
+    try {
+      this.authorize(await this.authenticate(headers), policy, method);
+      return true;
+    } catch {
+      return false;
     }
   }
 

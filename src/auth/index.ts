@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { GatewayConfig } from '../config/index.js';
+import type { StateStore } from '../state/store.js';
 import { ApiKeyStore } from './api-keys.js';
 import { Authenticator } from './authenticator.js';
 import { JwtVerifier } from './jwt.js';
@@ -15,9 +16,10 @@ export { PUBLIC, READ_ONLY } from './policy.js';
 /**
  * The auth stage's parts, built once at boot from the config. Without JWT_SECRET_KEY (only
  * allowed outside production) a random secret is made for this process: tokens it issues
- * work until it restarts and only on this replica.
+ * work until it restarts and only on this replica. Used TOTP codes and TOTP failures live
+ * in `state` (shared by the replicas with Redis).
  */
-export function createAuth(config: GatewayConfig, log: FastifyBaseLogger): AuthPluginOptions {
+export function createAuth(config: GatewayConfig, log: FastifyBaseLogger, state: Pick<StateStore, 'increment' | 'deleteCounter' | 'claim' | 'release'>): AuthPluginOptions {
   let secret = config.secrets.jwtSecretKey;
   if (secret === undefined) {
     secret = randomBytes(32).toString('base64url');
@@ -35,6 +37,7 @@ export function createAuth(config: GatewayConfig, log: FastifyBaseLogger): AuthP
     clockToleranceSeconds: jwt.clockToleranceSeconds,
     jwksCacheMaxAgeMs: jwt.jwksCacheMaxAgeMs,
     jwksCooldownMs: jwt.jwksCooldownMs,
+    maxLifetimeSeconds: jwt.maxLifetimeSeconds,
   });
   return {
     config: config.auth,
@@ -45,8 +48,9 @@ export function createAuth(config: GatewayConfig, log: FastifyBaseLogger): AuthP
       issuer: tokens.issuer,
       ...(issuedAudience(config) !== undefined ? { audience: issuedAudience(config)! } : {}),
       ttlSeconds: tokens.ttlSeconds,
+      maxTtlSeconds: jwt.maxLifetimeSeconds,
     }),
-    totp: new TotpVerifier({ toleranceSeconds: tokens.totpToleranceSeconds }),
+    totp: new TotpVerifier({ store: state, toleranceSeconds: tokens.totpToleranceSeconds, ...config.auth.totp }),
   };
 }
 

@@ -19,10 +19,41 @@ export interface JwtVerifierOptions {
   readonly jwksCacheMaxAgeMs?: number;
   /** Minimum time between two JWKS fetches triggered by unknown keys (jose `cooldownDuration`). */
   readonly jwksCooldownMs?: number;
+  /**
+   * Longest lifetime accepted: a token must carry `exp`, and neither `exp - iat` nor
+   * `exp - now` may exceed this (a leaked token cannot be valid for ever). Default 24 h.
+   */
+  readonly maxLifetimeSeconds?: number;
+  /** Epoch milliseconds (tests). */
+  readonly now?: () => number;
 }
 
+/**
+ * Why a token was refused: a fixed phrase, never anything read from the token (the reason
+ * goes into the 401 body and the WWW-Authenticate header; a token's `alg` with CR/LF in it
+ * once made the response headers invalid).
+ */
+export type RejectionReason =
+  | 'malformed token'
+  | 'algorithm not accepted'
+  | 'HS256 tokens are not accepted here'
+  | 'token has no subject'
+  | 'token has no expiry (exp)'
+  | 'token lifetime exceeds the maximum'
+  | 'token expired'
+  | 'signature invalid'
+  | 'no matching key'
+  | 'token invalid'
+  | `claim "${ClaimName}" invalid`;
+
+const CLAIM_NAMES = ['iss', 'aud', 'exp', 'nbf', 'iat', 'sub', 'jti', 'typ'] as const;
+type ClaimName = (typeof CLAIM_NAMES)[number];
+const isClaimName = (v: unknown): v is ClaimName => typeof v === 'string' && (CLAIM_NAMES as readonly string[]).includes(v);
+
+export const DEFAULT_MAX_LIFETIME_SECONDS = 86_400;
+
 export class TokenRejected extends Error {
-  constructor(readonly reason: string) {
+  constructor(readonly reason: RejectionReason) {
     super(reason);
     this.name = 'TokenRejected';
   }
@@ -50,7 +81,12 @@ export class JwtVerifier {
   readonly #hs: JWTVerifyOptions;
   readonly #asymmetric: Set<string>;
 
+  readonly #maxLifetime: number;
+  readonly #now: () => number;
+
   constructor(readonly options: JwtVerifierOptions) {
+    this.#maxLifetime = options.maxLifetimeSeconds ?? DEFAULT_MAX_LIFETIME_SECONDS;
+    this.#now = options.now ?? Date.now;
     this.#secret =
       options.secret !== undefined
         ? webcrypto.subtle.importKey('raw', new TextEncoder().encode(options.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
@@ -89,8 +125,22 @@ export class JwtVerifier {
     return result;
   }
 
+  /**
+   * Every token must expire, and within the maximum lifetime: `exp - iat` (as issued) and
+   * `exp - now` (a missing or future `iat` gains nothing) are both bounded.
+   */
+  #checkLifetime(payload: JWTPayload): void {
+    const { exp, iat } = payload;
+    if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new TokenRejected('token has no expiry (exp)');
+    const now = this.#now() / 1000;
+    const tolerance = this.options.clockToleranceSeconds;
+    if ((typeof iat === 'number' && exp - iat > this.#maxLifetime) || exp - now > this.#maxLifetime + tolerance) {
+      throw new TokenRejected('token lifetime exceeds the maximum');
+    }
+  }
+
   async #verifyNow(token: string): Promise<{ principal: Principal; payload: JWTPayload }> {
-    let alg: string | undefined;
+    let alg: unknown;
     try {
       alg = decodeProtectedHeader(token).alg;
     } catch {
@@ -101,15 +151,24 @@ export class JwtVerifier {
       if (alg === 'HS256') {
         if (this.#secret === undefined) throw new TokenRejected('HS256 tokens are not accepted here');
         ({ payload } = await jwtVerify(token, await this.#secret, this.#hs));
-      } else if (alg !== undefined && this.#asymmetric.has(alg) && this.#jwks !== undefined) {
-        ({ payload } = await jwtVerify(token, this.#jwks, { ...this.#base, algorithms: [...this.#asymmetric] }));
+      } else if (typeof alg === 'string' && this.#asymmetric.has(alg) && this.#jwks !== undefined) {
+        try {
+          ({ payload } = await jwtVerify(token, this.#jwks, { ...this.#base, algorithms: [...this.#asymmetric] }));
+        } catch (err) {
+          // The key set could not be fetched: not the token's fault (the authenticator answers 503).
+          if (isKeySetUnreachable(err)) throw new KeySetUnreachable(err);
+          throw err;
+        }
       } else {
-        throw new TokenRejected(`algorithm ${alg ?? '(none)'} is not accepted`);
+        // Never name the algorithm: it is whatever the sender wrote.
+        throw new TokenRejected('algorithm not accepted');
       }
     } catch (err) {
-      throw err instanceof TokenRejected ? err : new TokenRejected(describeJoseError(err));
+      if (err instanceof TokenRejected || err instanceof KeySetUnreachable) throw err;
+      throw new TokenRejected(describeJoseError(err));
     }
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenRejected('token has no subject');
+    this.#checkLifetime(payload);
     return {
       payload,
       principal: { kind: 'jwt', subject: payload.sub, scopes: scopesFromClaims(payload as Record<string, unknown>), mfa: hasMfa(payload) },
@@ -117,13 +176,25 @@ export class JwtVerifier {
   }
 }
 
-/** A short reason for logs and the 401 body; never contains the token. */
-function describeJoseError(err: unknown): string {
+/** A short fixed reason for logs and the 401 body; never anything from the token. */
+function describeJoseError(err: unknown): RejectionReason {
   if (err instanceof joseErrors.JWTExpired) return 'token expired';
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return `claim "${err.claim}" invalid`;
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return isClaimName(err.claim) ? `claim "${err.claim}" invalid` : 'token invalid';
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'signature invalid';
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'no matching key';
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not allowed';
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError) return err.code.replace(/^ERR_/, '').toLowerCase().replace(/_/g, ' ');
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not accepted';
   return 'token invalid';
+}
+
+/** The JWKS could not be fetched (timeout, network error, non-200 answer). */
+export class KeySetUnreachable extends Error {
+  constructor(cause: unknown) {
+    super('JWKS unreachable', { cause });
+    this.name = 'KeySetUnreachable';
+  }
+}
+
+function isKeySetUnreachable(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return err instanceof joseErrors.JWKSTimeout || (err instanceof TypeError && /fetch/i.test(err.message)) || code === 'ERR_JOSE_GENERIC';
 }

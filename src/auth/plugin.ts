@@ -57,10 +57,16 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
       if (parsed.data.totp === undefined) throw new GatewayError('GW_AUTH_TOTP_REQUIRED');
       const check = await totp.check(entry.name, secret, parsed.data.totp);
       if (!check.ok) {
-        request.log.warn({ key: entry.name, reason: check.reason }, 'TOTP refused');
+        request.log.warn({ key: entry.name, reason: check.reason, retryAfterSeconds: check.retryAfterSeconds }, 'TOTP refused');
+        const retry = check.retryAfterSeconds !== undefined ? { 'retry-after': String(check.retryAfterSeconds) } : undefined;
+        if (check.reason === 'locked') {
+          throw new GatewayError('GW_AUTH_TOTP_LOCKED', `Too many wrong TOTP codes for this key; retry in ${check.retryAfterSeconds} s`, { headers: retry ?? {} });
+        }
+        const message = check.reason === 'replayed' ? 'This TOTP code was already used; wait for the next one' : 'The TOTP code is wrong';
         throw new GatewayError(
           'GW_AUTH_TOTP_INVALID',
-          check.reason === 'replayed' ? 'This TOTP code was already used; wait for the next one' : undefined,
+          retry ? `${message}; too many wrong codes: this key is locked for ${check.retryAfterSeconds} s` : message,
+          retry ? { headers: retry } : undefined,
         );
       }
       amr.push('otp', 'mfa');

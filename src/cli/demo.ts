@@ -10,6 +10,9 @@ const DEMO_TOKEN_TTL_SECONDS = 24 * 3600;
 
 export async function runDemo(): Promise<void> {
   const env = { ...processEnvironment() };
+  // Trying things out from this machine (attacks included) should not get it blocked; the
+  // exemption is opt-in everywhere else (RATE_LIMIT_EXEMPT_LOOPBACK=false turns it off here too).
+  env.RATE_LIMIT_EXEMPT_LOOPBACK ??= 'true';
   const standIns: StandIn[] = [];
   try {
     for (const [name, svc] of Object.entries(DEMO_SERVICES)) {
@@ -35,8 +38,10 @@ export async function runDemo(): Promise<void> {
     onListening: async (gateway) => {
       const port = gateway.config.server.port;
       const base = `http://localhost:${port}`;
-      // A token for trying things out: read and write on every /v1 route, valid for a day.
-      const { token } = await gateway.tokens.issue('demo-user', ['read', 'write'], ['pwd'], DEMO_TOKEN_TTL_SECONDS);
+      // A token for trying things out: read and write on every /v1 route, valid for a day
+      // (or auth.jwt.maxLifetimeSeconds when that is shorter: the issuer caps it).
+      const { token, expiresIn } = await gateway.tokens.issue('demo-user', ['read', 'write'], ['pwd'], DEMO_TOKEN_TTL_SECONDS);
+      const validFor = expiresIn % 3600 === 0 ? `${expiresIn / 3600} h` : `${Math.round(expiresIn / 60)} min`;
       const auth = `-H 'Authorization: Bearer ${token}'`;
       const lines = [
         '',
@@ -44,7 +49,7 @@ export async function runDemo(): Promise<void> {
         `  gateway      ${base}`,
         ...standIns.map((s) => `  ${s.name.padEnd(16)} ${s.url}`),
         '',
-        `Demo token (scopes read write, valid 24 h${env.JWT_SECRET_KEY ? ', signed with JWT_SECRET_KEY' : ', signed with a secret made for this run'}):`,
+        `Demo token (scopes read write, valid ${validFor}${env.JWT_SECRET_KEY ? ', signed with JWT_SECRET_KEY' : ', signed with a secret made for this run'}):`,
         `  ${token}`,
         '',
         'Try (the last one lets the routing model pick the service: see the x-routed-to header):',

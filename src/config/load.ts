@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
+import ipaddr from 'ipaddr.js';
 import type { z } from 'zod';
 import {
   envSchema,
@@ -137,7 +138,10 @@ export interface RateLimitConfig {
   readonly enabled: boolean;
   readonly principal: RateQuota;
   readonly ip: RateQuota;
+  /** The allow-list; `cidrs` holds loopback when `exemptLoopback`. */
   readonly allowList: { readonly keys: readonly string[]; readonly cidrs: readonly string[] };
+  /** Loopback clients are allow-listed (opt-in: rateLimit.exemptLoopback / RATE_LIMIT_EXEMPT_LOOPBACK). */
+  readonly exemptLoopback: boolean;
   readonly threat: FileConfig['rateLimit']['threat'];
 }
 
@@ -176,6 +180,8 @@ export interface AuthConfig {
   readonly jwt: FileConfig['auth']['jwt'];
   readonly apiKeys: readonly ApiKeyConfig[];
   readonly tokens: FileConfig['auth']['tokens'];
+  /** TOTP lockout (per enrolled key, in the state store). */
+  readonly totp: FileConfig['auth']['totp'];
   readonly requireMfaForAdmin: boolean;
   readonly publicMetrics: boolean;
 }
@@ -212,6 +218,8 @@ export interface GatewayConfig {
   readonly cache: ResponseCacheConfig;
   readonly routing: RoutingConfig;
   readonly mcp: McpConfig;
+  /** Access log (src/server/logger.ts). */
+  readonly logging: FileConfig['logging'];
   /** Secrets: never log this object whole; `redactConfig` gives a loggable view. */
   readonly secrets: {
     readonly apiKey?: string;
@@ -241,6 +249,36 @@ export const DEFAULT_ROUTES: readonly RouteConfig[] = [
   { id: 'fog', prefix: '/v1/fog', service: 'fog', ...ROUTE_DEFAULTS },
   { id: 'p2p', prefix: '/v1/p2p', service: 'p2p', ...ROUTE_DEFAULTS },
 ];
+
+/** What `rateLimit.exemptLoopback` adds to the allow-list. */
+export const LOOPBACK_CIDRS: readonly string[] = ['127.0.0.0/8', '::1/128'];
+
+/** True when `host` (GATEWAY_HOST) is a loopback address or `localhost`; 0.0.0.0 and :: are not. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (!ipaddr.isValid(h)) return false;
+  return ipaddr.process(h).range() === 'loopback';
+}
+
+/**
+ * Start-up warnings about settings that are fine on a laptop and dangerous on a network: a
+ * development (or test) gateway listening on a non-loopback address (0.0.0.0 counts), and
+ * the loopback exemption on such a gateway (behind a sidecar every client is loopback).
+ */
+export function exposureWarnings(config: Pick<GatewayConfig, 'environment' | 'server' | 'rateLimit'>): string[] {
+  if (isLoopbackHost(config.server.host)) return [];
+  const out: string[] = [];
+  if (config.environment === 'development' || config.environment === 'test') {
+    out.push(
+      `ENVIRONMENT=${config.environment} and listening on ${config.server.host}, not loopback: other machines can reach this gateway; set ENVIRONMENT=production for a deployment (production secrets, MFA for admin, HSTS, no MCP_REQUIRE_AUTH=false)`,
+    );
+  }
+  if (config.rateLimit.exemptLoopback) {
+    out.push(`rateLimit.exemptLoopback is on and listening on ${config.server.host}: loopback clients (and every client behind a local sidecar proxy) are never rate limited or blocked`);
+  }
+  return out;
+}
 
 /** The name of the admin key made from the API_KEY variable (its principal is `key:env-api-key`). */
 export const ENV_API_KEY_NAME = 'env-api-key';
@@ -526,12 +564,17 @@ export function loadConfig(
       fileProblems.push(`rateLimit.allowList.keys[${i}]: no API key is named "${name}" (known: ${[...keyNames].join(', ') || 'none'})`);
     }
   });
+  if (file.auth.tokens.ttlSeconds > file.auth.jwt.maxLifetimeSeconds) {
+    fileProblems.push(`auth.tokens.ttlSeconds: ${file.auth.tokens.ttlSeconds} exceeds auth.jwt.maxLifetimeSeconds (${file.auth.jwt.maxLifetimeSeconds}): the gateway's own tokens would be refused`);
+  }
   const services = resolveServices(env, file, fileProblems);
   const routes = resolveRoutes(file, services, fileProblems);
   const routing = resolveRouting(env, file, services, fileProblems);
   problems.push(...fileProblems.map((p) => (filePath ? `${filePath}: ${p}` : p)));
   if (problems.length > 0) return { ok: false, problems };
 
+  // Loopback is exempt from limits and blocks only when asked, whatever ENVIRONMENT says.
+  const exemptLoopback = file.rateLimit.exemptLoopback ?? env.RATE_LIMIT_EXEMPT_LOOPBACK ?? false;
   const config: GatewayConfig = {
     environment: env.ENVIRONMENT,
     logLevel: env.LOG_LEVEL,
@@ -564,6 +607,7 @@ export function loadConfig(
           : []),
       ],
       tokens: file.auth.tokens,
+      totp: file.auth.totp,
       requireMfaForAdmin: file.auth.requireMfaForAdmin ?? env.ENVIRONMENT === 'production',
       publicMetrics: file.auth.publicMetrics,
     },
@@ -575,8 +619,9 @@ export function loadConfig(
       ip: file.rateLimit.ip ?? { requests: env.RATE_LIMIT_REQUESTS, windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS },
       allowList: {
         keys: file.rateLimit.allowList.keys,
-        cidrs: file.rateLimit.allowList.cidrs ?? (env.ENVIRONMENT === 'production' ? [] : ['127.0.0.0/8', '::1/128']),
+        cidrs: [...file.rateLimit.allowList.cidrs, ...(exemptLoopback ? LOOPBACK_CIDRS : [])],
       },
+      exemptLoopback,
       threat: file.rateLimit.threat,
     },
     state: file.state,
@@ -594,6 +639,7 @@ export function loadConfig(
       ...(file.mcp.allowedOrigins !== undefined ? { allowedOrigins: file.mcp.allowedOrigins } : {}),
       ...(file.mcp.resourceUrl !== undefined ? { resourceUrl: file.mcp.resourceUrl } : {}),
     },
+    logging: file.logging,
     secrets: {
       ...(env.API_KEY !== undefined ? { apiKey: env.API_KEY } : {}),
       ...(env.SECRET_KEY !== undefined ? { secretKey: env.SECRET_KEY } : {}),

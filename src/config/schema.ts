@@ -67,6 +67,8 @@ export const envSchema = z.object({
   // --- rate limiting (src/ratelimit): default quota per principal and per client IP ---
   RATE_LIMIT_REQUESTS: intFromEnv(1, 10_000_000).default(1000),
   RATE_LIMIT_WINDOW_SECONDS: intFromEnv(1, 86_400).default(60),
+  /** Loopback clients never limited, slowed or blocked (rateLimit.exemptLoopback wins); default false in every ENVIRONMENT. */
+  RATE_LIMIT_EXEMPT_LOOPBACK: booleanFromEnv.optional(),
   // --- ML routing: the HuggingFace zero-shot validator of `model validate` (src/routing, mcp/integrations/huggingface) ---
   HF_TOKEN: z.string().min(1).optional(),
   /** A dedicated Inference Endpoint; default: the serverless Inference API. */
@@ -257,16 +259,18 @@ const rateLimitSchema = z.strictObject({
   /** Per client IP (IPv6: per /64), before authentication; default as principal. */
   ip: rateQuotaSchema.optional(),
   /**
-   * Internal callers never limited, slowed or blocked: API key names and client CIDRs.
-   * CIDRs default to loopback outside production only: behind a sidecar proxy every client
-   * would otherwise look like 127.0.0.1 and be exempt.
+   * Internal callers never limited, slowed or blocked: API key names and client CIDRs. No
+   * CIDR by default, loopback included: behind a sidecar proxy every client would look like
+   * 127.0.0.1 and be exempt.
    */
   allowList: z
     .strictObject({
       keys: z.array(z.string().min(1)).default([]),
-      cidrs: z.array(cidrSchema).optional(),
+      cidrs: z.array(cidrSchema).default([]),
     })
     .prefault({}),
+  /** Opt-in: add loopback (127.0.0.0/8, ::1) to the allow-list (the demo, local tests); default RATE_LIMIT_EXEMPT_LOOPBACK, else false. */
+  exemptLoopback: z.boolean().optional(),
   threat: threatSchema,
 });
 
@@ -363,6 +367,8 @@ const authSchema = z.strictObject({
       clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
       jwksCacheMaxAgeMs: z.number().int().min(1000).default(600_000),
       jwksCooldownMs: z.number().int().min(0).default(30_000),
+      /** Every token needs `exp`; refused when exp - iat (or exp - now) exceeds this. Default 24 h. */
+      maxLifetimeSeconds: z.number().int().min(60).max(30 * 86_400).default(86_400),
     })
     .prefault({}),
   apiKeys: z
@@ -385,6 +391,22 @@ const authSchema = z.strictObject({
       totpToleranceSeconds: z.number().int().min(0).max(120).default(30),
     })
     .prefault({}),
+  /**
+   * TOTP guessing (POST /auth/token), per enrolled key and shared by the replicas through the
+   * state store: after maxFailures wrong codes in a row the key is locked for lockoutSeconds,
+   * doubled on each further attempt up to maxLockoutSeconds; the count is forgotten after
+   * failureMemorySeconds without an attempt, or at the first right code.
+   */
+  totp: z
+    .strictObject({
+      maxFailures: z.number().int().min(1).max(100).default(5),
+      lockoutSeconds: z.number().int().min(1).max(86_400).default(60),
+      maxLockoutSeconds: z.number().int().min(1).max(30 * 86_400).default(3600),
+      failureMemorySeconds: z.number().int().min(60).max(30 * 86_400).default(86_400),
+    })
+    .prefault({})
+    .refine((t) => t.lockoutSeconds <= t.maxLockoutSeconds, 'lockoutSeconds must not exceed maxLockoutSeconds')
+    .refine((t) => t.failureMemorySeconds >= t.maxLockoutSeconds, 'failureMemorySeconds must be at least maxLockoutSeconds'),
   /** Admin surface needs MFA; default: true when ENVIRONMENT=production. */
   requireMfaForAdmin: z.boolean().optional(),
   /** Serve /metrics without credentials (scrapers); false requires read scope. */
@@ -492,6 +514,26 @@ const mcpSchema = z
     message: 'must be less than maxSessions',
   });
 
+// --- Logs (src/server/logger.ts) ---
+/** Query parameters whose values the access log replaces with [redacted] (matching rule in logger.ts). */
+export const DEFAULT_REDACTED_QUERY_PARAMS = [
+  'token', 'secret', 'password', 'passwd', 'passphrase', 'pwd', 'signature', 'sig', 'key', 'code', 'auth', 'authorization',
+  'credential', 'credentials', 'jwt', 'assertion', 'session', 'sessionid', 'sid', 'otp', 'totp', 'cookie', 'ticket', 'samlresponse',
+] as const;
+
+const loggingSchema = z.strictObject({
+  /**
+   * The access log keeps the query string with these parameters' values replaced. A name
+   * matches when, lower-cased and without `-`, `_`, `.`, `[` or `]`, it equals an entry or
+   * ends with it ("token" covers access_token, id_token, X-Amz-Security-Token). Setting the
+   * list replaces the defaults.
+   */
+  redactQueryParams: z
+    .array(z.string().regex(/^[A-Za-z0-9_.\-[\]]{1,64}$/, 'a query parameter name'))
+    .max(256)
+    .default([...DEFAULT_REDACTED_QUERY_PARAMS]),
+});
+
 export const fileSchema = z.strictObject({
   services: z.record(serviceNameSchema, serviceFileSchema).default({}),
   routes: z.array(routeFileSchema).default([]),
@@ -541,6 +583,7 @@ export const fileSchema = z.strictObject({
   cache: responseCacheSchema.prefault({}),
   routing: routingSchema.prefault({}),
   mcp: mcpSchema.prefault({}),
+  logging: loggingSchema.prefault({}),
   metrics: z
     .strictObject({
       /** Histogram buckets for request durations, in seconds. */

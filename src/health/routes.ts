@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import type { HealthProber } from './prober.js';
+import type { HealthProber, HealthSnapshot } from './prober.js';
 import type { PressureMonitor } from './pressure.js';
 
 export interface HealthRoutesOptions {
@@ -12,12 +12,46 @@ export interface HealthRoutesOptions {
   readonly breakers?: () => Readonly<Record<string, unknown>>;
   /** Sustained event-loop / heap pressure makes /readyz 503 (and nothing else). */
   readonly pressure?: Pick<PressureMonitor, 'underPressure' | 'last'>;
+  /**
+   * Whether this request may see upstream addresses (hosts' origins, address-bearing probe
+   * errors): an admin credential, as the admin surface asks for it. Absent: nobody may.
+   */
+  readonly showsAddresses?: (request: FastifyRequest) => Promise<boolean>;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** Fields that name where an upstream lives. */
+const ADDRESS_KEYS = new Set(['origin', 'url', 'urls', 'address', 'host', 'hostname']);
+/** Probe errors shown to everyone: error codes and the gateway's own fixed phrases. */
+const PUBLIC_ERROR = /^(?:[A-Z][A-Z0-9_]{1,40}|timeout|probe failed|health endpoint answered \d{3})$/;
+
+/**
+ * The same document without upstream addresses, for callers without an admin credential:
+ * address fields removed at any depth (host lists keep their order, so an operator can still
+ * tell the first host from the second) and probe errors reduced to their code.
+ */
+export function withoutAddresses(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutAddresses);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (ADDRESS_KEYS.has(k)) continue;
+    if (k === 'error' && typeof v === 'string') out[k] = PUBLIC_ERROR.test(v) ? v : 'probe failed';
+    else out[k] = withoutAddresses(v);
+  }
+  return out;
+}
+
 export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions): Promise<void> {
   const { prober, metrics, isShuttingDown } = opts;
+  // The public form of the snapshot, made once per probe round (as the full one is).
+  let publicOf: { snapshot: HealthSnapshot; json: string } | undefined;
+  const publicJson = (): string => {
+    const snapshot = prober.snapshot();
+    if (publicOf?.snapshot !== snapshot) publicOf = { snapshot, json: JSON.stringify(withoutAddresses(snapshot)) };
+    return publicOf.json;
+  };
 
   app.get<{ Querystring: { deep?: string } }>('/healthz', async (request, reply) => {
     const deep = request.query.deep === '1' || request.query.deep === 'true';
@@ -25,12 +59,13 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     if (deep) await prober.probeAll();
     const down = prober.snapshot().status === 'down';
     reply.code(down ? 503 : 200).header('content-type', JSON_TYPE).header('cache-control', 'no-store');
+    const full = (await opts.showsAddresses?.(request)) === true;
     metrics.healthCheckDuration.observe({ deep: deep ? '1' : '0' }, (performance.now() - started) / 1000);
-    const json = prober.snapshotJson();
+    const json = full ? prober.snapshotJson() : publicJson();
     const breakers = opts.breakers?.();
     // The snapshot is serialised once per probe round; the breakers (small) are spliced in.
     if (breakers === undefined) return reply.send(json);
-    return reply.send(`${json.slice(0, -1)},"breakers":${JSON.stringify(breakers)}}`);
+    return reply.send(`${json.slice(0, -1)},"breakers":${JSON.stringify(full ? breakers : withoutAddresses(breakers))}}`);
   });
 
   app.get('/livez', async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));

@@ -1,60 +1,80 @@
 import { BlockList, isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { parseCidr } from '../config/index.js';
 
 /*
- * Who "the client" is for per-IP limits and threat scores. The address comes from Fastify's
- * `request.ip`, which honours `server.trustProxy` (the one list of trusted proxies): the
- * X-Forwarded-For chain is walked right to left only through trusted peers, so a client
- * cannot pick a fresh address per request by sending the header itself.
+ * Who "the client" is for per-IP limits, threat scores and blocks. The address comes from
+ * Fastify's `request.ip`, which honours `server.trustProxy` (the one list of trusted
+ * proxies): the X-Forwarded-For chain is walked right to left only through trusted peers, so
+ * a client cannot pick a fresh address per request by sending the header itself.
+ *
+ * One address has many spellings (`::ffff:192.0.2.1`, `::ffff:c000:201`,
+ * `0:0:0:0:0:ffff:c000:201`, `0:0:0:0:0:0:0:1`, upper case, leading zeros). Every address is
+ * parsed (ipaddr.js) and keyed in one canonical form, so a client can neither dodge its
+ * quota or block by changing notation nor land in someone else's bucket.
  */
 
-function expandIpv6(address: string): number[] | null {
-  let a = address;
-  const zone = a.indexOf('%');
-  if (zone >= 0) a = a.slice(0, zone);
-  const lastColon = a.lastIndexOf(':');
-  const tail = a.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const octets = tail.split('.').map(Number);
-    if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return null;
-    a = `${a.slice(0, lastColon + 1)}${((octets[0]! << 8) | octets[1]!).toString(16)}:${((octets[2]! << 8) | octets[3]!).toString(16)}`;
+/** The address parsed, IPv4-mapped (and IPv4-compatible) IPv6 unwrapped to IPv4; null when not an IP address. */
+export function parseClientAddress(ip: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
+  const value = ip.trim();
+  // node:net decides what is an address (strict: no octal, hex or short IPv4 forms).
+  if (value === '' || value.length > 64 || isIP(value) === 0) return null;
+  try {
+    return ipaddr.process(value);
+  } catch {
+    return null;
   }
-  const double = a.indexOf('::');
-  let parts: string[];
-  if (double >= 0) {
-    const head = a.slice(0, double);
-    const rest = a.slice(double + 2);
-    const headParts = head === '' ? [] : head.split(':');
-    const restParts = rest === '' ? [] : rest.split(':');
-    const fill = 8 - headParts.length - restParts.length;
-    if (fill < 0) return null;
-    parts = [...headParts, ...Array<string>(fill).fill('0'), ...restParts];
-  } else parts = a.split(':');
-  if (parts.length !== 8) return null;
-  const hextets = parts.map((p) => Number.parseInt(p, 16));
-  return hextets.every((h) => h >= 0 && h <= 0xffff) ? hextets : null;
+}
+
+/** The canonical text of an address: dotted IPv4 (mapped IPv6 unwrapped), RFC 5952 IPv6 without zone; the input when it is not an address. */
+export function canonicalIp(ip: string): string {
+  const addr = parseClientAddress(ip);
+  if (addr === null) return ip;
+  return addr.kind() === 'ipv4' ? addr.toString() : rfc5952(addr as ipaddr.IPv6);
+}
+
+function rfc5952(addr: ipaddr.IPv6): string {
+  return new ipaddr.IPv6(addr.parts).toRFC5952String();
+}
+
+const KEY_64 = /^[0-9a-f:]{2,39}\/64$/i;
+
+/** The key of an IPv6 address: its /64 ("2001:db8:1:2::/64"), or the address itself inside ::/64 (loopback, unspecified). */
+function ipv6Key(addr: ipaddr.IPv6): string {
+  const head = addr.parts.slice(0, 4);
+  // ::/64 is never a subscriber's network: it holds ::1, :: and the IPv4 forms unwrapped
+  // above. Each address there is its own client (::1 must not share a bucket with others).
+  if (head.every((h) => h === 0)) return rfc5952(addr);
+  return `${head.map((h) => h.toString(16)).join(':')}::/64`;
 }
 
 /**
- * The key of a client address: IPv4 as is (IPv4-mapped IPv6 too), IPv6 as its /64 — one
- * subscriber usually holds a whole /64, so keying single IPv6 addresses would let a client
- * rotate through them to escape its limits and blocks.
+ * The key of a client address: IPv4 in dotted form (IPv4-mapped IPv6 too), IPv6 as its
+ * /64 — one subscriber usually holds a whole /64, so keying single IPv6 addresses would let
+ * a client rotate through them to escape its limits and blocks. A /64 key given back
+ * ("2001:DB8:1:2::/64", any spelling) gives its canonical form; anything else that is not an
+ * address is returned as is (and `isClientKey` refuses it).
  */
 export function clientKey(ip: string): string {
-  if (ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4) return ip.slice(7);
-  if (isIP(ip) !== 6) return ip;
-  const hextets = expandIpv6(ip);
-  if (hextets === null) return ip;
-  return `${hextets.slice(0, 4).map((h) => h.toString(16)).join(':')}::/64`;
+  const addr = parseClientAddress(ip);
+  if (addr !== null) return addr.kind() === 'ipv4' ? addr.toString() : ipv6Key(addr as ipaddr.IPv6);
+  return networkKey(ip) ?? ip;
 }
 
-/** True when `value` is something `clientKey` can return for some address (admin input check). */
+/** The canonical form of a /64 key in any spelling; null when `value` is not one. */
+function networkKey(value: string): string | null {
+  const v = value.trim();
+  if (!KEY_64.test(v) || isIP(v.slice(0, -3)) !== 6) return null;
+  const key = ipv6Key(ipaddr.IPv6.parse(v.slice(0, -3)));
+  return key.endsWith('/64') ? key : null;
+}
+
+/** True when `value` is the canonical key of some address, as `clientKey` returns it (admin input check). */
 export function isClientKey(value: string): boolean {
-  if (isIP(value) === 4) return true;
-  return /^[0-9a-f]{1,4}(:[0-9a-f]{1,4}){3}::\/64$/.test(value);
+  return (parseClientAddress(value) !== null || networkKey(value) !== null) && clientKey(value) === value;
 }
 
-/** A set of CIDRs (node:net BlockList) answering "is this address inside?". */
+/** A set of CIDRs (node:net BlockList) answering "is this address inside?", whatever its notation. */
 export class CidrSet {
   private readonly list = new BlockList();
   readonly size: number;
@@ -70,9 +90,8 @@ export class CidrSet {
 
   has(ip: string): boolean {
     if (this.size === 0) return false;
-    const plain = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
-    const version = isIP(plain);
-    if (version === 0) return false;
-    return this.list.check(plain, version === 4 ? 'ipv4' : 'ipv6');
+    const addr = parseClientAddress(ip);
+    if (addr === null) return false;
+    return addr.kind() === 'ipv4' ? this.list.check(addr.toString(), 'ipv4') : this.list.check(rfc5952(addr as ipaddr.IPv6), 'ipv6');
   }
 }

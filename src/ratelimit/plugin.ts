@@ -50,6 +50,7 @@ const AUTH_FAILURES = new Set<ErrorCode>([
   'GW_AUTH_MFA_REQUIRED',
   'GW_AUTH_TOTP_REQUIRED',
   'GW_AUTH_TOTP_INVALID',
+  'GW_AUTH_TOTP_LOCKED',
 ]);
 
 function tooMany(refused: LimitOutcome, outcomes: readonly LimitOutcome[]): GatewayError {

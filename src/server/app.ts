@@ -94,7 +94,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
     genReqId: (req) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
-    logController: new AccessLogController(),
+    logController: new AccessLogController(config.logging),
     trustProxy: config.server.trustProxy as boolean | string[],
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -189,7 +189,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   // Blocked and suspicious clients, and the per-IP quota, before anything costly.
   await app.register(rateLimitClientStage, rateLimiting);
   await app.register(validationPlugin, { routes: [...config.routes, ...(routing?.routes ?? [])], metrics, threats: rateLimiting.threats });
-  const auth = createAuth(config, app.log);
+  const auth = createAuth(config, app.log, state);
   await app.register(authPlugin, auth);
   // The per-principal (or per-route) quota, once the principal is known.
   await app.register(rateLimitPrincipalStage, rateLimiting);
@@ -200,7 +200,15 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
   // Sustained event-loop / heap pressure: only /readyz reflects it (src/health/pressure.ts).
   const pressure = new PressureMonitor(config.server.pressure, { log: app.log.child({ component: 'pressure' }) });
-  await app.register(healthRoutes, { prober, metrics, isShuttingDown: () => draining, breakers: () => resilience.breakerReport(), pressure });
+  await app.register(healthRoutes, {
+    prober,
+    metrics,
+    isShuttingDown: () => draining,
+    breakers: () => resilience.breakerReport(),
+    pressure,
+    // Upstream addresses only for an admin credential (MFA as for /admin); public /healthz has none.
+    showsAddresses: (request) => auth.authenticator.satisfies(request.headers, adminAccessPolicy(config.auth.requireMfaForAdmin)),
+  });
   await app.register(adminRoutes, {
     blockedClients,
     traffic,

@@ -1,15 +1,70 @@
 import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import type { GatewayConfig } from '../config/index.js';
+import { DEFAULT_REDACTED_QUERY_PARAMS, type GatewayConfig } from '../config/index.js';
 import './route-config.js';
+
+const REDACTED = '[redacted]';
+
+/** A parameter name as matched: lower case, without the separators and brackets clients vary. */
+function normalise(name: string): string {
+  return name.toLowerCase().replace(/[-_.[\]\s]/g, '');
+}
+
+/**
+ * A function that returns `url` with the values of secret query parameters replaced by
+ * `[redacted]` (names and order kept). A parameter is secret when its name — percent-decoded,
+ * lower-cased, without `-`, `_`, `.`, `[`, `]` — equals one of `names` (normalised the same
+ * way) or ends with one: "token" covers `access_token`, `id_token`, `refresh_token`,
+ * `X-Amz-Security-Token`, `user[token]`. Parameters are separated by `&` or `;`; a value runs
+ * to the next separator (`=` inside it included). A URL without `?` is returned as is.
+ */
+export function queryRedactor(names: readonly string[] = DEFAULT_REDACTED_QUERY_PARAMS): (url: string) => string {
+  const entries = [...new Set(names.map(normalise).filter((n) => n !== ''))];
+  const secret = (rawName: string): boolean => {
+    let name = rawName.replace(/\+/g, ' ');
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      // malformed escapes: match on the raw name
+    }
+    const n = normalise(name);
+    return entries.some((e) => n === e || n.endsWith(e));
+  };
+  return (url: string): string => {
+    const q = url.indexOf('?');
+    if (q < 0) return url;
+    let changed = false;
+    // `&` and `;` both separate parameters (some servers accept either); the separators are kept.
+    const parts = url.slice(q + 1).split(/([&;])/).map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) return pair;
+      if (!secret(pair.slice(0, eq))) return pair;
+      changed = true;
+      return `${pair.slice(0, eq + 1)}${REDACTED}`;
+    });
+    if (!changed) return url;
+    return `${url.slice(0, q + 1)}${parts.join('')}`;
+  };
+}
 
 /**
  * Structured JSON logs (pino). Anything that could carry a credential is redacted by path,
- * as a second line of defence: the gateway never logs request headers on purpose.
+ * as a second line of defence: the gateway never logs request headers on purpose. Where
+ * Fastify itself logs a request (`req`: errors, failed writeHead), its URL is redacted as in
+ * the access log.
  */
-export function loggerOptions(config: Pick<GatewayConfig, 'logLevel'>): FastifyServerOptions['logger'] {
+export function loggerOptions(config: Pick<GatewayConfig, 'logLevel'> & Partial<Pick<GatewayConfig, 'logging'>>): FastifyServerOptions['logger'] {
+  const redactUrl = queryRedactor(config.logging?.redactQueryParams);
   return {
     level: config.logLevel,
     base: { service: 'unified-gateway' },
+    serializers: {
+      req: (req: { method?: string; url?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+        method: req.method,
+        url: typeof req.url === 'string' ? redactUrl(req.url) : undefined,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
+      }),
+    },
     redact: {
       paths: [
         'req.headers.authorization',
@@ -23,23 +78,37 @@ export function loggerOptions(config: Pick<GatewayConfig, 'logLevel'>): FastifyS
         'secret',
         'password',
       ],
-      censor: '[redacted]',
+      censor: REDACTED,
     },
   };
 }
 
 /**
  * One access-log line per request, written when the response completes (Fastify's default
- * writes two: "incoming" and "completed"). It names the request, never its headers.
+ * writes two: "incoming" and "completed"). It names the request, never its headers, and its
+ * URL with the values of secret query parameters (`?access_token=`, `?api_key=`,
+ * `X-Amz-Signature`, ...) replaced by `[redacted]` (`logging.redactQueryParams`).
  */
 export class AccessLogController extends LogController {
+  readonly #redactUrl: (url: string) => string;
+
+  constructor(logging?: Pick<GatewayConfig['logging'], 'redactQueryParams'>) {
+    super();
+    this.#redactUrl = queryRedactor(logging?.redactQueryParams);
+  }
+
+  /** The URL as the logs show it. */
+  redactUrl(url: string): string {
+    return this.#redactUrl(url);
+  }
+
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const principal = request.principal;
     const line = {
       method: request.method,
-      url: request.url,
+      url: this.#redactUrl(request.url),
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 100) / 100,
       // Who, never with what credential: subject and key name only.
@@ -47,5 +116,9 @@ export class AccessLogController extends LogController {
     };
     if (error) reply.log.error({ ...line, err: error }, 'request errored');
     else reply.log.info(line, 'request completed');
+  }
+
+  override routeNotFound(request: FastifyRequest): void {
+    request.log.info({ method: request.method, url: this.#redactUrl(request.url) }, 'route not found');
   }
 }

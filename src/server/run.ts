@@ -1,4 +1,4 @@
-import type { GatewayConfig } from '../config/index.js';
+import { exposureWarnings, type GatewayConfig } from '../config/index.js';
 import { buildGateway, type Gateway } from './app.js';
 
 /**
@@ -11,6 +11,7 @@ export async function runUntilSignal(
 ): Promise<Gateway> {
   const gateway = await buildGateway(config);
   const url = await gateway.listen();
+  for (const warning of exposureWarnings(config)) gateway.app.log.warn({ host: config.server.host, environment: config.environment }, warning);
   gateway.app.log.info({ url, routes: gateway.table.active.map((r) => `${r.prefix} -> ${r.service}`) }, 'gateway listening');
   await hooks.onListening?.(gateway, url);
 

@@ -1,5 +1,6 @@
 import { Keyv } from 'keyv';
 import type {
+  ClaimResult,
   ExpiringEntry,
   ScoreChange,
   ScoreOptions,
@@ -74,6 +75,7 @@ export class MemoryStore implements StateStore {
   private readonly windows = new Map<string, Window>();
   private readonly scores = new Map<string, Score>();
   private readonly counters = new Map<string, Expiring<number>>();
+  private readonly claims = new Map<string, number>();
   private readonly sets = new Map<string, Map<string, Expiring<string>>>();
   private readonly handlers = new Map<string, Set<(m: StoreMessage) => void>>();
   private readonly sweeper: NodeJS.Timeout | undefined;
@@ -185,6 +187,23 @@ export class MemoryStore implements StateStore {
     this.counters.delete(key);
   }
 
+  claimSync(key: string, ttlMs: number): ClaimResult {
+    const now = this.now();
+    const until = this.claims.get(key);
+    if (until !== undefined && until > now) return { claimed: false, ttlMs: Math.ceil(until - now), shared: false };
+    if (until === undefined && this.claims.size >= this.maxKeys) this.evict(this.claims);
+    this.claims.set(key, now + ttlMs);
+    return { claimed: true, ttlMs, shared: false };
+  }
+
+  async claim(key: string, ttlMs: number): Promise<ClaimResult> {
+    return this.claimSync(key, ttlMs);
+  }
+
+  async release(key: string): Promise<void> {
+    this.claims.delete(key);
+  }
+
   private entries(set: string): Map<string, Expiring<string>> {
     let m = this.sets.get(set);
     if (m === undefined) this.sets.set(set, (m = new Map()));
@@ -260,6 +279,7 @@ export class MemoryStore implements StateStore {
       if (decayed(s.value, now - s.at, s.halfLifeMs) < 0.01) this.scores.delete(key);
     }
     for (const [key, c] of this.counters) if (c.until <= now) this.counters.delete(key);
+    for (const [key, until] of this.claims) if (until <= now) this.claims.delete(key);
     for (const m of this.sets.values()) for (const [id, e] of m) if (e.until <= now) m.delete(id);
   }
 

@@ -5,6 +5,7 @@ import { Keyv } from 'keyv';
 import { MemoryStore } from './memory.js';
 import { SCRIPTS } from './scripts.js';
 import type {
+  ClaimResult,
   ExpiringEntry,
   ScoreChange,
   ScoreOptions,
@@ -311,6 +312,29 @@ export class RedisStore implements StateStore {
     if (!this.lastUp) return;
     try {
       await this.timed(this.client.del(this.key('count', key)));
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  async claim(key: string, ttlMs: number): Promise<ClaimResult> {
+    if (this.lastUp) {
+      try {
+        const r = await this.timed(this.client.gwClaim(this.key('claim', key), ttlMs));
+        return { ...r, shared: true };
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    this.options.onFallback?.();
+    return this.local.claimSync(key, ttlMs);
+  }
+
+  async release(key: string): Promise<void> {
+    await this.local.release(key);
+    if (!this.lastUp) return;
+    try {
+      await this.timed(this.client.del(this.key('claim', key)));
     } catch (err) {
       this.failed(err);
     }

@@ -135,6 +135,21 @@ return v`,
   transformReply: (reply: unknown) => Number(reply),
 });
 
+/** SET NX PX: {1, ttlMs} for the one caller that took the key, else {0, what the holder has left}. ARGV ttlMs. */
+export const CLAIM = defineScript({
+  NUMBER_OF_KEYS: 1,
+  SCRIPT: `if redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[1])) then return {1, tonumber(ARGV[1])} end
+return {0, redis.call('PTTL', KEYS[1])}`,
+  parseCommand(parser: CommandParser, key: string, ttlMs: number) {
+    parser.pushKey(key);
+    parser.push(str(ttlMs));
+  },
+  transformReply: (reply: unknown) => {
+    const [claimed, ttl] = reply as [number, number];
+    return { claimed: Number(claimed) === 1, ttlMs: Math.max(0, Number(ttl)) };
+  },
+});
+
 /** Drop the expired entries of an expiring set (KEYS[1] zset of deadlines, KEYS[2] hash of values). */
 const PRUNE = `local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(gone) do redis.call('HDEL', KEYS[2], id) end
@@ -204,6 +219,7 @@ export const SCRIPTS = {
   gwAddScore: ADD_SCORE,
   gwSetScore: SET_SCORE,
   gwIncrement: INCREMENT,
+  gwClaim: CLAIM,
   gwPutEntry: PUT_ENTRY,
   gwDeleteEntry: DELETE_ENTRY,
   gwListEntries: LIST_ENTRIES,

@@ -54,6 +54,15 @@ export interface ExpiringEntry {
   readonly ttlMs: number;
 }
 
+/** The outcome of `claim`. */
+export interface ClaimResult {
+  readonly claimed: boolean;
+  /** Milliseconds the key stays held: `ttlMs` when claimed now, else the holder's remainder. */
+  readonly ttlMs: number;
+  /** True when the shared store decided; false when this replica decided alone. */
+  readonly shared: boolean;
+}
+
 export interface StoreMessage {
   readonly topic: string;
   readonly data: unknown;
@@ -83,6 +92,13 @@ export interface StateStore {
   increment(key: string, ttlMs: number): Promise<number>;
   /** Delete a counter. */
   deleteCounter(key: string): Promise<void>;
+  /**
+   * Take `key` for `ttlMs` when nobody holds it (Redis SET NX PX): `claimed` is true for
+   * exactly one caller across replicas. When it is held, `ttlMs` is what the holder has left.
+   */
+  claim(key: string, ttlMs: number): Promise<ClaimResult>;
+  /** Let go of a claimed key (nothing when it is not held). */
+  release(key: string): Promise<void>;
   /** Put (or replace) an entry of the expiring set `set`. */
   putEntry(set: string, id: string, value: string, ttlMs: number): Promise<void>;
   /** Remove an entry; true when it was there. */

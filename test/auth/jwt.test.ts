@@ -83,7 +83,52 @@ describe('JwtVerifier', () => {
   it('refuses alg none', async () => {
     const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
     const payload = Buffer.from(JSON.stringify({ sub: 'mallory', scope: 'admin', exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url');
-    expect(await rejectionOf(verifier().verify(`${header}.${payload}.`))).toBe('algorithm none is not accepted');
+    expect(await rejectionOf(verifier().verify(`${header}.${payload}.`))).toBe('algorithm not accepted');
+  });
+
+  it('never echoes the alg (or anything else from the token) in the reason', async () => {
+    const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const body = enc({ sub: 'mallory', exp: Math.floor(Date.now() / 1000) + 60 });
+    for (const alg of ['HS256\r\nX-Injected: 1', 'RS256\n', 'none', 'X'.repeat(5000), 'evil"alg', 42, { a: 1 }, null]) {
+      const reason = await rejectionOf(verifier().verify(`${enc({ alg })}.${body}.c2ln`));
+      expect(reason).toBe('algorithm not accepted');
+    }
+  });
+
+  it('requires exp: an HS256 token without it is refused with a clear reason', async () => {
+    const noExp = await new SignJWT({ scope: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuedAt().sign(hsKey);
+    expect(await rejectionOf(verifier().verify(noExp))).toBe('token has no expiry (exp)');
+    const noClaims = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').sign(hsKey);
+    expect(await rejectionOf(verifier().verify(noClaims))).toBe('token has no expiry (exp)');
+  });
+
+  it('refuses a lifetime over maxLifetimeSeconds (exp - iat, or exp - now), accepts one at the maximum', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const v = verifier({ maxLifetimeSeconds: 3600 });
+    const at = (iat: number | undefined, exp: number) => {
+      const t = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(exp);
+      return (iat === undefined ? t : t.setIssuedAt(iat)).sign(hsKey);
+    };
+    await expect(v.verify(await at(now, now + 3600))).resolves.toBeDefined();
+    expect(await rejectionOf(v.verify(await at(now, now + 3601)))).toBe('token lifetime exceeds the maximum');
+    // Issued a year ago and expiring in a minute: the lifetime as issued counts, not what is left.
+    expect(await rejectionOf(v.verify(await at(now - 86_400 * 365, now + 60)))).toBe('token lifetime exceeds the maximum');
+    // Without iat, or with an iat in the future, what is left counts.
+    expect(await rejectionOf(v.verify(await at(undefined, now + 7200)))).toBe('token lifetime exceeds the maximum');
+    await expect(v.verify(await at(undefined, now + 3000))).resolves.toBeDefined();
+    expect(await rejectionOf(v.verify(await at(now + 86_400 * 365, now + 86_400 * 365 + 60)))).toBe('token lifetime exceeds the maximum');
+    // Default maximum: 24 h.
+    expect(await rejectionOf(verifier().verify(await at(now, now + 86_401)))).toBe('token lifetime exceeds the maximum');
+    await expect(verifier().verify(await at(now, now + 86_400))).resolves.toBeDefined();
+  });
+
+  it('applies exp and the maximum lifetime to JWKS tokens too', async () => {
+    const key = await rsaKey('k-life');
+    jwks = { keys: [key.jwk] };
+    const noExp = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k-life' }).setSubject('svc').sign(key.privateKey);
+    expect(await rejectionOf(verifier().verify(noExp))).toBe('token has no expiry (exp)');
+    const long = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k-life' }).setSubject('svc').setIssuedAt().setExpirationTime('30d').sign(key.privateKey);
+    expect(await rejectionOf(verifier().verify(long))).toBe('token lifetime exceeds the maximum');
   });
 
   it('refuses HS/RS confusion: an HS256 token signed with the RSA public key', async () => {
@@ -124,5 +169,23 @@ describe('JwtVerifier', () => {
     expect(await rejectionOf(verifier().verify('not-a-jwt'))).toBe('malformed token');
     const noSub = await new SignJWT({ scope: 'read' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(hsKey);
     expect(await rejectionOf(verifier().verify(noSub))).toBe('token has no subject');
+  });
+});
+
+describe('TokenIssuer', () => {
+  it('issues tokens with exp - iat exactly the ttl, capped at the maximum lifetime, that the verifier accepts', async () => {
+    const { TokenIssuer } = await import('../../src/auth/token-issuer.js');
+    const { decodeJwt } = await import('jose');
+    const issuer = new TokenIssuer({ secret: SECRET, issuer: 'unified-gateway', ttlSeconds: 900, maxTtlSeconds: 3600 });
+    const v = verifier({ maxLifetimeSeconds: 3600 });
+    const normal = await issuer.issue('alice', ['read'], ['pwd']);
+    const claims = decodeJwt(normal.token);
+    expect(claims.exp! - claims.iat!).toBe(900);
+    expect(normal.expiresIn).toBe(900);
+    const asked = await issuer.issue('demo', ['read'], ['pwd'], 24 * 3600);
+    const capped = decodeJwt(asked.token);
+    expect(capped.exp! - capped.iat!).toBe(3600);
+    expect(asked.expiresIn).toBe(3600);
+    await expect(v.verify(asked.token)).resolves.toBeDefined();
   });
 });

@@ -4,6 +4,7 @@ import { ApiKeyStore, sha256Hex } from '../../src/auth/api-keys.js';
 import { presentedCredential } from '../../src/auth/credentials.js';
 import { grants, scopeForMethod, scopesFromClaims } from '../../src/auth/scopes.js';
 import { TotpVerifier } from '../../src/auth/totp.js';
+import { MemoryStore } from '../../src/state/memory.js';
 
 describe('API keys', () => {
   const store = new ApiKeyStore([
@@ -53,33 +54,106 @@ describe('scopes', () => {
 });
 
 describe('TOTP', () => {
-  it('accepts a current code once and refuses its replay', async () => {
+  const LOCKOUT = { maxFailures: 5, lockoutSeconds: 60, maxLockoutSeconds: 600, failureMemorySeconds: 3600 };
+  /** Verifiers sharing one store (as replicas share Redis), on one fake clock. */
+  function replicas(count = 2, toleranceSeconds = 30) {
+    const clock = { now: Date.UTC(2026, 0, 1, 12, 0, 10) };
+    const store = new MemoryStore({ now: () => clock.now, sweepIntervalMs: 0 });
+    const verifiers = Array.from({ length: count }, () => new TotpVerifier({ store, toleranceSeconds, ...LOCKOUT, now: () => clock.now }));
+    const codeAt = (secret: string, offsetSeconds = 0) => generate({ secret, epoch: Math.floor(clock.now / 1000) + offsetSeconds });
+    return { clock, store, verifiers, codeAt };
+  }
+  const wrongFor = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+
+  it('accepts a current code once and refuses its replay, on the same or another replica', async () => {
     const secret = generateSecret();
-    const totp = new TotpVerifier({ toleranceSeconds: 30 });
-    const code = await generate({ secret });
-    expect(await totp.check('alice', secret, code)).toEqual({ ok: true });
-    expect(await totp.check('alice', secret, code)).toEqual({ ok: false, reason: 'replayed' });
+    const { verifiers: [a, b], codeAt } = replicas();
+    const code = await codeAt(secret);
+    expect(await a!.check('alice', secret, code)).toEqual({ ok: true });
+    expect(await a!.check('alice', secret, code)).toEqual({ ok: false, reason: 'replayed' });
+    expect(await b!.check('alice', secret, code)).toEqual({ ok: false, reason: 'replayed' });
+  });
+
+  it('gives one success for one code however many replicas try it at once', async () => {
+    const secret = generateSecret();
+    const { verifiers, codeAt } = replicas(4);
+    const code = await codeAt(secret);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => verifiers[i % 4]!.check('erin', secret, code)));
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    // The others: replayed, or refused by the lockout before being checked (20 attempts at once).
+    for (const r of results.filter((x) => !x.ok)) expect(['replayed', 'locked']).toContain(r.reason);
+  });
+
+  it('refuses an older code once a newer one was used', async () => {
+    const secret = generateSecret();
+    const { verifiers: [a, b], codeAt } = replicas();
+    const previous = await codeAt(secret, -30);
+    const current = await codeAt(secret);
+    expect(await a!.check('frank', secret, current)).toEqual({ ok: true });
+    expect(await b!.check('frank', secret, previous)).toEqual({ ok: false, reason: 'replayed' });
   });
 
   it('refuses wrong and malformed codes, and tracks principals separately', async () => {
     const secret = generateSecret();
-    const totp = new TotpVerifier({ toleranceSeconds: 30 });
-    const code = await generate({ secret });
-    const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
-    expect(await totp.check('bob', secret, wrong)).toEqual({ ok: false, reason: 'invalid' });
-    expect(await totp.check('bob', secret, 'abcdef')).toEqual({ ok: false, reason: 'invalid' });
-    expect(await totp.check('bob', secret, code)).toEqual({ ok: true });
-    expect(await totp.check('carol', secret, code)).toEqual({ ok: true });
+    const { verifiers: [totp], codeAt } = replicas(1);
+    const code = await codeAt(secret);
+    expect(await totp!.check('bob', secret, wrongFor(code))).toEqual({ ok: false, reason: 'invalid' });
+    expect(await totp!.check('bob', secret, 'abcdef')).toEqual({ ok: false, reason: 'invalid' });
+    expect(await totp!.check('bob', secret, code)).toEqual({ ok: true });
+    expect(await totp!.check('carol', secret, code)).toEqual({ ok: true });
   });
 
   it('accepts the next period after one was used', async () => {
     const secret = generateSecret();
-    let now = Date.UTC(2026, 0, 1, 12, 0, 0);
-    const totp = new TotpVerifier({ toleranceSeconds: 0, now: () => now });
-    const first = await generate({ secret, epoch: now / 1000 });
-    expect((await totp.check('dave', secret, first)).ok).toBe(true);
-    now += 30_000;
-    const second = await generate({ secret, epoch: now / 1000 });
-    expect((await totp.check('dave', secret, second)).ok).toBe(true);
+    const { verifiers: [totp], clock, codeAt } = replicas(1, 0);
+    expect((await totp!.check('dave', secret, await codeAt(secret))).ok).toBe(true);
+    clock.now += 30_000;
+    expect((await totp!.check('dave', secret, await codeAt(secret))).ok).toBe(true);
+  });
+
+  it('locks a key after 5 wrong codes, on every replica, for a time that doubles on each further attempt', async () => {
+    const secret = generateSecret();
+    const { verifiers: [a, b], clock, codeAt } = replicas();
+    const wrong = wrongFor(await codeAt(secret, 90));
+    for (let i = 0; i < 4; i++) expect(await (i % 2 ? a : b)!.check('gina', secret, wrong)).toEqual({ ok: false, reason: 'invalid' });
+    // The fifth wrong code locks the key (and says for how long).
+    expect(await a!.check('gina', secret, wrong)).toEqual({ ok: false, reason: 'invalid', retryAfterSeconds: 60 });
+    // Even the right code is refused while locked, on the other replica too, and another key is not affected.
+    const locked = await b!.check('gina', secret, await codeAt(secret));
+    expect(locked).toEqual({ ok: false, reason: 'locked', retryAfterSeconds: 60 });
+    expect((await b!.check('hank', secret, await codeAt(secret))).ok).toBe(true);
+    clock.now += 30_000;
+    expect(await a!.check('gina', secret, await codeAt(secret))).toEqual({ ok: false, reason: 'locked', retryAfterSeconds: 30 });
+    // After the lock: one more try (the 8th attempt: the two refused while locked count too),
+    // wrong: locked for 60 s x 2^3.
+    clock.now += 30_000;
+    expect(await b!.check('gina', secret, wrongFor(await codeAt(secret)))).toEqual({ ok: false, reason: 'invalid', retryAfterSeconds: 480 });
+    clock.now += 480_000;
+    // Capped at maxLockoutSeconds (600).
+    expect(await a!.check('gina', secret, wrongFor(await codeAt(secret)))).toEqual({ ok: false, reason: 'invalid', retryAfterSeconds: 600 });
+    clock.now += 600_000;
+    // A right code after the lock is accepted and clears everything: 4 free attempts again.
+    expect(await b!.check('gina', secret, await codeAt(secret))).toEqual({ ok: true });
+    clock.now += 30_000;
+    const nextWrong = wrongFor(await codeAt(secret));
+    for (let i = 0; i < 4; i++) expect((await a!.check('gina', secret, nextWrong)).retryAfterSeconds).toBeUndefined();
+  });
+
+  it('parallel guesses cannot beat the lockout: of 60 at once, 5 are checked', async () => {
+    const secret = generateSecret();
+    const { verifiers, codeAt } = replicas(3);
+    const wrong = wrongFor(await codeAt(secret, 90));
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => verifiers[i % 3]!.check('ivan', secret, wrong)));
+    expect(results.filter((r) => r.reason === 'invalid')).toHaveLength(5);
+    expect(results.filter((r) => r.reason === 'locked')).toHaveLength(55);
+  });
+
+  it('forgets failures after failureMemorySeconds without an attempt', async () => {
+    const secret = generateSecret();
+    const { verifiers: [totp], clock, codeAt } = replicas(1);
+    const wrong = wrongFor(await codeAt(secret, 90));
+    for (let i = 0; i < 4; i++) await totp!.check('judy', secret, wrong);
+    clock.now += 3_600_001;
+    expect(await totp!.check('judy', secret, wrongFor(await codeAt(secret, 90)))).toEqual({ ok: false, reason: 'invalid' });
   });
 });

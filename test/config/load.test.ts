@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, redactConfig, type GatewayConfig, type LoadResult } from '../../src/config/index.js';
+import { exposureWarnings, loadConfig, redactConfig, type GatewayConfig, type LoadResult } from '../../src/config/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gw-config-'));
 function yamlFile(name: string, text: string): string {
@@ -181,13 +181,14 @@ describe('the loaded config', () => {
 
 // --- rate limiting, threat detection and state (src/ratelimit, src/state) ---
 describe('loadConfig: rate limiting', () => {
-  it('defaults: 1000 per 60 s per principal and per IP, loopback allow-listed, threat detection on', () => {
+  it('defaults: 1000 per 60 s per principal and per IP, nothing allow-listed (not even loopback), threat detection on', () => {
     const config = ok(loadConfig({}));
     expect(config.rateLimit).toMatchObject({
       enabled: true,
       principal: { requests: 1000, windowSeconds: 60 },
       ip: { requests: 1000, windowSeconds: 60 },
-      allowList: { keys: [], cidrs: ['127.0.0.0/8', '::1/128'] },
+      allowList: { keys: [], cidrs: [] },
+      exemptLoopback: false,
     });
     expect(config.rateLimit.threat).toMatchObject({
       enabled: true,
@@ -343,10 +344,36 @@ describe('loadConfig: routing', () => {
 });
 
 describe('rate-limit allow-list default', () => {
-  it('exempts loopback outside production only', () => {
-    expect(ok(loadConfig({})).rateLimit.allowList.cidrs).toEqual(['127.0.0.0/8', '::1/128']);
-    const prod = ok(loadConfig({ ENVIRONMENT: 'production', SECRET_KEY: 'a'.repeat(32), JWT_SECRET_KEY: 'b'.repeat(32) }));
-    expect(prod.rateLimit.allowList.cidrs).toEqual([]);
+  const prodSecrets = { SECRET_KEY: 'a'.repeat(32), JWT_SECRET_KEY: 'b'.repeat(32) };
+  it('exempts loopback in no ENVIRONMENT unless asked (rateLimit.exemptLoopback / RATE_LIMIT_EXEMPT_LOOPBACK)', () => {
+    for (const ENVIRONMENT of ['development', 'test', 'staging', 'production']) {
+      const config = ok(loadConfig({ ENVIRONMENT, ...prodSecrets }));
+      expect(config.rateLimit.allowList.cidrs, ENVIRONMENT).toEqual([]);
+      expect(config.rateLimit.exemptLoopback).toBe(false);
+    }
+    const optedIn = ok(loadConfig({ RATE_LIMIT_EXEMPT_LOOPBACK: 'true' }));
+    expect(optedIn.rateLimit.exemptLoopback).toBe(true);
+    expect(optedIn.rateLimit.allowList.cidrs).toEqual(['127.0.0.0/8', '::1/128']);
+    // The file wins over the variable; configured CIDRs are kept beside loopback.
+    const file = yamlFile('rl-loopback.yaml', 'rateLimit: { exemptLoopback: false, allowList: { cidrs: [10.0.0.0/8] } }\n');
+    const fromFile = ok(loadConfig({ RATE_LIMIT_EXEMPT_LOOPBACK: 'true' }, { file }));
+    expect(fromFile.rateLimit.allowList.cidrs).toEqual(['10.0.0.0/8']);
+    const both = ok(loadConfig({}, { file: yamlFile('rl-loopback2.yaml', 'rateLimit: { exemptLoopback: true, allowList: { cidrs: [10.0.0.0/8] } }\n') }));
+    expect(both.rateLimit.allowList.cidrs).toEqual(['10.0.0.0/8', '127.0.0.0/8', '::1/128']);
+    expect(problems(loadConfig({ RATE_LIMIT_EXEMPT_LOOPBACK: 'maybe' }))).toEqual([expect.stringMatching(/^RATE_LIMIT_EXEMPT_LOOPBACK: /)]);
+  });
+
+  it('warns when a development or test gateway listens on a non-loopback address', () => {
+    expect(exposureWarnings(ok(loadConfig({})))).toEqual([expect.stringContaining('ENVIRONMENT=development and listening on 0.0.0.0, not loopback')]);
+    expect(exposureWarnings(ok(loadConfig({ ENVIRONMENT: 'test', GATEWAY_HOST: '::' })))).toHaveLength(1);
+    expect(exposureWarnings(ok(loadConfig({ GATEWAY_HOST: '192.168.1.5' })))).toHaveLength(1);
+    for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) {
+      expect(exposureWarnings(ok(loadConfig({ GATEWAY_HOST: host }))), host).toEqual([]);
+    }
+    expect(exposureWarnings(ok(loadConfig({ ENVIRONMENT: 'production', ...prodSecrets })))).toEqual([]);
+    // The loopback exemption on an exposed gateway is worth a warning in any environment.
+    const exempt = exposureWarnings(ok(loadConfig({ ENVIRONMENT: 'production', RATE_LIMIT_EXEMPT_LOOPBACK: 'true', ...prodSecrets })));
+    expect(exempt).toEqual([expect.stringContaining('rateLimit.exemptLoopback is on')]);
   });
 });
 
@@ -405,5 +432,13 @@ describe('loadConfig: server.pressure', () => {
     const found = problems(loadConfig({}, { file: bad })).join('\n');
     expect(found).toMatch(/server\.pressure\.maxEventLoopDelayMs/);
     expect(found).toMatch(/server\.pressure.*sustained/);
+  });
+});
+
+describe('auth.jwt.maxLifetimeSeconds', () => {
+  it('defaults to 24 h and refuses gateway tokens that would outlive it', () => {
+    expect(ok(loadConfig({})).auth.jwt.maxLifetimeSeconds).toBe(86_400);
+    const file = yamlFile('jwt-life.yaml', 'auth: { jwt: { maxLifetimeSeconds: 600 }, tokens: { ttlSeconds: 900 } }\n');
+    expect(problems(loadConfig({}, { file }))).toEqual([`${file}: auth.tokens.ttlSeconds: 900 exceeds auth.jwt.maxLifetimeSeconds (600): the gateway's own tokens would be refused`]);
   });
 });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { cleanup, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
+import { describeWithRedis, startRedis } from '../helpers/redis.js';
 import { standIns, testServer, type StandIn } from '../helpers/upstreams.js';
 
 /*
@@ -123,6 +124,50 @@ describe('authentication', () => {
     expect(res.text).not.toContain(token);
   });
 
+  it.each([
+    ['CR/LF', 'HS256\r\nX-Injected: yes'],
+    ['LF and a quote', 'RS256\n"x'],
+    ['an unknown name', 'HS257-made-up'],
+    ['a long value', 'A'.repeat(3000)],
+    ['a number', 256],
+  ])('an alg with %s: clean 401, fixed WWW-Authenticate, nothing echoed, no stack trace logged', async (_name, alg) => {
+    const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const token = `${enc({ alg, typ: 'JWT' })}.${enc({ sub: 'mallory', scope: 'admin', aud: 'gateway', iss: 'https://idp.example', exp: now() + 60 })}.c2lnbmF0dXJl`;
+    const requestId = `alg-${Math.random().toString(36).slice(2)}`;
+    const res = await refused('/v1/twin/notes', { headers: { ...bearer(token), 'x-request-id': requestId } });
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer realm="unified-gateway", error="invalid_token", error_description="algorithm not accepted"');
+    expect(res.headers['x-injected']).toBeUndefined();
+    expect(res.json().error).toEqual({ code: 'GW_AUTH_INVALID_CREDENTIALS', message: 'The token is not valid: algorithm not accepted', requestId });
+    const line = await gw.waitForLog((l) => l.reqId === requestId && l.msg === 'request completed');
+    expect(line.status).toBe(401);
+    const lines = gw.logs.filter((l) => l.reqId === requestId);
+    expect(lines.filter((l) => (l.level ?? 0) >= 40)).toEqual([]);
+    expect(JSON.stringify(lines)).not.toMatch(/stack|writeHead|Invalid character|X-Injected|HS257|AAAAAAAAAA/);
+  });
+
+  it('401 with a clear message for an HS256 token without exp, and for one whose lifetime exceeds the maximum (24 h)', async () => {
+    const noExp = await new SignJWT({ scope: 'admin' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('alice')
+      .setIssuer('https://idp.example')
+      .setAudience('gateway')
+      .setIssuedAt()
+      .sign(hsKey);
+    const a = await refused('/v1/twin/notes', { headers: bearer(noExp) });
+    expect(a.status).toBe(401);
+    expect(a.json().error).toMatchObject({ code: 'GW_AUTH_INVALID_CREDENTIALS', message: 'The token is not valid: token has no expiry (exp)' });
+    expect(a.headers['www-authenticate']).toBe('Bearer realm="unified-gateway", error="invalid_token", error_description="token has no expiry (exp)"');
+
+    const longLived = await hs().setIssuedAt(now()).setExpirationTime(now() + 86_400 + 60).sign(hsKey);
+    const b = await refused('/v1/twin/notes', { headers: bearer(longLived) });
+    expect(b.status).toBe(401);
+    expect(b.json().error.message).toBe('The token is not valid: token lifetime exceeds the maximum');
+    // A day exactly is within the maximum.
+    const day = await hs().setIssuedAt(now()).setExpirationTime(now() + 86_400).sign(hsKey);
+    expect((await call(`${gw.url}/v1/twin/notes`, { anonymous: true, headers: bearer(day) })).status).toBe(200);
+  });
+
   it('401 for HS/RS confusion: HS256 signed with the published RSA public key', async () => {
     const publicJwk = JSON.stringify(jwks.keys[0]);
     const forged = await new SignJWT({ scope: 'admin' })
@@ -170,6 +215,23 @@ describe('authentication', () => {
     expect(all).not.toContain(token);
     expect(all).not.toContain(WRITER_KEY);
     expect(all).not.toContain(SECRET);
+  });
+});
+
+describe('access log', () => {
+  it('redacts the values of secret query parameters, keeps the others', async () => {
+    const token = await hs().sign(hsKey);
+    const query = `access_token=${token}&X-Amz-Signature=0123abcdef0123abcdef&api_key=${WRITER_KEY}&client_secret=s3cr3t-value-xyz&page=2&q=fog`;
+    const res = await call(`${gw.url}/v1/twin/redact-check?${query}`, { anonymous: true, headers: { 'x-api-key': READER_KEY } });
+    expect(res.status).toBe(200);
+    const line = await gw.waitForLog((l) => typeof l.url === 'string' && l.url.startsWith('/v1/twin/redact-check'));
+    expect(line.url).toBe('/v1/twin/redact-check?access_token=[redacted]&X-Amz-Signature=[redacted]&api_key=[redacted]&client_secret=[redacted]&page=2&q=fog');
+    // Refused requests are logged the same way.
+    await call(`${gw.url}/v1/twin/redact-check-2?refresh_token=rt-${token.slice(-12)}`, { anonymous: true });
+    const refusedLine = await gw.waitForLog((l) => typeof l.url === 'string' && l.url.startsWith('/v1/twin/redact-check-2'));
+    expect(refusedLine).toMatchObject({ status: 401, url: '/v1/twin/redact-check-2?refresh_token=[redacted]' });
+    const all = gw.stdoutLines.join('\n');
+    for (const secret of [token, token.slice(-12), '0123abcdef0123abcdef', WRITER_KEY, 's3cr3t-value-xyz']) expect(all).not.toContain(secret);
   });
 });
 
@@ -239,5 +301,67 @@ describe('POST /auth/token with TOTP', () => {
   it('refuses an unknown key', async () => {
     const res = await call(`${gw.url}/auth/token`, { method: 'POST', anonymous: true, headers: { 'x-api-key': 'nope-nope-nope' } });
     expect(res.status).toBe(401);
+  });
+});
+
+describeWithRedis('TOTP across two replicas sharing Redis', () => {
+  const OPS_A = 'ops-a-key-0123456789abcdef';
+  const OPS_B = 'ops-b-key-0123456789abcdef';
+  const SECRET_A = generateSecret();
+  const SECRET_B = generateSecret();
+  let r1: GatewayProcess;
+  let r2: GatewayProcess;
+
+  beforeAll(async () => {
+    const redis = await startRedis();
+    const yaml = `
+auth:
+  apiKeys:
+    - { name: ops-a, sha256: ${sha256Hex(OPS_A)}, scopes: [admin], totpSecret: ${SECRET_A} }
+    - { name: ops-b, sha256: ${sha256Hex(OPS_B)}, scopes: [admin], totpSecret: ${SECRET_B} }
+  totp: { maxFailures: 5, lockoutSeconds: 60 }
+state: { commandTimeoutMs: 1000 }
+`;
+    const env = { REDIS_URL: redis.url, JWT_SECRET_KEY: SECRET };
+    [r1, r2] = await Promise.all([startGateway({ env, yaml }), startGateway({ env, yaml })]);
+  });
+
+  const token = (gw: GatewayProcess, key: string, totp: string) =>
+    call(`${gw.url}/auth/token`, { method: 'POST', anonymous: true, headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify({ totp }) });
+
+  it('a code gives an MFA token on one replica and is refused on the other', async () => {
+    const code = await generate({ secret: SECRET_A });
+    const first = await token(r1, OPS_A, code);
+    expect(first.status).toBe(200);
+    expect(first.json().scope).toBe('admin');
+    const again = await token(r2, OPS_A, code);
+    expect(again.status).toBe(401);
+    expect(again.json().error).toMatchObject({ code: 'GW_AUTH_TOTP_INVALID', message: expect.stringContaining('already used') });
+    // Sent to both at once, one code still gives one token.
+    const next = await generate({ secret: SECRET_A, epoch: Math.floor(Date.now() / 1000) + 30 });
+    const both = await Promise.all([token(r1, OPS_A, next), token(r2, OPS_A, next), token(r1, OPS_A, next), token(r2, OPS_A, next)]);
+    expect(both.filter((r) => r.status === 200)).toHaveLength(1);
+  });
+
+  it('after 5 wrong codes spread over the replicas, the key is locked on both, the right code included', async () => {
+    const right = await generate({ secret: SECRET_B });
+    const wrong = String((Number(right) + 1) % 1_000_000).padStart(6, '0');
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await token(i % 2 ? r2 : r1, OPS_B, wrong));
+    expect(results.map((r) => r.status)).toEqual([401, 401, 401, 401, 401]);
+    expect(results[3]!.headers['retry-after']).toBeUndefined();
+    expect(results[4]!.headers['retry-after']).toBe('60');
+    expect(results[4]!.json().error.message).toContain('locked for 60 s');
+    for (const gw of [r2, r1]) {
+      const locked = await token(gw, OPS_B, right);
+      expect(locked.status).toBe(429);
+      expect(locked.json().error.code).toBe('GW_AUTH_TOTP_LOCKED');
+      expect(Number(locked.headers['retry-after'])).toBeGreaterThan(50);
+      expect(Number(locked.headers['retry-after'])).toBeLessThanOrEqual(60);
+    }
+    // The other key is not affected: its codes are still checked.
+    const other = await token(r2, OPS_A, 'x'.repeat(6));
+    expect(other.status).toBe(401);
+    expect(other.json().error.code).toBe('GW_AUTH_TOTP_INVALID');
   });
 });

@@ -71,6 +71,10 @@ describe('unified-gateway demo', () => {
     expect(Object.values(h.json().services as Record<string, { status: string }>).map((s) => s.status)).toEqual(['up', 'up', 'up', 'up', 'up']);
 
     expect(twin!.headers.authorization).toMatch(/^Bearer ey/);
+    // The demo token expires, within the verifier's maximum lifetime (24 h by default).
+    const claims = JSON.parse(Buffer.from(twin!.headers.authorization!.split('.')[1]!, 'base64url').toString('utf8')) as { iat: number; exp: number };
+    expect(claims.exp - claims.iat).toBe(86_400);
+    expect(demo.stdoutLines.some((l) => l.includes('Demo token (scopes read write, valid 24 h'))).toBe(true);
     expect((await call(twin!.url, { anonymous: true })).status).toBe(401);
     const t = await call(twin!.url, { method: twin!.method, headers: twin!.headers, anonymous: true });
     expect(t.status).toBe(200);

@@ -1,5 +1,6 @@
+import { SignJWT } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanup, sleep, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
+import { cleanup, NOTHING_LISTENING, sleep, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
 import { standIns, testServer, type StandIn } from '../helpers/upstreams.js';
 
@@ -148,5 +149,56 @@ describe('readiness', () => {
     // Every service down: the gateway says so with 503.
     expect(body.status).toBe('down');
     expect(status).toBe(503);
+  });
+});
+
+describe('/healthz in production: no upstream addresses without an admin credential', () => {
+  const SECRET = 'health-e2e-jwt-secret-0123456789-abcdef';
+  const ADMIN = 'health-e2e-admin-key-0123456789-abcdefgh';
+  const token = (scope: string, amr: string[]) =>
+    new SignJWT({ scope, amr }).setProtectedHeader({ alg: 'HS256' }).setSubject('ops').setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
+
+  it('public and read-scope callers see statuses only; an admin with MFA sees hosts and breakers with their origins', async () => {
+    const up = await testServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    });
+    const gw = await startGateway({
+      env: { ENVIRONMENT: 'production', SECRET_KEY: 's'.repeat(40), JWT_SECRET_KEY: SECRET, API_KEY: ADMIN, TWIN_SERVICE_URL: up.url },
+      yaml: `services:\n  twin: { urls: [${up.url}, ${NOTHING_LISTENING}] }\nhealth:\n  intervalMs: 60000\n  timeoutMs: 1000\n`,
+    });
+    const addresses = [up.url, new URL(up.url).host, NOTHING_LISTENING, '127.0.0.1', 'localhost'];
+    // Traffic to twin, so its breakers are in the report.
+    for (let i = 0; i < 4; i++) await call(`${gw.url}/v1/twin/x`, { anonymous: true, headers: { 'x-api-key': ADMIN } });
+
+    const views = {
+      anonymous: await call(`${gw.url}/healthz`, { anonymous: true }),
+      bogus: await call(`${gw.url}/healthz`, { anonymous: true, headers: { authorization: 'Bearer not.a.token' } }),
+      read: await call(`${gw.url}/healthz`, { anonymous: true, headers: { authorization: `Bearer ${await token('read', ['otp'])}` } }),
+      // Admin scope without a second factor: production asks MFA for the admin surface.
+      adminNoMfa: await call(`${gw.url}/healthz`, { anonymous: true, headers: { 'x-api-key': ADMIN } }),
+      deep: await call(`${gw.url}/healthz?deep=1`, { anonymous: true }),
+    };
+    for (const [who, res] of Object.entries(views)) {
+      expect(res.status, who).toBe(200);
+      for (const a of addresses) expect(res.text, `${who} sees ${a}`).not.toContain(a);
+      const body = res.json();
+      expect(body.status, who).toBe('degraded'); // the other services point nowhere
+      expect(body.services.twin.status, who).toBe('up');
+      // The hosts are still there, in order, without their origins.
+      expect(body.services.twin.hosts, who).toEqual([
+        expect.objectContaining({ status: 'up', httpStatus: 200 }),
+        expect.objectContaining({ status: 'down', error: 'ECONNREFUSED' }),
+      ]);
+      expect(body.services.twin.hosts[0].origin, who).toBeUndefined();
+      expect(body.breakers.twin.hosts.length, who).toBeGreaterThan(0);
+      for (const h of body.breakers.twin.hosts) expect(Object.keys(h), who).not.toContain('origin');
+    }
+
+    const admin = await call(`${gw.url}/healthz`, { anonymous: true, headers: { authorization: `Bearer ${await token('admin', ['pwd', 'otp'])}` } });
+    expect(admin.status).toBe(200);
+    const full = admin.json();
+    expect(full.services.twin.hosts.map((h: { origin: string }) => h.origin)).toEqual([up.url, NOTHING_LISTENING]);
+    expect(full.breakers.twin.hosts.map((h: { origin: string }) => h.origin)).toContain(up.url);
   });
 });

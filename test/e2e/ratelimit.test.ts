@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { cleanup, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
 import { call, type HttpResult } from '../helpers/http.js';
@@ -139,5 +139,30 @@ state: { commandTimeoutMs: 1000 }
     for (const gw of [a, b]) {
       expect(gw.logs.filter((l) => l.msg === 'state store reachable: rate limits and blocks are shared across replicas')).toHaveLength(2);
     }
+  });
+});
+
+describe('secure defaults (no Redis)', () => {
+  afterAll(cleanup);
+
+  it('loopback is limited by default in development, and a development gateway on 0.0.0.0 warns at start', async () => {
+    const twin = await standIn('twin');
+    const gw = await startGateway({
+      // The e2e helper opts in to the loopback exemption for the other suites: here it is left at the gateway's default.
+      env: { RATE_LIMIT_EXEMPT_LOOPBACK: undefined, ENVIRONMENT: 'development', GATEWAY_HOST: '0.0.0.0', RATE_LIMIT_REQUESTS: '3', TWIN_SERVICE_URL: twin.url },
+    });
+    const warning = await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('ENVIRONMENT=development and listening on 0.0.0.0'));
+    expect(warning.level).toBe(40);
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await call(`${gw.url}/v1/twin/x`)).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+  });
+
+  it('RATE_LIMIT_EXEMPT_LOOPBACK=true exempts loopback (opt-in); no warning on a loopback address', async () => {
+    const gw = await startGateway({ env: { RATE_LIMIT_EXEMPT_LOOPBACK: 'true', ENVIRONMENT: 'development', RATE_LIMIT_REQUESTS: '3' } });
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await call(`${gw.url}/livez-not-a-route-${i}`)).status);
+    expect(statuses).toEqual([404, 404, 404, 404, 404, 404]);
+    expect(gw.logs.filter((l) => (l.level ?? 0) >= 40 && typeof l.msg === 'string' && /listening on|exemptLoopback/.test(l.msg))).toEqual([]);
   });
 });

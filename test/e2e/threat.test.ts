@@ -132,4 +132,22 @@ state: { commandTimeoutMs: 1000 }
     const after = (await call(`${a.url}/admin/blocked-clients`)).json<{ clients: Array<{ client: string }> }>();
     expect(after.clients.map((c) => c.client).sort()).toEqual(['203.0.113.10', '203.0.113.9']);
   });
+
+  it('a block holds whatever notation the address comes in, and an admin lifts it in any notation', async () => {
+    // Blocked on replica a in the expanded IPv4-mapped form of 198.51.100.9.
+    const blocked = await call(`${a.url}/admin/blocked-clients`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client: '0:0:0:0:0:FFFF:C633:6409', seconds: 120, reason: 'notation test' }),
+    });
+    expect(blocked.status).toBe(201);
+    expect(blocked.json().client).toBe('198.51.100.9');
+    // The forwarded address is whatever the (trusted) proxy wrote: every spelling is the same client.
+    for (const form of ['198.51.100.9', '::ffff:198.51.100.9', '::ffff:c633:6409']) await blockedWithin(b, form, 2000);
+    // Lifted on replica b in yet another spelling.
+    const lifted = await call(`${b.url}/admin/blocked-clients/${encodeURIComponent('::ffff:c633:6409')}`, { method: 'DELETE' });
+    expect(lifted.json()).toEqual({ client: '198.51.100.9', unblocked: true });
+    await waitFor(async () => ((await as(a, '::FFFF:198.51.100.9')).status === 200 ? true : undefined), 2000, 'served again on replica a', 10);
+    expect((await as(b, '198.51.100.9')).status).toBe(200);
+  });
 });

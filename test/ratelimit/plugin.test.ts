@@ -161,7 +161,44 @@ describe('client address and allow-list', () => {
     expect((await get(g, '/v1/twin/x', '::ffff:192.0.2.55')).statusCode).toBe(429);
   });
 
-  it('allow-list: loopback by default, configured CIDRs and API key names are never limited nor scored', async () => {
+  it('a client cannot dodge its quota by changing the notation of its address', async () => {
+    const g = await gateway('rateLimit: { ip: { requests: 3, windowSeconds: 60 }, principal: { requests: 1000, windowSeconds: 60 } }\n');
+    // One IPv4 client in four spellings (inject passes the address as is, as a proxy's X-Forwarded-For would).
+    const forms = ['192.0.2.77', '::ffff:192.0.2.77', '::ffff:c000:24d', '0:0:0:0:0:FFFF:C000:024D', '192.0.2.77'];
+    const seen = [];
+    for (const ip of forms) seen.push((await get(g, '/v1/twin/x', ip)).statusCode);
+    expect(seen).toEqual([200, 200, 200, 429, 429]);
+    // IPv6 loopback in two spellings shares one budget, and not the IPv4-mapped clients' one.
+    expect(await statuses(g, 3, '/v1/twin/x', '0:0:0:0:0:0:0:1')).toEqual([200, 200, 200]);
+    expect((await get(g, '/v1/twin/x', '::1')).statusCode).toBe(429);
+    expect((await get(g, '/v1/twin/x', '::ffff:7f00:1')).statusCode).toBe(200);
+    expect((await get(g, '/v1/twin/x', '::ffff:c000:24e')).statusCode).toBe(200);
+  });
+
+  it('a block holds for every notation of the address; an admin unblocks it in any notation', async () => {
+    const g = await gateway('rateLimit: { threat: { blockSeconds: 120, tarpitMs: 10 } }\n');
+    const admin = { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' };
+    const blocked = await get(g, '/admin/blocked-clients', '203.0.113.200', admin, {
+      method: 'POST',
+      payload: JSON.stringify({ client: '0:0:0:0:0:ffff:c633:64b4', seconds: 90, reason: 'test' }),
+    });
+    expect(blocked.statusCode).toBe(201);
+    expect(blocked.json().client).toBe('198.51.100.180');
+    for (const ip of ['198.51.100.180', '::ffff:198.51.100.180', '::ffff:c633:64b4']) {
+      expect((await get(g, '/v1/twin/x', ip)).json().error?.code, ip).toBe('GW_SECURITY_CLIENT_BLOCKED');
+    }
+    // The IPv6 loopback is a different client: not caught by that block.
+    expect((await get(g, '/v1/twin/x', '::1')).statusCode).toBe(200);
+    const lifted = await get(g, `/admin/blocked-clients/${encodeURIComponent('::FFFF:198.51.100.180')}`, '203.0.113.200', { 'x-api-key': ADMIN_KEY }, { method: 'DELETE' });
+    expect(lifted.json()).toEqual({ client: '198.51.100.180', unblocked: true });
+    expect((await get(g, '/v1/twin/x', '::ffff:c633:64b4')).statusCode).toBe(200);
+    // Blocking the loopback in its long form blocks ::1 only.
+    await get(g, '/admin/blocked-clients', '203.0.113.200', admin, { method: 'POST', payload: JSON.stringify({ client: '0:0:0:0:0:0:0:1', seconds: 60, reason: 'test' }) });
+    expect((await get(g, '/v1/twin/x', '::1')).statusCode).toBe(403);
+    expect((await get(g, '/v1/twin/x', '::ffff:127.0.0.1')).statusCode).toBe(200);
+  });
+
+  it('allow-list: configured CIDRs and API key names are never limited nor scored', async () => {
     const g = await gateway('rateLimit:\n  ip: { requests: 1, windowSeconds: 60 }\n  allowList: { keys: [batch], cidrs: [127.0.0.0/8, 10.20.0.0/16] }\n');
     expect(count(await statuses(g, 5, '/v1/twin/x', '127.0.0.1'), 200)).toBe(5);
     expect(count(await statuses(g, 5, '/v1/twin/x', '10.20.3.4'), 200)).toBe(5);
@@ -173,6 +210,20 @@ describe('client address and allow-list', () => {
     expect(await g.rateLimiting.threats.listBlocked()).toEqual([]);
     expect((await get(g, '/v1/twin/x', '10.20.3.4')).statusCode).toBe(200);
     expect(await statuses(g, 2, '/v1/twin/x', '203.0.113.40')).toEqual([200, 429]);
+  });
+
+  it('loopback is limited and blocked like any client by default; rateLimit.exemptLoopback opts it out', async () => {
+    const strict = await gateway('rateLimit: { ip: { requests: 2, windowSeconds: 60 } }\n');
+    expect(strict.config.rateLimit.exemptLoopback).toBe(false);
+    expect(await statuses(strict, 3, '/v1/twin/x', '127.0.0.1')).toEqual([200, 200, 429]);
+    expect(await statuses(strict, 3, '/v1/twin/x', '::1')).toEqual([200, 200, 429]);
+    for (let i = 0; i < 5; i++) strict.rateLimiting.threats.record('127.0.0.1', 'input_rejected');
+    await strict.rateLimiting.threats.settled();
+    expect((await get(strict, '/v1/twin/x', '::ffff:127.0.0.1')).json().error.code).toBe('GW_SECURITY_CLIENT_BLOCKED');
+
+    const exempt = await gateway('rateLimit: { exemptLoopback: true, ip: { requests: 2, windowSeconds: 60 } }\n');
+    for (const ip of ['127.0.0.1', '::1', '::ffff:127.0.0.1', '0:0:0:0:0:0:0:1']) expect(count(await statuses(exempt, 4, '/v1/twin/x', ip), 200), ip).toBe(4);
+    expect(await statuses(exempt, 3, '/v1/twin/x', '203.0.113.41')).toEqual([200, 200, 429]);
   });
 
   it('rejects an allow-listed key name that no API key has', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fileSchema } from '../../src/config/schema.js';
 import { createMetrics } from '../../src/metrics/registry.js';
-import { CidrSet, clientKey } from '../../src/ratelimit/client-key.js';
+import { canonicalIp, CidrSet, clientKey, isClientKey } from '../../src/ratelimit/client-key.js';
 import { rateLimitHeaders, type LimitOutcome } from '../../src/ratelimit/limiter.js';
 import { ThreatDetector, type ThreatConfig } from '../../src/ratelimit/threat.js';
 import { MemoryStore } from '../../src/state/memory.js';
@@ -115,7 +115,37 @@ describe('client keys', () => {
     expect(clientKey('2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64');
     expect(clientKey('2001:db8:1:2::ffff:1.2.3.4')).toBe('2001:db8:1:2::/64');
     expect(clientKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
-    expect(clientKey('::1')).toBe('0:0:0:0::/64');
+    expect(clientKey('::1')).toBe('::1');
+  });
+
+  it('gives every spelling of one address the same key, and different addresses different keys', () => {
+    const spellings: Record<string, string[]> = {
+      '127.0.0.1': ['127.0.0.1', '::ffff:127.0.0.1', '::FFFF:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:7f00:1', '0000:0000:0000:0000:0000:FFFF:7F00:0001', ' 127.0.0.1 '],
+      '192.0.2.55': ['192.0.2.55', '::ffff:192.0.2.55', '::ffff:c000:237', '0:0:0:0:0:ffff:c000:237', '::ffff:C000:0237'],
+      '::1': ['::1', '0:0:0:0:0:0:0:1', '0000:0000:0000:0000:0000:0000:0000:0001', '::0:1'],
+      '::': ['::', '0:0:0:0:0:0:0:0'],
+      '2001:db8:1:2::/64': ['2001:db8:1:2::1', '2001:DB8:1:2::FFFF', '2001:0db8:0001:0002:0000:0000:0000:0001', '2001:db8:1:2:0:0:0:1', '2001:db8:1:2::ffff:1.2.3.4'],
+    };
+    for (const [key, forms] of Object.entries(spellings)) {
+      for (const form of forms) expect(clientKey(form), form).toBe(key);
+      expect(isClientKey(key)).toBe(true);
+    }
+    // Loopback, IPv4-mapped addresses and other IPv4 hosts never share a bucket (the ::/64 of old).
+    const distinct = new Set(['::1', '::ffff:127.0.0.1', '::ffff:7f00:2', '::ffff:c000:237', '::2', '::'].map(clientKey));
+    expect(distinct.size).toBe(6);
+  });
+
+  it('canonicalises admin input: addresses and /64 keys in any spelling; refuses the rest', () => {
+    expect(clientKey('2001:0DB8:0001:0002::/64')).toBe('2001:db8:1:2::/64');
+    expect(clientKey('2001:db8:1:2:0:0:0:0/64')).toBe('2001:db8:1:2::/64');
+    expect(canonicalIp('0:0:0:0:0:ffff:7f00:1')).toBe('127.0.0.1');
+    expect(canonicalIp('2001:0db8:0:0:0:0:0:1')).toBe('2001:db8::1');
+    for (const bad of ['0:0:0:0::/64', '::/64', '2001:db8::/48', '127.1', '0x7f.0.0.1', '01.2.3.4', '1', 'not-an-ip', '', '1.2.3.4/32']) {
+      expect(isClientKey(clientKey(bad)), bad).toBe(false);
+    }
+    // Keys are already canonical; other spellings are not keys until canonicalised.
+    expect(isClientKey('::ffff:127.0.0.1')).toBe(false);
+    expect(isClientKey('127.0.0.1')).toBe(true);
   });
 
   it('matches CIDRs for IPv4, IPv6 and IPv4-mapped addresses', () => {
@@ -126,6 +156,9 @@ describe('client keys', () => {
     expect(set.has('192.0.2.8')).toBe(false);
     expect(set.has('2001:db8:ffff::1')).toBe(true);
     expect(set.has('2001:db9::1')).toBe(false);
+    expect(set.has('::ffff:a01:101')).toBe(true);
+    expect(set.has('0:0:0:0:0:ffff:a01:101')).toBe(true);
+    expect(set.has('2001:DB8:FFFF:0:0:0:0:1')).toBe(true);
     expect(set.has('not-an-ip')).toBe(false);
     expect(new CidrSet([]).has('10.0.0.1')).toBe(false);
   });

@@ -95,6 +95,28 @@ function contract(name: string, make: () => Promise<StateStore>) {
       expect(await store.increment(key, 200)).toBe(1);
     });
 
+    it('claims: one taker until it expires or is released; the others learn how long it stays held', async () => {
+      const key = unique();
+      const first = await store.claim(key, 60_000);
+      expect(first).toMatchObject({ claimed: true, ttlMs: 60_000 });
+      const second = await store.claim(key, 1000);
+      expect(second.claimed).toBe(false);
+      expect(second.ttlMs).toBeGreaterThan(58_000);
+      expect(second.ttlMs).toBeLessThanOrEqual(60_000);
+      await store.release(key);
+      expect((await store.claim(key, 200)).claimed).toBe(true);
+      expect((await store.claim(key, 200)).claimed).toBe(false);
+      await sleep(300);
+      expect((await store.claim(key, 200)).claimed).toBe(true);
+      await store.release(unique()); // releasing what nobody holds is harmless
+    });
+
+    it('claims: exactly one of many concurrent callers takes a key', async () => {
+      const key = unique();
+      const results = await Promise.all(Array.from({ length: 50 }, () => store.claim(key, 60_000)));
+      expect(results.filter((r) => r.claimed)).toHaveLength(1);
+    });
+
     it('expiring sets: put, list (soonest first), delete, expire', async () => {
       const set = unique();
       await store.putEntry(set, 'a', 'A', 60_000);
@@ -190,6 +212,15 @@ describeWithRedis('RedisStore against a real redis-server', () => {
     expect(decisions.every((d) => d.shared)).toBe(true);
     const remaining = decisions.filter((d) => d.allowed).map((d) => d.remaining).sort((a, b) => a - b);
     expect(remaining).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+
+  it('a claim is exact across replicas: 90 concurrent claims of one key on 3 clients -> exactly one taker', async () => {
+    const replicas = [await replica(), await replica(), await replica()];
+    const results = await Promise.all(Array.from({ length: 90 }, (_, i) => replicas[i % 3]!.claim('claimed-once', 60_000)));
+    expect(results.filter((r) => r.claimed)).toHaveLength(1);
+    expect(results.every((r) => r.shared)).toBe(true);
+    await replicas[1]!.release('claimed-once');
+    expect((await replicas[2]!.claim('claimed-once', 60_000)).claimed).toBe(true);
   });
 
   it('scripts survive SCRIPT FLUSH (EVALSHA falls back to EVAL on NOSCRIPT)', async () => {
