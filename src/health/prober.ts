@@ -256,8 +256,14 @@ export class HealthProber {
     const services = Object.fromEntries(this.#results);
     const statuses = [...this.#results.values()].map((r) => r.status);
     const upCount = statuses.filter((s) => s === 'up').length;
+    // Down only on real evidence: a service still unknown after a round (its probes could not be
+    // made, e.g. EMFILE) does not count as down.
     const status: OverallStatus =
-      statuses.length === 0 || upCount === statuses.length ? 'ok' : upCount === 0 && checkedAt !== null ? 'down' : 'degraded';
+      statuses.length === 0 || upCount === statuses.length
+        ? 'ok'
+        : upCount === 0 && checkedAt !== null && statuses.includes('down')
+          ? 'down'
+          : 'degraded';
     return { status, checkedAt, services };
   }
 }
