@@ -22,7 +22,7 @@ import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
 import { AccessLogController, loggerOptions } from './logger.js';
 import { ClientTimeouts } from './client-timeouts.js';
-import { ConnectionGuard, globalConnectionCap, trustedProxies } from './connection-guard.js';
+import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
 import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
 import { createGatewayMcpServer, type SubscribableResource } from '../../mcp/server/gateway-server.js';
@@ -280,7 +280,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     async listen() {
       prober.start();
       pressure.start();
-      return app.listen({ host: config.server.host, port: config.server.port });
+      return app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
     },
     close() {
       closing ??= (async () => {
