@@ -198,6 +198,13 @@ describe('slow clients against a listening gateway', () => {
     expect(r.openMs).toBeLessThan(TIMEOUT + TICK + MARGIN);
   });
 
+  it('answers 408 and closes a chunked body that trickles one small chunk at a time', async () => {
+    const head = `POST /v1/twin/upload HTTP/1.1\r\nHost: gw\r\nX-API-Key: ${KEY}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`;
+    const r = await slowClient({ port, head, drip: { bytes: '1\r\nx\r\n', everyMs: 50 } }).done;
+    expect(r).toMatchObject({ status: 408, code: 'GW_REQUEST_TIMEOUT' });
+    expect(r.openMs).toBeLessThan(TIMEOUT + TICK + MARGIN);
+  });
+
   it('closes the connection when a body keeps trickling after an early answer (401)', async () => {
     const r = await slowClient({ port, head: `${jsonHead(100, '')}{`, drip: { bytes: ' ', everyMs: 50, maxDrips: 1000 } }).done;
     expect(r).toMatchObject({ status: 401, code: 'GW_AUTH_MISSING_CREDENTIALS' });
