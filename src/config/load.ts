@@ -22,6 +22,18 @@ import { createHash } from 'node:crypto';
 export type ServiceRetriesConfig = z.output<typeof serviceRetriesSchema>;
 export type ServiceBreakerConfig = z.output<typeof serviceBreakerSchema>;
 export type PressureConfig = FileConfig['server']['pressure'];
+/** Client timeouts and connection caps (src/server/client-timeouts.ts, connection-guard.ts). */
+export type ClientConnectionsConfig = Pick<
+  FileConfig['server'],
+  | 'clientHeaderTimeoutMs'
+  | 'clientBodyTimeoutMs'
+  | 'clientBodyMinBytesPerSecond'
+  | 'clientSendTimeoutMs'
+  | 'requestTimeoutMs'
+  | 'keepAliveTimeoutMs'
+  | 'maxConnectionsPerIp'
+  | 'maxConnections'
+>;
 
 /** A service's fallback, resolved: the other service's name, or the static answer's body serialized once. */
 export type ServiceFallback =
@@ -189,7 +201,7 @@ export interface AuthConfig {
 export interface GatewayConfig {
   readonly environment: EnvConfig['ENVIRONMENT'];
   readonly logLevel: EnvConfig['LOG_LEVEL'];
-  readonly server: {
+  readonly server: Readonly<ClientConnectionsConfig> & {
     readonly host: string;
     readonly port: number;
     readonly shutdownTimeoutMs: number;
@@ -585,6 +597,14 @@ export function loadConfig(
       drainDelayMs: env.GATEWAY_DRAIN_DELAY_MS ?? file.server.drainDelayMs,
       trustProxy: file.server.trustProxy,
       pressure: file.server.pressure,
+      clientHeaderTimeoutMs: file.server.clientHeaderTimeoutMs,
+      clientBodyTimeoutMs: file.server.clientBodyTimeoutMs,
+      clientBodyMinBytesPerSecond: file.server.clientBodyMinBytesPerSecond,
+      clientSendTimeoutMs: file.server.clientSendTimeoutMs,
+      requestTimeoutMs: file.server.requestTimeoutMs,
+      keepAliveTimeoutMs: file.server.keepAliveTimeoutMs,
+      maxConnectionsPerIp: file.server.maxConnectionsPerIp,
+      maxConnections: file.server.maxConnections,
     },
     proxy: {
       connectionPoolSize: env.CONNECTION_POOL_SIZE,

@@ -557,6 +557,23 @@ export const fileSchema = z.strictObject({
       trustProxy: z
         .union([z.boolean(), z.array(z.union([cidrSchema, z.enum(['loopback', 'linklocal', 'uniquelocal'])]))])
         .default(false),
+      // --- slow clients and connection floods (src/server/client-timeouts.ts, connection-guard.ts) ---
+      /** Longest a client may take to send a request's whole header block (Node's headersTimeout; nginx client_header_timeout). */
+      clientHeaderTimeoutMs: z.number().int().min(100).max(600_000).default(60_000),
+      /** Longest the gateway waits for the next byte of a request body it is ready to read (nginx client_body_timeout); also the grace period of the rate rule. */
+      clientBodyTimeoutMs: z.number().int().min(100).max(600_000).default(60_000),
+      /** A body still arriving after clientBodyTimeoutMs must have averaged at least this since it began (time the gateway held the client back excluded); 0: no rate rule. */
+      clientBodyMinBytesPerSecond: z.number().int().min(0).max(1_000_000_000).default(1024),
+      /** Longest a response waits for the client to take any of the data queued for it (nginx send_timeout). */
+      clientSendTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+      /** Hard cap on receiving one whole request, headers and body (Node's requestTimeout); 0: none, the rate rule bounds slow bodies. */
+      requestTimeoutMs: z.number().int().min(0).max(86_400_000).default(0),
+      /** An idle keep-alive connection is closed after this (Node's keepAliveTimeout; above a load balancer's 60 s idle timeout). */
+      keepAliveTimeoutMs: z.number().int().min(1000).max(600_000).default(72_000),
+      /** Open connections per client address (IPv6: per /64), counted on accept; past it new ones are closed at once. 0: no cap. */
+      maxConnectionsPerIp: z.number().int().min(0).max(1_000_000).default(256),
+      /** Open client connections in all (Node's server.maxConnections); default: 3/4 of the process's open-file limit. */
+      maxConnections: z.number().int().min(1).max(10_000_000).optional(),
       /**
        * Sustained event-loop or heap pressure turns /readyz 503 (only /readyz: traffic is still
        * served) so a load balancer sends new requests to other replicas.
@@ -573,6 +590,10 @@ export const fileSchema = z.strictObject({
           sustainedSamples: z.number().int().min(1).max(1000).default(5),
         })
         .prefault({}),
+    })
+    .refine((s) => s.requestTimeoutMs === 0 || s.requestTimeoutMs >= s.clientHeaderTimeoutMs, {
+      path: ['requestTimeoutMs'],
+      error: 'requestTimeoutMs must be 0 or at least clientHeaderTimeoutMs',
     })
     .prefault({}),
   auth: authSchema.prefault({}),

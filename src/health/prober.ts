@@ -1,4 +1,4 @@
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServiceConfig } from '../config/index.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
@@ -13,6 +13,11 @@ export interface ServiceHealth {
   readonly lastCheck: string | null;
   readonly httpStatus?: number;
   readonly error?: string;
+  /**
+   * The last probe could not be made for a reason local to the gateway (out of file
+   * descriptors: EMFILE/ENFILE, or memory): `status` is still the one of the last real probe.
+   */
+  readonly probeError?: string;
   /** Per host, only for a service with several upstream URLs (the service is up when any host is). */
   readonly hosts?: readonly HostHealth[];
 }
@@ -45,17 +50,40 @@ export interface HealthProberOptions {
   readonly onServiceStatusChange?: (service: string, status: string) => void;
   /** Called after each probe of a host (load balancing skips hosts that are down). */
   readonly onHostHealth?: (service: string, origin: string, up: boolean) => void;
+  /** The connection pool of the probes (tests); default: the prober's own small Agent. */
+  readonly dispatcher?: Pick<Dispatcher, 'request' | 'close'>;
 }
+
+/** Errors that say the gateway itself is out of a resource, not that the service is down. */
+const LOCAL_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+/** The local resource error behind a failed probe (err.code or its cause's), or undefined. */
+export function localProbeError(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && LOCAL_ERRORS.has(e.code)) return e.code;
+  }
+  return undefined;
+}
+
+type ProbeOutcome = { readonly host: HostHealth; readonly local?: undefined } | { readonly host?: undefined; readonly local: string; readonly origin: string };
 
 /**
  * Probes every enabled service's health URL in the background and keeps the last result,
  * so /healthz answers from memory and never waits on an upstream. It has its own small
- * connection agent so probes are not queued behind proxied traffic in the service pools.
+ * connection agent so probes are not queued behind proxied traffic in the service pools,
+ * and keeps its connections open between rounds (when the upstream allows) so a gateway
+ * short of file descriptors can still probe. A probe that fails because the gateway is out
+ * of descriptors (EMFILE/ENFILE) says nothing about the service: its status is kept, the
+ * failure is shown as `probeError` and as `localProblem` (which makes /readyz fail).
  */
 export class HealthProber {
   readonly #opts: HealthProberOptions;
-  readonly #agent: Agent;
+  readonly #agent: Pick<Dispatcher, 'request' | 'close'>;
   readonly #results = new Map<string, ServiceHealth>();
+  /** Last real probe of each host ("service origin"). */
+  readonly #hosts = new Map<string, HostHealth>();
+  #localProblem: string | null = null;
+  #roundLocalProblem: string | null = null;
   #snapshot: HealthSnapshot;
   #json: string;
   #timer: NodeJS.Timeout | undefined;
@@ -65,7 +93,10 @@ export class HealthProber {
 
   constructor(opts: HealthProberOptions) {
     this.#opts = opts;
-    this.#agent = new Agent({ connections: 2, connect: { timeout: opts.timeoutMs } });
+    const keepAlive = opts.intervalMs + opts.timeoutMs + 1000;
+    this.#agent =
+      opts.dispatcher ??
+      new Agent({ connections: 2, connect: { timeout: opts.timeoutMs }, keepAliveTimeout: keepAlive, keepAliveMaxTimeout: keepAlive });
     for (const svc of opts.services) {
       this.#results.set(svc.name, { service: svc.name, status: 'unknown', latencyMs: null, lastCheck: null });
     }
@@ -88,6 +119,11 @@ export class HealthProber {
     return this.#snapshot;
   }
 
+  /** A gateway-local failure of the last round (e.g. "EMFILE"), or null: probes could not be made. */
+  get localProblem(): string | null {
+    return this.#localProblem;
+  }
+
   /** The snapshot serialised once per round, so answering /healthz costs no JSON work. */
   snapshotJson(): string {
     return this.#json;
@@ -98,7 +134,14 @@ export class HealthProber {
     if (this.#round) return this.#round;
     this.#round = (async () => {
       try {
+        this.#roundLocalProblem = null;
         await Promise.all(this.#opts.services.map((svc) => this.#probe(svc)));
+        if (this.#roundLocalProblem !== this.#localProblem) {
+          if (this.#roundLocalProblem !== null) {
+            this.#opts.logger.error({ code: this.#roundLocalProblem }, 'health probes cannot be made: the gateway is out of a local resource (file descriptors?); service statuses are kept');
+          } else this.#opts.logger.info({ code: this.#localProblem }, 'health probes work again');
+          this.#localProblem = this.#roundLocalProblem;
+        }
         this.#snapshot = this.#buildSnapshot(new Date().toISOString());
         this.#json = JSON.stringify(this.#snapshot);
         this.#firstRoundDone = true;
@@ -116,11 +159,34 @@ export class HealthProber {
     await this.#agent.close();
   }
 
-  /** Probe every host of the service; it is up when any host is, and shows the best host's figures. */
+  /**
+   * Probe every host of the service; it is up when any host is, and shows the best host's
+   * figures. A host whose probe failed locally counts with its last real result.
+   */
   async #probe(svc: ServiceConfig): Promise<void> {
-    const hosts = await Promise.all(svc.urls.map((u) => this.#probeUrl(svc, u)));
+    const outcomes = await Promise.all(svc.urls.map((u) => this.#probeUrl(svc, u)));
     if (this.#stopped) return;
-    for (const h of hosts) this.#opts.onHostHealth?.(svc.name, h.origin, h.status === 'up');
+    let local: string | undefined;
+    const hosts: HostHealth[] = [];
+    for (const o of outcomes) {
+      if (o.local !== undefined) {
+        local = o.local;
+        const last = this.#hosts.get(`${svc.name} ${o.origin}`);
+        if (last !== undefined) hosts.push(last);
+        continue;
+      }
+      this.#hosts.set(`${svc.name} ${o.host.origin}`, o.host);
+      this.#opts.onHostHealth?.(svc.name, o.host.origin, o.host.status === 'up');
+      hosts.push(o.host);
+    }
+    const probeError = local === undefined ? undefined : `${local}: the gateway could not make the probe (its own resources, not the service)`;
+    if (local !== undefined) this.#roundLocalProblem = local;
+    if (hosts.length === 0) {
+      // Nothing real to go on: the last result stands, marked.
+      const previous = this.#results.get(svc.name)!;
+      this.#results.set(svc.name, { ...previous, probeError: probeError! });
+      return;
+    }
     const best = hosts.find((h) => h.status === 'up') ?? hosts[0]!;
     const result: ServiceHealth = {
       service: svc.name,
@@ -129,12 +195,13 @@ export class HealthProber {
       lastCheck: new Date().toISOString(),
       ...(best.httpStatus !== undefined ? { httpStatus: best.httpStatus } : {}),
       ...(best.error !== undefined ? { error: best.error } : {}),
-      ...(hosts.length > 1 ? { hosts } : {}),
+      ...(probeError !== undefined ? { probeError } : {}),
+      ...(svc.urls.length > 1 ? { hosts } : {}),
     };
     this.#record(svc, result);
   }
 
-  async #probeUrl(svc: ServiceConfig, baseUrl: string): Promise<HostHealth> {
+  async #probeUrl(svc: ServiceConfig, baseUrl: string): Promise<ProbeOutcome> {
     const url = new URL(baseUrl);
     const path = `${url.pathname.replace(/\/+$/, '')}${svc.healthPath}`;
     const started = performance.now();
@@ -160,6 +227,8 @@ export class HealthProber {
         ...(up ? {} : { error: `health endpoint answered ${res.statusCode}` }),
       };
     } catch (err) {
+      const local = localProbeError(err);
+      if (local !== undefined) return { local, origin: url.origin };
       result = {
         origin: url.origin,
         status: 'down',
@@ -167,7 +236,7 @@ export class HealthProber {
         error: describeProbeError(err),
       };
     }
-    return result;
+    return { host: result };
   }
 
   #record(svc: ServiceConfig, result: ServiceHealth): void {
@@ -187,8 +256,14 @@ export class HealthProber {
     const services = Object.fromEntries(this.#results);
     const statuses = [...this.#results.values()].map((r) => r.status);
     const upCount = statuses.filter((s) => s === 'up').length;
+    // Down only on real evidence: a service still unknown after a round (its probes could not be
+    // made, e.g. EMFILE) does not count as down.
     const status: OverallStatus =
-      statuses.length === 0 || upCount === statuses.length ? 'ok' : upCount === 0 && checkedAt !== null ? 'down' : 'degraded';
+      statuses.length === 0 || upCount === statuses.length
+        ? 'ok'
+        : upCount === 0 && checkedAt !== null && statuses.includes('down')
+          ? 'down'
+          : 'degraded';
     return { status, checkedAt, services };
   }
 }

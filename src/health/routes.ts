@@ -74,6 +74,9 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     reply.header('cache-control', 'no-store');
     if (isShuttingDown()) return reply.code(503).send({ status: 'not-ready', reason: 'shutting down' });
     if (!prober.firstRoundDone) return reply.code(503).send({ status: 'not-ready', reason: 'first health probe round not finished' });
+    // Out of file descriptors (the probes saw EMFILE/ENFILE): new upstream connections fail too, so
+    // a load balancer should send traffic elsewhere; /livez stays 200 (a restart would not help).
+    if (prober.localProblem) return reply.code(503).send({ status: 'not-ready', reason: `gateway resources exhausted (${prober.localProblem})` });
     if (opts.pressure?.underPressure) return reply.code(503).send({ status: 'not-ready', reason: 'under pressure', ...opts.pressure.last });
     return reply.send({ status: 'ready' });
   });

@@ -21,6 +21,8 @@ import { createClientErrorHandler } from '../security/client-errors.js';
 import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
 import { AccessLogController, loggerOptions } from './logger.js';
+import { ClientTimeouts } from './client-timeouts.js';
+import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
 import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
 import { createGatewayMcpServer, type SubscribableResource } from '../../mcp/server/gateway-server.js';
@@ -91,6 +93,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     connectTimeoutMs: Math.min(config.proxy.requestTimeoutMs, 10_000),
   });
 
+  // Slow clients (header, body and send timeouts) and connection caps, on the raw server.
+  const clientTimeouts = new ClientTimeouts(config.server, { registry: metrics.registry });
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
     genReqId: (req) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
@@ -98,8 +102,12 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     trustProxy: config.server.trustProxy as boolean | string[],
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    http: { maxHeaderSize: config.limits.headerBytes },
-    clientErrorHandler: createClientErrorHandler(),
+    ...clientTimeouts.fastifyOptions(),
+    http: { maxHeaderSize: config.limits.headerBytes, ...clientTimeouts.httpOptions() },
+    clientErrorHandler: createClientErrorHandler({
+      responseStarted: (socket) => clientTimeouts.responseStarted(socket),
+      onTimeout: (socket) => clientTimeouts.nodeTimedOut(socket),
+    }),
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 500 },
     // Requests the router refuses (malformed percent-encoding in the path, ...) get the
     // catalogue's shape too, instead of Fastify's own.
@@ -109,6 +117,14 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       void (reply as unknown as FastifyReply).code(ERROR_CATALOGUE[code].status).send(errorBody(code, request.id, message));
     },
   });
+
+  clientTimeouts.attach(app.server, app.log.child({ component: 'clients' }));
+  new ConnectionGuard({
+    maxPerIp: config.server.maxConnectionsPerIp,
+    maxConnections: globalConnectionCap(config.server),
+    exempt: trustedProxies(config.server.trustProxy),
+    registry: metrics.registry,
+  }).attach(app.server, app.log.child({ component: 'clients' }));
 
   /** /readyz 503 from the first moment of a shutdown; requests are still served. */
   let draining = false;
@@ -279,7 +295,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     async listen() {
       prober.start();
       pressure.start();
-      return app.listen({ host: config.server.host, port: config.server.port });
+      return app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
     },
     close(closeOptions = {}) {
       closing ??= (async () => {

@@ -17,7 +17,8 @@ beforeAll(async () => {
   const started = await standIns(['twin', 'knowledge']);
   twin = started.byName.twin;
   knowledge = started.byName.knowledge;
-  gw = await startGateway({ env: started.env, yaml: 'services:\n  twin:\n    maxInFlight: 100\n' });
+  // 1,000 concurrent connections from one address: over the default per-IP connection cap (256).
+  gw = await startGateway({ env: started.env, yaml: 'services:\n  twin:\n    maxInFlight: 100\nserver:\n  maxConnectionsPerIp: 2000\n' });
 });
 
 afterAll(cleanup);

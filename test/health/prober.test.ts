@@ -1,0 +1,137 @@
+import Fastify from 'fastify';
+import { pino } from 'pino';
+import type { Dispatcher } from 'undici';
+import { describe, expect, it } from 'vitest';
+import type { ServiceConfig } from '../../src/config/index.js';
+import { HealthProber, localProbeError } from '../../src/health/prober.js';
+import { healthRoutes } from '../../src/health/routes.js';
+import { createMetrics } from '../../src/metrics/registry.js';
+
+/** What the fake pool does for each origin in the current round: an HTTP status, or an error code thrown. */
+type Behaviour = Record<string, number | string>;
+
+function fakePool(behaviour: () => Behaviour): Pick<Dispatcher, 'request' | 'close'> {
+  return {
+    request: (async (opts: Dispatcher.RequestOptions) => {
+      const b = behaviour()[String(opts.origin)];
+      if (b === undefined) throw new Error(`unexpected origin ${String(opts.origin)}`);
+      if (typeof b === 'string') {
+        // What undici throws when socket() fails: a plain Error with the errno code.
+        throw Object.assign(new Error(`connect ${b} ${String(opts.origin)}`), { code: b, syscall: 'connect' });
+      }
+      return { statusCode: b, body: { dump: async () => undefined } };
+    }) as unknown as Dispatcher['request'],
+    close: (async () => undefined) as unknown as Dispatcher['close'],
+  };
+}
+
+const service = (name: string, urls: string[]): ServiceConfig => ({ name, urls, healthPath: '/health', timeoutMs: 1000, enabled: true });
+
+function prober(services: ServiceConfig[], behaviour: () => Behaviour) {
+  const hostEvents: Array<[string, string, boolean]> = [];
+  const changes: Array<[string, string]> = [];
+  const metrics = createMetrics({ durationBuckets: [0.1], defaultMetrics: false });
+  const p = new HealthProber({
+    services,
+    intervalMs: 60_000,
+    timeoutMs: 1000,
+    metrics,
+    logger: pino({ level: 'silent' }),
+    dispatcher: fakePool(behaviour),
+    onHostHealth: (s, origin, up) => hostEvents.push([s, origin, up]),
+    onServiceStatusChange: (s, status) => changes.push([s, status]),
+  });
+  return { p, hostEvents, changes, metrics };
+}
+
+describe('HealthProber when the gateway runs out of file descriptors', () => {
+  it('keeps a service up when its probe fails with EMFILE, and says the problem is local', async () => {
+    let round: Behaviour = { 'http://twin:8001': 200 };
+    const { p, hostEvents, changes, metrics } = prober([service('twin', ['http://twin:8001'])], () => round);
+    await p.probeAll();
+    expect(p.snapshot().services.twin).toMatchObject({ status: 'up' });
+    expect(p.localProblem).toBeNull();
+
+    round = { 'http://twin:8001': 'EMFILE' };
+    await p.probeAll();
+    const twin = p.snapshot().services.twin!;
+    expect(twin.status).toBe('up');
+    expect(twin.probeError).toMatch(/^EMFILE: the gateway could not make the probe/);
+    expect(p.snapshot().status).toBe('ok');
+    expect(p.localProblem).toBe('EMFILE');
+    expect(hostEvents.filter(([, , up]) => !up)).toEqual([]);
+    expect(changes).toEqual([['twin', 'up']]);
+    expect((await metrics.registry.getSingleMetric('gateway_service_up')!.get()).values[0]!.value).toBe(1);
+
+    round = { 'http://twin:8001': 200 };
+    await p.probeAll();
+    expect(p.localProblem).toBeNull();
+    expect(p.snapshot().services.twin!.probeError).toBeUndefined();
+    await p.stop();
+  });
+
+  it('does not call a never-probed service down on ENFILE (it stays unknown, the overall status is not down)', async () => {
+    const { p } = prober([service('knowledge', ['http://kn:8003'])], () => ({ 'http://kn:8003': 'ENFILE' }));
+    await p.probeAll();
+    expect(p.snapshot().services.knowledge).toMatchObject({ status: 'unknown', probeError: expect.stringMatching(/^ENFILE/) });
+    expect(p.snapshot().status).not.toBe('down');
+    expect(p.localProblem).toBe('ENFILE');
+    await p.stop();
+  });
+
+  it('decides a multi-host service on the hosts it could really probe', async () => {
+    let round: Behaviour = { 'http://a:1': 200, 'http://b:1': 200 };
+    const { p, hostEvents } = prober([service('fog', ['http://a:1', 'http://b:1'])], () => round);
+    await p.probeAll();
+    round = { 'http://a:1': 'EMFILE', 'http://b:1': 503 };
+    await p.probeAll();
+    const fog = p.snapshot().services.fog!;
+    // Host a keeps its last real result (up), host b really answered 503.
+    expect(fog.status).toBe('up');
+    expect(fog.hosts?.map((h) => [h.origin, h.status])).toEqual([
+      ['http://a:1', 'up'],
+      ['http://b:1', 'down'],
+    ]);
+    expect(hostEvents.filter(([, origin, up]) => origin === 'http://a:1' && !up)).toEqual([]);
+    await p.stop();
+  });
+
+  it('still marks a service down for errors that are about the service', async () => {
+    let round: Behaviour = { 'http://twin:8001': 200 };
+    const { p } = prober([service('twin', ['http://twin:8001'])], () => round);
+    await p.probeAll();
+    round = { 'http://twin:8001': 'ECONNREFUSED' };
+    await p.probeAll();
+    expect(p.snapshot().services.twin).toMatchObject({ status: 'down', error: 'ECONNREFUSED' });
+    expect(p.localProblem).toBeNull();
+    await p.stop();
+  });
+
+  it('recognises a local error in the cause chain (fetch wraps it)', () => {
+    expect(localProbeError(Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('x'), { code: 'EMFILE' }) }))).toBe('EMFILE');
+    expect(localProbeError(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBeUndefined();
+    expect(localProbeError(undefined)).toBeUndefined();
+  });
+});
+
+describe('/readyz and /livez when the probes hit EMFILE', () => {
+  it('/readyz turns 503 with the reason, /livez and /healthz keep answering 200', async () => {
+    let round: Behaviour = { 'http://twin:8001': 200 };
+    const { p, metrics } = prober([service('twin', ['http://twin:8001'])], () => round);
+    const app = Fastify();
+    await app.register(healthRoutes, { prober: p, metrics, isShuttingDown: () => false });
+    await p.probeAll();
+    expect((await app.inject('/readyz')).statusCode).toBe(200);
+    round = { 'http://twin:8001': 'EMFILE' };
+    await p.probeAll();
+    const ready = await app.inject('/readyz');
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json()).toEqual({ status: 'not-ready', reason: 'gateway resources exhausted (EMFILE)' });
+    expect((await app.inject('/livez')).statusCode).toBe(200);
+    const health = await app.inject('/healthz');
+    expect(health.statusCode).toBe(200);
+    expect(health.json().services.twin.status).toBe('up');
+    await app.close();
+    await p.stop();
+  });
+});
