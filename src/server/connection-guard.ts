@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { BlockList, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
-import ipaddr from 'ipaddr.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { parseCidr, type ClientConnectionsConfig } from '../config/index.js';
+import type { ClientConnectionsConfig } from '../config/index.js';
+import { CidrSet, clientKey, parseClientAddress } from '../ratelimit/client-key.js';
 
 /*
  * Caps on open client connections (issue 11, item 4), counted on the raw socket as it is
@@ -27,16 +27,10 @@ import { parseCidr, type ClientConnectionsConfig } from '../config/index.js';
  */
 export const LISTEN_BACKLOG = 4096;
 
-/** The key a connection is counted under: IPv4 (mapped IPv6 too) as is, IPv6 as its /64; null when not an address. */
+/** The key a connection is counted under: the rate limiter's client key (IPv4, mapped IPv6 unwrapped; IPv6 per /64); null when not an address. */
 export function connectionKey(address: string | undefined): string | null {
-  if (address === undefined || !ipaddr.isValid(address)) return null;
-  const ip = ipaddr.process(address);
-  if (ip.kind() === 'ipv4') return ip.toString();
-  const parts = (ip as ipaddr.IPv6).parts;
-  return `${parts
-    .slice(0, 4)
-    .map((h) => h.toString(16))
-    .join(':')}::/64`;
+  if (address === undefined || parseClientAddress(address) === null) return null;
+  return clientKey(address);
 }
 
 /** Ranges of the keywords `server.trustProxy` accepts (as proxy-addr, which Fastify uses, defines them). */
@@ -49,16 +43,8 @@ const PROXY_KEYWORDS: Readonly<Record<string, readonly string[]>> = {
 /** Trusted proxies (a trustProxy list) as a matcher; `true`/`false` name no address, so none is exempt. */
 export function trustedProxies(trustProxy: boolean | readonly string[]): (address: string) => boolean {
   if (typeof trustProxy === 'boolean' || trustProxy.length === 0) return () => false;
-  const list = new BlockList();
-  for (const entry of trustProxy.flatMap((e) => PROXY_KEYWORDS[e] ?? [e])) {
-    const cidr = parseCidr(entry);
-    if (cidr !== null) list.addSubnet(cidr.address, cidr.prefix, cidr.family);
-  }
-  return (address) => {
-    if (!ipaddr.isValid(address)) return false;
-    const ip = ipaddr.process(address);
-    return list.check(ip.toString(), ip.kind());
-  };
+  const proxies = new CidrSet(trustProxy.flatMap((e) => PROXY_KEYWORDS[e] ?? [e]));
+  return (address) => proxies.has(address);
 }
 
 /** The soft open-file limit of this process (Linux /proc/self/limits), or null when unknown. */
