@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { RateLimitConfig } from '../config/index.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { ThreatSignal, ThreatSink } from '../security/threat-signals.js';
@@ -11,16 +12,26 @@ export type ThreatLevel = (typeof THREAT_LEVELS)[number];
 export type ThreatConfig = RateLimitConfig['threat'];
 
 /** What is known about a block, stored with it and shown by the admin surfaces. */
-export interface BlockInfo {
-  readonly client: string;
+const blockInfoSchema = z.object({
+  client: z.string().min(1).max(64),
   /** The signal that tipped the client over, or "admin: <reason>" for a manual block. */
-  readonly reason: string;
+  reason: z.string().max(256),
   /** Automatic blocks within strikeMemorySeconds, this one included (0 for a manual block). */
-  readonly strikes: number;
-  /** Epoch milliseconds. */
-  readonly blockedAt: number;
-  readonly durationSeconds: number;
-}
+  strikes: z.number().int().min(0),
+  /** Epoch milliseconds: also the block's place in the order of blocks and unblocks. */
+  blockedAt: z.number().int().min(0),
+  durationSeconds: z.number().min(0),
+});
+export type BlockInfo = Readonly<z.infer<typeof blockInfoSchema>>;
+
+/*
+ * What the replicas tell each other (parsed, never cast: it comes through Redis). Blocks and
+ * unblocks carry the time they were made, so a block that arrives after a newer unblock of
+ * the same client (or the other way round) is ignored: the newest change wins everywhere.
+ */
+const blockMessageSchema = z.object({ info: blockInfoSchema, ttlMs: z.number().min(0) });
+const unblockMessageSchema = z.object({ client: z.string().min(1).max(64), at: z.number().int().min(0) });
+const levelMessageSchema = z.object({ client: z.string().min(1).max(64), score: z.number().min(0).finite() });
 
 export interface ActiveBlock {
   readonly info: BlockInfo;
@@ -74,6 +85,8 @@ export class ThreatDetector implements ThreatSink {
   /** Clients above "low": last known score and when (local monotonic ms). */
   private readonly views = new Map<string, { score: number; at: number }>();
   private readonly blocks = new Map<string, { until: number; info: BlockInfo }>();
+  /** Recent unblocks (epoch ms), so an older block arriving late does not come back. */
+  private readonly unblocked = new Map<string, number>();
   private readonly unsubscribe: Array<() => void> = [];
   private readonly pending = new Set<Promise<void>>();
   private sweeper: NodeJS.Timeout | undefined;
@@ -206,6 +219,10 @@ export class ThreatDetector implements ThreatSink {
 
   private applyBlock(info: BlockInfo, ttlMs: number): void {
     if (ttlMs <= 0) return;
+    const unblockedAt = this.unblocked.get(info.client);
+    if (unblockedAt !== undefined && unblockedAt >= info.blockedAt) return; // lifted after it was made
+    const current = this.blocks.get(info.client);
+    if (current !== undefined && current.info.blockedAt > info.blockedAt) return; // a newer block is in force
     if (!this.blocks.has(info.client) && this.blocks.size >= this.maxClients) this.dropOldest(this.blocks);
     this.blocks.set(info.client, { until: this.now() + ttlMs, info });
     // As in the store: the score restarts at the "high" threshold and decays from there.
@@ -229,6 +246,7 @@ export class ThreatDetector implements ThreatSink {
 
   private async putBlock(info: BlockInfo): Promise<void> {
     const ttlMs = info.durationSeconds * 1000;
+    this.unblocked.delete(info.client); // a block made here now is newer than any unblock seen
     this.applyBlock(info, ttlMs);
     this.log.warn({ client: info.client, reason: info.reason, strikes: info.strikes, seconds: info.durationSeconds }, 'client blocked');
     await this.store.putEntry(BLOCKS, info.client, JSON.stringify(info), ttlMs);
@@ -245,15 +263,17 @@ export class ThreatDetector implements ThreatSink {
   /** Lift a block and forget the client's score and strikes (a false positive, by an admin). */
   async unblock(client: string): Promise<boolean> {
     const key = clientKey(client);
+    const at = Date.now();
     const wasLocal = this.blocks.delete(key);
     this.views.delete(key);
+    this.rememberUnblock(key, at);
     this.updateGauge();
     const [wasShared] = await Promise.all([
       this.store.deleteEntry(BLOCKS, key),
       this.store.setScore(scoreKey(key), 0, this.halfLifeMs),
       this.store.deleteCounter(strikesKey(key)),
     ]);
-    await this.store.publish(TOPIC_UNBLOCK, { client: key });
+    await this.store.publish(TOPIC_UNBLOCK, { client: key, at });
     if (wasLocal || wasShared) this.log.info({ client: key }, 'client unblocked');
     return wasLocal || wasShared;
   }
@@ -286,32 +306,49 @@ export class ThreatDetector implements ThreatSink {
     }
   }
 
+  /** A message of another replica, or undefined (logged) when it does not have the expected shape. */
+  private parseMessage<T>(schema: z.ZodType<T>, m: StoreMessage): T | undefined {
+    if (m.self) return undefined;
+    const parsed = schema.safeParse(m.data);
+    if (!parsed.success) this.log.warn({ topic: m.topic }, 'threat detector: ignored a malformed message from the state store');
+    return parsed.success ? parsed.data : undefined;
+  }
+
   private onBlockMessage(m: StoreMessage): void {
-    if (m.self) return;
-    const data = m.data as { info?: unknown; ttlMs?: unknown };
-    const info = parseInfo(data?.info);
-    if (info !== undefined && typeof data.ttlMs === 'number') this.applyBlock(info, data.ttlMs);
+    const message = this.parseMessage(blockMessageSchema, m);
+    if (message !== undefined) this.applyBlock(message.info, message.ttlMs);
   }
 
   private onUnblockMessage(m: StoreMessage): void {
-    if (m.self) return;
-    const client = (m.data as { client?: unknown })?.client;
-    if (typeof client !== 'string') return;
-    this.blocks.delete(client);
-    this.views.delete(client);
+    const message = this.parseMessage(unblockMessageSchema, m);
+    if (message === undefined) return;
+    const block = this.blocks.get(message.client);
+    if (block !== undefined && block.info.blockedAt > message.at) return; // blocked again since
+    this.blocks.delete(message.client);
+    this.views.delete(message.client);
+    this.rememberUnblock(message.client, message.at);
     this.updateGauge();
   }
 
+  private rememberUnblock(client: string, at: number): void {
+    if ((this.unblocked.get(client) ?? -1) >= at) return;
+    this.unblocked.delete(client);
+    if (this.unblocked.size >= this.maxClients) this.dropOldest(this.unblocked);
+    this.unblocked.set(client, at);
+  }
+
   private onLevelMessage(m: StoreMessage): void {
-    if (m.self) return;
-    const data = m.data as { client?: unknown; score?: unknown };
-    if (typeof data?.client === 'string' && typeof data.score === 'number') this.setView(data.client, data.score);
+    const message = this.parseMessage(levelMessageSchema, m);
+    if (message !== undefined) this.setView(message.client, message.score);
   }
 
   /** Drop expired blocks and views decayed below "medium". */
   sweep(): void {
     const now = this.now();
     for (const [client, block] of this.blocks) if (block.until <= now) this.blocks.delete(client);
+    // An unblock only needs remembering while a block made before it could still be in flight.
+    const forgetBefore = Date.now() - this.config.maxBlockSeconds * 1000;
+    for (const [client, at] of this.unblocked) if (at < forgetBefore) this.unblocked.delete(client);
     for (const [client, view] of this.views) {
       if (decayed(view.score, now - view.at, this.halfLifeMs) < this.config.levels.medium) this.views.delete(client);
     }
@@ -325,6 +362,7 @@ export class ThreatDetector implements ThreatSink {
   }
 }
 
+/** A block as stored (JSON text), or undefined when it is not one. */
 function parseInfo(value: unknown): BlockInfo | undefined {
   let v = value;
   if (typeof v === 'string') {
@@ -334,13 +372,6 @@ function parseInfo(value: unknown): BlockInfo | undefined {
       return undefined;
     }
   }
-  const o = v as Partial<BlockInfo> | null;
-  if (o === null || typeof o !== 'object' || typeof o.client !== 'string') return undefined;
-  return {
-    client: o.client,
-    reason: typeof o.reason === 'string' ? o.reason : 'unknown',
-    strikes: typeof o.strikes === 'number' ? o.strikes : 0,
-    blockedAt: typeof o.blockedAt === 'number' ? o.blockedAt : Date.now(),
-    durationSeconds: typeof o.durationSeconds === 'number' ? o.durationSeconds : 0,
-  };
+  const parsed = blockInfoSchema.safeParse(v);
+  return parsed.success ? parsed.data : undefined;
 }

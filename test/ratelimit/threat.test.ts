@@ -8,13 +8,13 @@ import { MemoryStore } from '../../src/state/memory.js';
 
 const quiet = { info() {}, warn() {}, debug() {} };
 
-function detector(overrides: Record<string, unknown> = {}) {
+function detector(overrides: Record<string, unknown> = {}, log: { info(): void; warn(o: object, m: string): void; debug(): void } = quiet) {
   let now = 0;
   const clock = { advance: (ms: number) => (now += ms) };
   const store = new MemoryStore({ now: () => now, sweepIntervalMs: 0 });
   const config: ThreatConfig = fileSchema.parse({ rateLimit: { threat: overrides } }).rateLimit.threat;
   const metrics = createMetrics({ durationBuckets: [1], defaultMetrics: false });
-  const threats = new ThreatDetector({ store, config, log: quiet, metrics, now: () => now });
+  const threats = new ThreatDetector({ store, config, log, metrics, now: () => now });
   const count = async (level: string) =>
     (await metrics.threatLevelDetections.get()).values.find((v) => v.labels.level === level)?.value ?? 0;
   return { threats, store, clock, metrics, count };
@@ -99,10 +99,35 @@ describe('ThreatDetector', () => {
     await threats.start();
     store.deliver('threat.block', { info: { client: '192.0.2.7', reason: 'not_found', strikes: 1, blockedAt: 0, durationSeconds: 60 }, ttlMs: 60_000 }, false);
     expect(threats.blocked('192.0.2.7')?.retryAfterSeconds).toBe(60);
-    store.deliver('threat.unblock', { client: '192.0.2.7' }, false);
+    store.deliver('threat.unblock', { client: '192.0.2.7', at: 1 }, false);
     expect(threats.blocked('192.0.2.7')).toBeUndefined();
     store.deliver('threat.level', { client: '192.0.2.8', score: 70 }, false);
     expect(threats.levelOf('192.0.2.8')).toBe('high');
+    await threats.close();
+  });
+
+  it('orders blocks and unblocks by when they were made: late messages never undo a newer change', async () => {
+    const warnings: string[] = [];
+    const { threats, store } = detector({}, { ...quiet, warn: (_o, m) => void warnings.push(m) });
+    await threats.start();
+    const block = (blockedAt: number) => ({ info: { client: '192.0.2.9', reason: 'not_found', strikes: 1, blockedAt, durationSeconds: 60 }, ttlMs: 60_000 });
+    store.deliver('threat.block', block(1000), false);
+    store.deliver('threat.unblock', { client: '192.0.2.9', at: 2000 }, false);
+    store.deliver('threat.block', block(1000), false); // the first block again, arriving late
+    expect(threats.blocked('192.0.2.9')).toBeUndefined();
+    store.deliver('threat.block', block(3000), false); // blocked again after the unblock
+    store.deliver('threat.unblock', { client: '192.0.2.9', at: 2000 }, false); // the old unblock, replayed
+    expect(threats.blocked('192.0.2.9')?.info.blockedAt).toBe(3000);
+    store.deliver('threat.block', block(2500), false); // an older block does not replace the newer one
+    expect(threats.blocked('192.0.2.9')?.info.blockedAt).toBe(3000);
+    // malformed messages are ignored, and said so
+    store.deliver('threat.unblock', { client: '192.0.2.9' }, false);
+    store.deliver('threat.block', { info: { client: '192.0.2.10', blockedAt: 'now' }, ttlMs: 60_000 }, false);
+    store.deliver('threat.level', { client: '192.0.2.11', score: 'high' }, false);
+    expect(threats.blocked('192.0.2.9')?.info.blockedAt).toBe(3000);
+    expect(threats.blocked('192.0.2.10')).toBeUndefined();
+    expect(threats.levelOf('192.0.2.11')).toBe('low');
+    expect(warnings.filter((w) => w.includes('malformed'))).toHaveLength(3);
     await threats.close();
   });
 });
