@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { cleanup, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
 import { standIns, type StandIn } from '../helpers/upstreams.js';
@@ -9,15 +9,10 @@ import { standIns, type StandIn } from '../helpers/upstreams.js';
  * (a deep /healthz probe round) can half-open it early. Probing is otherwise rare (60 s).
  */
 
-let gw: GatewayProcess;
-let twin: StandIn;
-let knowledge: StandIn;
-
-beforeAll(async () => {
+/** A gateway of its own per test (tests never share breaker state), with its stand-ins. */
+async function startWithBreakers(): Promise<{ gw: GatewayProcess; twin: StandIn; knowledge: StandIn }> {
   const started = await standIns(['twin', 'knowledge']);
-  twin = started.byName.twin;
-  knowledge = started.byName.knowledge;
-  gw = await startGateway({
+  const gw = await startGateway({
     env: started.env,
     yaml: [
       'health:',
@@ -30,11 +25,12 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   });
-});
+  return { gw, twin: started.byName.twin, knowledge: started.byName.knowledge };
+}
 
 afterAll(cleanup);
 
-async function gauge(service: string): Promise<number> {
+async function gauge(gw: GatewayProcess, service: string): Promise<number> {
   const text = (await call(`${gw.url}/metrics`)).text;
   const m = new RegExp(`^gateway_circuit_breaker_state\\{service="${service}"\\} (\\d)$`, 'm').exec(text);
   return m === null ? -1 : Number(m[1]);
@@ -42,22 +38,23 @@ async function gauge(service: string): Promise<number> {
 
 describe('circuit breakers', () => {
   it('4xx answers do not count as failures', async () => {
+    const { gw, twin } = await startWithBreakers();
     twin.behaviour.failStatus = 404;
     for (let i = 0; i < 10; i++) expect((await call(`${gw.url}/v1/twin/missing/${i}`)).status).toBe(404);
     twin.behaviour.failStatus = null;
     expect((await call(`${gw.url}/v1/twin/ok`)).status).toBe(200);
-    expect(await gauge('twin')).toBe(0);
+    expect(await gauge(gw, 'twin')).toBe(0);
   });
 
-  it('5xx trip the breaker; then requests are answered at once without touching the upstream', async () => {
+  it('5xx trip the breaker; requests are then answered at once without the upstream; after the reset timeout one trial request closes it', async () => {
+    const { gw, twin } = await startWithBreakers();
     twin.behaviour.failStatus = 500;
-    // The 404s and the 200 above are in the window too: 11 successes, so 12 failures open it.
     let statuses: number[] = [];
     for (let i = 0; i < 30 && !statuses.includes(503); i++) statuses.push((await call(`${gw.url}/v1/twin/fail/${i}`)).status);
     expect(statuses.filter((s) => s === 500).length).toBeGreaterThanOrEqual(5);
     expect(statuses.at(-1)).toBe(503);
     await gw.waitForLog((l) => l.msg === 'circuit breaker opened' && l.service === 'twin');
-    expect(await gauge('twin')).toBe(2);
+    expect(await gauge(gw, 'twin')).toBe(2);
 
     const before = twin.requestCount;
     const times: number[] = [];
@@ -81,29 +78,29 @@ describe('circuit breakers', () => {
     // Other services are unaffected.
     const other = await call(`${gw.url}/v1/knowledge/search`);
     expect(other.status).toBe(200);
-    expect(await gauge('knowledge')).toBe(0);
+    expect(await gauge(gw, 'knowledge')).toBe(0);
 
     const health = (await call(`${gw.url}/healthz`)).json();
     expect(health.breakers.twin.state).toBe('open');
     expect(health.breakers.twin.hosts[0]).toMatchObject({ origin: twin.url, state: 'open' });
     expect(gw.logs.filter((l) => l.msg === 'circuit breaker opened' && l.service === 'twin')).toHaveLength(1);
-  });
 
-  it('after the reset timeout one trial request goes through, and its success closes the breaker', async () => {
+    // After the reset timeout (1.5 s): half-open, one trial request, closed by its success.
     twin.behaviour.failStatus = null;
     await gw.waitForLog((l) => l.msg === 'circuit breaker half-open' && l.service === 'twin', 5000);
-    expect(await gauge('twin')).toBe(1);
-    const before = twin.requestCount;
+    expect(await gauge(gw, 'twin')).toBe(1);
+    const beforeTrial = twin.requestCount;
     const res = await call(`${gw.url}/v1/twin/trial`);
     expect(res.status).toBe(200);
-    expect(twin.requestCount).toBe(before + 1);
+    expect(twin.requestCount).toBe(beforeTrial + 1);
     await gw.waitForLog((l) => l.msg === 'circuit breaker closed' && l.service === 'twin');
-    expect(await gauge('twin')).toBe(0);
+    expect(await gauge(gw, 'twin')).toBe(0);
     expect((await call(`${gw.url}/v1/twin/again`)).status).toBe(200);
     expect((await call(`${gw.url}/healthz`)).json().breakers.twin.state).toBe('closed');
   });
 
   it('the health prober seeing the service healthy half-opens an open breaker early', async () => {
+    const { gw, knowledge } = await startWithBreakers();
     knowledge.behaviour.failStatus = 500;
     for (let i = 0; i < 30; i++) {
       const res = await call(`${gw.url}/v1/knowledge/fail/${i}`);
@@ -119,6 +116,6 @@ describe('circuit breakers', () => {
     await gw.waitForLog((l) => l.msg === 'circuit breaker half-open' && l.service === 'knowledge', 5000);
     expect((await call(`${gw.url}/v1/knowledge/trial`)).status).toBe(200);
     await gw.waitForLog((l) => l.msg === 'circuit breaker closed' && l.service === 'knowledge');
-    expect(await gauge('knowledge')).toBe(0);
+    expect(await gauge(gw, 'knowledge')).toBe(0);
   });
 });
