@@ -13,8 +13,11 @@ import { canonicalTarget, PathGuard, type RequestTarget } from '../routing/canon
  * the plugin's onRequest hook, first of the gateway's, answers 400 GW_REQUEST_PATH_INVALID
  * for what the canonical form refuses or the matched route does not accept.
  *
- * Measured (npm exec -- tsx bench/canonical-path.ts): ~0.1 µs for a plain path, ~1-2 µs for
- * one with escapes; the hook costs nothing for routes without routes below them.
+ * Cost (npx tsx bench/canonical-path.ts, on 2 shared cores under load ~7): a plain path and
+ * query ~0.35 µs (no allocation), a path with UTF-8 escapes ~2.4 µs, an absolute-form target
+ * ~0.6 µs, 1 KB of escapes ~26 µs (linear); the route check ~0.3 µs, and only for routes that
+ * have routes below them. Fastify's rewriteUrl runs it before routing, so the router itself
+ * sees the canonical path (an onRequest hook would run after routing on the raw one).
  */
 
 const TARGET = Symbol('gateway.requestTarget');

@@ -84,6 +84,23 @@ function isDotBytes(bytes: Uint8Array, start: number, end: number): boolean {
   return (n === 1 && bytes[start] === 0x2e) || (n === 2 && bytes[start] === 0x2e && bytes[start + 1] === 0x2e);
 }
 
+/**
+ * The characters whose NFKC form holds a `/`, `\`, `.` or `;` (U+2025 "‥" -> "..", U+FF0F "／"
+ * -> "/", ...): only text with one of them can hide a separator or dot segment from the
+ * checks, so only such text is folded. test/routing/canonical-path.test.ts recomputes the list
+ * from the running Unicode tables.
+ */
+export const NFKC_SEPARATOR_OR_DOT = /[\u037E\u2024-\u2026\u2100\u2101\u2105\u2106\u2488-\u249B\u33C2\u33C7\u33D8\uFE14\uFE19\uFE30\uFE52\uFE54\uFE68\uFF0E\uFF0F\uFF1B\uFF3C]|\u{1F100}/u;
+
+/** UTF-8 lead bytes of the characters of NFKC_SEPARATOR_OR_DOT (U+037E, U+2xxx, U+33xx, U+FExx/U+FFxx, U+1F100): without one, no folding is needed. */
+function mayFoldToSeparatorOrDot(bytes: Uint8Array, length: number): boolean {
+  for (let i = 0; i < length; i++) {
+    const b = bytes[i]!;
+    if (b === 0xcd || b === 0xe2 || b === 0xe3 || b === 0xef || b === 0xf0) return true;
+  }
+  return false;
+}
+
 const DOT_PROBLEM = 'a dot segment (. or ..) in the path';
 const HIDDEN_DOT_PROBLEM = 'an encoded dot segment in the path';
 const CONTROL_PROBLEM = 'an encoded control character in the path';
@@ -111,7 +128,9 @@ function checkReading(bytes: Uint8Array, length: number): { separator: boolean; 
 
 /** Percent-decode bytes once (malformed escapes stay); the same buffer when nothing changed. */
 function decodeBytes(bytes: Buffer, length: number): { bytes: Buffer; length: number } {
-  if (bytes.subarray(0, length).indexOf(0x25) === -1) return { bytes, length };
+  let first = 0;
+  while (first < length && bytes[first] !== 0x25) first++;
+  if (first === length) return { bytes, length };
   const out = Buffer.allocUnsafe(length);
   let o = 0;
   for (let i = 0; i < length; i++) {
@@ -150,9 +169,9 @@ function hiddenReadings(decoded: Buffer, length: number, hasHighBytes: boolean):
     separator ||= reading.separator;
     if (reading.problem !== undefined) return { separator, problem: reading.problem };
   }
-  if (hasHighBytes) {
+  if (hasHighBytes && mayFoldToSeparatorOrDot(decoded, length)) {
     const text = decoded.toString('utf8', 0, length);
-    const folded = text.normalize('NFKC');
+    const folded = NFKC_SEPARATOR_OR_DOT.test(text) ? text.normalize('NFKC') : text;
     if (folded !== text) {
       const pieces = folded.split(/[/\\]/);
       separator ||= pieces.length > 1;
@@ -187,6 +206,10 @@ interface PathResult {
   readonly problem?: string;
 }
 
+/** Work buffers of canonicalPath (synchronous, so one pair serves every call); grown on demand. */
+let scratchOut = Buffer.alloc(4096);
+let scratchDecoded = Buffer.alloc(4096);
+
 /**
  * The canonical form of a path (starting with `/`), one pass over its bytes: each segment
  * written to `out` in canonical form while its once-decoded bytes go to `decoded` for the
@@ -196,8 +219,12 @@ function canonicalPath(path: string): PathResult {
   const semicolon = path.includes(';');
   if (!needsWork(path)) return { path, encodedSlash: false, semicolon };
   const n = path.length;
-  const out = Buffer.allocUnsafe(n * 3 + 1);
-  const decoded = Buffer.allocUnsafe(n);
+  if (scratchOut.length < n * 3 + 1) {
+    scratchOut = Buffer.alloc(n * 3 + 1);
+    scratchDecoded = Buffer.alloc(n);
+  }
+  const out = scratchOut;
+  const decoded = scratchDecoded;
   const refuse = (problem: string, encodedSlash: boolean): PathResult => ({ path, encodedSlash, semicolon, problem });
   let o = 0;
   let encodedSlash = false;
@@ -326,6 +353,8 @@ export function canonicalTarget(raw: string): RequestTarget {
  * falls under a different route.
  */
 export function loosestReading(path: string): string {
+  // Nothing to decode, fold or drop: the reading is the path, lowercase.
+  if (!/[%;\\]/.test(path)) return path.toLowerCase().replace(/\/{2,}/g, '/');
   let value = path;
   for (let round = 0; round <= MAX_DECODE_ROUNDS && value.includes('%'); round++) {
     const next = decodeOnce(value);

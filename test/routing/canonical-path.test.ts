@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RouteConfig } from '../../src/config/index.js';
-import { canonicalTarget, loosestReading, PathGuard } from '../../src/routing/canonical-path.js';
+import { canonicalTarget, loosestReading, NFKC_SEPARATOR_OR_DOT, PathGuard } from '../../src/routing/canonical-path.js';
 
 const route = (id: string, prefix: string, extra: Partial<RouteConfig> = {}): RouteConfig => ({
   id,
@@ -138,7 +138,7 @@ describe('canonical request target', () => {
     expect(canonicalTarget(raw).url).toBe(raw);
   });
 
-  it('takes time linear in the target length (10x longer: well under 100x the time)', () => {
+  it('takes time linear in the target length (50x longer: far under the 2500x of quadratic work)', () => {
     // The least of several runs: what the code costs, not what the machine was doing meanwhile.
     const time = (raw: string) => {
       let best = Infinity;
@@ -151,12 +151,26 @@ describe('canonical request target', () => {
     };
     const shapes = (n: number) => [`/${'%2525'.repeat(n)}`, `/${'a/'.repeat(n)}`, `/${'%C3%A9'.repeat(n)}`, `/${'/'.repeat(n)}`, `/x?${'_method=1&'.repeat(n)}`, `/${';'.repeat(n)}`, `/${'x%2F'.repeat(n)}`];
     for (const raw of shapes(1000)) time(raw);
-    const small = shapes(10_000);
+    const small = shapes(2_000);
     const large = shapes(100_000);
     small.forEach((s, i) => {
-      const ratio = time(large[i]!) / Math.max(time(s), 0.1);
-      expect(ratio, s.slice(0, 12)).toBeLessThan(30);
+      // Linear is ~50x; the margin absorbs a loaded machine (2 shared cores), not a quadratic pass.
+      const ratio = time(large[i]!) / Math.max(time(s), 0.05);
+      expect(ratio, s.slice(0, 12)).toBeLessThan(250);
     });
+  });
+});
+
+describe('Unicode folding', () => {
+  it('knows every character whose NFKC form holds / \\ . or ; (recomputed from the Unicode tables)', () => {
+    const missing: string[] = [];
+    for (let cp = 0x80; cp <= 0x10ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const ch = String.fromCodePoint(cp);
+      const folded = ch.normalize('NFKC');
+      if (folded !== ch && /[/\\.;]/.test(folded) && !NFKC_SEPARATOR_OR_DOT.test(ch)) missing.push(cp.toString(16));
+    }
+    expect(missing).toEqual([]);
   });
 });
 
