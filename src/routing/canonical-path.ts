@@ -1,6 +1,5 @@
 import { isUtf8 } from 'node:buffer';
 import type { RouteConfig } from '../config/index.js';
-import { prefixMatches } from './route-table.js';
 
 /*
  * One canonical request target per request (README, "Request paths"). Computed once, before
@@ -344,6 +343,12 @@ export function canonicalTarget(raw: string): RequestTarget {
   const query = q === -1 ? '' : canonicalQuery(target.slice(q + 1));
   const url = query === '' ? path.path : `${path.path}?${query}`;
   return { url, path: path.path, encodedSlash: path.encodedSlash, semicolon: path.semicolon };
+}
+
+/** Whether `prefix` covers `path`: equal, or followed by a `/` (whole segments only). */
+export function prefixMatches(prefix: string, path: string): boolean {
+  if (prefix === '/') return true;
+  return path.startsWith(prefix) && (path.length === prefix.length || path[prefix.length] === '/');
 }
 
 /**

@@ -27,6 +27,12 @@ describe('route table', () => {
     expect(prefixMatches('/', '/anything')).toBe(true);
   });
 
+  it('matches on the canonical path, as the server does', () => {
+    const t = table();
+    expect(matchRoute(t, 'GET', '//v1//%74win/notes')).toMatchObject({ kind: 'route', route: { service: 'twin' } });
+    expect(matchRoute(t, 'GET', 'http://evil.example/v1/fog/x?y=1')).toMatchObject({ kind: 'route', route: { service: 'fog' } });
+  });
+
   it('says which switch disabled a route', () => {
     const t = table({ ENABLE_P2P_FOG: 'false', ENABLE_AGENT_FORGE: 'no' });
     expect(matchRoute(t, 'GET', '/v1/fog/x')).toMatchObject({ kind: 'disabled', reason: 'ENABLE_P2P_FOG=false' });
