@@ -118,6 +118,10 @@ describe("the gateway's credentials stay at the gateway", () => {
     });
     expect(payload).toMatchObject({ sub: 'key:reader', scope: 'read', auth_method: 'api-key', mfa: false });
     expect(payload.exp! - payload.iat!).toBe(60);
+    // An upstream that replays the assertion against the gateway gets nowhere.
+    const replay = await send('/v1/app/replay', { anonymous: true, headers: { authorization: `Bearer ${upstream!.headers['x-gateway-identity']}` } });
+    expect(replay.res.status).toBe(401);
+    expect(replay.got).toEqual([]);
   });
 
   it('a bearer token (an MFA one too) and the admin API_KEY never reach the upstream', async () => {
