@@ -6,7 +6,7 @@ import type { Dispatcher } from 'undici';
 import type { ResponseCacheConfig, RouteCacheConfig, RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import { clientResponseHeaders } from '../proxy/headers.js';
+import { clientResponseHeaders, forwardingView } from '../proxy/headers.js';
 import type { StateStore } from '../state/index.js';
 import { baseKey, entryKey, notModified, requestBypasses, storeDecision } from './policy.js';
 
@@ -58,6 +58,15 @@ const NOT_STORED_HEADERS = new Set(['age', 'x-cache', 'x-request-id', 'x-gateway
 function unresolvedCredentials(request: FastifyRequest): boolean {
   const h = request.headers;
   return request.principal == null && (h.authorization !== undefined || h['x-api-key'] !== undefined || h.cookie !== undefined);
+}
+
+/**
+ * The origin part of the key: scheme and host as the gateway forwards them (X-Forwarded-Proto
+ * and -Host, trustProxy applied), so an answer that reflects them is never shared across them.
+ */
+function keyOrigin(request: FastifyRequest): string {
+  const view = forwardingView(request);
+  return `${view.protocol}://${view.host ?? ''}`;
 }
 
 function variantKey(base: string, variant: string | undefined): string {
@@ -115,7 +124,7 @@ export class ResponseCache {
     if ((method !== 'GET' && method !== 'HEAD') || unresolvedCredentials(request)) return send(undefined);
     const routeCache = route.cache === false ? undefined : route.cache;
     const subject = request.principal?.subject;
-    const base = variantKey(baseKey('GET', request.headers.host, request.url), variant);
+    const base = variantKey(baseKey('GET', keyOrigin(request), request.url), variant);
     const consulted = routeCache !== undefined || this.seenCacheable.has(route.id);
     if (!consulted) return send(this.responder(request, route.id, routeCache, base, subject, undefined));
     if (requestBypasses(request.headers)) {
@@ -152,7 +161,7 @@ export class ResponseCache {
   async stale(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, variant?: string): Promise<FastifyReply | undefined> {
     if ((request.method !== 'GET' && request.method !== 'HEAD') || unresolvedCredentials(request) || !this.handles(route)) return undefined;
     const routeCache = route.cache === false ? undefined : route.cache;
-    const entry = await this.lookup(variantKey(baseKey('GET', request.headers.host, request.url), variant), routeCache, request.principal?.subject, request.headers);
+    const entry = await this.lookup(variantKey(baseKey('GET', keyOrigin(request), request.url), variant), routeCache, request.principal?.subject, request.headers);
     if (entry === undefined) return undefined;
     reply.header('warning', '110 - "Response is Stale"').header('x-gateway-fallback', 'stale-cache');
     return this.serve(request, reply, entry, 'stale');

@@ -97,6 +97,12 @@ export interface RouteConfig {
   readonly cache?: RouteCacheConfig | false;
   /** Stable/canary split (src/routing/traffic-split.ts); absent: every request goes to `service`. */
   readonly split?: RouteSplitConfig;
+  /** %2F / %5C accepted in a segment and forwarded encoded (src/routing/canonical-path.ts); absent: refused. */
+  readonly allowEncodedSlashes?: boolean;
+  /** `;` accepted in the path; absent: refused. */
+  readonly allowSemicolons?: boolean;
+  /** The client's bearer token is forwarded upstream (src/proxy/headers.ts); absent: removed. */
+  readonly forwardAuthorization?: boolean;
 }
 
 export interface SplitWeights {
@@ -461,6 +467,9 @@ function resolveRoutes(file: FileConfig, services: Record<string, ServiceConfig>
       ...(r.rateLimit !== undefined ? { rateLimit: r.rateLimit } : {}),
       ...(r.cache !== undefined ? { cache: r.cache } : {}),
       ...(r.split !== undefined ? { split: resolveSplit(r.split, r.service, i, services, problems) } : {}),
+      ...(r.allowEncodedSlashes ? { allowEncodedSlashes: true } : {}),
+      ...(r.allowSemicolons ? { allowSemicolons: true } : {}),
+      ...(r.forwardAuthorization ? { forwardAuthorization: true } : {}),
     });
   });
   return [...byPrefix.values()];

@@ -177,7 +177,8 @@ const routePrefix = z
   .string()
   .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'a path prefix such as /v1/twin')
   .refine((p) => p === '/' || !p.endsWith('/'), 'no trailing slash')
-  .refine((p) => !p.includes('//'), 'no empty path segment');
+  .refine((p) => !p.includes('//'), 'no empty path segment')
+  .refine((p) => !/\/\.\.?(\/|$)/.test(p), 'no dot path segment');
 
 export const SCOPE_VALUES = ['read', 'write', 'admin'] as const;
 const scopeSchema = z.enum(SCOPE_VALUES);
@@ -333,7 +334,11 @@ const routeFileSchema = z.strictObject({
   service: serviceNameSchema,
   methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
   /** Replace `prefix` with this when forwarding (e.g. "/" strips it). Default: path unchanged. */
-  rewritePrefix: z.string().startsWith('/').optional(),
+  rewritePrefix: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'a path such as /api')
+    .refine((p) => !p.includes('//') && !/(^|\/)\.\.?(\/|$)/.test(p), 'no empty or dot path segment')
+    .optional(),
   auth: routeAuthSchema.optional(),
   /** Input validation: strict (default), text (SQL-looking prose allowed), off. */
   validation: z.enum(VALIDATION_MODES).optional(),
@@ -349,6 +354,17 @@ const routeFileSchema = z.strictObject({
   cache: routeCacheSchema.optional(),
   /** Stable/canary traffic split of this route. */
   split: routeSplitSchema.optional(),
+  // --- request target and upstream credentials (src/routing/canonical-path.ts, src/proxy/headers.ts) ---
+  /**
+   * Accept %2F / %5C inside a path segment and forward it still encoded (never a separator
+   * for matching). Default: 400 GW_REQUEST_PATH_INVALID. Only for upstreams that do not decode
+   * them into separators.
+   */
+  allowEncodedSlashes: z.boolean().default(false),
+  /** Accept `;` (matrix parameters) in the path and forward it. Default: 400 GW_REQUEST_PATH_INVALID. */
+  allowSemicolons: z.boolean().default(false),
+  /** Forward the client's `Authorization: Bearer` token to the upstream. Default: removed (the identity headers say who called). */
+  forwardAuthorization: z.boolean().default(false),
 });
 
 const base32Secret = z

@@ -7,7 +7,9 @@ import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import { FailedResponse, isBreakerOpen, maySendAgain, Uncounted, type Fallback, type Resilience, type RetryPolicy } from '../resilience/index.js';
 import { upstreamBody } from './body.js';
-import { clientResponseHeaders, continueTrace, upstreamRequestHeaders } from './headers.js';
+import { clientResponseHeaders, continueTrace, forwardingView, rewriteLocations, upstreamRequestHeaders } from './headers.js';
+import { identityHeaders, type IdentityAssertions } from './identity.js';
+import { assertForwardable } from './request-target.js';
 import type { Upstream } from './upstreams.js';
 
 /*
@@ -32,6 +34,8 @@ export interface ForwardOptions {
   readonly stale?: (reply: FastifyReply) => Promise<FastifyReply | undefined>;
   /** The side of a traffic split this request went to (the `side` label of gateway_service_requests); default stable. */
   readonly side?: 'stable' | 'canary';
+  /** Signs the identity passed upstream (x-gateway-identity); without it only the plain identity headers are sent. */
+  readonly identity?: IdentityAssertions;
   /** Sends the upstream answer instead of the plain pass-through (the response cache, src/cache); not used by fallbacks. */
   readonly respond?: (reply: FastifyReply, response: Dispatcher.ResponseData) => Promise<FastifyReply>;
 }
@@ -45,6 +49,33 @@ export function upstreamPath(rawUrl: string, route: Pick<RouteConfig, 'prefix' |
     path = rest === '' || rest.startsWith('?') ? `${base || '/'}${rest}` : `${base}${rest}`;
   }
   return basePath === '' ? path : `${basePath}${path}`;
+}
+
+/** `path` without `base` in front ('' when equal); undefined when it is not under it. */
+function below(path: string, base: string): string | undefined {
+  if (base === '') return path;
+  if (path === base) return '';
+  return path.startsWith(`${base}/`) ? path.slice(base.length) : undefined;
+}
+
+/**
+ * The reverse of upstreamPath: the gateway path that an upstream path (with query or
+ * fragment) stands for; undefined when it lies outside what the route maps.
+ */
+export function gatewayPath(path: string, route: Pick<RouteConfig, 'prefix' | 'rewritePrefix'>, basePath: string): string | undefined {
+  const cut = path.search(/[?#]/);
+  const pathname = cut === -1 ? path : path.slice(0, cut);
+  const tail = cut === -1 ? '' : path.slice(cut);
+  let rest = below(pathname, basePath);
+  if (rest === undefined) return undefined;
+  if (route.rewritePrefix !== undefined) {
+    const base = route.rewritePrefix.endsWith('/') ? route.rewritePrefix.slice(0, -1) : route.rewritePrefix;
+    rest = below(rest === '' ? '/' : rest, base);
+    if (rest === undefined) return undefined;
+    if (rest === '/' && base === '') rest = '';
+    rest = `${route.prefix === '/' ? '' : route.prefix}${rest}`;
+  }
+  return `${rest === '' ? '/' : rest}${tail}`;
 }
 
 /** Abort reason of an upstream call that ran out of time. */
@@ -164,20 +195,26 @@ export function classifyUpstreamError(err: unknown): { error: GatewayError; labe
 }
 
 export async function forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {
+  // request.url is the canonical target (src/proxy/request-target.ts); a refused one never goes out.
+  assertForwardable(request);
   const { upstream, metrics, timeoutMs } = options;
   const side = options.side ?? 'stable';
   // Before anything is read or sent upstream: a shed request costs no upstream work.
   // A fallback call already holds the first service's slot.
   if (options.fallbackOf === undefined) options.resilience?.limiter.acquire(upstream.service, reply.raw);
+  const { route } = options;
   const trace = continueTrace(request.headers.traceparent);
+  const principal = request.principal;
+  const identity = options.identity !== undefined ? await options.identity.headers(principal, upstream.audience) : principal != null ? identityHeaders(principal) : undefined;
   const headers = upstreamRequestHeaders(request.headers, {
-    // X-Forwarded-For grows by the peer that connected to us (request.ip may already be the
-    // client taken from a trusted proxy's X-Forwarded-For, which is in the chain).
-    clientIp: request.socket.remoteAddress ?? request.ip,
-    protocol: request.protocol,
-    host: request.headers.host,
+    // The gateway's view (trustProxy): X-Forwarded-For is the trusted chain ending with the
+    // peer that connected; nothing the client claims beyond it is passed on.
+    ...forwardingView(request),
     requestId: request.id,
     traceparent: trace.traceparent,
+    prefix: route.rewritePrefix !== undefined && route.prefix !== '/' ? route.prefix : undefined,
+    forwardAuthorization: route.forwardAuthorization === true,
+    identity,
   });
 
   // Cancel the upstream call when the client goes away before the response is complete,
@@ -194,7 +231,7 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
   // client; the timer above is one deadline for all attempts together.
   const policy = options.resilience?.retryPolicy(upstream.service);
   policy?.budget.recordRequest();
-  const path = upstreamPath(request.url, options.route, upstream.basePath);
+  const path = upstreamPath(request.url, route, upstream.basePath);
   const body = options.fallbackOf === undefined ? upstreamBody(request, options.bodyLimitBytes) : options.fallbackOf.body;
   // Circuit breaker of this host (src/resilience/breaker.ts): each attempt goes through it.
   const breaker = options.resilience?.breakerFor(upstream);
@@ -268,6 +305,8 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
     clearTimeout(timer);
   }
 
+  // The upstream's own address in Location / Content-Location becomes the gateway's path.
+  rewriteLocations(response.headers, upstream.origin, (p) => gatewayPath(p, route, upstream.basePath));
   response.body.once('error', (err) => {
     // The status line is already sent: all that is left is to cut the stream and say why.
     request.log.warn({ service: upstream.service, err: err.message }, 'upstream body failed mid-stream');

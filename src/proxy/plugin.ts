@@ -6,6 +6,7 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
 import { jsonBodyLimit, registerProxyBodyParsers } from './body.js';
 import { forward } from './forward.js';
+import { IdentityAssertions } from './identity.js';
 import type { Upstream, UpstreamRegistry } from './upstreams.js';
 import { registerAutoRoutes, type AutoRouting } from '../routing/auto-routing.js';
 import { Resilience } from '../resilience/index.js';
@@ -41,6 +42,8 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
   const resilience = opts.resilience ?? new Resilience(config, { log: app.log, metrics, upstreams });
   if (opts.resilience === undefined) app.addHook('onClose', async () => resilience.close());
 
+  // The verified identity passed upstream instead of the client's credentials (src/proxy/identity.ts).
+  const identity = new IdentityAssertions({ secretKey: config.secrets.secretKey, issuer: config.auth.tokens.issuer });
   const secureCookie = config.environment === 'production';
   for (const route of table.active) {
     const service = config.services[route.service]!;
@@ -74,7 +77,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         bodyLimit: jsonBodyLimit(config.limits.jsonBodyBytes, route.bodyLimitBytes),
         handler:
           cache === undefined || !cache.handles(route) || !(methods.includes('GET') || methods.includes('HEAD'))
-            ? (request, reply) => forward(request, reply, { route, ...upstreamOf(sideOf(request, reply)), bodyLimitBytes, metrics, resilience })
+            ? (request, reply) => forward(request, reply, { route, ...upstreamOf(sideOf(request, reply)), bodyLimitBytes, metrics, resilience, identity })
             : (request, reply) => {
                 const side = sideOf(request, reply);
                 // The canary's answers are cached apart from the stable side's.
@@ -90,6 +93,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
                       bodyLimitBytes,
                       metrics,
                       resilience,
+                      identity,
                       stale: (r) => cache.stale(request, r, route, variant),
                       ...(respond ? { respond } : {}),
                     }),
@@ -113,7 +117,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
   }
 
   if (opts.autoRouting) {
-    registerAutoRoutes(app, { config, manager: opts.autoRouting.manager, routes: opts.autoRouting.routes, upstreams, metrics, resilience });
+    registerAutoRoutes(app, { config, manager: opts.autoRouting.manager, routes: opts.autoRouting.routes, upstreams, metrics, resilience, identity });
   }
 
   for (const { route, reason } of table.disabled) {

@@ -4,6 +4,8 @@ import type { ServiceConfig } from '../config/index.js';
 /** One upstream host of a service: its connection pool and the base path its URL carries. */
 export interface Upstream {
   readonly service: string;
+  /** Audience of the identity assertion sent to this host: the service, or for a URL-set canary the service it is a canary of. */
+  readonly audience: string;
   readonly origin: string;
   /** Path part of the configured URL without trailing slash ('' for a bare origin). */
   readonly basePath: string;
@@ -44,7 +46,7 @@ export class UpstreamRegistry {
           pipelining: 1,
           connect: { timeout: options.connectTimeoutMs },
         });
-        return { service: svc.name, origin, basePath, pool, outstanding: 0, down: false, breakerOpen: false };
+        return { service: svc.name, audience: svc.canaryOf ?? svc.name, origin, basePath, pool, outstanding: 0, down: false, breakerOpen: false };
       });
       this.#byService.set(svc.name, { upstreams, next: 0 });
     }

@@ -5,6 +5,7 @@ import { HTTP_METHODS } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import { forward } from '../proxy/forward.js';
+import type { IdentityAssertions } from '../proxy/identity.js';
 import type { Resilience } from '../resilience/index.js';
 import type { UpstreamRegistry } from '../proxy/upstreams.js';
 import '../server/route-config.js';
@@ -115,6 +116,8 @@ export interface AutoRoutingOptions {
   readonly metrics: GatewayMetrics;
   /** Backpressure and retries shared with the proxied routes (src/resilience). */
   readonly resilience?: Resilience;
+  /** Signs the identity passed upstream (src/proxy/identity.ts). */
+  readonly identity?: IdentityAssertions;
 }
 
 /** Bytes of a multipart body read to find the file name, type and form fields. */
@@ -180,7 +183,7 @@ export function registerAutoRoutes(app: FastifyInstance, opts: AutoRoutingOption
     if (svc === undefined) throw new GatewayError('GW_ROUTING_UNKNOWN_SERVICE', `Unknown service "${service}"`);
     const upstream = upstreams.pick(service);
     if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED', `The ${service} service is disabled on this gateway${svc.disabledBy ? ` (${svc.disabledBy})` : ''}`);
-    return forward(request, reply, { route, upstream, timeoutMs: svc.timeoutMs, bodyLimitBytes: route.bodyLimitBytes ?? config.limits.bodyBytes, metrics, resilience: opts.resilience });
+    return forward(request, reply, { route, upstream, timeoutMs: svc.timeoutMs, bodyLimitBytes: route.bodyLimitBytes ?? config.limits.bodyBytes, metrics, resilience: opts.resilience, identity: opts.identity });
   };
 
   for (const route of opts.routes) {

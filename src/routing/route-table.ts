@@ -1,5 +1,6 @@
 import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js';
 import { HTTP_METHODS } from '../config/index.js';
+import { canonicalTarget, prefixMatches } from './canonical-path.js';
 
 export interface DisabledRoute {
   readonly route: RouteConfig;
@@ -26,10 +27,7 @@ export function buildRouteTable(config: Pick<GatewayConfig, 'routes' | 'services
   return { active: active.sort(byPrefixLength), disabled: disabled.sort((a, b) => byPrefixLength(a.route, b.route)) };
 }
 
-export function prefixMatches(prefix: string, path: string): boolean {
-  if (prefix === '/') return true;
-  return path.startsWith(prefix) && (path.length === prefix.length || path[prefix.length] === '/');
-}
+export { prefixMatches };
 
 export type RouteMatch =
   | { kind: 'route'; route: RouteConfig }
@@ -39,11 +37,13 @@ export type RouteMatch =
 
 /**
  * Which route serves a method and path (the query string is ignored): the longest matching
- * prefix wins. The HTTP server uses Fastify's router for the same answer; this function is
- * for the admin and MCP surfaces that explain routing without sending a request.
+ * prefix of the canonical path (src/routing/canonical-path.ts) wins. The HTTP server uses
+ * Fastify's router on the same canonical path; this function is for the admin and MCP
+ * surfaces that explain routing without sending a request.
  */
 export function matchRoute(table: RouteTable, method: string, rawPath: string): RouteMatch {
-  const path = rawPath.split('?', 1)[0] ?? rawPath;
+  const target = canonicalTarget(rawPath);
+  const path = target.problem === undefined ? target.path : (rawPath.split('?', 1)[0] ?? rawPath);
   const upper = method.toUpperCase();
   const route = table.active.find((r) => prefixMatches(r.prefix, path));
   const off = table.disabled.find((d) => prefixMatches(d.route.prefix, path));

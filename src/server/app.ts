@@ -9,6 +9,7 @@ import metricsPlugin from '../metrics/plugin.js';
 import { createMetrics, type GatewayMetrics } from '../metrics/registry.js';
 import { acceptableRequestId } from '../proxy/headers.js';
 import { proxyPlugin } from '../proxy/plugin.js';
+import requestTargetPlugin, { rewriteRequestTarget } from '../proxy/request-target.js';
 import { ResponseCache, type CacheStored } from '../cache/index.js';
 import { Resilience } from '../resilience/index.js';
 import { UpstreamRegistry } from '../proxy/upstreams.js';
@@ -109,6 +110,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       onTimeout: (socket) => clientTimeouts.nodeTimedOut(socket),
     }),
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 500 },
+    // One canonical request target, before routing (src/proxy/request-target.ts).
+    rewriteUrl: rewriteRequestTarget,
     // Requests the router refuses (malformed percent-encoding in the path, ...) get the
     // catalogue's shape too, instead of Fastify's own.
     frameworkErrors: (error, request, reply) => {
@@ -178,6 +181,12 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       reply.header('connection', 'close');
       throw new GatewayError('GW_GATEWAY_SHUTTING_DOWN', undefined, { headers: { 'retry-after': '1' } });
     }
+  });
+
+  // First of the gateway's stages: a request target the canonical form refuses, or that its
+  // route does not accept, is 400 GW_REQUEST_PATH_INVALID before anything else looks at it.
+  await app.register(requestTargetPlugin, {
+    routes: [...table.active, ...table.disabled.map((d) => d.route), ...(routing?.routes ?? [])],
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {

@@ -79,8 +79,9 @@ async function run(files: readonly CorpusFile[]): Promise<Outcome> {
       }
       const code = res.status === 200 ? undefined : (res.json() as { error?: { code?: string } }).error?.code;
       const detected = res.status === 403 && code === 'GW_SECURITY_INPUT_REJECTED';
-      // Paths with invalid percent-encoding (overlong UTF-8, %u escapes) never parse as a URL.
-      const refusedAsMalformed = res.status === 400 && code === 'GW_REQUEST_INVALID';
+      // Paths with invalid percent-encoding (overlong UTF-8, %u escapes) never parse as a URL;
+      // dot segments and encoded separators break the canonical path rules (GW_REQUEST_PATH_INVALID).
+      const refusedAsMalformed = res.status === 400 && (code === 'GW_REQUEST_INVALID' || code === 'GW_REQUEST_PATH_INVALID');
       const rejected = detected || refusedAsMalformed;
       if (res.status === 200) forwarded++;
       else if (!rejected) unexpected.push(`${s.placement} -> ${res.status} ${JSON.stringify(s.request.path)} ${res.text.slice(0, 100)}`);

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEFAULT_ROUTES, loadConfig } from '../../src/config/index.js';
+import { fileSchema } from '../../src/config/schema.js';
 import { buildRouteTable, matchRoute, prefixMatches, routePatterns } from '../../src/routing/route-table.js';
 
 function table(env: Record<string, string> = {}) {
@@ -25,6 +29,12 @@ describe('route table', () => {
     expect(prefixMatches('/v1/twin', '/v1/twin')).toBe(true);
     expect(prefixMatches('/v1/twin', '/v1/twin/')).toBe(true);
     expect(prefixMatches('/', '/anything')).toBe(true);
+  });
+
+  it('matches on the canonical path, as the server does', () => {
+    const t = table();
+    expect(matchRoute(t, 'GET', '//v1//%74win/notes')).toMatchObject({ kind: 'route', route: { service: 'twin' } });
+    expect(matchRoute(t, 'GET', 'http://evil.example/v1/fog/x?y=1')).toMatchObject({ kind: 'route', route: { service: 'fog' } });
   });
 
   it('says which switch disabled a route', () => {
@@ -56,3 +66,34 @@ describe('route table', () => {
     expect(routePatterns('/')).toEqual(['/*']);
   });
 });
+
+describe('route keys of the request path and upstream credentials', () => {
+  it('are off unless a route opts in', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'ugw-routes-')), 'gateway.yaml');
+    writeFileSync(
+      file,
+      'routes:\n  - { id: files, prefix: /v1/files, service: p2p, allowEncodedSlashes: true, allowSemicolons: true, forwardAuthorization: true }\n  - { id: plain, prefix: /v1/plain, service: p2p }\n',
+    );
+    const result = loadConfig({}, { file });
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    const routes = result.config.routes;
+    expect(routes.find((r) => r.id === 'files')).toMatchObject({ allowEncodedSlashes: true, allowSemicolons: true, forwardAuthorization: true });
+    const plain = routes.find((r) => r.id === 'plain')!;
+    expect([plain.allowEncodedSlashes, plain.allowSemicolons, plain.forwardAuthorization]).toEqual([undefined, undefined, undefined]);
+    expect(DEFAULT_ROUTES.every((r) => r.allowEncodedSlashes === undefined && r.forwardAuthorization === undefined)).toBe(true);
+  });
+
+  it('refuse prefixes and rewrites with dot or empty segments', () => {
+    const parse = (route: Record<string, unknown>) => fileSchema.safeParse({ routes: [{ service: 'twin', ...route }] }).success;
+    expect(parse({ prefix: '/v1/x' })).toBe(true);
+    expect(parse({ prefix: '/v1/../admin' })).toBe(false);
+    expect(parse({ prefix: '/v1/./x' })).toBe(false);
+    expect(parse({ prefix: '/v1/..' })).toBe(false);
+    expect(parse({ prefix: '/v1/x', rewritePrefix: '/api' })).toBe(true);
+    expect(parse({ prefix: '/v1/x', rewritePrefix: '/' })).toBe(true);
+    expect(parse({ prefix: '/v1/x', rewritePrefix: '//evil.example/x' })).toBe(false);
+    expect(parse({ prefix: '/v1/x', rewritePrefix: '/a/../admin' })).toBe(false);
+    expect(parse({ prefix: '/v1/x', rewritePrefix: '/a?b' })).toBe(false);
+  });
+});
+
