@@ -18,6 +18,8 @@ export const ERROR_CATALOGUE = {
   GW_REQUEST_ABORTED: { status: 499, message: 'The client closed the request before it completed' },
   GW_REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time' },
   GW_REQUEST_HEADERS_TOO_LARGE: { status: 431, message: 'The request has too many or too large headers' },
+  // --- request bodies the gateway inspects (src/security/body-inspection.ts) ---
+  GW_REQUEST_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The body is in a content coding or character set the gateway cannot inspect' },
   GW_AUTH_MISSING_CREDENTIALS: { status: 401, message: 'This route needs a bearer token or an API key' },
   GW_AUTH_INVALID_CREDENTIALS: { status: 401, message: 'The token or API key is not valid' },
   GW_AUTH_INSUFFICIENT_SCOPE: { status: 403, message: 'The credentials lack the scope this request needs' },
