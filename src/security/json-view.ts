@@ -9,7 +9,7 @@
  * judged exactly like the value JSON.parse kept.
  *
  * One pass over the text, iterative (an explicit stack, no recursion), linear in its length;
- * objects have no prototype so `__proto__` is an ordinary key. Nesting deeper than
+ * `__proto__` is an ordinary key (an own property). Nesting deeper than
  * MAX_BODY_DEPTH stops the scan (`TooComplex`) instead of building a tree nobody may inspect.
  */
 import { MAX_BODY_DEPTH } from './detect/index.js';
@@ -60,7 +60,9 @@ export function jsonView(text: string): unknown {
     const key = top.key!;
     top.key = undefined;
     if (!Object.hasOwn(object, key)) {
-      object[key] = value;
+      // `__proto__` as an own data property, not the prototype setter.
+      if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
+      else object[key] = value;
     } else if (top.gathered?.has(key)) {
       (object[key] as unknown[]).push(value);
     } else {
@@ -95,7 +97,7 @@ export function jsonView(text: string): unknown {
       else put(value);
       i = end + 1;
     } else if (c === 0x7b) {
-      open({ object: Object.create(null) as Record<string, unknown>, array: null, key: undefined, gathered: undefined });
+      open({ object: {}, array: null, key: undefined, gathered: undefined });
       i++;
     } else if (c === 0x5b) {
       open({ object: null, array: [], key: undefined, gathered: undefined });
