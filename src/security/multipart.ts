@@ -399,9 +399,11 @@ export class MultipartInspector extends Transform {
   /** Binary content is not inspected, but may not hide a `--boundary` another parser would cut on. */
   #scanBinary(part: Part, data: Buffer): void {
     const needle = this.#dashBoundary;
-    const joined = part.tail.length === 0 ? data : Buffer.concat([part.tail, data.subarray(0, needle.length - 1)]);
-    if ((joined !== data && joined.indexOf(needle) >= 0) || data.indexOf(needle) >= 0) throw malformed('the boundary appears inside a part');
-    part.tail = Buffer.from(data.subarray(Math.max(0, data.length - (needle.length - 1))));
+    const keep = needle.length - 1;
+    // An occurrence across the previous segments and this one, then one inside this one.
+    if (part.tail.length > 0 && Buffer.concat([part.tail, data.subarray(0, keep)]).indexOf(needle) >= 0) throw malformed('the boundary appears inside a part');
+    if (data.indexOf(needle) >= 0) throw malformed('the boundary appears inside a part');
+    part.tail = Buffer.from(data.length >= keep ? data.subarray(data.length - keep) : Buffer.concat([part.tail, data]).subarray(-keep));
   }
 
   #endPart(): void {

@@ -166,7 +166,9 @@ describe('jsonView: every duplicate key is kept', () => {
     expect(() => jsonView(`${'{"a":'.repeat(500_000)}1${'}'.repeat(500_000)}`)).toThrow(TooComplex);
   });
 
-  it('views a megabyte of each adversarial shape in well under a second (linear; a quadratic scan would take hours)', () => {
+  // A generous absolute bound (machines running many suites at once are slow): a linear scan
+  // of a megabyte takes tens of milliseconds, a quadratic one hours.
+  it('views a megabyte of each adversarial shape in seconds at most (linear; a quadratic scan would take hours)', () => {
     const mb = 1024 * 1024;
     const shapes: Record<string, string> = {
       'one key repeated': `{${'"k":"v",'.repeat(mb / 8)}"k":"v"}`,
@@ -180,7 +182,7 @@ describe('jsonView: every duplicate key is kept', () => {
       const t = performance.now();
       jsonView(text);
       const ms = performance.now() - t;
-      expect(ms, `${shape}: ${ms.toFixed(0)} ms`).toBeLessThan(1000);
+      expect(ms, `${shape}: ${ms.toFixed(0)} ms`).toBeLessThan(5000);
     }
   });
 });
