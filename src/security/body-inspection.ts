@@ -97,16 +97,25 @@ export function decodeContentEncoding(body: Buffer, header: string | undefined, 
 
 type Encoding = 'utf-8' | 'utf-16le' | 'utf-16be' | 'utf-32le' | 'utf-32be';
 
-/**
- * The encoding a JSON parser reading bytes takes (Python's json.detect_encoding, which
- * FastAPI uses): a BOM, else the pattern of NUL bytes in the first four, else UTF-8.
- */
-export function jsonEncoding(b: Uint8Array): Encoding {
+/** The encoding a byte order mark at the start names, if there is one. */
+function bomEncoding(b: Uint8Array): Encoding | undefined {
   const [b0, b1, b2, b3] = [b[0], b[1], b[2], b[3]];
   if (b.length >= 4 && b0 === 0 && b1 === 0 && b2 === 0xfe && b3 === 0xff) return 'utf-32be';
   if (b.length >= 4 && b0 === 0xff && b1 === 0xfe && b2 === 0 && b3 === 0) return 'utf-32le';
   if (b.length >= 2 && b0 === 0xfe && b1 === 0xff) return 'utf-16be';
   if (b.length >= 2 && b0 === 0xff && b1 === 0xfe) return 'utf-16le';
+  if (b.length >= 3 && b0 === 0xef && b1 === 0xbb && b2 === 0xbf) return 'utf-8';
+  return undefined;
+}
+
+/**
+ * The encoding a JSON parser reading bytes takes (Python's json.detect_encoding, which
+ * FastAPI uses): a BOM, else the pattern of NUL bytes in the first four, else UTF-8.
+ */
+export function jsonEncoding(b: Uint8Array): Encoding {
+  const bom = bomEncoding(b);
+  if (bom !== undefined) return bom;
+  const [b0, b1, b2, b3] = [b[0], b[1], b[2], b[3]];
   if (b.length >= 4) {
     if (b0 === 0) return b1 !== 0 ? 'utf-16be' : 'utf-32be';
     if (b1 === 0) return b2 !== 0 || b3 !== 0 ? 'utf-16le' : 'utf-32le';
@@ -117,14 +126,14 @@ export function jsonEncoding(b: Uint8Array): Encoding {
   return 'utf-8';
 }
 
-function decodeUtf32(b: Buffer, bigEndian: boolean): string {
+function decodeUtf32(b: Uint8Array, bigEndian: boolean): string {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const parts: string[] = [];
-  let start = 0;
-  // A BOM is not part of the text.
-  if (b.length >= 4 && (bigEndian ? b.readUInt32BE(0) : b.readUInt32LE(0)) === 0xfeff) start = 4;
   const codes: number[] = [];
+  // A BOM is not part of the text.
+  const start = b.length >= 4 && view.getUint32(0, !bigEndian) === 0xfeff ? 4 : 0;
   for (let i = start; i + 3 < b.length; i += 4) {
-    const cp = bigEndian ? b.readUInt32BE(i) : b.readUInt32LE(i);
+    const cp = view.getUint32(i, !bigEndian);
     codes.push(cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0xfffd : cp);
     if (codes.length === 8192) parts.push(String.fromCodePoint(...codes.splice(0)));
   }
@@ -133,25 +142,35 @@ function decodeUtf32(b: Buffer, bigEndian: boolean): string {
   return parts.join('');
 }
 
-/**
- * The body as text. With a charset parameter, in that charset (415 when unknown); without,
- * by the JSON rules (BOM or NUL pattern, else UTF-8). Malformed bytes become U+FFFD: what
- * is inspected is never less than what a lenient decoder would read.
- */
-export function decodeText(body: Buffer, charset: string | undefined): string {
-  const detected = jsonEncoding(body);
-  let encoding: string = charset?.toLowerCase() ?? detected;
-  if (encoding === 'utf-32' || encoding === 'utf-32be' || encoding === 'utf-32le') {
-    return decodeUtf32(body, encoding === 'utf-32be' || (encoding === 'utf-32' && detected !== 'utf-32le'));
+/** Bytes decoded in `encoding` (any WHATWG label, or UTF-32); 415 for one the gateway does not know. */
+function decodeAs(body: Uint8Array, encoding: string): string {
+  let label = encoding.toLowerCase();
+  const bom = bomEncoding(body);
+  if (label === 'utf-32' || label === 'utf-32be' || label === 'utf-32le') {
+    return decodeUtf32(body, label === 'utf-32be' || (label === 'utf-32' && bom !== 'utf-32le'));
   }
-  if (encoding === 'utf-16') encoding = detected === 'utf-16be' ? 'utf-16be' : 'utf-16le';
+  if (label === 'utf-16') label = bom === 'utf-16be' ? 'utf-16be' : 'utf-16le';
   let decoder: TextDecoder;
   try {
-    decoder = new TextDecoder(encoding);
+    decoder = new TextDecoder(label);
   } catch {
-    throw unsupported(`The gateway cannot inspect a body in the ${encoding.slice(0, 40)} character set`);
+    throw unsupported(`The gateway cannot inspect a body in the ${label.slice(0, 40)} character set`);
   }
   return decoder.decode(body);
+}
+
+/**
+ * A text body as text: in its declared charset (415 when unknown), else in the encoding its
+ * BOM names, else UTF-8. Malformed bytes become U+FFFD: what is inspected is never less than
+ * what a lenient decoder would read.
+ */
+export function decodeText(body: Uint8Array, charset: string | undefined): string {
+  return decodeAs(body, charset ?? bomEncoding(body) ?? 'utf-8');
+}
+
+/** A JSON body as a JSON parser reading bytes decodes it (jsonEncoding; a declared charset plays no part, as in FastAPI). */
+export function decodeJsonText(body: Uint8Array): string {
+  return decodeAs(body, jsonEncoding(body));
 }
 
 /** The charsets in which an urlencoded form's `%XX` escapes mean what they mean in ASCII. */
@@ -175,18 +194,24 @@ const BINARY_CHAR = /[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]/;
 /** How many first bytes of a typeless body decide whether it is text (WHATWG sniffs 1445). */
 export const SNIFF_BYTES = 1445;
 
+/** `prefix` decoded in `encoding`, whole code units only (the last one may be cut). */
+function decodePrefix(prefix: Uint8Array, encoding: Encoding): string {
+  const unit = encoding.startsWith('utf-32') ? 4 : encoding.startsWith('utf-16') ? 2 : 1;
+  return decodeAs(prefix.subarray(0, prefix.length - (prefix.length % unit)), encoding);
+}
+
 /**
  * Whether a typeless body is binary (not inspected, as binary uploads): its first
- * SNIFF_BYTES, decoded by the JSON rules, hold a binary control byte. Later bytes do not
+ * SNIFF_BYTES hold a binary control byte read as text (BOM, else UTF-8) and also read as
+ * a JSON parser would (UTF-16/32 JSON without a BOM has NULs in UTF-8). Later bytes do not
  * matter: a text start is inspected whole.
  */
-export function looksBinary(body: Buffer): boolean {
+export function looksBinary(body: Uint8Array): boolean {
   const prefix = body.subarray(0, SNIFF_BYTES);
-  const encoding = jsonEncoding(prefix);
-  // A multi-byte code unit may be cut at the end of the prefix: decode whole units only.
-  const unit = encoding.startsWith('utf-32') ? 4 : encoding.startsWith('utf-16') ? 2 : 1;
-  const whole = prefix.subarray(0, prefix.length - (prefix.length % unit));
-  return BINARY_CHAR.test(decodeText(whole, encoding));
+  const asText = bomEncoding(prefix) ?? 'utf-8';
+  if (!BINARY_CHAR.test(decodePrefix(prefix, asText))) return false;
+  const asJson = jsonEncoding(prefix);
+  return asJson === asText || BINARY_CHAR.test(decodePrefix(prefix, asJson));
 }
 
 // --- what is inspected -----------------------------------------------------------------
@@ -278,7 +303,7 @@ export interface BodyResult {
  * 413/415 when its Content-Encoding cannot be undone within the limit.
  */
 export function inspectJsonBody(raw: Buffer, contentEncoding: string | undefined, limit: number, options: InspectOptions | undefined): BodyResult {
-  const text = decodeText(decodeContentEncoding(raw, contentEncoding, limit), undefined);
+  const text = decodeJsonText(decodeContentEncoding(raw, contentEncoding, limit));
   const invalid = () => new GatewayError('GW_REQUEST_INVALID', 'The body is declared as JSON but does not parse');
   // The view first: it refuses deep nesting in linear time, before JSON.parse would build it.
   let view: unknown;
@@ -316,11 +341,11 @@ export function inspectBufferedBody(raw: Buffer, type: BodyType, contentEncoding
       const { view } = textView(decodeText(body, type.media?.params.get('charset')?.value));
       return { finding: inspectView(view, options) };
     }
-    // typeless
-    const text = decodeText(body, undefined);
-    const { view, json } = textView(text);
-    if (json === undefined && looksBinary(body)) return { finding: null };
-    return { finding: inspectView(view, options), ...(json !== undefined ? { json } : {}) };
+    // typeless: JSON as FastAPI would decode and parse it; else text, unless it is binary
+    const asJson = textView(decodeJsonText(body));
+    if (asJson.json !== undefined) return { finding: inspectView(asJson.view, options), json: asJson.json };
+    if (looksBinary(body)) return { finding: null };
+    return { finding: inspectView(textView(decodeText(body, undefined)).view, options) };
   } catch (err) {
     if (err instanceof TooComplex) return { finding: TOO_COMPLEX };
     throw err;

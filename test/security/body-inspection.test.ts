@@ -6,6 +6,7 @@ import { GatewayError } from '../../src/errors.js';
 import {
   bodyType,
   decodeContentEncoding,
+  decodeJsonText,
   decodeText,
   formView,
   inspectBufferedBody,
@@ -108,24 +109,26 @@ describe('decodeContentEncoding', () => {
   });
 });
 
-describe('decodeText: the encoding a JSON parser reading bytes would use', () => {
+describe('decoding: text as a text reader would, JSON as a JSON parser reading bytes would', () => {
   const json = '{"q":"x"}';
 
-  it('follows BOMs and the NUL pattern of the first four bytes, like Python json', () => {
+  it('JSON: BOMs and the NUL pattern of the first four bytes, like Python json', () => {
     expect(jsonEncoding(Buffer.from(json))).toBe('utf-8');
     expect(jsonEncoding(Buffer.from(json, 'utf16le'))).toBe('utf-16le');
     expect(jsonEncoding(Buffer.from(json, 'utf16le').swap16())).toBe('utf-16be');
-    expect(decodeText(Buffer.from(json, 'utf16le'), undefined)).toBe(json);
-    expect(decodeText(Buffer.from(json, 'utf16le').swap16(), undefined)).toBe(json);
-    expect(decodeText(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(json)]), undefined)).toBe(json);
+    expect(decodeJsonText(Buffer.from(json, 'utf16le'))).toBe(json);
+    expect(decodeJsonText(Buffer.from(json, 'utf16le').swap16())).toBe(json);
+    expect(decodeJsonText(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(json)]))).toBe(json);
     const utf32be = Buffer.alloc(json.length * 4);
     for (let i = 0; i < json.length; i++) utf32be.writeUInt32BE(json.charCodeAt(i), i * 4);
     expect(jsonEncoding(utf32be)).toBe('utf-32be');
-    expect(decodeText(utf32be, undefined)).toBe(json);
+    expect(decodeJsonText(utf32be)).toBe(json);
   });
 
-  it('uses a declared charset, and refuses one it does not know', () => {
+  it('text: a declared charset, else a BOM, else UTF-8 (a NUL pattern does not make it UTF-16)', () => {
     expect(decodeText(Buffer.from([0x63, 0x61, 0x66, 0xe9]), 'iso-8859-1')).toBe('café');
+    expect(decodeText(Buffer.from(`\ufeff${json}`, 'utf16le'), undefined)).toBe(json);
+    expect(decodeText(Buffer.from("\u0000' OR 1=1"), undefined)).toBe("\u0000' OR 1=1");
     expect(code(() => decodeText(Buffer.from('x'), 'x-klingon'))).toBe('GW_REQUEST_UNSUPPORTED_MEDIA_TYPE');
   });
 
@@ -256,6 +259,8 @@ describe('inspectBufferedBody', () => {
     expect(inspect('<a href="javascript:alert(1)">x</a>', 'text/html').finding).toMatchObject({ rule: 'xss' });
     expect(inspect('Select the best option from the table.', 'text/plain').finding).toBeNull();
     expect(inspect(Buffer.from("1' OR '1'='1' --", 'utf16le'), 'text/plain; charset=utf-16le').finding).toMatchObject({ rule: 'sql_injection' });
+    // A leading NUL would make a JSON parser read UTF-16; a text reader reads UTF-8.
+    expect(inspect("\u0000 1' OR '1'='1' --", 'text/plain').finding).not.toBeNull();
   });
 
   it('typeless: JSON (returned for routing) or text; binary starts are not inspected', () => {
@@ -267,6 +272,8 @@ describe('inspectBufferedBody', () => {
     expect(inspect(png, undefined).finding).toBeNull();
     // A text start is inspected whole: a binary byte later does not exempt it.
     expect(inspect(`${'a'.repeat(2000)} ' OR '1'='1' --\u0000`, undefined).finding).toMatchObject({ rule: 'sql_injection' });
+    // NULs that a JSON parser would take for UTF-16 do not make a text body binary.
+    expect(inspect("\u0000 1' OR '1'='1' --", undefined).finding).not.toBeNull();
   });
 
   it('forms: names and values, under both & and ; splitting, with field modes', () => {
