@@ -6,11 +6,12 @@
  * parser may keep the first (or all). Inspecting this view checks every value whichever one
  * the upstream takes, and a legitimate body with duplicate keys still passes. The gathered
  * array inherits the key's field mode (textFields / freeTextFields), so the duplicates are
- * judged exactly like the value JSON.parse kept.
+ * judged exactly like the value JSON.parse kept. (It is one level deeper than the values it
+ * gathers, so a repeated key at the very last level MAX_BODY_DEPTH allows counts as too deep.)
  *
  * One pass over the text, iterative (an explicit stack, no recursion), linear in its length;
- * `__proto__` is an ordinary key (an own property). Nesting deeper than
- * MAX_BODY_DEPTH stops the scan (`TooComplex`) instead of building a tree nobody may inspect.
+ * `__proto__` is an ordinary key (an own property). Nesting deeper than MAX_BODY_DEPTH stops
+ * the scan (`TooComplex`) instead of building a tree nobody may inspect.
  */
 import { MAX_BODY_DEPTH } from './detect/index.js';
 
