@@ -122,6 +122,7 @@ const TEXT_APPLICATION = new Set([
   'application/x-csv',
   'application/soap+xml',
   'message/http',
+  'application/http',
 ]);
 
 /**
