@@ -20,6 +20,8 @@ export const ERROR_CATALOGUE = {
   GW_REQUEST_HEADERS_TOO_LARGE: { status: 431, message: 'The request has too many or too large headers' },
   // --- the canonical request path (src/routing/canonical-path.ts) ---
   GW_REQUEST_PATH_INVALID: { status: 400, message: 'The request path is not in a form the gateway accepts' },
+  // --- request bodies the gateway inspects (src/security/body-inspection.ts) ---
+  GW_REQUEST_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The body is in a content coding or character set the gateway cannot inspect' },
   GW_AUTH_MISSING_CREDENTIALS: { status: 401, message: 'This route needs a bearer token or an API key' },
   GW_AUTH_INVALID_CREDENTIALS: { status: 401, message: 'The token or API key is not valid' },
   GW_AUTH_INSUFFICIENT_SCOPE: { status: 403, message: 'The credentials lack the scope this request needs' },

@@ -6,6 +6,11 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** A JSON request body as received (buffered so it can be inspected and routed on). */
     rawJsonBody?: Buffer;
+    /**
+     * The body to forward once input validation has read it (src/security/body-inspection.ts):
+     * the bytes as received, or a multipart body streaming through its inspector.
+     */
+    inspectedBody?: Buffer | Readable;
   }
 }
 
@@ -46,16 +51,26 @@ class ByteLimit extends Transform {
   }
 }
 
-/** What to send upstream as the body: the buffered JSON, the raw stream, or nothing. */
-export function upstreamBody(request: FastifyRequest, limit: number): Buffer | Readable | null {
-  if (request.rawJsonBody !== undefined) return request.rawJsonBody;
+/** Whether the request has a body that goes upstream (chunked, or a Content-Length on a method that carries one). */
+export function forwardsBody(request: FastifyRequest): boolean {
   const h = request.headers;
-  if (h['transfer-encoding'] !== undefined) {
+  if (h['transfer-encoding'] !== undefined) return true;
+  const length = h['content-length'];
+  return length !== undefined && length !== '0' && !BODYLESS.has(request.method);
+}
+
+/** What to send upstream as the body: the buffered (inspected) bytes, the stream, or nothing. */
+export function upstreamBody(request: FastifyRequest, limit: number): Buffer | Readable | null {
+  const inspected = request.inspectedBody;
+  if (Buffer.isBuffer(inspected)) return inspected;
+  if (request.rawJsonBody !== undefined) return request.rawJsonBody;
+  if (!forwardsBody(request)) return null;
+  const source = inspected ?? request.raw;
+  if (request.headers['transfer-encoding'] !== undefined) {
     // A declared Content-Length was checked up front; a chunked body is counted as it flows.
     const limited = new ByteLimit(limit);
-    request.raw.on('error', (err) => limited.destroy(err));
-    return request.raw.pipe(limited);
+    source.on('error', (err) => limited.destroy(err));
+    return source.pipe(limited);
   }
-  const length = h['content-length'];
-  return length !== undefined && length !== '0' && !BODYLESS.has(request.method) ? request.raw : null;
+  return source;
 }

@@ -154,7 +154,12 @@ async function uploadInput(request: FastifyRequest, fieldNames: ReadonlySet<stri
   } else {
     const boundary = multipartBoundary(contentType);
     const hasBody = request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0';
-    if (boundary !== null) {
+    const inspected = request.multipartFacts;
+    if (inspected !== undefined) {
+      // Input validation is reading the body already (src/security/multipart.ts): its parse, not a second look.
+      const fields = Object.fromEntries(Object.entries(inspected.fields).filter(([name]) => fieldNames.has(name)));
+      facts = { ...(inspected.file !== undefined ? { file: inspected.file } : {}), fields };
+    } else if (boundary !== null) {
       facts = hasBody ? parseMultipartPrefix(await peekBody(request.raw, UPLOAD_PEEK_BYTES, UPLOAD_PEEK_TIMEOUT_MS), boundary, fieldNames) : { fields: {} };
     } else {
       facts = rawUploadFacts(request.headers, request.url);

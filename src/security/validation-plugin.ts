@@ -1,16 +1,21 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import '../server/route-config.js';
+import { forwardsBody } from '../proxy/body.js';
+import { bodyType, inspectBufferedBody, inspectJsonBody, looksBinary, readBody } from './body-inspection.js';
 import { inspectRequest, type Finding, type InspectOptions } from './detect/index.js';
+import { multipartBoundary, MultipartInspector, type UploadFacts } from './multipart.js';
 import { IGNORE_THREATS, type ThreatSink } from './threat-signals.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The JSON body, parsed once by validation, for later stages (routing model). */
+    /** The JSON body (declared JSON, or a typeless body that parses), parsed once by validation, for later stages (routing model). */
     jsonBody?: unknown;
+    /** The file and small fields of a multipart body, as its inspector saw them (routing model). */
+    multipartFacts?: UploadFacts;
   }
 }
 
@@ -31,8 +36,9 @@ function rejection(finding: Finding): GatewayError {
 /**
  * Input validation of proxied requests: path, query and user-data headers as soon as the
  * request arrives (before authentication, so scanners are seen even without credentials),
- * the JSON body once it is read. A finding is a 403 naming the rule class, never the value,
- * and a threat signal for the client.
+ * the body after authentication, in every format an upstream may parse (body-inspection.ts,
+ * multipart.ts). A finding is a 403 naming the rule class, never the value, and a threat
+ * signal for the client.
  */
 async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOptions): Promise<void> {
   const threats = opts.threats ?? IGNORE_THREATS;
@@ -64,24 +70,78 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
     }
   });
 
-  app.addHook('preHandler', async (request) => {
-    const raw = request.rawJsonBody;
-    if (raw === undefined) return;
-    let body: unknown;
-    try {
-      body = JSON.parse(raw.toString('utf8'));
-    } catch {
-      throw new GatewayError('GW_REQUEST_INVALID', 'The body is declared as JSON but does not parse');
-    }
-    request.jsonBody = body;
+  const refuse = (request: FastifyRequest, finding: Finding): GatewayError => {
+    request.log.warn({ rule: finding.rule, location: finding.location }, 'input rejected');
+    return reject(request.ip, finding);
+  };
+
+  app.addHook('preHandler', async (request, reply) => {
     const route = request.routeOptions.config.gatewayRoute;
-    const options = route && byRoute.get(route);
-    if (options === undefined || options.mode === 'off') return;
-    const finding = inspectRequest({ path: '/', query: '', headers: {}, body }, options);
-    if (finding !== null) {
-      request.log.warn({ rule: finding.rule, location: finding.location }, 'input rejected');
-      throw reject(request.ip, finding);
+    if (route === undefined) return;
+    const options = byRoute.get(route);
+    const inspection = options !== undefined && options.mode !== 'off' ? (options as InspectOptions & { mode: 'strict' | 'text' }) : undefined;
+    // The limit of bodies the gateway holds to inspect: the route's JSON limit (limits.jsonBodyBytes or its own smaller one).
+    const limit = request.routeOptions.bodyLimit;
+    const encoding = request.headers['content-encoding'];
+
+    // A declared JSON body, buffered by the proxy's parser: parsed on every route, inspected where validation is on.
+    const rawJson = request.rawJsonBody;
+    if (rawJson !== undefined) {
+      const result = inspectJsonBody(rawJson, encoding, limit, inspection);
+      request.jsonBody = result.json?.value;
+      if (result.finding !== null) throw refuse(request, result.finding);
+      return;
     }
+    if (inspection === undefined || !forwardsBody(request)) return;
+    const type = bodyType(request.headers['content-type']);
+    if (type.kind === 'binary') return;
+
+    if (type.kind === 'multipart') {
+      if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+        throw new GatewayError('GW_REQUEST_UNSUPPORTED_MEDIA_TYPE', 'The gateway cannot inspect a multipart body with a Content-Encoding');
+      }
+      const boundary = multipartBoundary(type.media!);
+      if (boundary === null) throw new GatewayError('GW_REQUEST_INVALID', 'A multipart Content-Type needs a boundary of 1 to 70 allowed characters');
+      const gate = new MultipartInspector({
+        boundary,
+        formData: type.media!.subtype === 'form-data',
+        inspection,
+        textBytes: limit,
+        holdBytes: limit,
+        reject: (finding) => refuse(request, finding),
+      });
+      const source = request.raw;
+      const aborted = () => gate.destroy(new GatewayError('GW_REQUEST_ABORTED'));
+      source.once('error', aborted);
+      source.once('close', () => {
+        if (!source.complete) aborted();
+      });
+      // Whatever is left of the body when the answer is out (refused, or answered before the upstream read it all) is read and dropped.
+      reply.raw.once('finish', () => {
+        if (!source.complete) {
+          source.unpipe(gate);
+          source.resume();
+        }
+      });
+      source.pipe(gate);
+      await gate.ready;
+      request.inspectedBody = gate;
+      request.multipartFacts = gate.facts;
+      return;
+    }
+
+    // JSON that the proxy's parser did not read (a method Fastify parses no body for), typeless, text, form.
+    const declared = Number(request.headers['content-length']);
+    const sniff = type.kind === 'typeless' && encoding === undefined;
+    if (!sniff && declared > limit) throw new GatewayError('GW_REQUEST_BODY_TOO_LARGE', `A body the gateway inspects may be at most ${limit} bytes`);
+    // A typeless body whose first bytes are binary streams on uninspected, as any binary upload.
+    const read = await readBody(request.raw, limit, sniff ? looksBinary : undefined);
+    if (read === null) return;
+    request.inspectedBody = read.body;
+    if (read.binary) return;
+    const result = type.kind === 'json' ? inspectJsonBody(read.body, encoding, limit, inspection) : inspectBufferedBody(read.body, type, encoding, limit, inspection);
+    if (result.json !== undefined) request.jsonBody = result.json.value;
+    if (result.finding !== null) throw refuse(request, result.finding);
   });
 }
 
