@@ -21,6 +21,7 @@ import type { TokenIssuer } from '../auth/token-issuer.js';
 import { createClientErrorHandler } from '../security/client-errors.js';
 import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
+import { Lifecycle } from './lifecycle.js';
 import { AccessLogController, loggerOptions } from './logger.js';
 import { ClientTimeouts } from './client-timeouts.js';
 import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
@@ -87,12 +88,28 @@ function mapFrameworkError(err: FastifyError): GatewayError {
 }
 
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
+  // Every part that holds something (connections, timers, subscriptions) starts through this
+  // list and closes in reverse (src/server/lifecycle.ts); a failed start closes what had started.
+  const lifecycle = new Lifecycle({ error: (obj, msg) => process.stderr.write(`${msg}: ${JSON.stringify(obj)}\n`) });
+  try {
+    return await assembleGateway(config, options, lifecycle);
+  } catch (err) {
+    await lifecycle.close();
+    throw err;
+  }
+}
+
+async function assembleGateway(config: GatewayConfig, options: BuildOptions, lifecycle: Lifecycle): Promise<Gateway> {
   const metrics = createMetrics({ durationBuckets: config.metrics.durationBuckets, defaultMetrics: options.processMetrics !== false });
   const table = buildRouteTable(config);
-  const upstreams = new UpstreamRegistry(Object.values(config.services), {
-    connections: config.proxy.connectionPoolSize,
-    connectTimeoutMs: Math.min(config.proxy.requestTimeoutMs, 10_000),
-  });
+  const upstreams = await lifecycle.start(
+    'upstream pools',
+    new UpstreamRegistry(Object.values(config.services), {
+      connections: config.proxy.connectionPoolSize,
+      connectTimeoutMs: Math.min(config.proxy.requestTimeoutMs, 10_000),
+    }),
+    { close: (pools) => pools.close() },
+  );
 
   // Slow clients (header, body and send timeouts) and connection caps, on the raw server.
   const clientTimeouts = new ClientTimeouts(config.server, { registry: metrics.registry });
@@ -121,6 +138,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     },
   });
 
+  lifecycle.log = app.log;
   clientTimeouts.attach(app.server, app.log.child({ component: 'clients' }));
   new ConnectionGuard({
     maxPerIp: config.server.maxConnectionsPerIp,
@@ -149,28 +167,34 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     for (const listener of resourceListeners) listener(uri);
   };
   // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
-  const resilience = new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams });
+  const resilience = await lifecycle.start('resilience', new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams }), {
+    close: (r) => r.close(),
+  });
 
   // Shared state first: the rate limiter and the threat detector live on it, and the
   // detector is the ThreatSink the stages below report to.
-  const state = options.state ?? (await createStateStore(config, { log: app.log.child({ component: 'state' }), metrics }));
-  const rateLimiting = createRateLimiting(config, state, { metrics, log: app.log.child({ component: 'ratelimit' }) });
-  await rateLimiting.start();
+  // A store the caller passed in (tests) is the caller's to close.
+  const state =
+    options.state ??
+    (await lifecycle.start('state store', await createStateStore(config, { log: app.log.child({ component: 'state' }), metrics }), { close: (store) => store.close() }));
+  const rateLimiting = await lifecycle.start('rate limiting', createRateLimiting(config, state, { metrics, log: app.log.child({ component: 'ratelimit' }) }), {
+    start: (r) => r.start(),
+    close: (r) => r.close(),
+  });
   const blockedClients = new BlockedClientsService(rateLimiting.threats, () => state.up && state.backend === 'redis');
   // ML routing: the models load now (a model that cannot be used stops start-up) and follow
   // swaps of the other replicas through the state store.
-  let routing: AutoRouting | null;
-  try {
-    routing = config.routing.enabled ? createAutoRouting(config, { state, metrics, log: app.log.child({ component: 'routing' }) }) : null;
-  } catch (err) {
-    await rateLimiting.close();
-    if (options.state === undefined) await state.close();
-    throw err;
-  }
-  await routing?.start();
+  const routing: AutoRouting | null = config.routing.enabled
+    ? await lifecycle.start('routing models', createAutoRouting(config, { state, metrics, log: app.log.child({ component: 'routing' }) }), {
+        start: (r) => r.start(),
+        close: (r) => r.close(),
+      })
+    : null;
   // Stable/canary weights of the split routes, shared through the state store.
-  const splits = new TrafficSplits(config.routes, state, app.log.child({ component: 'traffic' }));
-  await splits.start();
+  const splits = await lifecycle.start('traffic splits', new TrafficSplits(config.routes, state, app.log.child({ component: 'traffic' })), {
+    start: (s) => s.start(),
+    close: (s) => s.close(),
+  });
   const traffic = new TrafficService(config, splits);
   splits.onChange(() => emitResourceChange('gateway://routes'));
 
@@ -247,9 +271,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   }
   // MCP Streamable HTTP at /mcp: read scope to connect; tools check their own needs.
   const routesService = new RoutesService(config, table, prober, splits);
-  const metricsService = new MetricsService(metrics.registry);
-  metricsService.start();
-  app.addHook('onClose', async () => metricsService.stop());
+  const metricsService = await lifecycle.start('metrics sampler', new MetricsService(metrics.registry), { start: (m) => m.start(), close: (m) => m.stop() });
   if (config.mcp.enabled) {
     if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only); never in production');
     await app.register(mcpHttpPlugin, {
@@ -284,9 +306,16 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     if (config.auth.jwt.issuer !== undefined) await app.register(protectedResourceMetadata, { config });
   }
   // Response cache of GET/HEAD routes (src/cache), in the state store's Keyv.
-  const cache = config.cache.enabled ? new ResponseCache(config.cache, state.cache<CacheStored>('responses', { maxEntries: 100_000 }), metrics, state) : undefined;
-  if (cache !== undefined) app.addHook('onClose', async () => cache.close());
+  const cache = config.cache.enabled
+    ? await lifecycle.start('response cache', new ResponseCache(config.cache, state.cache<CacheStored>('responses', { maxEntries: 100_000 }), metrics, state), {
+        close: (c) => c.close(),
+      })
+    : undefined;
   await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, splits, ...(cache ? { cache } : {}) });
+  // Last on the list, so first to close: stop accepting and finish in-flight requests before
+  // anything they use goes away. (Fastify's own onClose hooks run inside app.close().)
+  // (The Fastify instance is a thenable: it is closed over, never passed as the value.)
+  await lifecycle.start('http server', null, { close: () => app.close() });
 
   let closing: Promise<void> | undefined;
   return {
@@ -302,9 +331,14 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     admin: { blockedClients },
     routing,
     async listen() {
-      prober.start();
-      pressure.start();
-      return app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
+      try {
+        await lifecycle.start('health prober', prober, { start: (p) => p.start(), close: (p) => p.stop() });
+        await lifecycle.start('pressure monitor', pressure, { start: (p) => p.start(), close: (p) => p.stop() });
+        return await app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
+      } catch (err) {
+        await lifecycle.close(); // e.g. the port is taken: close what had started
+        throw err;
+      }
     },
     close(closeOptions = {}) {
       closing ??= (async () => {
@@ -322,16 +356,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
         }, config.server.shutdownTimeoutMs);
         deadline.unref();
         try {
-          await app.close();
+          // In reverse start order: probes, the HTTP server (in-flight requests finish), the
+          // cache, routing, limits, the state store, upstream pools last.
+          await lifecycle.close();
         } finally {
           clearTimeout(deadline);
-          await Promise.allSettled([prober.stop(), upstreams.close()]);
-          pressure.stop();
-          resilience.close();
-          await rateLimiting.close();
-          await routing?.close();
-          splits.close();
-          if (options.state === undefined) await state.close();
         }
       })();
       return closing;

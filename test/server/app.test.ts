@@ -1,10 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { buildGateway, type Gateway } from '../../src/server/app.js';
+import { cleanup, onCleanup, waitFor } from '../helpers/gateway.js';
+import { describeWithRedis, startRedis } from '../helpers/redis.js';
 
 const open: Gateway[] = [];
 afterEach(async () => {
@@ -91,5 +94,39 @@ describe('gateway assembly (in-process)', () => {
       ]),
     );
     expect(series).toHaveLength(2);
+  });
+});
+
+describeWithRedis('a failed start closes what had started', () => {
+  afterAll(cleanup);
+
+  it('a routing model that cannot load: the Redis connections opened before it are closed again', async () => {
+    const redis = await startRedis();
+    const others = async () =>
+      (await redis.command('CLIENT LIST'))
+        .split('\n')
+        .filter((line) => line.includes(' cmd=') && !line.includes('cmd=client|list'));
+    const dir = mkdtempSync(join(tmpdir(), 'gw-app-'));
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(file, `routing:\n  model: ${join(dir, 'missing-model.json')}\n`);
+    const result = loadConfig({ GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', REDIS_URL: redis.url }, { file });
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    await expect(buildGateway(result.config, { logger: pino({ level: 'silent' }), processMetrics: false })).rejects.toThrow(/missing-model\.json/);
+    await waitFor(async () => ((await others()).length === 0 ? true : undefined), 5000, 'the gateway\'s Redis connections to close');
+  });
+
+  it('a port already taken: listen fails and closes what had started (Redis connections, probes)', async () => {
+    const redis = await startRedis();
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    onCleanup(() => new Promise<void>((r) => taken.close(() => r())));
+    const result = loadConfig({ GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String((taken.address() as AddressInfo).port), REDIS_URL: redis.url });
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    const g = await buildGateway(result.config, { logger: pino({ level: 'silent' }), processMetrics: false });
+    const clients = async () => (await redis.command('CLIENT LIST')).split('\n').filter((line) => line.includes(' cmd=') && !line.includes('cmd=client|list'));
+    expect((await clients()).length).toBeGreaterThan(0);
+    await expect(g.listen()).rejects.toThrow(/EADDRINUSE/);
+    await waitFor(async () => ((await clients()).length === 0 ? true : undefined), 5000, 'the gateway\'s Redis connections to close');
+    await g.close(); // idempotent after a failed listen
   });
 });
