@@ -48,6 +48,7 @@ export class Checker {
 
   /** One problem, named after the key at `path`. */
   problem(path: PropertyKey[], message: string): void {
+    // `input` left out: the checked value is the whole input, secrets included.
     this.#ctx.addIssue({ code: 'custom', path: [...this.#base, ...path], message, input: undefined });
   }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, type GatewayConfig, type LoadResult } from '../../src/config/index.js';
 import { routeConfigSchema } from '../../src/config/routes.js';
+import { gatewayConfigSchema } from '../../src/config/schema.js';
 import { serviceConfigSchema } from '../../src/config/services.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gw-config-schema-'));
@@ -142,5 +143,42 @@ routes:
     for (const route of config.routes) expect(routeConfigSchema.parse(route)).toMatchObject(route);
     expect(config.services['twin-canary']).toMatchObject({ canaryOf: 'twin', urls: ['http://twin-v2:1'], fallback: { type: 'static', status: 200, body: '{"ok":false}' } });
     expect(config.routes.find((r) => r.id === 'v1-twin')).toMatchObject({ methods: ['GET', 'POST'], split: { canaryService: 'twin-canary', weights: { stable: 90, canary: 10 }, sticky: 'cookie' } });
+  });
+});
+
+describe('checks across keys on any partly broken input', () => {
+  it('never throw: every key of a rich config replaced in turn by a value of every wrong type', () => {
+    const rich = {
+      services: { twin: { urls: ['http://a:1'], fallback: 'service:knowledge' }, search: { urls: ['http://s:1'] } },
+      routes: [
+        { id: 'a', prefix: '/v1/a', service: 'twin', split: { canary: { urls: ['http://c:1'] }, weights: { stable: 50, canary: 50 } } },
+        { prefix: '/v1/b', service: 'search', split: { canary: { service: 'twin' } } },
+      ],
+      auth: { apiKeys: [{ name: 'k', sha256: 'a'.repeat(64), scopes: ['read'] }], tokens: { ttlSeconds: 900 }, jwt: { maxLifetimeSeconds: 1000 }, totp: { lockoutSeconds: 5 } },
+      rateLimit: { allowList: { keys: ['k'] }, threat: { levels: { medium: 1, high: 2, critical: 3 } } },
+      routing: { services: ['twin', 'twin-canary'], defaultService: 'twin' },
+      mcp: { maxSessions: 5, adminReservedSessions: 1 },
+      cors: { origins: ['https://a.example'], credentials: true },
+      server: { requestTimeoutMs: 0 },
+    };
+    const wrong = [null, 5, 'text', true, [], {}, [null], -1, 'service:nope'];
+    const paths = (value: unknown, path: (string | number)[] = []): (string | number)[][] =>
+      value !== null && typeof value === 'object'
+        ? Object.entries(value).flatMap(([k, v]) => [[...path, Array.isArray(value) ? Number(k) : k], ...paths(v, [...path, Array.isArray(value) ? Number(k) : k])])
+        : [];
+    expect(gatewayConfigSchema.safeParse({ env: {}, file: rich }).success).toBe(true);
+    let broken = 0;
+    for (const path of paths(rich)) {
+      for (const value of wrong) {
+        const input = structuredClone(rich) as Record<string | number, unknown>;
+        let parent = input;
+        for (const part of path.slice(0, -1)) parent = parent[part] as Record<string | number, unknown>;
+        parent[path.at(-1)!] = value;
+        const result = gatewayConfigSchema.safeParse({ env: {}, file: input });
+        if (!result.success) broken += 1;
+      }
+    }
+    // Most replacements are problems; none made the checks throw.
+    expect(broken).toBeGreaterThan(paths(rich).length * 4);
   });
 });
