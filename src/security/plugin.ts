@@ -26,7 +26,7 @@ async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions)
     origin: anyOrigin ? '*' : (origin, cb) => cb(null, origin !== undefined && allowed.has(origin.toLowerCase())),
     credentials: corsConfig.credentials,
     maxAge: corsConfig.maxAgeSeconds,
-    exposedHeaders: corsConfig.exposedHeaders,
+    exposedHeaders: [...corsConfig.exposedHeaders],
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     strictPreflight: true,
     hideOptionsRoute: true,

@@ -271,7 +271,7 @@ state: { keyPrefix: "has spaces" }
         expect.stringMatching(/^state\.keyPrefix: /),
       ]),
     );
-    // Cross-checks run once the file parses: an allow-listed key must exist.
+    // An allow-listed key must exist.
     const ghost = yamlFile('rl-ghost.yaml', 'rateLimit: { allowList: { keys: [ghost] } }\n');
     expect(problems(loadConfig({}, { file: ghost }))).toEqual([`${ghost}: rateLimit.allowList.keys[0]: no API key is named "ghost" (known: none)`]);
   });
