@@ -4,7 +4,7 @@
  * `{ "error": { "code", "message", "requestId" } }` (see `errorBody`).
  *
  * A test checks that codes are unique, well formed, and each one is documented in the
- * README's error table, so adding an entry here means adding a row there.
+ * error table in docs/errors.md, so adding an entry here means adding a row there.
  */
 export const ERROR_CATALOGUE = {
   GW_ROUTE_NOT_FOUND: { status: 404, message: 'No route matches this method and path' },

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE, errorBody, GatewayError, type ErrorCode } from '../src/errors.js';
 
-const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const readme = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
 /** Rows of the README's error table: | `CODE` | status | meaning | */
 const documented = new Map(
   [...readme.matchAll(/^\|\s*`(GW_[A-Z_]+)`\s*\|\s*(\d{3})\s*\|/gm)].map((m) => [m[1]!, Number(m[2])]),
@@ -22,8 +22,8 @@ describe('error catalogue', () => {
     expect(new Set(codes).size).toBe(codes.length);
   });
 
-  it('documents every code in the README error table with the same status, and nothing else', () => {
-    for (const code of codes) expect(documented.get(code), `${code} in README`).toBe(ERROR_CATALOGUE[code].status);
+  it('documents every code in the error table of docs/errors.md with the same status, and nothing else', () => {
+    for (const code of codes) expect(documented.get(code), `${code} in docs/errors.md`).toBe(ERROR_CATALOGUE[code].status);
     expect([...documented.keys()].sort()).toEqual([...codes].sort());
   });
 

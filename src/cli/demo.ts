@@ -58,7 +58,7 @@ export async function runDemo(): Promise<void> {
         `  curl -s -X POST ${base}/v1/knowledge/search ${auth} -H 'content-type: application/json' -d '{"query":"fog pricing"}'`,
         `  curl -s -i -X POST ${base}/v1/query ${auth} -H 'content-type: application/json' -d '{"query":"remind me to call mum tomorrow at 6"}'`,
         '',
-        'AI assistants (MCP; this token gets the read tools; README: "Using the gateway from an AI assistant"):',
+        'AI assistants (MCP; this token gets the read tools; docs/mcp.md: "Using the gateway from an AI assistant"):',
         `  Streamable HTTP  ${base}/mcp with the header Authorization: Bearer <the token above>`,
         `  stdio            GATEWAY_TOKEN=<the token above> npx unified-gateway mcp --url ${base}`,
         '',

@@ -16,7 +16,7 @@ export const mcpSchema = z
     enabled: z.boolean().default(true),
     // Session slots (per replica). A session is kept in memory until it ends or goes idle, so
     // who may hold the slots is bounded: per principal, per client address, and a share of
-    // the total that only admin-scoped principals may use (see README "MCP server").
+    // the total that only admin-scoped principals may use (see docs/mcp.md).
     /** Open sessions per replica at most; past it, initialize gets 503. */
     maxSessions: z.number().int().min(1).max(100_000).default(100),
     /** Open sessions of one authenticated principal (API key / JWT subject) per replica at most. */

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { RouteConfig } from '../config/index.js';
 
 /*
- * One canonical request target per request (README, "Request paths"). Computed once, before
+ * One canonical request target per request (docs/security.md, "Request paths"). Computed once, before
  * routing (Fastify's rewriteUrl, src/proxy/request-target.ts): route matching, auth policy,
  * input validation, the cache key and the path sent upstream all use the result, so the
  * gateway and the upstream can never read the same request as two different paths.

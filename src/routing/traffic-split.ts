@@ -5,7 +5,7 @@ import type { StateStore } from '../state/index.js';
 import { isNewer, isoTime } from '../state/order.js';
 
 /*
- * Stable/canary traffic splits (README, "Traffic split"). The weights of each split route
+ * Stable/canary traffic splits (docs/architecture.md, "Traffic split"). The weights of each split route
  * live in the state store and are broadcast, so every replica applies a shift within a
  * second; a client sticks to its side because the side comes from a hash of who it is.
  */

@@ -270,10 +270,10 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
     });
   });
 
-  // README (MCP server): "Admin tools are not listed for sessions without admin scope; called
+  // docs/mcp.md: "Admin tools are not listed for sessions without admin scope; called
   // anyway they are refused with a tool error naming the missing scope or MFA. Every tool call
   // is audited". The two tests below hold the gateway to that.
-  describe('README contract: every tool call is audited, refusals name the scope', () => {
+  describe('docs/mcp.md contract: every tool call is audited, refusals name the scope', () => {
     it('a read principal calling a hidden admin tool gets a tool error naming the "admin" scope, audited as refused', async () => {
       const r = await connectMcp(gw.url, reader);
       const res = await r.client.callTool({ name: 'shift_traffic', arguments: { route: 'canary-twin', stable: 0, canary: 100, reason: 'escalation attempt' } });
