@@ -1,6 +1,6 @@
 /**
  * Measures the input-validation detectors on the labelled corpus (test/security/corpus/, see its
- * docs/security.md): detection rate per attack class and overall, false-positive rate on benign AI-style
+ * README): detection rate per attack class and overall, false-positive rate on benign AI-style
  * traffic, each value placed where it would realistically travel (path, query string, a
  * user-data header, a nested JSON body field, a /v1/query text field, a free-text `code` field).
  *
