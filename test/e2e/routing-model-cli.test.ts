@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, onCleanup, ROOT, runCli } from '../helpers/gateway.js';
-import { startHfServer, type HfServer } from '../routing/model/hf-server.js';
+import { startHfServer, type HfServer } from '../helpers/hf-server.js';
 import { constantModelFile } from '../routing/model/helpers.js';
 
 /*

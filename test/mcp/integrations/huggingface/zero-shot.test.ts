@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_DESCRIPTIONS, validateAgainstZeroShot, ValidatorError, ZeroShotClassifier } from '../../../mcp/integrations/huggingface/index.js';
-import { loadDataFiles } from '../../../src/routing/model/data.js';
-import { entryPath, loadModelFile, packageModelsDir, readPointer } from '../../../src/routing/model/files.js';
-import { redirectingFetch, startHfServer, zeroShotInput, zeroShotOutput, type HfServer } from './hf-server.js';
+import { SERVICE_DESCRIPTIONS, validateAgainstZeroShot, ValidatorError, ZeroShotClassifier } from '../../../../mcp/integrations/huggingface/index.js';
+import { loadDataFiles } from '../../../../src/routing/model/data.js';
+import { entryPath, loadModelFile, packageModelsDir, readPointer } from '../../../../src/routing/model/files.js';
+import { redirectingFetch, startHfServer, zeroShotInput, zeroShotOutput, type HfServer } from '../../../helpers/hf-server.js';
 
 let hf: HfServer;
 
