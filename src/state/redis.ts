@@ -243,148 +243,126 @@ export class RedisStore implements StateStore {
     return (await this.hitAll([{ key, limit, windowMs }]))[0]!;
   }
 
-  async hitAll(checks: readonly WindowCheck[]): Promise<WindowDecision[]> {
+  /**
+   * Ask Redis while it answers; when it is away (or fails now) this replica decides alone from
+   * its own memory, and the fallback is counted (gateway_state_store_fallbacks_total).
+   */
+  private async sharedOrLocal<T>(shared: () => Promise<T>, local: () => T | Promise<T>, counted = true): Promise<T> {
     if (this.lastUp) {
       try {
+        return await this.timed(shared());
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    if (counted) this.options.onFallback?.();
+    return local();
+  }
+
+  /** After a local write: the same write in Redis while it answers (a failure only marks Redis away). */
+  private async alsoShared(shared: () => Promise<unknown>): Promise<void> {
+    if (!this.lastUp) return;
+    try {
+      await this.timed(shared());
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  async hitAll(checks: readonly WindowCheck[]): Promise<WindowDecision[]> {
+    return this.sharedOrLocal(
+      async () => {
         const member = `${this.id}.${(this.seq++).toString(36)}`;
         const args: number[] = [];
         for (const c of checks) args.push(c.limit, c.windowMs);
-        const replies = await this.timed(this.client.gwSlidingWindow(checks.map((c) => this.key('rl', c.key)), args, member));
+        const replies = await this.client.gwSlidingWindow(checks.map((c) => this.key('rl', c.key)), args, member);
         return replies.map((r, i) => {
           const limit = checks[i]!.limit;
           return { allowed: r.allowed, limit, remaining: Math.max(0, limit - r.count), resetMs: Math.max(0, r.resetMs), shared: true };
         });
-      } catch (err) {
-        this.failed(err);
-      }
-    }
-    this.options.onFallback?.();
-    return this.local.hitAllSync(checks);
+      },
+      () => this.local.hitAllSync(checks),
+    );
   }
 
   async addScore(key: string, amount: number, options: ScoreOptions): Promise<ScoreChange> {
-    if (this.lastUp) {
-      try {
-        const { before, after } = await this.timed(
-          this.client.gwAddScore(
-            this.key('score', key),
-            this.key('distinct', key),
-            amount,
-            options.halfLifeMs,
-            options.distinct ?? '',
-            options.maxDistinct ?? 256,
-            scoreTtl(options.halfLifeMs),
-          ),
+    return this.sharedOrLocal(
+      async () => {
+        const { before, after } = await this.client.gwAddScore(
+          this.key('score', key),
+          this.key('distinct', key),
+          amount,
+          options.halfLifeMs,
+          options.distinct ?? '',
+          options.maxDistinct ?? 256,
+          scoreTtl(options.halfLifeMs),
         );
         return { before, after, shared: true };
-      } catch (err) {
-        this.failed(err);
-      }
-    }
-    this.options.onFallback?.();
-    return this.local.addScoreSync(key, amount, options);
+      },
+      () => this.local.addScoreSync(key, amount, options),
+    );
   }
 
   async setScore(key: string, value: number, halfLifeMs: number): Promise<void> {
     await this.local.setScore(key, value, halfLifeMs);
-    if (!this.lastUp) return;
-    try {
-      await this.timed(this.client.gwSetScore(this.key('score', key), this.key('distinct', key), value, scoreTtl(halfLifeMs)));
-    } catch (err) {
-      this.failed(err);
-    }
+    await this.alsoShared(() => this.client.gwSetScore(this.key('score', key), this.key('distinct', key), value, scoreTtl(halfLifeMs)));
   }
 
   async increment(key: string, ttlMs: number): Promise<number> {
-    if (this.lastUp) {
-      try {
-        return await this.timed(this.client.gwIncrement(this.key('count', key), ttlMs));
-      } catch (err) {
-        this.failed(err);
-      }
-    }
-    this.options.onFallback?.();
-    return this.local.increment(key, ttlMs);
+    return this.sharedOrLocal(
+      () => this.client.gwIncrement(this.key('count', key), ttlMs),
+      () => this.local.increment(key, ttlMs),
+    );
   }
 
   async deleteCounter(key: string): Promise<void> {
     await this.local.deleteCounter(key);
-    if (!this.lastUp) return;
-    try {
-      await this.timed(this.client.del(this.key('count', key)));
-    } catch (err) {
-      this.failed(err);
-    }
+    await this.alsoShared(() => this.client.del(this.key('count', key)));
   }
 
   async claim(key: string, ttlMs: number): Promise<ClaimResult> {
-    if (this.lastUp) {
-      try {
-        const r = await this.timed(this.client.gwClaim(this.key('claim', key), ttlMs));
-        return { ...r, shared: true };
-      } catch (err) {
-        this.failed(err);
-      }
-    }
-    this.options.onFallback?.();
-    return this.local.claimSync(key, ttlMs);
+    return this.sharedOrLocal(
+      async () => ({ ...(await this.client.gwClaim(this.key('claim', key), ttlMs)), shared: true }),
+      () => this.local.claimSync(key, ttlMs),
+    );
   }
 
   async release(key: string): Promise<void> {
     await this.local.release(key);
-    if (!this.lastUp) return;
-    try {
-      await this.timed(this.client.del(this.key('claim', key)));
-    } catch (err) {
-      this.failed(err);
-    }
+    await this.alsoShared(() => this.client.del(this.key('claim', key)));
   }
 
   // Expiring sets are written to both: local memory keeps what this replica knows for when
   // Redis is away (and lets a replica put its entries back after Redis lost them).
   async putEntry(set: string, id: string, value: string, ttlMs: number): Promise<void> {
     await this.local.putEntry(set, id, value, ttlMs);
-    if (!this.lastUp) return;
-    try {
-      await this.timed(this.client.gwPutEntry(this.key('set', set), this.key('setv', set), id, value, ttlMs));
-    } catch (err) {
-      this.failed(err);
-    }
+    await this.alsoShared(() => this.client.gwPutEntry(this.key('set', set), this.key('setv', set), id, value, ttlMs));
   }
 
   async deleteEntry(set: string, id: string): Promise<boolean> {
     const here = await this.local.deleteEntry(set, id);
-    if (!this.lastUp) return here;
-    try {
-      return (await this.timed(this.client.gwDeleteEntry(this.key('set', set), this.key('setv', set), id))) || here;
-    } catch (err) {
-      this.failed(err);
-      return here;
-    }
+    return this.sharedOrLocal(
+      async () => (await this.client.gwDeleteEntry(this.key('set', set), this.key('setv', set), id)) || here,
+      () => here,
+      false,
+    );
   }
 
   async listEntries(set: string, max = 10_000): Promise<ExpiringEntry[]> {
-    if (this.lastUp) {
-      try {
-        return await this.timed(this.client.gwListEntries(this.key('set', set), this.key('setv', set), max));
-      } catch (err) {
-        this.failed(err);
-      }
-    }
-    return this.local.listEntries(set, max);
+    return this.sharedOrLocal(
+      () => this.client.gwListEntries(this.key('set', set), this.key('setv', set), max),
+      () => this.local.listEntries(set, max),
+      false,
+    );
   }
 
   async publish(topic: string, data: unknown): Promise<void> {
-    if (this.lastUp) {
-      try {
-        await this.timed(this.client.publish(this.channel, JSON.stringify({ o: this.id, t: topic, d: data ?? null })));
-        return;
-      } catch (err) {
-        this.failed(err);
-      }
-    }
     // Redis away: only this replica hears it (the others catch up when they resynchronise).
-    await this.local.publish(topic, data);
+    await this.sharedOrLocal(
+      async () => void (await this.client.publish(this.channel, JSON.stringify({ o: this.id, t: topic, d: data ?? null }))),
+      () => this.local.publish(topic, data),
+      false,
+    );
   }
 
   private onMessage(raw: string): void {
