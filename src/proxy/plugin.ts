@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { GatewayConfig, HttpMethod } from '../config/index.js';
-import '../server/route-config.js';
+import '../auth/policy.js';
+import '../routing/route-table.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
