@@ -90,14 +90,16 @@ export class RequestPath {
     try {
       //  Backpressure: past the service's or the gateway's in-flight bound, 503 before any upstream work.
       resilience.limiter.acquire(service.name, reply.raw);
-      //  One upstream exchange: breaker, retries and one deadline around one request (exchange.ts).
+      //  One upstream exchange: breaker, retries and one deadline around one request (exchange.ts),
+      //  to the host load balancing picks; the body is taken once, for it and any fallback.
+      const upstream = this.#upstream(service);
       const outgoing: Outgoing = { route: plan.route, body: upstreamBody(request, plan.bodyLimitBytes), side };
-      const response = await exchange(request, reply, outgoing, this.#upstream(service), service.timeoutMs, this.#deps);
+      const response = await exchange(request, reply, outgoing, upstream, service.timeoutMs, this.#deps);
       //  Fallback: who answers when the service could not (stale cache, a static answer, another service).
       if (response instanceof UpstreamFailure) return await this.#fallbackAnswer(request, reply, plan, service, outgoing, response);
 
-      // 7-8. The answer: through the cache, stored when it may be, or streamed on as it comes.
-      if (lookup?.store === true) return await cache!.storeAndSend(request, reply, lookup, response.statusCode, clientResponseHeaders(response.headers), response.body);
+      // 7-8. The answer: through the cache (stored when it may be), or streamed on as it comes.
+      if (lookup !== undefined) return await cache!.storeAndSend(request, reply, lookup, response.statusCode, clientResponseHeaders(response.headers), response.body);
       return send(reply, response);
     } finally {
       if (lookup !== undefined) cache!.release(lookup);
