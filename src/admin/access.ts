@@ -2,7 +2,6 @@ import type { Principal } from '../auth/principal.js';
 import { grants } from '../auth/scopes.js';
 import type { RouteAuthPolicy } from '../config/index.js';
 import { GatewayError } from '../errors.js';
-import '../server/route-config.js';
 
 /*
  * Who may use the admin services, on every face: the REST endpoints under /admin (the auth

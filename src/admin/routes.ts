@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { RouteAuthPolicy } from '../config/index.js';
 import { GatewayError } from '../errors.js';
-import '../server/route-config.js';
+import '../auth/policy.js';
+import '../auth/principal.js';
 import { blockClientInput, unblockClientInput, type BlockedClientsService } from './blocked-clients.js';
 import { getTrafficSplitInput, shiftTrafficInput, TrafficSplitError, type TrafficService } from './traffic-service.js';
 

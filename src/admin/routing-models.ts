@@ -4,7 +4,7 @@ import type { RouteAuthPolicy } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import { ModelNotAvailableError, type RoutingModelManager, type RoutingStatus } from '../routing/model/manager.js';
 import { ModelFileError } from '../routing/model/model.js';
-import '../server/route-config.js';
+import '../auth/policy.js';
 
 /*
  * The admin service for the routing models (one implementation behind the REST endpoints

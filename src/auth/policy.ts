@@ -1,5 +1,11 @@
 import type { RouteAuthPolicy } from '../config/index.js';
-import '../server/route-config.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call the route (checked by the auth stage, src/auth/plugin.ts); absent means public. */
+    authPolicy?: RouteAuthPolicy;
+  }
+}
 
 export const PUBLIC: RouteAuthPolicy = Object.freeze({ required: false });
 export const READ_ONLY: RouteAuthPolicy = Object.freeze({ required: true, scope: 'read' as const });

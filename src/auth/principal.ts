@@ -1,5 +1,12 @@
 import type { Scope } from './scopes.js';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth stage (src/auth/plugin.ts) for routes that need credentials; null otherwise. */
+    principal: Principal | null;
+  }
+}
+
 /** Who made a request, as later stages (rate limiting, audit, logs) see it. Never holds the credential. */
 export interface Principal {
   readonly kind: 'jwt' | 'api-key';

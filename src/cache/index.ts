@@ -1,2 +1,2 @@
-export { ResponseCache, type CachedEntry, type CacheStored, type Respond, type Send } from './response-cache.js';
+export { CacheLookup, ResponseCache, type CachedEntry, type CacheStored, type ResponseCacheOptions } from './response-cache.js';
 export * from './policy.js';

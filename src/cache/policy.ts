@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import CachePolicy from 'http-cache-semantics';
 import type { RouteCacheConfig } from '../config/index.js';
 
 /*
- * What may be stored and under which key (README, "Response cache"). Pure functions: the
+ * What may be stored and under which key (docs/architecture.md, "Response cache"). Pure functions: the
  * store and the request flow are in response-cache.ts.
  */
 
@@ -28,7 +29,11 @@ function seconds(value: string | undefined): number | undefined {
   return Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 
-/** The directives of a Cache-Control header that matter to the gateway. */
+/**
+ * The directives of a request's Cache-Control that matter to the gateway (requestBypasses,
+ * on every cached request: a few string operations; http-cache-semantics has no public
+ * parser, and its request evaluation needs a policy object per entry).
+ */
 export function parseCacheControl(value: string | string[] | undefined): CacheControl {
   const text = headerText(value);
   if (text === undefined || text === '') return EMPTY;
@@ -66,23 +71,59 @@ export interface StoreDecision {
   readonly perUser: boolean;
   /** Request headers named by Vary (lowercase, sorted); part of the key. */
   readonly vary: readonly string[];
-  /** Cache-Control: public (an authenticated request's answer may be shared). */
+  /**
+   * May answer authenticated requests of any principal: what a shared cache may keep of an
+   * authenticated request's answer (RFC 9111 §3.5: public, s-maxage or must-revalidate).
+   */
   readonly public: boolean;
-  /** Cache-Control: private (never stored without a principal to store it under). */
+  /** A shared cache may not store it (private): never stored without a principal to store it under. */
   readonly private: boolean;
 }
 
 const CACHEABLE_STATUS = new Set([200, 203, 204, 300, 301, 404, 410]);
 
+/*
+ * Storability and lifetime come from http-cache-semantics (RFC 9111), asked as a shared
+ * cache, or as a private one on per-user routes; the gateway adds its own rules around it.
+ * The requests it is shown carry no header but, for "may this be shared between
+ * principals", an Authorization: the client's own Cache-Control only decides whether the
+ * lookup is skipped (requestBypasses), and the gateway never revalidates, so it uses the
+ * lifetime only (no heuristic freshness, no `immutable` minimum).
+ */
+const ANONYMOUS: CachePolicy.Request = { method: 'GET', headers: {} };
+const AUTHENTICATED: CachePolicy.Request = { method: 'GET', headers: { authorization: 'principal' } };
+const POLICY_OPTIONS = { cacheHeuristic: 0, immutableMinTimeToLive: 0 } as const;
+
+/**
+ * The response headers the policy reads. Cache-Control is lowercased (directive names are
+ * case-insensitive, RFC 9111 §5.2; the library compares them as written). A route's
+ * ttlSeconds stands in as the Expires of an answer that states no lifetime of its own, so
+ * s-maxage, max-age and the upstream's Expires all win over it.
+ */
+function policyHeaders(headers: Record<string, string | string[] | undefined>, cacheControl: string | undefined, route: RouteCacheConfig | undefined): CachePolicy.Headers {
+  const out: CachePolicy.Headers = { ...headers };
+  if (cacheControl !== undefined) out['cache-control'] = cacheControl.toLowerCase();
+  if (route !== undefined && headers.expires === undefined) {
+    let date = Date.parse(headerText(headers.date) ?? '');
+    if (!Number.isFinite(date)) {
+      date = Date.now();
+      out.date = new Date(date).toUTCString();
+    }
+    out.expires = new Date(date + route.ttlSeconds * 1000).toUTCString();
+  }
+  return out;
+}
+
 /**
  * Whether the answer to a GET may be stored (undefined: not). The rules:
  *  - never: no-store, no-cache (the gateway does not revalidate), Set-Cookie, Vary: *,
  *    a status outside 200/203/204/300/301/404/410;
- *  - lifetime: s-maxage, else max-age, capped by the route's ttlSeconds when it has a
- *    `cache` block; without any, the route's ttlSeconds; without both, not stored;
+ *  - lifetime: s-maxage, else max-age, else Expires, less the upstream's Age; capped by the
+ *    route's ttlSeconds when it has a `cache` block, which is also the lifetime of answers
+ *    that state none; without any, not stored;
  *  - `private`: stored only on a per-user route (in that user's entries);
- *  - per user when the route says so, or the request was authenticated and the answer
- *    is not explicitly `public`.
+ *  - per user when the route says so, or the request was authenticated and the answer may
+ *    not be shared between principals (no `public`, `s-maxage` or `must-revalidate`).
  */
 export function storeDecision(
   status: number,
@@ -92,18 +133,21 @@ export function storeDecision(
 ): StoreDecision | undefined {
   if (!CACHEABLE_STATUS.has(status)) return undefined;
   if (headers['set-cookie'] !== undefined) return undefined;
-  const cc = parseCacheControl(headers['cache-control']);
-  if (cc.noStore || cc.noCache) return undefined;
-  const perUserRoute = route?.perUser === true;
-  if (cc.private && !perUserRoute) return undefined;
-  const upstreamTtl = cc.sMaxAge ?? cc.maxAge;
-  let ttlSeconds: number | undefined;
-  if (upstreamTtl !== undefined) ttlSeconds = route !== undefined ? Math.min(upstreamTtl, route.ttlSeconds) : upstreamTtl;
-  else ttlSeconds = route?.ttlSeconds;
-  if (ttlSeconds === undefined || ttlSeconds <= 0) return undefined;
+  const cacheControl = headerText(headers['cache-control']);
+  // No lifetime from the upstream nor from the route: nothing to ask (most answers of most routes).
+  if (route === undefined && cacheControl === undefined && headers.expires === undefined) return undefined;
   const vary = varyHeaders(headers.vary);
   if (vary === undefined) return undefined;
-  return { ttlSeconds, perUser: perUserRoute || (authenticated && !cc.public), vary, public: cc.public, private: cc.private };
+  const response: CachePolicy.Response = { status, headers: policyHeaders(headers, cacheControl, route) };
+  const perUserRoute = route?.perUser === true;
+  const policy = new CachePolicy(ANONYMOUS, response, { shared: !perUserRoute, ...POLICY_OPTIONS });
+  if (!policy.storable()) return undefined;
+  const lifetime = Math.floor(policy.maxAge()) - Math.floor(policy.age());
+  const ttlSeconds = route !== undefined ? Math.min(lifetime, route.ttlSeconds) : lifetime;
+  if (ttlSeconds <= 0) return undefined;
+  const shared = perUserRoute ? new CachePolicy(ANONYMOUS, response, { shared: true, ...POLICY_OPTIONS }).storable() : true;
+  const sharable = new CachePolicy(AUTHENTICATED, response, { shared: true, ...POLICY_OPTIONS }).storable();
+  return { ttlSeconds, perUser: perUserRoute || (authenticated && !sharable), vary, public: sharable, private: !shared };
 }
 
 /** Vary as a sorted list of lowercase header names; undefined for `Vary: *` (never cached). */

@@ -2,18 +2,21 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Keyv } from 'keyv';
-import type { Dispatcher } from 'undici';
+import '../auth/principal.js';
 import type { ResponseCacheConfig, RouteCacheConfig, RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import { clientResponseHeaders, forwardingView } from '../proxy/headers.js';
 import type { StateStore } from '../state/index.js';
 import { baseKey, entryKey, notModified, requestBypasses, storeDecision } from './policy.js';
 
 /*
- * The response cache of the proxied GET/HEAD routes (README, "Response cache"): entries in a
+ * The response cache of the proxied GET/HEAD routes (docs/architecture.md, "Response cache"): entries in a
  * Keyv from the state store (memory, or Redis with REDIS_URL), concurrent misses of one key
  * coalesced into one upstream call, 304 for matching conditional requests.
+ *
+ * The request path (src/proxy/request-path.ts) drives it in steps, never through a callback:
+ * lookup() before the upstream (a fresh entry is sent with answer()), storeAndSend() with the
+ * upstream's answer, release() when the request is done, stale() for the stale-cache fallback.
  */
 
 /** A stored answer. The body is base64 so that it survives Redis' JSON serialisation. */
@@ -39,12 +42,6 @@ interface VaryIndex {
 export type CacheStored = CachedEntry | VaryIndex;
 type Stored = CacheStored;
 
-/** Sends the upstream answer to the client (forward's last step), given to forward() by the cache. */
-export type Respond = (reply: FastifyReply, response: Dispatcher.ResponseData) => Promise<FastifyReply>;
-
-/** The upstream call of a request, with the cache's `respond` in place of forward's own. */
-export type Send = (respond: Respond | undefined) => Promise<FastifyReply>;
-
 /** Published once per route and replica: the route has had a cacheable answer (look it up from now on). */
 const CACHEABLE_ROUTE_TOPIC = 'cache:cacheable-route';
 
@@ -60,21 +57,33 @@ function unresolvedCredentials(request: FastifyRequest): boolean {
   return request.principal == null && (h.authorization !== undefined || h['x-api-key'] !== undefined || h.cookie !== undefined);
 }
 
-/**
- * The origin part of the key: scheme and host as the gateway forwards them (X-Forwarded-Proto
- * and -Host, trustProxy applied), so an answer that reflects them is never shared across them.
- */
-function keyOrigin(request: FastifyRequest): string {
-  const view = forwardingView(request);
-  return `${view.protocol}://${view.host ?? ''}`;
-}
-
 function variantKey(base: string, variant: string | undefined): string {
   return variant === undefined ? base : `${base} ~${variant}`;
 }
 
-function sendDefault(reply: FastifyReply, response: Dispatcher.ResponseData): FastifyReply {
-  return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).send(response.body);
+/** The cache's view of one request, from lookup() to release(). */
+export class CacheLookup {
+  /** The coalescing flight this request leads: concurrent misses of its key wait for its answer. */
+  settle: ((entry: CachedEntry | undefined) => void) | undefined = undefined;
+  flightKey: string | undefined = undefined;
+
+  constructor(
+    readonly routeId: string,
+    readonly routeCache: RouteCacheConfig | undefined,
+    /** The key without principal and varied headers (origin, path and sorted query, variant). */
+    readonly base: string,
+    readonly subject: string | undefined,
+    /** The upstream's answer may be stored (a GET). */
+    readonly store: boolean,
+    /** A stored answer to send instead of asking the upstream. */
+    readonly entry?: CachedEntry,
+    readonly result: 'hit' | 'coalesced' = 'hit',
+  ) {}
+}
+
+export interface ResponseCacheOptions {
+  /** The clock (epoch ms) of lifetimes and Age; tests pass their own. */
+  readonly now?: () => number;
 }
 
 export class ResponseCache {
@@ -94,6 +103,9 @@ export class ResponseCache {
   private hotBytes = 0;
   /** Each entry's body decoded once (entries are immutable). */
   private readonly bodies = new WeakMap<CachedEntry, Buffer>();
+  /** Writes to the Keyv still under way (they never delay an answer). */
+  private readonly writes = new Set<Promise<void>>();
+  private readonly now: () => number;
 
   private readonly unsubscribe: (() => void) | undefined;
 
@@ -103,7 +115,9 @@ export class ResponseCache {
     private readonly store: Keyv<Stored>,
     private readonly metrics: Pick<GatewayMetrics, 'cacheRequests'>,
     private readonly bus?: Pick<StateStore, 'publish' | 'subscribe'>,
+    options: ResponseCacheOptions = {},
   ) {
+    this.now = options.now ?? Date.now;
     this.unsubscribe = bus?.subscribe(CACHEABLE_ROUTE_TOPIC, (message) => {
       if (typeof message.data === 'string') this.seenCacheable.add(message.data);
     });
@@ -118,21 +132,33 @@ export class ResponseCache {
     return this.config.enabled && route.cache !== false;
   }
 
-  /** `variant`: answers that differ for the same URL (the canary side of a split) are kept apart. */
-  async handle(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, send: Send, variant?: string): Promise<FastifyReply> {
+  /**
+   * Step one, before the upstream: what the cache has for this request. undefined: the cache
+   * takes no part (not GET/HEAD, or credentials the gateway did not resolve); a lookup with an
+   * `entry`: send it with answer(); otherwise go upstream and give the answer to storeAndSend().
+   * Synchronous when no store needs reading (a route not looked up yet, a request bypassing
+   * the lookup). `origin` is the scheme and host as the gateway forwards them, so an answer
+   * that reflects them is never shared across them; `variant` keeps apart answers that differ
+   * for the same URL (the canary side of a split).
+   */
+  lookup(request: FastifyRequest, route: RouteConfig, origin: string, variant?: string): CacheLookup | Promise<CacheLookup> | undefined {
     const method = request.method;
-    if ((method !== 'GET' && method !== 'HEAD') || unresolvedCredentials(request)) return send(undefined);
+    if ((method !== 'GET' && method !== 'HEAD') || unresolvedCredentials(request)) return undefined;
     const routeCache = route.cache === false ? undefined : route.cache;
     const subject = request.principal?.subject;
-    const base = variantKey(baseKey('GET', keyOrigin(request), request.url), variant);
-    const consulted = routeCache !== undefined || this.seenCacheable.has(route.id);
-    if (!consulted) return send(this.responder(request, route.id, routeCache, base, subject, undefined));
+    const base = variantKey(baseKey('GET', origin, request.url), variant);
+    const store = method === 'GET';
+    if (routeCache === undefined && !this.seenCacheable.has(route.id)) return new CacheLookup(route.id, routeCache, base, subject, store);
     if (requestBypasses(request.headers)) {
       this.metrics.cacheRequests.inc({ result: 'bypass' });
-      return send(method === 'GET' ? this.responder(request, route.id, routeCache, base, subject, undefined) : undefined);
+      return new CacheLookup(route.id, routeCache, base, subject, store);
     }
-    const found = await this.lookup(base, routeCache, subject, request.headers);
-    if (found !== undefined && found.freshUntil > Date.now()) return this.serve(request, reply, found, 'hit');
+    return this.consult(request.headers, route.id, routeCache, base, subject, store);
+  }
+
+  private async consult(headers: IncomingHttpHeaders, routeId: string, routeCache: RouteCacheConfig | undefined, base: string, subject: string | undefined, store: boolean): Promise<CacheLookup> {
+    const found = await this.find(base, routeCache, subject, headers);
+    if (found !== undefined && found.freshUntil > this.now()) return new CacheLookup(routeId, routeCache, base, subject, false, found, 'hit');
     // Concurrent misses of one key: the first asks upstream, the others wait for its answer.
     const flightKey = `${base} @${subject ?? ''}`;
     const pending = this.inflight.get(flightKey);
@@ -140,44 +166,109 @@ export class ResponseCache {
       const entry = await pending;
       // The flight key holds the subject, so the entry is shared or this principal's own; when
       // it varies, the waiters' varied headers may differ: those go upstream themselves.
-      if (entry !== undefined && entry.vary.length === 0) return this.serve(request, reply, entry, 'coalesced');
+      if (entry !== undefined && entry.vary.length === 0) return new CacheLookup(routeId, routeCache, base, subject, false, entry, 'coalesced');
     }
     this.metrics.cacheRequests.inc({ result: 'miss' });
-    if (method !== 'GET' || pending !== undefined) return send(method === 'GET' ? this.responder(request, route.id, routeCache, base, subject, undefined) : undefined);
-    let settle!: (entry: CachedEntry | undefined) => void;
-    this.inflight.set(flightKey, new Promise((resolve) => (settle = resolve)));
-    try {
-      return await send(this.responder(request, route.id, routeCache, base, subject, (entry) => settle(entry)));
-    } finally {
-      settle(undefined); // no-op when the answer already settled it
-      this.inflight.delete(flightKey);
+    const lookup = new CacheLookup(routeId, routeCache, base, subject, store);
+    if (store && pending === undefined) {
+      lookup.flightKey = flightKey;
+      this.inflight.set(flightKey, new Promise((resolve) => (lookup.settle = resolve)));
     }
+    return lookup;
+  }
+
+  /** Send the entry a lookup found (a hit, or a concurrent miss's answer); 304 when the client's validators match. */
+  answer(request: FastifyRequest, reply: FastifyReply, lookup: CacheLookup): FastifyReply {
+    return this.serve(request, reply, lookup.entry!, lookup.result);
+  }
+
+  /**
+   * Step two, with the upstream's answer (`headers`: those that may go to the client): store
+   * it when it may be (docs/architecture.md, "Response cache") and send it, `x-cache: MISS`. Bodies within
+   * maxEntryBytes are buffered to be stored; larger ones stream through.
+   */
+  storeAndSend(request: FastifyRequest, reply: FastifyReply, lookup: CacheLookup, status: number, headers: Record<string, string | string[]>, body: Readable): FastifyReply | Promise<FastifyReply> {
+    const decision = lookup.store ? storeDecision(status, headers, lookup.routeCache, lookup.subject !== undefined) : undefined;
+    const length = Number(headers['content-length'] ?? 0);
+    if (decision === undefined || (decision.perUser && lookup.subject === undefined && decision.private) || length > this.config.maxEntryBytes) {
+      lookup.settle?.(undefined);
+      return reply.code(status).headers(headers).header('x-cache', 'MISS').send(body);
+    }
+    return this.bufferAndStore(request, reply, lookup, decision, status, headers, body);
+  }
+
+  private async bufferAndStore(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    lookup: CacheLookup,
+    decision: NonNullable<ReturnType<typeof storeDecision>>,
+    status: number,
+    headers: Record<string, string | string[]>,
+    body: Readable,
+  ): Promise<FastifyReply> {
+    const buffered = await this.buffer(body);
+    reply.code(status).headers(headers).header('x-cache', 'MISS');
+    if (!Buffer.isBuffer(buffered)) {
+      lookup.settle?.(undefined);
+      return reply.send(buffered);
+    }
+    const now = this.now();
+    const stored: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(headers)) {
+      if (!NOT_STORED_HEADERS.has(name)) stored[name] = value;
+    }
+    const entry: CachedEntry = { status, headers: stored, body: buffered.toString('base64'), storedAt: now, freshUntil: now + decision.ttlSeconds * 1000, vary: decision.vary, public: decision.public };
+    this.bodies.set(entry, buffered);
+    if (!this.seenCacheable.has(lookup.routeId)) {
+      this.seenCacheable.add(lookup.routeId);
+      void this.bus?.publish(CACHEABLE_ROUTE_TOPIC, lookup.routeId).catch(() => {});
+    }
+    lookup.settle?.(entry);
+    const scope = decision.perUser ? lookup.subject : undefined;
+    const write = this.put(lookup.base, scope, entry, (decision.ttlSeconds + this.config.staleSeconds) * 1000, request.headers, buffered.length).catch((err: unknown) => {
+      request.log.warn({ err: (err as Error).message }, 'response cache: store failed');
+    });
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
+    return reply.send(buffered);
+  }
+
+  /** Last step, whatever happened: a flight this request led ends (its waiters go upstream themselves when it stored nothing). */
+  release(lookup: CacheLookup): void {
+    if (lookup.flightKey === undefined) return;
+    lookup.settle?.(undefined); // no-op when the answer already settled it
+    this.inflight.delete(lookup.flightKey);
+  }
+
+  /** Resolves once the writes to the store started so far are done (tests, shutdown). */
+  async writesSettled(): Promise<void> {
+    while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
   }
 
   /**
    * The `stale-cache` fallback: the request's entry, fresh or kept past its lifetime, with
    * `x-cache: STALE`, Age and Warning; undefined when there is none.
    */
-  async stale(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, variant?: string): Promise<FastifyReply | undefined> {
+  async stale(request: FastifyRequest, reply: FastifyReply, route: RouteConfig, origin: string, variant?: string): Promise<FastifyReply | undefined> {
     if ((request.method !== 'GET' && request.method !== 'HEAD') || unresolvedCredentials(request) || !this.handles(route)) return undefined;
     const routeCache = route.cache === false ? undefined : route.cache;
-    const entry = await this.lookup(variantKey(baseKey('GET', keyOrigin(request), request.url), variant), routeCache, request.principal?.subject, request.headers);
+    const entry = await this.find(variantKey(baseKey('GET', origin, request.url), variant), routeCache, request.principal?.subject, request.headers);
     if (entry === undefined) return undefined;
     reply.header('warning', '110 - "Response is Stale"').header('x-gateway-fallback', 'stale-cache');
     return this.serve(request, reply, entry, 'stale');
   }
 
   /** The stored answer for this request: per-user entries first where they may exist, shared ones when allowed. */
-  private async lookup(base: string, route: RouteCacheConfig | undefined, subject: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
-    if (subject === undefined) return this.find(base, undefined, headers);
-    const own = await this.find(base, subject, headers);
+  private async find(base: string, route: RouteCacheConfig | undefined, subject: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
+    if (subject === undefined) return this.findIn(base, undefined, headers);
+    const own = await this.findIn(base, subject, headers);
     if (own !== undefined || route?.perUser === true) return own;
     // An authenticated request takes a shared entry only when the upstream called it public.
-    const shared = await this.find(base, undefined, headers);
+    const shared = await this.findIn(base, undefined, headers);
     return shared?.public === true ? shared : undefined;
   }
 
-  private async find(base: string, scope: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
+  private async findIn(base: string, scope: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
     const first = await this.get(entryKey(base, scope, [], headers));
     if (first === undefined) return undefined;
     if (!('varyIndex' in first)) return first;
@@ -189,11 +280,11 @@ export class ResponseCache {
   private async get(key: string): Promise<Stored | undefined> {
     const hot = this.hot.get(key);
     if (hot !== undefined) {
-      if (hot.until > Date.now()) return hot.stored;
+      if (hot.until > this.now()) return hot.stored;
       this.dropHot(key);
     }
     const stored = await this.store.get(key);
-    if (stored !== undefined && !('varyIndex' in stored) && stored.freshUntil > Date.now()) this.keepHot(key, stored, stored.freshUntil, stored.body.length);
+    if (stored !== undefined && !('varyIndex' in stored) && stored.freshUntil > this.now()) this.keepHot(key, stored, stored.freshUntil, stored.body.length);
     return stored;
   }
 
@@ -226,7 +317,7 @@ export class ResponseCache {
 
   private serve(request: FastifyRequest, reply: FastifyReply, entry: CachedEntry, result: 'hit' | 'coalesced' | 'stale'): FastifyReply {
     const label = result === 'stale' ? 'STALE' : 'HIT';
-    const age = String(Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000)));
+    const age = String(Math.max(0, Math.floor((this.now() - entry.storedAt) / 1000)));
     const etag = entry.headers.etag;
     const lastModified = entry.headers['last-modified'];
     if (entry.status === 200 && notModified(request.headers, typeof etag === 'string' ? etag : undefined, typeof lastModified === 'string' ? lastModified : undefined)) {
@@ -239,47 +330,6 @@ export class ResponseCache {
     }
     this.metrics.cacheRequests.inc({ result });
     return reply.code(entry.status).headers(entry.headers).header('age', age).header('x-cache', label).send(this.bodyOf(entry));
-  }
-
-  /** forward()'s last step for a request the cache may store the answer of. */
-  private responder(
-    request: FastifyRequest,
-    routeId: string,
-    routeCache: RouteCacheConfig | undefined,
-    base: string,
-    subject: string | undefined,
-    settle: ((entry: CachedEntry | undefined) => void) | undefined,
-  ): Respond {
-    return async (reply, response) => {
-      const decision = request.method === 'GET' ? storeDecision(response.statusCode, response.headers, routeCache, subject !== undefined) : undefined;
-      const length = Number(response.headers['content-length'] ?? 0);
-      if (decision === undefined || (decision.perUser && subject === undefined && decision.private) || length > this.config.maxEntryBytes) {
-        settle?.(undefined);
-        return sendDefault(reply.header('x-cache', 'MISS'), response);
-      }
-      const buffered = await this.buffer(response.body);
-      if (!Buffer.isBuffer(buffered)) {
-        settle?.(undefined);
-        return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).header('x-cache', 'MISS').send(buffered);
-      }
-      const now = Date.now();
-      const headers: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(clientResponseHeaders(response.headers))) {
-        if (!NOT_STORED_HEADERS.has(name)) headers[name] = value;
-      }
-      const entry: CachedEntry = { status: response.statusCode, headers, body: buffered.toString('base64'), storedAt: now, freshUntil: now + decision.ttlSeconds * 1000, vary: decision.vary, public: decision.public };
-      this.bodies.set(entry, buffered);
-      const scope = decision.perUser ? subject : undefined;
-      if (!this.seenCacheable.has(routeId)) {
-        this.seenCacheable.add(routeId);
-        void this.bus?.publish(CACHEABLE_ROUTE_TOPIC, routeId).catch(() => {});
-      }
-      settle?.(entry);
-      void this.put(base, scope, entry, (decision.ttlSeconds + this.config.staleSeconds) * 1000, request.headers, buffered.length).catch((err: unknown) => {
-        request.log.warn({ err: (err as Error).message }, 'response cache: store failed');
-      });
-      return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).header('x-cache', 'MISS').send(buffered);
-    };
   }
 
   /** The whole body when it stays within maxEntryBytes; otherwise a stream of what was read and the rest. */

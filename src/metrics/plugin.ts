@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RouteAuthPolicy } from '../config/index.js';
-import '../server/route-config.js';
 import type { GatewayMetrics } from './registry.js';
 
 export interface MetricsPluginOptions {

@@ -31,7 +31,7 @@ const REQUEST_REPLACED = new Set([
 ]);
 
 /**
- * Request headers that never reach an upstream (README, "Upstream requests"): the gateway's
+ * Request headers that never reach an upstream (docs/security.md, "Upstream requests"): the gateway's
  * own credentials, method overrides, and the routing and client-address claims that upstream
  * frameworks believe (IIS/Symfony X-Original-URL, RFC 7239 Forwarded, CDN client-IP headers).
  * Names starting with `x-gateway-` are the gateway's identity headers: never the client's.

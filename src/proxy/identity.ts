@@ -4,7 +4,7 @@ import type { Principal } from '../auth/principal.js';
 
 /*
  * The verified identity the gateway passes upstream instead of the client's credentials
- * (README, "Upstream requests"). Plain headers for upstreams that only the gateway can reach,
+ * (docs/security.md, "Upstream requests"). Plain headers for upstreams that only the gateway can reach,
  * and, when SECRET_KEY is set, a short-lived signed assertion (x-gateway-identity: an HS256
  * JWT, audience = the service, signed with a key derived per service from SECRET_KEY) for
  * upstreams that verify. A per-service key means one service cannot mint assertions another

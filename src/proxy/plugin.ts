@@ -1,19 +1,18 @@
 import type { FastifyInstance } from 'fastify';
-import type { GatewayConfig, HttpMethod } from '../config/index.js';
-import '../server/route-config.js';
+import '../auth/policy.js';
+import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
-import { jsonBodyLimit, registerProxyBodyParsers } from './body.js';
-import { forward } from './forward.js';
-import { IdentityAssertions } from './identity.js';
-import type { Upstream, UpstreamRegistry } from './upstreams.js';
-import { registerAutoRoutes, type AutoRouting } from '../routing/auto-routing.js';
-import { Resilience } from '../resilience/index.js';
 import type { ResponseCache } from '../cache/index.js';
-import type { Side, TrafficSplits } from '../routing/traffic-split.js';
-import { chooseSide } from './split-side.js';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Resilience } from '../resilience/index.js';
+import { AutoRouteDecider, type AutoRouting } from '../routing/auto-routing.js';
+import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
+import type { TrafficSplits } from '../routing/traffic-split.js';
+import { jsonBodyLimit, registerProxyBodyParsers } from './body.js';
+import { IdentityAssertions } from './identity.js';
+import { RequestPath, type Destination, type LiveSplit, type RoutePlan } from './request-path.js';
+import { splitRouteOf } from './split-side.js';
+import type { UpstreamRegistry } from './upstreams.js';
 
 export interface ProxyPluginOptions {
   readonly config: GatewayConfig;
@@ -30,44 +29,83 @@ export interface ProxyPluginOptions {
   readonly splits?: TrafficSplits;
 }
 
+/** A route as the proxy registers it: its URL patterns and its plan. */
+interface ProxiedRoute {
+  readonly urls: readonly string[];
+  readonly plan: RoutePlan;
+}
 
 /**
- * The proxied routes. Encapsulated (no fastify-plugin) on purpose: it replaces the body
- * parsers with a pass-through so request bodies stream to the upstream untouched, and that
- * must not leak to the gateway's own endpoints.
+ * Every proxied route: the table's and the two ML-routed ones, registered by one loop with one
+ * handler (src/proxy/request-path.ts) and one answer for a method a route does not accept.
+ * Encapsulated (no fastify-plugin) on purpose: it replaces the body parsers with a
+ * pass-through so request bodies stream to the upstream untouched, and that must not leak to
+ * the gateway's own endpoints.
  */
 export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
-  const { config, table, upstreams, metrics, cache } = opts;
+  const { config, table, upstreams, metrics, cache, splits } = opts;
   registerProxyBodyParsers(app);
   const resilience = opts.resilience ?? new Resilience(config, { log: app.log, metrics, upstreams });
   if (opts.resilience === undefined) app.addHook('onClose', async () => resilience.close());
 
-  // The verified identity passed upstream instead of the client's credentials (src/proxy/identity.ts).
-  const identity = new IdentityAssertions({ secretKey: config.secrets.secretKey, issuer: config.auth.tokens.issuer });
-  const secureCookie = config.environment === 'production';
-  for (const route of table.active) {
-    const service = config.services[route.service]!;
+  /** A route's split as applied here: a split whose canary service is disabled sends everything to stable. */
+  const liveSplit = (route: RouteConfig | undefined): LiveSplit | undefined => {
+    if (route?.split === undefined || splits?.has(route.id) !== true) return undefined;
+    const canary = config.services[route.split.canaryService];
+    return canary?.enabled === true ? { route, config: route.split, canary } : undefined;
+  };
+  // Where the routing model's choice goes: each enabled service, with the split its table route has.
+  const destinations = new Map<string, Destination>();
+  for (const service of Object.values(config.services)) {
+    if (!service.enabled) continue;
+    const { route, ambiguous } = splitRouteOf(service.name, table.active);
+    if (ambiguous.length > 0) {
+      app.log.warn({ service: service.name, routes: ambiguous }, 'routing: several routes of this service have a split and none is named after it; ML-routed requests take no split');
+    }
+    const split = liveSplit(route);
+    destinations.set(service.name, split === undefined ? { service } : { service, split });
+  }
+
+  const path = new RequestPath({
+    config,
+    upstreams,
+    metrics,
+    resilience,
+    ...(cache !== undefined ? { cache } : {}),
+    ...(splits !== undefined ? { splits } : {}),
+    destinations,
+    // The verified identity passed upstream instead of the client's credentials (src/proxy/identity.ts).
+    identity: new IdentityAssertions({ secretKey: config.secrets.secretKey, issuer: config.auth.tokens.issuer }),
+    secureCookie: config.environment === 'production',
+  });
+
+  const plan = (route: RouteConfig): Omit<RoutePlan, 'destination' | 'decide'> => {
+    const methods = route.methods ?? ALL_METHODS;
+    return {
+      route,
+      bodyLimitBytes: route.bodyLimitBytes ?? config.limits.bodyBytes,
+      // Only GET and HEAD answers are ever cached (the ML-routed routes accept POST only).
+      cached: cache !== undefined && cache.handles(route) && (methods.includes('GET') || methods.includes('HEAD')),
+    };
+  };
+  const decider = opts.autoRouting ? new AutoRouteDecider({ config, manager: opts.autoRouting.manager, metrics }) : undefined;
+  const routes: ProxiedRoute[] = [
+    ...table.active.map((route) => {
+      const split = liveSplit(route);
+      const destination: Destination = split === undefined ? { service: config.services[route.service]! } : { service: config.services[route.service]!, split };
+      return { urls: routePatterns(route.prefix), plan: { ...plan(route), destination } };
+    }),
+    // The ML-routed endpoints: their exact path only.
+    ...(opts.autoRouting?.routes ?? []).map((route) => ({ urls: [route.prefix], plan: { ...plan(route), decide: decider!.for(route) } })),
+  ];
+
+  for (const { urls, plan } of routes) {
+    const { route } = plan;
     const methods = route.methods ?? ALL_METHODS;
     const routeConfig = { gatewayRoute: route, authPolicy: route.auth };
-    const bodyLimitBytes = route.bodyLimitBytes ?? config.limits.bodyBytes;
-    // A split whose canary service is disabled here sends everything to stable.
-    const canaryService = route.split !== undefined && opts.splits?.has(route.id) ? config.services[route.split.canaryService] : undefined;
-    const split = canaryService?.enabled === true ? route.split : undefined;
-    /** Which side serves this request (said in x-gateway-upstream); stable for routes without a split. */
-    const sideOf = (request: FastifyRequest, reply: FastifyReply): Side => {
-      if (split === undefined) return 'stable';
-      const side = chooseSide(request, reply, route, split, opts.splits!, secureCookie);
-      reply.header('x-gateway-upstream', side);
-      return side;
-    };
-    /** The upstream host of a side, picked only when a request goes out (not for cache hits). */
-    const upstreamOf = (side: Side): { side: Side; upstream: Upstream; timeoutMs: number } => {
-      const target = side === 'canary' ? canaryService! : service;
-      const upstream = upstreams.pick(target.name);
-      if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED');
-      return { side, upstream, timeoutMs: target.timeoutMs };
-    };
-    for (const url of routePatterns(route.prefix)) {
+    const others = ALL_METHODS.filter((m) => !methods.includes(m));
+    const allow = methods.join(', ');
+    for (const url of urls) {
       app.route({
         method: [...methods],
         url,
@@ -75,35 +113,9 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         // Bodies stream to the upstream as sent, compressed or not.
         decompress: false,
         bodyLimit: jsonBodyLimit(config.limits.jsonBodyBytes, route.bodyLimitBytes),
-        handler:
-          cache === undefined || !cache.handles(route) || !(methods.includes('GET') || methods.includes('HEAD'))
-            ? (request, reply) => forward(request, reply, { route, ...upstreamOf(sideOf(request, reply)), bodyLimitBytes, metrics, resilience, identity })
-            : (request, reply) => {
-                const side = sideOf(request, reply);
-                // The canary's answers are cached apart from the stable side's.
-                const variant = side === 'canary' ? 'canary' : undefined;
-                return cache.handle(
-                  request,
-                  reply,
-                  route,
-                  (respond) =>
-                    forward(request, reply, {
-                      route,
-                      ...upstreamOf(side),
-                      bodyLimitBytes,
-                      metrics,
-                      resilience,
-                      identity,
-                      stale: (r) => cache.stale(request, r, route, variant),
-                      ...(respond ? { respond } : {}),
-                    }),
-                  variant,
-                );
-              },
+        handler: (request, reply) => path.handle(request, reply, plan),
       });
-      const others = ALL_METHODS.filter((m) => !methods.includes(m));
       if (others.length > 0) {
-        const allow = methods.join(', ');
         app.route({
           method: [...others] as HttpMethod[],
           url,
@@ -114,10 +126,6 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
         });
       }
     }
-  }
-
-  if (opts.autoRouting) {
-    registerAutoRoutes(app, { config, manager: opts.autoRouting.manager, routes: opts.autoRouting.routes, upstreams, metrics, resilience, identity });
   }
 
   for (const { route, reason } of table.disabled) {

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
-import '../server/route-config.js';
+import '../routing/route-table.js';
 import { canonicalTarget, PathGuard, type RequestTarget } from '../routing/canonical-path.js';
 
 /*

@@ -25,7 +25,7 @@ function forcedSide(request: FastifyRequest): Side | undefined {
   const header = request.headers['x-canary'];
   if (header === undefined) return undefined;
   const principal = request.principal;
-  // Only write-scoped callers may choose; for anyone else the header is ignored (README).
+  // Only write-scoped callers may choose; for anyone else the header is ignored (docs/architecture.md, "Traffic split").
   if (principal == null || !grants(principal.scopes, 'write')) return undefined;
   if (header === 'always') return 'canary';
   if (header === 'never') return 'stable';
@@ -51,4 +51,16 @@ export function chooseSide(request: FastifyRequest, reply: FastifyReply, route: 
     );
   }
   return splits.side(route.id, `c:${id}`);
+}
+
+/**
+ * The split a request takes once the routing model chose `service` (docs/architecture.md, "Traffic split"):
+ * that of the service's one table route with a split; with several, that of the one whose id
+ * is the service's name; otherwise none, and `ambiguous` lists the candidates.
+ */
+export function splitRouteOf(service: string, routes: readonly RouteConfig[]): { readonly route?: RouteConfig; readonly ambiguous: readonly string[] } {
+  const split = routes.filter((r) => r.service === service && r.split !== undefined);
+  if (split.length <= 1) return split.length === 1 ? { route: split[0]!, ambiguous: [] } : { ambiguous: [] };
+  const named = split.find((r) => r.id === service);
+  return named !== undefined ? { route: named, ambiguous: [] } : { ambiguous: split.map((r) => r.id) };
 }

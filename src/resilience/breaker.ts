@@ -5,14 +5,14 @@ import { serviceBreakerSchema } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 
 /*
- * Circuit breakers (opossum), one per upstream host of a service. forward() sends each
+ * Circuit breakers (opossum), one per upstream host of a service. exchange() sends each
  * attempt through `fire(send, pool, options)`: `send` throws FailedResponse for a 5xx (the
  * response is still forwarded, but it counts as a failure) and Uncounted for what is not the
  * upstream's fault (the client went away, the body was too large). 4xx are successes.
  *
  * Many breakers, no leaks: opossum's own timers are avoided or shared. Snapshots and latency
  * percentiles are off (no interval, no arrays), the rolling-window buckets rotate from one
- * shared, unref'd interval per window length, the call timeout is off (forward() has its
+ * shared, unref'd interval per window length, the call timeout is off (exchange() has its
  * own deadline), and the only per-breaker timer is opossum's unref'd reset timer while open.
  */
 

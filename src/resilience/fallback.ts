@@ -2,8 +2,9 @@ import type { GatewayConfig } from '../config/index.js';
 
 /*
  * Fallbacks (services.<name>.fallback in the YAML): who answers for a service when its
- * circuit breaker is open, its upstream is unreachable, or it timed out. forward() applies
- * them; the answer carries `x-gateway-fallback: <strategy>`.
+ * circuit breaker is open, its upstream is unreachable, or it timed out. The request path
+ * (src/proxy/request-path.ts, fallbackAnswer) applies them; the answer carries
+ * `x-gateway-fallback: <strategy>`.
  *
  *  - `fail` (default, no entry here): the gateway's own error — 503 GW_SERVICE_UNAVAILABLE
  *    with Retry-After for an open breaker, 502/504 otherwise.

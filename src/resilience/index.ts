@@ -5,7 +5,6 @@ import { InFlightLimiter } from './backpressure.js';
 import { BREAKER_STATE_NAMES, BreakerSet, DEFAULT_BREAKER_CONFIG, type BreakerState, type UpstreamBreaker } from './breaker.js';
 import { DEFAULT_RETRY_CONFIG, RetryPolicy } from './retry.js';
 import { buildFallbacks, type Fallback } from './fallback.js';
-import type { Upstream } from '../proxy/upstreams.js';
 
 export { InFlightLimiter, OVERLOAD_RETRY_AFTER_SECONDS } from './backpressure.js';
 export { DEFAULT_RETRY_CONFIG, maySendAgain, RetryBudget, RetryPolicy, type RetryConfig, type RetryDecision } from './retry.js';
@@ -26,8 +25,8 @@ export {
 export interface ResilienceDeps {
   readonly log?: Pick<FastifyBaseLogger, 'info' | 'warn'>;
   readonly metrics?: Pick<GatewayMetrics, 'circuitBreakerState'>;
-  /** Where `service:<other>` fallbacks find the other service's upstream; without it they act as `fail`. */
-  readonly upstreams?: { pick(service: string): Upstream | undefined; setBreakerOpen?(service: string, origin: string, open: boolean): void };
+  /** Told when a host's breaker opens or leaves open (load balancing skips open hosts: src/proxy/upstreams.ts). */
+  readonly upstreams?: { setBreakerOpen(service: string, origin: string, open: boolean): void };
 }
 
 /** What /healthz shows of one service's breakers. */
@@ -37,16 +36,15 @@ export interface BreakerReport {
 }
 
 /**
- * The per-gateway resilience state that forward() consults (request path step 6): the
- * in-flight bounds, each service's retry policy and the circuit breakers of its hosts.
- * One object, created with the proxy plugin and closed with it.
+ * The per-gateway resilience state that the request path consults (src/proxy/request-path.ts,
+ * step 6): the in-flight bounds, each service's retry policy and fallback, and the circuit
+ * breakers of its hosts. Plain state and decisions: it never sends a request itself.
  */
 export class Resilience {
   readonly limiter: InFlightLimiter;
   readonly breakers: BreakerSet;
   readonly #retries = new Map<string, RetryPolicy>();
   readonly #fallbacks: Map<string, Fallback>;
-  readonly #upstreams: ResilienceDeps['upstreams'];
 
   constructor(config: Pick<GatewayConfig, 'proxy' | 'services'>, deps: ResilienceDeps = {}) {
     const services = Object.values(config.services);
@@ -60,7 +58,6 @@ export class Resilience {
     }
     const { log, metrics } = deps;
     this.#fallbacks = buildFallbacks(config);
-    this.#upstreams = deps.upstreams;
     this.breakers = new BreakerSet(
       (service) => {
         const c = config.services[service]?.breaker ?? DEFAULT_BREAKER_CONFIG;
@@ -70,7 +67,7 @@ export class Resilience {
         onStateChange: (breaker: UpstreamBreaker, from: BreakerState, to: BreakerState) => {
           metrics?.circuitBreakerState.set({ service: breaker.service }, this.breakers.serviceState(breaker.service));
           // Load balancing skips a host whose breaker is open while the service has others.
-          deps.upstreams?.setBreakerOpen?.(breaker.service, breaker.origin, to === 2);
+          deps.upstreams?.setBreakerOpen(breaker.service, breaker.origin, to === 2);
           const line = { service: breaker.service, upstream: breaker.origin, from: BREAKER_STATE_NAMES[from], state: BREAKER_STATE_NAMES[to] };
           if (to === 2) log?.warn({ ...line, retryAfterSeconds: breaker.retryAfterSeconds() }, 'circuit breaker opened');
           else log?.info(line, to === 1 ? 'circuit breaker half-open' : 'circuit breaker closed');
@@ -90,12 +87,7 @@ export class Resilience {
     return this.#fallbacks.get(service);
   }
 
-  /** An upstream of a `service:<other>` fallback's target; undefined when it is disabled or unknown. */
-  fallbackUpstream(service: string): Upstream | undefined {
-    return this.#upstreams?.pick(service);
-  }
-
-  /** The breaker of an upstream host (its Upstream object is the key); undefined when disabled. */
+  /** The breaker of an upstream host (the host's own object is the key); undefined when disabled. */
   breakerFor(upstream: { readonly service: string; readonly origin: string }): UpstreamBreaker | undefined {
     return this.breakers.get(upstream, upstream.service, upstream.origin);
   }

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { serviceRetriesSchema } from '../config/schema.js';
 
 /*
- * Retries of upstream calls (see forward.ts for where they happen):
+ * Retries of upstream calls (src/proxy/exchange.ts, where they happen):
  *  - only idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) or requests that carry an
  *    Idempotency-Key;
  *  - only while nothing has been sent to the client (decided on the upstream's status line,

@@ -1,18 +1,13 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import '../auth/principal.js';
 import { grants } from '../auth/scopes.js';
 import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js';
-import { HTTP_METHODS } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import { forward } from '../proxy/forward.js';
-import type { IdentityAssertions } from '../proxy/identity.js';
-import type { Resilience } from '../resilience/index.js';
-import type { UpstreamRegistry } from '../proxy/upstreams.js';
-import '../server/route-config.js';
 import type { RoutingInput } from './model/features.js';
 import type { RoutingModelManager } from './model/manager.js';
 import type { RoutingModel } from './model/model.js';
-import { multipartBoundary, parseMultipartPrefix, peekBody, rawUploadFacts, type UploadFacts } from './upload-input.js';
+import { isMultipartFormData, parseMultipartPrefix, peekBody, rawUploadFacts, type UploadFacts } from './upload-input.js';
 
 /*
  * POST /v1/query and POST /v1/upload carry no service name: the routing model picks the
@@ -22,6 +17,10 @@ import { multipartBoundary, parseMultipartPrefix, peekBody, rawUploadFacts, type
  * GW_ROUTING_AMBIGUOUS with the candidates (routing.ambiguous). Every decision is counted in
  * gateway_routing_decisions{service,auto_detected} and shown in x-routed-to,
  * x-routing-confidence, x-routing-reason and x-routing-model.
+ *
+ * Routing only decides: the proxy owns the two routes like every other (src/proxy/plugin.ts)
+ * and calls the decision as the routing step of its request path, which then applies the
+ * chosen service's split, cache, backpressure, breaker, retries and fallback.
  */
 
 export type RoutingDecision =
@@ -108,17 +107,18 @@ export class AutoRouter {
   }
 }
 
-export interface AutoRoutingOptions {
-  readonly config: GatewayConfig;
+export interface AutoRouteDecisionOptions {
+  readonly config: Pick<GatewayConfig, 'routing' | 'services'>;
   readonly manager: RoutingModelManager;
-  readonly routes: readonly RouteConfig[];
-  readonly upstreams: UpstreamRegistry;
-  readonly metrics: GatewayMetrics;
-  /** Backpressure and retries shared with the proxied routes (src/resilience). */
-  readonly resilience?: Resilience;
-  /** Signs the identity passed upstream (src/proxy/identity.ts). */
-  readonly identity?: IdentityAssertions;
+  readonly metrics: Pick<GatewayMetrics, 'routingDecisions'>;
 }
+
+/**
+ * The routing step of an auto-routed request: the service that answers it, with the routing
+ * headers set on the reply. Throws 300 GW_ROUTING_AMBIGUOUS, 403 (naming a service without
+ * write scope) or 400 (an unknown service).
+ */
+export type Decide = (request: FastifyRequest, reply: FastifyReply) => Promise<string>;
 
 /** Bytes of a multipart body read to find the file name, type and form fields. */
 const UPLOAD_PEEK_BYTES = 16 * 1024;
@@ -152,15 +152,14 @@ async function uploadInput(request: FastifyRequest, fieldNames: ReadonlySet<stri
     const type = stringField(described, 'type') ?? stringField(json, 'content_type') ?? stringField(json, 'mime_type');
     facts = { ...(name !== undefined || type !== undefined ? { file: { ...(name ? { name } : {}), ...(type ? { type } : {}) } } : {}), fields: {} };
   } else {
-    const boundary = multipartBoundary(contentType);
-    const hasBody = request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0';
     const inspected = request.multipartFacts;
     if (inspected !== undefined) {
       // Input validation is reading the body already (src/security/multipart.ts): its parse, not a second look.
       const fields = Object.fromEntries(Object.entries(inspected.fields).filter(([name]) => fieldNames.has(name)));
       facts = { ...(inspected.file !== undefined ? { file: inspected.file } : {}), fields };
-    } else if (boundary !== null) {
-      facts = hasBody ? parseMultipartPrefix(await peekBody(request.raw, UPLOAD_PEEK_BYTES, UPLOAD_PEEK_TIMEOUT_MS), boundary, fieldNames) : { fields: {} };
+    } else if (contentType !== undefined && isMultipartFormData(contentType)) {
+      const hasBody = request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0';
+      facts = hasBody ? await parseMultipartPrefix(await peekBody(request.raw, UPLOAD_PEEK_BYTES, UPLOAD_PEEK_TIMEOUT_MS), contentType, fieldNames) : { fields: {} };
     } else {
       facts = rawUploadFacts(request.headers, request.url);
     }
@@ -175,79 +174,70 @@ function formatConfidence(c: number): string {
   return c.toFixed(4);
 }
 
-/** Register POST /v1/query and /v1/upload (inside the proxy plugin, which streams bodies). */
-export function registerAutoRoutes(app: FastifyInstance, opts: AutoRoutingOptions): void {
-  const { config, manager, upstreams, metrics } = opts;
-  const routing = config.routing;
-  const router = new AutoRouter(routing, (s) => config.services[s]?.enabled === true);
-  const fieldNames = new Set<string>([...TEXT_FIELDS, 'service']);
-  const others = HTTP_METHODS.filter((m) => m !== 'POST');
+/**
+ * The routing decisions of the auto-routed endpoints: the model's choice, or the service a
+ * write-scoped caller names. One per gateway; `for(route)` gives each route its routing step.
+ */
+export class AutoRouteDecider {
+  readonly #config: AutoRouteDecisionOptions['config'];
+  readonly #manager: RoutingModelManager;
+  readonly #metrics: AutoRouteDecisionOptions['metrics'];
+  readonly #router: AutoRouter;
+  readonly #fieldNames = new Set<string>([...TEXT_FIELDS, 'service']);
 
-  const send = (request: FastifyRequest, reply: FastifyReply, route: RouteConfig, service: string) => {
-    const svc = config.services[service];
-    if (svc === undefined) throw new GatewayError('GW_ROUTING_UNKNOWN_SERVICE', `Unknown service "${service}"`);
-    const upstream = upstreams.pick(service);
-    if (upstream === undefined) throw new GatewayError('GW_SERVICE_DISABLED', `The ${service} service is disabled on this gateway${svc.disabledBy ? ` (${svc.disabledBy})` : ''}`);
-    return forward(request, reply, { route, upstream, timeoutMs: svc.timeoutMs, bodyLimitBytes: route.bodyLimitBytes ?? config.limits.bodyBytes, metrics, resilience: opts.resilience, identity: opts.identity });
-  };
+  constructor(opts: AutoRouteDecisionOptions) {
+    this.#config = opts.config;
+    this.#manager = opts.manager;
+    this.#metrics = opts.metrics;
+    this.#router = new AutoRouter(opts.config.routing, (s) => opts.config.services[s]?.enabled === true);
+  }
 
-  for (const route of opts.routes) {
+  /** The routing step of `route` (one of autoRoutes()). */
+  for(route: RouteConfig): Decide {
     const isUpload = route.id === 'auto-upload';
-    const routeConfig = { gatewayRoute: route, authPolicy: route.auth };
-    app.route({
-      method: 'POST',
-      url: route.prefix,
-      config: routeConfig,
-      decompress: false,
-      handler: async (request, reply) => {
-        let input: RoutingInput;
-        let formFields: Readonly<Record<string, string>> = {};
-        if (isUpload) ({ input, fields: formFields } = await uploadInput(request, fieldNames));
-        else input = { method: request.method, path: request.url, contentType: request.headers['content-type'], headers: request.headers, body: request.jsonBody };
+    return (request, reply) => this.#decide(request, reply, isUpload);
+  }
 
-        const header = request.headers['x-target-service'];
-        const named = (typeof header === 'string' && header.trim() !== '' ? header : undefined) ?? stringField(request.jsonBody, 'service') ?? formFields.service;
-        let decision: RoutingDecision;
-        if (named !== undefined) {
-          const principal = request.principal;
-          if (principal === null || !grants(principal.scopes, 'write')) {
-            throw new GatewayError('GW_AUTH_INSUFFICIENT_SCOPE', 'Naming the service (X-Target-Service or "service") needs the write scope', {
-              headers: { 'www-authenticate': 'Bearer error="insufficient_scope", scope="write"' },
-            });
-          }
-          const service = named.trim().toLowerCase();
-          if (!(service in config.services)) {
-            throw new GatewayError('GW_ROUTING_UNKNOWN_SERVICE', `No service "${service.slice(0, 64)}" (known: ${Object.keys(config.services).join(', ')})`);
-          }
-          decision = { reason: 'override', service, confidence: 1 };
-        } else {
-          const model = manager.active;
-          decision = router.decide(model, input, (label) => manager.shadowCompare(input, label));
-        }
+  async #decide(request: FastifyRequest, reply: FastifyReply, isUpload: boolean): Promise<string> {
+    const services = this.#config.services;
+    let input: RoutingInput;
+    let formFields: Readonly<Record<string, string>> = {};
+    if (isUpload) ({ input, fields: formFields } = await uploadInput(request, this.#fieldNames));
+    else input = { method: request.method, path: request.url, contentType: request.headers['content-type'], headers: request.headers, body: request.jsonBody };
 
-        metrics.routingDecisions.inc({ service: decision.service ?? 'none', auto_detected: decision.reason === 'model' ? 'true' : 'false' });
-        const headers: Record<string, string> = {
-          'x-routing-confidence': formatConfidence(decision.confidence),
-          'x-routing-reason': decision.reason,
-          ...(decision.reason !== 'override' ? { 'x-routing-model': decision.model } : {}),
-        };
-        if (decision.reason === 'ambiguous') {
-          const list = decision.candidates.map((c) => `${c.service} (${c.probability.toFixed(2)})`).join(', ');
-          throw new GatewayError('GW_ROUTING_AMBIGUOUS', `Could not tell which service should answer; candidates: ${list}. Resend with X-Target-Service (write scope) or rephrase.`, {
-            headers: { ...headers, 'x-routing-candidates': decision.candidates.map((c) => `${c.service};p=${c.probability}`).join(', ') },
-          });
-        }
-        reply.header('x-routed-to', decision.service).headers(headers);
-        return send(request, reply, route, decision.service);
-      },
-    });
-    app.route({
-      method: [...others],
-      url: route.prefix,
-      config: routeConfig,
-      handler: () => {
-        throw new GatewayError('GW_ROUTE_METHOD_NOT_ALLOWED', `${route.prefix} accepts POST`, { headers: { allow: 'POST' } });
-      },
-    });
+    const header = request.headers['x-target-service'];
+    const named = (typeof header === 'string' && header.trim() !== '' ? header : undefined) ?? stringField(request.jsonBody, 'service') ?? formFields.service;
+    let decision: RoutingDecision;
+    if (named !== undefined) {
+      const principal = request.principal;
+      if (principal === null || !grants(principal.scopes, 'write')) {
+        throw new GatewayError('GW_AUTH_INSUFFICIENT_SCOPE', 'Naming the service (X-Target-Service or "service") needs the write scope', {
+          headers: { 'www-authenticate': 'Bearer error="insufficient_scope", scope="write"' },
+        });
+      }
+      const service = named.trim().toLowerCase();
+      if (!(service in services)) {
+        throw new GatewayError('GW_ROUTING_UNKNOWN_SERVICE', `No service "${service.slice(0, 64)}" (known: ${Object.keys(services).join(', ')})`);
+      }
+      decision = { reason: 'override', service, confidence: 1 };
+    } else {
+      const manager = this.#manager;
+      decision = this.#router.decide(manager.active, input, (label) => manager.shadowCompare(input, label));
+    }
+
+    this.#metrics.routingDecisions.inc({ service: decision.service ?? 'none', auto_detected: decision.reason === 'model' ? 'true' : 'false' });
+    const headers: Record<string, string> = {
+      'x-routing-confidence': formatConfidence(decision.confidence),
+      'x-routing-reason': decision.reason,
+      ...(decision.reason !== 'override' ? { 'x-routing-model': decision.model } : {}),
+    };
+    if (decision.reason === 'ambiguous') {
+      const list = decision.candidates.map((c) => `${c.service} (${c.probability.toFixed(2)})`).join(', ');
+      throw new GatewayError('GW_ROUTING_AMBIGUOUS', `Could not tell which service should answer; candidates: ${list}. Resend with X-Target-Service (write scope) or rephrase.`, {
+        headers: { ...headers, 'x-routing-candidates': decision.candidates.map((c) => `${c.service};p=${c.probability}`).join(', ') },
+      });
+    }
+    reply.header('x-routed-to', decision.service).headers(headers);
+    return decision.service;
   }
 }

@@ -6,7 +6,7 @@ import { autoRoutes } from './auto-route.js';
 import { packageModelsDir } from './model/files.js';
 import { RoutingModelManager, stateBroadcast, type ModelLog } from './model/manager.js';
 
-export { registerAutoRoutes, type AutoRoutingOptions } from './auto-route.js';
+export { AutoRouteDecider, type AutoRouteDecisionOptions, type Decide } from './auto-route.js';
 
 /** The ML routing of a gateway: its two routes and the models behind them. */
 export interface AutoRouting {

@@ -2,6 +2,13 @@ import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js'
 import { HTTP_METHODS } from '../config/index.js';
 import { canonicalTarget, prefixMatches } from './canonical-path.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route-table entry a proxied route serves (read by the stages that apply its settings). */
+    gatewayRoute?: RouteConfig;
+  }
+}
+
 export interface DisabledRoute {
   readonly route: RouteConfig;
   /** The setting that switched the route's service off, e.g. "ENABLE_P2P_FOG=false". */

@@ -1,12 +1,17 @@
 import type { IncomingMessage } from 'node:http';
+import { setImmediate as nextMacrotask } from 'node:timers/promises';
+import { Busboy } from '@fastify/busboy';
+import contentDisposition from 'content-disposition';
 
 /*
  * What the routing model can know about an upload without holding its body: the file's name
- * and media type and the short text fields of the form. For multipart/form-data the first
- * bytes of the body (at most `maxBytes`, waiting at most `timeoutMs`) are read, parsed for
- * part headers and small fields, and put back in front of the stream (`unshift`), so the body
- * still streams to the upstream unchanged. Raw uploads give the name in Content-Disposition,
- * X-File-Name or ?filename=, and the type in Content-Type.
+ * and media type and the short text fields of the form. When input validation inspects a
+ * multipart body it hands over what it parsed (request.multipartFacts, src/security/
+ * multipart.ts); otherwise the first bytes of the body (at most `maxBytes`, waiting at most
+ * `timeoutMs`) are read, parsed with @fastify/busboy, and put back in front of the stream
+ * (`unshift`), so the body still streams to the upstream unchanged. Raw uploads give the name
+ * in Content-Disposition (parsed with `content-disposition`), X-File-Name or ?filename=, and
+ * the type in Content-Type.
  */
 
 export interface UploadFacts {
@@ -16,63 +21,73 @@ export interface UploadFacts {
 }
 
 const MAX_FIELD_CHARS = 4096;
+/** Bounds on what busboy parses of a prefix (it holds at most a few KiB anyway). */
+const PREFIX_LIMITS = { fieldSize: 4 * MAX_FIELD_CHARS, parts: 64, headerPairs: 32 };
 
-/** Parameters of a header value like `form-data; name="a"; filename="b.pdf"` (RFC 6266 / 7578). */
-export function headerParams(value: string): Record<string, string> {
-  const params: Record<string, string> = {};
-  const re = /;\s*([A-Za-z0-9!#$&+.^_`|~-]+)\*?=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(value)) !== null) {
-    const key = m[1]!.toLowerCase();
-    let v = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : (m[3] ?? '');
-    if (m[0].includes('*=')) {
-      // filename*=UTF-8''na%C3%AFve.pdf
-      const ext = /^[A-Za-z0-9-]+'[A-Za-z-]*'(.*)$/.exec(v);
-      if (ext) {
-        try {
-          v = decodeURIComponent(ext[1]!);
-        } catch {
-          // keep the raw value
-        }
-      }
-      params[key] = v; // the extended form wins
-    } else if (!(key in params)) params[key] = v;
-  }
-  return params;
+/** A multipart/form-data Content-Type (its boundary is busboy's to read). */
+export function isMultipartFormData(contentType: string): boolean {
+  return /^\s*multipart\/form-data\b/i.test(contentType);
 }
 
-/** The file and fields found in the first bytes of a multipart/form-data body. */
-export function parseMultipartPrefix(prefix: Buffer, boundary: string, fieldNames: ReadonlySet<string>): UploadFacts {
-  const text = prefix.toString('latin1');
-  const delimiter = `--${boundary}`;
+/**
+ * The file and fields found in the first bytes of a multipart/form-data body: the first file
+ * part's name and type (its headers are enough), and the fields named in `fieldNames` whose
+ * part ended within the prefix (a field cut by the prefix's end is left out).
+ */
+export async function parseMultipartPrefix(prefix: Buffer, contentType: string, fieldNames: ReadonlySet<string>): Promise<UploadFacts> {
   const fields: Record<string, string> = {};
   let file: UploadFacts['file'];
-  let at = text.indexOf(delimiter);
-  while (at >= 0) {
-    const headersStart = text.indexOf('\r\n', at + delimiter.length);
-    if (headersStart < 0) break;
-    if (text.startsWith('--', at + delimiter.length)) break; // closing delimiter
-    const headersEnd = text.indexOf('\r\n\r\n', headersStart);
-    if (headersEnd < 0) break;
-    const headers: Record<string, string> = {};
-    for (const line of text.slice(headersStart + 2, headersEnd).split('\r\n')) {
-      const colon = line.indexOf(':');
-      if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    const disposition = headerParams(headers['content-disposition'] ?? '');
-    const next = text.indexOf(`\r\n${delimiter}`, headersEnd + 4);
-    if (disposition.filename !== undefined) {
-      // latin1 -> the original bytes -> UTF-8 (browsers send UTF-8 file names)
-      const name = Buffer.from(disposition.filename, 'latin1').toString('utf8');
-      if (file === undefined) file = { name, ...(headers['content-type'] ? { type: headers['content-type'] } : {}) };
-    } else if (disposition.name !== undefined && fieldNames.has(disposition.name) && next >= 0) {
-      const value = Buffer.from(text.slice(headersEnd + 4, next), 'latin1').toString('utf8');
-      if (value.length <= MAX_FIELD_CHARS) fields[disposition.name] = value;
-    }
-    if (next < 0) break;
-    at = next + 2;
+  let parser;
+  try {
+    parser = Busboy({ headers: { 'content-type': contentType }, limits: PREFIX_LIMITS });
+  } catch {
+    return { fields }; // no usable boundary
   }
+  let cut = false;
+  parser.on('file', (_name, stream, filename, _encoding, mimeType) => {
+    stream.on('error', ignore); // the prefix ends inside it
+    stream.resume();
+    if (file === undefined) file = { ...(filename ? { name: filename } : {}), ...(mimeType ? { type: mimeType } : {}) };
+  });
+  parser.on('field', (name, value, _nameTruncated, valueTruncated) => {
+    // Busboy ends the part the prefix cuts, after saying the body ended early: not a whole value.
+    if (cut || valueTruncated || !fieldNames.has(name) || value.length > MAX_FIELD_CHARS) return;
+    fields[name] = value;
+  });
+  const done = new Promise<void>((resolve) => {
+    parser.on('finish', resolve);
+    parser.on('error', () => {
+      cut = true;
+      resolve();
+    });
+  });
+  parser.write(prefix);
+  // Let the parts that ended within the prefix report before the end of input is declared.
+  await nextMacrotask();
+  parser.end();
+  await done;
+  // The parts cut by the end report on the next ticks, and are ignored.
   return { ...(file !== undefined ? { file } : {}), fields };
+}
+
+function ignore(): void {}
+
+/** The file name of a Content-Disposition value (RFC 6266; `filename*` wins); undefined when there is none or it does not parse. */
+export function dispositionFileName(value: string): string | undefined {
+  let name: string | undefined;
+  try {
+    name = contentDisposition.parse(value).parameters.filename;
+  } catch {
+    return undefined;
+  }
+  if (name === undefined) return undefined;
+  // Header values reach Node as latin1: a plain filename sent as UTF-8 bytes is decoded as such.
+  const bytes = Buffer.from(name, 'latin1');
+  try {
+    return /[\x80-\xff]/.test(name) ? new TextDecoder('utf-8', { fatal: true }).decode(bytes) : name;
+  } catch {
+    return name;
+  }
 }
 
 /**
@@ -119,17 +134,10 @@ export function peekBody(raw: IncomingMessage, maxBytes: number, timeoutMs: numb
   });
 }
 
-/** The boundary of a multipart/form-data Content-Type, or null. */
-export function multipartBoundary(contentType: string | undefined): string | null {
-  if (contentType === undefined || !/^\s*multipart\/form-data\b/i.test(contentType)) return null;
-  const boundary = headerParams(contentType).boundary;
-  return boundary !== undefined && boundary.length > 0 && boundary.length <= 200 ? boundary : null;
-}
-
 /** File facts of a raw (non-multipart) upload from its headers and query string. */
 export function rawUploadFacts(headers: IncomingMessage['headers'], url: string): UploadFacts {
   const disposition = headers['content-disposition'];
-  let name = disposition ? headerParams(`x; ${disposition.replace(/^[^;]*;?/, '')}`).filename : undefined;
+  let name = disposition ? dispositionFileName(disposition) : undefined;
   const xName = headers['x-file-name'];
   if (name === undefined && typeof xName === 'string' && xName.length > 0) {
     try {

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { GatewayConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
-import '../server/route-config.js';
+import '../routing/route-table.js';
 import { securityHeaders } from './security-headers.js';
 
 export interface SecurityPluginOptions {

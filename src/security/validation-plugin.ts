@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import '../server/route-config.js';
+import '../routing/route-table.js';
 import { forwardsBody } from '../proxy/body.js';
 import { bodyType, inspectBufferedBody, inspectJsonBody, looksBinary, readBody } from './body-inspection.js';
 import { inspectRequest, type Finding, type InspectOptions } from './detect/index.js';

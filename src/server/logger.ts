@@ -1,6 +1,6 @@
 import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { DEFAULT_REDACTED_QUERY_PARAMS, type GatewayConfig } from '../config/index.js';
-import './route-config.js';
+import '../auth/principal.js';
 
 const REDACTED = '[redacted]';
 

@@ -36,9 +36,26 @@ describe('storeDecision', () => {
     expect(storeDecision(200, { 'cache-control': 'max-age=600' }, { ttlSeconds: 30, perUser: false }, false)?.ttlSeconds).toBe(30);
     expect(storeDecision(200, { 'cache-control': 'max-age=10' }, { ttlSeconds: 30, perUser: false }, false)?.ttlSeconds).toBe(10);
   });
-  it('authenticated answers are per user unless public', () => {
+  it('authenticated answers are per user unless a shared cache may keep them (public, s-maxage, must-revalidate)', () => {
     expect(storeDecision(200, ok, undefined, true)?.perUser).toBe(true);
     expect(storeDecision(200, { 'cache-control': 'public, max-age=60' }, undefined, true)).toMatchObject({ perUser: false, public: true });
+    expect(storeDecision(200, { 'cache-control': 's-maxage=60' }, undefined, true)).toMatchObject({ perUser: false, public: true, ttlSeconds: 60 });
+    expect(storeDecision(200, ok, undefined, false)).toMatchObject({ perUser: false, public: false });
+  });
+  it('reads directives case-insensitively (RFC 9111 §5.2), repeated headers as one list', () => {
+    expect(storeDecision(200, { 'cache-control': 'No-Store, Max-Age=60' }, undefined, false)).toBeUndefined();
+    expect(storeDecision(200, { 'cache-control': 'Private, Max-Age=60' }, undefined, true)).toBeUndefined();
+    expect(storeDecision(200, { 'cache-control': ['max-age=60', 'no-cache'] }, undefined, false)).toBeUndefined();
+    expect(storeDecision(200, { 'cache-control': 'Max-Age=60' }, undefined, false)?.ttlSeconds).toBe(60);
+  });
+  it('honours Expires (against the answer\'s Date) and what the upstream\'s Age used of the lifetime', () => {
+    const date = 'Wed, 01 Jan 2025 00:00:00 GMT';
+    expect(storeDecision(200, { date, expires: 'Wed, 01 Jan 2025 00:01:40 GMT' }, undefined, false)?.ttlSeconds).toBe(100);
+    expect(storeDecision(200, { date, expires: 'Tue, 31 Dec 2024 00:00:00 GMT' }, { ttlSeconds: 30, perUser: false }, false)).toBeUndefined(); // already expired
+    expect(storeDecision(200, { date, expires: '0' }, undefined, false)).toBeUndefined();
+    expect(storeDecision(200, { 'cache-control': 'max-age=60', age: '45' }, undefined, false)?.ttlSeconds).toBe(15);
+    expect(storeDecision(200, { 'cache-control': 'max-age=60', age: '60' }, undefined, false)).toBeUndefined();
+    expect(storeDecision(200, { 'cache-control': 'public' }, { ttlSeconds: 30, perUser: false }, false)?.ttlSeconds).toBe(30);
   });
 });
 

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
-import { cleanup, onCleanup, ROOT, runCli, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
+import { cleanup, NOTHING_LISTENING, onCleanup, ROOT, runCli, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
 import { call, type HttpResult } from '../helpers/http.js';
 import { parsePrometheusText } from '../helpers/prometheus.js';
-import { standIns, type StandIn } from '../helpers/upstreams.js';
+import { standIn, standIns, type StandIn } from '../helpers/upstreams.js';
 import { constantModelFile } from '../routing/model/helpers.js';
 
 /*
@@ -52,8 +52,8 @@ function ask(text: string, options: { key?: string; headers?: Record<string, str
   });
 }
 
-async function metric(name: string, labels: Record<string, string>): Promise<number> {
-  const families = parsePrometheusText((await call(`${gw.url}/metrics`)).text);
+async function metric(name: string, labels: Record<string, string>, url = gw.url): Promise<number> {
+  const families = parsePrometheusText((await call(`${url}/metrics`)).text);
   const sample = families.get(name)?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   return sample?.value ?? 0;
 }
@@ -303,5 +303,94 @@ describe('configuration', () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/^routing model problem: .*do not match the routing services \(twin, knowledge\)/);
     expect(res.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('ML-routed requests take the chosen service\'s split, breaker and fallback, as its table route does', () => {
+  let other: GatewayProcess;
+  let twin: StandIn;
+  let canary: StandIn;
+  let knowledge: StandIn;
+  let p2p: StandIn;
+
+  beforeAll(async () => {
+    const started = await standIns(['twin', 'knowledge', 'p2p', 'agent-controller']);
+    twin = started.byName.twin;
+    knowledge = started.byName.knowledge;
+    p2p = started.byName.p2p;
+    canary = await standIn('twin-v2');
+    other = await startGateway({
+      env: { ...started.env, FOG_COORDINATOR_URL: NOTHING_LISTENING },
+      yaml: yaml(
+        modelsDir,
+        [
+          'health:',
+          '  intervalMs: 60000',
+          'routes:',
+          `  - { id: twin, prefix: /v1/twin, service: twin, split: { canary: { urls: ["${canary.url}"] }, weights: { stable: 0, canary: 100 } } }`,
+          'services:',
+          '  knowledge:',
+          '    breaker: { volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeout: 60000 }',
+          '    retries: { maxRetries: 0 }',
+          '    fallback: "service:p2p"',
+          '  fog:',
+          '    retries: { maxRetries: 0 }',
+          '    fallback: { type: static, body: { degraded: true } }',
+          '',
+        ].join('\n'),
+      ),
+    });
+  });
+
+  it('a question the model sends to twin reaches the twin canary when twin\'s split says 100% canary', async () => {
+    const stableBefore = twin.requestCount;
+    for (const text of ['remind me to water the plants tomorrow morning', 'what did I write in my notes about the vacation?']) {
+      const res = await ask(text, { key: READER_KEY, url: other.url });
+      expect(res.status, res.text).toBe(200);
+      expect(res.headers['x-routed-to']).toBe('twin');
+      expect(res.headers['x-routing-reason']).toBe('model');
+      expect(res.headers['x-gateway-upstream']).toBe('canary');
+      expect(res.json()).toMatchObject({ service: 'twin-v2', path: '/v1/query' });
+    }
+    expect(canary.requestCount).toBeGreaterThanOrEqual(2);
+    expect(twin.requestCount).toBe(stableBefore);
+    // Counted like the table route's requests: the canary service, on the canary side.
+    expect(await metric('gateway_service_requests', { service: 'twin-canary', status: '200', side: 'canary' }, other.url)).toBe(2);
+    // A service without a split: no x-gateway-upstream.
+    const plain = await ask('how many peers am I connected to', { key: READER_KEY, url: other.url });
+    expect([plain.headers['x-routed-to'], plain.headers['x-gateway-upstream']]).toEqual(['p2p', undefined]);
+  });
+
+  it('the chosen service\'s circuit breaker counts /v1/query failures, and once open its fallback answers without the upstream', async () => {
+    const question = 'what does the employee handbook say about parental leave';
+    knowledge.behaviour.failStatus = 500;
+    let fallback: string | undefined;
+    for (let i = 0; i < 20 && fallback === undefined; i++) {
+      const res = await ask(question, { key: READER_KEY, url: other.url });
+      expect(res.headers['x-routed-to']).toBe('knowledge');
+      fallback = res.headers['x-gateway-fallback'] as string | undefined;
+      if (fallback === undefined) expect(res.status).toBe(500); // 5xx answers are forwarded and counted
+    }
+    await other.waitForLog((l) => l.msg === 'circuit breaker opened' && l.service === 'knowledge');
+    const knowledgeBefore = knowledge.requestCount;
+    const p2pBefore = p2p.requestCount;
+    const res = await ask(question, { key: READER_KEY, url: other.url });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-routed-to']).toBe('knowledge');
+    expect(res.headers['x-gateway-fallback']).toBe('service:p2p');
+    expect(res.json()).toMatchObject({ service: 'p2p', path: '/v1/query', method: 'POST' });
+    expect(JSON.parse(res.json().body)).toEqual({ query: question });
+    expect(knowledge.requestCount).toBe(knowledgeBefore);
+    expect(p2p.requestCount).toBe(p2pBefore + 1);
+    expect(await metric('gateway_service_requests', { service: 'knowledge', status: 'circuit_open', side: 'stable' }, other.url)).toBeGreaterThanOrEqual(1);
+    knowledge.behaviour.failStatus = null;
+  });
+
+  it('an unreachable chosen service gets its static fallback', async () => {
+    const res = await ask('what is the status of job 4412', { key: READER_KEY, url: other.url });
+    expect(res.headers['x-routed-to']).toBe('fog');
+    expect(res.status).toBe(200);
+    expect(res.headers['x-gateway-fallback']).toBe('static');
+    expect(res.json()).toEqual({ degraded: true });
   });
 });

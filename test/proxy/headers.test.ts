@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { jwtVerify } from 'jose';
 import type { Principal } from '../../src/auth/principal.js';
-import { gatewayPath, upstreamPath } from '../../src/proxy/forward.js';
+import { gatewayPath, upstreamPath } from '../../src/proxy/exchange.js';
 import {
   acceptableRequestId,
   clientResponseHeaders,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, request, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { headerParams, multipartBoundary, parseMultipartPrefix, peekBody, rawUploadFacts } from '../../../src/routing/upload-input.js';
+import { dispositionFileName, isMultipartFormData, parseMultipartPrefix, peekBody, rawUploadFacts } from '../../../src/routing/upload-input.js';
 
 const FIELDS = new Set(['message', 'service', 'query', 'prompt']);
 
@@ -18,28 +18,38 @@ function multipart(boundary: string, parts: Array<{ name: string; filename?: str
 }
 
 describe('upload facts', () => {
-  it('parses header parameters, quoted, unquoted and RFC 5987 extended', () => {
-    expect(headerParams('form-data; name="file"; filename="a \\"b\\".pdf"')).toEqual({ name: 'file', filename: 'a "b".pdf' });
-    expect(headerParams("attachment; filename=plain.txt; filename*=UTF-8''na%C3%AFve.pdf")).toEqual({ filename: 'naïve.pdf' });
-    expect(multipartBoundary('multipart/form-data; boundary=----abc')).toBe('----abc');
-    expect(multipartBoundary('multipart/form-data; boundary="quoted b"')).toBe('quoted b');
-    expect(multipartBoundary('application/json')).toBeNull();
+  it('reads file names from Content-Disposition: quoted, unquoted, RFC 5987 extended (which wins), UTF-8 bytes', () => {
+    expect(dispositionFileName('form-data; name="file"; filename="a \\"b\\".pdf"')).toBe('a "b".pdf');
+    expect(dispositionFileName("attachment; filename=plain.txt; filename*=UTF-8''na%C3%AFve.pdf")).toBe('naïve.pdf');
+    // A header value as Node hands it over: the UTF-8 bytes of "résumé.pdf" read as latin1.
+    expect(dispositionFileName(`attachment; filename="${Buffer.from('résumé.pdf').toString('latin1')}"`)).toBe('résumé.pdf');
+    expect(dispositionFileName('attachment')).toBeUndefined();
+    expect(dispositionFileName('attachment; filename')).toBeUndefined(); // does not parse
+    expect(isMultipartFormData('multipart/form-data; boundary=----abc')).toBe(true);
+    expect(isMultipartFormData('application/json')).toBe(false);
   });
 
-  it('finds the file part and the small text fields in a multipart prefix', () => {
+  it('finds the file part and the small text fields in a multipart prefix', async () => {
     const body = multipart('XyZ', [
       { name: 'message', body: 'add to the knowledge base, s’il vous plaît' },
       { name: 'ignored', body: 'not a text field' },
       { name: 'file', filename: 'Q3 report – final.pdf', type: 'application/pdf', body: Buffer.alloc(1000, 1) },
     ]);
-    expect(parseMultipartPrefix(body, 'XyZ', FIELDS)).toEqual({
+    const type = 'multipart/form-data; boundary=XyZ';
+    expect(await parseMultipartPrefix(body, type, FIELDS)).toEqual({
       file: { name: 'Q3 report – final.pdf', type: 'application/pdf' },
       fields: { message: 'add to the knowledge base, s’il vous plaît' },
     });
     // A prefix cut inside the file still has its headers; a cut inside a field drops that field.
     const fileHeadersEnd = body.indexOf('\r\n\r\n', body.indexOf('filename')) + 4;
-    expect(parseMultipartPrefix(body.subarray(0, fileHeadersEnd + 10), 'XyZ', FIELDS).file).toEqual({ name: 'Q3 report – final.pdf', type: 'application/pdf' });
-    expect(parseMultipartPrefix(body.subarray(0, 60), 'XyZ', FIELDS)).toEqual({ fields: {} });
+    expect(await parseMultipartPrefix(body.subarray(0, fileHeadersEnd + 10), type, FIELDS)).toEqual({
+      file: { name: 'Q3 report – final.pdf', type: 'application/pdf' },
+      fields: { message: 'add to the knowledge base, s’il vous plaît' },
+    });
+    expect(await parseMultipartPrefix(body.subarray(0, 60), type, FIELDS)).toEqual({ fields: {} });
+    // The quoted boundary form, and a Content-Type without a boundary.
+    expect((await parseMultipartPrefix(multipart('quoted b', [{ name: 'query', body: 'hi' }]), 'multipart/form-data; boundary="quoted b"', FIELDS)).fields).toEqual({ query: 'hi' });
+    expect(await parseMultipartPrefix(body, 'multipart/form-data', FIELDS)).toEqual({ fields: {} });
   });
 
   it('reads raw uploads from Content-Disposition, X-File-Name or ?filename=', () => {

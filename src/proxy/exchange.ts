@@ -5,39 +5,61 @@ import { errors as undiciErrors, type Dispatcher, type Pool } from 'undici';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import { FailedResponse, isBreakerOpen, maySendAgain, Uncounted, type Fallback, type Resilience, type RetryPolicy } from '../resilience/index.js';
-import { upstreamBody } from './body.js';
-import { clientResponseHeaders, continueTrace, forwardingView, rewriteLocations, upstreamRequestHeaders } from './headers.js';
+import { FailedResponse, isBreakerOpen, maySendAgain, Uncounted, type Resilience, type RetryPolicy } from '../resilience/index.js';
+import type { Side } from '../routing/traffic-split.js';
+import { continueTrace, forwardingView, rewriteLocations, upstreamRequestHeaders } from './headers.js';
 import { identityHeaders, type IdentityAssertions } from './identity.js';
-import { assertForwardable } from './request-target.js';
 import type { Upstream } from './upstreams.js';
 
 /*
- * Forwarding is written on undici directly rather than through @fastify/reply-from: the
- * resilience stages (breakers, retry budget, fallbacks, response cache) need to act between
- * "upstream answered with headers" and "the body starts streaming to the client", which
- * reply-from only exposes through callbacks. undici does the HTTP work; this file only
- * wires headers, bodies, timeouts and error mapping.
+ * One upstream exchange: one request to one upstream host, with the gateway's headers, the
+ * body taken once, one deadline, and the circuit breaker and retries around each attempt.
+ * It returns the upstream's response (headers in, body not yet read) or an UpstreamFailure
+ * saying why there is none; it never answers the client, and never calls anything back:
+ * the request path (request-path.ts) decides what a failure becomes (a fallback, an error).
+ *
+ * Written on undici directly rather than through @fastify/reply-from: the request path has
+ * to act between "upstream answered with headers" and "the body starts streaming to the
+ * client", which reply-from only exposes through callbacks.
  */
 
-export interface ForwardOptions {
+/** What one request sends upstream: the same for its exchange and a `service:<other>` fallback's. */
+export interface Outgoing {
+  /** The route the request matched: path mapping (rewritePrefix) and forwarding options. */
   readonly route: RouteConfig;
-  readonly upstream: Upstream;
-  readonly timeoutMs: number;
-  readonly bodyLimitBytes: number;
+  /** Taken once (src/proxy/body.ts): a buffer may go out again; a stream only once. */
+  readonly body: Buffer | Readable | null;
+  /** The side of a traffic split it went to (the `side` label of gateway_service_requests). */
+  readonly side: Side;
+}
+
+/** What an exchange needs of the gateway, created once with the proxy plugin. */
+export interface ExchangeDeps {
   readonly metrics: GatewayMetrics;
-  /** Backpressure (503 GW_GATEWAY_OVERLOADED when the service has no free slot) and retries. */
-  readonly resilience?: Resilience;
-  /** Set when this call is a `service:<other>` fallback: the body already taken, and no further fallback. */
-  readonly fallbackOf?: { readonly body: Buffer | Readable | null };
-  /** Answers from the response cache's stale entry (`stale-cache` fallback); undefined when there is none. */
-  readonly stale?: (reply: FastifyReply) => Promise<FastifyReply | undefined>;
-  /** The side of a traffic split this request went to (the `side` label of gateway_service_requests); default stable. */
-  readonly side?: 'stable' | 'canary';
+  /** Breakers and retries (src/resilience). */
+  readonly resilience: Resilience;
   /** Signs the identity passed upstream (x-gateway-identity); without it only the plain identity headers are sent. */
   readonly identity?: IdentityAssertions;
-  /** Sends the upstream answer instead of the plain pass-through (the response cache, src/cache); not used by fallbacks. */
-  readonly respond?: (reply: FastifyReply, response: Dispatcher.ResponseData) => Promise<FastifyReply>;
+}
+
+/** Failures a fallback answers for (src/resilience/fallback.ts). */
+const FALLS_BACK = new Set(['circuit-open', 'unreachable', 'timeout']);
+
+/** Why an exchange brought back no response, as the request path needs it. */
+export class UpstreamFailure {
+  constructor(
+    /** What the client gets when nothing else answers. */
+    readonly error: GatewayError,
+    /** circuit-open: refused by the breaker; request: not the upstream's fault (e.g. the body went over its limit). */
+    readonly reason: 'circuit-open' | 'unreachable' | 'timeout' | 'aborted' | 'error' | 'request',
+    /** The request may still go to another service: nothing of it went out, or it may be sent again. */
+    readonly mayResend: boolean,
+  ) {}
+
+  /** A breaker that refused, a host that could not be reached, a deadline: what fallbacks are for. */
+  get fallsBack(): boolean {
+    return FALLS_BACK.has(this.reason);
+  }
 }
 
 /** The path to request upstream: optional prefix rewrite, then the upstream URL's base path. */
@@ -82,46 +104,6 @@ export function gatewayPath(path: string, route: Pick<RouteConfig, 'prefix' | 'r
 const UPSTREAM_TIMEOUT = new undiciErrors.HeadersTimeoutError('upstream did not answer in time');
 
 function ignore(): void {}
-
-const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
-
-/** The error as answered after a fallback was tried: it says which fallback answered. */
-function labelled(err: unknown, label: string): unknown {
-  if (!(err instanceof GatewayError)) return err;
-  return new GatewayError(err.code, err.message, { cause: err.cause, headers: { ...err.headers, 'x-gateway-fallback': label } });
-}
-
-/**
- * Answer with the service's fallback instead of `error` (src/resilience/fallback.ts): the
- * static body, or the request sent to the other service when it may go out (again); when
- * it may not, `error` itself.
- */
-async function answerWithFallback(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  options: ForwardOptions,
-  fallback: Fallback,
-  body: Buffer | Readable | null,
-  error: GatewayError,
-  maySend: boolean,
-): Promise<FastifyReply> {
-  if (fallback.type === 'stale-cache') {
-    const served = await options.stale?.(reply);
-    if (served === undefined) throw error;
-    return served;
-  }
-  if (fallback.type === 'static') {
-    return reply.code(fallback.status).header('content-type', JSON_CONTENT_TYPE).header('x-gateway-fallback', 'static').send(fallback.body);
-  }
-  const target = maySend ? options.resilience?.fallbackUpstream(fallback.service) : undefined;
-  if (target === undefined) throw error;
-  reply.header('x-gateway-fallback', fallback.label);
-  try {
-    return await forward(request, reply, { ...options, upstream: target, timeoutMs: fallback.timeoutMs, fallbackOf: { body } });
-  } catch (err) {
-    throw labelled(err, fallback.label);
-  }
-}
 
 /**
  * After a failed attempt: when the policy allows another one (idempotent, body resendable,
@@ -171,7 +153,7 @@ async function sendCounted(pool: Pool, opts: Dispatcher.RequestOptions): Promise
 }
 
 /** Map an undici failure to the catalogue: timeouts are 504, anything reaching the host 502. */
-export function classifyUpstreamError(err: unknown): { error: GatewayError; label: string } {
+export function classifyUpstreamError(err: unknown): { error: GatewayError; label: 'timeout' | 'aborted' | 'unreachable' | 'error' } {
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
     return { error: new GatewayError('GW_UPSTREAM_TIMEOUT', undefined, { cause: err }), label: 'timeout' };
   }
@@ -194,18 +176,26 @@ export function classifyUpstreamError(err: unknown): { error: GatewayError; labe
   return { error: new GatewayError('GW_UPSTREAM_BAD_RESPONSE', undefined, { cause: err }), label: 'error' };
 }
 
-export async function forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {
-  // request.url is the canonical target (src/proxy/request-target.ts); a refused one never goes out.
-  assertForwardable(request);
-  const { upstream, metrics, timeoutMs } = options;
-  const side = options.side ?? 'stable';
-  // Before anything is read or sent upstream: a shed request costs no upstream work.
-  // A fallback call already holds the first service's slot.
-  if (options.fallbackOf === undefined) options.resilience?.limiter.acquire(upstream.service, reply.raw);
-  const { route } = options;
+/**
+ * Send the request to `upstream` and wait for its response headers: the gateway's request
+ * headers (identity for this host's audience, trace, forwarding view), `timeoutMs` for all
+ * attempts together, each attempt through the host's circuit breaker, retries when the
+ * service's policy allows them. The response's body is left for the caller to stream.
+ */
+export async function exchange(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  outgoing: Outgoing,
+  upstream: Upstream,
+  timeoutMs: number,
+  deps: ExchangeDeps,
+): Promise<Dispatcher.ResponseData | UpstreamFailure> {
+  const { metrics, resilience } = deps;
+  const { route, body, side } = outgoing;
+  const service = upstream.service;
   const trace = continueTrace(request.headers.traceparent);
   const principal = request.principal;
-  const identity = options.identity !== undefined ? await options.identity.headers(principal, upstream.audience) : principal != null ? identityHeaders(principal) : undefined;
+  const identity = deps.identity !== undefined ? await deps.identity.headers(principal, upstream.audience) : principal != null ? identityHeaders(principal) : undefined;
   const headers = upstreamRequestHeaders(request.headers, {
     // The gateway's view (trustProxy): X-Forwarded-For is the trusted chain ending with the
     // peer that connected; nothing the client claims beyond it is passed on.
@@ -229,14 +219,12 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
 
   // Retries (src/resilience/retry.ts) resend the same request while nothing has gone to the
   // client; the timer above is one deadline for all attempts together.
-  const policy = options.resilience?.retryPolicy(upstream.service);
+  const policy = resilience.retryPolicy(service);
   policy?.budget.recordRequest();
-  const path = upstreamPath(request.url, route, upstream.basePath);
-  const body = options.fallbackOf === undefined ? upstreamBody(request, options.bodyLimitBytes) : options.fallbackOf.body;
   // Circuit breaker of this host (src/resilience/breaker.ts): each attempt goes through it.
-  const breaker = options.resilience?.breakerFor(upstream);
+  const breaker = resilience.breakerFor(upstream);
   const requestOptions: Dispatcher.RequestOptions = {
-    path,
+    path: upstreamPath(request.url, route, upstream.basePath),
     method: request.method as 'GET',
     headers,
     body,
@@ -245,59 +233,50 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
     bodyTimeout: timeoutMs,
   };
   let attempt = 0;
-  let started: number;
   let response: Dispatcher.ResponseData | undefined;
   // Outstanding until the headers are in (or it failed): what load balancing compares.
   upstream.outstanding += 1;
   try {
     for (;;) {
       attempt += 1;
-      started = performance.now();
+      const started = performance.now();
       response = undefined;
-      let failure: unknown;
+      let thrown: unknown;
       try {
         response = breaker === undefined ? await upstream.pool.request(requestOptions) : await breaker.fire(sendCounted, upstream.pool, requestOptions);
       } catch (err) {
         if (err instanceof FailedResponse) response = err.response as Dispatcher.ResponseData; // a 5xx, counted as a failure
-        else failure = err instanceof Uncounted ? err.error : err;
+        else thrown = err instanceof Uncounted ? err.error : err;
       }
       if (response === undefined) {
-        const err = failure;
-        if (err instanceof GatewayError) throw err; // e.g. the body went over its limit while streaming
-        if (breaker !== undefined && isBreakerOpen(err)) {
-          // Open: answered at once without an upstream call, by the service's fallback.
-          metrics.serviceRequests.inc({ service: upstream.service, status: 'circuit_open', side });
-          const fallback = options.fallbackOf === undefined ? options.resilience?.fallbackFor(upstream.service) : undefined;
-          if (fallback === undefined) throw breaker.unavailable();
+        // e.g. the body went over its limit while streaming: the request's fault, not the upstream's.
+        if (thrown instanceof GatewayError) return new UpstreamFailure(thrown, 'request', false);
+        if (breaker !== undefined && isBreakerOpen(thrown)) {
+          // Open: refused at once without an upstream call.
+          metrics.serviceRequests.inc({ service, status: 'circuit_open', side });
           // Nothing of this request went out yet on a first attempt; after retries, the body was resendable.
-          return await answerWithFallback(request, reply, options, fallback, body, breaker.unavailable(), attempt === 1 || body === null || Buffer.isBuffer(body));
+          return new UpstreamFailure(breaker.unavailable(), 'circuit-open', attempt === 1 || body === null || Buffer.isBuffer(body));
         }
-        const { error, label } = classifyUpstreamError(abort.signal.reason === UPSTREAM_TIMEOUT ? UPSTREAM_TIMEOUT : err);
-        if (policy !== undefined && (label === 'unreachable' || label === 'error') && (await retryAfterBackoff(request, policy, body, attempt, abort.signal, metrics, upstream.service, label))) {
+        const { error, label } = classifyUpstreamError(abort.signal.reason === UPSTREAM_TIMEOUT ? UPSTREAM_TIMEOUT : thrown);
+        if (policy !== undefined && (label === 'unreachable' || label === 'error') && (await retryAfterBackoff(request, policy, body, attempt, abort.signal, metrics, service, label))) {
           continue;
         }
         // Per request, its final outcome (attempts that were retried: gateway_upstream_retries_total).
-        metrics.serviceRequests.inc({ service: upstream.service, status: label, side });
+        metrics.serviceRequests.inc({ service, status: label, side });
         if (label !== 'aborted') {
-          request.log.warn({ service: upstream.service, upstream: upstream.origin, err: (err as Error).message, code: error.code, attempt }, 'upstream failed');
+          request.log.warn({ service, upstream: upstream.origin, err: (thrown as Error).message, code: error.code, attempt }, 'upstream failed');
         }
-        if ((label === 'unreachable' || label === 'timeout') && options.fallbackOf === undefined) {
-          const fallback = options.resilience?.fallbackFor(upstream.service);
-          if (fallback !== undefined) {
-            return await answerWithFallback(request, reply, options, fallback, body, error, maySendAgain(request.method, request.headers, body));
-          }
-        }
-        throw error;
+        return new UpstreamFailure(error, label, maySendAgain(request.method, request.headers, body));
       }
-      metrics.upstreamDuration.observe({ service: upstream.service }, (performance.now() - started) / 1000);
+      metrics.upstreamDuration.observe({ service }, (performance.now() - started) / 1000);
       if (policy !== undefined && response.statusCode >= 500 && policy.retriesStatus(response.statusCode)) {
         // Decided on the status line: the failed answer's body is dropped, never streamed on.
         const failed = response;
-        if (await retryAfterBackoff(request, policy, body, attempt, abort.signal, metrics, upstream.service, failed.statusCode, () => failed.body.dump().catch(ignore))) {
+        if (await retryAfterBackoff(request, policy, body, attempt, abort.signal, metrics, service, failed.statusCode, () => failed.body.dump().catch(ignore))) {
           continue;
         }
       }
-      metrics.serviceRequests.inc({ service: upstream.service, status: String(response.statusCode), side });
+      metrics.serviceRequests.inc({ service, status: String(response.statusCode), side });
       break;
     }
   } finally {
@@ -309,8 +288,7 @@ export async function forward(request: FastifyRequest, reply: FastifyReply, opti
   rewriteLocations(response.headers, upstream.origin, (p) => gatewayPath(p, route, upstream.basePath));
   response.body.once('error', (err) => {
     // The status line is already sent: all that is left is to cut the stream and say why.
-    request.log.warn({ service: upstream.service, err: err.message }, 'upstream body failed mid-stream');
+    request.log.warn({ service, err: err.message }, 'upstream body failed mid-stream');
   });
-  if (options.respond !== undefined && options.fallbackOf === undefined) return options.respond(reply, response);
-  return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).send(response.body);
+  return response;
 }
