@@ -104,14 +104,16 @@ export interface McpConfig {
   readonly enabled: boolean;
   /** false only outside production (MCP_REQUIRE_AUTH). */
   readonly requireAuth: boolean;
-  readonly maxSessions: number;
-  readonly maxSessionsPerPrincipal: number;
-  readonly maxSessionsPerAddress: number;
-  readonly adminReservedSessions: number;
-  readonly pressureIdleSeconds: number;
+  readonly maxStreams: number;
+  readonly maxStreamsPerPrincipal: number;
+  readonly maxStreamsPerAddress: number;
+  readonly adminReservedStreams: number;
   readonly sessionIdleSeconds: number;
+  readonly streamRetryMs: number;
   /** Browser origins allowed on /mcp; absent: the CORS origins (plus localhost ones outside production). */
   readonly allowedOrigins?: readonly string[];
+  /** Host names allowed on /mcp; absent: from resourceUrl (plus localhost names outside production). */
+  readonly allowedHosts?: readonly string[];
   readonly resourceUrl?: string;
 }
 
@@ -585,13 +587,14 @@ export function loadConfig(
     mcp: {
       enabled: file.mcp.enabled,
       requireAuth: env.MCP_REQUIRE_AUTH,
-      maxSessions: file.mcp.maxSessions,
-      maxSessionsPerPrincipal: file.mcp.maxSessionsPerPrincipal,
-      maxSessionsPerAddress: file.mcp.maxSessionsPerAddress,
-      adminReservedSessions: file.mcp.adminReservedSessions ?? Math.min(Math.ceil(file.mcp.maxSessions / 10), file.mcp.maxSessions - 1),
-      pressureIdleSeconds: file.mcp.pressureIdleSeconds,
+      maxStreams: file.mcp.maxStreams,
+      maxStreamsPerPrincipal: file.mcp.maxStreamsPerPrincipal,
+      maxStreamsPerAddress: file.mcp.maxStreamsPerAddress,
+      adminReservedStreams: file.mcp.adminReservedStreams ?? Math.min(Math.ceil(file.mcp.maxStreams / 10), file.mcp.maxStreams - 1),
       sessionIdleSeconds: file.mcp.sessionIdleSeconds,
+      streamRetryMs: file.mcp.streamRetryMs,
       ...(file.mcp.allowedOrigins !== undefined ? { allowedOrigins: file.mcp.allowedOrigins } : {}),
+      ...(file.mcp.allowedHosts !== undefined ? { allowedHosts: file.mcp.allowedHosts } : {}),
       ...(file.mcp.resourceUrl !== undefined ? { resourceUrl: file.mcp.resourceUrl } : {}),
     },
     secrets: {

@@ -23,9 +23,10 @@ import validationPlugin from '../security/validation-plugin.js';
 import { AccessLogController, loggerOptions } from './logger.js';
 import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
-import { createGatewayMcpServer, type SubscribableResource } from '../../mcp/server/gateway-server.js';
-import { mcpHttpPlugin, sessionLimits, type McpSessionRecord } from '../../mcp/server/http.js';
-import { mcpOriginPolicy, protectedResourceMetadata } from '../../mcp/server/auth.js';
+import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
+import { mcpHttpPlugin, streamLimits } from '../../mcp/server/http.js';
+import { mcpHostPolicy, mcpOriginPolicy, protectedResourceMetadata } from '../../mcp/server/auth.js';
+import { EventBus, gatewayEvents, trafficShiftKey, type EventChannel, type GatewayEvent } from '../events/index.js';
 import { GATEWAY_VERSION } from '../version.js';
 import { createStateStore, type StateStore } from '../state/index.js';
 import { createRateLimiting, rateLimitClientStage, rateLimitPrincipalStage, type RateLimiting } from '../ratelimit/index.js';
@@ -122,19 +123,20 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     logger: app.log.child({ component: 'health' }),
     onServiceUp: (service) => resilience.serviceHealthy(service),
     onHostHealth: (service, origin, up) => upstreams.setHostDown(service, origin, !up),
-    onServiceStatusChange: () => emitResourceChange('gateway://services'),
+    // Each replica announces what its own probes see (MCP listeners hear it on every replica).
+    onServiceStatusChange: (service, status) => void gatewayEventsChannel?.publish({ type: 'service.health', service, status }).catch(() => {}),
   });
-  // MCP sessions subscribed to gateway://routes or gateway://services hear of changes.
-  const resourceListeners = new Set<(uri: SubscribableResource) => void>();
-  const emitResourceChange = (uri: SubscribableResource) => {
-    for (const listener of resourceListeners) listener(uri);
-  };
+  /** The event bus's gateway channel (src/events), once the state store exists. */
+  let gatewayEventsChannel: EventChannel<GatewayEvent> | undefined;
   // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
   const resilience = new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams });
 
   // Shared state first: the rate limiter and the threat detector live on it, and the
   // detector is the ThreatSink the stages below report to.
   const state = options.state ?? (await createStateStore(config, { log: app.log.child({ component: 'state' }), metrics }));
+  // The event bus (src/events) on the state store's pub/sub: MCP notifications on every replica.
+  const events = new EventBus(state, { log: app.log.child({ component: 'events' }) });
+  gatewayEventsChannel = gatewayEvents(events);
   const rateLimiting = createRateLimiting(config, state, { metrics, log: app.log.child({ component: 'ratelimit' }) });
   await rateLimiting.start();
   const blockedClients = new BlockedClientsService(rateLimiting.threats, () => state.up && state.backend === 'redis');
@@ -153,7 +155,10 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const splits = new TrafficSplits(config.routes, state, app.log.child({ component: 'traffic' }));
   await splits.start();
   const traffic = new TrafficService(config, splits);
-  splits.onChange(() => emitResourceChange('gateway://routes'));
+  // Every replica applies a shift and announces it; the key makes it one event for listeners.
+  splits.onChange((split) =>
+    void gatewayEventsChannel?.publish({ type: 'traffic.shifted', route: split.route, version: split.version, canary: split.weights.canary }, { key: trafficShiftKey(split.route, split.version, split.updatedAt) }).catch(() => {}),
+  );
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -218,38 +223,40 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   metricsService.start();
   app.addHook('onClose', async () => metricsService.stop());
   if (config.mcp.enabled) {
-    if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only); never in production');
+    if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only; a valid credential is still used); never in production');
+    const hostAllowed = mcpHostPolicy(config);
+    if (hostAllowed === null) app.log.warn('mcp: the Host of /mcp requests is not checked; set mcp.allowedHosts (or mcp.resourceUrl) to the names clients use');
+    const mcpDeps = {
+      routes: routesService,
+      metrics: metricsService,
+      blockedClients,
+      traffic,
+      ...(routing ? { routingModel: () => routing.manager.active } : {}),
+      resetBreakers: (service: string) => resilience.resetBreakers(service),
+      serviceNames: Object.keys(config.services),
+      requireMfaForAdmin: config.auth.requireMfaForAdmin,
+      redactedConfig: () => redactConfig(config),
+      version: GATEWAY_VERSION,
+    };
     await app.register(mcpHttpPlugin, {
-      createServer: (session) =>
-        createGatewayMcpServer({
-          routes: routesService,
-          metrics: metricsService,
-          blockedClients,
-          traffic,
-          ...(routing ? { routingModel: () => routing.manager.active } : {}),
-          resetBreakers: (service) => resilience.resetBreakers(service),
-          serviceNames: Object.keys(config.services),
-          requireMfaForAdmin: config.auth.requireMfaForAdmin,
-          redactedConfig: () => redactConfig(config),
-          resourceChanges: (listener) => {
-            resourceListeners.add(listener);
-            return () => resourceListeners.delete(listener);
-          },
-          subscriptions: session.subscriptions,
-          onSubscriptionsChange: session.onSubscriptionsChange,
-          refused: session.refused,
-          version: GATEWAY_VERSION,
-        }),
-      sessionLimits: sessionLimits(config.mcp),
-      audit: (entry) => app.log.info({ audit: entry }, 'mcp tool call'),
+      createServer: (scope) => createGatewayMcpServer(mcpDeps, scope),
+      limits: streamLimits(config.mcp),
+      audit: (entry) => app.log.info({ audit: entry }, entry.phase === 'arrived' ? 'mcp tool call' : 'mcp tool call ended'),
       sessionIdleMs: config.mcp.sessionIdleSeconds * 1000,
+      retryMs: config.mcp.streamRetryMs,
       authPolicy: config.mcp.requireAuth ? { required: true, scope: 'read' } : PUBLIC,
+      authenticator: auth.authenticator,
       originAllowed: mcpOriginPolicy(config),
-      sessionStore: state.cache<McpSessionRecord>('mcp-sessions'),
+      hostAllowed,
+      sessionRecords: state.cache('mcp-sessions', { maxEntries: 100_000 }),
+      sessionTombstones: state.cache('mcp-sessions-ended', { maxEntries: 100_000 }),
+      storeUp: () => state.up,
+      bus: events,
       metrics,
     });
     if (config.auth.jwt.issuer !== undefined) await app.register(protectedResourceMetadata, { config });
   }
+  app.addHook('onClose', async () => events.close());
   // Response cache of GET/HEAD routes (src/cache), in the state store's Keyv.
   const cache = config.cache.enabled ? new ResponseCache(config.cache, state.cache<CacheStored>('responses', { maxEntries: 100_000 }), metrics, state) : undefined;
   if (cache !== undefined) app.addHook('onClose', async () => cache.close());
