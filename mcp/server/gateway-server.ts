@@ -97,6 +97,7 @@ export type ToolOutcome = 'ok' | 'refused' | 'failed';
 
 /** What a request's instance reports about the tool it ran (./observe.ts keeps it with the exchange). */
 export interface ToolReport {
+  toolStarted(): void;
   toolEnded(outcome: ToolOutcome): void;
 }
 
@@ -309,6 +310,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
   const tool = <T extends (...args: never[]) => CallToolResult | Promise<CallToolResult>>(name: string, config: ToolConfig, handler: T) => {
     let refused = false;
     const run = async (...args: unknown[]): Promise<CallToolResult> => {
+      scope.report?.toolStarted();
       try {
         const result = await (handler as unknown as (...a: unknown[]) => CallToolResult | Promise<CallToolResult>)(...args);
         scope.report?.toolEnded(refused ? 'refused' : result.isError === true ? 'failed' : 'ok');

@@ -13,8 +13,9 @@ import { argsHash, TOOL_NAMES, type ToolOutcome, type ToolReport } from './gatew
  *   the arguments) and again when the exchange ends, with how it ended: `ok`, `refused`
  *   (scope or MFA), `failed` (unknown tool, invalid arguments, a tool error), or `cancelled`
  *   (the client closed the response stream, or sent notifications/cancelled: no answer went
- *   out). A cancelled call also says how the tool's own code ended if it ran to its end
- *   (`toolEnded`): a shift applied after the client gave up is still on record;
+ *   out). A cancelled call also says how the tool's own code ended (`toolEnded`): a shift
+ *   applied after the client gave up is still on record. When the tool is still running as
+ *   the exchange ends, the line waits for it (at most TOOL_WAIT_MS, then `running`);
  * - every request is counted in gateway_mcp_requests_total{method,tool,status}, the status
  *   read from the answer (`error`, `tool_error` for a result with isError, `ok`) or
  *   `cancelled`.
@@ -41,6 +42,9 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set([
 
 export type AuditResult = 'ok' | 'refused' | 'failed' | 'cancelled';
 
+/** Longest an `ended` line of a cancelled call waits for its tool to end. */
+export const TOOL_WAIT_MS = 60_000;
+
 /** One audit line: `arrived` when the call comes in, `ended` when its exchange is over. */
 export interface McpAuditEntry {
   readonly phase: 'arrived' | 'ended';
@@ -53,8 +57,8 @@ export interface McpAuditEntry {
   readonly era: 'modern' | 'legacy';
   /** `ended` lines: how the call ended for the client. */
   readonly result?: AuditResult;
-  /** `ended` lines of a cancelled call whose tool ran to its end: how the tool's code ended. */
-  readonly toolEnded?: ToolOutcome;
+  /** `ended` lines of a cancelled call that reached its tool: how the tool's code ended (`running`: not within TOOL_WAIT_MS). */
+  readonly toolEnded?: ToolOutcome | 'running';
   readonly durationMs?: number;
 }
 
@@ -86,8 +90,11 @@ export class Exchange implements ToolReport {
   readonly #argsHash: string;
   readonly #started: number;
   #answer: Answer | undefined;
+  #toolStarted = false;
   #toolEnded: ToolOutcome | undefined;
   #finished = false;
+  /** The `ended` line of a cancelled call, waiting for its tool to end. */
+  #pendingLine: { line: McpAuditEntry; timer: NodeJS.Timeout } | undefined;
 
   constructor(message: unknown, options: ExchangeOptions) {
     const m = (message ?? {}) as Incoming;
@@ -110,9 +117,19 @@ export class Exchange implements ToolReport {
     return this.#answer !== undefined;
   }
 
+  /** From the request's server instance: the tool's own code starts. */
+  toolStarted(): void {
+    this.#toolStarted = true;
+  }
+
   /** From the request's server instance: how the tool's own code ended. */
   toolEnded(outcome: ToolOutcome): void {
     this.#toolEnded ??= outcome;
+    const pending = this.#pendingLine;
+    if (pending === undefined) return;
+    this.#pendingLine = undefined;
+    clearTimeout(pending.timer);
+    this.#options.audit({ ...pending.line, toolEnded: outcome });
   }
 
   /** The answer to this exchange's request went out (observed on the transport, or made by the gateway). */
@@ -147,12 +164,16 @@ export class Exchange implements ToolReport {
     const result: AuditResult =
       answer === undefined ? 'cancelled' : this.#toolEnded === 'refused' ? 'refused' : status === 'ok' ? 'ok' : 'failed';
     const durationMs = Math.round(((this.#options.clock ?? performance.now.bind(performance))() - this.#started) * 10) / 10;
-    this.#options.audit({
-      ...this.#line('ended'),
-      result,
-      ...(result === 'cancelled' && this.#toolEnded !== undefined ? { toolEnded: this.#toolEnded } : {}),
-      durationMs,
-    });
+    const line: McpAuditEntry = { ...this.#line('ended'), result, durationMs };
+    if (result !== 'cancelled' || !this.#toolStarted) return this.#options.audit(line);
+    if (this.#toolEnded !== undefined) return this.#options.audit({ ...line, toolEnded: this.#toolEnded });
+    // Cancelled while the tool runs: say how it ended once it has.
+    const timer = setTimeout(() => {
+      this.#pendingLine = undefined;
+      this.#options.audit({ ...line, toolEnded: 'running' });
+    }, TOOL_WAIT_MS);
+    timer.unref();
+    this.#pendingLine = { line, timer };
   }
 
   #line(phase: 'arrived' | 'ended'): McpAuditEntry {
