@@ -183,13 +183,16 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       .send({ jsonrpc: '2.0', id: requestIdOf(request.body), error: { code: rpc, message: error.message, data: { code: error.code, requestId: request.id } } });
   });
 
-  const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    // DNS-rebinding protection: Host and Origin (a rebinding page sends its own name in both).
+  /** DNS-rebinding protection: Host and Origin (a rebinding page sends its own name in both), before the body is read. */
+  const rebinding = async (request: FastifyRequest): Promise<void> => {
     if (opts.hostAllowed !== null && !opts.hostAllowed(request.headers.host)) {
       throw new GatewayError('GW_MCP_HOST_FORBIDDEN', `Host ${String(request.headers.host ?? '(none)').slice(0, 200)} may not call /mcp`);
     }
     const origin = request.headers.origin;
     if (origin !== undefined && !opts.originAllowed(origin)) throw new GatewayError('GW_MCP_ORIGIN_FORBIDDEN', `Origin ${origin.slice(0, 200)} may not call /mcp`);
+  };
+
+  const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (!opts.authPolicy.required) request.principal = await optionalPrincipal(opts.authenticator, request);
     const principal: Principal | null = request.principal;
     const expiresAt = bearerExpiry(request);
@@ -269,7 +272,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     sendWeb(reply, response);
   };
 
-  app.route({ method: ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'], url: '/mcp', config: { authPolicy: opts.authPolicy }, handler: handle });
+  app.route({ method: ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'], url: '/mcp', config: { authPolicy: opts.authPolicy }, onRequest: rebinding, handler: handle });
 
   // preClose, not onClose: an open stream is an in-flight request, and onClose hooks only run
   // once the server has drained every request, so shutdown would wait for the clients.

@@ -95,7 +95,13 @@ export class LegacySessions {
 
   async post(req: LegacyRequest): Promise<Response> {
     const message = (req.body ?? {}) as Message;
-    if (isInitializeRequest(req.body)) return this.#initialize(req);
+    if (isInitializeRequest(req.body)) {
+      if (req.web.headers.get('mcp-session-id') === null) return this.#initialize(req);
+      // A new session starts without an id (2025-11-25, Session Management): an unknown id is
+      // answered as such, so a client holding a stale one drops it; a live one is not reset.
+      await this.#session(req);
+      throw new GatewayError('GW_REQUEST_INVALID', 'This session is already initialized; send initialize without Mcp-Session-Id to start another one');
+    }
     const { id: sessionId, record } = await this.#session(req);
     if (message.method !== undefined && message.id === undefined) {
       // A notification: only a cancellation means something to the gateway.

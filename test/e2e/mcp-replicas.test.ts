@@ -57,7 +57,7 @@ describeWithRedis('MCP sessions and traffic splits across replicas (Redis)', () 
         headers: { 'x-api-key': OTHER_ADMIN_KEY, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
         body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
       });
-      expect([stolen.status, stolen.json().error.code]).toEqual([404, 'GW_MCP_SESSION_NOT_FOUND']);
+      expect([stolen.status, stolen.json().error.data.code]).toEqual([404, 'GW_MCP_SESSION_NOT_FOUND']);
     }
     await transport.terminateSession();
     await client.close();

@@ -39,7 +39,7 @@ describe('MCP session lifetime', () => {
     await sleep(5000);
     for (const id of [idleId, closedId]) {
       const after = await mcpRaw(gw.url, { sessionId: id, body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } });
-      expect([after.status, after.json().error.code]).toEqual([404, 'GW_MCP_SESSION_NOT_FOUND']);
+      expect([after.status, after.json().error.data.code]).toEqual([404, 'GW_MCP_SESSION_NOT_FOUND']);
     }
 
     // The listening client made no request either, but its stream is open: still served, still hearing.
