@@ -235,18 +235,28 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       reply.code(outcome.httpStatus).send({ jsonrpc: '2.0', id: requestIdOf(body), error: { code: outcome.code, message: outcome.message, ...(outcome.data !== undefined ? { data: outcome.data } : {}) } });
       return;
     }
-    if (outcome.kind === 'legacy') {
-      sendWeb(reply, await legacy.post({ ...legacyRequest, body, exchange }));
-      return;
+    try {
+      if (outcome.kind === 'legacy') sendWeb(reply, await legacy.post({ ...legacyRequest, body, exchange }));
+      else await serveModern(reply, { web, body, principal, owner, exchange, abort, ...(authInfo ? { authInfo } : {}), ...(expiresAt !== undefined ? { expiresAt } : {}) });
+    } catch (err) {
+      // Refused by the gateway itself (session, stream slots...): the answer is that error.
+      exchange.answer({ error: err instanceof GatewayError ? err.code : 'error' });
+      throw err;
     }
+  };
 
-    // 2026-07-28.
+  /** A 2026-07-28 request: the SDK's handler, with a stream slot for a listen stream. */
+  const serveModern = async (
+    reply: FastifyReply,
+    req: { web: Request; body: unknown; principal: Principal | null; owner: StreamOwner; exchange: Exchange; abort: AbortController; authInfo?: AuthInfo; expiresAt?: number },
+  ): Promise<void> => {
+    const { web, exchange, abort, expiresAt } = req;
     const listen = exchange.method === 'subscriptions/listen';
-    const slot = listen ? slots.acquire(owner) : undefined;
-    scopes.set(web, { principal, era: 'modern', method: exchange.method, report: exchange, onConnect: (transport) => exchange.observe(transport) });
+    const slot = listen ? slots.acquire(req.owner) : undefined;
+    scopes.set(web, { principal: req.principal, era: 'modern', method: exchange.method, report: exchange, onConnect: (transport) => exchange.observe(transport) });
     let response: Response;
     try {
-      response = await modern.fetch(web, { parsedBody: body, ...(authInfo ? { authInfo } : {}) });
+      response = await modern.fetch(web, { parsedBody: req.body, ...(req.authInfo ? { authInfo: req.authInfo } : {}) });
     } catch (err) {
       slot?.release();
       throw err;
@@ -254,8 +264,10 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     if (slot !== undefined) {
       // A listen stream is the request's answer for as long as it lasts; it ends when the
       // client closes it, when the gateway shuts down, when its credential expires, or when
-      // its slot goes to a newer stream of the same caller.
-      if (response.status === 200) exchange.answer({ result: {} });
+      // its slot goes to a newer stream of the same caller. Refused (filter, capacity), it is
+      // a JSON answer instead.
+      const stream = (response.headers.get('content-type') ?? '').includes('text/event-stream');
+      exchange.answer(stream ? { result: {} } : { error: 'refused' });
       slot.onReclaim(() => abort.abort());
       let expiry: NodeJS.Timeout | undefined;
       if (expiresAt !== undefined && expiresAt - Date.now() < MAX_TIMER_MS) {

@@ -269,6 +269,11 @@ describe('/mcp refuses what the gateway refuses with JSON-RPC error bodies', () 
     expect(anonymous.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, data: { code: 'GW_AUTH_MISSING_CREDENTIALS' } } });
     const noSession = await raw(g.url, { body: { jsonrpc: '2.0', id: 6, method: 'tools/list' } });
     expect([noSession.status, noSession.json().id, noSession.json().error.data.code]).toEqual([400, 6, 'GW_MCP_SESSION_REQUIRED']);
+    // A call the gateway refuses before any server instance sees it is on record as failed, not as cancelled.
+    const callNoSession = await raw(g.url, { body: { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'list_routes', arguments: {} } } });
+    expect(callNoSession.status).toBe(400);
+    const ended = await waitFor(() => g.audits().find((a) => a.phase === 'ended' && a.tool === 'list_routes'), 2000, 'the ended line');
+    expect(ended.result).toBe('failed');
     const unknown = await raw(g.url, { headers: { 'mcp-session-id': 'x'.repeat(43) }, body: { jsonrpc: '2.0', id: 7, method: 'tools/list' } });
     expect([unknown.status, unknown.json().error.code, unknown.json().error.data.code]).toEqual([404, -32001, 'GW_MCP_SESSION_NOT_FOUND']);
     const get = await raw(g.url, { method: 'GET', headers: { accept: 'text/event-stream' } });
