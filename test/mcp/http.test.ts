@@ -261,6 +261,17 @@ describe('/mcp refuses what the gateway refuses with JSON-RPC error bodies', () 
     }
   });
 
+  it('mcp.allowedHosts replaces the default Host list (localhost included): only the names listed pass', async () => {
+    const g = await startInProcess({ yaml: 'mcp:\n  allowedHosts: [gw.example.org]\n' });
+    const body = { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: envelope() } };
+    const listed = await raw(g.url, { headers: { ...modernHeaders('tools/list'), host: 'GW.example.org:8443' }, body });
+    expect(listed.status).toBe(200);
+    for (const host of [`127.0.0.1:${new URL(g.url).port}`, 'gw.example.org.evil.example', 'evil.example']) {
+      const refused = await raw(g.url, { headers: { ...modernHeaders('tools/list'), host }, body });
+      expect([host, refused.status, refused.json().error.data.code]).toEqual([host, 403, 'GW_MCP_HOST_FORBIDDEN']);
+    }
+  });
+
   it('authentication, session and method refusals are JSON-RPC errors with the status of the catalogue', async () => {
     const g = await startInProcess();
     const anonymous = await raw(g.url, { headers: { 'x-api-key': '' }, body: { jsonrpc: '2.0', id: 5, method: 'tools/list', params: { _meta: envelope() } } });
