@@ -41,10 +41,16 @@ export const ERROR_CATALOGUE = {
   GW_ROUTING_UNKNOWN_SERVICE: { status: 400, message: 'The named service is not one this gateway routes to' },
   GW_ADMIN_MODEL_NOT_FOUND: { status: 404, message: 'No routing model with this id' },
   GW_ADMIN_MODEL_INVALID: { status: 422, message: 'The routing model cannot be used by this gateway' },
+  // --- MCP server (mcp/server): on /mcp every error is a JSON-RPC error body ---
   GW_MCP_SESSION_NOT_FOUND: { status: 404, message: 'No MCP session with this Mcp-Session-Id; start a new one with initialize' },
-  GW_MCP_SESSION_REQUIRED: { status: 400, message: 'Send initialize (POST, no Mcp-Session-Id) to start an MCP session first' },
-  GW_MCP_TOO_MANY_SESSIONS: { status: 503, message: 'Too many open MCP sessions; retry later' },
+  GW_MCP_SESSION_REQUIRED: { status: 400, message: 'A 2025 MCP request needs the Mcp-Session-Id of a session (initialize first), or send 2026-07-28 requests with their _meta envelope' },
+  GW_MCP_TOO_MANY_STREAMS: { status: 503, message: 'Too many open MCP streams; retry later' },
   GW_MCP_ORIGIN_FORBIDDEN: { status: 403, message: 'This Origin may not call /mcp' },
+  GW_MCP_HOST_FORBIDDEN: { status: 403, message: 'This Host may not be used to call /mcp' },
+  GW_MCP_BATCH_UNSUPPORTED: { status: 400, message: 'JSON-RPC batches are not accepted (removed from MCP in 2025-06-18): send one message per POST' },
+  GW_MCP_PROTOCOL_VERSION_MISMATCH: { status: 400, message: 'MCP-Protocol-Version does not match the version this session negotiated' },
+  GW_MCP_NOT_ACCEPTABLE: { status: 406, message: 'The MCP GET stream needs Accept: text/event-stream' },
+  GW_MCP_METHOD_NOT_ALLOWED: { status: 405, message: 'Only POST is served without an Mcp-Session-Id (GET and DELETE belong to 2025 sessions)' },
   GW_GATEWAY_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down; retry on another replica' },
   // --- resilience (src/resilience) ---
   GW_SERVICE_UNAVAILABLE: { status: 503, message: 'The service is failing and its circuit breaker is open; retry after the time in Retry-After' },

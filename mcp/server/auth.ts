@@ -1,8 +1,10 @@
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { validateHostHeader, type AuthInfo } from '@modelcontextprotocol/server';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { decodeJwt } from 'jose';
+import type { Authenticator } from '../../src/auth/authenticator.js';
+import { presentedCredential } from '../../src/auth/credentials.js';
 import type { Principal } from '../../src/auth/principal.js';
-import { isScope } from '../../src/auth/scopes.js';
 import type { GatewayConfig } from '../../src/config/index.js';
 import { SCOPE_VALUES } from '../../src/config/index.js';
 
@@ -32,27 +34,72 @@ export function mcpOriginPolicy(config: Pick<GatewayConfig, 'mcp' | 'cors' | 'en
   };
 }
 
+/** Listen addresses that are no host name a client would send. */
+const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::', '[::]']);
+
+/**
+ * Which Host names /mcp answers to (DNS-rebinding protection, checked with Origin: a page on
+ * evil.example whose name resolves to the gateway sends `Host: evil.example`). The list is
+ * `mcp.allowedHosts` when set, else the host of `mcp.resourceUrl`, plus outside production
+ * localhost, 127.0.0.1, [::1] and the listen address. Null when there is no list (production
+ * with neither key set: the gateway cannot know its public names, and says so at start-up).
+ */
+export function mcpHostPolicy(config: Pick<GatewayConfig, 'mcp' | 'environment' | 'server'>): ((host: string | undefined) => boolean) | null {
+  const names = new Set<string>(config.mcp.allowedHosts ?? []);
+  if (config.mcp.allowedHosts === undefined) {
+    if (config.mcp.resourceUrl !== undefined) names.add(new URL(config.mcp.resourceUrl).hostname.toLowerCase());
+    if (config.environment !== 'production') {
+      for (const name of LOCALHOST_NAMES) names.add(name);
+      const listen = config.server.host.toLowerCase();
+      if (!WILDCARD_ADDRESSES.has(listen)) names.add(listen.includes(':') && !listen.startsWith('[') ? `[${listen}]` : listen);
+    }
+  }
+  if (names.size === 0) return null;
+  const allowed = [...names];
+  return (host) => validateHostHeader(host, allowed).ok;
+}
+
 /*
  * Every /mcp request is authorised by its own credential: the auth stage verifies it (expiry
- * included) and sets the request's principal; that principal travels with each JSON-RPC
- * message of the request as the SDK's `authInfo` (StreamableHTTPServerTransport.handleRequest
- * reads `req.auth`; handlers get it as `extra.authInfo`), so tools and the session's observer
- * decide scope and MFA per request, never from the session's initialize.
+ * included) and sets the request's principal, and that principal builds the server instance
+ * that serves the request (one per request, ./gateway-server.ts). It also travels as the
+ * SDK's `authInfo` (handlers see it as `ctx.http.authInfo`), without the credential itself.
  */
 
 /** The SDK's AuthInfo for a request's principal (none for an anonymous request). Never holds the credential. */
-export function authInfoFor(principal: Principal | null): AuthInfo | undefined {
+export function authInfoFor(principal: Principal | null, expiresAt?: number): AuthInfo | undefined {
   if (principal === null) return undefined;
-  return { token: '', clientId: principal.subject, scopes: [...principal.scopes], extra: { principal } };
+  return {
+    token: '',
+    clientId: principal.subject,
+    scopes: [...principal.scopes],
+    ...(expiresAt !== undefined ? { expiresAt: Math.floor(expiresAt / 1000) } : {}),
+    extra: { subject: principal.subject, mfa: principal.mfa },
+  };
 }
 
-/** The principal of the request a message came with (see authInfoFor); null: anonymous. */
-export function requestPrincipal(extra: { readonly authInfo?: AuthInfo | undefined } | undefined): Principal | null {
-  const candidate = extra?.authInfo?.extra?.principal as Partial<Principal> | undefined;
-  if (candidate === undefined || candidate === null || typeof candidate !== 'object') return null;
-  if (typeof candidate.subject !== 'string' || typeof candidate.mfa !== 'boolean' || !Array.isArray(candidate.scopes)) return null;
-  if (!candidate.scopes.every((s) => typeof s === 'string' && isScope(s))) return null;
-  return candidate as Principal;
+/**
+ * With MCP_REQUIRE_AUTH=false credentials are optional, not ignored: a request without one is
+ * anonymous, a valid one is used (an admin key gets the admin tools), an invalid or expired
+ * one is refused as anywhere else (401), as is one without `read` scope (403).
+ */
+export async function optionalPrincipal(authenticator: Pick<Authenticator, 'authenticate' | 'authorize'>, request: FastifyRequest): Promise<Principal | null> {
+  if (presentedCredential(request.headers) === null) return null;
+  const principal = await authenticator.authenticate(request.headers);
+  authenticator.authorize(principal, { required: true, scope: 'read' }, request.method);
+  return principal;
+}
+
+/** When the request's bearer token expires (ms since the epoch), if it is a JWT with `exp`; it was verified by the auth stage. */
+export function bearerExpiry(request: Pick<FastifyRequest, 'headers'>): number | undefined {
+  const credential = presentedCredential(request.headers);
+  if (credential?.kind !== 'bearer') return undefined;
+  try {
+    const exp = decodeJwt(credential.token).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource';

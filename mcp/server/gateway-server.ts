@@ -1,15 +1,26 @@
 import { createHash } from 'node:crypto';
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { McpServer, type ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js';
 import {
-  ErrorCode,
-  McpError,
-  SubscribeRequestSchema,
-  UnsubscribeRequestSchema,
+  McpServer,
+  ProtocolError,
+  ProtocolErrorCode,
+  type CacheHint,
   type CallToolResult,
   type GetPromptResult,
-  type RequestId,
-} from '@modelcontextprotocol/sdk/types.js';
+  type StandardSchemaWithJSON,
+  type ToolAnnotations,
+  type Transport,
+} from '@modelcontextprotocol/server';
+import { z } from 'zod';
+import { accessRefusal, adminAccessPolicy } from '../../src/admin/access.js';
+import { listBlockedClientsOutput, unblockClientInput, type BlockedClientsService } from '../../src/admin/blocked-clients.js';
+import {
+  metricsSummaryInput,
+  metricsSummaryOutput,
+  queryMetricInput,
+  queryMetricOutput,
+  UnknownMetricError,
+  type MetricsService,
+} from '../../src/admin/metrics-service.js';
 import {
   getRouteInput,
   getRouteOutput,
@@ -21,19 +32,6 @@ import {
   type RoutesService,
 } from '../../src/admin/routes-service.js';
 import {
-  metricsSummaryInput,
-  metricsSummaryOutput,
-  queryMetricInput,
-  queryMetricOutput,
-  UnknownMetricError,
-  type MetricsService,
-} from '../../src/admin/metrics-service.js';
-import { accessRefusal, adminAccessPolicy } from '../../src/admin/access.js';
-import { listBlockedClientsOutput, unblockClientInput, type BlockedClientsService } from '../../src/admin/blocked-clients.js';
-import type { Principal } from '../../src/auth/principal.js';
-import { grants } from '../../src/auth/scopes.js';
-import type { RoutingModel } from '../../src/routing/model/model.js';
-import {
   getTrafficSplitInput,
   getTrafficSplitOutput,
   shiftTrafficInput,
@@ -41,86 +39,38 @@ import {
   TrafficSplitError,
   type TrafficService,
 } from '../../src/admin/traffic-service.js';
-import { z } from 'zod';
-import { requestPrincipal } from './auth.js';
-
-const explainRoutingInput = z.strictObject({
-  text: z.string().min(1).max(4096).describe('The request text (the query/prompt/message of a /v1/query body)'),
-  path: z.enum(['/v1/query', '/v1/upload']).default('/v1/query'),
-  fileName: z.string().max(256).optional().describe('For /v1/upload: the uploaded file name'),
-  fileType: z.string().max(128).optional().describe('For /v1/upload: its media type'),
-});
-
-const explainRoutingOutput = z.object({
-  model: z.string(),
-  service: z.string(),
-  confidence: z.number(),
-  probabilities: z.record(z.string(), z.number()),
-  topFeatures: z.array(z.object({ feature: z.string(), label: z.string(), weight: z.number() })),
-});
+import type { Principal } from '../../src/auth/principal.js';
+import { grants } from '../../src/auth/scopes.js';
+import type { RoutingModel } from '../../src/routing/model/model.js';
+import { mcpSchema } from './schemas.js';
 
 /*
  * The gateway as an MCP server: tools are thin adapters over the admin service layer
- * (src/admin), so the MCP and REST faces always agree. Every request is authorised by its own
- * credential, not by the one that opened the session: the principal of the HTTP request a
- * message came with reaches the handlers as the SDK's `extra.authInfo` (./auth.ts). Read tools
- * need `read` (checked when /mcp is reached); the admin tools (mutating ones, and
+ * (src/admin), so the MCP and REST faces always agree. One server instance serves one
+ * request (both protocol eras, ./http.ts), built for that request's own principal: read
+ * tools need `read` (checked when /mcp is reached); the admin tools (the mutating ones, and
  * list_blocked_clients) follow the admin services' rule, `admin` scope plus MFA when
- * configured (src/admin/access.ts), checked per call, and are not listed for a request whose
- * credential lacks the scope (./observe.ts). Every tool call is audited. Transports:
- * Streamable HTTP (./http.ts) and, through the CLI, stdio relayed to it.
+ * configured (src/admin/access.ts), and are not listed for a principal without the scope.
+ * Called anyway they answer with the refusal REST would give. The instance reports to the
+ * request's exchange (./observe.ts) how its tool ended, for the audit line.
+ *
+ * Capabilities claim only what is sent: resource updates for subscribed resources
+ * (`gateway://routes` on a traffic shift, `gateway://services` on a health change, on every
+ * replica); no list ever changes while the gateway runs, so no `listChanged`, and no log
+ * notifications, so no `logging`.
  */
 
-/** The resources whose changes a subscribed session hears (notifications/resources/updated). */
+/** The resources whose changes are announced (notifications/resources/updated). */
 export const SUBSCRIBABLE_RESOURCES = ['gateway://routes', 'gateway://services'] as const;
 export type SubscribableResource = (typeof SUBSCRIBABLE_RESOURCES)[number];
 
-/** Subscriptions one session may hold (they are kept in its state-store record, so bounded). */
+/** Subscriptions one 2025 session may hold (they are kept in its state-store record, so bounded). */
 export const MAX_SUBSCRIPTIONS_PER_SESSION = 32;
-const MAX_SUBSCRIBE_URI_LENGTH = 1024;
+export const MAX_SUBSCRIBE_URI_LENGTH = 1024;
 /** An absolute URI (RFC 3986 scheme, then something, no whitespace). */
 const ABSOLUTE_URI = /^[a-z][a-z0-9+.-]*:\S+$/i;
 /** The gateway's own resource namespace: it knows every resource in it. */
 const GATEWAY_SCHEME = 'gateway://';
-
-/** One audited tool call: arguments are hashed, never logged (they may carry client ids or reasons). */
-export interface McpAuditEntry {
-  readonly tool: string;
-  readonly principal: string;
-  readonly argsHash: string;
-  readonly result: 'ok' | 'refused' | 'failed';
-}
-
-export interface GatewayMcpServerDeps {
-  readonly routes: RoutesService;
-  readonly metrics: MetricsService;
-  /** Blocked-client admin (absent in setups without the rate-limit stage). */
-  readonly blockedClients?: BlockedClientsService;
-  /** Admin tools also need a second factor (config auth.requireMfaForAdmin), as the REST admin endpoints. */
-  readonly requireMfaForAdmin: boolean;
-  /** Closes a service's circuit breakers by hand; returns how many were open or half-open. */
-  readonly resetBreakers?: (service: string) => number;
-  /** Services the gateway knows (to refuse unknown names with a clear error). */
-  readonly serviceNames?: readonly string[];
-  /** The active routing model (absent when ML routing is off). */
-  readonly routingModel?: () => Pick<RoutingModel, 'explain' | 'id'>;
-  /** The redacted configuration, for the gateway://config resource. */
-  readonly redactedConfig: () => unknown;
-  /** Traffic splits (get_traffic_split, shift_traffic, the canary prompt). */
-  readonly traffic?: TrafficService;
-  /** Tells the session when a subscribable resource changed (traffic shift, health change). */
-  readonly resourceChanges?: (listener: (uri: SubscribableResource) => void) => () => void;
-  /** Subscriptions of a session restored on another replica (./http.ts). */
-  readonly subscriptions?: ReadonlySet<string>;
-  /** Called when the session's subscriptions change, to keep them with the session. */
-  readonly onSubscriptionsChange?: (uris: readonly string[]) => void;
-  /**
-   * Request ids of tool calls refused for a missing scope or second factor: the session's
-   * observer (./observe.ts), which audits every call, reads it to tell refusals apart.
-   */
-  readonly refused?: Set<RequestId>;
-  readonly version: string;
-}
 
 /**
  * The tools behind the admin services' access rule (admin scope, and MFA when configured): the
@@ -142,20 +92,74 @@ export const TOOL_NAMES: ReadonlySet<string> = new Set([
   ...ADMIN_TOOLS,
 ]);
 
-const NO_ADMIN_TOOLS: ReadonlyMap<string, string> = new Map();
-const ADMIN_SCOPE_NEEDED: ReadonlyMap<string, string> = new Map(ADMIN_TOOLS.map((name) => [name, 'GW_AUTH_INSUFFICIENT_SCOPE: this tool needs the "admin" scope'] as const));
+/** How a tool's own code ended: the audit line says it even when the answer never went out (cancelled). */
+export type ToolOutcome = 'ok' | 'refused' | 'failed';
 
-/**
- * The admin tools a request's principal lacks the scope for, with why: not listed for that
- * request, and a call is answered with that refusal (./observe.ts).
- */
-export function hiddenTools(principal: Principal | null): ReadonlyMap<string, string> {
-  return principal !== null && grants(principal.scopes, 'admin') ? NO_ADMIN_TOOLS : ADMIN_SCOPE_NEEDED;
+/** What a request's instance reports about the tool it ran (./observe.ts keeps it with the exchange). */
+export interface ToolReport {
+  toolStarted(): void;
+  toolEnded(outcome: ToolOutcome): void;
+}
+
+/** A 2025 session's resource subscriptions (./sessions.ts): kept in the state store, heard on any replica. */
+export interface SessionSubscriptions {
+  readonly subscriptions: readonly string[];
+  subscribe(uri: string): Promise<void>;
+  unsubscribe(uri: string): Promise<void>;
+}
+
+/** The request one server instance serves. */
+export interface McpRequestScope {
+  /** The principal of this HTTP request (null: anonymous, MCP_REQUIRE_AUTH=false). */
+  readonly principal: Principal | null;
+  /** 2026-07-28 (`modern`, per-request envelope) or a 2025 session (`legacy`). */
+  readonly era: 'modern' | 'legacy';
+  /** The JSON-RPC method of the request (tools/list leaves out the tools this principal may not call). */
+  readonly method: string;
+  readonly report?: ToolReport;
+  /** Called with the transport the instance is connected to, before it connects (./observe.ts watches the answer). */
+  readonly onConnect?: (transport: Transport) => void;
+  /** The 2025 session the request belongs to (resources/subscribe). */
+  readonly session?: SessionSubscriptions;
+}
+
+export interface GatewayMcpServerDeps {
+  readonly routes: RoutesService;
+  readonly metrics: MetricsService;
+  /** Blocked-client admin (absent in setups without the rate-limit stage). */
+  readonly blockedClients?: BlockedClientsService;
+  /** Admin tools also need a second factor (config auth.requireMfaForAdmin), as the REST admin endpoints. */
+  readonly requireMfaForAdmin: boolean;
+  /** Closes a service's circuit breakers by hand; returns how many were open or half-open. */
+  readonly resetBreakers?: (service: string) => number;
+  /** Services the gateway knows (to refuse unknown names with a clear error). */
+  readonly serviceNames?: readonly string[];
+  /** The active routing model (absent when ML routing is off). */
+  readonly routingModel?: () => Pick<RoutingModel, 'explain' | 'id'>;
+  /** The redacted configuration, for the gateway://config resource. */
+  readonly redactedConfig: () => unknown;
+  /** Traffic splits (get_traffic_split, shift_traffic, the canary prompt). */
+  readonly traffic?: TrafficService;
+  readonly version: string;
 }
 
 /** Stable short hash of a tool's arguments for the audit line. */
 export function argsHash(args: unknown): string {
   return createHash('sha256').update(JSON.stringify(args ?? {})).digest('hex').slice(0, 16);
+}
+
+/** Whether `principal` may see the admin tools listed. */
+export function seesAdminTools(principal: Principal | null): boolean {
+  return principal !== null && grants(principal.scopes, 'admin');
+}
+
+/** What each tool is registered with: zod schemas through mcpSchema, truthful annotations. */
+interface ToolConfig {
+  readonly title: string;
+  readonly description: string;
+  readonly inputSchema?: StandardSchemaWithJSON;
+  readonly outputSchema: StandardSchemaWithJSON;
+  readonly annotations: ToolAnnotations;
 }
 
 /** Success: the structured result, and the same as text for clients without structured content. */
@@ -187,45 +191,161 @@ const READ_ONLY = { readOnlyHint: true, destructiveHint: false, idempotentHint: 
 
 const JSON_MIME = 'application/json';
 
-export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
-  const server = new McpServer(
-    { name: 'unified-gateway', version: deps.version },
-    {
-      capabilities: { resources: { subscribe: true, listChanged: false }, logging: {} },
-      instructions:
-        'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients.',
-    },
-  );
+/**
+ * Cache hints of the 2026-07-28 results (`ttlMs`, `cacheScope`). The tool list depends on the
+ * caller (admin tools are left out for others): private. The other lists and the discovery
+ * answer depend on the gateway's configuration only: public, for five minutes. Resource
+ * contents are live (a traffic shift or a probe changes them, announced on listen streams):
+ * private and not to be reused, except the configuration, fixed while the gateway runs.
+ */
+export const CACHE_HINTS = {
+  'tools/list': { ttlMs: 60_000, cacheScope: 'private' },
+  'prompts/list': { ttlMs: 300_000, cacheScope: 'public' },
+  'resources/list': { ttlMs: 300_000, cacheScope: 'public' },
+  'resources/templates/list': { ttlMs: 300_000, cacheScope: 'public' },
+  'server/discover': { ttlMs: 300_000, cacheScope: 'public' },
+  'resources/read': { ttlMs: 0, cacheScope: 'private' },
+} as const satisfies Record<string, CacheHint>;
+const CONFIG_CACHE_HINT: CacheHint = { ttlMs: 300_000, cacheScope: 'private' };
+
+export const SERVER_CAPABILITIES = {
+  tools: { listChanged: false },
+  resources: { subscribe: true, listChanged: false },
+  prompts: { listChanged: false },
+} as const;
+
+const INSTRUCTIONS =
+  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients.';
+
+const promptArgs = {
+  diagnose: mcpSchema(z.object({ service: z.string().min(1).max(64).describe('Service name, e.g. knowledge') })),
+  canary: mcpSchema(z.object({ route: z.string().min(1).max(64).describe('Id of a route with a traffic split (see get_traffic_split)') })),
+};
+
+const explainRoutingInput = z.strictObject({
+  text: z.string().min(1).max(4096).describe('The request text (the query/prompt/message of a /v1/query body)'),
+  path: z.enum(['/v1/query', '/v1/upload']).default('/v1/query'),
+  fileName: z.string().max(256).optional().describe('For /v1/upload: the uploaded file name'),
+  fileType: z.string().max(128).optional().describe('For /v1/upload: its media type'),
+});
+
+const explainRoutingOutput = z.object({
+  model: z.string(),
+  service: z.string(),
+  confidence: z.number(),
+  probabilities: z.record(z.string(), z.number()),
+  topFeatures: z.array(z.object({ feature: z.string(), label: z.string(), weight: z.number() })),
+});
+
+/** The schemas of every tool, converted once (mcpSchema memoises their JSON Schema). */
+const SCHEMAS = {
+  listRoutesOutput: mcpSchema(listRoutesOutput),
+  getRouteInput: mcpSchema(getRouteInput),
+  getRouteOutput: mcpSchema(getRouteOutput),
+  listServicesOutput: mcpSchema(listServicesOutput),
+  serviceHealthInput: mcpSchema(serviceHealthInput),
+  serviceHealthOutput: mcpSchema(serviceHealthOutput),
+  metricsSummaryInput: mcpSchema(metricsSummaryInput),
+  metricsSummaryOutput: mcpSchema(metricsSummaryOutput),
+  queryMetricInput: mcpSchema(queryMetricInput),
+  queryMetricOutput: mcpSchema(queryMetricOutput),
+  listBlockedClientsOutput: mcpSchema(listBlockedClientsOutput),
+  unblockClientInput: mcpSchema(unblockClientInput),
+  unblockClientOutput: mcpSchema(z.object({ client: z.string(), unblocked: z.boolean() })),
+  explainRoutingInput: mcpSchema(explainRoutingInput),
+  explainRoutingOutput: mcpSchema(explainRoutingOutput),
+  resetBreakerInput: mcpSchema(z.strictObject({ service: z.string().min(1).max(64) })),
+  resetBreakerOutput: mcpSchema(z.object({ service: z.string(), reset: z.number().int().describe('Breakers that were open or half-open') })),
+  getTrafficSplitInput: mcpSchema(getTrafficSplitInput),
+  getTrafficSplitOutput: mcpSchema(getTrafficSplitOutput),
+  shiftTrafficInput: mcpSchema(shiftTrafficInput),
+  shiftTrafficOutput: mcpSchema(shiftTrafficOutput),
+};
+
+/** Why a subscription to `uri` is refused (null: accepted). */
+export function subscriptionRefusal(uri: string, current: readonly string[], listed: ReadonlySet<string>): string | null {
+  // Which URIs may be subscribed: the MCP spec (2025-06-18 and 2025-11-25, server/resources
+  // "Subscriptions") puts no limit on them and a subscription is only a request for
+  // notifications/resources/updated, so a subscription to a resource that never announces a
+  // change (gateway://config) or to a URI that is not the gateway's is accepted and simply
+  // never fires (the conformance suite subscribes to its fixture URI). What is refused (spec:
+  // servers MUST validate resource URIs): an unknown gateway:// URI (the gateway knows every
+  // resource of its own namespace, so that is a typo worth telling the agent about), a string
+  // that is not an absolute URI or is too long, and more than MAX_SUBSCRIPTIONS_PER_SESSION.
+  if (uri.length > MAX_SUBSCRIBE_URI_LENGTH || !ABSOLUTE_URI.test(uri)) {
+    return `cannot subscribe to ${uri.slice(0, 200)}: not an absolute URI of at most ${MAX_SUBSCRIBE_URI_LENGTH} characters`;
+  }
+  if (uri.startsWith(GATEWAY_SCHEME) && !listed.has(uri)) return `unknown resource ${uri}; updates are sent for: ${SUBSCRIBABLE_RESOURCES.join(', ')}`;
+  if (!current.includes(uri) && current.length >= MAX_SUBSCRIPTIONS_PER_SESSION) {
+    return `a session may hold at most ${MAX_SUBSCRIPTIONS_PER_SESSION} subscriptions; unsubscribe first`;
+  }
+  return null;
+}
+
+/** An McpServer that shows its request's observer the transport it is connected to. */
+class ObservedMcpServer extends McpServer {
+  readonly #onConnect: ((transport: Transport) => void) | undefined;
+
+  constructor(version: string, onConnect: ((transport: Transport) => void) | undefined) {
+    super({ name: 'unified-gateway', version }, { capabilities: SERVER_CAPABILITIES, instructions: INSTRUCTIONS, cacheHints: CACHE_HINTS });
+    this.#onConnect = onConnect;
+  }
+
+  override async connect(transport: Transport): Promise<void> {
+    this.#onConnect?.(transport);
+    await super.connect(transport);
+  }
+}
+
+export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpRequestScope): McpServer {
+  const server = new ObservedMcpServer(deps.version, scope.onConnect);
   const { routes } = deps;
+  const { principal } = scope;
   const adminPolicy = adminAccessPolicy(deps.requireMfaForAdmin);
-  /** Tool results that are refusals (missing scope/MFA), for the audit line. */
-  const refusals = new WeakSet<CallToolResult>();
-  /** registerTool, telling the session's observer which calls were refusals (it audits every call). */
-  const tool = ((name: string, config: object, handler: (...args: never[]) => CallToolResult | Promise<CallToolResult>) =>
-    server.registerTool(name, config as never, (async (...args: unknown[]) => {
-      const result = await (handler as (...a: unknown[]) => CallToolResult | Promise<CallToolResult>)(...args);
-      const extra = args.at(-1) as { requestId?: RequestId } | undefined;
-      if (refusals.has(result) && extra?.requestId !== undefined) deps.refused?.add(extra.requestId);
-      return result;
-    }) as ToolCallback)) as McpServer['registerTool'];
+
   /**
-   * An admin tool's body behind the admin access rule, checked for the principal of the
-   * request this call came with (plus the tool's own `check`); it runs as that principal. A
-   * refusal names the error REST would answer with, and is marked so that the session's
-   * audit line says "refused".
+   * registerTool, reporting how each call of the tool's own code ended (the exchange audits
+   * every call, also those that never reach this code: unknown tools, invalid arguments).
    */
-  const adminCall = async (
-    extra: { readonly authInfo?: AuthInfo | undefined },
-    run: (principal: Principal) => CallToolResult | Promise<CallToolResult>,
-    check: () => string | null = () => null,
-  ): Promise<CallToolResult> => {
-    const principal = requestPrincipal(extra);
-    const denied = accessRefusal(principal, adminPolicy);
-    const refused = denied !== null ? `${denied.code}: ${denied.message}` : check();
-    if (refused === null && principal !== null) return run(principal);
-    const result = toolError(refused ?? 'GW_AUTH_MISSING_CREDENTIALS');
-    refusals.add(result);
-    return result;
+  const tool = <T extends (...args: never[]) => CallToolResult | Promise<CallToolResult>>(name: string, config: ToolConfig, handler: T) => {
+    let refused = false;
+    const run = async (...args: unknown[]): Promise<CallToolResult> => {
+      scope.report?.toolStarted();
+      try {
+        const result = await (handler as unknown as (...a: unknown[]) => CallToolResult | Promise<CallToolResult>)(...args);
+        scope.report?.toolEnded(refused ? 'refused' : result.isError === true ? 'failed' : 'ok');
+        return result;
+      } catch (err) {
+        scope.report?.toolEnded('failed');
+        throw err;
+      }
+    };
+    const registered = server.registerTool(name, config as never, run as never);
+    return { registered, markRefused: () => (refused = true) };
+  };
+
+  /**
+   * An admin tool's body behind the admin access rule, for this request's principal (plus the
+   * tool's own `check`); it runs as that principal. A refusal names the error REST would
+   * answer with, and the audit line says "refused".
+   */
+  const adminTool = (
+    name: string,
+    config: ToolConfig,
+    run: (input: never, principal: Principal) => CallToolResult | Promise<CallToolResult>,
+    check: (input: never) => string | null = () => null,
+  ) => {
+    const handle = tool(name, config, (async (...args: unknown[]) => {
+      const input = (config.inputSchema !== undefined ? args[0] : undefined) as never;
+      const denied = accessRefusal(principal, adminPolicy);
+      const refused = denied !== null ? `${denied.code}: ${denied.message}` : check(input);
+      if (refused === null && principal !== null) return run(input, principal);
+      handle.markRefused();
+      return toolError(refused ?? 'GW_AUTH_MISSING_CREDENTIALS');
+    }) as never);
+    // Listed only to principals with the scope; called by others, it answers with the refusal.
+    if (scope.method === 'tools/list' && !seesAdminTools(principal)) handle.registered.disable();
+    return handle;
   };
 
   tool(
@@ -233,7 +353,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     {
       title: 'List routes',
       description: 'Every route of the gateway: path prefix, service, methods, whether it is enabled, its auth requirements and validation mode.',
-      outputSchema: listRoutesOutput,
+      outputSchema: SCHEMAS.listRoutesOutput,
       annotations: READ_ONLY,
     },
     () => ok(routes.listRoutes()),
@@ -244,11 +364,11 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     {
       title: 'Explain a route',
       description: 'Which route and service would serve a method and path, where it would be sent, and the scope and MFA it needs.',
-      inputSchema: getRouteInput,
-      outputSchema: getRouteOutput,
+      inputSchema: SCHEMAS.getRouteInput,
+      outputSchema: SCHEMAS.getRouteOutput,
       annotations: READ_ONLY,
     },
-    (input) => ok(routes.getRoute(input)),
+    (input: z.output<typeof getRouteInput>) => ok(routes.getRoute(input)),
   );
 
   tool(
@@ -256,7 +376,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     {
       title: 'List services',
       description: 'The backend services: whether each is enabled (and what disabled it), upstream URLs, health path, timeout and routes.',
-      outputSchema: listServicesOutput,
+      outputSchema: SCHEMAS.listServicesOutput,
       annotations: READ_ONLY,
     },
     () => ok(routes.listServices()),
@@ -267,11 +387,11 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     {
       title: 'Service health',
       description: "The health prober's last snapshot (no upstream call): overall status and each service's status, latency and last check.",
-      inputSchema: serviceHealthInput,
-      outputSchema: serviceHealthOutput,
+      inputSchema: SCHEMAS.serviceHealthInput,
+      outputSchema: SCHEMAS.serviceHealthOutput,
       annotations: READ_ONLY,
     },
-    (input) => answer(() => routes.serviceHealth(input), UnknownServiceError),
+    (input: z.output<typeof serviceHealthInput>) => answer(() => routes.serviceHealth(input), UnknownServiceError),
   );
 
   tool(
@@ -280,11 +400,11 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       title: 'Traffic summary',
       description:
         "Per route and per service over the last N minutes: requests, request rate, error rate, and p50/p95/p99 latency, from the gateway's own metrics.",
-      inputSchema: metricsSummaryInput,
-      outputSchema: metricsSummaryOutput,
+      inputSchema: SCHEMAS.metricsSummaryInput,
+      outputSchema: SCHEMAS.metricsSummaryOutput,
       annotations: READ_ONLY,
     },
-    async (input) => ok(await deps.metrics.summary(input)),
+    async (input: z.output<typeof metricsSummaryInput>) => ok(await deps.metrics.summary(input)),
   );
 
   tool(
@@ -292,35 +412,35 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     {
       title: 'Read one metric',
       description: 'The current series of one Prometheus metric of the gateway (e.g. gateway_circuit_breaker_state), filtered by label values.',
-      inputSchema: queryMetricInput,
-      outputSchema: queryMetricOutput,
+      inputSchema: SCHEMAS.queryMetricInput,
+      outputSchema: SCHEMAS.queryMetricOutput,
       annotations: READ_ONLY,
     },
-    (input) => answer(() => deps.metrics.queryMetric(input), UnknownMetricError),
+    (input: z.output<typeof queryMetricInput>) => answer(() => deps.metrics.queryMetric(input), UnknownMetricError),
   );
 
   if (deps.blockedClients) {
     const blocked = deps.blockedClients;
-    tool(
+    adminTool(
       'list_blocked_clients',
       {
         title: 'Blocked clients',
         description: 'Clients the suspicious-client detector (or an admin) blocked, with reason, strikes and time left. Needs admin scope (and MFA when configured), as GET /admin/blocked-clients.',
-        outputSchema: listBlockedClientsOutput,
+        outputSchema: SCHEMAS.listBlockedClientsOutput,
         annotations: READ_ONLY,
       },
-      (extra) => adminCall(extra, async () => ok(await blocked.list())),
+      async () => ok(await blocked.list()),
     );
-    tool(
+    adminTool(
       'unblock_client',
       {
         title: 'Unblock a client',
-        description: 'Lift a block on every replica and forget the client\'s threat score. Needs admin scope (and MFA when configured).',
-        inputSchema: unblockClientInput,
-        outputSchema: z.object({ client: z.string(), unblocked: z.boolean() }),
+        description: "Lift a block on every replica and forget the client's threat score. Needs admin scope (and MFA when configured).",
+        inputSchema: SCHEMAS.unblockClientInput,
+        outputSchema: SCHEMAS.unblockClientOutput,
         annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       },
-      (input, extra) => adminCall(extra, async () => ok(await blocked.unblock(input))),
+      async (input: z.output<typeof unblockClientInput>) => ok(await blocked.unblock(input)),
     );
   }
 
@@ -331,11 +451,11 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       {
         title: 'Explain a routing decision',
         description: 'Run the active routing model on a request text: the service it picks, the probability of each service and the features that weighed most.',
-        inputSchema: explainRoutingInput,
-        outputSchema: explainRoutingOutput,
+        inputSchema: SCHEMAS.explainRoutingInput,
+        outputSchema: SCHEMAS.explainRoutingOutput,
         annotations: READ_ONLY,
       },
-      (input) => {
+      (input: z.output<typeof explainRoutingInput>) => {
         const model = current();
         const file = input.fileName !== undefined || input.fileType !== undefined ? { name: input.fileName, type: input.fileType } : undefined;
         const why = model.explain({
@@ -358,21 +478,17 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
 
   if (deps.resetBreakers) {
     const resetBreakers = deps.resetBreakers;
-    tool(
+    adminTool(
       'reset_circuit_breaker',
       {
         title: 'Reset a circuit breaker',
-        description: "Close every circuit breaker of a service by hand so traffic flows again now. Needs admin scope (and MFA when configured); audited.",
-        inputSchema: z.strictObject({ service: z.string().min(1).max(64) }),
-        outputSchema: z.object({ service: z.string(), reset: z.number().int().describe('Breakers that were open or half-open') }),
+        description: 'Close every circuit breaker of a service by hand so traffic flows again now. Needs admin scope (and MFA when configured); audited.',
+        inputSchema: SCHEMAS.resetBreakerInput,
+        outputSchema: SCHEMAS.resetBreakerOutput,
         annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       },
-      (input, extra) =>
-        adminCall(
-          extra,
-          () => ok({ service: input.service, reset: resetBreakers(input.service) }),
-          () => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
-        ),
+      (input: { service: string }) => ok({ service: input.service, reset: resetBreakers(input.service) }),
+      (input: { service: string }) => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
     );
   }
 
@@ -383,83 +499,55 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       {
         title: 'Traffic split',
         description: 'Stable/canary split of one route (or all routes that have one): services, live weights, sticky mode, who changed it last, why, and the recent history.',
-        inputSchema: getTrafficSplitInput,
-        outputSchema: getTrafficSplitOutput,
+        inputSchema: SCHEMAS.getTrafficSplitInput,
+        outputSchema: SCHEMAS.getTrafficSplitOutput,
         annotations: READ_ONLY,
       },
-      (input) => answer(() => traffic.list(input), TrafficSplitError),
+      (input: z.output<typeof getTrafficSplitInput>) => answer(() => traffic.list(input), TrafficSplitError),
     );
-    tool(
+    adminTool(
       'shift_traffic',
       {
         title: 'Shift traffic between stable and canary',
         description:
           'Set the stable/canary weights of a route (integers 0-100 summing to 100) on every replica within a second. Records who and why. Use dry_run: true to check the change first. Needs admin scope (and MFA when configured).',
-        inputSchema: shiftTrafficInput,
-        outputSchema: shiftTrafficOutput,
+        inputSchema: SCHEMAS.shiftTrafficInput,
+        outputSchema: SCHEMAS.shiftTrafficOutput,
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
       },
-      (input, extra) => adminCall(extra, (principal) => answer(() => traffic.shift(input, principal.subject), TrafficSplitError)),
+      (input: z.output<typeof shiftTrafficInput>, who: Principal) => answer(() => traffic.shift(input, who.subject), TrafficSplitError),
     );
   }
 
   // Resources: the same views as the tools, for clients that read rather than call.
   const listedResources = new Set<string>();
-  const resource = (name: string, uri: string, description: string, read: () => unknown | Promise<unknown>) => {
+  const resource = (name: string, uri: string, description: string, read: () => unknown, cacheHint?: CacheHint) => {
     listedResources.add(uri);
-    return server.registerResource(name, uri, { description, mimeType: JSON_MIME }, async () => ({
+    return server.registerResource(name, uri, { description, mimeType: JSON_MIME, ...(cacheHint ? { cacheHint } : {}) }, async () => ({
       contents: [{ uri, mimeType: JSON_MIME, text: JSON.stringify(await read()) }],
     }));
   };
   resource('routes', 'gateway://routes', 'The route table', () => routes.listRoutes());
   resource('services', 'gateway://services', 'The backend services and their health', () => ({ ...routes.listServices(), health: routes.serviceHealth() }));
-  resource('config', 'gateway://config', 'The running configuration, secrets redacted', () => deps.redactedConfig());
+  resource('config', 'gateway://config', 'The running configuration, secrets redacted', () => deps.redactedConfig(), CONFIG_CACHE_HINT);
   resource('metrics-summary', 'gateway://metrics/summary', 'Traffic summary over the last 5 minutes', () => deps.metrics.summary({ minutes: 5 }));
 
-  // resources/subscribe: routes (traffic shifts) and services (health changes) tell the
-  // session when they change; the session hears it on its SSE stream.
-  //
-  // Which URIs may be subscribed: the MCP spec (2025-06-18 and 2025-11-25, server/resources
-  // "Subscriptions") puts no limit on them and a subscription is only a request for
-  // notifications/resources/updated, so a subscription to a resource that never announces a
-  // change (gateway://config, gateway://metrics/summary) or to a URI that is not the
-  // gateway's is accepted and simply never fires. The official conformance suite
-  // (resources-subscribe / resources-unsubscribe, test/e2e/mcp-conformance.test.ts)
-  // subscribes to its fixture URI test://watched-resource and expects {}. What is still
-  // refused (spec: servers MUST validate resource URIs): an unknown gateway:// URI (the
-  // gateway knows every resource of its own namespace, so that is a typo worth telling the
-  // agent about), a string that is not an absolute URI or is too long, and more than
-  // MAX_SUBSCRIPTIONS_PER_SESSION subscriptions (they are stored with the session).
-  const subscribed = new Set<string>(deps.subscriptions ?? []);
-  const subscriptionsChanged = () => deps.onSubscriptionsChange?.([...subscribed]);
-  server.server.setRequestHandler(SubscribeRequestSchema, (request) => {
-    const { uri } = request.params;
-    if (uri.length > MAX_SUBSCRIBE_URI_LENGTH || !ABSOLUTE_URI.test(uri)) {
-      throw new McpError(ErrorCode.InvalidParams, `cannot subscribe to ${uri.slice(0, 200)}: not an absolute URI of at most ${MAX_SUBSCRIBE_URI_LENGTH} characters`);
-    }
-    if (uri.startsWith(GATEWAY_SCHEME) && !listedResources.has(uri)) {
-      throw new McpError(ErrorCode.InvalidParams, `unknown resource ${uri}; updates are sent for: ${SUBSCRIBABLE_RESOURCES.join(', ')}`, { uri });
-    }
-    if (!subscribed.has(uri) && subscribed.size >= MAX_SUBSCRIPTIONS_PER_SESSION) {
-      throw new McpError(ErrorCode.InvalidParams, `a session may hold at most ${MAX_SUBSCRIPTIONS_PER_SESSION} subscriptions; unsubscribe first`);
-    }
-    subscribed.add(uri);
-    subscriptionsChanged();
-    return {};
-  });
-  server.server.setRequestHandler(UnsubscribeRequestSchema, (request) => {
-    if (subscribed.delete(request.params.uri)) subscriptionsChanged();
-    return {};
-  });
-  const stopListening = deps.resourceChanges?.((uri) => {
-    if (subscribed.has(uri) && server.isConnected()) void server.server.sendResourceUpdated({ uri }).catch(() => {});
-  });
-  if (stopListening !== undefined) {
-    const previous = server.server.onclose;
-    server.server.onclose = () => {
-      stopListening();
-      previous?.();
-    };
+  // 2025 sessions subscribe with resources/subscribe (their updates come on the session's GET
+  // stream, from any replica: ./legacy.ts); 2026-07-28 clients name the resources on
+  // subscriptions/listen instead, which the SDK serves from the event bus.
+  const session = scope.session;
+  if (scope.era === 'legacy' && session !== undefined) {
+    server.server.setRequestHandler('resources/subscribe', async (request) => {
+      const { uri } = request.params;
+      const refused = subscriptionRefusal(uri, session.subscriptions, listedResources);
+      if (refused !== null) throw new ProtocolError(ProtocolErrorCode.InvalidParams, refused, { uri });
+      await session.subscribe(uri);
+      return {};
+    });
+    server.server.setRequestHandler('resources/unsubscribe', async (request) => {
+      await session.unsubscribe(request.params.uri);
+      return {};
+    });
   }
 
   server.registerPrompt(
@@ -467,7 +555,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
     {
       title: 'Diagnose a failing service',
       description: 'Gathers the live health, traffic and errors of one service and asks for a diagnosis and next steps.',
-      argsSchema: { service: z.string().describe('Service name, e.g. knowledge') },
+      argsSchema: promptArgs.diagnose,
     },
     async ({ service }) => {
       const health = routes.serviceHealth();
@@ -493,14 +581,14 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps): McpServer {
       {
         title: 'Plan a canary rollout',
         description: "Gathers a split route's live weights, history and the stable and canary services' health and traffic, and asks for a step-by-step rollout plan with rollback criteria.",
-        argsSchema: { route: z.string().describe('Id of a route with a traffic split (see get_traffic_split)') },
+        argsSchema: promptArgs.canary,
       },
       async ({ route }) => {
         let split;
         try {
           split = traffic.list({ route }).splits[0]!;
         } catch (err) {
-          if (err instanceof TrafficSplitError) throw new McpError(ErrorCode.InvalidParams, err.message);
+          if (err instanceof TrafficSplitError) throw new ProtocolError(ProtocolErrorCode.InvalidParams, err.message);
           throw err;
         }
         const health = routes.serviceHealth();

@@ -1,304 +1,296 @@
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { decodeJwt } from 'jose';
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { classifyInboundRequest, createMcpHandler, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Keyv } from 'keyv';
-import { presentedCredential } from '../../src/auth/credentials.js';
+import type { Authenticator } from '../../src/auth/authenticator.js';
+import type { Principal } from '../../src/auth/principal.js';
 import { grants } from '../../src/auth/scopes.js';
 import type { McpConfig, RouteAuthPolicy } from '../../src/config/index.js';
-import { GatewayError } from '../../src/errors.js';
+import { GatewayError, type ErrorCode } from '../../src/errors.js';
+import type { EventBus } from '../../src/events/bus.js';
+import { gatewayEvents } from '../../src/events/gateway-events.js';
 import type { GatewayMetrics } from '../../src/metrics/registry.js';
 import { clientKey } from '../../src/ratelimit/client-key.js';
 import '../../src/auth/policy.js';
 import '../../src/auth/principal.js';
-import { authInfoFor } from './auth.js';
-import { hiddenTools, type McpAuditEntry } from './gateway-server.js';
-import { observeTransport } from './observe.js';
-import { SessionSlots, type SessionLimits, type SessionSlot } from './session-slots.js';
+import { authInfoFor, bearerExpiry, optionalPrincipal } from './auth.js';
+import type { McpRequestScope } from './gateway-server.js';
+import { LegacySessions } from './legacy.js';
+import { controlEvents, listenEventBus } from './notifications.js';
+import { Exchange, type McpAuditEntry } from './observe.js';
+import { SessionStore } from './sessions.js';
+import { StreamSlots, type StreamLimits, type StreamOwner } from './stream-slots.js';
 
-/** What a session's record in the state store holds, so any replica can serve it. */
-export interface McpSessionRecord {
-  /** Principal that opened it (null with MCP auth off): only they may use it. */
-  readonly subject: string | null;
-  readonly subscriptions: readonly string[];
-  readonly createdAt: string;
-}
-
-/** What a new or restored session's MCP server is made from. */
-export interface McpSessionContext {
-  readonly subscriptions: ReadonlySet<string>;
-  readonly onSubscriptionsChange: (uris: readonly string[]) => void;
-  /** Ids of tool calls the server refused (scope/MFA), read by the session's audit. */
-  readonly refused: Set<RequestId>;
-}
+/*
+ * MCP Streamable HTTP at /mcp on the gateway port, both protocol eras on one URL:
+ *
+ * - 2026-07-28 requests (each carries its `_meta` envelope; no session, no initialize) are
+ *   served by the SDK's per-request handler (`createMcpHandler`), which validates the envelope
+ *   and the MCP-Protocol-Version / Mcp-Method / Mcp-Name headers against the body, answers
+ *   `server/discover`, and serves `subscriptions/listen` streams from the event bus;
+ * - 2025 clients (`initialize`, then `Mcp-Session-Id`) are served by ./legacy.ts, with their
+ *   sessions in the state store.
+ *
+ * Before either: the Host and Origin checks (DNS-rebinding protection), one JSON-RPC message
+ * per POST (batches are refused), and the request's own principal (the auth stage's, or with
+ * MCP_REQUIRE_AUTH=false an optional one). Every error the gateway itself answers on /mcp is
+ * a JSON-RPC error body (`data.code` holds the catalogue code) with the status of the
+ * catalogue, as the revisions ask for (400, 403, 404, 405...). Long-lived streams (2025 GET,
+ * 2026 listen) take a slot (./stream-slots.ts) and end when the credential that opened them
+ * expires.
+ */
 
 export interface McpHttpOptions {
-  /** A fresh MCP server per session (an McpServer serves one transport); each request brings its own principal. */
-  readonly createServer: (session: McpSessionContext) => McpServer;
-  /** Who may hold this replica's session slots (./session-slots.ts); memory stays bounded. */
-  readonly sessionLimits: SessionLimits;
-  /** One line per tool call (the gateway's log). */
+  /** A fresh server instance for one request (both eras). */
+  readonly createServer: (scope: McpRequestScope) => McpServer;
+  readonly limits: StreamLimits;
+  /** Audit lines of tool calls (the gateway's log). */
   readonly audit: (entry: McpAuditEntry) => void;
-  /** Sessions idle this long are closed, here and in the store. */
+  /** A 2025 session ends this long after its last request while no stream of it is open. */
   readonly sessionIdleMs: number;
+  /** SSE `retry` suggested on 2025 GET streams. */
+  readonly retryMs: number;
   readonly authPolicy: RouteAuthPolicy;
-  /** Whether a browser Origin may call /mcp (DNS-rebinding protection); requests without Origin pass. */
+  /** Verifies optional credentials when the route needs none (MCP_REQUIRE_AUTH=false). */
+  readonly authenticator: Pick<Authenticator, 'authenticate' | 'authorize'>;
+  /** Whether a browser Origin may call /mcp; requests without Origin pass. */
   readonly originAllowed: (origin: string) => boolean;
-  /** Session records shared by the replicas (the state store's Keyv). */
-  readonly sessionStore: Keyv<McpSessionRecord>;
+  /** Whether a Host may be used (null: not restricted, see mcpHostPolicy). */
+  readonly hostAllowed: ((host: string | undefined) => boolean) | null;
+  /** 2025 session records and their tombstones (the state store's Keyv). */
+  readonly sessionRecords: Keyv<unknown>;
+  readonly sessionTombstones: Keyv<unknown>;
+  /** Whether the shared state store answers. */
+  readonly storeUp: () => boolean;
+  /** The gateway's event bus (resource updates, and the replicas' session coordination). */
+  readonly bus: EventBus;
   readonly metrics: Pick<GatewayMetrics, 'mcpRequests'>;
+  /** SSE keep-alive comment interval (default 15 s). */
+  readonly keepAliveMs?: number;
 }
 
-/** The session limits of the `mcp` config keys. */
-export function sessionLimits(mcp: McpConfig): SessionLimits {
-  return {
-    max: mcp.maxSessions,
-    perPrincipal: mcp.maxSessionsPerPrincipal,
-    perAddress: mcp.maxSessionsPerAddress,
-    adminReserved: mcp.adminReservedSessions,
-    pressureIdleMs: mcp.pressureIdleSeconds * 1000,
-  };
+/** The stream limits of the `mcp` config keys. */
+export function streamLimits(mcp: McpConfig): StreamLimits {
+  return { max: mcp.maxStreams, perPrincipal: mcp.maxStreamsPerPrincipal, perAddress: mcp.maxStreamsPerAddress, adminReserved: mcp.adminReservedStreams };
 }
 
-interface LocalSession {
-  readonly transport: StreamableHTTPServerTransport;
-  readonly subject: string | null;
-  readonly createdAt: string;
-  subscriptions: readonly string[];
-  /**
-   * Its slot, with when it was last used and how many of its requests are still open (an SSE
-   * stream can stay open for hours): never idle while any is.
-   */
-  readonly slot: SessionSlot;
-  /** When the store record's TTL was last renewed. */
-  touched: number;
-}
+/** JSON-RPC error codes of the gateway's own errors (the catalogue code goes in `data.code`). */
+const RPC_CODES: Partial<Record<ErrorCode, number>> = {
+  GW_MCP_BATCH_UNSUPPORTED: -32600,
+  GW_MCP_SESSION_NOT_FOUND: -32001,
+  GW_REQUEST_INVALID: -32600,
+  GW_INTERNAL_ERROR: -32603,
+};
+/** Implementation-defined server error (JSON-RPC 2.0, 5.1): everything else the gateway refuses. */
+const SERVER_ERROR = -32000;
 
-/** Largest delay setTimeout takes (about 24.8 days); a later expiry is not timed. */
+const DEFAULT_KEEP_ALIVE_MS = 15_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** When the request's bearer token expires (ms since the epoch), if it is a JWT with `exp`; it was verified by the auth stage. */
-function bearerExpiry(request: FastifyRequest): number | undefined {
-  const credential = presentedCredential(request.headers);
-  if (credential?.kind !== 'bearer') return undefined;
-  try {
-    const exp = decodeJwt(credential.token).exp;
-    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
-  } catch {
-    return undefined;
+/** The id of the request in a parsed body, when it is one request with a usable id. */
+function requestIdOf(body: unknown): string | number | null {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return null;
+  const { id, method } = body as { id?: unknown; method?: unknown };
+  return typeof method === 'string' && (typeof id === 'string' || typeof id === 'number') ? id : null;
+}
+
+/** The gateway error behind `err` (Fastify's own 4xx keep their status). */
+function asGatewayError(err: FastifyError): { error: GatewayError; status: number; rpc: number } {
+  if (err instanceof GatewayError) return { error: err, status: err.statusCode, rpc: RPC_CODES[err.code] ?? SERVER_ERROR };
+  const status = err.statusCode ?? 500;
+  if (status === 413) return { error: new GatewayError('GW_REQUEST_BODY_TOO_LARGE'), status, rpc: SERVER_ERROR };
+  if (status >= 400 && status < 500) {
+    // Fastify's own messages describe the request's form (media type, JSON syntax), never its content.
+    const parse = err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError;
+    return { error: new GatewayError('GW_REQUEST_INVALID', err.message), status, rpc: parse ? -32700 : status === 415 ? SERVER_ERROR : -32600 };
   }
+  return { error: new GatewayError('GW_INTERNAL_ERROR', undefined, { cause: err }), status: 500, rpc: -32603 };
 }
 
-/**
- * Make a transport serve an existing session that another replica initialised. The SDK
- * keeps "initialised" and the session id private and offers no way to adopt a session, so
- * both are set here; test/e2e/mcp-replicas.test.ts fails if an SDK update moves them.
- */
-function adoptSession(transport: StreamableHTTPServerTransport, sessionId: string): void {
-  const inner = (transport as unknown as { _webStandardTransport?: { sessionId?: string; _initialized?: boolean } })._webStandardTransport;
-  if (inner === undefined || !('_initialized' in inner)) throw new Error('MCP SDK transport layout changed: cannot adopt a session');
-  inner.sessionId = sessionId;
-  inner._initialized = true;
+/** A web-standard Request with the headers of `request` (the body is handed over parsed). */
+function webRequest(request: FastifyRequest, signal: AbortSignal): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || name.startsWith(':')) continue;
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else headers.set(name, value);
+  }
+  return new Request(new URL(request.url, 'http://gateway.invalid'), { method: request.method, headers, signal });
 }
 
-/**
- * MCP Streamable HTTP at /mcp on the gateway port: POST carries JSON-RPC messages, GET opens
- * the server-to-client SSE stream, DELETE ends a session (`Mcp-Session-Id`). The SDK's
- * transport does the protocol (including the MCP-Protocol-Version check); this plugin checks
- * Origin, keeps the sessions (records in the state store, so another replica can pick a
- * session up) and puts the gateway's auth stage in front (the route's auth policy).
- */
+/** Write a web Response to the raw response (the reply is hijacked: no compression, no onSend), keeping the headers the gateway already set. */
+function sendWeb(reply: FastifyReply, response: Response): void {
+  reply.hijack();
+  const res = reply.raw;
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => (headers[name] = value));
+  res.writeHead(response.status, headers);
+  if (response.body === null) {
+    res.end();
+    return;
+  }
+  const body = Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
+  res.once('close', () => body.destroy());
+  body.on('error', () => res.destroy());
+  body.pipe(res);
+}
+
 export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions): Promise<void> {
-  const sessions = new Map<string, LocalSession>();
-  const slots = new SessionSlots(opts.sessionLimits);
-  const ttlMs = opts.sessionIdleMs;
+  const slots = new StreamSlots(opts.limits);
+  const events = gatewayEvents(opts.bus);
+  const control = controlEvents(opts.bus);
+  const keepAliveMs = opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+  const log = app.log.child({ component: 'mcp' });
+  const sessions = new SessionStore({ records: opts.sessionRecords, ended: opts.sessionTombstones, idleMs: opts.sessionIdleMs, log, storeUp: opts.storeUp });
 
-  const saveRecord = (id: string, record: McpSessionRecord) =>
-    opts.sessionStore.set(id, record, ttlMs).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'mcp: storing the session failed'));
+  /** What a 2026-07-28 request's server instance is built from, found by the request the SDK hands the factory. */
+  const scopes = new WeakMap<Request, McpRequestScope>();
+  const modern = createMcpHandler(
+    (ctx) => {
+      const scope = ctx.requestInfo !== undefined ? scopes.get(ctx.requestInfo) : undefined;
+      if (scope === undefined) throw new Error('mcp: a 2026-07-28 request reached the server factory without its scope');
+      return opts.createServer(scope);
+    },
+    {
+      legacy: 'reject',
+      bus: listenEventBus(events),
+      // The per-principal, per-address and shared caps are checked first (./stream-slots.ts).
+      maxSubscriptions: opts.limits.max,
+      keepAliveMs,
+      onerror: (err) => log.debug({ err: err.message }, 'mcp: request refused or failed'),
+    },
+  );
+  const legacy = new LegacySessions({
+    sessions,
+    control,
+    events,
+    slots,
+    createServer: opts.createServer,
+    retryMs: opts.retryMs,
+    keepAliveMs,
+    log,
+  });
 
-  /** Forget a session here (and its slot); with `everywhere`, end it and delete its record too. */
-  const drop = (id: string, session: LocalSession, everywhere: boolean) => {
-    if (sessions.get(id) === session) sessions.delete(id);
-    session.slot.release();
-    if (!everywhere) return;
-    void session.transport.close().catch(() => {});
-    void opts.sessionStore.delete(id).catch(() => {});
+  // The gateway's own errors on /mcp as JSON-RPC error bodies (this context only).
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const { error, status, rpc } = asGatewayError(err);
+    if (status >= 500 && error.code === 'GW_INTERNAL_ERROR') request.log.error({ err }, 'mcp: unhandled error');
+    return reply
+      .code(status)
+      .headers(error.headers)
+      .headers(status === 405 ? { allow: 'POST' } : {})
+      .send({ jsonrpc: '2.0', id: requestIdOf(request.body), error: { code: rpc, message: error.message, data: { code: error.code, requestId: request.id } } });
+  });
+
+  /** DNS-rebinding protection: Host and Origin (a rebinding page sends its own name in both), before the body is read. */
+  const rebinding = async (request: FastifyRequest): Promise<void> => {
+    if (opts.hostAllowed !== null && !opts.hostAllowed(request.headers.host)) {
+      throw new GatewayError('GW_MCP_HOST_FORBIDDEN', `Host ${String(request.headers.host ?? '(none)').slice(0, 200)} may not call /mcp`);
+    }
+    const origin = request.headers.origin;
+    if (origin !== undefined && !opts.originAllowed(origin)) throw new GatewayError('GW_MCP_ORIGIN_FORBIDDEN', `Origin ${origin.slice(0, 200)} may not call /mcp`);
   };
 
-  const adopting = new Map<string, Promise<LocalSession>>();
-
-  /**
-   * A session for `request`'s principal: a new one, or (`sessionId`) one another replica
-   * opened. It takes a slot first (./session-slots.ts: per principal, per address, the admin
-   * reserve), which is busy until this request ends.
-   */
-  const open = async (request: FastifyRequest, sessionId: string | undefined, record: McpSessionRecord | undefined): Promise<LocalSession> => {
-    const principal = request.principal;
-    const slot = slots.acquire({
-      subject: principal?.subject ?? null,
-      address: clientKey(request.ip),
-      admin: principal !== null && grants(principal.scopes, 'admin'),
+  const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (!opts.authPolicy.required) request.principal = await optionalPrincipal(opts.authenticator, request);
+    const principal: Principal | null = request.principal;
+    const expiresAt = bearerExpiry(request);
+    const authInfo: AuthInfo | undefined = authInfoFor(principal, expiresAt);
+    const owner: StreamOwner = { subject: principal?.subject ?? null, address: clientKey(request.ip), admin: principal !== null && grants(principal.scopes, 'admin') };
+    const abort = new AbortController();
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) abort.abort();
     });
+    const web = webRequest(request, abort.signal);
+    const legacyRequest = { web, principal, owner, ...(authInfo ? { authInfo } : {}), ...(expiresAt !== undefined ? { expiresAt } : {}) };
+
+    if (request.method === 'GET' || request.method === 'DELETE') {
+      if (request.headers['mcp-session-id'] === undefined) throw new GatewayError('GW_MCP_METHOD_NOT_ALLOWED');
+      sendWeb(reply, request.method === 'GET' ? await legacy.get(legacyRequest) : await legacy.delete(legacyRequest));
+      return;
+    }
+    if (request.method !== 'POST') throw new GatewayError('GW_MCP_METHOD_NOT_ALLOWED');
+
+    const body = request.body;
+    if (Array.isArray(body)) throw new GatewayError('GW_MCP_BATCH_UNSUPPORTED');
+    const header = (name: string) => {
+      const value = request.headers[name];
+      return typeof value === 'string' ? value : undefined;
+    };
+    const outcome = classifyInboundRequest({
+      httpMethod: 'POST',
+      protocolVersionHeader: header('mcp-protocol-version'),
+      mcpMethodHeader: header('mcp-method'),
+      mcpNameHeader: header('mcp-name'),
+      body,
+    });
+    const era = outcome.kind === 'legacy' ? 'legacy' : 'modern';
+    const exchange = new Exchange(body, { metrics: opts.metrics, audit: opts.audit, principal: principal?.subject ?? null, era });
+    reply.raw.once('close', () => exchange.finish());
+
+    if (outcome.kind === 'reject') {
+      // The revision's own refusal (envelope, headers against the body): its status and code.
+      exchange.answer({ error: outcome.code });
+      reply.code(outcome.httpStatus).send({ jsonrpc: '2.0', id: requestIdOf(body), error: { code: outcome.code, message: outcome.message, ...(outcome.data !== undefined ? { data: outcome.data } : {}) } });
+      return;
+    }
     try {
-      return await create(principal?.subject ?? null, slot, sessionId, record);
+      if (outcome.kind === 'legacy') sendWeb(reply, await legacy.post({ ...legacyRequest, body, exchange }));
+      else await serveModern(reply, { web, body, principal, owner, exchange, abort, ...(authInfo ? { authInfo } : {}), ...(expiresAt !== undefined ? { expiresAt } : {}) });
     } catch (err) {
-      slot.release();
+      // Refused by the gateway itself (session, stream slots...): the answer is that error.
+      exchange.answer({ error: err instanceof GatewayError ? err.code : 'error' });
       throw err;
     }
   };
 
-  const create = async (subject: string | null, slot: SessionSlot, sessionId: string | undefined, record: McpSessionRecord | undefined): Promise<LocalSession> => {
-    const createdAt = record?.createdAt ?? new Date().toISOString();
-    const refused = new Set<RequestId>();
-    const session: LocalSession = {
-      transport: new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => sessionId ?? randomUUID(),
-        onsessioninitialized: (id) => {
-          sessions.set(id, session);
-          void saveRecord(id, { subject, subscriptions: [], createdAt });
-        },
-        onsessionclosed: (id) => {
-          drop(id, session, false);
-          void opts.sessionStore.delete(id).catch(() => {});
-        },
-      }),
-      subject,
-      createdAt,
-      subscriptions: record?.subscriptions ?? [],
-      slot,
-      touched: Date.now(),
-    };
-    const { transport } = session;
-    transport.onclose = () => {
-      if (transport.sessionId !== undefined) drop(transport.sessionId, session, false);
-      else slot.release();
-    };
-    // Reclaimed for another session (./session-slots.ts): ended here and in the store.
-    slot.onReclaim(() => {
-      if (transport.sessionId !== undefined) drop(transport.sessionId, session, true);
-      else void transport.close().catch(() => {});
-    });
-    const server = opts.createServer({
-      subscriptions: new Set(session.subscriptions),
-      refused,
-      onSubscriptionsChange: (uris) => {
-        session.subscriptions = uris;
-        if (transport.sessionId !== undefined) void saveRecord(transport.sessionId, { subject, subscriptions: uris, createdAt });
-      },
-    });
-    await server.connect(transport);
-    observeTransport(transport, { metrics: opts.metrics, audit: opts.audit, refused, hidden: hiddenTools });
-    if (sessionId !== undefined) {
-      adoptSession(transport, sessionId);
-      sessions.set(sessionId, session);
-    }
-    return session;
-  };
-
-  const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const origin = request.headers.origin;
-    if (origin !== undefined && !opts.originAllowed(origin)) throw new GatewayError('GW_MCP_ORIGIN_FORBIDDEN', `Origin ${origin.slice(0, 200)} may not call /mcp`);
-    const header = request.headers['mcp-session-id'];
-    const sessionId = typeof header === 'string' ? header : undefined;
-    const subject = request.principal?.subject ?? null;
-    let session = sessionId !== undefined ? sessions.get(sessionId) : undefined;
-    /** A session this request opened (or adopted): its slot is already busy for it. */
-    let opened = false;
-    if (session === undefined && sessionId !== undefined) {
-      // Opened on another replica (or before a restart): adopt it when its record is there.
-      const record = await opts.sessionStore.get(sessionId).catch(() => undefined);
-      if (record === undefined || record.subject !== subject) throw new GatewayError('GW_MCP_SESSION_NOT_FOUND');
-      // Concurrent first requests of one adopted session share one adoption.
-      let adoption = adopting.get(sessionId);
-      if (adoption === undefined) {
-        adoption = open(request, sessionId, record).finally(() => adopting.delete(sessionId));
-        adopting.set(sessionId, adoption);
-        opened = true;
-      }
-      session = await adoption;
-    } else if (session === undefined) {
-      if (request.method !== 'POST' || !isInitializeRequest(request.body)) throw new GatewayError('GW_MCP_SESSION_REQUIRED');
-      if (!opts.authPolicy.required) request.log.warn('mcp: a session opened without authentication (MCP_REQUIRE_AUTH=false)');
-      session = await open(request, undefined, undefined);
-      opened = true;
-    } else if (session.subject !== subject) {
-      // Someone else's session id: answered as if it did not exist.
-      throw new GatewayError('GW_MCP_SESSION_NOT_FOUND');
-    }
-    const active = session;
-    if (!opened) active.slot.begin();
-    if (sessionId !== undefined) renew(sessionId, active);
-    let expiry: NodeJS.Timeout | undefined;
-    reply.raw.once('close', () => {
-      clearTimeout(expiry);
-      active.slot.end();
-    });
-    // The standalone SSE stream (GET) lasts as long as the client keeps it: it ends when the
-    // credential that opened it expires (the client reconnects with a current one).
-    const expiresAt = request.method === 'GET' ? bearerExpiry(request) : undefined;
-    if (expiresAt !== undefined && expiresAt - Date.now() < MAX_TIMER_MS) {
-      expiry = setTimeout(() => active.transport.closeStandaloneSSEStream(), Math.max(0, expiresAt - Date.now()));
-      expiry.unref();
-    }
-    // This request's own principal goes with each of its messages (extra.authInfo): tools
-    // check scope and MFA against it, not against whoever opened the session.
-    const raw = request.raw as IncomingMessage & { auth?: AuthInfo };
-    const auth = authInfoFor(request.principal);
-    if (auth !== undefined) raw.auth = auth;
-    else delete raw.auth;
-    // The transport writes the response itself (JSON or an SSE stream).
-    reply.hijack();
+  /** A 2026-07-28 request: the SDK's handler, with a stream slot for a listen stream. */
+  const serveModern = async (
+    reply: FastifyReply,
+    req: { web: Request; body: unknown; principal: Principal | null; owner: StreamOwner; exchange: Exchange; abort: AbortController; authInfo?: AuthInfo; expiresAt?: number },
+  ): Promise<void> => {
+    const { web, exchange, abort, expiresAt } = req;
+    const listen = exchange.method === 'subscriptions/listen';
+    const slot = listen ? slots.acquire(req.owner) : undefined;
+    scopes.set(web, { principal: req.principal, era: 'modern', method: exchange.method, report: exchange, onConnect: (transport) => exchange.observe(transport) });
+    let response: Response;
     try {
-      await active.transport.handleRequest(raw, reply.raw, request.body);
-    } finally {
-      // An initialize the transport refused (bad params) opened no session: give its slot back.
-      if (opened && active.transport.sessionId === undefined) {
-        active.slot.release();
-        void active.transport.close().catch(() => {});
-      }
+      response = await modern.fetch(web, { parsedBody: req.body, ...(req.authInfo ? { authInfo: req.authInfo } : {}) });
+    } catch (err) {
+      slot?.release();
+      throw err;
     }
-  };
-
-  /** Renew the record's TTL now and then (written again even if it expired, so other replicas keep finding it). */
-  const renew = (id: string, session: LocalSession) => {
-    const now = Date.now();
-    if (now - session.touched <= ttlMs / 4) return;
-    session.touched = now;
-    void saveRecord(id, { subject: session.subject, subscriptions: session.subscriptions, createdAt: session.createdAt });
-  };
-
-  app.route({ method: ['GET', 'POST', 'DELETE'], url: '/mcp', config: { authPolicy: opts.authPolicy }, handler: handle });
-
-  // Idle sessions (no request for sessionIdleSeconds and no stream open) are closed, here and
-  // in the store, so abandoned clients do not hold the session slots. A client listening on its
-  // SSE stream is not idle: its record is kept alive.
-  const sweep = setInterval(
-    () => {
-      const cutoff = Date.now() - ttlMs;
-      for (const [id, session] of sessions) {
-        if (session.slot.busy > 0) {
-          renew(id, session);
-          continue;
-        }
-        if (session.slot.lastSeen >= cutoff) continue;
-        drop(id, session, true);
+    if (slot !== undefined) {
+      // A listen stream is the request's answer for as long as it lasts; it ends when the
+      // client closes it, when the gateway shuts down, when its credential expires, or when
+      // its slot goes to a newer stream of the same caller. Refused (filter, capacity), it is
+      // a JSON answer instead.
+      const stream = (response.headers.get('content-type') ?? '').includes('text/event-stream');
+      exchange.answer(stream ? { result: {} } : { error: 'refused' });
+      slot.onReclaim(() => abort.abort());
+      let expiry: NodeJS.Timeout | undefined;
+      if (expiresAt !== undefined && expiresAt - Date.now() < MAX_TIMER_MS) {
+        expiry = setTimeout(() => abort.abort(), Math.max(0, expiresAt - Date.now()));
+        expiry.unref();
       }
-    },
-    Math.min(60_000, ttlMs),
-  );
-  sweep.unref();
+      reply.raw.once('close', () => {
+        clearTimeout(expiry);
+        slot.release();
+      });
+      // abort() ends the stream on the SDK's side; end the HTTP response with it.
+      abort.signal.addEventListener('abort', () => reply.raw.end(), { once: true });
+    }
+    sendWeb(reply, response);
+  };
 
-  // preClose, not onClose: an open SSE stream is an in-flight request, and onClose hooks only
-  // run once the server has drained every request, so shutdown would wait for the clients.
+  app.route({ method: ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'], url: '/mcp', config: { authPolicy: opts.authPolicy }, onRequest: rebinding, handler: handle });
+
+  // preClose, not onClose: an open stream is an in-flight request, and onClose hooks only run
+  // once the server has drained every request, so shutdown would wait for the clients.
   app.addHook('preClose', async () => {
-    clearInterval(sweep);
-    const open = [...sessions.values()];
-    sessions.clear();
-    for (const s of open) s.slot.release();
-    await Promise.allSettled(open.map((s) => s.transport.close()));
+    legacy.close();
+    await modern.close();
   });
 }

@@ -1,17 +1,42 @@
 import { STATUS_CODES } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  isJSONRPCErrorResponse,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
+  SdkHttpError,
+  StreamableHTTPClientTransport,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+  type RequestId,
+  type Transport,
+} from '@modelcontextprotocol/client';
+// The stdio side is the 1.x SDK's transport: it keeps stdout writable after stdin ends, so the
+// answers to requests a script wrote before closing stdin still go out (v2's closes on stdin end
+// and refuses to send afterwards).
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest, isJSONRPCResultResponse, type JSONRPCMessage, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { processEnvironment } from '../config/index.js';
 
 /*
  * `unified-gateway mcp`: MCP over this process's stdin/stdout, relayed message by message to a
  * gateway's Streamable HTTP endpoint (/mcp), for assistants that only start stdio servers.
- * Both ends are the SDK's own transports; the relay only moves JSON-RPC messages between them
- * and turns an HTTP failure into a JSON-RPC error so the stdio client is never left waiting.
- * stdout is the protocol channel: every diagnostic goes to stderr.
+ * Both ends are the SDK's own transports (v2); the relay moves JSON-RPC messages between them
+ * and speaks both protocol eras, as its stdio client does:
+ *
+ * - 2026-07-28 (a request carries the `_meta` envelope): each request is its own POST with
+ *   the headers derived from it (MCP-Protocol-Version, Mcp-Method, Mcp-Name), no session;
+ *   `notifications/cancelled` from the client closes that request's response stream (the HTTP
+ *   cancellation of this revision) instead of being posted; `subscriptions/listen` streams
+ *   flow to stdout until cancelled.
+ * - 2025 (`initialize`): the session id and negotiated MCP-Protocol-Version on every request.
+ *   When the gateway no longer knows the session (404: it restarted without Redis, or the
+ *   session expired), the relay opens a new one with the client's own initialize, replays
+ *   `notifications/initialized` and the client's resource subscriptions, and sends the
+ *   request again: the stdio client never sees the difference.
+ *
+ * An HTTP failure becomes a JSON-RPC error so the stdio client is never left waiting. stdout
+ * is the protocol channel: every diagnostic goes to stderr.
  */
 
 /** Exit code for a usage problem (bad --url, conflicting credentials). */
@@ -22,6 +47,8 @@ export const GATEWAY_ERROR_CODE = -32000;
 const TERMINATE_TIMEOUT_MS = 2000;
 /** How long the end of stdin waits for answers to requests already forwarded. */
 const DRAIN_TIMEOUT_MS = 5000;
+/** How long re-opening a session waits for each answer. */
+const REOPEN_TIMEOUT_MS = 10_000;
 /** Longest reason quoted in an error line (a gateway error page should not flood the log). */
 const MAX_REASON_CHARS = 300;
 
@@ -85,9 +112,10 @@ export function authHeaders(credentials: Credentials): Record<string, string> {
 /** One short line saying why a side failed: the HTTP status and the gateway's own message, or the network cause. */
 export function describeError(err: unknown): string {
   let text: string;
-  if (err instanceof StreamableHTTPError) {
-    const detail = bodyMessage(err.message.replace(/^Streamable HTTP error: (Error POSTing to endpoint: )?/, ''));
-    const status = err.code !== undefined && err.code > 0 ? `HTTP ${err.code} ${STATUS_CODES[err.code] ?? ''}`.trim() : undefined;
+  if (err instanceof SdkHttpError) {
+    const body = typeof err.data.text === 'string' ? err.data.text : err.message.replace(/^Error POSTing to endpoint: /, '');
+    const detail = bodyMessage(body);
+    const status = err.status > 0 ? `HTTP ${err.status} ${STATUS_CODES[err.status] ?? ''}`.trim() : undefined;
     text = status === undefined ? detail : detail === '' ? status : `${status}: ${detail}`;
   } else if (err instanceof Error) {
     // fetch says only "fetch failed"; the reason (ECONNREFUSED, DNS...) is in the cause.
@@ -100,12 +128,15 @@ export function describeError(err: unknown): string {
   return text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS)}...` : text;
 }
 
-/** The message inside a gateway or JSON-RPC error body, else the body itself. */
+/** The message inside a gateway (JSON-RPC) error body, with its catalogue code; else the body itself. */
 function bodyMessage(body: string): string {
   try {
-    const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };
+    const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown; data?: { code?: unknown } } };
     const e = parsed.error;
-    if (e !== undefined && typeof e.message === 'string') return typeof e.code === 'string' ? `${e.code}: ${e.message}` : e.message;
+    if (e !== undefined && typeof e.message === 'string') {
+      const code = typeof e.data?.code === 'string' ? e.data.code : typeof e.code === 'string' ? e.code : undefined;
+      return code !== undefined ? `${code}: ${e.message}` : e.message;
+    }
   } catch {
     // not JSON: use the text
   }
@@ -113,7 +144,22 @@ function bodyMessage(body: string): string {
 }
 
 /** The HTTP side as the relay needs it (the SDK transport, or a stand-in in tests). */
-export type RemoteTransport = Transport & { terminateSession(): Promise<void> };
+export type RemoteTransport = Transport & {
+  readonly sessionId?: string | undefined;
+  terminateSession(): Promise<void>;
+  setProtocolVersion?(version: string): void;
+  send(message: JSONRPCMessage, options?: { requestSignal?: AbortSignal; onRequestStreamEnd?: () => void }): Promise<void>;
+};
+
+/** The protocol version a 2026-07-28 request names in its envelope (undefined: a 2025 message). */
+function envelopeVersion(message: JSONRPCMessage): string | undefined {
+  if (!isJSONRPCRequest(message)) return undefined;
+  const version = (message.params?._meta as Record<string, unknown> | undefined)?.['io.modelcontextprotocol/protocolVersion'];
+  return typeof version === 'string' ? version : undefined;
+}
+
+/** Ids of the relay's own requests (re-initialization): their answers are not the client's. */
+const RELAY_ID_PREFIX = 'unified-gateway-relay:';
 
 /**
  * Moves messages between a local transport (stdio) and a remote one (Streamable HTTP). The
@@ -127,13 +173,24 @@ export class McpRelay {
   readonly #reported = new WeakSet<object>();
   /**
    * Initialize requests in flight, with what releases the messages behind them: their result
-   * carries the session id and protocol version every later request needs.
+   * carries the session id and protocol version every later 2025 request needs.
    */
   readonly #initializing = new Map<RequestId, () => void>();
-  /** Messages that expect no reply are delivered in order with what follows (e.g. initialized before tools/list). */
+  /** 2025 messages that expect no reply are delivered in order with what follows (e.g. initialized before tools/list). */
   #barrier: Promise<void> = Promise.resolve();
-  /** Requests from the stdio client still waiting for their answer. */
+  /** Requests from the stdio client still waiting for their answer (listen streams excluded: they never end by themselves). */
   readonly #pending = new Set<RequestId>();
+  /** 2026-07-28 requests in flight: cancelling one closes its response stream. */
+  readonly #modern = new Map<RequestId, AbortController>();
+  /** The client's 2025 handshake and subscriptions, replayed on a new session after a 404. */
+  #initialize: JSONRPCRequest | undefined;
+  #initialized = false;
+  readonly #subscriptions = new Set<string>();
+  /** The re-initialization under way (several requests may meet the 404 at once). */
+  #reopening: Promise<void> | undefined;
+  /** Answers to the relay's own requests. */
+  readonly #own = new Map<RequestId, (message: JSONRPCMessage) => void>();
+  #ownIds = 0;
   #onIdle: (() => void) | undefined;
   #closing: Promise<number> | undefined;
   #resolveClosed!: (code: number) => void;
@@ -181,6 +238,7 @@ export class McpRelay {
       side.onerror = undefined;
       side.onclose = undefined;
     }
+    for (const controller of this.#modern.values()) controller.abort();
     if (this.#remote.sessionId !== undefined) await withTimeout(this.#remote.terminateSession(), TERMINATE_TIMEOUT_MS);
     await Promise.allSettled([this.#remote.close(), this.#local.close()]);
     this.#resolveClosed(exitCode);
@@ -189,16 +247,32 @@ export class McpRelay {
 
   async #toRemote(message: JSONRPCMessage): Promise<void> {
     if (this.#closing) return;
-    if (isJSONRPCRequest(message)) {
-      this.#pending.add(message.id);
-      if (message.method === 'initialize') this.#initializing.set(message.id, () => {});
-    } else if (isJSONRPCNotification(message) && message.method === 'notifications/cancelled') {
-      // A cancelled request gets no answer: do not wait for one when stdin ends.
+    if (envelopeVersion(message) !== undefined) return this.#toRemoteModern(message as JSONRPCRequest);
+    if (isJSONRPCNotification(message) && message.method === 'notifications/cancelled') {
       const id = (message.params as { requestId?: RequestId } | undefined)?.requestId;
+      // A 2026-07-28 request is cancelled by closing its response stream, not with a notification.
+      const modern = id !== undefined ? this.#modern.get(id) : undefined;
+      if (modern !== undefined && id !== undefined) {
+        modern.abort();
+        this.#modern.delete(id);
+        this.#answered(id);
+        return;
+      }
+      // A cancelled request gets no answer: do not wait for one when stdin ends.
       if (id !== undefined) this.#answered(id);
     }
+    if (isJSONRPCRequest(message)) {
+      this.#pending.add(message.id);
+      if (message.method === 'initialize') {
+        this.#initializing.set(message.id, () => {});
+        this.#initialize = message;
+      }
+      this.#remember(message);
+    } else if (isJSONRPCNotification(message) && message.method === 'notifications/initialized') {
+      this.#initialized = true;
+    }
     // The barrier is moved synchronously, in arrival order; requests run concurrently with each other.
-    const sent = this.#barrier.then(() => this.#remote.send(message));
+    const sent = this.#barrier.then(() => this.#sendLegacy(message));
     if (!isJSONRPCRequest(message)) this.#barrier = sent.catch(() => {});
     else if (this.#initializing.has(message.id)) {
       // Nothing goes out before the initialize answer (a client that writes ahead, like a
@@ -217,8 +291,79 @@ export class McpRelay {
     }
   }
 
+  /** A 2026-07-28 request: its own POST, cancellable, no session. */
+  async #toRemoteModern(message: JSONRPCRequest): Promise<void> {
+    const controller = new AbortController();
+    this.#modern.set(message.id, controller);
+    // A listen stream lasts until cancelled: the end of stdin does not wait for it.
+    if (message.method !== 'subscriptions/listen') this.#pending.add(message.id);
+    try {
+      await this.#remote.send(message, { requestSignal: controller.signal, onRequestStreamEnd: () => this.#modern.delete(message.id) });
+    } catch (err) {
+      this.#modern.delete(message.id);
+      if (!controller.signal.aborted) this.#failed(message, err);
+    }
+  }
+
+  /** A 2025 message on the session; a session the gateway no longer knows is opened again, once, and the message sent again. */
+  async #sendLegacy(message: JSONRPCMessage): Promise<void> {
+    const session = this.#remote.sessionId;
+    try {
+      await this.#remote.send(message);
+    } catch (err) {
+      const lost = err instanceof SdkHttpError && err.status === 404 && session !== undefined && this.#initialize !== undefined;
+      if (!lost || (isJSONRPCRequest(message) && message.method === 'initialize')) throw err;
+      // Another request may have opened the new session meanwhile: then only send again.
+      if (this.#remote.sessionId === session) await this.#reopen();
+      await this.#remote.send(message);
+    }
+  }
+
+  /** A new session with the client's own initialize, `initialized` and subscriptions (their answers are the relay's). */
+  #reopen(): Promise<void> {
+    this.#reopening ??= (async () => {
+      this.#log('the gateway no longer knows the session (404): opening a new one');
+      const init = this.#initialize!;
+      const answer = await this.#ownRequest(init.method, init.params);
+      const version = isJSONRPCResultResponse(answer) ? (answer.result as { protocolVersion?: unknown }).protocolVersion : undefined;
+      if (typeof version === 'string') this.#remote.setProtocolVersion?.(version);
+      if (isJSONRPCErrorResponse(answer)) throw new Error(`re-initialize refused: ${answer.error.message}`);
+      if (this.#initialized) await this.#remote.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      for (const uri of this.#subscriptions) await this.#ownRequest('resources/subscribe', { uri });
+    })().finally(() => (this.#reopening = undefined));
+    return this.#reopening;
+  }
+
+  async #ownRequest(method: string, params: JSONRPCRequest['params']): Promise<JSONRPCMessage> {
+    const id = `${RELAY_ID_PREFIX}${++this.#ownIds}`;
+    const answer = new Promise<JSONRPCMessage>((resolve) => this.#own.set(id, resolve));
+    await this.#remote.send({ jsonrpc: '2.0', id, method, ...(params !== undefined ? { params } : {}) });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer to ${method} within ${REOPEN_TIMEOUT_MS} ms`)), REOPEN_TIMEOUT_MS)));
+    try {
+      return await Promise.race([answer, timeout]);
+    } finally {
+      clearTimeout(timer);
+      this.#own.delete(id);
+    }
+  }
+
+  /** The client's subscriptions, to replay on a new session. */
+  #remember(request: JSONRPCRequest): void {
+    const uri = (request.params as { uri?: unknown } | undefined)?.uri;
+    if (typeof uri !== 'string') return;
+    if (request.method === 'resources/subscribe') this.#subscriptions.add(uri);
+    else if (request.method === 'resources/unsubscribe') this.#subscriptions.delete(uri);
+  }
+
   #toLocal(message: JSONRPCMessage): void {
     const answerId = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message) ? message.id : undefined;
+    const own = answerId !== undefined ? this.#own.get(answerId) : undefined;
+    if (answerId !== undefined && own !== undefined) {
+      this.#own.delete(answerId);
+      own(message);
+      return;
+    }
     const release = answerId !== undefined ? this.#initializing.get(answerId) : undefined;
     if (answerId !== undefined && release !== undefined) {
       this.#initializing.delete(answerId);

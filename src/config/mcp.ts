@@ -10,39 +10,50 @@ export const mcpEnv = z.object({
 });
 type McpEnv = z.output<typeof mcpEnv>;
 
+/** A host name as the Host header carries it, without port: a DNS name, an IPv4 address or a bracketed IPv6 one. */
+const hostName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])$/, 'must be a host name without scheme or port (IPv6 in brackets)')
+  .transform((h) => h.toLowerCase());
+
 export const mcpSchema = z
   .strictObject({
     /** Serve MCP at /mcp. */
     enabled: z.boolean().default(true),
-    // Session slots (per replica). A session is kept in memory until it ends or goes idle, so
-    // who may hold the slots is bounded: per principal, per client address, and a share of
-    // the total that only admin-scoped principals may use (see docs/mcp.md).
-    /** Open sessions per replica at most; past it, initialize gets 503. */
-    maxSessions: z.number().int().min(1).max(100_000).default(100),
-    /** Open sessions of one authenticated principal (API key / JWT subject) per replica at most. */
-    maxSessionsPerPrincipal: z.number().int().min(1).max(100_000).default(10),
-    /** Open sessions of non-admin principals (anonymous ones included) from one client address (IPv6: its /64) per replica. */
-    maxSessionsPerAddress: z.number().int().min(1).max(100_000).default(20),
-    /**
-     * Slots of maxSessions that only admin-scoped principals may take: non-admin sessions stop at
-     * maxSessions minus this. Default: a tenth of maxSessions, rounded up (10 of 100), less than maxSessions.
-     */
-    adminReservedSessions: z.number().int().min(0).max(100_000).optional(),
-    /** When a cap is reached, sessions idle (no request, no stream open) this long may be closed to make room. */
-    pressureIdleSeconds: z.number().int().min(1).max(86_400).default(60),
-    /** Sessions idle this long are closed (their state store record expires too). */
+    // Long-lived streams per replica: the GET streams of 2025 sessions and the 2026-07-28
+    // subscriptions/listen streams (everything else of MCP is served per request and
+    // forgotten; 2025 sessions are records in the state store). Bounded per principal, per
+    // client address, and a share of the total that only admin-scoped principals may use.
+    /** Open streams per replica at most; past it, a new one gets 503. */
+    maxStreams: z.number().int().min(1).max(100_000).default(200),
+    /** Open streams of one authenticated principal (API key / JWT subject) per replica; a newer one closes its oldest. */
+    maxStreamsPerPrincipal: z.number().int().min(1).max(100_000).default(10),
+    /** Open streams of non-admin principals (anonymous ones included) from one client address (IPv6: its /64) per replica. */
+    maxStreamsPerAddress: z.number().int().min(1).max(100_000).default(20),
+    /** Streams of maxStreams only admin-scoped principals may open. Default: a tenth of maxStreams, rounded up, less than maxStreams. */
+    adminReservedStreams: z.number().int().min(0).max(100_000).optional(),
+    /** A 2025 session (its state-store record) ends this long after its last request while no stream of it is open. */
     sessionIdleSeconds: z.number().int().min(2).max(86_400).default(1800),
+    /** Reconnection delay suggested to 2025 clients on their GET stream (SSE `retry`); they resume with Last-Event-ID. */
+    streamRetryMs: z.number().int().min(100).max(600_000).default(1000),
     /**
      * Browser origins allowed to call /mcp (DNS-rebinding protection). Requests without Origin
      * (non-browser clients) pass; default: the CORS origins, plus localhost ones outside production.
      */
     allowedOrigins: z.array(origin).optional(),
+    /**
+     * Host names /mcp may be called by (DNS-rebinding protection, with Origin). Default: the host
+     * of resourceUrl, plus outside production localhost, 127.0.0.1, [::1] and the listen address.
+     */
+    allowedHosts: z.array(hostName).min(1).optional(),
     /** This gateway's public /mcp URL, named in the RFC 9728 metadata; default: from the request's Host. */
     resourceUrl: httpUrl.optional(),
   })
   .refine(
-    (m) => m.adminReservedSessions === undefined || m.adminReservedSessions < m.maxSessions,
-    comparing(['adminReservedSessions', 'maxSessions'], ['adminReservedSessions'], 'must be less than maxSessions'),
+    (m) => m.adminReservedStreams === undefined || m.adminReservedStreams < m.maxStreams,
+    comparing(['adminReservedStreams', 'maxStreams'], ['adminReservedStreams'], 'must be less than maxStreams'),
   )
   .prefault({});
 type McpFile = z.output<typeof mcpSchema>;
@@ -59,6 +70,6 @@ export function resolveMcp(env: McpEnv, file: McpFile) {
     ...file,
     /** false only outside production (MCP_REQUIRE_AUTH). */
     requireAuth: env.MCP_REQUIRE_AUTH,
-    adminReservedSessions: file.adminReservedSessions ?? Math.min(Math.ceil(file.maxSessions / 10), file.maxSessions - 1),
+    adminReservedStreams: file.adminReservedStreams ?? Math.min(Math.ceil(file.maxStreams / 10), file.maxStreams - 1),
   };
 }

@@ -27,9 +27,10 @@ import { ClientTimeouts } from './client-timeouts.js';
 import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
 import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
-import { createGatewayMcpServer, type SubscribableResource } from '../../mcp/server/gateway-server.js';
-import { mcpHttpPlugin, sessionLimits, type McpSessionRecord } from '../../mcp/server/http.js';
-import { mcpOriginPolicy, protectedResourceMetadata } from '../../mcp/server/auth.js';
+import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
+import { mcpHttpPlugin, streamLimits } from '../../mcp/server/http.js';
+import { mcpHostPolicy, mcpOriginPolicy, protectedResourceMetadata } from '../../mcp/server/auth.js';
+import { EventBus, gatewayEvents, trafficShiftKey, type EventChannel, type GatewayEvent } from '../events/index.js';
 import { GATEWAY_VERSION } from '../version.js';
 import { createStateStore, type StateStore } from '../state/index.js';
 import { createRateLimiting, rateLimitClientStage, rateLimitPrincipalStage, type RateLimiting } from '../ratelimit/index.js';
@@ -159,13 +160,11 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     logger: app.log.child({ component: 'health' }),
     onServiceUp: (service) => resilience.serviceHealthy(service),
     onHostHealth: (service, origin, up) => upstreams.setHostDown(service, origin, !up),
-    onServiceStatusChange: () => emitResourceChange('gateway://services'),
+    // Each replica announces what its own probes see (MCP listeners hear it on every replica).
+    onServiceStatusChange: (service, status) => void gatewayEventsChannel?.publish({ type: 'service.health', service, status }).catch(() => {}),
   });
-  // MCP sessions subscribed to gateway://routes or gateway://services hear of changes.
-  const resourceListeners = new Set<(uri: SubscribableResource) => void>();
-  const emitResourceChange = (uri: SubscribableResource) => {
-    for (const listener of resourceListeners) listener(uri);
-  };
+  /** The event bus's gateway channel (src/events), once the state store exists. */
+  let gatewayEventsChannel: EventChannel<GatewayEvent> | undefined;
   // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
   const resilience = await lifecycle.start('resilience', new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams }), {
     close: (r) => r.close(),
@@ -177,6 +176,9 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   const state =
     options.state ??
     (await lifecycle.start('state store', await createStateStore(config, { log: app.log.child({ component: 'state' }), metrics }), { close: (store) => store.close() }));
+  // The event bus (src/events) on the state store's pub/sub: MCP notifications on every replica.
+  const events = await lifecycle.start('event bus', new EventBus(state, { log: app.log.child({ component: 'events' }) }), { close: (bus) => bus.close() });
+  gatewayEventsChannel = gatewayEvents(events);
   const rateLimiting = await lifecycle.start('rate limiting', createRateLimiting(config, state, { metrics, log: app.log.child({ component: 'ratelimit' }) }), {
     start: (r) => r.start(),
     close: (r) => r.close(),
@@ -196,7 +198,10 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     close: (s) => s.close(),
   });
   const traffic = new TrafficService(config, splits);
-  splits.onChange(() => emitResourceChange('gateway://routes'));
+  // Every replica applies a shift and announces it; the key makes it one event for listeners.
+  splits.onChange((split) =>
+    void gatewayEventsChannel?.publish({ type: 'traffic.shifted', route: split.route, version: split.version, canary: split.weights.canary }, { key: trafficShiftKey(split.route, split.version, split.updatedAt) }).catch(() => {}),
+  );
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -273,34 +278,35 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   const routesService = new RoutesService(config, table, prober, splits);
   const metricsService = await lifecycle.start('metrics sampler', new MetricsService(metrics.registry), { start: (m) => m.start(), close: (m) => m.stop() });
   if (config.mcp.enabled) {
-    if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only); never in production');
+    if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only; a valid credential is still used); never in production');
+    const hostAllowed = mcpHostPolicy(config);
+    if (hostAllowed === null) app.log.warn('mcp: the Host of /mcp requests is not checked; set mcp.allowedHosts (or mcp.resourceUrl) to the names clients use');
+    const mcpDeps = {
+      routes: routesService,
+      metrics: metricsService,
+      blockedClients,
+      traffic,
+      ...(routing ? { routingModel: () => routing.manager.active } : {}),
+      resetBreakers: (service: string) => resilience.resetBreakers(service),
+      serviceNames: Object.keys(config.services),
+      requireMfaForAdmin: config.auth.requireMfaForAdmin,
+      redactedConfig: () => redactConfig(config),
+      version: GATEWAY_VERSION,
+    };
     await app.register(mcpHttpPlugin, {
-      createServer: (session) =>
-        createGatewayMcpServer({
-          routes: routesService,
-          metrics: metricsService,
-          blockedClients,
-          traffic,
-          ...(routing ? { routingModel: () => routing.manager.active } : {}),
-          resetBreakers: (service) => resilience.resetBreakers(service),
-          serviceNames: Object.keys(config.services),
-          requireMfaForAdmin: config.auth.requireMfaForAdmin,
-          redactedConfig: () => redactConfig(config),
-          resourceChanges: (listener) => {
-            resourceListeners.add(listener);
-            return () => resourceListeners.delete(listener);
-          },
-          subscriptions: session.subscriptions,
-          onSubscriptionsChange: session.onSubscriptionsChange,
-          refused: session.refused,
-          version: GATEWAY_VERSION,
-        }),
-      sessionLimits: sessionLimits(config.mcp),
-      audit: (entry) => app.log.info({ audit: entry }, 'mcp tool call'),
+      createServer: (scope) => createGatewayMcpServer(mcpDeps, scope),
+      limits: streamLimits(config.mcp),
+      audit: (entry) => app.log.info({ audit: entry }, entry.phase === 'arrived' ? 'mcp tool call' : 'mcp tool call ended'),
       sessionIdleMs: config.mcp.sessionIdleSeconds * 1000,
+      retryMs: config.mcp.streamRetryMs,
       authPolicy: config.mcp.requireAuth ? { required: true, scope: 'read' } : PUBLIC,
+      authenticator: auth.authenticator,
       originAllowed: mcpOriginPolicy(config),
-      sessionStore: state.cache<McpSessionRecord>('mcp-sessions'),
+      hostAllowed,
+      sessionRecords: state.cache('mcp-sessions', { maxEntries: 100_000 }),
+      sessionTombstones: state.cache('mcp-sessions-ended', { maxEntries: 100_000 }),
+      storeUp: () => state.up,
+      bus: events,
       metrics,
     });
     if (config.auth.jwt.issuer !== undefined) await app.register(protectedResourceMetadata, { config });

@@ -52,7 +52,7 @@ describe('routes[].split', () => {
 
 describe('MCP settings', () => {
   it('MCP_REQUIRE_AUTH=false is accepted outside production and refused in production', () => {
-    expect(ok(loadConfig({ MCP_REQUIRE_AUTH: 'false' })).mcp).toMatchObject({ requireAuth: false, enabled: true, maxSessions: 100 });
+    expect(ok(loadConfig({ MCP_REQUIRE_AUTH: 'false' })).mcp).toMatchObject({ requireAuth: false, enabled: true, maxStreams: 200 });
     const secrets = { SECRET_KEY: 's'.repeat(40), JWT_SECRET_KEY: 'j'.repeat(40), API_KEY: 'k'.repeat(40) };
     const refused = loadConfig({ ENVIRONMENT: 'production', MCP_REQUIRE_AUTH: 'false', ...secrets });
     expect(refused.ok).toBe(false);
@@ -61,16 +61,25 @@ describe('MCP settings', () => {
   });
 
   it('validates the mcp block', () => {
-    expect(ok(load('mcp:\n  allowedOrigins: [https://console.example.org]\n  maxSessions: 5\n')).mcp).toMatchObject({ allowedOrigins: ['https://console.example.org'], maxSessions: 5 });
+    expect(ok(load('mcp:\n  allowedOrigins: [https://console.example.org]\n  maxStreams: 5\n')).mcp).toMatchObject({ allowedOrigins: ['https://console.example.org'], maxStreams: 5 });
     expect(problems(load('mcp:\n  allowedOrigins: [https://console.example.org/path]\n'))).toContain('mcp.allowedOrigins[0]');
     expect(problems(load('mcp:\n  sessions: 3\n'))).toContain('mcp');
+    // The session caps of the 2025-only gateway are gone (sessions are state-store records now): named as unknown.
+    expect(problems(load('mcp:\n  maxSessions: 3\n'))).toContain('mcp');
   });
 
-  it('session caps: defaults well under maxSessions, an admin reserve that scales with it, and a reserve smaller than the total', () => {
-    expect(ok(loadConfig({})).mcp).toMatchObject({ maxSessions: 100, maxSessionsPerPrincipal: 10, maxSessionsPerAddress: 20, adminReservedSessions: 10, pressureIdleSeconds: 60 });
-    expect(ok(load('mcp:\n  maxSessions: 5\n')).mcp.adminReservedSessions).toBe(1);
-    expect(ok(load('mcp:\n  maxSessions: 1\n')).mcp.adminReservedSessions).toBe(0);
-    expect(ok(load('mcp:\n  maxSessions: 40\n  adminReservedSessions: 0\n')).mcp.adminReservedSessions).toBe(0);
-    expect(problems(load('mcp:\n  maxSessions: 10\n  adminReservedSessions: 10\n'))).toContain('mcp.adminReservedSessions: must be less than maxSessions');
+  it('validates mcp.allowedHosts: host names without scheme or port, lower-cased', () => {
+    expect(ok(load('mcp:\n  allowedHosts: [Gateway.Example.ORG, "[::1]", 10.0.0.5]\n')).mcp.allowedHosts).toEqual(['gateway.example.org', '[::1]', '10.0.0.5']);
+    for (const bad of ['https://gateway.example.org', 'gateway.example.org:8000', '"::1"', '""']) {
+      expect(problems(load(`mcp:\n  allowedHosts: [${bad}]\n`))).toContain('mcp.allowedHosts[0]');
+    }
+  });
+
+  it('stream caps: defaults well under maxStreams, an admin reserve that scales with it, and a reserve smaller than the total', () => {
+    expect(ok(loadConfig({})).mcp).toMatchObject({ maxStreams: 200, maxStreamsPerPrincipal: 10, maxStreamsPerAddress: 20, adminReservedStreams: 20, sessionIdleSeconds: 1800, streamRetryMs: 1000 });
+    expect(ok(load('mcp:\n  maxStreams: 5\n')).mcp.adminReservedStreams).toBe(1);
+    expect(ok(load('mcp:\n  maxStreams: 1\n')).mcp.adminReservedStreams).toBe(0);
+    expect(ok(load('mcp:\n  maxStreams: 40\n  adminReservedStreams: 0\n')).mcp.adminReservedStreams).toBe(0);
+    expect(problems(load('mcp:\n  maxStreams: 10\n  adminReservedStreams: 10\n'))).toContain('mcp.adminReservedStreams: must be less than maxStreams');
   });
 });

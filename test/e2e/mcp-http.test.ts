@@ -33,7 +33,8 @@ describe('/mcp', () => {
   it('serves the read-only tools to an authenticated agent, and ends the session on DELETE', async () => {
     const { client: c, transport } = client({ 'x-api-key': E2E_API_KEY });
     await c.connect(transport);
-    expect(transport.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    // 32 random bytes, base64url: the session is a record in the state store (mcp/server/sessions.ts).
+    expect(transport.sessionId).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const { tools } = await c.listTools();
     expect(tools.map((t) => t.name)).toContain('get_route');
     const res = await c.callTool({ name: 'get_route', arguments: { method: 'GET', path: '/v1/twin/notes' } });
@@ -57,7 +58,7 @@ describe('/mcp', () => {
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
     });
     expect(after.status).toBe(404);
-    expect(after.json().error.code).toBe('GW_MCP_SESSION_NOT_FOUND');
+    expect(after.json().error.data.code).toBe('GW_MCP_SESSION_NOT_FOUND');
   });
 
   it('offers the admin tool to admins only, and audits its use', async () => {
@@ -67,7 +68,7 @@ describe('/mcp', () => {
     expect(adminTools).toEqual(expect.arrayContaining(['list_blocked_clients', 'unblock_client']));
     const res = await admin.client.callTool({ name: 'unblock_client', arguments: { client: '203.0.113.9' } });
     expect(res.structuredContent).toEqual({ client: '203.0.113.9', unblocked: false });
-    await gw.waitForLog((l) => l.msg === 'mcp tool call' && (l.audit as { tool?: string } | undefined)?.tool === 'unblock_client');
+    await gw.waitForLog((l) => l.msg === 'mcp tool call ended' && (l.audit as { tool?: string; result?: string } | undefined)?.tool === 'unblock_client');
 
     // Trip twin's breaker, then close it by hand: traffic flows again before its reset timeout.
     twin.behaviour.failStatus = 500;
@@ -92,7 +93,7 @@ describe('/mcp', () => {
     await reader.client.close();
   });
 
-  it('refuses agents without credentials (401) and requests without a session (400)', async () => {
+  it('refuses agents without credentials (401) and 2025 requests without a session (400), as JSON-RPC error bodies', async () => {
     const anonymous = await call(`${gw.url}/mcp`, {
       method: 'POST',
       anonymous: true,
@@ -101,6 +102,7 @@ describe('/mcp', () => {
     });
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers['www-authenticate']).toContain('Bearer');
+    expect(anonymous.json()).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32000, data: { code: 'GW_AUTH_MISSING_CREDENTIALS' } } });
 
     const noSession = await call(`${gw.url}/mcp`, {
       method: 'POST',
@@ -108,6 +110,6 @@ describe('/mcp', () => {
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
     });
     expect(noSession.status).toBe(400);
-    expect(noSession.json().error.code).toBe('GW_MCP_SESSION_REQUIRED');
+    expect(noSession.json()).toMatchObject({ jsonrpc: '2.0', id: 1, error: { data: { code: 'GW_MCP_SESSION_REQUIRED' } } });
   });
 });

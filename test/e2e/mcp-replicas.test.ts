@@ -1,93 +1,193 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as Client2, StreamableHTTPClientTransport as Transport2 } from '@modelcontextprotocol/client';
+import { Client as Client1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as Transport1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { argsHash } from '../../mcp/server/gateway-server.js';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { cleanup, E2E_API_KEY, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
+import { mcpMessages, mcpRaw } from '../helpers/mcp.js';
 import { describeWithRedis, startRedis } from '../helpers/redis.js';
 import { standIn, standIns } from '../helpers/upstreams.js';
 
 /*
- * Two gateway replicas sharing Redis: an MCP session opened on one is served by the other
- * (its record is in the state store), a traffic shift made on one applies on both within a
- * second, and a subscriber on one replica hears of a shift made through the other.
+ * Two gateway replicas sharing a real redis-server, MFA required for the admin tools. An SDK 2
+ * client pinned to 2026-07-28 and an SDK 1.x client (2025-11-25) each list the tools, call
+ * list_routes, get_metrics and, with an admin token that proves a second factor,
+ * shift_traffic on replica A, and hear of the shift on a listener held on replica B: a
+ * 2026-07-28 `subscriptions/listen` stream, and the GET stream of the 1.x client's own
+ * session (opened on A, continued on B). The delay from the call to the notification is
+ * printed and must stay under a second.
  */
 
+const JWT_SECRET = 'e2e-replicas-jwt-secret-0123456789-abcdefghij';
 const OTHER_ADMIN_KEY = 'replicas-second-admin-0123456789';
 
-describeWithRedis('MCP sessions and traffic splits across replicas (Redis)', () => {
+/** An HS256 admin token with `amr: ["mfa"]` (what POST /auth/token issues after a TOTP code). */
+function mfaAdminToken(sub: string): Promise<string> {
+  return new SignJWT({ scope: 'admin', amr: ['pwd', 'otp', 'mfa'] })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(new TextEncoder().encode(JWT_SECRET));
+}
+
+describeWithRedis('MCP on two replicas sharing Redis, both protocol eras', () => {
   let a: GatewayProcess;
   let b: GatewayProcess;
+  let token: string;
 
   beforeAll(async () => {
     const redis = await startRedis();
     const ups = await standIns(['twin']);
     const canary = await standIn('twin-v2');
     const yaml =
-      `auth:\n  apiKeys:\n    - { name: other-admin, sha256: ${sha256Hex(OTHER_ADMIN_KEY)}, scopes: [admin] }\n` +
+      `auth:\n  requireMfaForAdmin: true\n  apiKeys:\n    - { name: other-admin, sha256: ${sha256Hex(OTHER_ADMIN_KEY)}, scopes: [admin] }\n` +
       `routes:\n  - { id: twin, prefix: /v1/twin, service: twin, split: { canary: { urls: ["${canary.url}"] } } }\n`;
-    const env = { ...ups.env, REDIS_URL: redis.url };
+    const env = { ...ups.env, REDIS_URL: redis.url, JWT_SECRET_KEY: JWT_SECRET };
     [a, b] = await Promise.all([startGateway({ env, yaml }), startGateway({ env, yaml })]);
+    token = await mfaAdminToken('ops-oncall');
   });
   afterAll(cleanup);
 
-  const mcp = (gw: GatewayProcess, key = E2E_API_KEY) => {
-    const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`), { requestInit: { headers: { 'x-api-key': key } } });
-    return { transport, client: new Client({ name: 'e2e-replicas', version: '1.0.0' }) };
-  };
+  const auth = () => ({ authorization: `Bearer ${token}` });
 
-  it('a session opened on replica A is served by replica B, but only for the principal that opened it', async () => {
-    const { client, transport } = mcp(a);
-    await client.connect(transport);
-    const sessionId = transport.sessionId!;
-    const onB = new StreamableHTTPClientTransport(new URL(`${b.url}/mcp`), { requestInit: { headers: { 'x-api-key': E2E_API_KEY } }, sessionId });
-    const clientB = new Client({ name: 'e2e-replicas', version: '1.0.0' });
-    // Connecting with a session id skips initialize (the SDK's resumption path).
-    await clientB.connect(onB);
-    const tools = await clientB.listTools();
-    expect(tools.tools.map((t) => t.name)).toContain('shift_traffic');
-    const res = await clientB.callTool({ name: 'get_traffic_split', arguments: { route: 'twin' } });
-    expect(res.structuredContent).toMatchObject({ splits: [{ route: 'twin' }] });
+  /** The calls both clients make on replica A, the shift last; returns when it was sent. */
+  type Result = { structuredContent?: unknown; isError?: unknown };
+  async function callsOnA(client: { listTools(): Promise<{ tools: Array<{ name: string }> }>; callTool(p: { name: string; arguments: Record<string, unknown> }): Promise<unknown> }, canary: number, reason: string) {
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    expect(tools).toEqual(expect.arrayContaining(['list_routes', 'get_metrics', 'shift_traffic']));
+    const routes = (await client.callTool({ name: 'list_routes', arguments: {} })) as Result;
+    expect((routes.structuredContent as { routes: Array<{ id: string }> }).routes.map((r) => r.id)).toContain('twin');
+    const metrics = (await client.callTool({ name: 'get_metrics', arguments: { minutes: 1 } })) as Result;
+    expect(metrics.structuredContent).toMatchObject({ routes: expect.any(Array), services: expect.any(Array) });
+    const sent = performance.now();
+    const shifted = (await client.callTool({ name: 'shift_traffic', arguments: { route: 'twin', stable: 100 - canary, canary, reason } })) as Result;
+    const returned = performance.now();
+    expect(shifted.isError).toBeFalsy();
+    expect(shifted.structuredContent).toMatchObject({ applied: true, shared: true, by: 'ops-oncall' });
+    return { sent, returned };
+  }
 
-    // The same session id with another principal's credentials: not found, on either replica.
-    for (const gw of [a, b]) {
-      const stolen = await call(`${gw.url}/mcp`, {
-        method: 'POST',
-        headers: { 'x-api-key': OTHER_ADMIN_KEY, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
-      });
-      expect([stolen.status, stolen.json().error.code]).toEqual([404, 'GW_MCP_SESSION_NOT_FOUND']);
-    }
-    await transport.terminateSession();
-    await client.close();
-    await clientB.close();
+  it('an SDK 2 client pinned to 2026-07-28: calls on A, heard on a subscriptions/listen stream on B within a second', async () => {
+    const caller = new Client2({ name: 'e2e-modern', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    await caller.connect(new Transport2(new URL(`${a.url}/mcp`), { requestInit: { headers: auth() } }));
+    const listener = new Client2({ name: 'e2e-modern-listener', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    await listener.connect(new Transport2(new URL(`${b.url}/mcp`), { requestInit: { headers: { 'x-api-key': E2E_API_KEY } } }));
+    let heardAt: number | undefined;
+    listener.setNotificationHandler('notifications/resources/updated', (n) => {
+      if (n.params.uri === 'gateway://routes') heardAt ??= performance.now();
+    });
+    const subscription = await listener.listen({ resourceSubscriptions: ['gateway://routes'] });
+
+    const { sent, returned } = await callsOnA(caller, 30, 'modern e2e');
+    await waitFor(() => heardAt, 2000, 'the listener on B to hear the shift');
+    const delay = heardAt! - sent;
+    console.log(`mcp replicas e2e (2026-07-28): listen stream on B heard the shift made on A ${delay.toFixed(1)} ms after shift_traffic was sent (${(heardAt! - returned).toFixed(1)} ms after it returned)`);
+    expect(delay).toBeLessThan(1000);
+    // Replica B applied it too.
+    await waitFor(async () => ((await call(`${b.url}/v1/twin/x`)).status === 200 ? true : undefined), 1000, 'B to serve');
+    await subscription.close();
+    await Promise.all([caller.close(), listener.close()]);
   });
 
-  it('a shift through replica B applies on A within a second and reaches a subscriber on A', async () => {
-    const { client, transport } = mcp(a);
-    await client.connect(transport);
-    const updates: string[] = [];
-    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
-      updates.push(n.params.uri);
+  it('an SDK 1.x client: its session opened on A is continued on B, where its GET stream hears a shift made on A within a second', async () => {
+    const transportA = new Transport1(new URL(`${a.url}/mcp`), { requestInit: { headers: auth() } });
+    const caller = new Client1({ name: 'e2e-legacy', version: '1.0.0' });
+    await caller.connect(transportA);
+    const sessionId = transportA.sessionId!;
+    // The same session on B (the SDK's resumption path: no initialize); it subscribes there and
+    // holds the session's GET stream on B.
+    const transportB = new Transport1(new URL(`${b.url}/mcp`), { requestInit: { headers: auth() }, sessionId });
+    const listener = new Client1({ name: 'e2e-legacy', version: '1.0.0' });
+    await listener.connect(transportB);
+    let heardAt: number | undefined;
+    listener.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      if (n.params.uri === 'gateway://routes') heardAt ??= performance.now();
     });
-    await client.subscribeResource({ uri: 'gateway://routes' });
-    // The GET stream that carries notifications may take a moment to open.
+    // The SDK opens the GET stream once `notifications/initialized` is accepted: here, on B.
+    await transportB.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    await listener.subscribeResource({ uri: 'gateway://routes' });
     await new Promise((r) => setTimeout(r, 200));
 
-    const other = mcp(b, OTHER_ADMIN_KEY);
-    await other.client.connect(other.transport);
-    const started = Date.now();
-    const shifted = await other.client.callTool({ name: 'shift_traffic', arguments: { route: 'twin', stable: 0, canary: 100, reason: 'replica test' } });
-    expect(shifted.structuredContent).toMatchObject({ applied: true, shared: true, by: 'key:other-admin' });
-    await waitFor(async () => ((await call(`${a.url}/v1/twin/x`)).headers['x-gateway-upstream'] === 'canary' ? true : undefined), 1000, 'replica A to apply the shift', 20);
-    const appliedAfterMs = Date.now() - started;
-    console.log(`mcp replicas e2e: replica A applied the shift ${appliedAfterMs} ms after replica B's shift_traffic returned`);
-    await waitFor(() => (updates.includes('gateway://routes') ? true : undefined), 2000, 'the subscriber on A to hear of it', 20);
-    const split = await client.callTool({ name: 'get_traffic_split', arguments: { route: 'twin' } });
-    expect(split.structuredContent).toMatchObject({ splits: [{ weights: { stable: 0, canary: 100 }, updatedBy: 'key:other-admin', reason: 'replica test' }] });
-    await other.client.callTool({ name: 'shift_traffic', arguments: { route: 'twin', stable: 100, canary: 0, reason: 'reset' } });
+    const { sent, returned } = await callsOnA(caller, 60, 'legacy e2e');
+    await waitFor(() => heardAt, 2000, 'the GET stream on B to hear the shift');
+    const delay = heardAt! - sent;
+    console.log(`mcp replicas e2e (2025-11-25): GET stream on B heard the shift made on A ${delay.toFixed(1)} ms after shift_traffic was sent (${(heardAt! - returned).toFixed(1)} ms after it returned)`);
+    expect(delay).toBeLessThan(1000);
+
+    // The session is one across replicas: another principal presenting its id gets 404 on both.
+    for (const gw of [a, b]) {
+      const stolen = await mcpRaw(gw.url, { sessionId, headers: { 'x-api-key': OTHER_ADMIN_KEY }, body: { jsonrpc: '2.0', id: 9, method: 'tools/list' } });
+      expect([stolen.status, stolen.json().error.data.code]).toEqual([404, 'GW_MCP_SESSION_NOT_FOUND']);
+    }
+    // DELETE on B ends it on A as well.
+    await transportB.terminateSession();
+    const after = await mcpRaw(a.url, { sessionId, headers: auth(), body: { jsonrpc: '2.0', id: 10, method: 'tools/list' } });
+    expect([after.status, after.json().error.data.code]).toEqual([404, 'GW_MCP_SESSION_NOT_FOUND']);
+    await Promise.all([caller.close(), listener.close()]);
+  });
+
+  it('a batch gets 400 -32600 and runs nothing; a cancelled shift_traffic still leaves its audit lines, saying how it ended', async () => {
+    const transport = new Transport1(new URL(`${a.url}/mcp`), { requestInit: { headers: auth() } });
+    const client = new Client1({ name: 'e2e-cancel', version: '1.0.0' });
+    await client.connect(transport);
+    const sessionId = transport.sessionId!;
+    const batch = await mcpRaw(a.url, {
+      sessionId,
+      headers: auth(),
+      body: [
+        { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'shift_traffic', arguments: { route: 'twin', stable: 10, canary: 90, reason: 'batched' } } },
+        { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } },
+      ],
+    });
+    expect(batch.status).toBe(400);
+    expect(batch.json()).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32600, data: { code: 'GW_MCP_BATCH_UNSUPPORTED' } } });
+    expect(a.logs.some((l) => (l.audit as { tool?: string } | undefined)?.tool === 'shift_traffic' && JSON.stringify(l).includes('batched'))).toBe(false);
+
+    // Cancelled by the client right after sending: whether the answer was already on its way
+    // or not, the call is on record twice (arrival, end), the end saying how it ended.
+    const controller = new AbortController();
+    const args = { route: 'twin', stable: 80, canary: 20, reason: 'cancelled e2e' };
+    const pending = client.callTool({ name: 'shift_traffic', arguments: args }, undefined, { signal: controller.signal });
+    setTimeout(() => controller.abort('changed my mind'), 1);
+    await pending.catch(() => undefined);
+    const arrived = await a.waitForLog((l) => l.msg === 'mcp tool call' && (l.audit as { argsHash?: string }).argsHash === argsHash(args), 3000);
+    const call = (arrived.audit as { call: string }).call;
+    const ended = await a.waitForLog((l) => l.msg === 'mcp tool call ended' && (l.audit as { call?: string }).call === call, 3000);
+    const end = ended.audit as { result: string; toolEnded?: string };
+    console.log(`mcp replicas e2e: cancelled shift_traffic audited as ${JSON.stringify(end)}`);
+    expect(['ok', 'cancelled']).toContain(end.result);
+    if (end.result === 'cancelled') expect(['ok', 'running']).toContain(end.toolEnded);
     await client.close();
-    await other.client.close();
+  });
+
+  it('the 2026-07-28 stream of B sees what its own replica did not do: a shift through REST on A', async () => {
+    const listener = new Client2({ name: 'e2e-rest', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    await listener.connect(new Transport2(new URL(`${b.url}/mcp`), { requestInit: { headers: { 'x-api-key': E2E_API_KEY } } }));
+    const heard: string[] = [];
+    listener.setNotificationHandler('notifications/resources/updated', (n) => void heard.push(n.params.uri));
+    const subscription = await listener.listen({ resourceSubscriptions: ['gateway://routes'] });
+    const rest = await call(`${a.url}/admin/traffic/twin`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ stable: 100, canary: 0, reason: 'reset through REST' }),
+    });
+    expect(rest.status).toBe(200);
+    await waitFor(() => (heard.includes('gateway://routes') ? true : undefined), 1000, 'the listener on B');
+    // One event per shift, although both replicas announce it.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(heard).toEqual(['gateway://routes']);
+    await subscription.close();
+    await listener.close();
+    // And the listen stream is gone from B's raw view too: a raw listen request still works.
+    const raw = await mcpRaw(b.url, {
+      headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' },
+      body: { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } },
+    });
+    expect(mcpMessages(raw)[0]).toMatchObject({ result: { cacheScope: 'private' } });
   });
 });

@@ -71,15 +71,16 @@ async function weightsOf(c: McpTestClient, route = 'canary-twin'): Promise<{ sta
 }
 
 type Audit = { tool: string; principal: string; argsHash: string; result: string };
+/** The `ended` audit lines (one per call, with its result; an `arrived` line came first). */
 const audits = (gw: GatewayProcess): Audit[] =>
-  gw.logs.filter((l: LogLine) => l.msg === 'mcp tool call' && typeof l.audit === 'object' && l.audit !== null).map((l) => l.audit as Audit);
+  gw.logs.filter((l: LogLine) => l.msg === 'mcp tool call ended' && typeof l.audit === 'object' && l.audit !== null).map((l) => l.audit as Audit);
 
 /** Waits for the audit line of the `n`-th call (1-based) of `tool` by `principal`. */
 async function auditOf(gw: GatewayProcess, tool: string, principal: string, n = 1, timeoutMs = 5000): Promise<Audit> {
   let seen = 0;
   const line = await gw.waitForLog((l) => {
     const a = l.audit as Audit | undefined;
-    if (l.msg !== 'mcp tool call' || a?.tool !== tool || a.principal !== principal) return false;
+    if (l.msg !== 'mcp tool call ended' || a?.tool !== tool || a.principal !== principal) return false;
     seen++;
     return seen >= n;
   }, timeoutMs);
@@ -122,9 +123,8 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
       const res = await mcpRaw(gw.url, { body: initializeMessage(), anonymous: true });
       expect(res.status).toBe(401);
       expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="unified-gateway"/);
-      const body = res.json();
-      expect(Object.keys(body)).toEqual(['error']);
-      expect(body.error).toEqual({ code: 'GW_AUTH_MISSING_CREDENTIALS', message: expect.any(String), requestId: res.headers['x-request-id'] });
+      // A JSON-RPC error body (no id: the request was refused before its body was read).
+      expect(res.json()).toEqual({ jsonrpc: '2.0', id: null, error: { code: -32000, message: expect.any(String), data: { code: 'GW_AUTH_MISSING_CREDENTIALS', requestId: res.headers['x-request-id'] } } });
       expect(res.headers['mcp-session-id']).toBeUndefined();
 
       const c = mcpClient(gw.url);
@@ -148,7 +148,7 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
       const res = await mcpRaw(gw.url, { body: initializeMessage(), headers: h });
       expect(res.status).toBe(401);
       expect(res.headers['www-authenticate']).toContain('error="invalid_token"');
-      expect(res.json().error).toEqual({ code: 'GW_AUTH_INVALID_CREDENTIALS', message: expect.any(String), requestId: res.headers['x-request-id'] });
+      expect(res.json().error).toEqual({ code: -32000, message: expect.any(String), data: { code: 'GW_AUTH_INVALID_CREDENTIALS', requestId: res.headers['x-request-id'] } });
       expect(res.headers['mcp-session-id']).toBeUndefined();
 
       const c = mcpClient(gw.url, h);
@@ -167,7 +167,7 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
       async (origin) => {
         const res = await mcpRaw(gw.url, { body: initializeMessage(), headers: { ...admin, origin } });
         expect(res.status).toBe(403);
-        expect(res.json().error).toEqual({ code: 'GW_MCP_ORIGIN_FORBIDDEN', message: expect.any(String), requestId: res.headers['x-request-id'] });
+        expect(res.json()).toEqual({ jsonrpc: '2.0', id: null, error: { code: -32000, message: expect.any(String), data: { code: 'GW_MCP_ORIGIN_FORBIDDEN', requestId: res.headers['x-request-id'] } } });
         expect(res.headers['mcp-session-id']).toBeUndefined();
       },
     );
@@ -176,7 +176,7 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
       const res = await mcpRaw(gw.url, { body: initializeMessage(), headers: { ...admin, ...(origin !== undefined ? { origin } : {}) } });
       expect(res.status).toBe(200);
       const sessionId = res.headers['mcp-session-id'] as string;
-      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(sessionId).toMatch(/^[A-Za-z0-9_-]{43}$/);
       const [message] = mcpMessages(res);
       expect(message).toMatchObject({ jsonrpc: '2.0', id: 1, result: { serverInfo: { name: 'unified-gateway' } } });
       const end = await mcpRaw(gw.url, { method: 'DELETE', sessionId, headers: admin });
@@ -192,7 +192,7 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
         body: { jsonrpc: '2.0', id: 7, method: 'tools/list' },
       });
       expect(res.status).toBe(403);
-      expect(res.json().error.code).toBe('GW_MCP_ORIGIN_FORBIDDEN');
+      expect(res.json().error.data.code).toBe('GW_MCP_ORIGIN_FORBIDDEN');
       // The session itself is untouched.
       expect(await toolNames(c)).toContain('list_routes');
       await c.transport.terminateSession();
@@ -295,7 +295,7 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
       const audit = await gw
         .waitForLog((l) => {
           const x = l.audit as Audit | undefined;
-          return x?.tool === 'shift_traffic' && x.principal === ADMIN_SUBJECT && x.result !== 'ok';
+          return l.msg === 'mcp tool call ended' && x?.tool === 'shift_traffic' && x.principal === ADMIN_SUBJECT && x.result !== 'ok';
         }, 1500)
         .then((l) => l.audit as Audit);
       expect(['failed', 'refused']).toContain(audit.result);
@@ -340,14 +340,14 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
     it("another principal presenting a session's id gets 404 GW_MCP_SESSION_NOT_FOUND (POST, GET and DELETE)", async () => {
       const a = await connectMcp(gw.url, admin);
       const sessionId = a.transport.sessionId!;
-      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(sessionId).toMatch(/^[A-Za-z0-9_-]{43}$/);
       const readerJwt = bearer(await jwt('jwt-reader', { scope: 'read' }, ISSUER));
       const adminJwt = bearer(await jwt('someone-else', { scope: 'admin' }, ISSUER));
 
       for (const headers of [reader, readerJwt, adminJwt]) {
         const post = await mcpRaw(gw.url, { sessionId, headers, body: { jsonrpc: '2.0', id: 2, method: 'tools/list' } });
         expect(post.status).toBe(404);
-        expect(post.json().error).toEqual({ code: 'GW_MCP_SESSION_NOT_FOUND', message: expect.any(String), requestId: post.headers['x-request-id'] });
+        expect(post.json()).toEqual({ jsonrpc: '2.0', id: 2, error: { code: -32001, message: expect.any(String), data: { code: 'GW_MCP_SESSION_NOT_FOUND', requestId: post.headers['x-request-id'] } } });
         const call2 = await mcpRaw(gw.url, {
           sessionId,
           headers,
@@ -356,10 +356,10 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
         expect(call2.status).toBe(404);
         const get = await mcpRaw(gw.url, { method: 'GET', sessionId, headers });
         expect(get.status).toBe(404);
-        expect(get.json().error.code).toBe('GW_MCP_SESSION_NOT_FOUND');
+        expect(get.json().error.data.code).toBe('GW_MCP_SESSION_NOT_FOUND');
         const del = await mcpRaw(gw.url, { method: 'DELETE', sessionId, headers });
         expect(del.status).toBe(404);
-        expect(del.json().error.code).toBe('GW_MCP_SESSION_NOT_FOUND');
+        expect(del.json().error.data.code).toBe('GW_MCP_SESSION_NOT_FOUND');
       }
 
       // The owner's session survived the foreign DELETEs.
@@ -384,7 +384,7 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
       for (const method of ['POST', 'DELETE'] as const) {
         const again = await mcpRaw(gw.url, { method, sessionId, headers: reader, ...(method === 'POST' ? { body: { jsonrpc: '2.0', id: 3, method: 'tools/list' } } : {}) });
         expect(again.status).toBe(404);
-        expect(again.json().error.code).toBe('GW_MCP_SESSION_NOT_FOUND');
+        expect(again.json().error.data.code).toBe('GW_MCP_SESSION_NOT_FOUND');
       }
 
       // The same through the SDK client.
@@ -394,13 +394,13 @@ describe('/mcp with an issuer, a read-only key and default Origin policy', () =>
       await c.client.close();
       const after = await mcpRaw(gw.url, { sessionId: id, headers: admin, body: { jsonrpc: '2.0', id: 5, method: 'tools/list' } });
       expect(after.status).toBe(404);
-      expect(after.json().error.code).toBe('GW_MCP_SESSION_NOT_FOUND');
+      expect(after.json().error.data.code).toBe('GW_MCP_SESSION_NOT_FOUND');
     });
 
     it('a made-up session id gives 404, not a new session', async () => {
-      const res = await mcpRaw(gw.url, { sessionId: '00000000-0000-4000-8000-000000000000', headers: admin, body: initializeMessage() });
+      const res = await mcpRaw(gw.url, { sessionId: 'A'.repeat(43), headers: admin, body: initializeMessage() });
       expect(res.status).toBe(404);
-      expect(res.json().error.code).toBe('GW_MCP_SESSION_NOT_FOUND');
+      expect(res.json().error.data.code).toBe('GW_MCP_SESSION_NOT_FOUND');
       expect(res.headers['mcp-session-id']).toBeUndefined();
     });
   });
@@ -429,7 +429,7 @@ describe('/mcp with requireMfaForAdmin and mcp.allowedOrigins', () => {
       const res = await mcpRaw(gw.url, { body: initializeMessage(), headers: { ...admin, ...(origin !== undefined ? { origin } : {}) } });
       expect(res.status).toBe(200);
       const sessionId = res.headers['mcp-session-id'] as string;
-      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(sessionId).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect((await mcpRaw(gw.url, { method: 'DELETE', sessionId, headers: admin })).status).toBe(200);
     });
 
@@ -438,7 +438,7 @@ describe('/mcp with requireMfaForAdmin and mcp.allowedOrigins', () => {
       async (origin) => {
         const res = await mcpRaw(gw.url, { body: initializeMessage(), headers: { ...admin, origin } });
         expect(res.status).toBe(403);
-        expect(res.json().error.code).toBe('GW_MCP_ORIGIN_FORBIDDEN');
+        expect(res.json().error.data.code).toBe('GW_MCP_ORIGIN_FORBIDDEN');
         expect(res.headers['mcp-session-id']).toBeUndefined();
       },
     );
@@ -557,7 +557,7 @@ describe('/mcp with requireMfaForAdmin and mcp.allowedOrigins', () => {
         body: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'shift_traffic', arguments: { route: 'canary-twin', stable: 0, canary: 100, reason: 'expired' } } },
       });
       expect(res.status).toBe(401);
-      expect(res.json().error.code).toBe('GW_AUTH_INVALID_CREDENTIALS');
+      expect(res.json().error.data.code).toBe('GW_AUTH_INVALID_CREDENTIALS');
       expect(await weightsOf(c)).toEqual({ stable: 100, canary: 0 });
       await c.transport.terminateSession();
       await c.client.close();
@@ -637,6 +637,7 @@ describe('/mcp with requireMfaForAdmin and mcp.allowedOrigins', () => {
         shiftRefused: await mcpRequestCount(gw, { method: 'tools/call', tool: 'shift_traffic', status: 'tool_error' }),
       };
       const auditsBefore = audits(gw).length;
+      const arrivedBefore = gw.logs.filter((l) => l.msg === 'mcp tool call').length;
 
       const a = await connectMcp(gw.url, admin);
       const routes = await a.client.callTool({ name: 'list_routes', arguments: {} });
@@ -658,16 +659,21 @@ describe('/mcp with requireMfaForAdmin and mcp.allowedOrigins', () => {
         ['shift_traffic', 'refused'],
         ['unblock_client', 'refused'],
       ]);
+      // Each call has an `arrived` line (written before the tool runs) and an `ended` one, tied by `call`.
+      const arrived = gw.logs.filter((l) => l.msg === 'mcp tool call').map((l) => l.audit as Audit & { call: string; phase: string });
+      expect(arrived.length - arrivedBefore).toBeGreaterThanOrEqual(5);
       for (const l of lines) {
-        expect(Object.keys(l).sort()).toEqual(['argsHash', 'principal', 'result', 'tool']);
+        expect(Object.keys(l).sort()).toEqual(['argsHash', 'call', 'durationMs', 'era', 'phase', 'principal', 'result', 'tool']);
+        expect(arrived.filter((x) => x.call === (l as Audit & { call: string }).call).map((x) => [x.phase, x.tool, x.argsHash])).toEqual([['arrived', l.tool, l.argsHash]]);
         expect(l.principal).toBe(ADMIN_SUBJECT);
         expect(l.argsHash).toMatch(/^[0-9a-f]{16}$/);
       }
       // Same arguments, same hash; other arguments, another hash.
       expect(lines[1]!.argsHash).toBe(lines[2]!.argsHash);
       expect(lines[3]!.argsHash).not.toBe(lines[1]!.argsHash);
-      // The raw audit line is at info level with the fixed message.
-      const raw = gw.logs.filter((l) => l.msg === 'mcp tool call').slice(-5);
+      // The raw audit lines are at info level with the fixed messages.
+      const raw = gw.logs.filter((l) => l.msg === 'mcp tool call' || l.msg === 'mcp tool call ended').slice(-10);
+      expect(raw).toHaveLength(10);
       for (const l of raw) expect(l.level).toBe(30);
 
       // Never the arguments themselves, anywhere in the gateway's output.
@@ -730,7 +736,7 @@ describe('MCP_REQUIRE_AUTH=false', () => {
     // Origin is still checked.
     const evil = await mcpRaw(gw.url, { body: initializeMessage(), anonymous: true, headers: { origin: 'http://evil.example' } });
     expect(evil.status).toBe(403);
-    expect(evil.json().error.code).toBe('GW_MCP_ORIGIN_FORBIDDEN');
+    expect(evil.json().error.data.code).toBe('GW_MCP_ORIGIN_FORBIDDEN');
     await gw.stop();
   });
 
@@ -777,7 +783,7 @@ describe('Origin in production', () => {
     const init = (origin?: string) => mcpRaw(gw.url, { body: initializeMessage(), headers: { 'x-api-key': prodKey, ...(origin !== undefined ? { origin } : {}) } });
     for (const origin of ['http://localhost:1234', 'https://localhost', 'http://127.0.0.1:8000', 'http://[::1]:8080', 'http://LOCALHOST:3000']) {
       const res = await init(origin);
-      expect([origin, res.status, res.json().error.code]).toEqual([origin, 403, 'GW_MCP_ORIGIN_FORBIDDEN']);
+      expect([origin, res.status, res.json().error.data.code]).toEqual([origin, 403, 'GW_MCP_ORIGIN_FORBIDDEN']);
       expect(res.headers['mcp-session-id']).toBeUndefined();
     }
     for (const origin of ['https://console.example.org', undefined]) {

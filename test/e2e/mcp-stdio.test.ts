@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { Client as Client2 } from '@modelcontextprotocol/client';
+import { StdioClientTransport as StdioClientTransport2 } from '@modelcontextprotocol/client/stdio';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
@@ -21,6 +23,7 @@ import {
   type ExitInfo,
   type GatewayProcess,
 } from '../helpers/gateway.js';
+import { connectMcp } from '../helpers/mcp.js';
 
 /*
  * `unified-gateway mcp`: the stdio <-> Streamable HTTP bridge as an assistant runs it, a child
@@ -29,6 +32,7 @@ import {
  */
 
 let gw: GatewayProcess;
+const SPLIT_YAML = 'routes:\n  - { id: twin, prefix: /v1/twin, service: twin, split: { canary: { urls: ["http://127.0.0.1:1"] } } }\n';
 
 beforeAll(async () => {
   gw = await startGateway();
@@ -224,6 +228,85 @@ describe('unified-gateway mcp', () => {
       expect(res.stderr).not.toContain('secret');
       expect(res.stderr).not.toContain(E2E_API_KEY);
     }
+  });
+});
+
+describe('unified-gateway mcp speaks both protocol eras', () => {
+  it('relays a 2026-07-28 stdio client: no initialize, enveloped requests with their headers, a listen stream until it is cancelled', async () => {
+    const split = await startGateway({ yaml: SPLIT_YAML });
+    const transport = new StdioClientTransport2({
+      command: process.execPath,
+      args: [BIN, 'mcp', '--url', split.url],
+      env: { ...getDefaultEnvironment(), GATEWAY_API_KEY: E2E_API_KEY },
+      cwd: ROOT,
+      stderr: 'pipe',
+    });
+    let stderr = '';
+    transport.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const client = new Client2({ name: 'e2e-desktop-2026', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    onCleanup(() => client.close());
+    await client.connect(transport);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('list_routes');
+    const routes = await client.callTool({ name: 'list_routes', arguments: {} });
+    expect(routes.isError).toBeFalsy();
+    // The gateway served them as 2026-07-28 requests: no session was opened, no GET stream.
+    const audit = await waitFor(() => split.logs.find((l) => l.msg === 'mcp tool call ended'), 3000, 'the audit line');
+    expect(audit.audit).toMatchObject({ tool: 'list_routes', era: 'modern', result: 'ok' });
+    expect(split.logs.some((l) => l.msg === 'request completed' && (l.method === 'GET' || l.method === 'DELETE') && l.url === '/mcp')).toBe(false);
+
+    const updates: string[] = [];
+    client.setNotificationHandler('notifications/resources/updated', (n) => void updates.push(n.params.uri));
+    const subscription = await client.listen({ resourceSubscriptions: ['gateway://routes'] });
+    const admin = await connectMcp(split.url, { 'x-api-key': E2E_API_KEY });
+    await admin.client.callTool({ name: 'shift_traffic', arguments: { route: 'twin', stable: 70, canary: 30, reason: 'relay listen' } });
+    await waitFor(() => (updates.includes('gateway://routes') ? true : undefined), 3000, 'the update through the relay');
+    // Closing the subscription cancels the listen request: the relay closes its stream, the gateway ends it.
+    await subscription.close();
+    const listensEnded = async () => {
+      const text = await (await fetch(`${split.url}/metrics`, { headers: { 'x-api-key': E2E_API_KEY } })).text();
+      return /gateway_mcp_requests_total\{method="subscriptions\/listen",tool="",status="ok"\} 1\b/.test(text) ? true : undefined;
+    };
+    await waitFor(listensEnded, 3000, 'the listen stream to end on the gateway');
+    await admin.client.close();
+    await client.close();
+    expect(stderr).toContain('relaying stdio to');
+    expect(stderr).not.toContain('error');
+  });
+
+  it('re-opens a 2025 session after the gateway forgot it (restart without Redis): the next request and the subscriptions carry on', async () => {
+    const first = await startGateway({ yaml: SPLIT_YAML });
+    const b = bridge(['--url', first.url, '--api-key', E2E_API_KEY]);
+    const updated: string[] = [];
+    b.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updated.push(n.params.uri));
+    await connect(b);
+    await b.client.subscribeResource({ uri: 'gateway://routes' });
+    expect((await b.client.listTools()).tools.length).toBeGreaterThan(0);
+
+    // A restart on the same port, without Redis: every session is gone.
+    await first.stop('SIGTERM');
+    const second = await startGateway({
+      env: { GATEWAY_PORT: String(first.port) },
+      yaml: SPLIT_YAML,
+    });
+    const tools = await b.client.listTools();
+    expect(tools.tools.map((t) => t.name)).toContain('shift_traffic');
+    expect(b.stderr()).toContain('opening a new one');
+    // The subscription was made again on the new session, and its GET stream carries the update.
+    const admin = await connectMcp(second.url, { 'x-api-key': E2E_API_KEY });
+    let canary = 0;
+    // The new GET stream opens a moment after the replayed `initialized`: shift until it hears one.
+    await waitFor(
+      async () => {
+        canary = canary === 10 ? 20 : 10;
+        await admin.client.callTool({ name: 'shift_traffic', arguments: { route: 'twin', stable: 100 - canary, canary, reason: 'after restart' } });
+        return updated.includes('gateway://routes') ? true : undefined;
+      },
+      5000,
+      'the update on the re-opened session',
+      200,
+    );
+    await admin.client.close();
+    expect(b.transportErrors).toEqual([]);
   });
 });
 

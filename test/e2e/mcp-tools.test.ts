@@ -122,16 +122,18 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
     expect((diagnose.messages[0]!.content as { text: string }).text).toContain('"service": "twin"');
     const plan = await agent.client.getPrompt({ name: 'plan_canary_rollout', arguments: { route: 'knowledge' } });
     expect((plan.messages[0]!.content as { text: string }).text).toContain('knowledge (stable) to knowledge-canary (canary), now 100/0');
-    expect(await agent.client.setLoggingLevel('warning')).toEqual({});
+    // No log notifications are ever sent, so logging is not a capability: logging/setLevel is unknown.
+    await expect(agent.client.setLoggingLevel('warning')).rejects.toMatchObject({ code: -32601 });
   });
 
-  it('checks MCP-Protocol-Version: an unsupported version is 400, a supported one passes', async () => {
+  it('checks MCP-Protocol-Version against the version the session negotiated: another one, supported or not, is 400', async () => {
     const sessionId = agent.transport.sessionId!;
     const list = { jsonrpc: '2.0', id: 77, method: 'tools/list' };
-    const bad = await mcpRaw(gw.url, { sessionId, body: list, headers: { 'mcp-protocol-version': '1999-01-01' } });
-    expect(bad.status).toBe(400);
-    expect(bad.text).toContain('Unsupported protocol version');
-    const good = await mcpRaw(gw.url, { sessionId, body: list, headers: { 'mcp-protocol-version': '2025-06-18' } });
+    for (const version of ['1999-01-01', '2025-06-18']) {
+      const bad = await mcpRaw(gw.url, { sessionId, body: list, headers: { 'mcp-protocol-version': version } });
+      expect([bad.status, bad.json().error.data.code]).toEqual([400, 'GW_MCP_PROTOCOL_VERSION_MISMATCH']);
+    }
+    const good = await mcpRaw(gw.url, { sessionId, body: list, headers: { 'mcp-protocol-version': agent.transport.protocolVersion! } });
     expect(good.status).toBe(200);
   });
 

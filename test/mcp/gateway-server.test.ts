@@ -1,7 +1,10 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { Client, InMemoryTransport } from '@modelcontextprotocol/client';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
+import { createGatewayMcpServer, SERVER_CAPABILITIES, type McpRequestScope } from '../../mcp/server/gateway-server.js';
+import { withStandardFormats } from '../../mcp/server/schemas.js';
+import type { Principal } from '../../src/auth/principal.js';
 import { MetricsService } from '../../src/admin/metrics-service.js';
 import { RoutesService } from '../../src/admin/routes-service.js';
 import { createMetrics } from '../../src/metrics/registry.js';
@@ -9,7 +12,14 @@ import { loadConfig, redactConfig } from '../../src/config/index.js';
 import type { HealthSnapshot } from '../../src/health/prober.js';
 import { buildRouteTable } from '../../src/routing/route-table.js';
 
-/* The MCP server and a real MCP client, linked in-process (InMemoryTransport). */
+/*
+ * The server instance of one request and a real MCP client (SDK 2), linked in-process
+ * (InMemoryTransport). The instance is built for a principal and a method, as /mcp builds one
+ * per request (mcp/server/http.ts).
+ */
+
+const ADMIN: Principal = { kind: 'api-key', subject: 'key:ops', keyName: 'ops', scopes: ['admin'], mfa: false };
+const READER: Principal = { kind: 'api-key', subject: 'key:reader', keyName: 'reader', scopes: ['read'], mfa: false };
 
 const snapshot: HealthSnapshot = {
   status: 'degraded',
@@ -25,7 +35,7 @@ afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
 });
 
-async function connect(env: Record<string, string> = {}): Promise<Client> {
+async function connect(env: Record<string, string> = {}, scope: Partial<McpRequestScope> = {}): Promise<Client> {
   const result = loadConfig({ TWIN_SERVICE_URL: 'http://user:pw@twin.internal:8001', ...env });
   if (!result.ok) throw new Error(result.problems.join('\n'));
   const routes = new RoutesService(result.config, buildRouteTable(result.config), { snapshot: () => snapshot });
@@ -36,7 +46,8 @@ async function connect(env: Record<string, string> = {}): Promise<Client> {
     requireMfaForAdmin: false,
     redactedConfig: () => redactConfig(result.config),
     version: '0.1.0',
-  });
+    blockedClients: { list: async () => ({ clients: [], shared: false }), unblock: async () => ({ client: 'x', unblocked: false }) } as never,
+  }, { principal: READER, era: 'legacy', method: 'tools/list', ...scope });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   const client = new Client({ name: 'test-agent', version: '1.0.0' });
   await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
@@ -45,7 +56,7 @@ async function connect(env: Record<string, string> = {}): Promise<Client> {
 }
 
 describe('gateway MCP server: read-only tools', () => {
-  it('lists the tools with schemas and truthful read-only annotations', async () => {
+  it('lists the read tools to a reader with schemas and truthful read-only annotations; an admin also gets the admin tool', async () => {
     const client = await connect();
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(['get_metrics', 'get_route', 'get_service_health', 'list_routes', 'list_services', 'query_metric']);
@@ -55,6 +66,44 @@ describe('gateway MCP server: read-only tools', () => {
     }
     const getRoute = tools.find((t) => t.name === 'get_route')!;
     expect(getRoute.inputSchema.required).toEqual(['method', 'path']);
+    const admin = await connect({}, { principal: ADMIN });
+    expect((await admin.listTools()).tools.map((t) => t.name)).toContain('list_blocked_clients');
+  });
+
+  it('publishes every tool schema as valid JSON Schema 2020-12 with standard formats only (a strict validator compiles them)', async () => {
+    const client = await connect({}, { principal: ADMIN });
+    const { tools } = await client.listTools();
+    const ajv = new Ajv2020({ strict: true, strictRequired: false, allowUnionTypes: true });
+    addFormats.default(ajv);
+    for (const tool of tools) {
+      for (const schema of [tool.inputSchema, tool.outputSchema]) {
+        if (schema === undefined) continue;
+        expect(schema.$schema ?? 'https://json-schema.org/draft/2020-12/schema', tool.name).toBe('https://json-schema.org/draft/2020-12/schema');
+        expect(() => ajv.compile(schema), `${tool.name}: ${JSON.stringify(schema).slice(0, 300)}`).not.toThrow();
+      }
+    }
+    // get_route's path: "must start with /" stays as its pattern, without zod's own format name.
+    const path = (tools.find((t) => t.name === 'get_route')!.inputSchema.properties as Record<string, { format?: string; pattern?: string }>).path!;
+    expect(path.format).toBeUndefined();
+    expect(path.pattern).toBe('^\\/.*');
+  });
+
+  it('drops only the formats 2020-12 does not define, at any depth, and keeps properties named "format"', () => {
+    expect(
+      withStandardFormats({ type: 'object', properties: { a: { type: 'string', format: 'starts_with' }, b: { type: 'string', format: 'date-time' }, format: { type: 'string' } }, items: [{ format: 'cuid' }] }),
+    ).toEqual({ type: 'object', properties: { a: { type: 'string' }, b: { type: 'string', format: 'date-time' }, format: { type: 'string' } }, items: [{}] });
+  });
+
+  it('claims only the capabilities it uses: subscribe to resources, no listChanged, no logging', async () => {
+    const client = await connect();
+    expect(client.getServerCapabilities()).toEqual(SERVER_CAPABILITIES);
+    expect(SERVER_CAPABILITIES).toEqual({ tools: { listChanged: false }, resources: { subscribe: true, listChanged: false }, prompts: { listChanged: false } });
+    await expect(client.setLoggingLevel('debug')).rejects.toThrow();
+  });
+
+  it('answers an unknown tool with the protocol error -32602, not a tool result', async () => {
+    const client = await connect();
+    await expect(client.callTool({ name: 'no_such_tool', arguments: {} })).rejects.toMatchObject({ code: -32602 });
   });
 
   it('list_routes returns the route table as structured content', async () => {
@@ -80,7 +129,7 @@ describe('gateway MCP server: read-only tools', () => {
   });
 
   it('refuses invalid arguments before the tool runs, naming the problem', async () => {
-    const client = await connect();
+    const client = await connect({}, { method: 'tools/call' });
     const res = await client.callTool({ name: 'get_route', arguments: { method: 'FETCH', path: 'no-slash' } });
     expect(res.isError).toBe(true);
     expect(JSON.stringify(res.content)).toMatch(/Invalid|invalid/);

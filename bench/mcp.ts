@@ -1,0 +1,255 @@
+/**
+ * MCP round-trip benchmark (`npm run bench:mcp`, see bench/README.md): `tools/call list_routes`
+ * against the gateway's /mcp at a fixed rate, open loop, in each protocol era the gateway
+ * speaks:
+ *
+ * - 2025-11-25: one `initialize` (session id, protocol version header), then every call
+ *   carries `Mcp-Session-Id`, as an SDK 1.x client sends it;
+ * - 2026-07-28: no initialize, every call carries its `_meta` envelope and the
+ *   `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers, as an SDK 2 client sends it.
+ *
+ * A round trip is from the send to the last byte of the answer (JSON, or the SSE stream up to
+ * its end), and counts as an error unless the answer holds the tool's structured result. An
+ * era the gateway does not serve shows up as errors, with the first one printed.
+ */
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import { gatewayCredentials, startGateway, startStandIn, stopAll, type AuthMode } from './servers.js';
+
+const HELP = `usage: npm run bench:mcp -- [options]    (each option can also come from its BENCH_MCP_* variable)
+
+  --rate <n>        tools/call requests per second (open loop)   BENCH_MCP_RATE      100
+  --duration <s>    measured seconds per era                     BENCH_MCP_DURATION  10
+  --warmup <n>      unmeasured calls before each era             BENCH_MCP_WARMUP    300
+  --eras <list>     eras to measure, comma-separated             BENCH_MCP_ERAS      2025-11-25,2026-07-28
+  --auth <mode>     api-key or bearer                            BENCH_MCP_AUTH      api-key
+  --label <text>    printed with the results (e.g. before/after) BENCH_MCP_LABEL
+  --help
+`;
+
+const ERAS = ['2025-11-25', '2026-07-28'] as const;
+type Era = (typeof ERAS)[number];
+
+interface EraResult {
+  readonly era: Era;
+  readonly rate: number;
+  readonly sent: number;
+  readonly ok: number;
+  readonly errors: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly firstError?: string;
+}
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      eras: { type: 'string' },
+      auth: { type: 'string' },
+      label: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const num = (flag: string | undefined, env: string, fallback: number) => {
+    const raw = flag ?? process.env[env];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`bad value "${raw}" for ${env}`);
+    return n;
+  };
+  const eras = (values.eras ?? process.env.BENCH_MCP_ERAS ?? ERAS.join(',')).split(',').map((e) => e.trim());
+  for (const era of eras) if (!(ERAS as readonly string[]).includes(era)) throw new Error(`unknown era "${era}" (${ERAS.join(', ')})`);
+  const auth = (values.auth ?? process.env.BENCH_MCP_AUTH ?? 'api-key') as AuthMode;
+  if (auth !== 'api-key' && auth !== 'bearer') throw new Error(`--auth must be api-key or bearer, got "${auth}"`);
+  return {
+    rate: num(values.rate, 'BENCH_MCP_RATE', 100),
+    durationSec: num(values.duration, 'BENCH_MCP_DURATION', 10),
+    warmup: Math.round(num(values.warmup, 'BENCH_MCP_WARMUP', 300)),
+    eras: eras as Era[],
+    auth,
+    label: values.label ?? process.env.BENCH_MCP_LABEL ?? '',
+  };
+}
+
+const CLIENT_INFO = { name: 'bench-mcp', version: '1.0.0' };
+
+/** One era's client: how to make the headers and body of a call (after any setup it needs). */
+interface EraClient {
+  readonly headers: Record<string, string>;
+  readonly body: (id: number) => string;
+}
+
+async function setUp(pool: Pool, era: Era, credentials: Record<string, string>): Promise<EraClient> {
+  const base = { ...credentials, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  if (era === '2026-07-28') {
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': era,
+      'io.modelcontextprotocol/clientInfo': CLIENT_INFO,
+      'io.modelcontextprotocol/clientCapabilities': {},
+    };
+    return {
+      headers: { ...base, 'mcp-protocol-version': era, 'mcp-method': 'tools/call', 'mcp-name': 'list_routes' },
+      body: (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'list_routes', arguments: {}, _meta: meta } }),
+    };
+  }
+  const init = await pool.request({
+    path: '/mcp',
+    method: 'POST',
+    headers: base,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: era, capabilities: {}, clientInfo: CLIENT_INFO } }),
+  });
+  const text = await init.body.text();
+  const sessionId = init.headers['mcp-session-id'];
+  if (init.statusCode !== 200 || typeof sessionId !== 'string') throw new Error(`initialize answered ${init.statusCode}: ${text.slice(0, 300)}`);
+  const headers = { ...base, 'mcp-session-id': sessionId, 'mcp-protocol-version': era };
+  const initialized = await pool.request({ path: '/mcp', method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
+  await initialized.body.dump();
+  return { headers, body: (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'list_routes', arguments: {} } }) };
+}
+
+/** The JSON-RPC answer in a JSON body or in the data lines of an SSE stream. */
+function answerOf(text: string, contentType: string): { result?: { structuredContent?: unknown; isError?: boolean }; error?: unknown } | undefined {
+  if (contentType.includes('text/event-stream')) {
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('data:')) continue;
+      const data = line.slice(5).trim();
+      if (data === '') continue;
+      const message = JSON.parse(data) as { id?: unknown };
+      if (message.id !== undefined) return message as never;
+    }
+    return undefined;
+  }
+  return JSON.parse(text) as never;
+}
+
+async function call(pool: Pool, client: EraClient, id: number): Promise<string | undefined> {
+  const res = await pool.request({ path: '/mcp', method: 'POST', headers: client.headers, body: client.body(id), headersTimeout: 10_000, bodyTimeout: 10_000 });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) return `HTTP ${res.statusCode}: ${text.slice(0, 200)}`;
+  const answer = answerOf(text, String(res.headers['content-type'] ?? ''));
+  if (answer?.result?.structuredContent === undefined || answer.result.isError === true) return `no structured result: ${text.slice(0, 200)}`;
+  return undefined;
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+async function measure(gatewayUrl: string, era: Era, credentials: Record<string, string>, opts: ReturnType<typeof options>): Promise<EraResult> {
+  const pool = new Pool(gatewayUrl, { connections: 32 });
+  let firstError: string | undefined;
+  const fail = (why: string) => {
+    firstError ??= why;
+  };
+  let client: EraClient;
+  try {
+    client = await setUp(pool, era, credentials);
+  } catch (err) {
+    await pool.close();
+    return { era, rate: opts.rate, sent: 0, ok: 0, errors: 1, p50: NaN, p90: NaN, p99: NaN, max: NaN, firstError: (err as Error).message };
+  }
+  let id = 1;
+  for (let i = 0; i < opts.warmup; i++) {
+    const problem = await call(pool, client, id++).catch((err: unknown) => (err as Error).message);
+    if (problem !== undefined) {
+      fail(problem);
+      break;
+    }
+  }
+  const latencies: number[] = [];
+  let sent = 0;
+  let errors = 0;
+  const inFlight: Promise<void>[] = [];
+  const one = async () => {
+    const started = performance.now();
+    const problem = await call(pool, client, id++).catch((err: unknown) => (err as Error).message);
+    if (problem === undefined) latencies.push(performance.now() - started);
+    else {
+      errors += 1;
+      fail(problem);
+    }
+  };
+  const interval = 1000 / opts.rate;
+  const start = performance.now();
+  const end = start + opts.durationSec * 1000;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      // Catch up if this process was descheduled: send every request that is due.
+      while (start + sent * interval <= now && start + sent * interval < end) {
+        sent += 1;
+        inFlight.push(one());
+      }
+      if (now >= end) return resolve();
+      setTimeout(tick, Math.max(0, start + sent * interval - performance.now()));
+    };
+    tick();
+  });
+  await Promise.all(inFlight);
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const ms = (n: number) => Math.round(n * 100) / 100;
+  return {
+    era,
+    rate: opts.rate,
+    sent,
+    ok: latencies.length,
+    errors,
+    p50: ms(quantile(latencies, 0.5)),
+    p90: ms(quantile(latencies, 0.9)),
+    p99: ms(quantile(latencies, 0.99)),
+    max: ms(latencies.at(-1) ?? NaN),
+    ...(firstError !== undefined ? { firstError } : {}),
+  };
+}
+
+async function main(): Promise<number> {
+  const opts = options();
+  const standIn = await startStandIn();
+  // LOG_LEVEL info as operators run it (stdout to /dev/null): the audit lines of every
+  // tools/call are part of the cost measured here.
+  const gateway = await startGateway(standIn.url, process.env.BENCH_MCP_LOG_LEVEL ?? 'info');
+  const credentials = await gatewayCredentials(gateway, opts.auth);
+  const results: EraResult[] = [];
+  for (const era of opts.eras) {
+    process.stderr.write(`bench:mcp ${era}: ${opts.warmup} warm-up calls, then ${opts.rate}/s for ${opts.durationSec} s\n`);
+    results.push(await measure(gateway.url, era, credentials, opts));
+  }
+  const label = opts.label === '' ? '' : ` (${opts.label})`;
+  const lines = [
+    `MCP tools/call list_routes round trips${label}, ${opts.rate}/s open loop, ${opts.durationSec} s, auth ${opts.auth}`,
+    'era          sent     ok  errors   p50 ms   p90 ms   p99 ms   max ms',
+    ...results.map(
+      (r) =>
+        `${r.era.padEnd(11)}${String(r.sent).padStart(6)}${String(r.ok).padStart(7)}${String(r.errors).padStart(8)}` +
+        `${String(r.p50).padStart(9)}${String(r.p90).padStart(9)}${String(r.p99).padStart(9)}${String(r.max).padStart(9)}` +
+        (r.firstError !== undefined ? `   first error: ${r.firstError.replace(/\s+/g, ' ').slice(0, 160)}` : ''),
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${JSON.stringify({ label: opts.label, rate: opts.rate, durationSec: opts.durationSec, auth: opts.auth, results })}\n`);
+  return results.every((r) => r.errors === 0) ? 0 : 1;
+}
+
+const stop = () => void stopAll().then(() => process.exit(130));
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  process.stderr.write(`bench:mcp failed: ${(err as Error).message}\n`);
+} finally {
+  await stopAll();
+}
+process.exit(code);

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import type { EventBus, EventChannel } from './bus.js';
+
+/*
+ * What the gateway itself announces on the bus: changes every replica and every listener
+ * should hear of. Each replica publishes what it observes; a traffic shift reaches every
+ * replica (src/routing/traffic-split.ts), so it is keyed by route and version and delivered
+ * once however many replicas publish it. Health is each replica's own probe result.
+ */
+
+export const gatewayEventSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('traffic.shifted'),
+    route: z.string().min(1).max(128),
+    version: z.number().int().nonnegative(),
+    canary: z.number().int().min(0).max(100),
+  }),
+  z.strictObject({
+    type: z.literal('service.health'),
+    service: z.string().min(1).max(64),
+    status: z.string().min(1).max(32),
+  }),
+]);
+
+export type GatewayEvent = z.infer<typeof gatewayEventSchema>;
+
+/** Deliveries kept per replica for listeners that reconnect (2025 MCP GET streams resume from them). */
+export const GATEWAY_EVENTS_REPLAY = 1000;
+
+export function gatewayEvents(bus: EventBus): EventChannel<GatewayEvent> {
+  return bus.channel('gateway', gatewayEventSchema, { replay: GATEWAY_EVENTS_REPLAY });
+}
+
+/** The key that makes every replica's announcement of one traffic shift a single delivery. */
+export function trafficShiftKey(route: string, version: number, updatedAt: string): string {
+  return `traffic.shifted:${route}:${version}:${updatedAt}`;
+}
