@@ -45,7 +45,7 @@ describe('every problem in one pass: a key of the wrong shape does not hide a pr
       'auth.apiKeys[1].name: "a" is used twice',
     ],
     ['a bad key hash beside an allow-listed key that does not exist', 'auth: { apiKeys: [ { name: a, sha256: nothex, scopes: [read] } ] }\nrateLimit: { allowList: { keys: [ghost, a] } }\n', 'auth.apiKeys[0].sha256: ', 'rateLimit.allowList.keys[0]: no API key is named "ghost" (known: a)'],
-    ['a session cap that is not a number beside an admin reserve as large as the total', 'mcp: { maxSessionsPerPrincipal: many, maxSessions: 10, adminReservedSessions: 10 }\n', 'mcp.maxSessionsPerPrincipal: ', 'mcp.adminReservedSessions: must be less than maxSessions'],
+    ['a stream cap that is not a number beside an admin reserve as large as the total', 'mcp: { maxStreamsPerPrincipal: many, maxStreams: 10, adminReservedStreams: 10 }\n', 'mcp.maxStreamsPerPrincipal: ', 'mcp.adminReservedStreams: must be less than maxStreams'],
     ['a bad max age beside credentials for any origin', 'cors: { origins: ["*"], credentials: true, maxAgeSeconds: -1 }\n', 'cors.maxAgeSeconds: ', 'cors.credentials: true needs an explicit origin list, not "*"'],
     ['a failure count that is not a number beside a lockout longer than its maximum', 'auth: { totp: { maxFailures: five, lockoutSeconds: 7200 } }\n', 'auth.totp.maxFailures: ', 'auth.totp: lockoutSeconds must not exceed maxLockoutSeconds'],
     ['a keep-alive that is not a number beside a request timeout shorter than the header timeout', 'server: { keepAliveTimeoutMs: long, requestTimeoutMs: 500 }\n', 'server.keepAliveTimeoutMs: ', 'server.requestTimeoutMs: requestTimeoutMs must be 0 or at least clientHeaderTimeoutMs'],
@@ -157,7 +157,7 @@ describe('checks across keys on any partly broken input', () => {
       auth: { apiKeys: [{ name: 'k', sha256: 'a'.repeat(64), scopes: ['read'] }], tokens: { ttlSeconds: 900 }, jwt: { maxLifetimeSeconds: 1000 }, totp: { lockoutSeconds: 5 } },
       rateLimit: { allowList: { keys: ['k'] }, threat: { levels: { medium: 1, high: 2, critical: 3 } } },
       routing: { services: ['twin', 'twin-canary'], defaultService: 'twin' },
-      mcp: { maxSessions: 5, adminReservedSessions: 1 },
+      mcp: { maxStreams: 5, adminReservedStreams: 1 },
       cors: { origins: ['https://a.example'], credentials: true },
       server: { requestTimeoutMs: 0 },
     };
