@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mcpHostPolicy } from '../../mcp/server/auth.js';
+import { mcpHostPolicy } from '../../../mcp/server/auth.js';
 
 /* Which Host names /mcp answers to (DNS-rebinding protection, with Origin). */
 

@@ -2,15 +2,15 @@ import { Client, InMemoryTransport } from '@modelcontextprotocol/client';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createGatewayMcpServer, SERVER_CAPABILITIES, type McpRequestScope } from '../../mcp/server/gateway-server.js';
-import { withStandardFormats } from '../../mcp/server/schemas.js';
-import type { Principal } from '../../src/auth/principal.js';
-import { MetricsService } from '../../src/admin/metrics-service.js';
-import { RoutesService } from '../../src/admin/routes-service.js';
-import { createMetrics } from '../../src/metrics/registry.js';
-import { loadConfig, redactConfig } from '../../src/config/index.js';
-import type { HealthSnapshot } from '../../src/health/prober.js';
-import { buildRouteTable } from '../../src/routing/route-table.js';
+import { createGatewayMcpServer, SERVER_CAPABILITIES, type McpRequestScope } from '../../../mcp/server/gateway-server.js';
+import { withStandardFormats } from '../../../mcp/server/schemas.js';
+import type { Principal } from '../../../src/auth/principal.js';
+import { MetricsService } from '../../../src/admin/metrics-service.js';
+import { RoutesService } from '../../../src/admin/routes-service.js';
+import { createMetrics } from '../../../src/metrics/registry.js';
+import { loadConfig, redactConfig } from '../../../src/config/index.js';
+import type { HealthSnapshot } from '../../../src/health/prober.js';
+import { buildRouteTable } from '../../../src/routing/route-table.js';
 
 /*
  * The server instance of one request and a real MCP client (SDK 2), linked in-process

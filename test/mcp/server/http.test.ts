@@ -1,10 +1,10 @@
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/state/memory.js';
-import type { StateStore } from '../../src/state/store.js';
-import { waitFor } from '../helpers/gateway.js';
-import { ADMIN_KEY, closeInProcess, envelope, legacyClient, modernClient, READER_KEY, startInProcess, type InProcessGateway } from '../helpers/mcp-inprocess.js';
+import { MemoryStore } from '../../../src/state/memory.js';
+import type { StateStore } from '../../../src/state/store.js';
+import { waitFor } from '../../helpers/gateway.js';
+import { ADMIN_KEY, closeInProcess, envelope, legacyClient, modernClient, READER_KEY, startInProcess, type InProcessGateway } from '../../helpers/mcp-inprocess.js';
 
 /*
  * /mcp in-process (the whole gateway in this process, real HTTP, SDK clients of both eras):

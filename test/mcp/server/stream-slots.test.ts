@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { StreamSlots, type StreamOwner, type StreamSlot } from '../../mcp/server/stream-slots.js';
-import { GatewayError } from '../../src/errors.js';
+import { StreamSlots, type StreamOwner, type StreamSlot } from '../../../mcp/server/stream-slots.js';
+import { GatewayError } from '../../../src/errors.js';
 
 /* Who may hold a replica's long-lived MCP streams (2025 GET streams, 2026 listen streams). */
 
