@@ -67,13 +67,13 @@ describe('JwtVerifier', () => {
 
   it('tolerates small clock skew', async () => {
     const justExpired = await hs().setExpirationTime(Math.floor(Date.now() / 1000) - 2).sign(hsKey);
-    await expect(verifier().verify(justExpired)).resolves.toBeDefined();
+    await expect(verifier().verify(justExpired)).resolves.toMatchObject({ principal: { subject: 'alice' } });
   });
 
   it('checks issuer and audience when configured', async () => {
     const v = verifier({ issuer: 'https://idp.example', audience: 'gateway' });
     const good = await hs().setIssuer('https://idp.example').setAudience('gateway').sign(hsKey);
-    await expect(v.verify(good)).resolves.toBeDefined();
+    await expect(v.verify(good)).resolves.toMatchObject({ principal: { subject: expect.stringMatching(/^(alice|demo)$/) } });
     const wrongAud = await hs().setIssuer('https://idp.example').setAudience('other').sign(hsKey);
     expect(await rejectionOf(v.verify(wrongAud))).toBe('claim "aud" invalid');
     const noIss = await hs().setAudience('gateway').sign(hsKey);
@@ -109,17 +109,17 @@ describe('JwtVerifier', () => {
       const t = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(exp);
       return (iat === undefined ? t : t.setIssuedAt(iat)).sign(hsKey);
     };
-    await expect(v.verify(await at(now, now + 3600))).resolves.toBeDefined();
+    await expect(v.verify(await at(now, now + 3600))).resolves.toMatchObject({ principal: { subject: expect.stringMatching(/^(alice|demo)$/) } });
     expect(await rejectionOf(v.verify(await at(now, now + 3601)))).toBe('token lifetime exceeds the maximum');
     // Issued a year ago and expiring in a minute: the lifetime as issued counts, not what is left.
     expect(await rejectionOf(v.verify(await at(now - 86_400 * 365, now + 60)))).toBe('token lifetime exceeds the maximum');
     // Without iat, or with an iat in the future, what is left counts.
     expect(await rejectionOf(v.verify(await at(undefined, now + 7200)))).toBe('token lifetime exceeds the maximum');
-    await expect(v.verify(await at(undefined, now + 3000))).resolves.toBeDefined();
+    await expect(v.verify(await at(undefined, now + 3000))).resolves.toMatchObject({ principal: { subject: expect.stringMatching(/^(alice|demo)$/) } });
     expect(await rejectionOf(v.verify(await at(now + 86_400 * 365, now + 86_400 * 365 + 60)))).toBe('token lifetime exceeds the maximum');
     // Default maximum: 24 h.
     expect(await rejectionOf(verifier().verify(await at(now, now + 86_401)))).toBe('token lifetime exceeds the maximum');
-    await expect(verifier().verify(await at(now, now + 86_400))).resolves.toBeDefined();
+    await expect(verifier().verify(await at(now, now + 86_400))).resolves.toMatchObject({ principal: { subject: expect.stringMatching(/^(alice|demo)$/) } });
   });
 
   it('applies exp and the maximum lifetime to JWKS tokens too', async () => {
@@ -186,6 +186,6 @@ describe('TokenIssuer', () => {
     const capped = decodeJwt(asked.token);
     expect(capped.exp! - capped.iat!).toBe(3600);
     expect(asked.expiresIn).toBe(3600);
-    await expect(v.verify(asked.token)).resolves.toBeDefined();
+    await expect(v.verify(asked.token)).resolves.toMatchObject({ principal: { subject: expect.stringMatching(/^(alice|demo)$/) } });
   });
 });
