@@ -140,7 +140,9 @@ export class LegacySessions {
   /** Shutdown: end every stream held here (clients reconnect to another replica) and every request. */
   close(): void {
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
-    for (const stream of [...this.#streams.values()]) stream.close();
+    // A notice first (an SSE comment, which clients ignore but a person or a log can read), then
+    // the end of the stream: the client reconnects after `retry` and resumes with Last-Event-ID.
+    for (const stream of [...this.#streams.values()]) stream.close(SHUTDOWN_NOTICE);
     for (const cancel of [...this.#inflight.values()]) cancel('the gateway is shutting down');
   }
 
@@ -338,6 +340,8 @@ function whenDone(response: Response, done: () => void): Response {
 const encoder = new TextEncoder();
 
 /** The GET stream of one 2025 session on this replica. */
+const SHUTDOWN_NOTICE = 'gateway shutting down: reconnect with Last-Event-ID';
+
 class SessionStream {
   readonly id = randomBytes(9).toString('base64url');
   #subscriptions: Set<string>;
@@ -406,8 +410,10 @@ class SessionStream {
     if (this.#subscriptions.has(uri)) this.#notify(delivered.id, uri);
   }
 
-  close(): void {
+  /** End the stream, after `notice` (an SSE comment line) when one is given. */
+  close(notice?: string): void {
     if (this.#closed) return;
+    if (notice !== undefined) this.#write(`: ${notice}\n\n`);
     this.#closed = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.slot.release();

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/api-keys.js';
@@ -820,5 +821,25 @@ describe('shutdown with an MCP session open', () => {
     expect(exit.code).toBe(0);
     expect(gw.logs.some((l) => l.msg === 'shutdown deadline reached; closing remaining connections')).toBe(false);
     expect(took).toBeLessThan(1500);
+  });
+  it('a 2025 GET stream ends with a notice before the gateway stops, so the client knows to reconnect elsewhere', async () => {
+    const gw = await startGateway({ waitReady: false });
+    const init = await mcpRaw(gw.url, { body: initializeMessage(), headers: admin });
+    const sessionId = init.headers['mcp-session-id'] as string;
+    expect(init.status).toBe(200);
+    await mcpRaw(gw.url, { body: { jsonrpc: '2.0', method: 'notifications/initialized' }, headers: admin, sessionId });
+    // The stream's headers (and its priming event) arrive as soon as it is open; its end only at shutdown.
+    const opened = new Promise<{ status: number; ended: Promise<string> }>((resolve, reject) => {
+      const req = httpRequest(`${gw.url}/mcp`, { headers: { ...admin, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': init.json().result.protocolVersion } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        resolve({ status: res.statusCode ?? 0, ended: new Promise((done) => res.on('end', () => done(text)).on('error', () => done(text))) });
+      });
+      req.on('error', reject).end();
+    });
+    const stream = await opened;
+    expect(stream.status).toBe(200);
+    expect((await gw.stop('SIGTERM', 10_000)).code).toBe(0);
+    expect(await stream.ended).toContain(': gateway shutting down: reconnect with Last-Event-ID');
   });
 });
