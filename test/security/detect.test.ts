@@ -273,16 +273,36 @@ describe('inspectRequest', () => {
     expect(inspectRequest(get('/v1/search', 'q=select+the+best+option+from+the+table&page=2'), STRICT)).toBeNull();
   });
 
-  it('inspects user-data headers but never credentials', () => {
+  it('inspects user-data headers but never the gateway’s own credentials', () => {
     expect(isInspectedHeader('User-Agent')).toBe(true);
     expect(isInspectedHeader('x-client-context')).toBe(true);
     expect(isInspectedHeader('authorization')).toBe(false);
-    expect(isInspectedHeader('cookie')).toBe(false);
     expect(isInspectedHeader('x-api-key')).toBe(false);
     expect(isInspectedHeader('accept')).toBe(false);
     expect(inspectRequest(get('/v1/x', '', { 'user-agent': "' OR 1=1--" }), STRICT)).toEqual({ rule: 'sql_injection', location: 'header', field: 'user-agent' });
     expect(inspectRequest(get('/v1/x', '', { 'x-note': ['ok', '<script>alert(1)</script>'] }), STRICT)?.field).toBe('x-note');
-    expect(inspectRequest(get('/v1/x', '', { authorization: "Bearer ' OR 1=1--", cookie: 'a=<script>' }), STRICT)).toBeNull();
+    expect(inspectRequest(get('/v1/x', '', { authorization: "Bearer ' OR 1=1--", 'x-api-key': "' OR 1=1--" }), STRICT)).toBeNull();
+  });
+
+  // Issue 11, item 9: these reach the upstream as sent, so they are inspected like any user data.
+  it.each(['cookie', 'x-forwarded-port', 'x-auth-token', 'x-access-token', 'x-csrf-token', 'x-forwarded-for'])(
+    'inspects the forwarded header %s',
+    (name) => {
+      expect(isInspectedHeader(name)).toBe(true);
+      expect(inspectRequest(get('/v1/x', '', { [name]: "' OR 1=1--" }), STRICT)).toEqual({ rule: 'sql_injection', location: 'header', field: name });
+    },
+  );
+
+  it('inspects every cookie name and value, and lets ordinary cookies through', () => {
+    const cookie = (value: string) => inspectRequest(get('/v1/x', '', { cookie: value }), STRICT);
+    expect(cookie('sid=abc123; pref=<script>alert(1)</script>')).toEqual({ rule: 'xss', location: 'header', field: 'cookie' });
+    expect(cookie('sid=abc123; q="1 or 1"')?.rule).toBe('sql_injection');
+    expect(cookie('theme=dark; file=..%2f..%2fetc%2fpasswd')?.rule).toBe('path_traversal');
+    expect(cookie('a=1; run=x|id')?.rule).toBe('command_injection');
+    expect(cookie('a=1; $(id)=1')?.rule).toBe('command_injection');
+    expect(cookie('_ga=GA1.2.1234567890.1700000000; theme=dark; lang=en-US')).toBeNull();
+    expect(cookie('session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl; csrftoken=Xk8-2_aZ')).toBeNull();
+    expect(cookie('consent=%7B%22analytics%22%3Atrue%2C%22ads%22%3Afalse%7D')).toBeNull();
   });
 
   it('walks nested JSON (objects, arrays, keys) and names the field by its path', () => {

@@ -123,9 +123,11 @@ function lineEnd(s: string, from: number): number {
   return nl === -1 ? s.length : nl + 1;
 }
 
-function classifyWord(word: string, beforeParen: boolean): string {
+function classifyWord(word: string, beforeParen: boolean, previousWord: string): string {
   if (word.length > 40) return 'b';
   const upper = word.toUpperCase();
+  // MySQL `... PROCEDURE ANALYSE(...)`: error-based injection after a number or LIMIT
+  if (beforeParen && previousWord === 'PROCEDURE' && (upper === 'ANALYSE' || upper === 'ANALYZE')) return 'F';
   const first = upper.charCodeAt(0);
   // X(P_), S(P_), M(ASTER..): only then can it be a system procedure
   if ((first === 88 || first === 83 || first === 77) && SYSTEM_PROCEDURE.test(upper)) return 'F';
@@ -150,6 +152,7 @@ export function sqlFingerprint(s: string, quote: 0 | 34 | 39, maxTokens: number)
   let i = 0;
   const n = s.length;
   let versioned = false;
+  let previousWord = '';
   if (quote !== 0) {
     const close = closingQuote(s, 0, quote);
     if (close === -1) return 'q';
@@ -185,9 +188,16 @@ export function sqlFingerprint(s: string, quote: 0 | 34 | 39, maxTokens: number)
         continue;
       }
       case 91: {
-        // [identifier]
-        const close = s.indexOf(']', i + 1);
-        if (close !== -1 && close - i < 130) {
+        // [identifier]: at most 130 characters (looking further would rescan the rest of the
+        // value from every `[`, quadratic on `[[[[...`)
+        let close = -1;
+        for (let j = i + 1; j < n && j - i < 130; j++) {
+          if (s.charCodeAt(j) === 93) {
+            close = j;
+            break;
+          }
+        }
+        if (close !== -1) {
           fp += 'b';
           i = close + 1;
         } else {
@@ -381,7 +391,8 @@ export function sqlFingerprint(s: string, quote: 0 | 34 | 39, maxTokens: number)
         i = j;
         continue;
       }
-      fp += classifyWord(word, after === 40);
+      fp += classifyWord(word, after === 40, previousWord);
+      previousWord = word.length <= 16 ? word.toUpperCase() : '';
       i = j;
       continue;
     }
@@ -406,13 +417,21 @@ const STATEMENT = `(?:SA?(?:[nvVfFsqt(a]|b[,Mc)])|g[ASPRI]|${VERBS})`;
 const STATEMENT_AT_START = `(?:SA?(?:aM|n(?:[,c;]|$)|[fFvV]|b,)|${VERBS})`;
 const UNION_SELECT = 'UA?\\(*SA?(?:[nvVfFsqt(!a]|b[,M.c)]|c)';
 
+/**
+ * A number joined to a constant by a logic operator and nothing after (or a comment, `;`,
+ * LIMIT, ORDER/GROUP BY): `1 or 1`, `1 || 1`, `1 xor 1`, `0 or 1 limit 1`, `1) or (1`. In a
+ * numeric context (`WHERE id = <value>`) it is true for every row. "1 or 2 people" goes on.
+ */
+const NUMERIC_TAUTOLOGY = 'a?n\\)*(?:&!*\\(*a?[ntvV]\\)*)+(?:$|[c;l]|QB)';
+/** The same after a quote break: `' or 1`, `') || (1 limit 1`. */
+const QUOTED_TAUTOLOGY = 's\\)*(?:&!*\\(*a?[ntvV]\\)*)+(?:$|[c;l]|QB)';
 /** Value inserted into a string literal: the first quote closes it, then SQL follows. */
 const QUOTE_CONTEXT = new RegExp(
-  `^s\\)*(?:&${COND}|;(?:${STATEMENT}|c|$)|${UNION_SELECT}|c|QB[nbs]|J[nbfFV(]|ln|NO|Wd[sq]|a(?:[fF]|\\(+S)|o(?:[fF]|\\(+S|q$)|L[sq]|i\\(S)`,
+  `^(?:${QUOTED_TAUTOLOGY}|s\\)*(?:&${COND}|;(?:${STATEMENT}|c|$)|${UNION_SELECT}|c|QB[nbs]|J[nbfFV(]|ln|NO|Wd[sq]|a(?:[fF]|\\(+S)|o(?:[fF]|\\(+S|q$)|L[sq]|i\\(S))`,
 );
 /** Value inserted where a number or identifier goes. */
 const AS_IS = new RegExp(
-  `^(?:(?:a?n|s|v|V|t)\\)*(?:&${COND}|QB[nbs]|J[nbfFV(]|ln)|a?n&t$|b\\)+&${COND}|\\)+&${COND}|&${COND}|${STATEMENT_AT_START}|${UNION_SELECT})`,
+  `^(?:(?:a?n|s|v|V|t)\\)*(?:&${COND}|QB[nbs]|J[nbfFV(]|ln)|${NUMERIC_TAUTOLOGY}|b\\)+&${COND}|\\)+&${COND}|&${COND}|${STATEMENT_AT_START}|${UNION_SELECT})`,
 );
 /** Structures that are injection wherever they appear. */
 const ANYWHERE = new RegExp(`;${STATEMENT}|${UNION_SELECT}|F|V|Wd[sq]|NO`);
