@@ -179,7 +179,12 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
   // Blocked and suspicious clients, and the per-IP quota, before anything costly.
   await app.register(rateLimitClientStage, rateLimiting);
-  await app.register(validationPlugin, { routes: [...config.routes, ...(routing?.routes ?? [])], metrics, threats: rateLimiting.threats });
+  await app.register(validationPlugin, {
+    routes: [...config.routes, ...(routing?.routes ?? [])],
+    metrics,
+    threats: rateLimiting.threats,
+    inspection: { valueChars: config.limits.inspectValueBytes, requestChars: config.limits.inspectRequestBytes },
+  });
   const auth = createAuth(config, app.log);
   await app.register(authPlugin, auth);
   // The per-principal (or per-route) quota, once the principal is known.
