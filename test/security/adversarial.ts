@@ -86,6 +86,7 @@ export const SHAPES: Readonly<Record<string, (size: number) => string>> = {
   'markdown table row': (n) => fill(n, ' id |', '|', ''),
   'pipes + commands': (n) => fill(n, '| id ', 'a ', ''),
   'open brackets': (n) => fill(n, '[', "' ", ''),
+  'brackets after (': (n) => fill(n, '[', '( ', ''),
   backticks: (n) => fill(n, ' `a', '', ''),
   'percent-25': (n) => fill(n, '%25', '', ''),
   'entity-amp': (n) => fill(n, '&amp;', '', ''),

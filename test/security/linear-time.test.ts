@@ -21,6 +21,8 @@ const MAX_RATIO = 12;
 const NOISE_MS = 0.5;
 const ATTEMPTS = 3;
 const failed = (s: Step) => s.large > MAX_RATIO * s.small + NOISE_MS;
+/** Three times the allowance: no burst of load explains that, it is not measured again. */
+const farOver = (s: Step) => s.large > 3 * (MAX_RATIO * s.small + NOISE_MS);
 /** Pairs timed per step (the best counts); a call over 1 s ends its series. */
 const REPS: Readonly<Record<number, number>> = { 10_000: 15, 100_000: 9, 1_000_000: 7 };
 
@@ -51,7 +53,8 @@ function timePair(fn: (s: string) => unknown, small: string, large: string, reps
   for (let r = 0; r < reps; r++) {
     const pair = { small: timeBatch(fn, small, 10), large: timeBatch(fn, large, 1) };
     if (pair.large - MAX_RATIO * pair.small < best.large - MAX_RATIO * best.small) best = pair;
-    if (pair.large > 1000) break;
+    // far over the limit three times over: super-linear, no need to wait for more
+    if (pair.large > 1000 || (r >= 2 && best.large > 3 * (MAX_RATIO * best.small + NOISE_MS))) break;
   }
   return best;
 }
@@ -69,10 +72,10 @@ function measure(target: string): { steps: Step[]; failures: Step[] } {
     for (let k = 1; k < SIZES.length; k++) {
       const from = SIZES[k - 1] as number;
       const to = SIZES[k] as number;
-      // a failing step is measured again (up to ATTEMPTS times): a burst of load on a shared
-      // machine can spoil one series, a quadratic detector fails every one
+      // a step just over the limit is measured again (up to ATTEMPTS times): a burst of load on
+      // a shared machine can spoil one series, a quadratic detector fails every one
       let step: Step | undefined;
-      for (let attempt = 0; attempt < ATTEMPTS && (step === undefined || failed(step)); attempt++) {
+      for (let attempt = 0; attempt < ATTEMPTS && (step === undefined || (failed(step) && !farOver(step))); attempt++) {
         step = { shape, from, to, ...timePair(fn, inputs[k - 1] as string, inputs[k] as string, REPS[to] as number) };
       }
       steps.push(step as Step);
