@@ -64,6 +64,8 @@ const ASSIGNMENT = /^([a-z_]\w*)=/i;
 const SHELLISH_ARGUMENT =
   /^(?:-{1,2}[a-z0-9]|[/~.$<>'"{*@%]|\d{1,3}(?:\.\d{1,3}){3}|[\w.-]+\.[a-z]{2,6}(?:[/:?]|$)|[a-z][\w+.-]*:\/\/|[a-z]:\\|\+x$)/i;
 const DIGITS = /^\d+$/;
+/** A redirection to a path or a descriptor among the arguments: `echo x > /tmp/pwn`, `2>&1`. */
+const REDIRECTION = /(?:^|\s)\d?(?:>>?|<)\s?[/~.$&]/;
 
 const IFS_OR_LOOKUP = /\$\{?IFS\b|\$\{(?:jndi|env|sys|java|lower|upper|date|::-)[:}]/i;
 /** `/???/??t`: wildcards standing for a path (bounded quantifiers, so linear). */
@@ -74,7 +76,12 @@ const INWORD_OBFUSCATION = /(?<=[a-z])(?:''|""|['"\\])(?=[a-z])/gi;
 /** A markdown code span with whitespace (or line start/end, or light punctuation) around it. */
 const MARKDOWN_SPAN = /(?<=^|[\s(])`[^`\n]+`(?=$|[\s.,!?:;)-])/g;
 /** In a code span, decoding or downloading something to run it is not something prose shows. */
-const SPAN_DANGER = /\bbase64\s+(?:-d|--decode)\b|\bxxd\s+-r\b|\|\s*(?:ba|z|k|da|c)?sh\b|\/dev\/(?:tcp|udp)\//i;
+const SPAN_DANGER: readonly RegExp[] = [
+  /\bbase64\s+(?:-d|--decode)\b/i, // decoding
+  /\bxxd\s+-r\b/i,
+  /\|\s*(?:ba|z|k|da|c)?sh\b/i, // piping into a shell
+  /\/dev\/(?:tcp|udp)\//i, // a reverse shell
+];
 /** Where the arguments of a command end. */
 const ARGUMENTS_END = /[;&|\n\r`]/g;
 
@@ -96,7 +103,7 @@ function isCommand(name: string): 'unambiguous' | 'ambiguous' | null {
 
 /** A code span in prose: not after a shell separator, and not decoding or downloading code. */
 function isProseSpan(s: string, span: string, offset: number): boolean {
-  if (SPAN_DANGER.test(span)) return false;
+  if (SPAN_DANGER.some((re) => re.test(span))) return false;
   let k = offset;
   while (k > 0 && (isSpaceCode(s.charCodeAt(k - 1)) || s.charCodeAt(k - 1) === 40)) k--;
   if (k === 0) return true;
@@ -380,6 +387,7 @@ export function detectCommandInjection(decoded: string): boolean {
         ? false
         : SHELLISH_ARGUMENT.test(firstArg) ||
           (DIGITS.test(firstArg) && firstArg.length === args.length) ||
+          REDIRECTION.test(args) ||
           (name.toLowerCase() === 'net' && NET_SUBCOMMAND.test(args));
     const newline = separator === '\n' || separator === '\r';
 

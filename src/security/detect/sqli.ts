@@ -21,8 +21,15 @@
  *    (`admin'--`), a stacked statement with a statement's shape (`; DROP TABLE x`,
  *    `; DELETE FROM x WHERE`), `UNION [ALL] SELECT` followed by a select list, ORDER BY / GROUP
  *    BY / HAVING enumeration, WAITFOR DELAY '...', INTO OUTFILE, `@@version`, calls of
- *    time/error/file functions. English uses the same words ("select the best option from the
- *    table", "drop me a note", "1=1 in boolean algebra", "O'Reilly") but not this structure.
+ *    time/error/file functions (not right after a plain word: "Python's sleep()"), a number
+ *    joined to a constant by a logic operator in a numeric context (`1 or 1`, `1 xor 1`,
+ *    `0 or 1 limit 1`), `PROCEDURE ANALYSE(`. English uses the same words ("select the best
+ *    option from the table", "drop me a note", "1=1 in boolean algebra", "O'Reilly", "1 or 2
+ *    people") but not this structure.
+ *
+ * Linear time: the tokenizer visits each character a bounded number of times (a `[identifier]`
+ * is looked for within 130 characters, not to the end of the value), the fingerprints are capped
+ * (AS_IS_TOKENS, QUOTE_CONTEXT_TOKENS), and the rules run on the fingerprints only.
  */
 
 /** Token kinds (one character each in the fingerprint). */
@@ -99,6 +106,9 @@ function isHex(c: number): boolean {
   return isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
 
+/** Longest tail of an unclosed string still read as the open string of an injection. */
+const OPEN_STRING_TAIL = 32;
+
 /** Index of the quote closing a string whose content starts at `from`, or -1 if it never closes. */
 function closingQuote(s: string, from: number, quote: number): number {
   for (let j = from; j < s.length; j++) {
@@ -172,7 +182,10 @@ export function sqlFingerprint(s: string, quote: 0 | 34 | 39, maxTokens: number)
         // "
         const close = closingQuote(s, i + 1, c);
         if (close === -1) {
-          fp += 'q';
+          // A string left open: the tail an injection leaves for the query's own closing quote
+          // (`' OR '1'='1`) is short; a sentence after an apostrophe ("Is 'or' a reserved word
+          // in most languages?") is not a string the query could close into a condition.
+          fp += n - i - 1 <= OPEN_STRING_TAIL || !/\s/.test(s.slice(i + 1)) ? 'q' : 'x';
           i = n;
         } else {
           fp += 's';
@@ -412,17 +425,18 @@ const COND =
 const VERBS =
   'Dk?T(?:k?e?)?(?:b(?:$|[;c(m])|f\\()|RMb(?:$|[;ch])|IN(?:b(?:[(ES;c]|$)|f\\()|PbG|X(?:F|s|v|\\(|b(?:$|[snv;c,]))|Wd[sq]|Yv|Z(?:$|[;ck])|Gv|Kf|C\\(S|F';
 /** After a `;`: any statement, SELECT with a select list. */
-const STATEMENT = `(?:SA?(?:[nvVfFsqt(a]|b[,Mc)])|g[ASPRI]|${VERBS})`;
+const STATEMENT = `(?:SA?(?:[nvVfFsqt(a]|[bT][,Mc)])|g[ASPRI]|${VERBS})`;
 /** At the very start of an unquoted value: SELECT needs more than one word to be SQL. */
 const STATEMENT_AT_START = `(?:SA?(?:aM|n(?:[,c;]|$)|[fFvV]|b,)|${VERBS})`;
-const UNION_SELECT = 'UA?\\(*SA?(?:[nvVfFsqt(!a]|b[,M.c)]|c)';
+/** A keyword may be a column name in a select list (`SELECT user, password FROM`). */
+const UNION_SELECT = 'UA?\\(*SA?(?:[nvVfFsqt(!a]|[bT][,M.c)]|c)';
 
 /**
  * A number joined to a constant by a logic operator and nothing after (or a comment, `;`,
- * LIMIT, ORDER/GROUP BY): `1 or 1`, `1 || 1`, `1 xor 1`, `0 or 1 limit 1`, `1) or (1`. In a
+ * LIMIT, ORDER/GROUP BY): `1 or 1`, `1 || 1`, `1 xor 1`, `0 or 1 limit 1`, `(1) or (1)`. In a
  * numeric context (`WHERE id = <value>`) it is true for every row. "1 or 2 people" goes on.
  */
-const NUMERIC_TAUTOLOGY = 'a?n\\)*(?:&!*\\(*a?[ntvV]\\)*)+(?:$|[c;l]|QB)';
+const NUMERIC_TAUTOLOGY = '\\(*a?n\\)*(?:&!*\\(*a?[ntvV]\\)*)+(?:$|[c;l]|QB)';
 /** The same after a quote break: `' or 1`, `') || (1 limit 1`. */
 const QUOTED_TAUTOLOGY = 's\\)*(?:&!*\\(*a?[ntvV]\\)*)+(?:$|[c;l]|QB)';
 /** Value inserted into a string literal: the first quote closes it, then SQL follows. */
@@ -434,7 +448,7 @@ const AS_IS = new RegExp(
   `^(?:(?:a?n|s|v|V|t)\\)*(?:&${COND}|QB[nbs]|J[nbfFV(]|ln)|${NUMERIC_TAUTOLOGY}|b\\)+&${COND}|\\)+&${COND}|&${COND}|${STATEMENT_AT_START}|${UNION_SELECT})`,
 );
 /** Structures that are injection wherever they appear. */
-const ANYWHERE = new RegExp(`;${STATEMENT}|${UNION_SELECT}|F|V|Wd[sq]|NO`);
+const ANYWHERE = new RegExp(`;${STATEMENT}|${UNION_SELECT}|(?:^|[^b])F|V|Wd[sq]|NO`);
 
 /** Tokens read in the quote contexts: the decision is made near the break. */
 const QUOTE_CONTEXT_TOKENS = 64;

@@ -14,7 +14,8 @@
  * - `javascript:` / `vbscript:` URLs (also with tabs/newlines/entities inside the scheme) whose
  *   body is code, `data:` URLs with HTML or SVG, CSS `expression(` / `behavior:` / `-moz-binding`,
  *   `srcdoc=`;
- * - template injection: `{{ ... }}` reaching `constructor` or calling functions, `${ ...( ) }`.
+ * - template injection: `{{ ... }}` reaching `constructor` or calling functions, `${ ...( ) }`;
+ * - a breakout from a JavaScript string into a call that runs or leaks script: `';alert(1)//`.
  *
  * What passes: `<` not followed by a letter ("I <3 this", "a < b and c > d"), harmless tags
  * ("<b>", "<br>", "<div>", "Promise<void>", "<https://...>"), "JavaScript: The Good Parts",
@@ -25,7 +26,7 @@
  * by a hand check around the anchor (no two unbounded quantifiers that can share characters).
  */
 import { markupDecode } from './decode.js';
-import { skipSpaces, skipSpacesBack } from './scan.js';
+import { isSpaceCode, skipSpaces, skipSpacesBack } from './scan.js';
 
 /** Elements that execute script or embed active content; `<` must be followed directly by the name. */
 const DANGEROUS_TAG =
@@ -130,8 +131,30 @@ function cssBehavior(s: string, _index: number, end: number): boolean {
   return s.charAt(skipSpaces(s, j + 3)) === '(';
 }
 
+/**
+ * A call that runs or leaks script, written to break out of a JavaScript string: a quote, then
+ * operators or `;` (`';alert(1)//`, `'-alert(1)-'`, `"+eval(x)+"`, `');top.fetch(u)//`).
+ * The regex finds the call; jsStringBreakout() checks what comes before it.
+ */
+const JS_SINK_CALL =
+  /\b(?:(?:window|top|self|parent|this|globalThis|document)\.)?(?:alert|prompt|confirm|eval|print|fetch|setTimeout|setInterval|Function|atob|import|open|write|writeln|String\.fromCharCode)\(/g;
+/** Between the quote and the call: whitespace and operators, at least one operator. */
+const BREAKOUT_OPERATORS = ';+-*/|&,)}{!~^%<>=?:';
+
+function jsStringBreakout(s: string, index: number): boolean {
+  let k = index;
+  let operators = 0;
+  for (; k > 0; k--) {
+    const c = s.charAt(k - 1);
+    if (BREAKOUT_OPERATORS.includes(c)) operators++;
+    else if (!isSpaceCode(c.charCodeAt(0))) break;
+  }
+  const quote = s.charAt(k - 1);
+  return operators > 0 && (quote === "'" || quote === '"' || quote === '`');
+}
+
 /** Characters without which none of the rules can match (after decoding). */
-const QUICK = /[<>:=&%\\{+]/;
+const QUICK = /[<>:=&%\\{+'"`]/;
 
 export function detectXss(value: string): boolean {
   if (!QUICK.test(value)) return false;
@@ -151,5 +174,6 @@ export function detectXss(value: string): boolean {
     if (anyMatch(CSS_BEHAVIOR, s, cssBehavior) || MOZ_BINDING.test(s)) return true;
   }
   if (templateSpan(s, '{{', '}}', TEMPLATE_BODY) || templateSpan(s, '${', '}', TEMPLATE_LITERAL_BODY)) return true;
+  if (s.includes('(') && anyMatch(JS_SINK_CALL, s, jsStringBreakout)) return true;
   return false;
 }
