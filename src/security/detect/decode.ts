@@ -118,14 +118,31 @@ function codeUnits(buf: Uint16Array, top: number): string {
  * (their result is never `%` or a hex digit, so no new escape can appear).
  */
 export function percentDecode(s: string): string {
-  const first = s.indexOf('%');
-  if (first === -1) return s;
+  let next = s.indexOf('%');
+  if (next === -1) return s;
   const n = s.length;
-  const buf = scratch(n - first);
+  const buf = scratch(Math.min(n, 1 << 16));
+  const pieces: string[] = [];
   let top = 0;
   let wide = false;
-  for (let i = first; i < n; i++) {
-    buf[top++] = s.charCodeAt(i);
+  let i = 0;
+  while (i < n) {
+    if (top === 0) {
+      // nothing pending: copy the text up to the next `%` as it is
+      if (next < i) next = s.indexOf('%', i);
+      if (next === -1) {
+        pieces.push(s.slice(i));
+        break;
+      }
+      if (next > i) pieces.push(s.slice(i, next));
+      i = next;
+    }
+    if (top === buf.length) {
+      pieces.push(codeUnits(buf, top - 8));
+      buf.copyWithin(0, top - 8, top);
+      top = 8;
+    }
+    buf[top++] = s.charCodeAt(i++);
     for (;;) {
       // `%XX` ending the stack
       if (top >= 3 && buf[top - 3] === 37) {
@@ -160,8 +177,23 @@ export function percentDecode(s: string): string {
       }
       break;
     }
+    // No `%` among the last 6 characters of the stack: no escape can ever reach back into it
+    // (an escape, overlong lead included, starts with a `%` at most 6 characters before the
+    // top), so it is final; when the next `%` is some way off, the copying goes back to slices.
+    if (buf[top - 1] !== 37 && (top < 2 || buf[top - 2] !== 37)) {
+      let k = top - 3;
+      while (k >= 0 && k >= top - 6 && buf[k] !== 37) k--;
+      if (k < 0 || k < top - 6) {
+        if (next < i) next = s.indexOf('%', i);
+        if (next === -1 || next - i >= 32) {
+          pieces.push(codeUnits(buf, top));
+          top = 0;
+        }
+      }
+    }
   }
-  const decoded = s.slice(0, first) + codeUnits(buf, top);
+  if (top > 0) pieces.push(codeUnits(buf, top));
+  const decoded = pieces.join('');
   if (!wide) return decoded;
   return decoded.replace(OVERLONG_RE, (m) => OVERLONG[m.toLowerCase()] ?? m).replace(PERCENT_RUN_RE, decodeUtf8Run);
 }
@@ -208,22 +240,17 @@ function codePointOrKeep(cp: number, original: string): string {
 
 /**
  * One round of HTML character-reference decoding (`&#60;`, `&#x3c;`, `&lt;`, the `;` optional as
- * browsers accept it without one); unknown names are kept. By hand into a buffer, so a value of
- * 200,000 entities costs one pass, not 200,000 replace callbacks.
+ * browsers accept it without one); unknown names are kept. By hand, from `&` to `&`: a value
+ * of 200,000 entities costs one pass, not 200,000 replace callbacks.
  */
 export function htmlEntityDecodeOnce(s: string): string {
-  const first = s.indexOf('&');
-  if (first === -1) return s;
+  let amp = s.indexOf('&');
+  if (amp === -1) return s;
   const n = s.length;
-  const out = scratch(n - first);
-  let top = 0;
-  for (let i = first; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c !== 38) {
-      out[top++] = c;
-      continue;
-    }
-    let j = i + 1;
+  let out = '';
+  let from = 0;
+  for (; amp !== -1; amp = s.indexOf('&', amp + 1)) {
+    let j = amp + 1;
     let cp = -1;
     if (s.charCodeAt(j) === 35) {
       // &#x3c; or &#60;
@@ -239,22 +266,17 @@ export function htmlEntityDecodeOnce(s: string): string {
       if (j > digitsStart && value > 0 && value <= 0x10ffff) cp = value;
     } else {
       // &lt; (2 to 8 letters, the longest run read, as the browser's longest match)
-      while (j < n && j - i <= 8 && isAsciiLetter(s.charCodeAt(j))) j++;
-      const named = j - i - 1 >= 2 ? NAMED_ENTITIES[s.slice(i + 1, j).toLowerCase()] : undefined;
+      while (j < n && j - amp <= 8 && isAsciiLetter(s.charCodeAt(j))) j++;
+      const named = j - amp - 1 >= 2 ? NAMED_ENTITIES[s.slice(amp + 1, j).toLowerCase()] : undefined;
       if (named !== undefined) cp = named.charCodeAt(0);
     }
-    if (cp === -1) {
-      out[top++] = c;
-      continue;
-    }
+    if (cp === -1) continue;
     if (s.charCodeAt(j) === 59) j++;
-    if (cp >= 0x10000) {
-      out[top++] = 0xd800 + ((cp - 0x10000) >> 10);
-      out[top++] = 0xdc00 + ((cp - 0x10000) & 0x3ff);
-    } else out[top++] = cp;
-    i = j - 1;
+    out += s.slice(from, amp) + String.fromCodePoint(cp);
+    from = j;
+    amp = j - 1;
   }
-  return s.slice(0, first) + codeUnits(out, top);
+  return from === 0 ? s : out + s.slice(from);
 }
 
 function decimal(c: number): number {
@@ -273,12 +295,14 @@ const UTF7: Readonly<Record<string, string>> = { '+ADw-': '<', '+AD4-': '>', '+A
 
 /**
  * What a browser-side sink could end up with: percent, HTML-entity, JS-escape and UTF-7 layers
- * removed, in any nesting, for at most `MAX_DECODE_ROUNDS` rounds.
+ * removed, in any nesting, for at most `MAX_DECODE_ROUNDS` rounds. `percentDecoded`, when given,
+ * is `percentDecode(s)`, not computed again.
  */
-export function markupDecode(s: string): string {
+export function markupDecode(s: string, percentDecoded?: string): string {
   let current = s;
   for (let round = 0; round < MAX_DECODE_ROUNDS; round++) {
-    let next = percentDecode(current);
+    // the caller may already have percent-decoded the value (inspectValue has)
+    let next = round === 0 && percentDecoded !== undefined ? percentDecoded : percentDecode(current);
     next = htmlEntityDecodeOnce(next);
     if (next.includes('\\')) {
       next = next.replace(JS_ESCAPE_RE, (m, braced: string | undefined, u4: string | undefined, x2: string | undefined) =>

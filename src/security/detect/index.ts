@@ -148,7 +148,7 @@ export function inspectValue(value: string, mode: 'strict' | 'text', position: P
     if (detectSqlInjection(value, decoded)) return 'sql_injection';
     if (detectCommandInjection(decoded)) return 'command_injection';
   }
-  if (detectXss(value)) return 'xss';
+  if (detectXss(value, decoded)) return 'xss';
   if (detectTraversal(value, decoded, position)) return 'path_traversal';
   return null;
 }

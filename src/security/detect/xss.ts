@@ -156,9 +156,10 @@ function jsStringBreakout(s: string, index: number): boolean {
 /** Characters without which none of the rules can match (after decoding). */
 const QUICK = /[<>:=&%\\{+'"`]/;
 
-export function detectXss(value: string): boolean {
+/** `decoded`, when given, is `percentDecode(value)` (see decode.ts), not computed again. */
+export function detectXss(value: string, decoded?: string): boolean {
   if (!QUICK.test(value)) return false;
-  const s = markupDecode(value);
+  const s = markupDecode(value, decoded);
   if (s.includes('<')) {
     if (DANGEROUS_TAG.test(s) || RAWTEXT_CLOSE.test(s) || TAG_WITH_HANDLER.test(s)) return true;
   }
