@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/index.js';
 import {
   DEFAULT_INSPECTION_LIMITS,
   detectCommandInjection,
@@ -465,6 +469,18 @@ describe('evasions', () => {
 });
 
 describe('inspection budget', () => {
+  it('the configuration defaults are the detectors\' defaults, and bad values stop start-up', () => {
+    const loaded = loadConfig({});
+    if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
+    expect({ valueChars: loaded.config.limits.inspectValueBytes, requestChars: loaded.config.limits.inspectRequestBytes }).toEqual(DEFAULT_INSPECTION_LIMITS);
+    expect(loaded.config.limits.inspectValueBytes).toBeGreaterThanOrEqual(loaded.config.limits.jsonBodyBytes);
+    const file = join(mkdtempSync(join(tmpdir(), 'gw-detect-')), 'limits.yaml');
+    writeFileSync(file, 'limits: { inspectValueBytes: 10, inspectRequestBytes: 4096 }\n');
+    const bad = loadConfig({}, { file });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.problems.join('\n')).toContain('inspectValueBytes');
+  });
+
   it('defaults inspect a whole default-size JSON body (1 MiB) with room for the head', () => {
     expect(DEFAULT_INSPECTION_LIMITS.valueChars).toBe(1024 * 1024);
     expect(DEFAULT_INSPECTION_LIMITS.requestChars).toBeGreaterThan(1024 * 1024);
