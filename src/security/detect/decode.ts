@@ -299,11 +299,11 @@ const UTF7: Readonly<Record<string, string>> = { '+ADw-': '<', '+AD4-': '>', '+A
  * is `percentDecode(s)`, not computed again.
  */
 export function markupDecode(s: string, percentDecoded?: string): string {
-  let current = s;
+  // Percent-decoding reaches its fixed point in one call, so it is redone only after another
+  // layer changed something (the caller may have done the first one: inspectValue has).
+  let current = percentDecoded ?? percentDecode(s);
   for (let round = 0; round < MAX_DECODE_ROUNDS; round++) {
-    // the caller may already have percent-decoded the value (inspectValue has)
-    let next = round === 0 && percentDecoded !== undefined ? percentDecoded : percentDecode(current);
-    next = htmlEntityDecodeOnce(next);
+    let next = htmlEntityDecodeOnce(current);
     if (next.includes('\\')) {
       next = next.replace(JS_ESCAPE_RE, (m, braced: string | undefined, u4: string | undefined, x2: string | undefined) =>
         codePointOrKeep(Number.parseInt(braced ?? u4 ?? x2 ?? '', 16), m),
@@ -311,7 +311,7 @@ export function markupDecode(s: string, percentDecoded?: string): string {
     }
     if (next.includes('+AD')) next = next.replace(UTF7_RE, (m) => UTF7[m] ?? m);
     if (next === current) break;
-    current = next;
+    current = percentDecode(next);
   }
   return current;
 }
