@@ -251,7 +251,7 @@ export function htmlEntityDecodeOnce(s: string): string {
   let from = 0;
   for (; amp !== -1; amp = s.indexOf('&', amp + 1)) {
     let j = amp + 1;
-    let cp = -1;
+    let decoded: string | undefined;
     if (s.charCodeAt(j) === 35) {
       // &#x3c; or &#60;
       const hex = (s.charCodeAt(j + 1) | 0x20) === 120;
@@ -263,21 +263,25 @@ export function htmlEntityDecodeOnce(s: string): string {
         j++;
         d = hex ? hexValue(s.charCodeAt(j)) : decimal(s.charCodeAt(j));
       }
-      if (j > digitsStart && value > 0 && value <= 0x10ffff) cp = value;
+      if (j > digitsStart && value > 0 && value <= 0x10ffff) decoded = String.fromCodePoint(value);
     } else {
       // &lt; (2 to 8 letters, the longest run read, as the browser's longest match)
       while (j < n && j - amp <= 8 && isAsciiLetter(s.charCodeAt(j))) j++;
-      const named = j - amp - 1 >= 2 ? NAMED_ENTITIES[s.slice(amp + 1, j).toLowerCase()] : undefined;
-      if (named !== undefined) cp = named.charCodeAt(0);
+      if (j - amp - 1 >= 2) {
+        const name = s.slice(amp + 1, j);
+        decoded = NAMED_ENTITY_MAP.get(name) ?? NAMED_ENTITY_MAP.get(name.toLowerCase());
+      }
     }
-    if (cp === -1) continue;
+    if (decoded === undefined) continue;
     if (s.charCodeAt(j) === 59) j++;
-    out += s.slice(from, amp) + String.fromCodePoint(cp);
+    out += s.slice(from, amp) + decoded;
     from = j;
     amp = j - 1;
   }
   return from === 0 ? s : out + s.slice(from);
 }
+
+const NAMED_ENTITY_MAP: ReadonlyMap<string, string> = new Map(Object.entries(NAMED_ENTITIES));
 
 function decimal(c: number): number {
   return c >= 48 && c <= 57 ? c - 48 : -1;
