@@ -16,24 +16,13 @@ import {
   inspectValue,
   type InspectOptions,
 } from '../../src/security/detect/index.js';
+import { prng } from '../../src/routing/model/trainer.js';
 import { markupDecode, percentDecode } from '../../src/security/detect/decode.js';
 
 /** `unit` repeated (after `head`) until the string is `size` long, then `tail`. */
 function fill(size: number, unit: string, head = '', tail = ''): string {
   const body = size - head.length - tail.length;
   return head + unit.repeat(Math.max(0, Math.ceil(body / unit.length))).slice(0, Math.max(0, body)) + tail;
-}
-
-/** Mulberry32: a small seeded PRNG, so generated inputs are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

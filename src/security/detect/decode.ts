@@ -81,16 +81,16 @@ function overlongLead(hi: number, lo: number): number {
 }
 
 /**
- * The decoding stack, reused from call to call (grown to the largest value seen, which the
- * inspection budget bounds): allocating a fresh buffer of the value's size per call costs more
- * than the decoding itself on large values (zero-filling, and collections triggered by external
- * memory). Safe to share: JavaScript runs one call at a time and percentDecode calls nothing
- * that could re-enter it while the stack is in use.
+ * The decoding buffer, reused from call to call: allocating a fresh buffer of the value's size
+ * per call costs more than the decoding itself on large values (zero-filling, and collections
+ * triggered by external memory). Safe to share: JavaScript runs one call at a time, and the decoders that use it
+ * (percentDecode, foldLookalikes) call nothing that could re-enter either while it is in use.
+ * At most 64 Ki code units (128 KiB): longer outputs are flushed to strings as they grow.
  */
-let stackBuffer = new Uint16Array(4096);
+let decodingBuffer = new Uint16Array(4096);
 function scratch(length: number): Uint16Array {
-  if (stackBuffer.length < length) stackBuffer = new Uint16Array(Math.max(length, stackBuffer.length * 2));
-  return stackBuffer;
+  if (decodingBuffer.length < length) decodingBuffer = new Uint16Array(Math.max(length, decodingBuffer.length * 2));
+  return decodingBuffer;
 }
 
 /** The first `top` code units of `buf` as a string, in chunks (apply has an argument limit). */
@@ -390,9 +390,15 @@ const LOOKALIKE_UNITS = new Map<number, { readonly lead: number; readonly units:
  */
 export function foldLookalikes(s: string): string {
   if (!LOOKALIKE_RE.test(s)) return s;
-  const out = scratch(4 * s.length);
+  const out = scratch(Math.min(4 * s.length, 1 << 16));
+  const pieces: string[] = [];
   let top = 0;
   for (let i = 0; i < s.length; i++) {
+    // full enough: flush, but never between the two halves of a surrogate pair
+    if (top > out.length - 8 && ((out[top - 1] as number) < 0xd800 || (out[top - 1] as number) > 0xdbff)) {
+      pieces.push(codeUnits(out, top));
+      top = 0;
+    }
     const c = s.charCodeAt(i);
     const fold = c >= 0x2024 ? LOOKALIKE_UNITS.get(c) : undefined;
     if (fold === undefined || (fold.lead !== 0 && (top === 0 || out[top - 1] !== fold.lead))) {
@@ -402,5 +408,6 @@ export function foldLookalikes(s: string): string {
     if (fold.lead !== 0) top--; // the high surrogate already copied
     for (const u of fold.units) out[top++] = u;
   }
-  return codeUnits(out, top);
+  pieces.push(codeUnits(out, top));
+  return pieces.join('');
 }
