@@ -33,6 +33,7 @@ export const ERROR_CATALOGUE = {
   GW_SECURITY_INPUT_REJECTED: { status: 403, message: 'The request contains input that looks like an attack' },
   GW_SECURITY_REQUEST_SMUGGLING: { status: 400, message: 'Conflicting or malformed message framing headers' },
   GW_SECURITY_CLIENT_BLOCKED: { status: 403, message: 'This client is blocked for a while after suspicious activity' },
+  GW_SECURITY_INPUT_TOO_LARGE: { status: 413, message: 'The request has more text than the gateway inspects (limits.inspectValueBytes, limits.inspectRequestBytes)' },
   GW_RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time in Retry-After' },
   GW_ADMIN_CLIENT_NOT_BLOCKED: { status: 404, message: 'This client is not blocked' },
   GW_ADMIN_SPLIT_NOT_FOUND: { status: 404, message: 'This route has no traffic split' },

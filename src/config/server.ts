@@ -81,6 +81,13 @@ export const limitsSchema = z
     headerCount: z.number().int().min(10).max(1000).default(100),
     /** Largest total header size (Node's maxHeaderSize); 431 past it. */
     headerBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+    // Input inspection budget (src/security/detect): the most text inspected in one value and in
+    // one request (path, query, headers, body, form fields together), in characters of decoded text
+    // (never more than the bytes received). Past it: 413 GW_SECURITY_INPUT_TOO_LARGE, never
+    // unbounded work and never a value let through uninspected. The defaults inspect a whole
+    // default-size JSON body (jsonBodyBytes, 1 MiB) in a few tens of milliseconds at worst.
+    inspectValueBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    inspectRequestBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1280 * 1024),
   })
   .prefault({});
 

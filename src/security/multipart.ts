@@ -299,6 +299,9 @@ export class MultipartInspector extends Transform {
   }
 
   #inspectText(value: string, position: 'path' | 'header'): void {
+    // Part headers count against the request's inspection budget like every other text.
+    const budget = this.#options.inspection.budget;
+    if (budget !== undefined && !budget.take(value.length)) this.#fail({ rule: 'input_too_large', location: 'body' });
     const rule = inspectValue(value, this.#options.inspection.mode, position);
     if (rule !== null) this.#fail({ rule, location: 'body' });
   }

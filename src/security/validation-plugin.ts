@@ -6,7 +6,7 @@ import type { GatewayMetrics } from '../metrics/registry.js';
 import '../routing/route-table.js';
 import { forwardsBody } from '../proxy/body.js';
 import { bodyType, inspectBufferedBody, inspectJsonBody, looksBinary, readBody } from './body-inspection.js';
-import { inspectRequest, type Finding, type InspectOptions } from './detect/index.js';
+import { InspectionBudget, inspectRequest, type Finding, type InspectionLimits, type InspectOptions } from './detect/index.js';
 import { multipartBoundary, MultipartInspector, type UploadFacts } from './multipart.js';
 import { IGNORE_THREATS, type ThreatSink } from './threat-signals.js';
 
@@ -16,6 +16,8 @@ declare module 'fastify' {
     jsonBody?: unknown;
     /** The file and small fields of a multipart body, as its inspector saw them (routing model). */
     multipartFacts?: UploadFacts;
+    /** What this request may still have inspected (limits.inspect*): shared by every inspection of it. */
+    inspectionBudget?: InspectionBudget;
   }
 }
 
@@ -23,12 +25,15 @@ export interface ValidationPluginOptions {
   readonly routes: readonly RouteConfig[];
   readonly metrics: GatewayMetrics;
   readonly threats?: ThreatSink;
+  /** limits.inspectValueBytes / inspectRequestBytes; default: the detectors' defaults. */
+  readonly inspection?: InspectionLimits;
 }
 
 /** Field names go into the error message only when they cannot carry a payload. */
 const SAFE_FIELD = /^[A-Za-z0-9_.[\]-]{1,64}$/;
 
 function rejection(finding: Finding): GatewayError {
+  if (finding.rule === 'input_too_large') return new GatewayError('GW_SECURITY_INPUT_TOO_LARGE', `The request ${finding.location} has more text than the gateway inspects`);
   const where = finding.field !== undefined && SAFE_FIELD.test(finding.field) ? `${finding.location} (${finding.field})` : finding.location;
   return new GatewayError('GW_SECURITY_INPUT_REJECTED', `Rejected by the ${finding.rule} rule in the request ${where}`);
 }
@@ -50,7 +55,8 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
 
   const reject = (client: string, finding: Finding): GatewayError => {
     metrics.inputRejections.inc({ rule: finding.rule, location: finding.location });
-    threats.record(client, 'input_rejected', finding.rule);
+    // Past the inspection budget is a size problem, not a sign of attack.
+    if (finding.rule !== 'input_too_large') threats.record(client, 'input_rejected', finding.rule);
     return rejection(finding);
   };
 
@@ -60,9 +66,12 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
     if (options === undefined || options.mode === 'off') return;
     const url = request.url;
     const q = url.indexOf('?');
+    // One budget for everything this request carries: target, headers and (later) its body.
+    request.inspectionBudget = new InspectionBudget(opts.inspection);
     const finding = inspectRequest(
       { path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), headers: request.headers },
       options,
+      request.inspectionBudget,
     );
     if (finding !== null) {
       request.log.warn({ rule: finding.rule, location: finding.location }, 'input rejected');
@@ -79,7 +88,11 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
     const route = request.routeOptions.config.gatewayRoute;
     if (route === undefined) return;
     const options = byRoute.get(route);
-    const inspection = options !== undefined && options.mode !== 'off' ? (options as InspectOptions & { mode: 'strict' | 'text' }) : undefined;
+    // The body's inspections draw on the budget the request's head started (limits.inspect*).
+    const inspection =
+      options !== undefined && options.mode !== 'off'
+        ? { ...(options as InspectOptions & { mode: 'strict' | 'text' }), budget: request.inspectionBudget ?? new InspectionBudget(opts.inspection) }
+        : undefined;
     // The limit of bodies the gateway holds to inspect: the route's JSON limit (limits.jsonBodyBytes or its own smaller one).
     const limit = request.routeOptions.bodyLimit;
     const encoding = request.headers['content-encoding'];

@@ -242,7 +242,12 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   });
   // Blocked and suspicious clients, and the per-IP quota, before anything costly.
   await app.register(rateLimitClientStage, rateLimiting);
-  await app.register(validationPlugin, { routes: [...config.routes, ...(routing?.routes ?? [])], metrics, threats: rateLimiting.threats });
+  await app.register(validationPlugin, {
+    routes: [...config.routes, ...(routing?.routes ?? [])],
+    metrics,
+    threats: rateLimiting.threats,
+    inspection: { valueChars: config.limits.inspectValueBytes, requestChars: config.limits.inspectRequestBytes },
+  });
   const auth = createAuth(config, app.log, state);
   await app.register(authPlugin, auth);
   // The per-principal (or per-route) quota, once the principal is known.

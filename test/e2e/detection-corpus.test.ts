@@ -101,11 +101,27 @@ async function run(files: readonly CorpusFile[]): Promise<Outcome> {
 
 const pct = (n: number, d: number) => `${((100 * n) / d).toFixed(2)}%`;
 
+function sum(outcomes: readonly Outcome[]): Outcome {
+  const total = (k: 'attacks' | 'blocked' | 'malformed' | 'forwarded' | 'benign' | 'falsePositives') => outcomes.reduce((n, o) => n + o[k], 0);
+  return {
+    attacks: total('attacks'),
+    blocked: total('blocked'),
+    malformed: total('malformed'),
+    forwarded: total('forwarded'),
+    benign: total('benign'),
+    falsePositives: total('falsePositives'),
+    unexpected: outcomes.flatMap((o) => o.unexpected),
+  };
+}
+
 describe('input validation through the running gateway', () => {
   it('blocks at least 98% of attacks and at most 1% of benign traffic, and blocked input never reaches an upstream', async () => {
     const before = upstreams.reduce((n, u) => n + u.requestCount, 0);
-    const main = await run(MAIN_CORPUS);
-    const holdout = await run(HOLDOUT_CORPUS);
+    // file by file (issue 11: the thresholds hold on each file, held-out and new classes included)
+    const byFile = new Map<CorpusFile, Outcome>();
+    for (const f of [...MAIN_CORPUS, ...HOLDOUT_CORPUS]) byFile.set(f, await run([f]));
+    const main = sum(MAIN_CORPUS.map((f) => byFile.get(f) as Outcome));
+    const holdout = sum(HOLDOUT_CORPUS.map((f) => byFile.get(f) as Outcome));
     const reached = upstreams.reduce((n, u) => n + u.requestCount, 0) - before;
     const answeredByUpstream = main.forwarded + holdout.forwarded;
 
@@ -120,8 +136,18 @@ describe('input validation through the running gateway', () => {
         `  held-out  detection ${holdout.blocked}/${holdout.attacks} ${pct(holdout.blocked, holdout.attacks)} (${holdout.malformed} as malformed)   false positives ${holdout.falsePositives}/${holdout.benign} ${pct(holdout.falsePositives, holdout.benign)}`,
         `  all       detection ${blocked}/${attacks} ${pct(blocked, attacks)}   false positives ${fps}/${benign} ${pct(fps, benign)}`,
         `  requests that reached an upstream: ${reached} (responses answered by an upstream: ${answeredByUpstream})`,
+        '  per file:',
+        ...[...byFile].map(([f, o]) =>
+          f.label === 'attack'
+            ? `    ${f.file.padEnd(36)} detection ${o.blocked}/${o.attacks} ${pct(o.blocked, o.attacks)}`
+            : `    ${f.file.padEnd(36)} false positives ${o.falsePositives}/${o.benign} ${pct(o.falsePositives, o.benign)}`,
+        ),
       ].join('\n'),
     );
+    for (const [f, o] of byFile) {
+      if (f.label === 'attack') expect(o.blocked / o.attacks, f.file).toBeGreaterThanOrEqual(MIN_DETECTION);
+      else expect(o.falsePositives / o.benign, f.file).toBeLessThanOrEqual(MAX_FALSE_POSITIVES);
+    }
 
     expect([...main.unexpected, ...holdout.unexpected]).toEqual([]);
     expect(reached).toBe(answeredByUpstream);

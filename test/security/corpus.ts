@@ -19,10 +19,15 @@ export interface CorpusEntry {
   /** `text`: the value is sent in a text-mode field (`field`) as /v1/query does. */
   readonly mode?: 'text';
   readonly field?: string;
+  /** For the `header` placement: the header that carries the value (default: chosen by the value's shape). */
+  readonly header?: string;
+  /** The attack class of this entry, in files that mix classes (attacks-headers.jsonl). */
+  readonly cls?: InjectionRule;
 }
 
 export type CorpusFile =
-  | { readonly file: string; readonly label: 'attack'; readonly cls: InjectionRule }
+  /** `cls` absent: each entry names its class. `at`: the file's default placements. */
+  | { readonly file: string; readonly label: 'attack'; readonly cls?: InjectionRule; readonly at?: readonly Placement[] }
   | { readonly file: string; readonly label: 'benign'; readonly kind: 'text' | 'code' };
 
 export const MAIN_CORPUS: readonly CorpusFile[] = [
@@ -32,6 +37,12 @@ export const MAIN_CORPUS: readonly CorpusFile[] = [
   { file: 'attacks-command.jsonl', label: 'attack', cls: 'command_injection' },
   { file: 'benign.jsonl', label: 'benign', kind: 'text' },
   { file: 'benign-code.jsonl', label: 'benign', kind: 'code' },
+  // issue 11, item 9: evasions that passed, each a class of its own, and benign values near them
+  { file: 'attacks-sqli-numeric.jsonl', label: 'attack', cls: 'sql_injection' },
+  { file: 'attacks-command-obfuscated.jsonl', label: 'attack', cls: 'command_injection' },
+  { file: 'attacks-traversal-unicode.jsonl', label: 'attack', cls: 'path_traversal' },
+  { file: 'attacks-headers.jsonl', label: 'attack', at: ['header'] },
+  { file: 'benign-near-evasions.jsonl', label: 'benign', kind: 'text' },
 ];
 
 export const HOLDOUT_CORPUS: readonly CorpusFile[] = [
@@ -84,7 +95,8 @@ function headerPlaceable(value: string): boolean {
   return /^[\t\x20-\x7e\x80-\xff]*$/.test(value) && value.trim() !== '';
 }
 
-function headerNameFor(value: string): string {
+function headerNameFor(value: string, named?: string): string {
+  if (named !== undefined) return named;
   if (/^https?:\/\//.test(value)) return 'referer';
   if (/^[\d., ]+$/.test(value)) return 'x-forwarded-for';
   if (/^[\w.-]+\/[\w.]/.test(value)) return 'user-agent';
@@ -114,7 +126,12 @@ function strictOptions(): InspectOptions {
  * A request carrying `value` at `placement`. `textField` puts a body value into that text-mode
  * field (as a /v1/query client would); otherwise body values go into an ordinary nested field.
  */
-export function placeValue(value: string, placement: Placement, textField?: string): { request: InspectInput; options: InspectOptions } | null {
+export function placeValue(
+  value: string,
+  placement: Placement,
+  textField?: string,
+  header?: string,
+): { request: InspectInput; options: InspectOptions } | null {
   const options = strictOptions();
   switch (placement) {
     case 'path':
@@ -130,7 +147,7 @@ export function placeValue(value: string, placement: Placement, textField?: stri
     case 'header': {
       if (!headerPlaceable(value)) return null;
       const trimmed = value.trim();
-      return { request: { path: '/v1/twin/chat', query: '', headers: { ...BASE_HEADERS, [headerNameFor(trimmed)]: trimmed } }, options };
+      return { request: { path: '/v1/twin/chat', query: '', headers: { ...BASE_HEADERS, [headerNameFor(trimmed, header)]: trimmed } }, options };
     }
     case 'body': {
       const body =
@@ -157,15 +174,17 @@ export function* samples(files: readonly CorpusFile[]): Generator<Sample> {
         };
         continue;
       }
-      const placements = entry.at ?? DEFAULT_PLACEMENTS[f.label === 'attack' ? f.cls : 'benign'];
+      const cls = f.label === 'attack' ? (entry.cls ?? f.cls) : undefined;
+      if (f.label === 'attack' && cls === undefined) throw new Error(`${f.file}: an entry without a class: ${JSON.stringify(entry.v)}`);
+      const placements = entry.at ?? (f.label === 'attack' ? f.at : undefined) ?? DEFAULT_PLACEMENTS[cls ?? 'benign'];
       for (const placement of placements) {
         const textField = entry.mode === 'text' ? (entry.field ?? 'query') : undefined;
-        const placed = placeValue(entry.v, placement, textField);
+        const placed = placeValue(entry.v, placement, textField, entry.header);
         if (placed === null) continue;
         yield {
           file: f.file,
           label: f.label,
-          ...(f.label === 'attack' ? { cls: f.cls } : {}),
+          ...(cls !== undefined ? { cls } : {}),
           cat,
           value: entry.v,
           placement,

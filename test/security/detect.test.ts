@@ -1,9 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/index.js';
 import {
+  DEFAULT_INSPECTION_LIMITS,
   detectCommandInjection,
   detectSqlInjection,
   detectTraversal,
   detectXss,
+  InspectionBudget,
   inspectRequest,
   inspectValue,
   isInspectedHeader,
@@ -12,7 +18,7 @@ import {
   sqlFingerprint,
   type InspectOptions,
 } from '../../src/security/detect/index.js';
-import { htmlEntityDecodeOnce, markupDecode, percentDecode } from '../../src/security/detect/decode.js';
+import { foldLookalikes, htmlEntityDecodeOnce, LOOKALIKE_CHARS, markupDecode, percentDecode } from '../../src/security/detect/decode.js';
 
 const STRICT: InspectOptions = { mode: 'strict' };
 const QUERY_ROUTE: InspectOptions = { mode: 'strict', textFields: new Set(['query', 'prompt', 'message']), freeTextFields: new Set(['code']) };
@@ -128,9 +134,65 @@ describe('XSS', () => {
 
   it('decodes entities and escapes a bounded number of rounds', () => {
     expect(htmlEntityDecodeOnce('&#60;&#x3c;&lt&amp;AT&T')).toBe('<<<&AT&T');
+    expect(htmlEntityDecodeOnce('&amplifier &LT; &#x1F600; &#0; &#x110000; &ltx')).toBe('&amplifier < 😀 &#0; &#x110000; &ltx');
     expect(markupDecode('%2526lt%253B')).toBe('<');
-    // four layers deep is beyond the bound: stays partly encoded rather than looping
-    expect(markupDecode('%25252525').startsWith('%')).toBe(true);
+    // entities nested deeper than the rounds stay partly encoded rather than looping
+    expect(markupDecode('&amp;amp;amp;amp;lt;')).toBe('&amp;lt;');
+  });
+});
+
+describe('percent-decoding', () => {
+  // Issue 11, item 9: four (or more) rounds of percent-encoding, decoded in one linear pass.
+  it.each([
+    ['%2e', '.'],
+    ['%252e', '.'],
+    ['%25252e', '.'],
+    ['%2525252e%2525252e%2525252f', '../'],
+    ['%25252525252e', '.'],
+    ['%2%35', '%'],
+    ['%%34%31', 'A'],
+    ['%u002e%u002E%u002f', '../'],
+    ['%u0025%32%65', '.'],
+    ['%c0%ae%c0%2e%c0%af', '../'],
+    ['%25c0%25ae%25c0%252e', '..'],
+    ['%E2%80%A5', '\u2025'],
+    ['%25E2%2580%25A5', '\u2025'],
+    ['100%', '100%'],
+    ['50%zz and %', '50%zz and %'],
+    ['%ff%fe', '%ff%fe'],
+    ['a+b', 'a+b'],
+  ])('%s -> %s', (encoded, decoded) => {
+    expect(percentDecode(encoded)).toBe(decoded);
+  });
+
+  it('decodes to a fixed point: nothing decodable is left', () => {
+    for (const s of ['%25' + '25'.repeat(50) + '2e', '%%%252e2e', '%2525%32%35%32%65']) {
+      const once = percentDecode(s);
+      expect(percentDecode(once), s).toBe(once);
+      expect(once).not.toMatch(/%[0-7][0-9a-f]/i);
+    }
+  });
+});
+
+describe('look-alike folding', () => {
+  it('maps every character whose NFKC form contains a dot, a slash or a backslash, as NFKC does', () => {
+    const expected: string[] = [];
+    for (let cp = 0x80; cp <= 0x10ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const ch = String.fromCodePoint(cp);
+      const nfkc = ch.normalize('NFKC');
+      if (nfkc !== ch && /[./\\]/.test(nfkc)) {
+        expected.push(ch);
+        expect(foldLookalikes(ch), `U+${cp.toString(16)}`).toBe(nfkc);
+      }
+    }
+    expect(LOOKALIKE_CHARS).toEqual(expect.arrayContaining(expected));
+  });
+
+  it('folds inside text and leaves other characters alone', () => {
+    expect(foldLookalikes('\u2025/\u2025/etc/passwd')).toBe('../../etc/passwd');
+    expect(foldLookalikes('a\u{1f100}b \ud83d\ude00 \uff0f')).toBe('a0.b \ud83d\ude00 /');
+    expect(foldLookalikes('plain')).toBe('plain');
   });
 });
 
@@ -273,16 +335,36 @@ describe('inspectRequest', () => {
     expect(inspectRequest(get('/v1/search', 'q=select+the+best+option+from+the+table&page=2'), STRICT)).toBeNull();
   });
 
-  it('inspects user-data headers but never credentials', () => {
+  it('inspects user-data headers but never the gateway’s own credentials', () => {
     expect(isInspectedHeader('User-Agent')).toBe(true);
     expect(isInspectedHeader('x-client-context')).toBe(true);
     expect(isInspectedHeader('authorization')).toBe(false);
-    expect(isInspectedHeader('cookie')).toBe(false);
     expect(isInspectedHeader('x-api-key')).toBe(false);
     expect(isInspectedHeader('accept')).toBe(false);
     expect(inspectRequest(get('/v1/x', '', { 'user-agent': "' OR 1=1--" }), STRICT)).toEqual({ rule: 'sql_injection', location: 'header', field: 'user-agent' });
     expect(inspectRequest(get('/v1/x', '', { 'x-note': ['ok', '<script>alert(1)</script>'] }), STRICT)?.field).toBe('x-note');
-    expect(inspectRequest(get('/v1/x', '', { authorization: "Bearer ' OR 1=1--", cookie: 'a=<script>' }), STRICT)).toBeNull();
+    expect(inspectRequest(get('/v1/x', '', { authorization: "Bearer ' OR 1=1--", 'x-api-key': "' OR 1=1--" }), STRICT)).toBeNull();
+  });
+
+  // Issue 11, item 9: these reach the upstream as sent, so they are inspected like any user data.
+  it.each(['cookie', 'x-forwarded-port', 'x-auth-token', 'x-access-token', 'x-csrf-token', 'x-forwarded-for'])(
+    'inspects the forwarded header %s',
+    (name) => {
+      expect(isInspectedHeader(name)).toBe(true);
+      expect(inspectRequest(get('/v1/x', '', { [name]: "' OR 1=1--" }), STRICT)).toEqual({ rule: 'sql_injection', location: 'header', field: name });
+    },
+  );
+
+  it('inspects every cookie name and value, and lets ordinary cookies through', () => {
+    const cookie = (value: string) => inspectRequest(get('/v1/x', '', { cookie: value }), STRICT);
+    expect(cookie('sid=abc123; pref=<script>alert(1)</script>')).toEqual({ rule: 'xss', location: 'header', field: 'cookie' });
+    expect(cookie('sid=abc123; q="1 or 1"')?.rule).toBe('sql_injection');
+    expect(cookie('theme=dark; file=..%2f..%2fetc%2fpasswd')?.rule).toBe('path_traversal');
+    expect(cookie('a=1; run=x|id')?.rule).toBe('command_injection');
+    expect(cookie('a=1; $(id)=1')?.rule).toBe('command_injection');
+    expect(cookie('_ga=GA1.2.1234567890.1700000000; theme=dark; lang=en-US')).toBeNull();
+    expect(cookie('session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl; csrftoken=Xk8-2_aZ')).toBeNull();
+    expect(cookie('consent=%7B%22analytics%22%3Atrue%2C%22ads%22%3Afalse%7D')).toBeNull();
   });
 
   it('walks nested JSON (objects, arrays, keys) and names the field by its path', () => {
@@ -331,6 +413,107 @@ describe('inspectRequest', () => {
     expect(findings[2]?.field).toBe('?');
     expect(findings[4]?.field).toBe('a.?');
     expect(findings[5]?.field).toBe('?');
+  });
+});
+
+// Issue 11, item 9: evasions that passed the original detectors.
+describe('evasions', () => {
+  it.each(['1 or 1', '1 || 1', '1 xor 1', '0 or 1 limit 1', '1 procedure analyse()', '(1) or (1)', '1 and 0 -- ', "' or 1", '2 || 2 order by 1'])(
+    'SQL in a numeric context: %s',
+    (payload) => {
+      expect(inspectValue(payload, 'strict', 'query')).toBe('sql_injection');
+    },
+  );
+
+  it.each([
+    '; w$()hoami',
+    '; i$@d',
+    "; 'i'd",
+    "; $'\\x69\\x64'",
+    "; $'\\151\\144'",
+    '; ${PATH:0:1}bin${PATH:0:1}id',
+    '; X=id;$X',
+    'a; X=id; ${X}',
+    'a & id',
+    '; `echo aWQ= | base64 -d`',
+    'x `echo aWQ= | base64 -d`',
+    '&& echo x > /tmp/pwn',
+  ])('shell: %s', (payload) => {
+    expect(detectCommandInjection(payload)).toBe(true);
+  });
+
+  it.each(['\u2025/\u2025/etc/passwd', '%E2%80%A5/%E2%80%A5/etc/passwd', '%2525252e%2525252e%2525252fetc%2525252fpasswd', '\ufe30/\ufe30/etc/hosts'])(
+    'traversal: %s',
+    (payload) => {
+      for (const position of ['path', 'query', 'header', 'body'] as const) {
+        expect(detectTraversal(payload, percentDecode(payload), position), position).toBe(true);
+      }
+    },
+  );
+
+  it.each([
+    '1 or 2 people',
+    '1 or 2 days, depending on the queue',
+    'Tom & Jerry',
+    'rock & roll',
+    'time & date',
+    'Price: $20 (was $25)',
+    'It costs $5; shipping is $2',
+    'Hello ${name}; ${greeting}',
+    "Is 'or' a reserved word in most languages?",
+    "Compare Python's sleep() with JavaScript's setTimeout()",
+    'wait\u2026 what?',
+  ])('still lets prose through: %s', (text) => {
+    expect(inspectValue(text, 'strict', 'body')).toBeNull();
+  });
+});
+
+describe('inspection budget', () => {
+  it('the configuration defaults are the detectors\' defaults, and bad values stop start-up', () => {
+    const loaded = loadConfig({});
+    if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
+    expect({ valueChars: loaded.config.limits.inspectValueBytes, requestChars: loaded.config.limits.inspectRequestBytes }).toEqual(DEFAULT_INSPECTION_LIMITS);
+    expect(loaded.config.limits.inspectValueBytes).toBeGreaterThanOrEqual(loaded.config.limits.jsonBodyBytes);
+    const file = join(mkdtempSync(join(tmpdir(), 'gw-detect-')), 'limits.yaml');
+    writeFileSync(file, 'limits: { inspectValueBytes: 10, inspectRequestBytes: 4096 }\n');
+    const bad = loadConfig({}, { file });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.problems.join('\n')).toContain('inspectValueBytes');
+  });
+
+  it('defaults inspect a whole default-size JSON body (1 MiB) with room for the head', () => {
+    expect(DEFAULT_INSPECTION_LIMITS.valueChars).toBe(1024 * 1024);
+    expect(DEFAULT_INSPECTION_LIMITS.requestChars).toBeGreaterThan(1024 * 1024);
+    expect(inspectRequest(post('/v1/x', { text: 'a '.repeat(512 * 1024) }), STRICT)).toBeNull();
+  });
+
+  it('a value over the per-value limit is input_too_large, wherever it is', () => {
+    const budget = () => new InspectionBudget({ valueChars: 100, requestChars: 10_000 });
+    const big = 'x'.repeat(101);
+    expect(inspectRequest(post('/v1/x', { a: { b: big } }), STRICT, budget())).toEqual({ rule: 'input_too_large', location: 'body', field: 'a.b' });
+    expect(inspectRequest(post('/v1/x', { [big]: 1 }), STRICT, budget())).toMatchObject({ rule: 'input_too_large', location: 'body' });
+    expect(inspectRequest(get('/v1/x', `q=${big}`), STRICT, budget())).toEqual({ rule: 'input_too_large', location: 'query', field: 'q' });
+    expect(inspectRequest(get('/v1/x', '', { 'x-note': big }), STRICT, budget())).toEqual({ rule: 'input_too_large', location: 'header', field: 'x-note' });
+    expect(inspectRequest(get(`/v1/${big}`), STRICT, budget())).toEqual({ rule: 'input_too_large', location: 'path' });
+    expect(inspectRequest(post('/v1/x', { a: 'x'.repeat(100) }), STRICT, budget())).toBeNull();
+  });
+
+  it('the per-request limit counts every inspected value, across calls sharing one budget', () => {
+    const budget = new InspectionBudget({ valueChars: 1000, requestChars: 2500 });
+    expect(inspectRequest(get('/v1/x', `q=${'a'.repeat(1000)}`), STRICT, budget)).toBeNull();
+    expect(budget.remaining).toBe(2500 - '/v1/x'.length - 'q'.length - 1000);
+    expect(inspectRequest(post('/', { a: 'b'.repeat(1000) }), STRICT, budget)).toBeNull();
+    expect(inspectRequest(post('/', { c: 'd'.repeat(1000) }), STRICT, budget)).toMatchObject({ rule: 'input_too_large', location: 'body' });
+    // free-text fields are not inspected, so they cost nothing
+    const free = new InspectionBudget({ valueChars: 10, requestChars: 10 });
+    expect(inspectRequest(post('/', { code: 'x'.repeat(50) }), { mode: 'strict', freeTextFields: new Set(['code']) }, free)).toBeNull();
+  });
+
+  it('reads no more query parameters than it may inspect', () => {
+    const many = Array.from({ length: 200_000 }, (_, i) => `k${i}=v`).join('&');
+    const started = performance.now();
+    expect(inspectRequest(get('/v1/x', many), STRICT)).toEqual({ rule: 'input_too_complex', location: 'query' });
+    expect(performance.now() - started).toBeLessThan(500);
   });
 });
 

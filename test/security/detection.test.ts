@@ -84,7 +84,7 @@ function evaluateTextMode(files: readonly CorpusFile[]): Record<InjectionRule, T
 
 const pct = (t: Tally) => (t.total === 0 ? '   n/a ' : `${((100 * t.hit) / t.total).toFixed(2).padStart(6)}%`);
 const row = (corpus: string, what: string, t: Tally, note = '') =>
-  `${corpus.padEnd(8)} ${what.padEnd(34)} ${String(t.total).padStart(6)} ${String(t.hit).padStart(6)}  ${pct(t)}  ${note}`;
+  `${corpus.padEnd(8)} ${what.padEnd(46)} ${String(t.total).padStart(6)} ${String(t.hit).padStart(6)}  ${pct(t)}  ${note}`;
 
 function report(name: string, r: Result, text: Record<InjectionRule, Tally>): string {
   const lines = [
@@ -112,7 +112,7 @@ function report(name: string, r: Result, text: Record<InjectionRule, Tally>): st
 const main = evaluate(MAIN_CORPUS);
 const holdout = evaluate(HOLDOUT_CORPUS);
 const all = evaluate([...MAIN_CORPUS, ...HOLDOUT_CORPUS]);
-const header = `${'corpus'.padEnd(8)} ${'measure'.padEnd(34)} ${'n'.padStart(6)} ${'hits'.padStart(6)}  ${'rate'.padStart(7)}`;
+const header = `${'corpus'.padEnd(8)} ${'measure'.padEnd(46)} ${'n'.padStart(6)} ${'hits'.padStart(6)}  ${'rate'.padStart(7)}`;
 console.log(
   [
     '',
@@ -126,6 +126,36 @@ console.log(
 );
 
 const rate = (t: Tally) => t.hit / t.total;
+
+/** Detection (attack files) or false positives (benign files) of each corpus file on its own. */
+function perFile(files: readonly CorpusFile[]): { file: CorpusFile; tally: Tally }[] {
+  return files.map((file) => {
+    const t = tally();
+    for (const sample of samples([file])) {
+      const finding = inspectRequest(sample.request, sample.options);
+      t.total++;
+      if ((finding !== null) === (sample.label === 'attack')) {
+        if (sample.label === 'attack') t.hit++;
+      } else if (sample.label === 'attack') t.misses.push(sample);
+      if (sample.label === 'benign' && finding !== null) {
+        t.hit++;
+        t.misses.push(sample);
+      }
+    }
+    return { file, tally: t };
+  });
+}
+
+const files = perFile([...MAIN_CORPUS, ...HOLDOUT_CORPUS]);
+/** The misses (or false positives) of a file, for the failure message. */
+const missed = (t: Tally) => t.misses.map((m) => `${m.placement}: ${JSON.stringify(m.value)}`).join('\n');
+console.log(
+  [
+    'Per corpus file (attack files: detection; benign files: false positives)',
+    ...files.map(({ file, tally: t }) => row(HOLDOUT_CORPUS.includes(file) ? 'holdout' : 'main', `${file.label === 'attack' ? 'detection' : 'false pos.'}: ${file.file}`, t)),
+    '',
+  ].join('\n'),
+);
 
 describe('detection rate and false-positive rate on the corpus', () => {
   it('the corpus is big enough and balanced as the issue asks (counted in values, not placements)', () => {
@@ -154,6 +184,19 @@ describe('detection rate and false-positive rate on the corpus', () => {
     it(`${name}: at most ${MAX_FALSE_POSITIVES * 100}% false positives`, () => {
       expect(rate(r.benign)).toBeLessThanOrEqual(MAX_FALSE_POSITIVES);
     });
+  }
+
+  // Issue 11: the thresholds hold on every file on its own, the held-out ones and the new classes included.
+  for (const { file, tally: t } of files) {
+    if (file.label === 'attack') {
+      it(`${file.file}: detects at least ${MIN_DETECTION * 100}% of its attacks`, () => {
+        expect(rate(t), missed(t)).toBeGreaterThanOrEqual(MIN_DETECTION);
+      });
+    } else {
+      it(`${file.file}: at most ${MAX_FALSE_POSITIVES * 100}% false positives`, () => {
+        expect(rate(t), missed(t)).toBeLessThanOrEqual(MAX_FALSE_POSITIVES);
+      });
+    }
   }
 
   it('text fields still block script injection and traversal', () => {

@@ -18,6 +18,11 @@
  *
  * A finding names the rule class, where it was found and the field name (query parameter,
  * header name or JSON path of safe-looking keys) — never the offending value.
+ *
+ * Cost: every detector runs in time linear in its input (see test/security/linear-time.test.ts),
+ * and what one request may have inspected is bounded by an InspectionBudget (`limits.inspect*`):
+ * a value longer than `valueChars`, or more text in one request than `requestChars`, is the
+ * finding `input_too_large` (413), never unbounded work and never a silently skipped value.
  */
 import { detectCommandInjection } from './command.js';
 import { percentDecode } from './decode.js';
@@ -26,8 +31,11 @@ import { detectTraversal, type Position } from './traversal.js';
 import { detectXss } from './xss.js';
 
 export type InjectionRule = 'sql_injection' | 'xss' | 'path_traversal' | 'command_injection';
-/** `input_too_complex`: the body nests deeper, or has more values, than can be inspected. */
-export type RuleClass = InjectionRule | 'input_too_complex';
+/**
+ * `input_too_complex`: the body nests deeper, or has more values, than can be inspected.
+ * `input_too_large`: a value, or the request's text in total, is over the inspection budget.
+ */
+export type RuleClass = InjectionRule | 'input_too_complex' | 'input_too_large';
 export type ValidationMode = 'strict' | 'text' | 'off';
 export type Location = Position;
 
@@ -54,6 +62,47 @@ export interface InspectOptions {
   readonly textFields?: ReadonlySet<string>;
   /** Body keys / query parameters not inspected at all (code snippets). */
   readonly freeTextFields?: ReadonlySet<string>;
+  /** The request's inspection budget, when these options travel with one request (body inspection). */
+  readonly budget?: InspectionBudget;
+}
+
+/** How much text is inspected: per value, and per request in total (UTF-16 code units). */
+export interface InspectionLimits {
+  readonly valueChars: number;
+  readonly requestChars: number;
+}
+
+/**
+ * The defaults of `limits.inspectValueBytes` / `limits.inspectRequestBytes`: a body of the
+ * default `limits.jsonBodyBytes` (1 MiB) can be inspected whole, with room for the path, query
+ * and headers. A character count never exceeds the UTF-8 byte count it was decoded from.
+ */
+export const DEFAULT_INSPECTION_LIMITS: InspectionLimits = Object.freeze({ valueChars: 1024 * 1024, requestChars: 1280 * 1024 });
+
+/**
+ * What is left to inspect in one request. Create one per request and pass it to every
+ * inspectRequest() call for that request (head, body, form fields...), so the total is bounded.
+ */
+export class InspectionBudget {
+  readonly valueChars: number;
+  #remaining: number;
+
+  constructor(limits: InspectionLimits = DEFAULT_INSPECTION_LIMITS) {
+    this.valueChars = limits.valueChars;
+    this.#remaining = limits.requestChars;
+  }
+
+  /** Text still allowed in this request. */
+  get remaining(): number {
+    return this.#remaining;
+  }
+
+  /** Takes `length` characters from the budget; false (and nothing taken) when the value or the total is over it. */
+  take(length: number): boolean {
+    if (length > this.valueChars || length > this.#remaining) return false;
+    this.#remaining -= length;
+    return true;
+  }
 }
 
 /** Deepest JSON nesting inspected; deeper bodies are rejected (`input_too_complex`), never skipped. */
@@ -65,27 +114,23 @@ export const MAX_QUERY_PARAMS = 512;
 
 /**
  * Headers that carry user data to upstreams: `user-agent`, `referer`, `origin`, `from`,
- * `forwarded`, and every `x-*` header — except credentials (never read: `authorization`,
- * `proxy-authorization`, `cookie`, `x-api-key` and other token headers) and the headers the
- * gateway replaces itself before forwarding (`x-request-id`, `x-forwarded-proto/host/port`).
- * Standard protocol headers (`accept*`, `content-*`, `host`, `traceparent`, ...) are not user
- * text and are left to the framing checks.
+ * `forwarded`, `cookie` (each cookie's name and value), and every `x-*` header, token headers
+ * such as `x-auth-token` / `x-access-token` / `x-csrf-token` included (an upstream reads them
+ * as data) — except the gateway's own credentials, which are never read here and never reach an
+ * upstream (`authorization`, `proxy-authorization`, `x-api-key`), and the headers the gateway
+ * sets itself before forwarding (`x-request-id`, `x-forwarded-proto`, `x-forwarded-host`; see
+ * src/proxy/headers.ts, which also removes `x-forwarded-port` and replaces `x-forwarded-for`:
+ * those two are inspected like any `x-*` header all the same). Standard protocol headers (`accept*`, `content-*`, `host`,
+ * `traceparent`, ...) are not user text and are left to the framing checks.
  */
-const INSPECTED_HEADERS = new Set(['user-agent', 'referer', 'origin', 'from', 'forwarded']);
+const INSPECTED_HEADERS = new Set(['user-agent', 'referer', 'origin', 'from', 'forwarded', 'cookie']);
 const NEVER_INSPECTED_HEADERS = new Set([
   'authorization',
   'proxy-authorization',
-  'cookie',
   'x-api-key',
-  'x-auth-token',
-  'x-access-token',
-  'x-csrf-token',
-  'x-xsrf-token',
-  'x-amz-security-token',
   'x-request-id',
   'x-forwarded-proto',
   'x-forwarded-host',
-  'x-forwarded-port',
 ]);
 
 export function isInspectedHeader(name: string): boolean {
@@ -105,7 +150,7 @@ export function inspectValue(value: string, mode: 'strict' | 'text', position: P
     if (detectSqlInjection(value, decoded)) return 'sql_injection';
     if (detectCommandInjection(decoded)) return 'command_injection';
   }
-  if (detectXss(value)) return 'xss';
+  if (detectXss(value, decoded)) return 'xss';
   if (detectTraversal(value, decoded, position)) return 'path_traversal';
   return null;
 }
@@ -131,9 +176,10 @@ function fieldMode(name: string, dotted: string | undefined, inherited: FieldMod
 /** Path segments made only of these need no inspection beyond the whole-path traversal check. */
 const PLAIN_SEGMENT = /^[A-Za-z0-9._~-]*$/;
 
-function inspectPath(rawPath: string, mode: 'strict' | 'text'): Finding | null {
+function inspectPath(rawPath: string, mode: 'strict' | 'text', budget: InspectionBudget): Finding | null {
   const q = rawPath.indexOf('?');
   const path = q === -1 ? rawPath : rawPath.slice(0, q);
+  if (!budget.take(path.length)) return { rule: 'input_too_large', location: 'path' };
   if (detectTraversal(path, path.includes('%') ? percentDecode(path) : path, 'path')) {
     return { rule: 'path_traversal', location: 'path' };
   }
@@ -151,31 +197,68 @@ function inspectPath(rawPath: string, mode: 'strict' | 'text'): Finding | null {
   return null;
 }
 
-function inspectQuery(query: string, mode: 'strict' | 'text', options: InspectOptions): Finding | null {
+/**
+ * `application/x-www-form-urlencoded` decoding of one `name=value` pair as URLSearchParams does
+ * it. The query string is split by hand so that no more than MAX_QUERY_PARAMS + 1 pairs are ever
+ * decoded (URLSearchParams would decode all of them first: a 1 MB query of `&`s took seconds).
+ */
+function queryPair(pair: string): [string, string] {
+  const entry = new URLSearchParams(pair).entries().next();
+  return entry.done === true ? ['', ''] : entry.value;
+}
+
+function inspectQuery(query: string, mode: 'strict' | 'text', options: InspectOptions, budget: InspectionBudget): Finding | null {
   const raw = query.startsWith('?') ? query.slice(1) : query;
-  if (raw === '') return null;
   let count = 0;
-  for (const [key, value] of new URLSearchParams(raw)) {
+  for (let start = 0; start < raw.length; ) {
+    let end = raw.indexOf('&', start);
+    if (end === -1) end = raw.length;
+    const pair = raw.slice(start, end);
+    start = end + 1;
+    if (pair === '') continue;
     if (++count > MAX_QUERY_PARAMS) return { rule: 'input_too_complex', location: 'query' };
+    const [key, value] = queryPair(pair);
+    if (!budget.take(key.length)) return { rule: 'input_too_large', location: 'query', field: '?' };
     const keyRule = inspectValue(key, mode, 'query');
     if (keyRule !== null) return { rule: keyRule, location: 'query', field: '?' };
     const m = fieldMode(key, undefined, mode, options);
     if (m === 'free') continue;
+    if (!budget.take(value.length)) return { rule: 'input_too_large', location: 'query', field: safeName(key) };
     const rule = inspectValue(value, m, 'query');
     if (rule !== null) return { rule, location: 'query', field: safeName(key) };
   }
   return null;
 }
 
-function inspectHeaders(headers: InspectInput['headers'], mode: 'strict' | 'text'): Finding | null {
+/** The names and values of a Cookie header (`a=1; b="2"`), as upstream frameworks read them. */
+function* cookieParts(header: string): Generator<string> {
+  for (let start = 0; start < header.length; ) {
+    let end = header.indexOf(';', start);
+    if (end === -1) end = header.length;
+    const pair = header.slice(start, end);
+    start = end + 1;
+    const eq = pair.indexOf('=');
+    const name = (eq === -1 ? '' : pair.slice(0, eq)).trim();
+    let value = (eq === -1 ? pair : pair.slice(eq + 1)).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    if (name !== '') yield name;
+    if (value !== '') yield value;
+  }
+}
+
+function inspectHeaders(headers: InspectInput['headers'], mode: 'strict' | 'text', budget: InspectionBudget): Finding | null {
   for (const name in headers) {
     if (!isInspectedHeader(name)) continue;
     const value = headers[name];
     if (value === undefined) continue;
-    const values = typeof value === 'string' ? [value] : value;
-    for (const v of values) {
-      const rule = inspectValue(v, mode, 'header');
-      if (rule !== null) return { rule, location: 'header', field: safeName(name.toLowerCase()) };
+    const field = safeName(name.toLowerCase());
+    const cookie = field === 'cookie';
+    for (const v of typeof value === 'string' ? [value] : value) {
+      if (!budget.take(v.length)) return { rule: 'input_too_large', location: 'header', field };
+      for (const part of cookie ? cookieParts(v) : [v]) {
+        const rule = inspectValue(part, mode, 'header');
+        if (rule !== null) return { rule, location: 'header', field };
+      }
     }
   }
   return null;
@@ -215,9 +298,10 @@ function usesDottedNames(options: InspectOptions): boolean {
  * the input) and rejects bodies deeper than MAX_BODY_DEPTH or larger than MAX_BODY_NODES instead
  * of leaving part of them unchecked.
  */
-function inspectBody(body: unknown, mode: 'strict' | 'text', options: InspectOptions): Finding | null {
+function inspectBody(body: unknown, mode: 'strict' | 'text', options: InspectOptions, budget: InspectionBudget): Finding | null {
   if (body === undefined || body === null) return null;
   if (typeof body === 'string') {
+    if (!budget.take(body.length)) return { rule: 'input_too_large', location: 'body' };
     const rule = inspectValue(body, mode, 'body');
     return rule === null ? null : { rule, location: 'body' };
   }
@@ -232,6 +316,7 @@ function inspectBody(body: unknown, mode: 'strict' | 'text', options: InspectOpt
     const { value } = frame;
     if (typeof value === 'string') {
       if (frame.mode === 'free') continue;
+      if (!budget.take(value.length)) return { rule: 'input_too_large', location: 'body', ...fieldOf(frame) };
       const rule = inspectValue(value, frame.mode, 'body');
       if (rule !== null) {
         const field = jsonPath(frame);
@@ -253,6 +338,7 @@ function inspectBody(body: unknown, mode: 'strict' | 'text', options: InspectOpt
       const key = keys[i] as string;
       if (frame.mode !== 'free') {
         if (++nodes > MAX_BODY_NODES) return { rule: 'input_too_complex', location: 'body' };
+        if (!budget.take(key.length)) return { rule: 'input_too_large', location: 'body', ...fieldOf(frame) };
         const keyRule = inspectValue(key, frame.mode, 'body');
         if (keyRule !== null) {
           // the offending key itself is never echoed: it is `?` in the reported path
@@ -275,16 +361,18 @@ function fieldOf(frame: Frame): { field?: string } {
 
 /**
  * The first attack found in the request, or null. Order: path, query, headers, body. The result
- * never contains the offending value.
+ * never contains the offending value. `budget` is what this request may still have inspected:
+ * pass the same one to every call made for one request; without it, each call gets the default
+ * limits of its own.
  */
-export function inspectRequest(input: InspectInput, options: InspectOptions): Finding | null {
+export function inspectRequest(input: InspectInput, options: InspectOptions, budget: InspectionBudget = options.budget ?? new InspectionBudget()): Finding | null {
   if (options.mode === 'off') return null;
   const mode = options.mode;
   return (
-    inspectPath(input.path, mode) ??
-    inspectQuery(input.query, mode, options) ??
-    inspectHeaders(input.headers, mode) ??
-    inspectBody(input.body, mode, options)
+    inspectPath(input.path, mode, budget) ??
+    inspectQuery(input.query, mode, options, budget) ??
+    inspectHeaders(input.headers, mode, budget) ??
+    inspectBody(input.body, mode, options, budget)
   );
 }
 

@@ -21,8 +21,15 @@
  *    (`admin'--`), a stacked statement with a statement's shape (`; DROP TABLE x`,
  *    `; DELETE FROM x WHERE`), `UNION [ALL] SELECT` followed by a select list, ORDER BY / GROUP
  *    BY / HAVING enumeration, WAITFOR DELAY '...', INTO OUTFILE, `@@version`, calls of
- *    time/error/file functions. English uses the same words ("select the best option from the
- *    table", "drop me a note", "1=1 in boolean algebra", "O'Reilly") but not this structure.
+ *    time/error/file functions (not right after a plain word: "Python's sleep()"), a number
+ *    joined to a constant by a logic operator in a numeric context (`1 or 1`, `1 xor 1`,
+ *    `0 or 1 limit 1`), `PROCEDURE ANALYSE(`. English uses the same words ("select the best
+ *    option from the table", "drop me a note", "1=1 in boolean algebra", "O'Reilly", "1 or 2
+ *    people") but not this structure.
+ *
+ * Linear time: the tokenizer visits each character a bounded number of times (a `[identifier]`
+ * is looked for within 130 characters, not to the end of the value), the fingerprints are capped
+ * (AS_IS_TOKENS, QUOTE_CONTEXT_TOKENS), and the rules run on the fingerprints only.
  */
 
 /** Token kinds (one character each in the fingerprint). */
@@ -99,6 +106,9 @@ function isHex(c: number): boolean {
   return isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
 
+/** Longest tail of an unclosed string still read as the open string of an injection. */
+const OPEN_STRING_TAIL = 32;
+
 /** Index of the quote closing a string whose content starts at `from`, or -1 if it never closes. */
 function closingQuote(s: string, from: number, quote: number): number {
   for (let j = from; j < s.length; j++) {
@@ -123,9 +133,11 @@ function lineEnd(s: string, from: number): number {
   return nl === -1 ? s.length : nl + 1;
 }
 
-function classifyWord(word: string, beforeParen: boolean): string {
+function classifyWord(word: string, beforeParen: boolean, previousWord: string): string {
   if (word.length > 40) return 'b';
   const upper = word.toUpperCase();
+  // MySQL `... PROCEDURE ANALYSE(...)`: error-based injection after a number or LIMIT
+  if (beforeParen && previousWord === 'PROCEDURE' && (upper === 'ANALYSE' || upper === 'ANALYZE')) return 'F';
   const first = upper.charCodeAt(0);
   // X(P_), S(P_), M(ASTER..): only then can it be a system procedure
   if ((first === 88 || first === 83 || first === 77) && SYSTEM_PROCEDURE.test(upper)) return 'F';
@@ -150,6 +162,7 @@ export function sqlFingerprint(s: string, quote: 0 | 34 | 39, maxTokens: number)
   let i = 0;
   const n = s.length;
   let versioned = false;
+  let previousWord = '';
   if (quote !== 0) {
     const close = closingQuote(s, 0, quote);
     if (close === -1) return 'q';
@@ -169,7 +182,10 @@ export function sqlFingerprint(s: string, quote: 0 | 34 | 39, maxTokens: number)
         // "
         const close = closingQuote(s, i + 1, c);
         if (close === -1) {
-          fp += 'q';
+          // A string left open: the tail an injection leaves for the query's own closing quote
+          // (`' OR '1'='1`) is short; a sentence after an apostrophe ("Is 'or' a reserved word
+          // in most languages?") is not a string the query could close into a condition.
+          fp += n - i - 1 <= OPEN_STRING_TAIL || !/\s/.test(s.slice(i + 1)) ? 'q' : 'x';
           i = n;
         } else {
           fp += 's';
@@ -185,9 +201,16 @@ export function sqlFingerprint(s: string, quote: 0 | 34 | 39, maxTokens: number)
         continue;
       }
       case 91: {
-        // [identifier]
-        const close = s.indexOf(']', i + 1);
-        if (close !== -1 && close - i < 130) {
+        // [identifier]: at most 130 characters (looking further would rescan the rest of the
+        // value from every `[`, quadratic on `[[[[...`)
+        let close = -1;
+        for (let j = i + 1; j < n && j - i < 130; j++) {
+          if (s.charCodeAt(j) === 93) {
+            close = j;
+            break;
+          }
+        }
+        if (close !== -1) {
           fp += 'b';
           i = close + 1;
         } else {
@@ -381,7 +404,8 @@ export function sqlFingerprint(s: string, quote: 0 | 34 | 39, maxTokens: number)
         i = j;
         continue;
       }
-      fp += classifyWord(word, after === 40);
+      fp += classifyWord(word, after === 40, previousWord);
+      previousWord = word.length <= 16 ? word.toUpperCase() : '';
       i = j;
       continue;
     }
@@ -401,21 +425,30 @@ const COND =
 const VERBS =
   'Dk?T(?:k?e?)?(?:b(?:$|[;c(m])|f\\()|RMb(?:$|[;ch])|IN(?:b(?:[(ES;c]|$)|f\\()|PbG|X(?:F|s|v|\\(|b(?:$|[snv;c,]))|Wd[sq]|Yv|Z(?:$|[;ck])|Gv|Kf|C\\(S|F';
 /** After a `;`: any statement, SELECT with a select list. */
-const STATEMENT = `(?:SA?(?:[nvVfFsqt(a]|b[,Mc)])|g[ASPRI]|${VERBS})`;
+const STATEMENT = `(?:SA?(?:[nvVfFsqt(a]|[bT][,Mc)])|g[ASPRI]|${VERBS})`;
 /** At the very start of an unquoted value: SELECT needs more than one word to be SQL. */
 const STATEMENT_AT_START = `(?:SA?(?:aM|n(?:[,c;]|$)|[fFvV]|b,)|${VERBS})`;
-const UNION_SELECT = 'UA?\\(*SA?(?:[nvVfFsqt(!a]|b[,M.c)]|c)';
+/** A keyword may be a column name in a select list (`SELECT user, password FROM`). */
+const UNION_SELECT = 'UA?\\(*SA?(?:[nvVfFsqt(!a]|[bT][,M.c)]|c)';
 
+/**
+ * A number joined to a constant by a logic operator and nothing after (or a comment, `;`,
+ * LIMIT, ORDER/GROUP BY): `1 or 1`, `1 || 1`, `1 xor 1`, `0 or 1 limit 1`, `(1) or (1)`. In a
+ * numeric context (`WHERE id = <value>`) it is true for every row. "1 or 2 people" goes on.
+ */
+const NUMERIC_TAUTOLOGY = '\\(*a?n\\)*(?:&!*\\(*a?[ntvV]\\)*)+(?:$|[c;l]|QB)';
+/** The same after a quote break: `' or 1`, `') || (1 limit 1`. */
+const QUOTED_TAUTOLOGY = 's\\)*(?:&!*\\(*a?[ntvV]\\)*)+(?:$|[c;l]|QB)';
 /** Value inserted into a string literal: the first quote closes it, then SQL follows. */
 const QUOTE_CONTEXT = new RegExp(
-  `^s\\)*(?:&${COND}|;(?:${STATEMENT}|c|$)|${UNION_SELECT}|c|QB[nbs]|J[nbfFV(]|ln|NO|Wd[sq]|a(?:[fF]|\\(+S)|o(?:[fF]|\\(+S|q$)|L[sq]|i\\(S)`,
+  `^(?:${QUOTED_TAUTOLOGY}|s\\)*(?:&${COND}|;(?:${STATEMENT}|c|$)|${UNION_SELECT}|c|QB[nbs]|J[nbfFV(]|ln|NO|Wd[sq]|a(?:[fF]|\\(+S)|o(?:[fF]|\\(+S|q$)|L[sq]|i\\(S))`,
 );
 /** Value inserted where a number or identifier goes. */
 const AS_IS = new RegExp(
-  `^(?:(?:a?n|s|v|V|t)\\)*(?:&${COND}|QB[nbs]|J[nbfFV(]|ln)|a?n&t$|b\\)+&${COND}|\\)+&${COND}|&${COND}|${STATEMENT_AT_START}|${UNION_SELECT})`,
+  `^(?:(?:a?n|s|v|V|t)\\)*(?:&${COND}|QB[nbs]|J[nbfFV(]|ln)|${NUMERIC_TAUTOLOGY}|b\\)+&${COND}|\\)+&${COND}|&${COND}|${STATEMENT_AT_START}|${UNION_SELECT})`,
 );
 /** Structures that are injection wherever they appear. */
-const ANYWHERE = new RegExp(`;${STATEMENT}|${UNION_SELECT}|F|V|Wd[sq]|NO`);
+const ANYWHERE = new RegExp(`;${STATEMENT}|${UNION_SELECT}|(?:^|[^b])F|V|Wd[sq]|NO`);
 
 /** Tokens read in the quote contexts: the decision is made near the break. */
 const QUOTE_CONTEXT_TOKENS = 64;

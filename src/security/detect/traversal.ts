@@ -21,14 +21,21 @@ export type Position = 'path' | 'query' | 'header' | 'body';
  * a parenthesis. An ellipsis ("the ... previous page", "wait...") is not followed by one.
  */
 const DOTDOT_SEGMENT = /(?:^|[\s/\\=:'"(,;])(?:\.{2,}[/\\;]|\.\.$)/;
-const STARTS_WITH_DOTDOT = /^\s*["'`(]?\.{2,}[/\\]/;
-const DEEP_CLIMB = /(?:\.{2,}[/\\;]+){3}/;
+const STARTS_WITH_DOTDOT = /^["'`(]?\.{2,}[/\\]/;
+/**
+ * A climb of three or more `..` segments in a row. Every pattern that starts on a run of dots
+ * does so only at the run's first dot (`(?<!\.)`): from every dot of a 100 KB run it would
+ * rescan the run each time, which is quadratic.
+ */
+const DEEP_CLIMB = /(?<!\.)(?:\.{2,}[/\\;]+){3}/;
+/** The first `..` (or longer) followed by a separator. */
+const CLIMB = /(?<!\.)\.{2,}[/\\]/;
 
 /** Files and folders whose appearance in a request is an attack on a system path, not data. */
 const SENSITIVE =
   /(?:^|[/\\])(?:etc[/\\]+(?:passwd|shadow|group|hosts|sudoers|master\.passwd|issue)\b|proc[/\\]+(?:self|\d+)[/\\]|(?:windows|winnt)[/\\]+(?:win\.ini|system\.ini|system32|repair)\b|boot\.ini\b|inetpub[/\\]|\.ssh[/\\]|\.htpasswd\b|\.htaccess\b|web\.config\b|web-inf[/\\]|\.aws[/\\]+credentials|\.git[/\\]+config|\.bash_history\b|\.env$)/i;
 /** An absolute path or file URL at the start of the value. */
-const ABSOLUTE_START = /^\s*(?:file:[/\\]*(?:[a-z]:)?|[a-z]:|[/\\])/i;
+const ABSOLUTE_START = /^(?:file:[/\\]*(?:[a-z]:)?|[a-z]:|[/\\])/i;
 
 const WHITESPACE = /\s/;
 
@@ -45,16 +52,18 @@ export function detectTraversal(raw: string, decoded: string, position: Position
     if (position !== 'body') return true;
     // Encoded traversal: the raw text did not show the `..` segment, decoding revealed it.
     if (!DOTDOT_SEGMENT.test(foldLookalikes(raw))) return true;
-    if (!WHITESPACE.test(value.trim())) return true;
-    if (STARTS_WITH_DOTDOT.test(value) || DEEP_CLIMB.test(value)) return true;
-    const at = value.search(/\.{2,}[/\\]/);
+    const trimmed = value.trim();
+    if (!WHITESPACE.test(trimmed)) return true;
+    if (STARTS_WITH_DOTDOT.test(trimmed) || DEEP_CLIMB.test(value)) return true;
+    const at = value.search(CLIMB);
     if (at >= 0 && SENSITIVE.test(value.slice(at))) return true;
   }
 
   if (SENSITIVE.test(value)) {
     if (position !== 'body') return true;
     // In prose a mention of /etc/passwd is a question about it; as the whole value it is a target.
-    if (ABSOLUTE_START.test(value) && !WHITESPACE.test(value.trim())) return true;
+    const trimmed = value.trim();
+    if (ABSOLUTE_START.test(trimmed) && !WHITESPACE.test(trimmed)) return true;
   }
   return false;
 }
