@@ -55,6 +55,9 @@ function timePair(fn: (s: string) => unknown, small: string, large: string, reps
     if (pair.large - MAX_RATIO * pair.small < best.large - MAX_RATIO * best.small) best = pair;
     // far over the limit three times over: super-linear, no need to wait for more
     if (pair.large > 1000 || (r >= 2 && best.large > 3 * (MAX_RATIO * best.small + NOISE_MS))) break;
+    // well within it (half the allowance): linear, more pairs would only cost time; a
+    // super-linear detector never gets here (its every pair is ~100x for a 10x step)
+    if (r >= 1 && best.large <= (MAX_RATIO / 2) * best.small + NOISE_MS) break;
   }
   return best;
 }
