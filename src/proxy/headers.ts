@@ -162,9 +162,13 @@ export function forwardingView(request: Pick<FastifyRequest, 'ip' | 'ips' | 'pro
   const ips = request.ips;
   // request.ips: the peer first, then each trusted hop, then the first untrusted address (the client).
   const forwardedFor = ips !== undefined && ips.length > 1 ? [...ips].reverse().join(', ') : peer;
-  const protocol = request.protocol === 'https' ? 'https' : 'http';
+  return { clientIp: request.ip, forwardedFor, ...forwardedOrigin(request) };
+}
+
+/** The scheme and host the gateway forwards (X-Forwarded-Proto / -Host, trustProxy applied); a host not in a plain form is dropped. */
+export function forwardedOrigin(request: Pick<FastifyRequest, 'protocol' | 'host'>): Pick<ForwardingView, 'protocol' | 'host'> {
   const host = request.host;
-  return { clientIp: request.ip, forwardedFor, protocol, host: host !== '' && HOST.test(host) ? host : undefined };
+  return { protocol: request.protocol === 'https' ? 'https' : 'http', host: host !== '' && HOST.test(host) ? host : undefined };
 }
 
 /** Response headers that only tell an attacker what runs behind the gateway. */

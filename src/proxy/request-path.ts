@@ -8,7 +8,7 @@ import type { Decide } from '../routing/auto-route.js';
 import type { Side, TrafficSplits } from '../routing/traffic-split.js';
 import { upstreamBody } from './body.js';
 import { exchange, UpstreamFailure, type ExchangeDeps, type Outgoing } from './exchange.js';
-import { clientResponseHeaders, forwardingView } from './headers.js';
+import { clientResponseHeaders, forwardedOrigin } from './headers.js';
 import { assertForwardable } from './request-target.js';
 import { chooseSide } from './split-side.js';
 import type { UpstreamRegistry } from './upstreams.js';
@@ -167,8 +167,8 @@ function send(reply: FastifyReply, response: Dispatcher.ResponseData): FastifyRe
  * Proto and -Host, trustProxy applied), so an answer that reflects them is never shared across them.
  */
 function cacheOrigin(request: FastifyRequest): string {
-  const view = forwardingView(request);
-  return `${view.protocol}://${view.host ?? ''}`;
+  const { protocol, host } = forwardedOrigin(request);
+  return `${protocol}://${host ?? ''}`;
 }
 
 /** The error as answered after a fallback was tried: it says which fallback answered. */

@@ -14,6 +14,20 @@ import { parseCidr } from '../config/index.js';
  * quota or block by changing notation nor land in someone else's bucket.
  */
 
+/**
+ * A dotted IPv4 address already in canonical form (no leading zeros, each part 0-255): what
+ * Node reports for an IPv4 peer, bare or as `::ffff:a.b.c.d`. Checked first on every request
+ * so the common case costs one regex test instead of a parse (3 % of a cache hit's CPU).
+ */
+const CANONICAL_IPV4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** The canonical IPv4 text of a peer address in one of Node's IPv4 forms, or undefined. */
+function fastIpv4(ip: string): string | undefined {
+  if (CANONICAL_IPV4.test(ip)) return ip;
+  if (ip.startsWith('::ffff:') && CANONICAL_IPV4.test(ip.slice(7))) return ip.slice(7);
+  return undefined;
+}
+
 /** The address parsed, IPv4-mapped (and IPv4-compatible) IPv6 unwrapped to IPv4; null when not an IP address. */
 export function parseClientAddress(ip: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
   const value = ip.trim();
@@ -28,6 +42,8 @@ export function parseClientAddress(ip: string): ipaddr.IPv4 | ipaddr.IPv6 | null
 
 /** The canonical text of an address: dotted IPv4 (mapped IPv6 unwrapped), RFC 5952 IPv6 without zone; the input when it is not an address. */
 export function canonicalIp(ip: string): string {
+  const v4 = fastIpv4(ip);
+  if (v4 !== undefined) return v4;
   const addr = parseClientAddress(ip);
   if (addr === null) return ip;
   return addr.kind() === 'ipv4' ? addr.toString() : rfc5952(addr as ipaddr.IPv6);
@@ -56,6 +72,8 @@ function ipv6Key(addr: ipaddr.IPv6): string {
  * address is returned as is (and `isClientKey` refuses it).
  */
 export function clientKey(ip: string): string {
+  const v4 = fastIpv4(ip);
+  if (v4 !== undefined) return v4;
   const addr = parseClientAddress(ip);
   if (addr !== null) return addr.kind() === 'ipv4' ? addr.toString() : ipv6Key(addr as ipaddr.IPv6);
   return networkKey(ip) ?? ip;
@@ -90,6 +108,8 @@ export class CidrSet {
 
   has(ip: string): boolean {
     if (this.size === 0) return false;
+    const v4 = fastIpv4(ip);
+    if (v4 !== undefined) return this.list.check(v4, 'ipv4');
     const addr = parseClientAddress(ip);
     if (addr === null) return false;
     return addr.kind() === 'ipv4' ? this.list.check(addr.toString(), 'ipv4') : this.list.check(rfc5952(addr as ipaddr.IPv6), 'ipv6');
