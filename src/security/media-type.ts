@@ -48,13 +48,19 @@ export interface MediaType {
 
 /** A Content-Type value, or null when it is not one (missing `/`, bad parameters). */
 export function parseMediaType(value: string): MediaType | null {
-  const m = MEDIA_TYPE.exec(value);
-  if (m === null) return null;
-  const params = parseParameters(value, m[0].length);
-  if (params === null) return null;
-  const type = m[1]!.toLowerCase();
-  const subtype = m[2]!.toLowerCase();
-  return { essence: `${type}/${subtype}`, type, subtype, params };
+  const parsed = headAndParameters(MEDIA_TYPE, value);
+  if (parsed === null) return null;
+  const type = parsed.head[1]!.toLowerCase();
+  const subtype = parsed.head[2]!.toLowerCase();
+  return { essence: `${type}/${subtype}`, type, subtype, params: parsed.params };
+}
+
+/** The leading part `pattern` matches, then a strict parameter list to the end; null when either fails. */
+function headAndParameters(pattern: RegExp, value: string): { head: RegExpExecArray; params: Map<string, Parameter> } | null {
+  const head = pattern.exec(value);
+  if (head === null) return null;
+  const params = parseParameters(value, head[0].length);
+  return params === null ? null : { head, params };
 }
 
 export interface Disposition {
@@ -65,10 +71,8 @@ export interface Disposition {
 
 /** A Content-Disposition value, or null when it is malformed. */
 export function parseDisposition(value: string): Disposition | null {
-  const m = DISPOSITION_TYPE.exec(value);
-  if (m === null) return null;
-  const params = parseParameters(value, m[0].length);
-  return params === null ? null : { type: m[1]!.toLowerCase(), params };
+  const parsed = headAndParameters(DISPOSITION_TYPE, value);
+  return parsed === null ? null : { type: parsed.head[1]!.toLowerCase(), params: parsed.params };
 }
 
 /** An RFC 8187 extended value (`UTF-8''na%C3%AFve.txt`) decoded; null when malformed or in another charset than UTF-8 / ISO-8859-1. */
