@@ -91,7 +91,6 @@ export async function probe(
   let sent = 0;
   let errors = 0;
   let non2xx = 0;
-  const inFlight: Promise<void>[] = [];
   const one = async () => {
     const started = performance.now();
     try {
@@ -109,6 +108,28 @@ export async function probe(
     const res = await pool.request({ path: `${target.pathname}${target.search}`, method: 'GET', headers });
     await res.body.dump();
   }
+  sent = await atFixedRate(rate, durationSec, one);
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const ms = (n: number) => Math.round(n * 100) / 100;
+  return { sent, answered: latencies.length, errors, non2xx, p50: ms(quantile(latencies, 0.5)), p99: ms(quantile(latencies, 0.99)), max: ms(latencies.at(-1) ?? NaN) };
+}
+
+/** Nearest-rank quantile of sorted values (NaN when empty). */
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+/** What the gateway's own /metrics (prom-client default metrics) says about its runtime. */
+/**
+ * Open-loop load: call `one` `rate` times a second for `durationSec` seconds, whatever the
+ * answers take (a slow answer never delays the next call); waits for every call, returns
+ * how many were sent.
+ */
+export async function atFixedRate(rate: number, durationSec: number, one: () => Promise<void>): Promise<number> {
+  const inFlight: Promise<void>[] = [];
+  let sent = 0;
   const interval = 1000 / rate;
   const start = performance.now();
   const end = start + durationSec * 1000;
@@ -126,19 +147,18 @@ export async function probe(
     tick();
   });
   await Promise.all(inFlight);
-  await pool.close();
-  latencies.sort((a, b) => a - b);
-  const ms = (n: number) => Math.round(n * 100) / 100;
-  return { sent, answered: latencies.length, errors, non2xx, p50: ms(quantile(latencies, 0.5)), p99: ms(quantile(latencies, 0.99)), max: ms(latencies.at(-1) ?? NaN) };
+  return sent;
 }
 
-/** Nearest-rank quantile of sorted values (NaN when empty). */
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+/** A positive number from a flag, else from an environment variable, else `fallback` (bench options). */
+export function positiveOption(flag: string | undefined, env: string, fallback: number): number {
+  const raw = flag ?? process.env[env];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`bad value "${raw}" for ${env}`);
+  return n;
 }
 
-/** What the gateway's own /metrics (prom-client default metrics) says about its runtime. */
 export interface RuntimeSample {
   /** Event-loop delay since the previous scrape (prom-client resets it on every scrape). */
   readonly eventLoopDelayP99Ms: number;

@@ -14,6 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { atFixedRate, positiveOption } from './load.js';
 import { gatewayCredentials, startGateway, startStandIn, stopAll, type AuthMode } from './servers.js';
 
 const HELP = `usage: npm run bench:mcp -- [options]    (each option can also come from its BENCH_MCP_* variable)
@@ -59,13 +60,7 @@ function options() {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const num = (flag: string | undefined, env: string, fallback: number) => {
-    const raw = flag ?? process.env[env];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`bad value "${raw}" for ${env}`);
-    return n;
-  };
+  const num = positiveOption;
   const eras = (values.eras ?? process.env.BENCH_MCP_ERAS ?? ERAS.join(',')).split(',').map((e) => e.trim());
   for (const era of eras) if (!(ERAS as readonly string[]).includes(era)) throw new Error(`unknown era "${era}" (${ERAS.join(', ')})`);
   const auth = (values.auth ?? process.env.BENCH_MCP_AUTH ?? 'api-key') as AuthMode;
@@ -169,7 +164,6 @@ async function measure(gatewayUrl: string, era: Era, credentials: Record<string,
   const latencies: number[] = [];
   let sent = 0;
   let errors = 0;
-  const inFlight: Promise<void>[] = [];
   const one = async () => {
     const started = performance.now();
     const problem = await call(pool, client, id++).catch((err: unknown) => (err as Error).message);
@@ -179,23 +173,7 @@ async function measure(gatewayUrl: string, era: Era, credentials: Record<string,
       fail(problem);
     }
   };
-  const interval = 1000 / opts.rate;
-  const start = performance.now();
-  const end = start + opts.durationSec * 1000;
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now();
-      // Catch up if this process was descheduled: send every request that is due.
-      while (start + sent * interval <= now && start + sent * interval < end) {
-        sent += 1;
-        inFlight.push(one());
-      }
-      if (now >= end) return resolve();
-      setTimeout(tick, Math.max(0, start + sent * interval - performance.now()));
-    };
-    tick();
-  });
-  await Promise.all(inFlight);
+  sent = await atFixedRate(opts.rate, opts.durationSec, one);
   await pool.close();
   latencies.sort((a, b) => a - b);
   const ms = (n: number) => Math.round(n * 100) / 100;

@@ -22,6 +22,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { positiveOption } from './load.js';
 import Fastify from 'fastify';
 import { loadConfig, type GatewayConfig } from '../src/config/index.js';
 import { createMetrics } from '../src/metrics/registry.js';
@@ -66,13 +67,7 @@ function options() {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const num = (flag: string | undefined, env: string, fallback: number) => {
-    const raw = flag ?? process.env[env];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!(n > 0)) throw new Error(`bad value "${raw}" for ${env}`);
-    return n;
-  };
+  const num = positiveOption;
   return {
     rate: num(values.rate, 'BENCH_RL_RATE', 2000),
     duration: num(values.duration, 'BENCH_RL_DURATION', 10),
