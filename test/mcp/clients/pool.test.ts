@@ -148,3 +148,89 @@ describe('McpClientPool with real stdio servers', () => {
     expect(JSON.stringify(echo.content)).toContain('still here');
   }, 60_000);
 });
+
+describe('McpClientPool: catalogue changes, relayed requests, isolation', () => {
+  it('refreshes the catalogue on notifications/tools/list_changed and fires onChange', async () => {
+    const fixture = join(import.meta.dirname, 'fixtures', 'list-changed-server.mjs');
+    const config = configWith(`mcp:\n  servers:\n    lc:\n      command: ${process.execPath}\n      args: [${fixture}]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    expect(pool.catalogue('lc').tools.map((t) => t.name)).toEqual(['add_tool']);
+    const changes: UpstreamChange[] = [];
+    pool.onChange((c) => changes.push(c));
+    await pool.callTool('lc', 'add_tool', { name: 'late_tool' });
+    await until(() => pool.catalogue('lc').tools.some((t) => t.name === 'late_tool'), 10_000);
+    expect(changes).toContainEqual({ server: 'lc', kind: 'tools' });
+    expect(pool.server('lc')!.toolCount).toBe(2);
+    const late = await pool.callTool('lc', 'late_tool', {});
+    expect(JSON.stringify(late.content)).toContain('late_tool ran');
+  }, 60_000);
+
+  it('relays sampling from an upstream to the handler with the origin of the call that caused it', async () => {
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    const seen: { origins: readonly unknown[]; server: string; text: string }[] = [];
+    pool.setRequestHandler('sampling/createMessage', async (params, ctx) => {
+      const first = params.messages[0]?.content;
+      seen.push({ origins: ctx.origins, server: ctx.server, text: JSON.stringify(first) });
+      return { role: 'assistant', model: 'agent-model', content: { type: 'text', text: 'sampled by the agent' } };
+    });
+    pool.start();
+    await pool.settled();
+    const tools = pool.catalogue('everything').tools.map((t) => t.name);
+    expect(tools).toContain('trigger-sampling-request');
+    const result = await pool.callTool('everything', 'trigger-sampling-request', { prompt: 'hello upstream', maxTokens: 10 }, { origin: 'agent-session-1' });
+    expect(result.isError).not.toBe(true);
+    expect(JSON.stringify(result.content)).toContain('sampled by the agent');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ server: 'everything', origins: ['agent-session-1'] });
+    expect(seen[0]!.text).toContain('hello upstream');
+  }, 60_000);
+
+  it("gives a stdio child only its configured environment, never the gateway's", async () => {
+    process.env.UGW_POOL_TEST_SECRET = 'gateway-secret-value';
+    cleanups.push(() => void delete process.env.UGW_POOL_TEST_SECRET);
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n      env: { GIVEN: "\${GIVEN_VALUE}" }\n`, { GIVEN_VALUE: 'given-to-child', UGW_POOL_TEST_SECRET: 'gateway-secret-value' });
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    const env = JSON.parse((await pool.callTool('everything', 'get-env', {})).content.map((c) => (c.type === 'text' ? c.text : '')).join('')) as Record<string, string>;
+    expect(env.GIVEN).toBe('given-to-child');
+    expect(Object.values(env)).not.toContain('gateway-secret-value');
+    expect(Object.keys(env).sort()).toEqual(expect.arrayContaining(['GIVEN', 'PATH']));
+    expect(Object.keys(env).every((k) => ['GIVEN', 'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TERM', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ'].includes(k))).toBe(true);
+  }, 60_000);
+
+  it('context7 (stdio, offline): lists its tools; a call answers with an error saying the network failed', async () => {
+    const config = configWith('mcp:\n  servers:\n    context7: { preset: context7, enabled: true, timeoutMs: 20000 }\n');
+    const logged: string[] = [];
+    const pool = new McpClientPool(config.mcp, { log: { ...silent, info: (o, m) => logged.push(`${m} ${JSON.stringify(o)}`) } });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    expect(pool.server('context7')).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'context7' });
+    const names = pool.catalogue('context7').tools.map((t) => t.name);
+    expect(names.length).toBeGreaterThanOrEqual(2);
+    const resolveTool = names.find((n) => /resolve/i.test(n))!;
+    expect(resolveTool).toBeDefined();
+    const outcome = await pool.callTool('context7', resolveTool, { libraryName: 'fastify', query: 'fastify plugins' }).then(
+      (r) => ({ result: r, error: undefined }),
+      (e: unknown) => ({ result: undefined, error: e }),
+    );
+    // Offline: either a tool error from context7 itself, or the pool's error naming the server; never a hang.
+    if (outcome.result) {
+      // context7 4.1.1 answers offline with a text result "Error searching libraries: TypeError:
+      // fetch failed" and without isError (its own choice; the pool passes results through).
+      const text = JSON.stringify(outcome.result.content);
+      expect(outcome.result.isError === true || /error/i.test(text)).toBe(true);
+      expect(text).toMatch(/fetch failed|network|ENOTFOUND|EAI_AGAIN|ECONNREFUSED/i);
+    } else {
+      expect(outcome.error).toBeInstanceOf(UpstreamCallError);
+      expect(String(outcome.error)).toContain('context7');
+    }
+  }, 60_000);
+});
