@@ -157,15 +157,31 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     cleanups.push(() => pool.close());
     pool.start();
     await pool.settled();
-    expect(pool.catalogue('lc').tools.map((t) => t.name)).toEqual(['add_tool']);
+    expect(pool.catalogue('lc').tools.map((t) => t.name)).toEqual(['add_tool', 'slow']);
     const changes: UpstreamChange[] = [];
     pool.onChange((c) => changes.push(c));
     await pool.callTool('lc', 'add_tool', { name: 'late_tool' });
     await until(() => pool.catalogue('lc').tools.some((t) => t.name === 'late_tool'), 10_000);
     expect(changes).toContainEqual({ server: 'lc', kind: 'tools' });
-    expect(pool.server('lc')!.toolCount).toBe(2);
+    expect(pool.server('lc')!.toolCount).toBe(3);
     const late = await pool.callTool('lc', 'late_tool', {});
     expect(JSON.stringify(late.content)).toContain('late_tool ran');
+  }, 60_000);
+
+  it('a missed deadline sends notifications/cancelled upstream; stderr lines reach the log tagged with the server, secrets masked', async () => {
+    const fixture = join(import.meta.dirname, 'fixtures', 'list-changed-server.mjs');
+    const config = configWith(`mcp:\n  servers:\n    lc:\n      command: ${process.execPath}\n      args: [${fixture}]\n      env: { FIXTURE_TOKEN: "\${FIXTURE_TOKEN}" }\n`, { FIXTURE_TOKEN: 'tok-0123456789' });
+    const lines: Record<string, unknown>[] = [];
+    const pool = new McpClientPool(config.mcp, { log: { ...silent, info: (o) => lines.push(o as Record<string, unknown>) } });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    const error = await pool.callTool('lc', 'slow', {}, { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect((error as UpstreamCallError).reason).toBe('timeout');
+    await until(() => lines.some((l) => l.server === 'lc' && String(l.stderr).startsWith('slow cancelled')), 10_000);
+    const startLine = lines.find((l) => String(l.stderr).startsWith('starting with token'));
+    expect(startLine?.stderr).toBe('starting with token ***');
+    expect(JSON.stringify(lines)).not.toContain('tok-0123456789');
   }, 60_000);
 
   it('relays sampling from an upstream to the handler with the origin of the call that caused it', async () => {
