@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig, type GatewayConfig } from '../../../src/config/index.js';
 import { McpClientPool, UpstreamCallError } from '../../../mcp/clients/pool.js';
+import { closeInProcess, READER_KEY, startInProcess } from '../../helpers/mcp-inprocess.js';
 import type { UpstreamChange } from '../../../mcp/clients/types.js';
 
 /*
@@ -250,3 +251,33 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     }
   }, 60_000);
 });
+
+describe('McpClientPool over Streamable HTTP', () => {
+  afterEach(closeInProcess);
+
+  it("negotiates 2026-07-28 with a v2 server (a gateway's own /mcp), sends the configured header credential, and refuses calls while down", async () => {
+    const upstream = await startInProcess();
+    const config = configWith(
+      `mcp:\n  servers:\n    gw:\n      url: ${upstream.url}/mcp\n      headers: { X-API-Key: "\${UPSTREAM_KEY}" }\n    nothing:\n      url: http://127.0.0.1:1/mcp\n      timeoutMs: 1000\n`,
+      { UPSTREAM_KEY: READER_KEY },
+    );
+    const pool = new McpClientPool(config.mcp, { log: silent, backoff: { baseMs: 60_000 } });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    expect(pool.server('gw')).toMatchObject({ state: 'ready', transport: 'http', protocolVersion: '2026-07-28' });
+    expect(pool.catalogue('gw').tools.map((t) => t.name)).toContain('list_routes');
+    const routes = await pool.callTool('gw', 'list_routes', {});
+    expect(routes.isError).not.toBe(true);
+    // The upstream saw the reader key's principal: the audit line names it.
+    expect(upstream.audits().some((a) => a.tool === 'list_routes' && a.principal === 'key:reader')).toBe(true);
+    // A server that cannot be reached is down with its error, and calls to it are refused at once.
+    expect(pool.server('nothing')).toMatchObject({ state: 'down' });
+    expect(pool.server('nothing')!.lastError).toMatch(/connect failed/);
+    const started = Date.now();
+    await expect(pool.callTool('nothing', 'x', {})).rejects.toThrow(/unavailable: not connected/);
+    await expect(pool.callTool('unknown', 'x', {})).rejects.toThrow(/not configured/);
+    expect(Date.now() - started).toBeLessThan(200);
+  }, 60_000);
+});
+
