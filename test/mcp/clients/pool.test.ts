@@ -185,6 +185,23 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     expect(JSON.stringify(lines)).not.toContain('tok-0123456789');
   }, 60_000);
 
+  it('shares one connection among many concurrent callers, and passes progress through', async () => {
+    const marker = `pool-share-${randomUUID()}`;
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio, ${marker}]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => pool.callTool('everything', 'echo', { message: `caller ${i}` }, { origin: `session-${i}` })));
+    results.forEach((r, i) => expect(JSON.stringify(r.content)).toContain(`caller ${i}`));
+    expect(pool.connectionCount).toBe(1);
+    expect(processes(marker).filter((p) => !p.args.includes('watchdog'))).toHaveLength(1);
+    const progress: number[] = [];
+    await pool.callTool('everything', 'trigger-long-running-operation', { duration: 1, steps: 3 }, { onprogress: (p) => progress.push(p.progress) });
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+  }, 60_000);
+
   it('relays sampling from an upstream to the handler with the origin of the call that caused it', async () => {
     const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n`);
     const pool = new McpClientPool(config.mcp, { log: silent });
@@ -278,6 +295,12 @@ describe('McpClientPool over Streamable HTTP', () => {
     await expect(pool.callTool('nothing', 'x', {})).rejects.toThrow(/unavailable: not connected/);
     await expect(pool.callTool('unknown', 'x', {})).rejects.toThrow(/not configured/);
     expect(Date.now() - started).toBeLessThan(200);
+    // The upstream goes away: the next call fails with an error naming the server, and the server is down.
+    await upstream.close();
+    const lost = await pool.callTool('gw', 'list_routes', {}).catch((e: unknown) => e);
+    expect(lost).toBeInstanceOf(UpstreamCallError);
+    expect(String(lost)).toContain('"gw"');
+    expect(pool.server('gw')!.state).toBe('down');
   }, 60_000);
 });
 
