@@ -25,7 +25,6 @@ import {
   type UpstreamInitiatedContext,
   type UpstreamNotification,
   type UpstreamRequestHandlers,
-  type UpstreamRequestMethod,
   type UpstreamServerView,
   type UpstreamState,
 } from './types.js';
