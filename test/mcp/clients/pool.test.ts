@@ -71,7 +71,8 @@ describe('McpClientPool with real stdio servers', () => {
     await pool.settled();
     const views = Object.fromEntries(pool.servers().map((s) => [s.name, s]));
     expect(views.memory).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'memory', toolPrefix: 'memory__', federate: true });
-    expect(views.memory!.protocolVersion).toMatch(/^(2025-11-25|2026-07-28)$/);
+    // server-memory is on SDK 1.x: auto negotiation falls back to 2025-11-25.
+    expect(views.memory!.protocolVersion).toBe('2025-11-25');
     expect(views.memory!.toolCount).toBeGreaterThan(3);
     expect(pool.catalogue('memory').tools.map((t) => t.name)).toContain('create_entities');
     expect(changes.some((c) => c.server === 'memory' && c.kind === 'state')).toBe(true);
@@ -224,6 +225,19 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     expect(seen[0]!.text).toContain('hello upstream');
   }, 60_000);
 
+  it('relays logging notifications from an upstream to the notification listeners', async () => {
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    const seen: { method: string; server: string }[] = [];
+    pool.onNotification((n, ctx) => seen.push({ method: n.method, server: ctx.server }));
+    pool.start();
+    await pool.settled();
+    await pool.callTool('everything', 'toggle-simulated-logging', {});
+    await until(() => seen.some((n) => n.method === 'notifications/message'), 30_000);
+    expect(seen.find((n) => n.method === 'notifications/message')!.server).toBe('everything');
+  }, 60_000);
+
   it("gives a stdio child only its configured environment, never the gateway's", async () => {
     process.env.UGW_POOL_TEST_SECRET = 'gateway-secret-value';
     cleanups.push(() => void delete process.env.UGW_POOL_TEST_SECRET);
@@ -246,7 +260,8 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     cleanups.push(() => pool.close());
     pool.start();
     await pool.settled();
-    expect(pool.server('context7')).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'context7' });
+    // context7 is on the v2 SDK: auto negotiation finds 2026-07-28.
+    expect(pool.server('context7')).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'context7', protocolVersion: '2026-07-28' });
     const names = pool.catalogue('context7').tools.map((t) => t.name);
     expect(names.length).toBeGreaterThanOrEqual(2);
     const resolveTool = names.find((n) => /resolve/i.test(n))!;
