@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { dirname } from 'node:path';
 import {
   ProtocolError,
   type CallToolResult,
@@ -226,7 +227,7 @@ export class Upstream {
     if (c.transport.kind === 'stdio' && c.preset === 'memory') {
       // memory keeps its file in mcp.dataDir (MEMORY_FILE_PATH); the directory must exist.
       const file = c.transport.env.MEMORY_FILE_PATH;
-      if (file !== undefined) mkdirSync(file.replace(/[/\\][^/\\]*$/, ''), { recursive: true });
+      if (file !== undefined) mkdirSync(dirname(file), { recursive: true });
     }
     const transport = createTransport(c.transport);
     this.#client = client;
