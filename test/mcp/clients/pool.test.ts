@@ -317,5 +317,18 @@ describe('McpClientPool over Streamable HTTP', () => {
     expect(String(lost)).toContain('"gw"');
     expect(pool.server('gw')!.state).toBe('down');
   }, 60_000);
+
+  it('notices an idle Streamable HTTP server going away through its pings (down with the error)', async () => {
+    const upstream = await startInProcess();
+    const config = configWith(`mcp:\n  servers:\n    gw:\n      url: ${upstream.url}/mcp\n      headers: { X-API-Key: "\${UPSTREAM_KEY}" }\n      timeoutMs: 1000\n`, { UPSTREAM_KEY: READER_KEY });
+    const pool = new McpClientPool(config.mcp, { log: silent, pingIntervalMs: 200, backoff: { baseMs: 100, maxMs: 300 } });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    expect(pool.isReady('gw')).toBe(true);
+    await upstream.close();
+    await until(() => pool.server('gw')!.state === 'down', 5000);
+    expect(pool.server('gw')!.lastError).toMatch(/ping failed|connect failed/);
+  }, 60_000);
 });
 
