@@ -100,6 +100,8 @@ describe('McpClientPool with real stdio servers', () => {
     const tools = pool.catalogue('everything').tools.map((t) => t.name);
     expect(tools).toContain('trigger-long-running-operation');
     // The server runs under the watchdog: gateway -> watchdog -> server.
+    // (auto negotiation may probe on a short-lived sibling process first: wait for it to be gone)
+    await until(() => processes(marker).length === 2, 5000);
     const [server] = processes(marker).filter((p) => !p.args.includes('watchdog'));
     const [watchdog] = processes(marker).filter((p) => p.args.includes('watchdog'));
     expect(server?.ppid).toBe(watchdog?.pid);
