@@ -23,3 +23,32 @@ export function presentedCredential(headers: IncomingHttpHeaders): PresentedCred
   if (Array.isArray(apiKey)) return { kind: 'malformed' };
   return null;
 }
+
+/**
+ * Browsers cannot set headers on a WebSocket: they may offer the bearer token as a
+ * subprotocol `bearer.<token>` next to their real one (`new WebSocket(url, ['bearer.' + t,
+ * 'chat'])`). The gateway never selects or forwards it.
+ */
+export const WS_BEARER_PROTOCOL_PREFIX = 'bearer.';
+
+/** The subprotocols a client offered (Sec-WebSocket-Protocol), in order. */
+export function offeredProtocols(header: string | string[] | undefined): string[] {
+  if (header === undefined) return [];
+  return (Array.isArray(header) ? header.join(',') : header)
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+}
+
+/** The bearer token offered as a `bearer.<token>` subprotocol, if any. */
+export function bearerFromProtocols(header: string | string[] | undefined): string | undefined {
+  const offered = offeredProtocols(header).find((p) => p.startsWith(WS_BEARER_PROTOCOL_PREFIX));
+  const token = offered?.slice(WS_BEARER_PROTOCOL_PREFIX.length);
+  return token === undefined || token === '' ? undefined : token;
+}
+
+/** A WebSocket upgrade request (`Upgrade: websocket`). */
+export function isWebSocketUpgrade(headers: IncomingHttpHeaders): boolean {
+  const upgrade = headers.upgrade;
+  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket';
+}

@@ -39,6 +39,9 @@ import { routingAdminRoutes, RoutingModelsService } from '../admin/index.js';
 import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js';
 import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
+import { LiveConnections } from '../ws/connections.js';
+import { webSocketProxy } from '../ws/proxy.js';
+import websocketPlugin from '../ws/plugin.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -233,6 +236,10 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // headers and limits, the client stage (blocked / suspicious clients, per-IP quota), input
   // validation, authentication, the per-principal quota; routing and proxying come last.
   await app.register(securityPlugin, { config });
+  // WebSockets (src/ws): upgrades go through the stages below like any request; this one
+  // first refuses upgrades on routes without WebSockets and foreign Origins.
+  const liveConnections = new LiveConnections();
+  if (config.websocketsEnabled) await app.register(websocketPlugin, { config, connections: liveConnections });
   await app.register(compress, {
     global: true,
     threshold: 1024,
@@ -322,7 +329,19 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
         close: (c) => c.close(),
       })
     : undefined;
-  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, splits, ...(cache ? { cache } : {}) });
+  await app.register(proxyPlugin, {
+    config,
+    table,
+    upstreams,
+    metrics,
+    autoRouting: routing,
+    resilience,
+    splits,
+    ...(cache ? { cache } : {}),
+    ...(config.websocketsEnabled
+      ? { websocket: (path, identity) => webSocketProxy({ path, identity, resilience, metrics, limits: config.websockets, connections: liveConnections }) }
+      : {}),
+  });
   // Last on the list, so first to close: stop accepting and finish in-flight requests before
   // anything they use goes away. (Fastify's own onClose hooks run inside app.close().)
   // (The Fastify instance is a thenable: it is closed over, never passed as the value.)
