@@ -42,6 +42,7 @@ import { TrafficService } from '../admin/traffic-service.js';
 import { LiveConnections } from '../ws/connections.js';
 import { webSocketProxy } from '../ws/proxy.js';
 import websocketPlugin from '../ws/plugin.js';
+import { eventsRoutes } from '../ws/events.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -169,7 +170,16 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   /** The event bus's gateway channel (src/events), once the state store exists. */
   let gatewayEventsChannel: EventChannel<GatewayEvent> | undefined;
   // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
-  const resilience = await lifecycle.start('resilience', new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams }), {
+  const resilience = await lifecycle.start(
+    'resilience',
+    new Resilience(config, {
+      log: app.log.child({ component: 'resilience' }),
+      metrics,
+      upstreams,
+      // Each replica announces its own breakers (/v1/events).
+      onBreakerState: (service, upstream, state) => void gatewayEventsChannel?.publish({ type: 'breaker.state', service, upstream, state }).catch(() => {}),
+    }),
+    {
     close: (r) => r.close(),
   });
 
@@ -182,7 +192,15 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // The event bus (src/events) on the state store's pub/sub: MCP notifications on every replica.
   const events = await lifecycle.start('event bus', new EventBus(state, { log: app.log.child({ component: 'events' }) }), { close: (bus) => bus.close() });
   gatewayEventsChannel = gatewayEvents(events);
-  const rateLimiting = await lifecycle.start('rate limiting', createRateLimiting(config, state, { metrics, log: app.log.child({ component: 'ratelimit' }) }), {
+  const rateLimiting = await lifecycle.start(
+    'rate limiting',
+    createRateLimiting(config, state, {
+      metrics,
+      log: app.log.child({ component: 'ratelimit' }),
+      onClientBlocked: (info) =>
+        void gatewayEventsChannel?.publish({ type: 'client.blocked', client: info.client.slice(0, 128), reason: info.reason.slice(0, 200), seconds: info.durationSeconds }).catch(() => {}),
+    }),
+    {
     start: (r) => r.start(),
     close: (r) => r.close(),
   });
@@ -190,7 +208,15 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // ML routing: the models load now (a model that cannot be used stops start-up) and follow
   // swaps of the other replicas through the state store.
   const routing: AutoRouting | null = config.routing.enabled
-    ? await lifecycle.start('routing models', createAutoRouting(config, { state, metrics, log: app.log.child({ component: 'routing' }) }), {
+    ? await lifecycle.start(
+        'routing models',
+        createAutoRouting(config, {
+          state,
+          metrics,
+          log: app.log.child({ component: 'routing' }),
+          onModelActivated: (model, previous) => void gatewayEventsChannel?.publish({ type: 'model.promoted', model: model.slice(0, 256), previous: previous.slice(0, 256) }).catch(() => {}),
+        }),
+        {
         start: (r) => r.start(),
         close: (r) => r.close(),
       })
@@ -239,7 +265,9 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // WebSockets (src/ws): upgrades go through the stages below like any request; this one
   // first refuses upgrades on routes without WebSockets and foreign Origins.
   const liveConnections = new LiveConnections();
-  if (config.websocketsEnabled) await app.register(websocketPlugin, { config, connections: liveConnections });
+  if (config.websocketsEnabled) await app.register(websocketPlugin, { config });
+  // Shutdown, after the drain delay: live WebSockets end with 1001, event streams with a notice.
+  app.addHook('preClose', async () => liveConnections.shutdown(config.websockets.closeGraceMs));
   await app.register(compress, {
     global: true,
     threshold: 1024,
@@ -286,6 +314,14 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
     });
   }
+  // GET /v1/events: the event bus as a WebSocket (or SSE), every replica's events (src/ws/events.ts).
+  await app.register(eventsRoutes, {
+    channel: gatewayEventsChannel,
+    connections: liveConnections,
+    metrics,
+    limits: config.websockets,
+    websocket: config.websocketsEnabled,
+  });
   // MCP Streamable HTTP at /mcp: read scope to connect; tools check their own needs.
   const routesService = new RoutesService(config, table, prober, splits);
   const metricsService = await lifecycle.start('metrics sampler', new MetricsService(metrics.registry), { start: (m) => m.start(), close: (m) => m.stop() });

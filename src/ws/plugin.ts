@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { GatewayConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
-import type { LiveConnections } from './connections.js';
 import { selectProtocol } from './protocols.js';
 
 declare module 'fastify' {
@@ -15,7 +14,6 @@ declare module 'fastify' {
 
 export interface WebSocketPluginOptions {
   readonly config: Pick<GatewayConfig, 'cors' | 'websockets'>;
-  readonly connections: LiveConnections;
 }
 
 /**
@@ -46,10 +44,9 @@ export function wsOriginPolicy(config: Pick<GatewayConfig, 'cors'>): (request: F
  * Fastify lifecycle (every onRequest / preHandler stage runs, and any of them may still
  * answer with an HTTP error) before a route's wsHandler upgrades it. This stage refuses, first
  * of all, upgrades on routes that do not take them and browser Origins outside the CORS list.
- * Shutdown (preClose, after the drain delay) closes every live connection with 1001.
  */
 async function websocketPlugin(app: FastifyInstance, opts: WebSocketPluginOptions): Promise<void> {
-  const { config, connections } = opts;
+  const { config } = opts;
   await app.register(fastifyWebsocket, {
     options: {
       maxPayload: config.websockets.maxMessageBytes,
@@ -57,9 +54,10 @@ async function websocketPlugin(app: FastifyInstance, opts: WebSocketPluginOption
       perMessageDeflate: false,
       handleProtocols: selectProtocol,
     },
-    preClose: (done) => {
-      void connections.shutdown(config.websockets.closeGraceMs).then(() => done());
-    },
+    // The gateway ends its live connections itself on shutdown (with 1001, after the drain
+    // delay: LiveConnections, closed by the assembly); the plugin's default would close them
+    // without a code.
+    preClose: (done) => done(),
     errorHandler: (error, socket, request) => {
       request.log.warn({ err: error.message }, 'websocket error');
       socket.terminate();

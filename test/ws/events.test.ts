@@ -1,0 +1,150 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { WebSocket } from 'ws';
+import { loadConfig } from '../../src/config/index.js';
+import { buildGateway, type Gateway } from '../../src/server/app.js';
+import { cleanup } from '../helpers/gateway.js';
+import { describeWithRedis, startRedis } from '../helpers/redis.js';
+import { standIns } from '../helpers/upstreams.js';
+import { closed, connect, isRefused, type Refused } from './helpers.js';
+
+/*
+ * GET /v1/events: the event bus as a WebSocket and as SSE, filtered by type, authenticated,
+ * and (with Redis) carrying a shift made on another replica.
+ */
+
+const KEY = 'events-test-key-0123456789abcdef';
+const open: Gateway[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((g) => g.close()));
+});
+afterAll(cleanup);
+
+async function gateway(env: Record<string, string> = {}): Promise<{ g: Gateway; http: string; ws: string }> {
+  const ups = await standIns(['twin']);
+  const file = join(mkdtempSync(join(tmpdir(), 'gw-events-')), 'gateway.yaml');
+  writeFileSync(file, 'routes:\n  - { id: twin, prefix: /v1/twin, service: twin, split: { canary: { urls: ["' + ups.env.TWIN_SERVICE_URL + '"] } } }\n');
+  const result = loadConfig({ GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', API_KEY: KEY, JWT_SECRET_KEY: 'events-test-jwt-secret-0123456789', GATEWAY_DRAIN_DELAY_MS: '0', ...ups.env, ...env }, { file });
+  if (!result.ok) throw new Error(result.problems.join('\n'));
+  const g = await buildGateway(result.config, { logger: pino({ level: 'silent' }), processMetrics: false });
+  open.push(g);
+  const http = await g.listen();
+  return { g, http, ws: http.replace('http', 'ws') };
+}
+
+const auth = { 'x-api-key': KEY };
+
+async function shift(http: string, canary: number): Promise<void> {
+  const res = await fetch(`${http}/admin/traffic/twin`, {
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ stable: 100 - canary, canary, reason: 'events test' }),
+  });
+  expect(res.status).toBe(200);
+}
+
+interface EventMessage {
+  id: string;
+  at: string;
+  event: { type: string; route?: string; canary?: number };
+}
+
+function messages(ws: WebSocket): EventMessage[] {
+  const got: EventMessage[] = [];
+  ws.on('message', (data: Buffer) => got.push(JSON.parse(data.toString()) as EventMessage));
+  return got;
+}
+
+async function until<T>(fn: () => T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error('not seen in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function accepted(v: WebSocket | Refused): WebSocket {
+  if (isRefused(v)) throw new Error(`refused: ${v.status} ${JSON.stringify(v.body)}`);
+  return v;
+}
+
+describe('/v1/events', () => {
+  it('needs credentials (401 before the upgrade), refuses an unknown type filter (400), and streams traffic shifts over a WebSocket', async () => {
+    const { ws, http } = await gateway();
+    const anonymous = await connect(`${ws}/v1/events`);
+    expect(isRefused(anonymous) && anonymous.status).toBe(401);
+    const badFilter = await connect(`${ws}/v1/events?types=nope`, { headers: auth });
+    expect(isRefused(badFilter) && badFilter.body?.error?.code).toBe('GW_REQUEST_INVALID');
+
+    const all = accepted(await connect(`${ws}/v1/events`, { headers: auth }));
+    const health = accepted(await connect(`${ws}/v1/events?types=service.health,breaker.*`, { headers: auth }));
+    const traffic = accepted(await connect(`${ws}/v1/events?types=traffic.*`, { headers: auth }));
+    const [allGot, healthGot, trafficGot] = [messages(all), messages(health), messages(traffic)];
+    await shift(http, 30);
+    const seen = await until(() => trafficGot.find((m) => m.event.type === 'traffic.shifted'), 5000);
+    expect(seen.event).toEqual({ type: 'traffic.shifted', route: 'twin', version: expect.any(Number), canary: 30 });
+    expect(seen.id).toEqual(expect.any(String));
+    await until(() => allGot.find((m) => m.event.type === 'traffic.shifted'), 5000);
+    expect(healthGot.filter((m) => m.event.type === 'traffic.shifted')).toEqual([]);
+  });
+
+  it('serves SSE for curl: event lines with id and type; shutdown ends the stream with a notice', async () => {
+    const { http, g } = await gateway();
+    const res = await fetch(`${http}/v1/events?types=traffic.shifted`, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = res.body!.getReader();
+    let text = '';
+    const readUntil = async (needle: string) => {
+      while (!text.includes(needle)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+    };
+    await readUntil(': connected');
+    await shift(http, 40);
+    await readUntil('"canary":40');
+    expect(text).toMatch(/id: \S+\nevent: traffic\.shifted\ndata: \{"id":"[^"]+","at":"[^"]+","event":\{"type":"traffic.shifted","route":"twin","version":\d+,"canary":40\}\}\n\n/);
+    const closing = g.close();
+    await readUntil('event: shutdown');
+    expect(text).toContain('event: shutdown\ndata: {"reason":"gateway shutting down"}');
+    await closing;
+    open.splice(open.indexOf(g), 1);
+  });
+
+  it('a WebSocket listener is ended with 1001 on shutdown', async () => {
+    const { ws, g } = await gateway();
+    const listener = accepted(await connect(`${ws}/v1/events`, { headers: auth }));
+    const done = closed(listener);
+    const closing = g.close();
+    expect(await done).toEqual({ code: 1001, reason: 'gateway shutting down' });
+    await closing;
+    open.splice(open.indexOf(g), 1);
+  });
+});
+
+describeWithRedis('/v1/events across replicas (Redis)', () => {
+  it('a listener on replica B sees a shift made on replica A within 1 s', async () => {
+    const redis = await startRedis();
+    const a = await gateway({ REDIS_URL: redis.url });
+    const b = await gateway({ REDIS_URL: redis.url });
+    const listener = accepted(await connect(`${b.ws}/v1/events?types=traffic.shifted`, { headers: auth }));
+    const got = messages(listener);
+    const started = performance.now();
+    await shift(a.http, 25);
+    const seen = await until(() => got.find((m) => m.event.canary === 25), 5000);
+    const elapsedMs = performance.now() - started;
+    expect(seen.event).toMatchObject({ type: 'traffic.shifted', route: 'twin', canary: 25 });
+    console.log(`/v1/events cross-replica latency: ${elapsedMs.toFixed(1)} ms`);
+    expect(elapsedMs).toBeLessThan(1000);
+    // One delivery although both replicas apply and announce the shift (keyed event).
+    await new Promise((r) => setTimeout(r, 200));
+    expect(got.filter((m) => m.event.canary === 25)).toHaveLength(1);
+  });
+});
