@@ -26,10 +26,18 @@ export function presentedCredential(headers: IncomingHttpHeaders): PresentedCred
 
 /**
  * Browsers cannot set headers on a WebSocket: they may offer the bearer token as a
- * subprotocol `bearer.<token>` next to their real one (`new WebSocket(url, ['bearer.' + t,
- * 'chat'])`). The gateway never selects or forwards it.
+ * subprotocol `bearer.<token>`, with the marker `bearer` next to it (`new WebSocket(url,
+ * ['bearer', 'bearer.' + t])`, plus their own protocols if any). A browser fails the
+ * connection unless the server selects one of the offered protocols, and the gateway never
+ * echoes the token: it selects the upstream's choice, else the marker. Neither goes upstream.
  */
 export const WS_BEARER_PROTOCOL_PREFIX = 'bearer.';
+export const WS_BEARER_PROTOCOL_MARKER = 'bearer';
+
+/** A protocol that only carries the gateway's credential (never forwarded, never a token echoed). */
+export function isCredentialProtocol(protocol: string): boolean {
+  return protocol === WS_BEARER_PROTOCOL_MARKER || protocol.startsWith(WS_BEARER_PROTOCOL_PREFIX);
+}
 
 /** The subprotocols a client offered (Sec-WebSocket-Protocol), in order. */
 export function offeredProtocols(header: string | string[] | undefined): string[] {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { WS_BEARER_PROTOCOL_PREFIX } from '../auth/credentials.js';
+import { WS_BEARER_PROTOCOL_MARKER, WS_BEARER_PROTOCOL_PREFIX } from '../auth/credentials.js';
 
 /** Set on the raw upgrade request by a route that decides the subprotocol (the proxy: the upstream's choice). */
 export const SELECTED_PROTOCOL = Symbol('gateway.wsSelectedProtocol');
@@ -8,7 +8,9 @@ export const FIRST_OFFERED = Symbol('gateway.wsFirstOffered');
 
 /**
  * ws `handleProtocols`: the protocol answered to the client. Never a `bearer.<token>` one
- * (the token would be echoed back). False: no Sec-WebSocket-Protocol in the answer.
+ * (the token would be echoed back); the `bearer` marker when nothing else is chosen (a
+ * browser that offered protocols fails the connection when none is selected). False: no
+ * Sec-WebSocket-Protocol in the answer.
  */
 export function selectProtocol(offered: Set<string>, request: IncomingMessage): string | false {
   const raw = request as unknown as Record<symbol, unknown>;
@@ -17,5 +19,5 @@ export function selectProtocol(offered: Set<string>, request: IncomingMessage): 
   if (raw[FIRST_OFFERED] === true) {
     for (const p of offered) if (!p.startsWith(WS_BEARER_PROTOCOL_PREFIX)) return p;
   }
-  return false;
+  return offered.has(WS_BEARER_PROTOCOL_MARKER) ? WS_BEARER_PROTOCOL_MARKER : false;
 }

@@ -1,7 +1,7 @@
 import type {} from '@fastify/websocket';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { isWebSocketUpgrade, offeredProtocols, WS_BEARER_PROTOCOL_PREFIX } from '../auth/credentials.js';
+import { isCredentialProtocol, isWebSocketUpgrade, offeredProtocols } from '../auth/credentials.js';
 import { grants } from '../auth/scopes.js';
 import type { RouteConfig, WebsocketsConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
@@ -97,7 +97,7 @@ export function webSocketProxy(deps: WebSocketProxyDeps) {
       identity,
     });
     for (const h of HANDSHAKE_HEADERS) delete headers[h];
-    const protocols = offeredProtocols(request.headers['sec-websocket-protocol']).filter((p) => !p.startsWith(WS_BEARER_PROTOCOL_PREFIX));
+    const protocols = offeredProtocols(request.headers['sec-websocket-protocol']).filter((p) => !isCredentialProtocol(p));
     const url = `${upstream.origin.replace(/^http/, 'ws')}${upstreamPath(withoutTicket(request.url), route, upstream.basePath)}`;
 
     // The client may leave while the upstream handshake runs: then it is abandoned.

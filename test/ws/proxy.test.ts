@@ -114,6 +114,22 @@ describe('WebSocket proxying: authentication before the upgrade', () => {
     expect(wrong.status).toBe(401);
   });
 
+  it("a browser's WebSocket (Node's WHATWG client) offering ['bearer', 'bearer.<jwt>']: connects, echoes, the marker is selected, nothing forwarded", async () => {
+    const up = await wsUpstream();
+    const { ws } = await gateway({ TWIN_SERVICE_URL: up.url });
+    const jwt = await new SignJWT({ scope: 'read' }).setProtectedHeader({ alg: 'HS256' }).setSubject('browser').setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(JWT_SECRET));
+    const browser = new globalThis.WebSocket(`${ws}/v1/twin/chat`, ['bearer', `bearer.${jwt}`]);
+    const echoed = await new Promise<string>((resolve, reject) => {
+      browser.onopen = () => browser.send('from a browser');
+      browser.onmessage = (e) => resolve(String(e.data));
+      browser.onerror = () => reject(new Error('the browser-style connection failed'));
+    });
+    expect(echoed).toBe('from a browser');
+    expect(browser.protocol).toBe('bearer');
+    expect(up.connections[0]!.headers['sec-websocket-protocol']).toBeUndefined();
+    browser.close();
+  });
+
   it('a route may ask for more than read to connect; Origin must be a CORS origin or the gateway itself', async () => {
     const up = await wsUpstream();
     const readerKey = 'ws-reader-key-0123456789abcdef';
