@@ -177,6 +177,40 @@ describe('WebSocket proxying: refusals before the upgrade, in the catalogue shap
     expect(timeout.body?.error?.code).toBe('GW_UPSTREAM_TIMEOUT');
   });
 
+  it('upgrades refused with 5xx count as breaker failures: once it opens, 503 without an upstream attempt', async () => {
+    let attempts = 0;
+    const failing = createServer((socket) => {
+      attempts += 1;
+      socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n');
+    });
+    await new Promise<void>((r) => failing.listen(0, '127.0.0.1', r));
+    onCleanup(() => void failing.close());
+    const { ws } = await gateway(
+      { TWIN_SERVICE_URL: `http://127.0.0.1:${(failing.address() as { port: number }).port}` },
+      'services:\n  twin:\n    breaker: { volumeThreshold: 3, errorThresholdPercentage: 50 }\n    retries: { maxRetries: 0 }\n',
+    );
+    for (let i = 0; i < 3; i++) expect(refused(await connect(`${ws}/v1/twin/x`, { headers: auth })).body?.error?.code).toBe('GW_WS_UPSTREAM_REFUSED');
+    const before = attempts;
+    const open = refused(await connect(`${ws}/v1/twin/x`, { headers: auth }));
+    expect(open.status).toBe(503);
+    expect(open.body?.error?.code).toBe('GW_SERVICE_UNAVAILABLE');
+    expect(attempts).toBe(before);
+  });
+
+  it('with ENABLE_WEBSOCKETS=false no upgrade is taken: the request is proxied as a plain GET; /v1/events is SSE only', async () => {
+    const up = await wsUpstream();
+    const { ws, http } = await gateway({ TWIN_SERVICE_URL: up.url, ENABLE_WEBSOCKETS: 'false' });
+    const plain = refused(await connect(`${ws}/v1/twin/x`, { headers: auth }));
+    expect(plain.status).toBe(200); // the upstream's HTTP answer; the Upgrade header was dropped
+    expect(up.connections).toHaveLength(0);
+    expect((await fetch(`${http}/auth/ws-ticket`, { method: 'POST', headers: auth })).status).toBe(404);
+    const abort = new AbortController();
+    const events = await fetch(`${http}/v1/events`, { headers: auth, signal: abort.signal });
+    expect(events.status).toBe(200);
+    expect(events.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    abort.abort();
+  });
+
   it('a route with websocket: false, and unknown paths, are refused before any upgrade', async () => {
     const up = await wsUpstream();
     const { ws } = await gateway({ TWIN_SERVICE_URL: up.url }, 'routes:\n  - { prefix: /v1/twin, service: twin, websocket: false }\n');
