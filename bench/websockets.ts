@@ -10,7 +10,7 @@
  * and the upstream's).
  */
 import { readFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { cpus, loadavg, setPriority } from 'node:os';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { atFixedRate, positiveOption } from './load.js';
@@ -41,6 +41,11 @@ function options() {
   };
 }
 
+/** CPU time (user + system) of a process so far, in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+const cpuMsOf = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
 const rssOf = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -121,7 +126,7 @@ async function main(): Promise<void> {
   const standIn = await startStandIn();
   const gateway = await startGateway(standIn.url, 'info', {
     // Every connection comes from 127.0.0.1, and each holds an in-flight slot (backpressure counts WebSockets).
-    env: { REQUEST_QUEUE_SIZE: String(opts.connections * 2) },
+    env: { REQUEST_QUEUE_SIZE: String(opts.connections * 2), GATEWAY_DRAIN_DELAY_MS: '0', ...(process.env.BENCH_WS_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_WS_NODE_OPTIONS } : {}) },
     yaml: `server:\n  maxConnectionsPerIp: 0\nwebsockets:\n  messagesPerSecond: 0\n`,
   });
   // This process is the load generator: like the bench's other generators it yields the CPU to the gateway.
@@ -140,13 +145,16 @@ async function main(): Promise<void> {
 
   const latencies: Record<'direct' | 'gateway', number[]> = { direct: [], gateway: [] };
   const counts = { direct: { sent: 0, echoed: 0 }, gateway: { sent: 0, echoed: 0 } };
+  let gatewayCpuMs = 0;
   // Warm-up (unmeasured), then alternating rounds so drift hits both targets alike.
   await measure('warm-d', direct, opts.rate, 2, []);
   await measure('warm-g', viaGateway, opts.rate, 2, []);
   for (let round = 1; round <= opts.rounds; round++) {
     for (const [name, sockets] of [['direct', direct], ['gateway', viaGateway]] as const) {
       process.stderr.write(`round ${round}: ${name}, ${opts.rate} msg/s over ${sockets.length} connections for ${opts.duration} s\n`);
+      const cpuBefore = cpuMsOf(gateway.pid);
       const r = await measure(name, sockets, opts.rate, opts.duration, latencies[name]);
+      if (name === 'gateway') gatewayCpuMs += cpuMsOf(gateway.pid) - cpuBefore;
       counts[name].sent += r.sent;
       counts[name].echoed += r.echoed;
     }
@@ -163,6 +171,7 @@ async function main(): Promise<void> {
       line(d),
       line(g),
       `gateway adds at p99: ${ms(g.p99 - d.p99)} ms (p50: ${ms(g.p50 - d.p50)} ms)`,
+      `gateway CPU while relaying: ${ms(gatewayCpuMs / (opts.rounds * opts.duration) / 10)}% of one core (${ms((gatewayCpuMs * 1000) / Math.max(1, counts.gateway.sent))} µs per echoed message, both directions); load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`,
       `gateway memory per idle proxied connection: ${(perConnection / 1024).toFixed(1)} KiB (RSS ${(rssBefore / 1048576).toFixed(1)} MiB -> ${(rssIdle / 1048576).toFixed(1)} MiB with ${opts.connections} idle connections)`,
       '',
     ].join('\n'),
