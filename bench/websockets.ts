@@ -4,7 +4,8 @@
  * round robin over the connections), each message's echo round trip measured from the
  * send to its echo. The same client measures, in one run and alternating rounds, straight to
  * the stand-in ("direct") and through the gateway (`/v1/twin/ws`, API key on the upgrade);
- * the difference of the p99s is what the gateway adds. Before the load it also reports the
+ * the difference of the p99s is what the gateway adds. Short alternating rounds (6 x 4 s) so that
+ * load from other processes on the machine falls on both targets alike. Before the load it also reports the
  * gateway's memory per idle connection: its RSS with N idle proxied connections open minus
  * before, divided by N (each proxied connection is two sockets in the gateway: the client's
  * and the upstream's).
@@ -20,8 +21,8 @@ const HELP = `usage: npm run bench:ws -- [options]    (each option can also come
 
   --connections <n>  concurrent WebSocket connections per target   BENCH_WS_CONNECTIONS  1000
   --rate <n>         messages per second in total (open loop)     BENCH_WS_RATE         1000
-  --duration <s>     measured seconds per round and target        BENCH_WS_DURATION     10
-  --rounds <n>       rounds (direct, then gateway, each round)     BENCH_WS_ROUNDS       2
+  --duration <s>     measured seconds per round and target        BENCH_WS_DURATION     4
+  --rounds <n>       rounds (direct, then gateway, each round)     BENCH_WS_ROUNDS       6
   --help
 `;
 
@@ -36,8 +37,8 @@ function options() {
   return {
     connections: positiveOption(values.connections, 'BENCH_WS_CONNECTIONS', 1000),
     rate: positiveOption(values.rate, 'BENCH_WS_RATE', 1000),
-    duration: positiveOption(values.duration, 'BENCH_WS_DURATION', 10),
-    rounds: positiveOption(values.rounds, 'BENCH_WS_ROUNDS', 2),
+    duration: positiveOption(values.duration, 'BENCH_WS_DURATION', 4),
+    rounds: positiveOption(values.rounds, 'BENCH_WS_ROUNDS', 6),
   };
 }
 

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanup, E2E_API_KEY, processMemory, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { describeWithRedis, startRedis } from '../helpers/redis.js';
 import { standIns } from '../helpers/upstreams.js';
 import { closed, connect, isRefused, nextMessage, wsUpstream } from '../ws/helpers.js';
 import type { WebSocket } from 'ws';
@@ -81,4 +82,28 @@ describe('WebSockets through the gateway process', () => {
     while (received < TOTAL && performance.now() - start < 60_000) await new Promise((r) => setTimeout(r, 50));
     expect(received).toBe(TOTAL);
   }, 120_000);
+});
+
+describeWithRedis('/v1/events across two gateway processes sharing Redis', () => {
+  it('a WebSocket listener on replica B shows a traffic shift made on replica A within 1 s', async () => {
+    const redis = await startRedis();
+    const ups = await standIns(['twin']);
+    const yaml = `routes:\n  - { id: twin, prefix: /v1/twin, service: twin, split: { canary: { urls: ["${ups.env.TWIN_SERVICE_URL}"] } } }\n`;
+    const env = { ...ups.env, REDIS_URL: redis.url, JWT_SECRET_KEY: 'e2e-events-jwt-secret-0123456789abcdef' };
+    const [a, b] = await Promise.all([startGateway({ env, yaml }), startGateway({ env, yaml })]);
+    const listener = opened(await connect(`${b.url.replace('http', 'ws')}/v1/events?types=traffic.shifted`, { headers: auth }));
+    const arrived = new Promise<{ event: { canary: number } }>((resolve) => listener.on('message', (d: Buffer) => resolve(JSON.parse(d.toString()) as { event: { canary: number } })));
+    const started = performance.now();
+    const res = await fetch(`${a.url}/admin/traffic/twin`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ stable: 80, canary: 20, reason: 'e2e events across replicas' }),
+    });
+    expect(res.status).toBe(200);
+    const message = await arrived;
+    const elapsedMs = performance.now() - started;
+    console.log(`/v1/events across gateway processes: the shift made on A reached B's listener ${elapsedMs.toFixed(1)} ms after the PUT was sent`);
+    expect(message.event).toMatchObject({ type: 'traffic.shifted', route: 'twin', canary: 20 });
+    expect(elapsedMs).toBeLessThan(1000);
+  });
 });
