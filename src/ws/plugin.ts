@@ -59,7 +59,8 @@ async function websocketPlugin(app: FastifyInstance, opts: WebSocketPluginOption
     // without a code.
     preClose: (done) => done(),
     errorHandler: (error, socket, request) => {
-      request.log.warn({ err: error.message }, 'websocket error');
+      // A client that vanished or broke the protocol: its problem, logged without alarm.
+      request.log.info({ err: error.message }, 'websocket error');
       socket.terminate();
     },
   });

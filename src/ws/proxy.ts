@@ -43,14 +43,27 @@ export interface WebSocketProxyDeps {
   readonly connections: LiveConnections;
 }
 
-/** The request's URL without `ticket` (a redeemed ticket never goes upstream). */
-function withoutTicket(url: string): string {
+/**
+ * The request's URL without its `ticket` parameters (a redeemed ticket never goes upstream);
+ * the other parameters are kept byte for byte (no re-encoding).
+ */
+export function withoutTicket(url: string): string {
   const q = url.indexOf('?');
   if (q === -1 || !url.includes('ticket', q)) return url;
-  const params = new URLSearchParams(url.slice(q + 1));
-  params.delete('ticket');
-  const rest = params.toString();
-  return rest === '' ? url.slice(0, q) : `${url.slice(0, q)}?${rest}`;
+  const kept = url
+    .slice(q + 1)
+    .split('&')
+    .filter((pair) => {
+      const name = pair.split('=', 1)[0]!;
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // not decodable: not "ticket"
+      }
+      return decoded !== 'ticket';
+    });
+  return kept.length === 0 ? url.slice(0, q) : `${url.slice(0, q)}?${kept.join('&')}`;
 }
 
 /** Text-frame inspection with the route's detectors and mode (per route: `websocket.inspectText`). */

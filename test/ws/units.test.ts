@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { EVENT_TYPES, typeFilter } from '../../src/ws/events.js';
 import { FIRST_OFFERED, SELECTED_PROTOCOL, selectProtocol } from '../../src/ws/protocols.js';
+import { withoutTicket } from '../../src/ws/proxy.js';
 import { closeCodeLabel, sendableCloseCode } from '../../src/ws/relay.js';
 
 const request = (marks: Record<symbol, unknown> = {}) => marks as unknown as IncomingMessage;
@@ -35,5 +36,15 @@ describe('/v1/events type filter', () => {
     expect(() => typeFilter('traffic.nope')).toThrow(/Unknown event type/);
     expect(() => typeFilter('nothing.*')).toThrow(/Unknown event type/);
     expect(() => typeFilter(['a', 'b'])).toThrow(/one comma-separated list/);
+  });
+});
+
+describe('the URL sent upstream', () => {
+  it('loses every ticket parameter and keeps the others byte for byte', () => {
+    expect(withoutTicket('/v1/twin/x?ticket=abc')).toBe('/v1/twin/x');
+    expect(withoutTicket('/v1/twin/x?a=b%20c&ticket=abc&d=%2F+e')).toBe('/v1/twin/x?a=b%20c&d=%2F+e');
+    expect(withoutTicket('/v1/twin/x?%74icket=1&ticket=2&tickets=3')).toBe('/v1/twin/x?tickets=3');
+    expect(withoutTicket('/v1/twin/x?q=ticket')).toBe('/v1/twin/x?q=ticket');
+    expect(withoutTicket('/v1/twin/x')).toBe('/v1/twin/x');
   });
 });
