@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg, setPriority } from 'node:os';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { atFixedRate, positiveOption } from './load.js';
+import { atFixedRate, positiveOption, scrapeRuntime } from './load.js';
 import { startGateway, startStandIn, stopAll, SUPPORTING_PROCESS_NICE } from './servers.js';
 
 const HELP = `usage: npm run bench:ws -- [options]    (each option can also come from its BENCH_WS_* variable)
@@ -147,6 +147,9 @@ async function main(): Promise<void> {
   const latencies: Record<'direct' | 'gateway', number[]> = { direct: [], gateway: [] };
   const counts = { direct: { sent: 0, echoed: 0 }, gateway: { sent: 0, echoed: 0 } };
   let gatewayCpuMs = 0;
+  let loopP99Max = 0;
+  let loopMax = 0;
+  let gcSeconds = 0;
   // Warm-up (unmeasured), then alternating rounds so drift hits both targets alike.
   await measure('warm-d', direct, opts.rate, 2, []);
   await measure('warm-g', viaGateway, opts.rate, 2, []);
@@ -154,8 +157,17 @@ async function main(): Promise<void> {
     for (const [name, sockets] of [['direct', direct], ['gateway', viaGateway]] as const) {
       process.stderr.write(`round ${round}: ${name}, ${opts.rate} msg/s over ${sockets.length} connections for ${opts.duration} s\n`);
       const cpuBefore = cpuMsOf(gateway.pid);
+      const runtimeBefore = name === 'gateway' ? await scrapeRuntime(gateway.url) : null; // also resets the event-loop histogram
       const r = await measure(name, sockets, opts.rate, opts.duration, latencies[name]);
-      if (name === 'gateway') gatewayCpuMs += cpuMsOf(gateway.pid) - cpuBefore;
+      if (name === 'gateway') {
+        gatewayCpuMs += cpuMsOf(gateway.pid) - cpuBefore;
+        const runtime = await scrapeRuntime(gateway.url);
+        if (runtime !== null && runtimeBefore !== null) {
+          loopP99Max = Math.max(loopP99Max, runtime.eventLoopDelayP99Ms);
+          loopMax = Math.max(loopMax, runtime.eventLoopDelayMaxMs);
+          gcSeconds += runtime.gcSeconds - runtimeBefore.gcSeconds;
+        }
+      }
       counts[name].sent += r.sent;
       counts[name].echoed += r.echoed;
     }
@@ -173,6 +185,7 @@ async function main(): Promise<void> {
       line(g),
       `gateway adds at p99: ${ms(g.p99 - d.p99)} ms (p50: ${ms(g.p50 - d.p50)} ms)`,
       `gateway CPU while relaying: ${ms(gatewayCpuMs / (opts.rounds * opts.duration) / 10)}% of one core (${ms((gatewayCpuMs * 1000) / Math.max(1, counts.gateway.sent))} µs per echoed message, both directions); load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`,
+      `gateway event loop while relaying: delay p99 up to ${ms(loopP99Max)} ms, max ${ms(loopMax)} ms (per round); GC ${ms(gcSeconds * 1000)} ms in ${opts.rounds * opts.duration} s`,
       `gateway memory per idle proxied connection: ${(perConnection / 1024).toFixed(1)} KiB (RSS ${(rssBefore / 1048576).toFixed(1)} MiB -> ${(rssIdle / 1048576).toFixed(1)} MiB with ${opts.connections} idle connections)`,
       '',
     ].join('\n'),
