@@ -129,6 +129,45 @@ describe('/v1/events', () => {
   });
 });
 
+describe('/v1/events: breakers and client blocks', () => {
+  it('a breaker that opens is announced; a client block only to admin listeners', async () => {
+    const { sha256Hex } = await import('../../src/auth/api-keys.js');
+    const readerKey = 'events-reader-key-0123456789abcdef';
+    const failing = await standIns(['twin']);
+    failing.byName.twin.behaviour.failStatus = 500;
+    const file = join(mkdtempSync(join(tmpdir(), 'gw-events-')), 'gateway.yaml');
+    writeFileSync(
+      file,
+      `auth:\n  apiKeys:\n    - { name: reader, sha256: ${sha256Hex(readerKey)}, scopes: [read] }\n` +
+        'services:\n  twin:\n    breaker: { volumeThreshold: 3, errorThresholdPercentage: 50 }\n    retries: { maxRetries: 0 }\n',
+    );
+    const result = loadConfig({ GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', API_KEY: KEY, GATEWAY_DRAIN_DELAY_MS: '0', ...failing.env }, { file });
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    const g = await buildGateway(result.config, { logger: pino({ level: 'silent' }), processMetrics: false });
+    open.push(g);
+    const http = await g.listen();
+    const ws = http.replace('http', 'ws');
+    const admin = messages(accepted(await connect(`${ws}/v1/events`, { headers: auth })));
+    const reader = messages(accepted(await connect(`${ws}/v1/events`, { headers: { 'x-api-key': readerKey } })));
+
+    for (let i = 0; i < 4; i++) await (await fetch(`${http}/v1/twin/x`, { headers: auth })).arrayBuffer();
+    const opened = await until(() => admin.find((m) => m.event.type === 'breaker.state'), 5000);
+    expect(opened.event).toMatchObject({ type: 'breaker.state', service: 'twin', state: 'open' });
+    await until(() => reader.find((m) => m.event.type === 'breaker.state'), 5000);
+
+    const blocked = await fetch(`${http}/admin/blocked-clients`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ client: '203.0.113.7', seconds: 60, reason: 'events test' }),
+    });
+    expect(blocked.status).toBe(201);
+    const block = await until(() => admin.find((m) => m.event.type === 'client.blocked'), 5000);
+    expect(block.event).toMatchObject({ type: 'client.blocked', client: '203.0.113.7', seconds: 60 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(reader.filter((m) => m.event.type === 'client.blocked')).toEqual([]);
+  });
+});
+
 describeWithRedis('/v1/events across replicas (Redis)', () => {
   it('a listener on replica B sees a shift made on replica A within 1 s', async () => {
     const redis = await startRedis();
