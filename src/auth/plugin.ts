@@ -38,7 +38,9 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
   app.addHook('onRequest', async (request) => {
     const policy = request.routeOptions.config.authPolicy;
     if (policy === undefined || !policy.required) return;
-    const principal = wsTickets !== undefined && isWebSocketUpgrade(request.headers) ? await upgradePrincipal(request.headers, request.query) : await authenticator.authenticate(request.headers);
+    // WebSocket upgrades, and routes browsers reach without headers (EventSource: /v1/events), may use a ticket.
+    const browserCredentials = wsTickets !== undefined && (isWebSocketUpgrade(request.headers) || request.routeOptions.config.acceptsTicket === true);
+    const principal = browserCredentials ? await upgradePrincipal(request.headers, request.query) : await authenticator.authenticate(request.headers);
     request.principal = principal;
     authenticator.authorize(principal, policy, request.method);
   });

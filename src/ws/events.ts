@@ -17,6 +17,7 @@ import { closeCodeLabel } from './relay.js';
  * events (Redis pub/sub). A WebSocket (one JSON text message per event) or, for curl, SSE
  * (`event: <type>`, `id:`; Last-Event-ID resumes from the replica's replay buffer).
  *
+ * Browsers authenticate with a ticket (`?ticket=`, POST /auth/ws-ticket), for EventSource too.
  * `?types=traffic.shifted,breaker.*` keeps the named types (a `prefix.*` keeps a family).
  * `client.blocked` carries client addresses: only admin principals receive it. A listener
  * that does not keep up (more than websockets.bufferBytes waiting) is cut rather than
@@ -174,7 +175,7 @@ export async function eventsRoutes(app: FastifyInstance, opts: EventsRouteOption
     method: 'GET',
     url: '/v1/events',
     exposeHeadRoute: false,
-    config: { authPolicy: READ_ONLY, websocket: opts.websocket },
+    config: { authPolicy: READ_ONLY, websocket: opts.websocket, acceptsTicket: true },
     // The filter is checked before an upgrade too: a bad one is a 400, not a closed socket.
     preHandler: async (request) => {
       typeFilter((request.query as Record<string, unknown> | undefined)?.types);

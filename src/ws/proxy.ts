@@ -89,6 +89,7 @@ export function webSocketProxy(deps: WebSocketProxyDeps) {
     if (!request.ws) return;
     const { route } = plan;
     const scope = route.websocket?.scope;
+    if (scope !== undefined && request.principal === null) throw new GatewayError('GW_AUTH_MISSING_CREDENTIALS', `A WebSocket on this route needs credentials with the "${scope}" scope`);
     if (scope !== undefined && request.principal !== null && !grants(request.principal.scopes, scope)) {
       throw new GatewayError('GW_AUTH_INSUFFICIENT_SCOPE', `A WebSocket on this route needs the "${scope}" scope`);
     }

@@ -105,6 +105,8 @@ export class Relay {
     this.#in = new Direction(client, upstream, limits.bufferBytes);
     this.#out = new Direction(upstream, client, limits.bufferBytes);
     metrics.wsConnections.inc({ route });
+    // The upstream may have gone between its handshake and this relay: its 'close' was heard by no one.
+    if (upstream.readyState === upstream.CLOSED) this.#upstreamClosed = true;
     const inMessages = metrics.wsMessages.labels({ route, direction: 'in' });
     const outMessages = metrics.wsMessages.labels({ route, direction: 'out' });
     const inBytes = metrics.wsBytes.labels({ route, direction: 'in' });

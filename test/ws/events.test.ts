@@ -118,6 +118,21 @@ describe('/v1/events', () => {
     open.splice(open.indexOf(g), 1);
   });
 
+  it('a browser EventSource authenticates with a single-use ticket (?ticket=)', async () => {
+    const { http } = await gateway();
+    const { ticket } = (await (await fetch(`${http}/auth/ws-ticket`, { method: 'POST', headers: auth })).json()) as { ticket: string };
+    const abort = new AbortController();
+    const res = await fetch(`${http}/v1/events?ticket=${encodeURIComponent(ticket)}`, { signal: abort.signal });
+    expect(res.status).toBe(200);
+    abort.abort();
+    const again = await fetch(`${http}/v1/events?ticket=${encodeURIComponent(ticket)}`);
+    expect(again.status).toBe(401);
+    expect(((await again.json()) as { error: { code: string } }).error.code).toBe('GW_AUTH_TICKET_INVALID');
+    // Proxied HTTP routes take no ticket.
+    const { ticket: other } = (await (await fetch(`${http}/auth/ws-ticket`, { method: 'POST', headers: auth })).json()) as { ticket: string };
+    expect((await fetch(`${http}/v1/twin/x?ticket=${encodeURIComponent(other)}`)).status).toBe(401);
+  });
+
   it('a WebSocket listener is ended with 1001 on shutdown', async () => {
     const { ws, g } = await gateway();
     const listener = accepted(await connect(`${ws}/v1/events`, { headers: auth }));
