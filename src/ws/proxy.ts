@@ -16,7 +16,7 @@ import { inspectRequest } from '../security/detect/index.js';
 import type { LiveConnections } from './connections.js';
 import { Relay } from './relay.js';
 import { SELECTED_PROTOCOL } from './protocols.js';
-import { openUpstream } from './upstream.js';
+import { openUpstream, UpstreamOpenFailure } from './upstream.js';
 
 /*
  * WebSocket upgrades on the proxied routes (DESIGN.md step 7: "WebSocket upgrades are
@@ -118,16 +118,19 @@ export function webSocketProxy(deps: WebSocketProxyDeps) {
     const abort = new AbortController();
     const onGone = () => abort.abort();
     socket.once('close', onGone);
-    let ws: WebSocket;
-    try {
-      ws = await openUpstream({ url, protocols, headers, timeoutMs: Math.min(limits.handshakeTimeoutMs, service.timeoutMs), maxPayload: limits.maxMessageBytes }, resilience.breakerFor(upstream), abort.signal);
-    } catch (err) {
-      metrics.serviceRequests.inc({ service: service.name, status: err instanceof GatewayError ? String(err.statusCode) : 'error', side });
-      throw err;
-    } finally {
-      socket.removeListener('close', onGone);
+    const opened = await openUpstream(
+      { url, protocols, headers, timeoutMs: Math.min(limits.handshakeTimeoutMs, service.timeoutMs), maxPayload: limits.maxMessageBytes },
+      resilience.breakerFor(upstream),
+      abort.signal,
+    );
+    socket.removeListener('close', onGone);
+    // Counted like an HTTP exchange: 101, or the upstream's status, timeout, unreachable, circuit_open...
+    metrics.serviceRequests.inc({ service: service.name, status: opened instanceof UpstreamOpenFailure ? opened.status : '101', side });
+    if (opened instanceof UpstreamOpenFailure) {
+      if (opened.status !== 'aborted') request.log.warn({ service: service.name, upstream: upstream.origin, code: opened.error.code, status: opened.status }, 'websocket upstream failed');
+      throw opened.error;
     }
-    metrics.serviceRequests.inc({ service: service.name, status: '101', side });
+    const ws = opened;
     if (socket.destroyed) {
       ws.terminate();
       return;

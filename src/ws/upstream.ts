@@ -81,17 +81,29 @@ function open(target: UpstreamTarget, signal: AbortSignal): Promise<WebSocket> {
   });
 }
 
-/** Open the upstream WebSocket through `breaker`; throws a GatewayError the client gets before its upgrade. */
-export async function openUpstream(target: UpstreamTarget, breaker: UpstreamBreaker | undefined, signal: AbortSignal): Promise<WebSocket> {
+/**
+ * Why no upstream socket: the error the client gets before its upgrade, and the `status`
+ * label of gateway_service_requests (as the HTTP path counts: the upstream's status,
+ * `timeout`, `unreachable`, `circuit_open`, `aborted`, `error`).
+ */
+export class UpstreamOpenFailure {
+  constructor(
+    readonly error: GatewayError,
+    readonly status: string,
+  ) {}
+}
+
+/** Open the upstream WebSocket through `breaker`. */
+export async function openUpstream(target: UpstreamTarget, breaker: UpstreamBreaker | undefined, signal: AbortSignal): Promise<WebSocket | UpstreamOpenFailure> {
   try {
     return breaker === undefined ? await open(target, signal) : await breaker.fire(open, target, signal);
   } catch (thrown) {
-    let err: unknown = thrown instanceof FailedResponse ? thrown.response : thrown instanceof Uncounted ? thrown.error : thrown;
-    if (breaker !== undefined && isBreakerOpen(thrown)) throw breaker.unavailable();
-    if (err === HANDSHAKE_TIMEOUT) throw new GatewayError('GW_UPSTREAM_TIMEOUT', 'The upstream did not accept the WebSocket upgrade in time');
-    if (err instanceof Refused) throw new GatewayError('GW_WS_UPSTREAM_REFUSED', `The upstream refused the WebSocket upgrade (${err.status})`);
-    if (err instanceof GatewayError) throw err;
-    err = classifyUpstreamError(err).error;
-    throw err;
+    const err: unknown = thrown instanceof FailedResponse ? thrown.response : thrown instanceof Uncounted ? thrown.error : thrown;
+    if (breaker !== undefined && isBreakerOpen(thrown)) return new UpstreamOpenFailure(breaker.unavailable(), 'circuit_open');
+    if (err === HANDSHAKE_TIMEOUT) return new UpstreamOpenFailure(new GatewayError('GW_UPSTREAM_TIMEOUT', 'The upstream did not accept the WebSocket upgrade in time'), 'timeout');
+    if (err instanceof Refused) return new UpstreamOpenFailure(new GatewayError('GW_WS_UPSTREAM_REFUSED', `The upstream refused the WebSocket upgrade (${err.status})`), String(err.status));
+    if (err instanceof GatewayError) return new UpstreamOpenFailure(err, err.code === 'GW_REQUEST_ABORTED' ? 'aborted' : 'error');
+    const { error, label } = classifyUpstreamError(err);
+    return new UpstreamOpenFailure(error, label);
   }
 }

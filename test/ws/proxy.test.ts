@@ -162,7 +162,7 @@ describe('WebSocket proxying: refusals before the upgrade, in the catalogue shap
     onCleanup(() => void refusing.close());
     onCleanup(() => void silent.close());
     const port = (s: ReturnType<typeof createServer>) => (s.address() as { port: number }).port;
-    const { ws } = await gateway(
+    const { ws, g } = await gateway(
       { TWIN_SERVICE_URL: NOTHING_LISTENING, FOG_COORDINATOR_URL: `http://127.0.0.1:${port(refusing)}`, P2P_BRIDGE_URL: `http://127.0.0.1:${port(silent)}` },
       'websockets:\n  handshakeTimeoutMs: 300\n',
     );
@@ -175,6 +175,11 @@ describe('WebSocket proxying: refusals before the upgrade, in the catalogue shap
     const timeout = refused(await connect(`${ws}/v1/p2p/x`, { headers: auth }));
     expect(timeout.status).toBe(504);
     expect(timeout.body?.error?.code).toBe('GW_UPSTREAM_TIMEOUT');
+    // Counted as the HTTP path counts: unreachable, the refusing status, timeout.
+    const text = await g.metrics.registry.metrics();
+    expect(text).toContain('gateway_service_requests{service="twin",status="unreachable",side="stable"} 1');
+    expect(text).toContain('gateway_service_requests{service="fog",status="403",side="stable"} 1');
+    expect(text).toContain('gateway_service_requests{service="p2p",status="timeout",side="stable"} 1');
   });
 
   it('upgrades refused with 5xx count as breaker failures: once it opens, 503 without an upstream attempt', async () => {
