@@ -179,9 +179,8 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       // Each replica announces its own breakers (/v1/events).
       onBreakerState: (service, upstream, state) => void gatewayEventsChannel?.publish({ type: 'breaker.state', service, upstream, state }).catch(() => {}),
     }),
-    {
-    close: (r) => r.close(),
-  });
+    { close: (r) => r.close() },
+  );
 
   // Shared state first: the rate limiter and the threat detector live on it, and the
   // detector is the ThreatSink the stages below report to.
@@ -201,9 +200,10 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
         void gatewayEventsChannel?.publish({ type: 'client.blocked', client: info.client.slice(0, 128), reason: info.reason.slice(0, 200), seconds: info.durationSeconds }).catch(() => {}),
     }),
     {
-    start: (r) => r.start(),
-    close: (r) => r.close(),
-  });
+      start: (r) => r.start(),
+      close: (r) => r.close(),
+    },
+  );
   const blockedClients = new BlockedClientsService(rateLimiting.threats, () => state.up && state.backend === 'redis');
   // ML routing: the models load now (a model that cannot be used stops start-up) and follow
   // swaps of the other replicas through the state store.
@@ -217,9 +217,10 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
           onModelActivated: (model, previous) => void gatewayEventsChannel?.publish({ type: 'model.promoted', model: model.slice(0, 256), previous: previous.slice(0, 256) }).catch(() => {}),
         }),
         {
-        start: (r) => r.start(),
-        close: (r) => r.close(),
-      })
+          start: (r) => r.start(),
+          close: (r) => r.close(),
+        },
+      )
     : null;
   // Stable/canary weights of the split routes, shared through the state store.
   const splits = await lifecycle.start('traffic splits', new TrafficSplits(config.routes, state, app.log.child({ component: 'traffic' })), {
