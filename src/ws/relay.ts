@@ -131,8 +131,9 @@ export class Relay {
     });
     client.on('pong', () => (this.#clientAlive = true));
     upstream.on('pong', () => (this.#upstreamAlive = true));
-    // Oversized messages and protocol errors: ws closes the socket itself (1009, 1002...).
-    client.on('error', () => (this.#closedBy ??= 'gateway'));
+    // Oversized messages and protocol errors (WS_ERR_*): ws closes the socket itself (1009,
+    // 1002...) for the gateway; anything else (a reset) is the client going away.
+    client.on('error', (err: Error & { code?: string }) => (this.#closedBy ??= err.code?.startsWith('WS_ERR_') === true ? 'gateway' : 'client'));
     upstream.on('error', () => (this.#closedBy ??= 'upstream'));
 
     client.on('close', (code: number, reason: Buffer) => {
