@@ -10,9 +10,9 @@ export interface Refused {
 }
 
 /** Open a WebSocket; resolves with the open socket or with the HTTP answer that refused the upgrade. */
-export function connect(url: string, options: { headers?: Record<string, string>; protocols?: string[] } = {}): Promise<WebSocket | Refused> {
+export function connect(url: string, options: { headers?: Record<string, string>; protocols?: string[]; autoPong?: boolean } = {}): Promise<WebSocket | Refused> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, options.protocols ?? [], { headers: options.headers ?? {}, perMessageDeflate: false });
+    const ws = new WebSocket(url, options.protocols ?? [], { headers: options.headers ?? {}, perMessageDeflate: false, autoPong: options.autoPong ?? true });
     onCleanup(() => ws.terminate());
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => {

@@ -274,6 +274,21 @@ describe('WebSocket proxying: close codes, limits, shutdown', () => {
     expect(await closed(idle)).toEqual({ code: 1000, reason: 'idle timeout' });
   });
 
+  it('pings both peers: a client that answers keeps its connection, one that does not is cut (and its upstream closed)', async () => {
+    const up = await wsUpstream();
+    const { ws } = await gateway({ TWIN_SERVICE_URL: up.url }, 'websockets:\n  pingIntervalMs: 150\n');
+    const answering = accepted(await connect(`${ws}/v1/twin/a`, { headers: auth }));
+    const pinged = new Promise<void>((resolve) => answering.once('ping', () => resolve()));
+    const next = up.nextConnection();
+    const silent = accepted(await connect(`${ws}/v1/twin/b`, { headers: auth, autoPong: false }));
+    const silentUpstream = (await next).ws;
+    const upstreamGone = closed(silentUpstream);
+    expect((await closed(silent)).code).toBe(1006); // cut, no close frame
+    await upstreamGone;
+    await pinged;
+    expect(answering.readyState).toBe(answering.OPEN);
+  });
+
   it('text-frame inspection (route websocket.inspectText) closes with 1008 on an attack, lets prose through', async () => {
     const up = await wsUpstream();
     const { ws } = await gateway({ TWIN_SERVICE_URL: up.url }, 'routes:\n  - { prefix: /v1/twin, service: twin, websocket: { inspectText: true } }\n');
