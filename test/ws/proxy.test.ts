@@ -289,6 +289,20 @@ describe('WebSocket proxying: close codes, limits, shutdown', () => {
     expect(answering.readyState).toBe(answering.OPEN);
   });
 
+  it("the server's HTTP timeouts (keep-alive, headers, whole request) never cut an upgraded connection", async () => {
+    const up = await wsUpstream();
+    const { ws } = await gateway(
+      { TWIN_SERVICE_URL: up.url },
+      'server:\n  keepAliveTimeoutMs: 1000\n  clientHeaderTimeoutMs: 500\n  requestTimeoutMs: 1000\nwebsockets:\n  idleTimeoutMs: 0\n  pingIntervalMs: 0\n',
+    );
+    const client = accepted(await connect(`${ws}/v1/twin/x`, { headers: auth }));
+    // Real time on purpose: these are Node's own timers on the socket, which no clock injection reaches.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(client.readyState).toBe(client.OPEN);
+    client.send('still here');
+    expect((await nextMessage(client)).data.toString()).toBe('still here');
+  });
+
   it('text-frame inspection (route websocket.inspectText) closes with 1008 on an attack, lets prose through', async () => {
     const up = await wsUpstream();
     const { ws } = await gateway({ TWIN_SERVICE_URL: up.url }, 'routes:\n  - { prefix: /v1/twin, service: twin, websocket: { inspectText: true } }\n');
