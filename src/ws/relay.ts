@@ -95,6 +95,9 @@ export class Relay {
   #idleTimer: NodeJS.Timeout | undefined;
   #clientAlive = true;
   #upstreamAlive = true;
+  readonly #openedAt = performance.now();
+  #messagesIn = 0;
+  #messagesOut = 0;
 
   constructor(client: WebSocket, upstream: WebSocket, options: RelayOptions) {
     this.client = client;
@@ -119,12 +122,14 @@ export class Relay {
         const rule = options.inspectText(data.toString('utf8'));
         if (rule !== null) return this.#refuse(1008, `message refused (${rule})`);
       }
+      this.#messagesIn += 1;
       inMessages.inc();
       inBytes.inc(data.length);
       this.#in.send(data, isBinary);
     });
     upstream.on('message', (data: Buffer, isBinary: boolean) => {
       this.#lastActivity = performance.now();
+      this.#messagesOut += 1;
       outMessages.inc();
       outBytes.inc(data.length);
       this.#out.send(data, isBinary);
@@ -141,6 +146,11 @@ export class Relay {
       this.#closedBy ??= 'client';
       metrics.wsCloses.inc({ route, by: this.#closedBy, code: closeCodeLabel(code) });
       metrics.wsConnections.dec({ route });
+      // The connection's access-log line (the upgrade itself has none: its reply was hijacked).
+      options.log?.info(
+        { route, closedBy: this.#closedBy, code, durationMs: Math.round(performance.now() - this.#openedAt), messagesIn: this.#messagesIn, messagesOut: this.#messagesOut },
+        'websocket closed',
+      );
       closeLike(upstream, code, reason);
       this.#ended();
     });
