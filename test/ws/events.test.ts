@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import { loadConfig } from '../../src/config/index.js';
 import { buildGateway, type Gateway } from '../../src/server/app.js';
-import { cleanup } from '../helpers/gateway.js';
+import { cleanup, onCleanup } from '../helpers/gateway.js';
 import { describeWithRedis, startRedis } from '../helpers/redis.js';
 import { standIns } from '../helpers/upstreams.js';
 import { closed, connect, isRefused, type Refused } from './helpers.js';
@@ -116,6 +116,31 @@ describe('/v1/events', () => {
     expect(text).toContain('event: shutdown\ndata: {"reason":"gateway shutting down"}');
     await closing;
     open.splice(open.indexOf(g), 1);
+  });
+
+  it('a listener that reconnects resumes after the last event it saw (SSE Last-Event-ID, WebSocket ?since=)', async () => {
+    const { http, ws } = await gateway();
+    const first = messages(accepted(await connect(`${ws}/v1/events?types=traffic.shifted`, { headers: auth })));
+    await shift(http, 10);
+    const seen = await until(() => first.find((m) => m.event.canary === 10), 5000);
+    await shift(http, 20); // happens while the next listeners are away
+    await until(() => first.find((m) => m.event.canary === 20), 5000);
+
+    // The replay comes right behind the 101: listen before the socket opens (as browsers do).
+    const resumedSocket = new WebSocket(`${ws}/v1/events?types=traffic.shifted&since=${encodeURIComponent(seen.id)}`, { headers: auth });
+    onCleanup(() => resumedSocket.terminate());
+    const resumed = messages(resumedSocket);
+    const replayed = await until(() => resumed.find((m) => m.event.canary === 20), 5000);
+    expect(replayed.id).not.toBe(seen.id);
+    expect(resumed.find((m) => m.event.canary === 10)).toBeUndefined();
+
+    const abort = new AbortController();
+    const res = await fetch(`${http}/v1/events?types=traffic.shifted`, { headers: { ...auth, 'last-event-id': seen.id }, signal: abort.signal });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('"canary":20')) text += new TextDecoder().decode((await reader.read()).value);
+    expect(text).not.toContain('"canary":10');
+    abort.abort();
   });
 
   it('a browser EventSource authenticates with a single-use ticket (?ticket=)', async () => {
