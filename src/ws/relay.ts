@@ -162,7 +162,13 @@ export class Relay {
     });
 
     if (limits.pingIntervalMs > 0) {
-      this.#pingTimer = setInterval(() => this.#ping(), limits.pingIntervalMs);
+      // The first ping at a random point of the interval: connections opened together (a
+      // reconnect storm, a benchmark) do not all ping in the same millisecond ever after.
+      this.#pingTimer = setTimeout(() => {
+        this.#ping();
+        this.#pingTimer = setInterval(() => this.#ping(), limits.pingIntervalMs);
+        this.#pingTimer.unref();
+      }, Math.round(limits.pingIntervalMs * (0.5 + Math.random() / 2)));
       this.#pingTimer.unref();
     }
     if (limits.idleTimeoutMs > 0) this.#armIdle(limits.idleTimeoutMs);
@@ -232,6 +238,7 @@ export class Relay {
 
   #ended(): void {
     if (!this.ended) return;
+    clearTimeout(this.#pingTimer); // a timeout or an interval: the same timer kind in Node
     clearInterval(this.#pingTimer);
     clearTimeout(this.#idleTimer);
     this.#options.onEnd?.(this);
