@@ -133,6 +133,8 @@ export async function startStandIn(): Promise<Server> {
 export interface GatewayServer extends Server {
   /** The API_KEY it was started with (an admin key). */
   readonly apiKey: string;
+  /** Its process id (memory figures read /proc/<pid>/status). */
+  readonly pid: number;
 }
 
 /**
@@ -146,15 +148,22 @@ export interface GatewayServer extends Server {
 export const CACHED_PREFIX = '/v1/twin/cached';
 
 /** A gateway config with one route that caches for a minute, for the cache phase. */
-function cachedRouteConfig(): string {
+function cachedRouteConfig(extraYaml = ''): string {
   const dir = mkdtempSync(join(tmpdir(), 'ugw-bench-gw-'));
   tempDirs.add(dir);
   const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, `routes:\n  - { id: bench-cached, prefix: ${CACHED_PREFIX}, service: twin, cache: { ttlSeconds: 60 } }\n`);
+  writeFileSync(file, `routes:\n  - { id: bench-cached, prefix: ${CACHED_PREFIX}, service: twin, cache: { ttlSeconds: 60 } }\n${extraYaml}`);
   return file;
 }
 
-export async function startGateway(upstreamUrl: string, logLevel: string): Promise<GatewayServer> {
+/** What a benchmark adds to the gateway's setup (the WebSocket bench: connection caps). */
+export interface GatewayExtras {
+  readonly env?: Readonly<Record<string, string>>;
+  /** Top-level YAML keys appended to the config file (not `routes`). */
+  readonly yaml?: string;
+}
+
+export async function startGateway(upstreamUrl: string, logLevel: string, extras: GatewayExtras = {}): Promise<GatewayServer> {
   const port = await freePort();
   const apiKey = randomBytes(24).toString('hex');
   const env: NodeJS.ProcessEnv = {
@@ -169,14 +178,15 @@ export async function startGateway(upstreamUrl: string, logLevel: string): Promi
     ENABLE_AGENT_FORGE: 'false',
     ENABLE_RAG_PIPELINE: 'false',
     ENABLE_P2P_FOG: 'false',
-    GATEWAY_CONFIG: cachedRouteConfig(),
+    GATEWAY_CONFIG: cachedRouteConfig(extras.yaml),
     // The load comes from loopback: exempt it from the quotas (opt-in since issue 11, as it was by default before).
     RATE_LIMIT_EXEMPT_LOOPBACK: 'true',
+    ...extras.env,
   };
   const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, GATEWAY_CLI, 'serve'], { env });
   const url = `http://127.0.0.1:${port}`;
   await waitForOk(`${url}/readyz`, child, 'gateway');
-  return { name: 'gateway', url, apiKey };
+  return { name: 'gateway', url, apiKey, pid: child.pid! };
 }
 
 export type AuthMode = 'bearer' | 'api-key' | 'none';

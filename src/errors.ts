@@ -56,6 +56,11 @@ export const ERROR_CATALOGUE = {
   // --- resilience (src/resilience) ---
   GW_SERVICE_UNAVAILABLE: { status: 503, message: 'The service is failing and its circuit breaker is open; retry after the time in Retry-After' },
   GW_GATEWAY_OVERLOADED: { status: 503, message: 'The gateway has too many requests in flight; retry after the time in Retry-After' },
+  // --- WebSockets (src/ws), answered before the upgrade ---
+  GW_WS_NOT_ENABLED: { status: 400, message: 'This route does not accept WebSocket upgrades' },
+  GW_WS_ORIGIN_FORBIDDEN: { status: 403, message: 'This Origin may not open WebSockets on the gateway (not in the CORS origins)' },
+  GW_WS_UPSTREAM_REFUSED: { status: 502, message: 'The upstream service refused the WebSocket upgrade' },
+  GW_AUTH_TICKET_INVALID: { status: 401, message: 'The WebSocket ticket is unknown, expired or already used; get a new one from POST /auth/ws-ticket' },
   GW_INTERNAL_ERROR: { status: 500, message: 'Internal gateway error' },
   // --- upstream MCP servers (mcp/clients) ---
   GW_ADMIN_MCP_SERVER_NOT_FOUND: { status: 404, message: 'No upstream MCP server with this name (mcp.servers)' },

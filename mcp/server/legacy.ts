@@ -407,7 +407,7 @@ class SessionStream {
   /** A gateway event: the update of a subscribed resource it changed. */
   deliver(delivered: Delivered<GatewayEvent>): void {
     const uri = changedResource(delivered.event);
-    if (this.#subscriptions.has(uri)) this.#notify(delivered.id, uri);
+    if (uri !== undefined && this.#subscriptions.has(uri)) this.#notify(delivered.id, uri);
   }
 
   /** End the stream, after `notice` (an SSE comment line) when one is given. */

@@ -16,12 +16,18 @@ import { MAX_SUBSCRIBE_URI_LENGTH, MAX_SUBSCRIPTIONS_PER_SESSION, type Subscriba
  */
 
 /** The resource a gateway event changes. */
-export function changedResource(event: GatewayEvent): SubscribableResource {
+export function changedResource(event: GatewayEvent): SubscribableResource | undefined {
   switch (event.type) {
     case 'traffic.shifted':
       return 'gateway://routes';
     case 'service.health':
+    case 'breaker.state':
       return 'gateway://services';
+    case 'model.promoted':
+      return 'gateway://routes';
+    case 'client.blocked':
+      // No subscribable resource shows blocks (admin tools list them); /v1/events carries them.
+      return undefined;
   }
 }
 
@@ -36,7 +42,10 @@ export function listenEventBus(events: EventChannel<GatewayEvent>): ServerEventB
   return {
     publish(): void {},
     subscribe(listener: (event: ServerEvent) => void): () => void {
-      return events.subscribe((delivered) => listener({ kind: 'resource_updated', uri: changedResource(delivered.event) }));
+      return events.subscribe((delivered) => {
+        const uri = changedResource(delivered.event);
+        if (uri !== undefined) listener({ kind: 'resource_updated', uri });
+      });
     },
   };
 }

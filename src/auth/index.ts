@@ -8,6 +8,7 @@ import { JwtVerifier } from './jwt.js';
 import type { AuthPluginOptions } from './plugin.js';
 import { TokenIssuer } from './token-issuer.js';
 import { TotpVerifier } from './totp.js';
+import { WsTickets } from './ws-tickets.js';
 
 export { default as authPlugin } from './plugin.js';
 export type { Principal } from './principal.js';
@@ -51,6 +52,7 @@ export function createAuth(config: GatewayConfig, log: FastifyBaseLogger, state:
       maxTtlSeconds: jwt.maxLifetimeSeconds,
     }),
     totp: new TotpVerifier({ store: state, toleranceSeconds: tokens.totpToleranceSeconds, ...config.auth.totp }),
+    ...(config.websocketsEnabled ? { wsTickets: new WsTickets({ secret, ttlSeconds: config.websockets.ticketTtlSeconds, store: state }) } : {}),
   };
 }
 

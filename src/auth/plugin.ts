@@ -5,10 +5,12 @@ import type { AuthConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { ApiKeyStore } from './api-keys.js';
 import type { Authenticator } from './authenticator.js';
-import { presentedCredential } from './credentials.js';
-import { PUBLIC } from './policy.js';
+import { bearerFromProtocols, isWebSocketUpgrade, presentedCredential } from './credentials.js';
+import { PUBLIC, READ_ONLY } from './policy.js';
+import type { Principal } from './principal.js';
 import type { TokenIssuer } from './token-issuer.js';
 import type { TotpVerifier } from './totp.js';
+import type { WsTickets } from './ws-tickets.js';
 
 export interface AuthPluginOptions {
   readonly config: AuthConfig;
@@ -16,6 +18,8 @@ export interface AuthPluginOptions {
   readonly apiKeys: ApiKeyStore;
   readonly issuer: TokenIssuer;
   readonly totp: TotpVerifier;
+  /** Browser tickets for WebSocket upgrades (POST /auth/ws-ticket); absent: WebSockets are off. */
+  readonly wsTickets?: WsTickets;
 }
 
 const tokenRequestSchema = z.strictObject({ totp: z.string().max(16).optional() });
@@ -27,17 +31,40 @@ const tokenRequestSchema = z.strictObject({ totp: z.string().max(16).optional() 
  * enrolled principals) for a short-lived JWT.
  */
 async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promise<void> {
-  const { authenticator, apiKeys, issuer, totp, config } = opts;
+  const { authenticator, apiKeys, issuer, totp, config, wsTickets } = opts;
   const totpSecrets = new Map(config.apiKeys.filter((k) => k.totpSecret !== undefined).map((k) => [k.name, k.totpSecret!]));
 
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (request) => {
     const policy = request.routeOptions.config.authPolicy;
     if (policy === undefined || !policy.required) return;
-    const principal = await authenticator.authenticate(request.headers);
+    // WebSocket upgrades, and routes browsers reach without headers (EventSource: /v1/events), may use a ticket.
+    const browserCredentials = wsTickets !== undefined && (isWebSocketUpgrade(request.headers) || request.routeOptions.config.acceptsTicket === true);
+    const principal = browserCredentials ? await upgradePrincipal(request.headers, request.query) : await authenticator.authenticate(request.headers);
     request.principal = principal;
     authenticator.authorize(principal, policy, request.method);
   });
+
+  /**
+   * A WebSocket upgrade, before anything reaches an upstream: the Authorization header or API
+   * key as for HTTP; else (browsers) a single-use `?ticket=` or a `bearer.<token>` subprotocol.
+   */
+  async function upgradePrincipal(headers: Parameters<Authenticator['authenticate']>[0], query: unknown): Promise<Principal> {
+    if (presentedCredential(headers) !== null) return authenticator.authenticate(headers);
+    const ticket = (query as Record<string, unknown> | undefined)?.ticket;
+    if (typeof ticket === 'string' && ticket !== '') return wsTickets!.redeem(ticket);
+    if (ticket !== undefined) throw new GatewayError('GW_AUTH_TICKET_INVALID', 'The WebSocket ticket is not valid: malformed');
+    const bearer = bearerFromProtocols(headers['sec-websocket-protocol']);
+    return authenticator.authenticate(bearer !== undefined ? { authorization: `Bearer ${bearer}` } : {});
+  }
+
+  if (wsTickets !== undefined) {
+    // A ticket for one WebSocket upgrade, as the caller: same principal, same scopes.
+    app.post('/auth/ws-ticket', { config: { authPolicy: READ_ONLY }, bodyLimit: 1024 }, async (request, reply) => {
+      const ticket = wsTickets.issue(request.principal!);
+      return reply.header('cache-control', 'no-store').send({ ticket, expires_in: wsTickets.ttlSeconds });
+    });
+  }
 
   app.post('/auth/token', { config: { authPolicy: PUBLIC }, bodyLimit: 4096 }, async (request, reply) => {
     const credential = presentedCredential(request.headers);

@@ -4,6 +4,7 @@ import type { Checker } from './check.js';
 import { HTTP_METHODS, httpUrl, scopeSchema, serviceNameSchema } from './fields.js';
 import { deepFreeze, type DeepReadonly } from './frozen.js';
 import { rateQuotaSchema } from './ratelimit.js';
+import { resolveRouteWebsocket, routeWebsocketConfigSchema, routeWebsocketSchema } from './websockets.js';
 import type { KnownServices, ResolvedService } from './services.js';
 
 /*
@@ -92,6 +93,8 @@ const routeFileSchema = z.strictObject({
   allowSemicolons: z.boolean().default(false),
   /** Forward the client's `Authorization: Bearer` token to the upstream. Default: removed (the identity headers say who called). */
   forwardAuthorization: z.boolean().default(false),
+  /** WebSocket upgrades on this route (src/ws): default on when ENABLE_WEBSOCKETS; `false` turns them off; options set a scope and text-frame inspection. */
+  websocket: routeWebsocketSchema.optional(),
 });
 type RouteFile = z.output<typeof routeFileSchema>;
 
@@ -133,6 +136,8 @@ export const routeConfigSchema = z.strictObject({
   allowSemicolons: z.boolean().optional(),
   /** The client's bearer token is forwarded upstream (src/proxy/headers.ts); absent: removed. */
   forwardAuthorization: z.boolean().optional(),
+  /** WebSocket settings (src/ws); absent: upgrades accepted with the defaults when ENABLE_WEBSOCKETS. */
+  websocket: routeWebsocketConfigSchema.optional(),
 });
 type Route = DeepReadonly<z.output<typeof routeConfigSchema>>;
 
@@ -257,6 +262,7 @@ export function resolveRoutes(
       ...(r.allowEncodedSlashes ? { allowEncodedSlashes: true } : {}),
       ...(r.allowSemicolons ? { allowSemicolons: true } : {}),
       ...(r.forwardAuthorization ? { forwardAuthorization: true } : {}),
+      ...(r.websocket !== undefined ? { websocket: resolveRouteWebsocket(r.websocket)! } : {}),
     });
   }
   return { routes: [...byPrefix.values()], services };

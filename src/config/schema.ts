@@ -12,6 +12,7 @@ import { checkRouting, resolveRouting, routingEnv, routingSchema } from './routi
 import { corsSchema, limitsSchema, resolveServer, serverEnv, serverFileSchema } from './server.js';
 import { checkServices, healthSchema, resolveProxy, resolveServices, servicesEnv, servicesFileSchema } from './services.js';
 import { stateEnv, stateSchema } from './state.js';
+import { websocketsSchema } from './websockets.js';
 
 /*
  * The whole configuration as one zod pipeline: the environment variables (flat strings) and
@@ -48,6 +49,7 @@ export const fileSchema = z.strictObject({
   mcp: mcpSchema,
   logging: loggingSchema,
   metrics: metricsSchema,
+  websockets: websocketsSchema,
 });
 export type FileConfig = z.output<typeof fileSchema>;
 export type FileConfigInput = z.input<typeof fileSchema>;
@@ -85,6 +87,8 @@ function resolve({ env, file, configFile, vars }: Sources) {
     proxy: resolveProxy(env),
     workerThreads: env.WORKER_THREADS,
     websocketsEnabled: env.ENABLE_WEBSOCKETS,
+    /** WebSocket limits, handshake deadline and tickets (src/ws). */
+    websockets: file.websockets,
     metrics: resolveMetrics(env, file.metrics),
     health: file.health,
     services,
@@ -135,6 +139,9 @@ export type RoutingConfig = GatewayConfig['routing'];
 export type McpConfig = GatewayConfig['mcp'];
 /** One upstream MCP server (mcp.servers.<name>), resolved: preset expanded, `${VAR}` substituted (mcp/clients). */
 export type McpServerConfig = McpConfig['servers'][string];
+/** WebSocket proxying and /v1/events (src/ws). */
+export type WebsocketsConfig = GatewayConfig['websockets'];
+export type RouteWebsocketConfig = NonNullable<RouteConfig['websocket']>;
 /** Event-loop / heap pressure watched for /readyz (src/health/pressure.ts). */
 export type PressureConfig = GatewayConfig['server']['pressure'];
 /** Client timeouts and connection caps (src/server/client-timeouts.ts, connection-guard.ts). */

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
 
 /**
  * A small stand-in for one backend service: the demo runs five of them, and the tests and
  * the benchmark use the same code as a real upstream on loopback. It answers JSON naming
  * itself and echoing what it received, streams request bodies through a hash (never holds
- * them), and can be told to fail, slow down or report itself unhealthy.
+ * them), and can be told to fail, slow down or report itself unhealthy. WebSocket upgrades
+ * on any path are accepted and every message is echoed back as it came (text or binary).
  */
 
 export const DEMO_SERVICES = {
@@ -96,6 +98,15 @@ export async function startStandIn(options: { name: string; port?: number; host?
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
+  // WebSocket echo on any path (the demo's "try it" line, the WebSocket tests and bench).
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => ws.terminate());
+      ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
+    });
+  });
   const port = (server.address() as AddressInfo).port;
   return {
     name: options.name,
@@ -107,6 +118,8 @@ export async function startStandIn(options: { name: string; port?: number; host?
     },
     close: () =>
       new Promise<void>((resolve) => {
+        for (const ws of wss.clients) ws.terminate();
+        wss.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

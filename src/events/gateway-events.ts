@@ -20,6 +20,27 @@ export const gatewayEventSchema = z.discriminatedUnion('type', [
     service: z.string().min(1).max(64),
     status: z.string().min(1).max(32),
   }),
+  // --- /v1/events (src/ws/events.ts): breakers, client blocks, model promotions ---
+  /** A host's circuit breaker changed state on the replica that publishes it (each replica has its own). */
+  z.strictObject({
+    type: z.literal('breaker.state'),
+    service: z.string().min(1).max(64),
+    upstream: z.string().min(1).max(256),
+    state: z.enum(['closed', 'half-open', 'open']),
+  }),
+  /** A client was blocked (automatically or by an admin); only admin listeners of /v1/events see it. */
+  z.strictObject({
+    type: z.literal('client.blocked'),
+    client: z.string().min(1).max(128),
+    reason: z.string().max(200),
+    seconds: z.number().int().nonnegative(),
+  }),
+  /** The active routing model changed (admin API or CLI promotion, on the replica that made it). */
+  z.strictObject({
+    type: z.literal('model.promoted'),
+    model: z.string().min(1).max(256),
+    previous: z.string().max(256),
+  }),
 ]);
 
 export type GatewayEvent = z.infer<typeof gatewayEventSchema>;

@@ -32,6 +32,13 @@ export interface GatewayMetrics {
   /** Response cache lookups (src/cache): hit, miss, bypass, coalesced, not_modified, stale. */
   readonly cacheRequests: Counter<'result'>;
   readonly mcpRequests: Counter<'method' | 'tool' | 'status'>;
+  // --- WebSockets (src/ws): `route` is a route id or `events` (/v1/events) ---
+  readonly wsConnections: Gauge<'route'>;
+  /** direction: `in` (client to gateway) or `out` (gateway to client). */
+  readonly wsMessages: Counter<'route' | 'direction'>;
+  readonly wsBytes: Counter<'route' | 'direction'>;
+  /** by: client, upstream or gateway (limits, idle, shutdown); code: 1000-1015, or 3xxx / 4xxx. */
+  readonly wsCloses: Counter<'route' | 'by' | 'code'>;
 }
 
 export function createMetrics(options: { durationBuckets: readonly number[]; defaultMetrics?: boolean }): GatewayMetrics {
@@ -164,5 +171,9 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       help: 'Clients currently blocked, as this replica knows them',
       registers,
     }),
+    wsConnections: new Gauge({ name: 'gateway_websocket_connections', help: 'Open client WebSocket connections', labelNames: ['route'], registers }),
+    wsMessages: new Counter({ name: 'gateway_websocket_messages_total', help: 'WebSocket messages relayed, by direction (in: from clients)', labelNames: ['route', 'direction'], registers }),
+    wsBytes: new Counter({ name: 'gateway_websocket_bytes_total', help: 'WebSocket payload bytes relayed, by direction (in: from clients)', labelNames: ['route', 'direction'], registers }),
+    wsCloses: new Counter({ name: 'gateway_websocket_closes_total', help: 'Client WebSocket connections closed, by who closed and close code', labelNames: ['route', 'by', 'code'], registers }),
   };
 }

@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import '../auth/policy.js';
 import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
@@ -27,6 +28,20 @@ export interface ProxyPluginOptions {
   readonly cache?: ResponseCache;
   /** Live stable/canary weights of the routes with a `split` (src/routing/traffic-split.ts). */
   readonly splits?: TrafficSplits;
+  /**
+   * WebSocket upgrades on the routes that take them (src/ws, given by the assembly when
+   * ENABLE_WEBSOCKETS): made with this plugin's request path, so routing, splits and
+   * load balancing are the ones HTTP requests get.
+   */
+  readonly websocket?: (path: RequestPath, identity: IdentityAssertions) => WebSocketRoutes;
+}
+
+/** What a route needs to proxy WebSocket upgrades (src/ws/proxy.ts). */
+export interface WebSocketRoutes {
+  /** Before the upgrade: may still refuse with HTTP; opens the upstream socket. */
+  preHandler(request: FastifyRequest, reply: FastifyReply, plan: RoutePlan): Promise<void>;
+  /** After the upgrade: relays the client to its upstream. */
+  wsHandler(client: WebSocket, request: FastifyRequest, plan: RoutePlan): void;
 }
 
 /** A route as the proxy registers it: its URL patterns and its plan. */
@@ -66,6 +81,8 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
     destinations.set(service.name, split === undefined ? { service } : { service, split });
   }
 
+  // The verified identity passed upstream instead of the client's credentials (src/proxy/identity.ts).
+  const identity = new IdentityAssertions({ secretKey: config.secrets.secretKey, issuer: config.auth.tokens.issuer });
   const path = new RequestPath({
     config,
     upstreams,
@@ -74,8 +91,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
     ...(cache !== undefined ? { cache } : {}),
     ...(splits !== undefined ? { splits } : {}),
     destinations,
-    // The verified identity passed upstream instead of the client's credentials (src/proxy/identity.ts).
-    identity: new IdentityAssertions({ secretKey: config.secrets.secretKey, issuer: config.auth.tokens.issuer }),
+    identity,
     secureCookie: config.environment === 'production',
   });
 
@@ -99,22 +115,41 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
     ...(opts.autoRouting?.routes ?? []).map((route) => ({ urls: [route.prefix], plan: { ...plan(route), decide: decider!.for(route) } })),
   ];
 
+  const websocket = opts.websocket?.(path, identity);
   for (const { urls, plan } of routes) {
     const { route } = plan;
     const methods = route.methods ?? ALL_METHODS;
     const routeConfig = { gatewayRoute: route, authPolicy: route.auth };
     const others = ALL_METHODS.filter((m) => !methods.includes(m));
     const allow = methods.join(', ');
+    // WebSocket upgrades (GET) on this route: on by default, `websocket: false` turns them off.
+    const upgrades = websocket !== undefined && plan.decide === undefined && route.websocket?.enabled !== false && methods.includes('GET');
     for (const url of urls) {
-      app.route({
-        method: [...methods],
-        url,
-        config: routeConfig,
-        // Bodies stream to the upstream as sent, compressed or not.
-        decompress: false,
-        bodyLimit: jsonBodyLimit(config.limits.jsonBodyBytes, route.bodyLimitBytes),
-        handler: (request, reply) => path.handle(request, reply, plan),
-      });
+      const handler = (request: FastifyRequest, reply: FastifyReply) => path.handle(request, reply, plan);
+      const plain = upgrades ? methods.filter((m) => m !== 'GET') : [...methods];
+      if (plain.length > 0) {
+        app.route({
+          method: plain,
+          url,
+          config: routeConfig,
+          // Bodies stream to the upstream as sent, compressed or not.
+          decompress: false,
+          bodyLimit: jsonBodyLimit(config.limits.jsonBodyBytes, route.bodyLimitBytes),
+          handler,
+        });
+      }
+      if (upgrades) {
+        app.route({
+          method: 'GET',
+          url,
+          exposeHeadRoute: false,
+          config: { ...routeConfig, websocket: true },
+          decompress: false,
+          handler,
+          preHandler: (request, reply) => websocket.preHandler(request, reply, plan),
+          wsHandler: (client, request) => websocket.wsHandler(client, request, plan),
+        });
+      }
       if (others.length > 0) {
         app.route({
           method: [...others] as HttpMethod[],

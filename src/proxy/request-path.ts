@@ -76,11 +76,8 @@ export class RequestPath {
     // The canonical request target (request-target.ts): one the gateway refused never goes out.
     assertForwardable(request);
 
-    // 5. Routing: the route's own service, or the one the routing model picks for this request.
-    const destination = plan.decide === undefined ? plan.destination! : this.#destination(await plan.decide(request, reply));
-    //    Traffic split: the side that serves the request (x-gateway-upstream); stable without one.
-    const side = destination.split === undefined ? 'stable' : this.#side(request, reply, destination.split);
-    const service = side === 'canary' ? destination.split!.canary : destination.service;
+    // 5. Routing and the traffic split (target()).
+    const { service, side } = await this.target(request, reply, plan);
 
     // 6. Response cache: a fresh entry answers without the upstream; on a miss the answer may be stored below.
     //    The canary's answers are kept apart from the stable side's.
@@ -104,6 +101,21 @@ export class RequestPath {
     } finally {
       if (lookup !== undefined) cache!.release(lookup);
     }
+  }
+
+  /**
+   * Step 5, shared with WebSocket upgrades (src/ws): the route's own service or the one the
+   * routing model picks, then the side of its traffic split (x-gateway-upstream; stable without one).
+   */
+  async target(request: FastifyRequest, reply: FastifyReply, plan: RoutePlan): Promise<{ service: ServiceConfig; side: Side }> {
+    const destination = plan.decide === undefined ? plan.destination! : this.#destination(await plan.decide(request, reply));
+    const side = destination.split === undefined ? 'stable' : this.#side(request, reply, destination.split);
+    return { service: side === 'canary' ? destination.split!.canary : destination.service, side };
+  }
+
+  /** The host of `service` that takes the next request or connection (load balancing: src/proxy/upstreams.ts). */
+  upstreamFor(service: ServiceConfig) {
+    return this.#upstream(service);
   }
 
   /**

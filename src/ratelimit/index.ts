@@ -5,7 +5,7 @@ import type { StateStore } from '../state/store.js';
 import { CidrSet } from './client-key.js';
 import { RateLimiter } from './limiter.js';
 import type { RateLimitStageOptions } from './plugin.js';
-import { ThreatDetector } from './threat.js';
+import { ThreatDetector, type ThreatDetectorOptions } from './threat.js';
 
 export { clientKey, CidrSet } from './client-key.js';
 export { RateLimiter, rateLimitHeaders, type LimitOutcome } from './limiter.js';
@@ -25,7 +25,7 @@ export interface RateLimiting extends RateLimitStageOptions {
 export function createRateLimiting(
   config: Pick<GatewayConfig, 'rateLimit' | 'auth'>,
   store: StateStore,
-  deps: { metrics: GatewayMetrics; log: StoreLogger },
+  deps: { metrics: GatewayMetrics; log: StoreLogger; onClientBlocked?: ThreatDetectorOptions['onBlocked'] },
 ): RateLimiting {
   const allowed = new CidrSet(config.rateLimit.allowList.cidrs);
   const threats = new ThreatDetector({
@@ -34,6 +34,7 @@ export function createRateLimiting(
     log: deps.log,
     metrics: deps.metrics,
     ignore: (ip) => allowed.has(ip),
+    ...(deps.onClientBlocked !== undefined ? { onBlocked: deps.onClientBlocked } : {}),
   });
   return {
     config: config.rateLimit,

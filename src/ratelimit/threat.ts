@@ -49,6 +49,8 @@ export interface ThreatDetectorOptions {
   readonly maxClients?: number;
   /** Addresses never scored (the allow-listed CIDRs), whoever reports them. */
   readonly ignore?: (ip: string) => boolean;
+  /** Told each block this replica makes (the event bus: /v1/events). */
+  readonly onBlocked?: (info: BlockInfo) => void;
 }
 
 const BLOCKS = 'blocked-clients';
@@ -79,6 +81,7 @@ export class ThreatDetector implements ThreatSink {
   private readonly log: StoreLogger;
   private readonly metrics: ThreatDetectorOptions['metrics'];
   private readonly now: () => number;
+  private readonly onBlocked: ThreatDetectorOptions['onBlocked'];
   private readonly maxClients: number;
   private readonly halfLifeMs: number;
   private readonly ignore: (ip: string) => boolean;
@@ -100,6 +103,7 @@ export class ThreatDetector implements ThreatSink {
     this.maxClients = options.maxClients ?? 100_000;
     this.halfLifeMs = options.config.halfLifeSeconds * 1000;
     this.ignore = options.ignore ?? (() => false);
+    this.onBlocked = options.onBlocked;
   }
 
   /** Listen to the other replicas and load the current blocks. */
@@ -249,6 +253,7 @@ export class ThreatDetector implements ThreatSink {
     this.unblocked.delete(info.client); // a block made here now is newer than any unblock seen
     this.applyBlock(info, ttlMs);
     this.log.warn({ client: info.client, reason: info.reason, strikes: info.strikes, seconds: info.durationSeconds }, 'client blocked');
+    this.onBlocked?.(info);
     await this.store.putEntry(BLOCKS, info.client, JSON.stringify(info), ttlMs);
     await this.store.publish(TOPIC_BLOCK, { info, ttlMs });
   }

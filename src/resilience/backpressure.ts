@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { GatewayError } from '../errors.js';
 
 /*
@@ -55,9 +56,10 @@ export class InFlightLimiter {
 
   /**
    * Take a slot for `service` until `res` closes, or throw GW_GATEWAY_OVERLOADED (503,
-   * Retry-After) when the service or the gateway is at its bound.
+   * Retry-After) when the service or the gateway is at its bound. A proxied WebSocket holds
+   * one for its whole life: `res` is then its upgraded socket (src/ws).
    */
-  acquire(service: string, res: ServerResponse): void {
+  acquire(service: string, res: ServerResponse | Duplex): void {
     let slot = this.#slots.get(service);
     if (slot === undefined) {
       slot = { service, max: this.#overallMax, inFlight: 0, limiter: this };
@@ -71,7 +73,7 @@ export class InFlightLimiter {
     if (this.#overall >= this.#overallMax) {
       throw new GatewayError('GW_GATEWAY_OVERLOADED', undefined, { headers: this.#errorHeaders });
     }
-    const r = res as WithSlot;
+    const r = res as unknown as WithSlot;
     if (r[kSlot] !== undefined) return; // already holds a slot (never twice for one response)
     slot.inFlight += 1;
     this.#overall += 1;

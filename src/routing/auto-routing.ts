@@ -22,6 +22,8 @@ export interface AutoRoutingDeps {
   readonly state?: Pick<StateStore, 'publish' | 'subscribe' | 'cache' | 'onStatusChange'>;
   readonly metrics: Pick<GatewayMetrics, 'routingShadowAgreement'>;
   readonly log: ModelLog;
+  /** Told when this replica activates another model (the event bus: /v1/events). */
+  readonly onModelActivated?: (model: string, previous: string) => void;
 }
 
 /**
@@ -36,6 +38,7 @@ export function createAutoRouting(config: GatewayConfig, deps: AutoRoutingDeps):
     log: deps.log,
     ...(deps.state ? { broadcast: stateBroadcast(deps.state) } : {}),
     shadowCounter: deps.metrics.routingShadowAgreement,
+    ...(deps.onModelActivated !== undefined ? { onActivated: deps.onModelActivated } : {}),
   });
   // A route configured for the same path (routes: in the YAML) is the operator's explicit choice: it wins.
   const routes = autoRoutes().filter((r) => {

@@ -41,6 +41,10 @@ import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
 import { McpServersService } from '../admin/mcp-servers-service.js';
 import { McpClientPool } from '../../mcp/clients/pool.js';
+import { LiveConnections } from '../ws/connections.js';
+import { webSocketProxy } from '../ws/proxy.js';
+import websocketPlugin from '../ws/plugin.js';
+import { eventsRoutes } from '../ws/events.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -170,9 +174,17 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   /** The event bus's gateway channel (src/events), once the state store exists. */
   let gatewayEventsChannel: EventChannel<GatewayEvent> | undefined;
   // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
-  const resilience = await lifecycle.start('resilience', new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams }), {
-    close: (r) => r.close(),
-  });
+  const resilience = await lifecycle.start(
+    'resilience',
+    new Resilience(config, {
+      log: app.log.child({ component: 'resilience' }),
+      metrics,
+      upstreams,
+      // Each replica announces its own breakers (/v1/events).
+      onBreakerState: (service, upstream, state) => void gatewayEventsChannel?.publish({ type: 'breaker.state', service, upstream, state }).catch(() => {}),
+    }),
+    { close: (r) => r.close() },
+  );
 
   // Shared state first: the rate limiter and the threat detector live on it, and the
   // detector is the ThreatSink the stages below report to.
@@ -183,18 +195,36 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // The event bus (src/events) on the state store's pub/sub: MCP notifications on every replica.
   const events = await lifecycle.start('event bus', new EventBus(state, { log: app.log.child({ component: 'events' }) }), { close: (bus) => bus.close() });
   gatewayEventsChannel = gatewayEvents(events);
-  const rateLimiting = await lifecycle.start('rate limiting', createRateLimiting(config, state, { metrics, log: app.log.child({ component: 'ratelimit' }) }), {
-    start: (r) => r.start(),
-    close: (r) => r.close(),
-  });
+  const rateLimiting = await lifecycle.start(
+    'rate limiting',
+    createRateLimiting(config, state, {
+      metrics,
+      log: app.log.child({ component: 'ratelimit' }),
+      onClientBlocked: (info) =>
+        void gatewayEventsChannel?.publish({ type: 'client.blocked', client: info.client.slice(0, 128), reason: info.reason.slice(0, 200), seconds: info.durationSeconds }).catch(() => {}),
+    }),
+    {
+      start: (r) => r.start(),
+      close: (r) => r.close(),
+    },
+  );
   const blockedClients = new BlockedClientsService(rateLimiting.threats, () => state.up && state.backend === 'redis');
   // ML routing: the models load now (a model that cannot be used stops start-up) and follow
   // swaps of the other replicas through the state store.
   const routing: AutoRouting | null = config.routing.enabled
-    ? await lifecycle.start('routing models', createAutoRouting(config, { state, metrics, log: app.log.child({ component: 'routing' }) }), {
-        start: (r) => r.start(),
-        close: (r) => r.close(),
-      })
+    ? await lifecycle.start(
+        'routing models',
+        createAutoRouting(config, {
+          state,
+          metrics,
+          log: app.log.child({ component: 'routing' }),
+          onModelActivated: (model, previous) => void gatewayEventsChannel?.publish({ type: 'model.promoted', model: model.slice(0, 256), previous: previous.slice(0, 256) }).catch(() => {}),
+        }),
+        {
+          start: (r) => r.start(),
+          close: (r) => r.close(),
+        },
+      )
     : null;
   // Stable/canary weights of the split routes, shared through the state store.
   const splits = await lifecycle.start('traffic splits', new TrafficSplits(config.routes, state, app.log.child({ component: 'traffic' })), {
@@ -246,6 +276,12 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // headers and limits, the client stage (blocked / suspicious clients, per-IP quota), input
   // validation, authentication, the per-principal quota; routing and proxying come last.
   await app.register(securityPlugin, { config });
+  // WebSockets (src/ws): upgrades go through the stages below like any request; this one
+  // first refuses upgrades on routes without WebSockets and foreign Origins.
+  const liveConnections = new LiveConnections();
+  if (config.websocketsEnabled) await app.register(websocketPlugin, { config });
+  // Shutdown, after the drain delay: live WebSockets end with 1001, event streams with a notice.
+  app.addHook('preClose', async () => liveConnections.shutdown(config.websockets.closeGraceMs));
   await app.register(compress, {
     global: true,
     threshold: 1024,
@@ -294,6 +330,14 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
     });
   }
+  // GET /v1/events: the event bus as a WebSocket (or SSE), every replica's events (src/ws/events.ts).
+  await app.register(eventsRoutes, {
+    channel: gatewayEventsChannel,
+    connections: liveConnections,
+    metrics,
+    limits: config.websockets,
+    websocket: config.websocketsEnabled,
+  });
   // MCP Streamable HTTP at /mcp: read scope to connect; tools check their own needs.
   const routesService = new RoutesService(config, table, prober, splits);
   const metricsService = await lifecycle.start('metrics sampler', new MetricsService(metrics.registry), { start: (m) => m.start(), close: (m) => m.stop() });
@@ -338,7 +382,19 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
         close: (c) => c.close(),
       })
     : undefined;
-  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, splits, ...(cache ? { cache } : {}) });
+  await app.register(proxyPlugin, {
+    config,
+    table,
+    upstreams,
+    metrics,
+    autoRouting: routing,
+    resilience,
+    splits,
+    ...(cache ? { cache } : {}),
+    ...(config.websocketsEnabled
+      ? { websocket: (path, identity) => webSocketProxy({ path, identity, resilience, metrics, limits: config.websockets, connections: liveConnections }) }
+      : {}),
+  });
   // Last on the list, so first to close: stop accepting and finish in-flight requests before
   // anything they use goes away. (Fastify's own onClose hooks run inside app.close().)
   // (The Fastify instance is a thenable: it is closed over, never passed as the value.)

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanup, startGateway } from '../helpers/gateway.js';
@@ -33,7 +34,7 @@ function parseCurl(line: string): { method: string; url: string; headers: Record
   const headers: Record<string, string> = {};
   while (tokens.length > 0) {
     const t = tokens.shift()!;
-    if (t === '-s' || t === '-i') continue;
+    if (t === '-s' || t === '-i' || t === '-sN') continue;
     if (t === '-X') method = tokens.shift()!;
     else if (t === '-H') {
       const [k = '', ...v] = tokens.shift()!.split(':');
@@ -50,7 +51,7 @@ function parseCurl(line: string): { method: string; url: string; headers: Record
 afterAll(cleanup);
 
 describe('unified-gateway demo', () => {
-  it('serves the four printed example requests (one routed by the model) and stops cleanly on SIGINT', async (ctx) => {
+  it('serves the printed example requests (HTTP, one routed by the model; the WebSocket echo; the event stream) and stops cleanly on SIGINT', async (ctx) => {
     const busy = await busyPorts();
     if (busy.length > 0) {
       const note = `demo e2e skipped: port(s) ${busy.join(', ')} of 8000-8005 are in use on this machine`;
@@ -61,8 +62,8 @@ describe('unified-gateway demo', () => {
     const demo = await startGateway({ args: ['demo'], env: { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: undefined, API_KEY: undefined, JWT_SECRET_KEY: undefined } });
     expect(demo.port).toBe(8000);
     const curls = demo.stdoutLines.map((l) => l.trim()).filter((l) => l.startsWith('curl '));
-    expect(curls).toHaveLength(4);
-    const [health, twin, search, query] = curls.map(parseCurl);
+    expect(curls).toHaveLength(5);
+    const [health, twin, search, query, events] = curls.map(parseCurl);
 
     // Exactly what a newcomer pastes: the printed headers (the demo token), nothing else.
     const h = await call(health!.url, { method: health!.method, headers: health!.headers, anonymous: true });
@@ -90,6 +91,21 @@ describe('unified-gateway demo', () => {
     expect(q.status).toBe(200);
     expect(q.headers['x-routed-to']).toBe('twin');
     expect(q.json()).toMatchObject({ service: 'twin', path: '/v1/query' });
+
+    // The WebSocket line, run as printed: the stand-in's echo through the gateway.
+    const wsLine = demo.stdoutLines.map((l) => l.trim()).find((l) => l.startsWith('node -e '));
+    const script = /^node -e "(.*)"$/.exec(wsLine ?? '')?.[1];
+    expect(script).toBeDefined();
+    const echoed = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['-e', script!], { timeout: 10_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    });
+    expect(echoed.trim()).toBe('echo: hello');
+    // The event stream line: an SSE stream for the demo token.
+    const abort = new AbortController();
+    const stream = await fetch(events!.url, { headers: events!.headers, signal: abort.signal });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    abort.abort();
 
     const exit = await demo.stop('SIGINT');
     expect(exit).toEqual({ code: 0, signal: null });

@@ -96,6 +96,8 @@ export interface ManagerOptions {
   readonly log: ModelLog;
   readonly broadcast?: ModelBroadcast;
   readonly shadowCounter?: ShadowCounter;
+  /** Told when this replica activates another model (the event bus: /v1/events). */
+  readonly onActivated?: (model: string, previous: string) => void;
   /** How often active.json is checked for changes (fs.watchFile interval). */
   readonly pointerPollMs?: number;
   /** The clock that stamps this replica's choices (tests inject one). */
@@ -296,6 +298,7 @@ export class RoutingModelManager {
         this.#shadowAt = this.#activeAt;
       }
       this.#opts.log.info({ model: slot.model.id, previous, source: slot.source }, 'routing model activated');
+      if (slot.model.id !== previous) this.#opts.onActivated?.(slot.model.id, previous);
       let persisted: boolean | string = false;
       if (options.persist && ref !== 'pointer' && this.#opts.config.model === undefined) {
         try {
