@@ -32,6 +32,8 @@ export interface GatewayMetrics {
   /** Response cache lookups (src/cache): hit, miss, bypass, coalesced, not_modified, stale. */
   readonly cacheRequests: Counter<'result'>;
   readonly mcpRequests: Counter<'method' | 'tool' | 'status'>;
+  /** Operational-memory recorder (mcp/integrations/memory): queued, written, dropped (queue full), failed (write refused). */
+  readonly memoryEvents: Counter<'outcome'>;
 }
 
 export function createMetrics(options: { durationBuckets: readonly number[]; defaultMetrics?: boolean }): GatewayMetrics {
@@ -162,6 +164,12 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
     blockedClients: new Gauge({
       name: 'gateway_blocked_clients',
       help: 'Clients currently blocked, as this replica knows them',
+      registers,
+    }),
+    memoryEvents: new Counter({
+      name: 'gateway_memory_events_total',
+      help: 'Events of the operational-memory recorder: queued, written, dropped (queue full), failed (the memory server refused or was down)',
+      labelNames: ['outcome'],
       registers,
     }),
   };

@@ -27,6 +27,8 @@ export interface ResilienceDeps {
   readonly metrics?: Pick<GatewayMetrics, 'circuitBreakerState'>;
   /** Told when a host's breaker opens or leaves open (load balancing skips open hosts: src/proxy/upstreams.ts). */
   readonly upstreams?: { setBreakerOpen(service: string, origin: string, open: boolean): void };
+  /** Every state change of a host's breaker (the Memory recorder queues it; keep it O(1)). */
+  readonly onBreakerChange?: (change: { readonly service: string; readonly origin: string; readonly from: string; readonly to: string }) => void;
 }
 
 /** What /healthz shows of one service's breakers. */
@@ -69,6 +71,7 @@ export class Resilience {
           // Load balancing skips a host whose breaker is open while the service has others.
           deps.upstreams?.setBreakerOpen(breaker.service, breaker.origin, to === 2);
           const line = { service: breaker.service, upstream: breaker.origin, from: BREAKER_STATE_NAMES[from], state: BREAKER_STATE_NAMES[to] };
+          deps.onBreakerChange?.({ service: breaker.service, origin: breaker.origin, from: BREAKER_STATE_NAMES[from], to: BREAKER_STATE_NAMES[to] });
           if (to === 2) log?.warn({ ...line, retryAfterSeconds: breaker.retryAfterSeconds() }, 'circuit breaker opened');
           else log?.info(line, to === 1 ? 'circuit breaker half-open' : 'circuit breaker closed');
         },

@@ -161,7 +161,8 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     onServiceUp: (service) => resilience.serviceHealthy(service),
     onHostHealth: (service, origin, up) => upstreams.setHostDown(service, origin, !up),
     // Each replica announces what its own probes see (MCP listeners hear it on every replica).
-    onServiceStatusChange: (service, status) => void gatewayEventsChannel?.publish({ type: 'service.health', service, status }).catch(() => {}),
+    onServiceStatusChange: (service, status, cause) =>
+      void gatewayEventsChannel?.publish({ type: 'service.health', service, status, ...(cause !== undefined ? { cause: cause.slice(0, 64) } : {}) }).catch(() => {}),
   });
   /** The event bus's gateway channel (src/events), once the state store exists. */
   let gatewayEventsChannel: EventChannel<GatewayEvent> | undefined;
