@@ -122,3 +122,76 @@ describe('MemoryRecorder with the real memory server', () => {
     expect(await count(c, 'written')).toBe(50);
   });
 });
+
+describe('the memory graph stays bounded', () => {
+  let upstream: StdioUpstream;
+  const file = join(dir, 'week.jsonl');
+  beforeAll(async () => {
+    upstream = await startStdioUpstream('memory', { MEMORY_FILE_PATH: file });
+  });
+  afterAll(async () => upstream.close());
+
+  it('a simulated week of events (injected clock, hourly flushes) keeps the file under the stated bound', async () => {
+    const { createMetrics } = await import('../../src/metrics/registry.js');
+    const metrics = createMetrics({ durationBuckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], defaultMetrics: false });
+    const services = ['twin', 'knowledge', 'fog'];
+    const start = Date.parse('2026-11-30T00:00:00Z'); // a Monday
+    let now = start;
+    const cap = 20;
+    const c = counter();
+    const recorder = new MemoryRecorder({
+      caller: upstream,
+      settings: { ...SETTINGS, flushSeconds: 3600, maxObservationsPerEntity: cap, queueSize: 5000 },
+      counter: c,
+      clock: () => now,
+      timers: false,
+      registry: metrics.registry,
+      topology: { routes: services.map((s) => ({ id: s, services: [s] })), modelRoutes: ['auto-query', 'auto-upload'] },
+      modelStatus: () => ({ active: { id: now < start + 3 * 86_400_000 ? 'm-1' : 'm-2', evaluation: null }, shadow: null }),
+    });
+    recorder.recordTopology();
+    await recorder.flush(); // the first metrics sample
+    for (let hour = 0; hour < 7 * 24; hour++) {
+      for (let minute = 0; minute < 60; minute += 10) {
+        now = start + hour * 3_600_000 + minute * 60_000;
+        for (const s of services) {
+          // Load varies by hour of day; knowledge flaps twice an hour.
+          const n = 5 + (hour % 24);
+          metrics.serviceRequests.inc({ service: s, status: '200', side: 'stable' }, n);
+          if (s === 'fog') metrics.serviceRequests.inc({ service: s, status: '502', side: 'stable' }, 1);
+          for (let i = 0; i < n; i++) metrics.upstreamDuration.observe({ service: s }, s === 'knowledge' ? 0.04 : 0.008);
+        }
+        if (minute === 0 || minute === 30) {
+          recorder.healthChanged('knowledge', 'down', 'timeout');
+          recorder.breakerChanged('knowledge', 'open');
+          recorder.healthChanged('knowledge', 'up');
+          recorder.breakerChanged('knowledge', 'closed');
+        }
+        recorder.decided({ service: services[minute % 3]!, reason: minute % 20 === 0 ? 'model' : 'low-confidence', confidence: 0.5 });
+      }
+      if (hour % 24 === 12) recorder.trafficShifted('twin', hour, hour % 100);
+      now = start + (hour + 1) * 3_600_000;
+      await recorder.flush();
+    }
+    expect(await count(c, 'dropped')).toBe(0);
+    const graph = fileGraph(file);
+    for (const e of graph.entities) {
+      expect(e.observations.length, e.name).toBeLessThanOrEqual(e.name.startsWith('baseline:') ? 168 : cap);
+    }
+    // Folding kept the history as summaries: a week of transitions is still counted.
+    const knowledge = graph.entities.find((e) => e.name === 'service:knowledge')!;
+    const summaries = knowledge.observations.filter((o) => o.includes(' summary '));
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]).toMatch(/^2026-11-30T00:\d\d:00\.000Z summary until=\S+ n=\d+ .*health:down->up=\d+/);
+    const summarised = Number(/health:up->down=(\d+)/.exec(summaries[0]!)![1]);
+    expect(summarised).toBeGreaterThan(300);
+    // Baselines: one line per hour of week and service.
+    expect(graph.entities.find((e) => e.name === 'baseline:knowledge')!.observations).toHaveLength(168);
+    const shape = { entities: graph.entities.filter((e) => !e.name.startsWith('baseline:')).length, baselines: services.length, cap, relations: graph.relations.length };
+    expect(shape.entities).toBeLessThanOrEqual(3 * 2 + 3 + 1 + 2 + 2 + 1); // service+intervals per service, routes, models, auto routes, traffic, decisions
+    const bound = memoryFileBound(shape);
+    const size = statSync(file).size;
+    console.log(`memory file after a simulated week: ${size} bytes, stated bound ${bound} bytes (${graph.entities.length} entities, cap ${cap})`);
+    expect(size).toBeLessThan(bound);
+  }, 120_000);
+});

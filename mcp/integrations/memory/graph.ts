@@ -158,13 +158,18 @@ export function foldObservations(folded: readonly string[]): string {
   return clip(`${from ?? 'unknown'} summary until=${until ?? from ?? 'unknown'} n=${n} ${counts}`);
 }
 
+/** Longest baseline line ("how=167 p50=... p99=... err=... n=..."). */
+export const MAX_BASELINE_CHARS = 96;
+
 /**
- * The stated bound of the memory file: every entity holds at most `cap` observations of at
- * most MAX_OBSERVATION_CHARS characters (the JSON line adds the name, type and quoting), and
- * the recorder creates a bounded number of entities (configured services and routes, models,
- * principals when enabled: at most maxPrincipals).
+ * The stated bound of the memory file, in bytes: every entity holds at most `cap`
+ * observations of at most MAX_OBSERVATION_CHARS characters (UTF-8 and JSON quoting counted
+ * generously), a baseline entity one line per hour of week (168), and the recorder creates a
+ * bounded number of entities (three per configured service, one per route, traffic split and
+ * model, the decision aggregate, and principals only when enabled).
  */
-export function memoryFileBound(entities: number, cap: number, relations: number): number {
-  const perEntity = 200 + cap * (MAX_OBSERVATION_CHARS * 1.2 + 3);
-  return Math.ceil(entities * perEntity + relations * 200);
+export function memoryFileBound(shape: { readonly entities: number; readonly baselines: number; readonly cap: number; readonly relations: number }): number {
+  const perEntity = 200 + shape.cap * (MAX_OBSERVATION_CHARS * 1.2 + 3);
+  const perBaseline = 200 + 168 * (MAX_BASELINE_CHARS + 3);
+  return Math.ceil(shape.entities * perEntity + shape.baselines * perBaseline + shape.relations * 200);
 }

@@ -198,7 +198,8 @@ export class MemoryRecorder {
     const result = await this.#caller.callTool(this.#s.server, 'read_graph', {});
     if (result.isError === true) throw new Error('memory server refused read_graph');
     const graph: Graph = graphSchema.parse(result.structuredContent ?? JSON.parse(textOf(result)));
-    for (const e of graph.entities) this.#mirror.set(e.name, [...e.observations]);
+    // Oldest first by their leading time (the server appends a fold's summary last; it is the oldest).
+    for (const e of graph.entities) this.#mirror.set(e.name, [...e.observations].sort((a, b) => leadingTime(a).localeCompare(leadingTime(b))));
     for (const [service, byHour] of rememberedBaselines(graph)) this.#baselines.set(service, byHour);
     const health = rememberedHealth(graph);
     for (const h of health) if (!this.#health.has(h.service)) this.#health.set(h.service, h.status);
@@ -435,6 +436,12 @@ export class MemoryRecorder {
 function textOf(result: { content?: unknown }): string {
   const content = Array.isArray(result.content) ? result.content : [];
   return content.map((c: { type?: unknown; text?: unknown }) => (c.type === 'text' && typeof c.text === 'string' ? c.text : '')).join('');
+}
+
+/** The leading ISO time of an observation ('' for timeless facts: they sort first). */
+function leadingTime(observation: string): string {
+  const first = observation.slice(0, observation.indexOf(' ') >>> 0);
+  return /^\d{4}-\d\d-\d\dT/.test(first) ? first : '';
 }
 
 function round4(n: number): number {
