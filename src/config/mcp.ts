@@ -72,6 +72,8 @@ export const mcpSchema = z
         principalSalt: z.string().min(16).max(256).optional(),
         /** Read the last health states and baselines back at start (warm start). */
         warmStart: z.boolean().default(true),
+        /** At start-up only: how long the warm start waits for the memory server to connect (the probes start after it). */
+        warmStartWaitMs: z.number().int().min(0).max(60_000).default(3000),
       })
       .prefault({}),
     /** Stepwise routing analyses (analyze_routing, review_routing) recorded through the `sequential-thinking` server. */

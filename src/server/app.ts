@@ -39,6 +39,8 @@ import { routingAdminRoutes, RoutingModelsService } from '../admin/index.js';
 import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js';
 import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
+import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
+import { OperationalMemory } from '../../mcp/integrations/memory/index.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -75,6 +77,8 @@ export interface BuildOptions {
   readonly processMetrics?: boolean;
   /** A state store to use instead of the one the config asks for (tests); not closed by the gateway. */
   readonly state?: StateStore;
+  /** Upstream MCP servers the integrations call (tests: real servers over stdio); default: none until the pool (mcp/clients) is wired. */
+  readonly mcpCaller?: UpstreamToolCaller;
 }
 
 function mapFrameworkError(err: FastifyError): GatewayError {
@@ -167,9 +171,13 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   /** The event bus's gateway channel (src/events), once the state store exists. */
   let gatewayEventsChannel: EventChannel<GatewayEvent> | undefined;
   // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
-  const resilience = await lifecycle.start('resilience', new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams }), {
-    close: (r) => r.close(),
-  });
+  /** The operational memory (mcp/integrations/memory), once built; breaker changes reach it through this. */
+  let memory: OperationalMemory | undefined;
+  const resilience = await lifecycle.start(
+    'resilience',
+    new Resilience(config, { log: app.log.child({ component: 'resilience' }), metrics, upstreams, onBreakerChange: (change) => memory?.breakerChanged(change) }),
+    { close: (r) => r.close() },
+  );
 
   // Shared state first: the rate limiter and the threat detector live on it, and the
   // detector is the ThreatSink the stages below report to.
@@ -324,6 +332,25 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       })
     : undefined;
   await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, splits, ...(cache ? { cache } : {}) });
+  // The operational memory (issue 15): built now, started in listen() before the probes, so the
+  // warm start can show remembered health states until the first probe decides.
+  const mcpCaller = options.mcpCaller;
+  if (config.mcp.memory.enabled && mcpCaller !== undefined) {
+    memory = new OperationalMemory({
+      caller: mcpCaller,
+      settings: { ...config.mcp.memory, lowConfidence: config.mcp.sequentialThinking.lowConfidence },
+      registry: metrics.registry,
+      counter: metrics.memoryEvents,
+      log: app.log.child({ component: 'memory' }),
+      events: gatewayEventsChannel,
+      seedHealth: (states) => prober.seedFromMemory(states),
+      ...(routing ? { decisions: routing.decisionLog, modelStatus: () => routing.manager.status() } : {}),
+      topology: {
+        routes: table.active.map((r) => ({ id: r.id, services: [r.service, ...(r.split ? [r.split.canaryService] : [])] })),
+        modelRoutes: routing?.routes.map((r) => r.id) ?? [],
+      },
+    });
+  }
   // Last on the list, so first to close: stop accepting and finish in-flight requests before
   // anything they use goes away. (Fastify's own onClose hooks run inside app.close().)
   // (The Fastify instance is a thenable: it is closed over, never passed as the value.)
@@ -344,6 +371,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     routing,
     async listen() {
       try {
+        if (memory) await lifecycle.start('operational memory', memory, { start: (m) => m.start(), close: (m) => m.close() });
         await lifecycle.start('health prober', prober, { start: (p) => p.start(), close: (p) => p.stop() });
         await lifecycle.start('pressure monitor', pressure, { start: (p) => p.start(), close: (p) => p.stop() });
         return await app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });

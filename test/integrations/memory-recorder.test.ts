@@ -150,7 +150,7 @@ describe('the memory graph stays bounded', () => {
       modelStatus: () => ({ active: { id: now < start + 3 * 86_400_000 ? 'm-1' : 'm-2', evaluation: null }, shadow: null }),
     });
     recorder.recordTopology();
-    await recorder.flush(); // the first metrics sample
+    await recorder.start(); // the first metrics sample
     for (let hour = 0; hour < 7 * 24; hour++) {
       for (let minute = 0; minute < 60; minute += 10) {
         now = start + hour * 3_600_000 + minute * 60_000;

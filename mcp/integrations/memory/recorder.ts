@@ -167,8 +167,10 @@ export class MemoryRecorder {
 
   // --- lifecycle ---
 
-  /** Warm start (when the server is ready) and the flush timer. Never waits for the server. */
-  start(): void {
+  /** The flush timer, after the first metrics sample (the first interval counts from now). Never waits for the server. */
+  async start(): Promise<void> {
+    if (this.#deps.registry !== undefined && this.#lastSample === undefined) this.#lastSample = sampleServices(await this.#deps.registry.getMetricsAsJSON());
+    this.#intervalStart = this.#clock();
     if (this.#deps.timers === false) return;
     this.#timer = setInterval(() => void this.flush(), this.#s.flushSeconds * 1000);
     this.#timer.unref();
@@ -201,6 +203,18 @@ export class MemoryRecorder {
     // Oldest first by their leading time (the server appends a fold's summary last; it is the oldest).
     for (const e of graph.entities) this.#mirror.set(e.name, [...e.observations].sort((a, b) => leadingTime(a).localeCompare(leadingTime(b))));
     for (const [service, byHour] of rememberedBaselines(graph)) this.#baselines.set(service, byHour);
+    // The model last recorded active: the same one after a restart is no promotion.
+    let lastActive = '';
+    for (const e of graph.entities) {
+      if (e.entityType !== ENTITY_TYPES.model) continue;
+      for (const o of e.observations) {
+        const at = leadingTime(o);
+        if (o.includes(' promoted active') && at > lastActive) {
+          lastActive = at;
+          this.#lastModel = e.name.slice('routing-model:'.length);
+        }
+      }
+    }
     const health = rememberedHealth(graph);
     for (const h of health) if (!this.#health.has(h.service)) this.#health.set(h.service, h.status);
     this.#loaded = true;
