@@ -39,6 +39,7 @@ import { routingAdminRoutes, RoutingModelsService } from '../admin/index.js';
 import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js';
 import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
+import { McpClientPool } from '../../mcp/clients/pool.js';
 import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
 import { OperationalMemory } from '../../mcp/integrations/memory/index.js';
 
@@ -77,7 +78,7 @@ export interface BuildOptions {
   readonly processMetrics?: boolean;
   /** A state store to use instead of the one the config asks for (tests); not closed by the gateway. */
   readonly state?: StateStore;
-  /** Upstream MCP servers the integrations call (tests: real servers over stdio); default: none until the pool (mcp/clients) is wired. */
+  /** Upstream MCP servers the integrations call instead of the pool of mcp.servers (tests: real servers over stdio). */
   readonly mcpCaller?: UpstreamToolCaller;
 }
 
@@ -188,6 +189,16 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // The event bus (src/events) on the state store's pub/sub: MCP notifications on every replica.
   const events = await lifecycle.start('event bus', new EventBus(state, { log: app.log.child({ component: 'events' }) }), { close: (bus) => bus.close() });
   gatewayEventsChannel = gatewayEvents(events);
+  // The pool of upstream MCP servers (mcp/clients): connects in the background (start() returns at
+  // once; a server that is down delays nothing) and closes after everything that uses it.
+  const mcpPool =
+    options.mcpCaller === undefined && Object.keys(config.mcp.servers).length > 0
+      ? await lifecycle.start('mcp client pool', new McpClientPool(config.mcp, { log: app.log.child({ component: 'mcp-clients' }), registry: metrics.registry }), {
+          start: (p) => p.start(),
+          close: (p) => p.close(),
+        })
+      : undefined;
+  const mcpCaller: UpstreamToolCaller | undefined = options.mcpCaller ?? mcpPool;
   const rateLimiting = await lifecycle.start('rate limiting', createRateLimiting(config, state, { metrics, log: app.log.child({ component: 'ratelimit' }) }), {
     start: (r) => r.start(),
     close: (r) => r.close(),
@@ -333,9 +344,9 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     : undefined;
   await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, splits, ...(cache ? { cache } : {}) });
   // The operational memory (issue 15): built now, started in listen() before the probes, so the
-  // warm start can show remembered health states until the first probe decides.
-  const mcpCaller = options.mcpCaller;
-  if (config.mcp.memory.enabled && mcpCaller !== undefined) {
+  // warm start can show remembered health states until the first probe decides. It calls the
+  // memory server through the pool of upstream MCP servers (mcp.servers, started above).
+  if (config.mcp.memory.enabled && mcpCaller !== undefined && (options.mcpCaller !== undefined || config.mcp.memory.server in config.mcp.servers)) {
     memory = new OperationalMemory({
       caller: mcpCaller,
       settings: { ...config.mcp.memory, lowConfidence: config.mcp.sequentialThinking.lowConfidence },
