@@ -42,6 +42,8 @@ import { TrafficService } from '../admin/traffic-service.js';
 import { McpClientPool } from '../../mcp/clients/pool.js';
 import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
 import { OperationalMemory } from '../../mcp/integrations/memory/index.js';
+import { RoutingAnalyst } from '../../mcp/integrations/sequential-thinking/analyst.js';
+import type { Fallback } from '../resilience/fallback.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -306,7 +308,35 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only; a valid credential is still used); never in production');
     const hostAllowed = mcpHostPolicy(config);
     if (hostAllowed === null) app.log.warn('mcp: the Host of /mcp requests is not checked; set mcp.allowedHosts (or mcp.resourceUrl) to the names clients use');
+    const thinking = config.mcp.sequentialThinking;
+    // analyze_routing / review_routing: built with ML routing; recorded through the sequential-thinking server when configured.
+    const routingAnalyst = routing
+      ? new RoutingAnalyst({
+          ...(mcpCaller !== undefined && (options.mcpCaller !== undefined || thinking.server in config.mcp.servers) ? { caller: mcpCaller } : {}),
+          settings: thinking,
+          routing: config.routing,
+          decisions: routing.decisionLog,
+          model: () => routing.manager.active,
+          modelStatus: () => {
+            const st = routing.manager.status();
+            const confusion = routing.manager.active.file.evaluation?.confusion;
+            return { active: { labels: routing.manager.active.labels, ...(confusion ? { evaluationConfusion: confusion } : {}) }, shadow: st.shadow, shadowAgreement: st.shadowAgreement };
+          },
+          health: (service) => prober.snapshot().services[service]?.status ?? (service in config.services ? 'disabled' : 'not configured'),
+          breaker: (service) => resilience.breakerReport()[service]?.state ?? 'closed (no traffic yet)',
+          split: (service) => {
+            const found = splits.all().find((x) => x.route.service === service || x.split.canaryService === service);
+            if (found === undefined) return undefined;
+            const w = found.state.weights;
+            const side = found.route.service === service ? 'stable' : 'canary';
+            return `route ${found.route.id} splits stable ${w.stable} / canary ${w.canary} (canary service ${found.split.canaryService}, sticky by ${found.split.sticky}); ${service} is its ${side} side, so ${side === 'stable' ? w.stable : w.canary}% of clients land there`;
+          },
+          fallback: (service) => describeFallback(resilience.fallbackFor(service)),
+          remember: (text) => memory?.recorder.record({ kind: 'observe', entity: 'routing-reviews', entityType: 'gateway-routing-review', text }),
+        })
+      : undefined;
     const mcpDeps = {
+      ...(routingAnalyst ? { routingAnalyst } : {}),
       routes: routesService,
       metrics: metricsService,
       blockedClients,
@@ -417,4 +447,12 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       return closing;
     },
   };
+}
+
+/** A service's fallback in words (analyze_routing). */
+function describeFallback(f: Fallback | undefined): string | undefined {
+  if (f === undefined) return undefined;
+  if (f.type === 'service') return `on failure the ${f.service} service answers`;
+  if (f.type === 'static') return `on failure a fixed ${f.status} answer`;
+  return 'on failure the last cached good answer (stale cache)';
 }
