@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Counter, Registry } from 'prom-client';
-import { entityNames, memoryFileBound, rememberedHealth, graphSchema } from '../../mcp/integrations/memory/graph.js';
-import { MemoryRecorder, type RecorderSettings } from '../../mcp/integrations/memory/recorder.js';
-import { startStdioUpstream, type StdioUpstream } from '../helpers/mcp-upstream.js';
+import { entityNames, memoryFileBound, rememberedHealth, graphSchema } from '../../../../mcp/integrations/memory/graph.js';
+import { MemoryRecorder, type RecorderSettings } from '../../../../mcp/integrations/memory/recorder.js';
+import { startStdioUpstream, type StdioUpstream } from '../../../helpers/mcp-upstream.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'memory-recorder-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -132,7 +132,7 @@ describe('the memory graph stays bounded', () => {
   afterAll(async () => upstream.close());
 
   it('a simulated week of events (injected clock, hourly flushes) keeps the file under the stated bound', async () => {
-    const { createMetrics } = await import('../../src/metrics/registry.js');
+    const { createMetrics } = await import('../../../../src/metrics/registry.js');
     const metrics = createMetrics({ durationBuckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], defaultMetrics: false });
     const services = ['twin', 'knowledge', 'fog'];
     const start = Date.parse('2026-11-30T00:00:00Z'); // a Monday

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RoutingAnalyst } from '../../mcp/integrations/sequential-thinking/analyst.js';
-import { DecisionLog } from '../../src/routing/decision-log.js';
-import { cleanup, ROOT } from '../helpers/gateway.js';
-import { connectMcp, type McpTestClient } from '../helpers/mcp.js';
-import { ADMIN_KEY, closeInProcess, READER_KEY, startInProcess, type InProcessGateway } from '../helpers/mcp-inprocess.js';
-import { combined, startStdioUpstream, type StdioUpstream } from '../helpers/mcp-upstream.js';
-import { standIns } from '../helpers/upstreams.js';
+import { RoutingAnalyst } from '../../../../mcp/integrations/sequential-thinking/analyst.js';
+import { DecisionLog } from '../../../../src/routing/decision-log.js';
+import { cleanup, ROOT } from '../../../helpers/gateway.js';
+import { connectMcp, type McpTestClient } from '../../../helpers/mcp.js';
+import { ADMIN_KEY, closeInProcess, READER_KEY, startInProcess, type InProcessGateway } from '../../../helpers/mcp-inprocess.js';
+import { combined, startStdioUpstream, type StdioUpstream } from '../../../helpers/mcp-upstream.js';
+import { standIns } from '../../../helpers/upstreams.js';
 
 /*
  * analyze_routing and review_routing on a whole gateway (in process) with the real

@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanup, waitFor } from '../helpers/gateway.js';
-import { closeInProcess, READER_KEY, startInProcess } from '../helpers/mcp-inprocess.js';
-import { standIns, testServer } from '../helpers/upstreams.js';
-import { startStdioUpstream, type StdioUpstream } from '../helpers/mcp-upstream.js';
+import { cleanup, waitFor } from '../../../helpers/gateway.js';
+import { closeInProcess, READER_KEY, startInProcess } from '../../../helpers/mcp-inprocess.js';
+import { standIns, testServer } from '../../../helpers/upstreams.js';
+import { startStdioUpstream, type StdioUpstream } from '../../../helpers/mcp-upstream.js';
 
 /*
  * The operational memory inside a whole gateway (in process), with the real memory server:
