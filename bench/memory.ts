@@ -71,26 +71,34 @@ async function main(): Promise<void> {
     { name: 'proxy GET /v1/twin/bench', path: '/v1/twin/bench', method: 'GET' as const },
     { name: 'routed POST /v1/query', path: '/v1/query', method: 'POST' as const },
   ];
-  const results: Array<{ path: string; off: number[]; on: number[] }> = [];
+  const results: Array<{ path: string; off: number[]; on: number[]; cpuOff: number[]; cpuOn: number[] }> = [];
   for (const p of paths) {
-    const row = { path: p.name, off: [] as number[], on: [] as number[] };
+    const row = { path: p.name, off: [] as number[], on: [] as number[], cpuOff: [] as number[], cpuOn: [] as number[] };
     for (let r = 0; r < rounds; r++) {
       for (const which of r % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
         const gw = gateways[which];
         const headers = { ...(await gatewayCredentials(gw, 'api-key')), ...(p.method === 'POST' ? { 'content-type': 'application/json' } : {}) };
         const url = `${gw.url}${p.path}`;
         const load = (durationSec: number) => autocannon({ url, connections, durationSec, headers });
+        let rate: number;
+        let cpu0: number;
         if (p.method === 'POST') {
           // autocannon's CLI takes the method and body as flags; load.ts drives GETs only, so POST goes through its -m/-b.
           await autocannonPost(url, headers, warmup);
-          const res = await autocannonPost(url, headers, duration);
-          row[which].push(res);
+          cpu0 = await cpuSeconds(gw);
+          rate = await autocannonPost(url, headers, duration);
         } else {
           await load(warmup);
+          cpu0 = await cpuSeconds(gw);
           const res = await load(duration);
           if (res.non2xx > 0 || res.errors > 0) throw new Error(`${which} ${p.path}: ${res.non2xx} non-2xx, ${res.errors} errors`);
-          row[which].push(res.requests.average);
+          rate = res.requests.average;
         }
+        const cpu = (await cpuSeconds(gw)) - cpu0;
+        row[which].push(rate);
+        // The gateway's own CPU time per request (µs): what bounds its throughput, and far less
+        // sensitive than req/s to other processes taking the shared cores.
+        row[which === 'off' ? 'cpuOff' : 'cpuOn'].push((cpu / (rate * duration)) * 1e6);
       }
     }
     results.push(row);
@@ -99,18 +107,36 @@ async function main(): Promise<void> {
   const written = /gateway_memory_events_total\{outcome="written"\} (\d+)/.exec(metrics)?.[1] ?? '0';
   const dropped = /gateway_memory_events_total\{outcome="dropped"\} (\d+)/.exec(metrics)?.[1] ?? '0';
   process.stdout.write(`\nrecorder on vs off (${rounds} rounds x ${duration} s, ${connections} connections; memory events written ${written}, dropped ${dropped})\n`);
-  process.stdout.write('| path | off req/s (rounds) | on req/s (rounds) | on/off | noise (max spread) | verdict |\n|---|---|---|---|---|---|\n');
+  process.stdout.write('| path | off req/s (rounds) | on req/s (rounds) | on/off | noise (max spread) | CPU µs/request off / on (ratio) | verdict |\n|---|---|---|---|---|---|---|\n');
   let ok = true;
   for (const r of results) {
     const ratio = mean(r.on) / mean(r.off);
     const noise = Math.max(spread(r.off), spread(r.on), 0.03);
-    const within = Math.abs(1 - ratio) <= noise;
+    const cpuRatio = median(r.cpuOn) / median(r.cpuOff);
+    const cpuNoise = Math.max(spread(r.cpuOff), spread(r.cpuOn), 0.03);
+    const within = Math.abs(1 - ratio) <= noise && Math.abs(1 - cpuRatio) <= cpuNoise;
     ok &&= within;
     const fmt = (xs: number[]) => `${Math.round(mean(xs))} (${xs.map((x) => Math.round(x)).join(', ')})`;
-    process.stdout.write(`| ${r.path} | ${fmt(r.off)} | ${fmt(r.on)} | ${ratio.toFixed(3)} | ±${(noise * 100).toFixed(1)}% | ${within ? 'within noise' : 'OUTSIDE noise'} |\n`);
+    process.stdout.write(
+      `| ${r.path} | ${fmt(r.off)} | ${fmt(r.on)} | ${ratio.toFixed(3)} | ±${(noise * 100).toFixed(1)}% | ${Math.round(median(r.cpuOff))} / ${Math.round(median(r.cpuOn))} (${cpuRatio.toFixed(3)}, noise ±${(cpuNoise * 100).toFixed(1)}%) | ${within ? 'within noise' : 'OUTSIDE noise'} |\n`,
+    );
   }
   await stopAll();
   process.exitCode = ok ? 0 : 1;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The gateway process's CPU seconds so far (prom-client's process_cpu_seconds_total). */
+async function cpuSeconds(gw: GatewayServer): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`, { headers: { 'x-api-key': gw.apiKey } })).text();
+  const m = /^process_cpu_seconds_total (\S+)$/m.exec(text);
+  if (m === null) throw new Error('no process_cpu_seconds_total on /metrics');
+  return Number(m[1]);
 }
 
 /** POST with a JSON body through autocannon's CLI (requests/s average). */

@@ -101,6 +101,8 @@ export class MemoryRecorder {
   readonly #queue: RecorderEvent[] = [];
   /** Observations per entity as written (mirror of the graph, bounded by the cap). */
   readonly #mirror = new Map<string, string[]>();
+  /** Entities known to exist in the graph (forgotten after a failed write: someone may have deleted one). */
+  readonly #exists = new Set<string>();
   readonly #baselines = new Map<string, Map<number, Baseline>>();
   readonly #health = new Map<string, string>();
   #decisions = emptyAggregate();
@@ -201,7 +203,10 @@ export class MemoryRecorder {
     if (result.isError === true) throw new Error('memory server refused read_graph');
     const graph: Graph = graphSchema.parse(result.structuredContent ?? JSON.parse(textOf(result)));
     // Oldest first by their leading time (the server appends a fold's summary last; it is the oldest).
-    for (const e of graph.entities) this.#mirror.set(e.name, [...e.observations].sort((a, b) => leadingTime(a).localeCompare(leadingTime(b))));
+    for (const e of graph.entities) {
+      this.#mirror.set(e.name, [...e.observations].sort((a, b) => leadingTime(a).localeCompare(leadingTime(b))));
+      this.#exists.add(e.name);
+    }
     for (const [service, byHour] of rememberedBaselines(graph)) this.#baselines.set(service, byHour);
     // The model last recorded active: the same one after a restart is no promotion.
     let lastActive = '';
@@ -244,6 +249,9 @@ export class MemoryRecorder {
       this.#deps.counter?.inc({ outcome: 'written' }, batch.length);
     } catch (err) {
       this.#deps.counter?.inc({ outcome: 'failed' }, batch.length);
+      // An entity may have been deleted behind our back (an agent with the memory write tools):
+      // create them again next time (create_entities skips those that exist).
+      this.#exists.clear();
       this.#deps.log?.warn({ err: err instanceof Error ? err.message : String(err), events: batch.length }, 'memory: a batch could not be written; kept for the next flush');
       // Back to the front, as far as the queue has room (the rest is dropped, counted).
       const room = Math.max(0, this.#s.queueSize - this.#queue.length);
@@ -394,10 +402,13 @@ export class MemoryRecorder {
           break;
       }
     }
-    const fresh = [...entities].filter(([name]) => !this.#mirror.has(name));
+    const fresh = [...entities].filter(([name]) => !this.#exists.has(name));
     if (fresh.length > 0) {
       await this.#call('create_entities', { entities: fresh.map(([name, entityType]) => ({ name, entityType, observations: [] })) });
-      for (const [name] of fresh) this.#mirror.set(name, []);
+      for (const [name] of fresh) {
+        this.#exists.add(name);
+        if (!this.#mirror.has(name)) this.#mirror.set(name, []);
+      }
     }
     if (deleted.size > 0) {
       await this.#call('delete_observations', { deletions: [...deleted].map(([entityName, observations]) => ({ entityName, observations })) });

@@ -195,3 +195,27 @@ describe('the memory graph stays bounded', () => {
     expect(size).toBeLessThan(bound);
   }, 120_000);
 });
+
+describe('an entity deleted behind the recorder', () => {
+  let upstream: StdioUpstream;
+  const file = join(dir, 'deleted.jsonl');
+  beforeAll(async () => {
+    upstream = await startStdioUpstream('memory', { MEMORY_FILE_PATH: file });
+  });
+  afterAll(async () => upstream.close());
+
+  it('is created again after the failed write, and the queued events land', async () => {
+    let now = Date.parse('2026-12-07T12:00:00Z');
+    const recorder = new MemoryRecorder({ caller: upstream, settings: SETTINGS, clock: () => now, timers: false });
+    recorder.breakerChanged('fog', 'open');
+    await recorder.flush();
+    await upstream.callTool('memory', 'delete_entities', { entityNames: ['service:fog'] });
+    now += 1000;
+    recorder.breakerChanged('fog', 'closed');
+    await recorder.flush(); // add_observations fails: the entity is gone
+    expect(recorder.queued).toBe(1);
+    await recorder.flush();
+    expect(recorder.queued).toBe(0);
+    expect(fileGraph(file).entities.find((e) => e.name === 'service:fog')!.observations).toEqual(['2026-12-07T12:00:01.000Z breaker closed']);
+  });
+});
