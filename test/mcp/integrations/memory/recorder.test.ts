@@ -193,6 +193,22 @@ describe('the memory graph stays bounded', () => {
     const size = statSync(file).size;
     console.log(`memory file after a simulated week: ${size} bytes, stated bound ${bound} bytes (${graph.entities.length} entities, cap ${cap})`);
     expect(size).toBeLessThan(bound);
+
+    // A restart reads the baselines back: the same figures per hour of week.
+    const restarted = new MemoryRecorder({ caller: upstream, settings: SETTINGS, timers: false });
+    const loaded = await restarted.load();
+    expect(loaded?.baselines).toBe(3 * 168);
+    for (const how of [0, 13, 167]) {
+      const b = restarted.baseline('knowledge', how)!;
+      const live = recorder.baseline('knowledge', how)!;
+      expect(b.n).toBe(live.n);
+      expect(b.p50).toBeCloseTo(live.p50!, 5);
+      expect(b.p99).toBeCloseTo(live.p99!, 5);
+      expect(b.errorRate).toBe(0);
+      expect(b.p50).toBeGreaterThan(0.025);
+      expect(b.p50).toBeLessThanOrEqual(0.05);
+    }
+    expect(restarted.baseline('fog', 13)!.errorRate).toBeGreaterThan(0);
   }, 120_000);
 });
 
