@@ -39,6 +39,7 @@ import { routingAdminRoutes, RoutingModelsService } from '../admin/index.js';
 import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js';
 import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
+import { McpServersService } from '../admin/mcp-servers-service.js';
 import { McpClientPool } from '../../mcp/clients/pool.js';
 import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
 import { OperationalMemory } from '../../mcp/integrations/memory/index.js';
@@ -62,6 +63,8 @@ export interface Gateway {
   readonly admin: { readonly blockedClients: BlockedClientsService };
   /** ML routing of /v1/query and /v1/upload (null when routing.enabled is false). */
   readonly routing: AutoRouting | null;
+  /** The gateway's MCP clients: one supervised connection per mcp.servers entry (mcp/clients). */
+  readonly mcpClients: McpClientPool;
   /** Starts background work (health probing) and listens; resolves with the bound URL. */
   listen(): Promise<string>;
   /**
@@ -191,16 +194,6 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // The event bus (src/events) on the state store's pub/sub: MCP notifications on every replica.
   const events = await lifecycle.start('event bus', new EventBus(state, { log: app.log.child({ component: 'events' }) }), { close: (bus) => bus.close() });
   gatewayEventsChannel = gatewayEvents(events);
-  // The pool of upstream MCP servers (mcp/clients): connects in the background (start() returns at
-  // once; a server that is down delays nothing) and closes after everything that uses it.
-  const mcpPool =
-    options.mcpCaller === undefined && Object.keys(config.mcp.servers).length > 0
-      ? await lifecycle.start('mcp client pool', new McpClientPool(config.mcp, { log: app.log.child({ component: 'mcp-clients' }), registry: metrics.registry }), {
-          start: (p) => p.start(),
-          close: (p) => p.close(),
-        })
-      : undefined;
-  const mcpCaller: UpstreamToolCaller | undefined = options.mcpCaller ?? mcpPool;
   const rateLimiting = await lifecycle.start('rate limiting', createRateLimiting(config, state, { metrics, log: app.log.child({ component: 'ratelimit' }) }), {
     start: (r) => r.start(),
     close: (r) => r.close(),
@@ -224,6 +217,17 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   splits.onChange((split) =>
     void gatewayEventsChannel?.publish({ type: 'traffic.shifted', route: split.route, version: split.version, canary: split.weights.canary }, { key: trafficShiftKey(split.route, split.version, split.updatedAt) }).catch(() => {}),
   );
+
+  // Upstream MCP servers (mcp/clients): built now, connected in the background once the gateway
+  // listens (listen() below), closed after the HTTP server (in-flight calls finish first).
+  const mcpClients = await lifecycle.start(
+    'mcp clients',
+    new McpClientPool(config.mcp, { log: app.log.child({ component: 'mcp-clients' }), registry: metrics.registry }),
+    { close: (pool) => pool.close() },
+  );
+  const mcpServers = new McpServersService(mcpClients);
+  /** What the integrations (Memory, Sequential Thinking) call upstream tools through: the pool, or the caller a test passes. */
+  const mcpCaller: UpstreamToolCaller = options.mcpCaller ?? mcpClients;
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -286,6 +290,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     metrics,
     isShuttingDown: () => draining,
     breakers: () => resilience.breakerReport(),
+    mcpServers: () => mcpClients.servers(),
     pressure,
     // Upstream addresses only for an admin credential (MFA as for /admin); public /healthz has none.
     showsAddresses: (request) => auth.authenticator.satisfies(request.headers, adminAccessPolicy(config.auth.requireMfaForAdmin)),
@@ -293,6 +298,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   await app.register(adminRoutes, {
     blockedClients,
     traffic,
+    mcpServers,
     authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
   });
   if (routing) {
@@ -312,7 +318,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     // analyze_routing / review_routing: built with ML routing; recorded through the sequential-thinking server when configured.
     const routingAnalyst = routing
       ? new RoutingAnalyst({
-          ...(mcpCaller !== undefined && (options.mcpCaller !== undefined || thinking.server in config.mcp.servers) ? { caller: mcpCaller } : {}),
+          ...(options.mcpCaller !== undefined || thinking.server in config.mcp.servers ? { caller: mcpCaller } : {}),
           settings: thinking,
           routing: config.routing,
           decisions: routing.decisionLog,
@@ -341,6 +347,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       metrics: metricsService,
       blockedClients,
       traffic,
+      mcpServers,
       ...(routing ? { routingModel: () => routing.manager.active } : {}),
       resetBreakers: (service: string) => resilience.resetBreakers(service),
       serviceNames: Object.keys(config.services),
@@ -376,7 +383,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // The operational memory (issue 15): built now, started in listen() before the probes, so the
   // warm start can show remembered health states until the first probe decides. It calls the
   // memory server through the pool of upstream MCP servers (mcp.servers, started above).
-  if (config.mcp.memory.enabled && mcpCaller !== undefined && (options.mcpCaller !== undefined || config.mcp.memory.server in config.mcp.servers)) {
+  if (config.mcp.memory.enabled && (options.mcpCaller !== undefined || config.mcp.memory.server in config.mcp.servers)) {
     memory = new OperationalMemory({
       caller: mcpCaller,
       settings: { ...config.mcp.memory, lowConfidence: config.mcp.sequentialThinking.lowConfidence },
@@ -410,12 +417,22 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     rateLimiting,
     admin: { blockedClients },
     routing,
+    mcpClients,
     async listen() {
       try {
-        if (memory) await lifecycle.start('operational memory', memory, { start: (m) => m.start(), close: (m) => m.close() });
+        if (memory) {
+          // The warm start reads the memory server before the first probe round: its connection
+          // starts now (in the background, as after listening), and the warm start waits for it
+          // at most mcp.memory.warmStartWaitMs, at start-up only.
+          mcpClients.start();
+          await lifecycle.start('operational memory', memory, { start: (m) => m.start(), close: (m) => m.close() });
+        }
         await lifecycle.start('health prober', prober, { start: (p) => p.start(), close: (p) => p.stop() });
         await lifecycle.start('pressure monitor', pressure, { start: (p) => p.start(), close: (p) => p.stop() });
-        return await app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
+        const url = await app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
+        // After listening: upstream MCP servers connect in the background, never delaying start-up.
+        mcpClients.start();
+        return url;
       } catch (err) {
         await lifecycle.close(); // e.g. the port is taken: close what had started
         throw err;
