@@ -508,12 +508,14 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
       {
         title: 'Analyze a routing decision step by step',
         description:
-          'The routing decision for a request text (or a recent request id) as numbered steps: model probabilities and top features, health and breaker state of the candidates, split side, fallbacks, final upstream; a close runner-up opens a branch. Recorded through the sequential-thinking server (recordedBy), or built locally when it is down.',
+          'The routing decision for a request text (or the id of one of your recent requests) as numbered steps: model probabilities and top features, health and breaker state of the candidates, split side, fallbacks, final upstream; a close runner-up opens a branch. Recorded through the sequential-thinking server (recordedBy), or built locally when it is down.',
         inputSchema: SCHEMAS.analyzeRoutingInput,
         outputSchema: SCHEMAS.analyzeRoutingOutput,
         annotations: ANALYSIS,
       },
-      (input: z.output<typeof analyzeRoutingInput>) => answer(() => analyst.analyze(input), AnalysisError),
+      // By request id: only the caller's own requests (any for an admin).
+      (input: z.output<typeof analyzeRoutingInput>) =>
+        answer(() => analyst.analyze(input, { ...(principal !== null ? { subject: principal.subject } : {}), admin: seesAdminTools(principal) }), AnalysisError),
     );
     tool(
       'review_routing',

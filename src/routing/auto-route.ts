@@ -254,6 +254,7 @@ export class AutoRouteDecider {
         path: isUpload ? '/v1/upload' : '/v1/query',
         ...(decision.reason !== 'override' ? { model: decision.model, predicted: decision.predicted } : {}),
         ...(probabilities !== undefined ? { probabilities } : {}),
+        ...(subject !== undefined ? { subject } : {}),
         ...(this.#principalHash !== undefined && subject !== undefined ? { principal: this.#principalHash(subject) } : {}),
       });
     }

@@ -25,6 +25,11 @@ export interface LoggedDecision {
   readonly shadow?: string;
   /** Salted hash of the principal (only with mcp.memory.principalUsage). */
   readonly principal?: string;
+  /**
+   * Who asked (the principal's subject), kept in this process only and never written anywhere:
+   * analyze_routing by request id shows a decision to the principal that made the request, or an admin.
+   */
+  readonly subject?: string;
   readonly path: '/v1/query' | '/v1/upload';
 }
 

@@ -110,7 +110,7 @@ export class RoutingAnalyst {
   }
 
   /** A decision as numbered steps, recorded through the sequential-thinking server. Throws AnalysisError for an unknown request. */
-  async analyze(input: z.input<typeof analyzeRoutingInput>): Promise<AnalyzeResult> {
+  async analyze(input: z.input<typeof analyzeRoutingInput>, caller: { readonly subject?: string; readonly admin: boolean } = { admin: true }): Promise<AnalyzeResult> {
     const { text, requestId } = analyzeRoutingInput.parse(input);
     const d = this.#d;
     let model: string | null;
@@ -134,7 +134,9 @@ export class RoutingAnalyst {
       else if (d.routing.ambiguous === 'default') [reason, service] = ['low-confidence', d.routing.defaultService];
       else [reason, service] = ['ambiguous', null];
     } else {
-      const logged = d.decisions?.find(requestId!);
+      const found = d.decisions?.find(requestId!);
+      // Another principal's request is not shown (unless to an admin), and answered as unknown: no oracle.
+      const logged = found !== undefined && (caller.admin || found.subject === undefined || found.subject === caller.subject) ? found : undefined;
       if (logged === undefined) throw new AnalysisError(`no recent routing decision with request id ${requestId} on this replica (the log keeps the last ${d.decisions?.capacity ?? 0})`);
       model = logged.model ?? null;
       probabilities = { ...(logged.probabilities ?? {}) };

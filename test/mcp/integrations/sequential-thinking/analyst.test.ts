@@ -94,6 +94,20 @@ describe('analyze_routing and review_routing', () => {
     const unknown = await callTool(agent, 'analyze_routing', { requestId: 'no-such-request' });
     expect(unknown.isError).toBe(true);
     expect(unknown.text).toMatch(/no recent routing decision/);
+    // Another principal's request is not shown to a reader (answered as unknown); an admin sees it.
+    const other = await fetch(`${gw.url}/v1/query`, { method: 'POST', headers: { 'x-api-key': ADMIN_KEY, 'content-type': 'application/json' }, body: JSON.stringify({ query: 'how many peers are connected to the mesh' }) });
+    await other.arrayBuffer();
+    const hidden = await callTool(agent, 'analyze_routing', { requestId: other.headers.get('x-request-id')! });
+    expect(hidden.isError).toBe(true);
+    expect(hidden.text).toMatch(/no recent routing decision/);
+    const admin = await connectMcp(gw.url, { 'x-api-key': ADMIN_KEY });
+    try {
+      const shown = await callTool(admin, 'analyze_routing', { requestId: other.headers.get('x-request-id')! });
+      expect(shown.isError).toBeFalsy();
+      expect(shown.structured.decision.service).toBe(other.headers.get('x-routed-to'));
+    } finally {
+      await admin.client.close();
+    }
   });
 
   it('with the sequential-thinking server down the chain is still built, marked local', async () => {
