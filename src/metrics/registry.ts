@@ -168,7 +168,7 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
     }),
     memoryEvents: new Counter({
       name: 'gateway_memory_events_total',
-      help: 'Events of the operational-memory recorder: queued, written, dropped (queue full), failed (the memory server refused or was down)',
+      help: 'Events of the operational-memory recorder: queued, written, dropped (queue full), failed (per flush attempt that could not write them: the memory server refused or was down; they stay queued)',
       labelNames: ['outcome'],
       registers,
     }),

@@ -394,7 +394,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       seedHealth: (states) => prober.seedFromMemory(states),
       ...(routing ? { decisions: routing.decisionLog, modelStatus: () => routing.manager.status() } : {}),
       topology: {
-        routes: table.active.map((r) => ({ id: r.id, services: [r.service, ...(r.split ? [r.split.canaryService] : [])] })),
+        routes: table.active.map((r) => ({ id: r.id, prefix: r.prefix, services: [r.service, ...(r.split ? [r.split.canaryService] : [])] })),
         modelRoutes: routing?.routes.map((r) => r.id) ?? [],
       },
     });

@@ -68,7 +68,10 @@ export interface RecorderDeps {
   readonly log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   readonly modelStatus?: () => ModelStatus;
   /** Topology written once at start: route -> services, and the auto-routed routes the model decides. */
-  readonly topology?: { readonly routes: ReadonlyArray<{ readonly id: string; readonly services: readonly string[] }>; readonly modelRoutes: readonly string[] };
+  readonly topology?: {
+    readonly routes: ReadonlyArray<{ readonly id: string; readonly prefix?: string; readonly services: readonly string[] }>;
+    readonly modelRoutes: readonly string[];
+  };
   /** Timers (tests drive flush() themselves with false). */
   readonly timers?: boolean;
 }
@@ -331,6 +334,8 @@ export class MemoryRecorder {
   /** Topology (routes and the services they route to): static facts, written once (the server keeps one copy). */
   recordTopology(): void {
     for (const r of this.#deps.topology?.routes ?? []) {
+      // A timeless fact: the server keeps one copy however often it is written.
+      if (r.prefix !== undefined) this.record({ kind: 'observe', entity: entityNames.route(r.id), entityType: ENTITY_TYPES.route, text: `prefix=${r.prefix} services=${r.services.join(',')}` });
       for (const s of r.services) this.#relate(entityNames.route(r.id), ENTITY_TYPES.route, entityNames.service(s), ENTITY_TYPES.service, 'routes_to');
     }
   }
