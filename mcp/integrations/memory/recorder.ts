@@ -115,6 +115,7 @@ export class MemoryRecorder {
   #lastShadow: string | null | undefined;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
+  #scheduled = false;
   #loaded = false;
 
   constructor(deps: RecorderDeps) {
@@ -135,7 +136,14 @@ export class MemoryRecorder {
     }
     this.#queue.push(event);
     this.#deps.counter?.inc({ outcome: 'queued' });
-    if (this.#queue.length >= this.#s.flushEvents && this.#flushing === undefined && this.#deps.timers !== false) void this.flush();
+    if (this.#queue.length >= this.#s.flushEvents && this.#flushing === undefined && !this.#scheduled && this.#deps.timers !== false) {
+      // Never in the caller's tick (a breaker opening inside a request): on the next turn of the loop.
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        void this.flush();
+      }).unref();
+    }
   }
 
   /** A service's probe status changed (event bus `service.health`). */

@@ -103,6 +103,21 @@ describe('MemoryRecorder with the real memory server', () => {
     expect(again.queued).toBe(0);
   });
 
+  it('flushes on its own once flushEvents are queued, after the caller's turn', async () => {
+    const c = counter();
+    const recorder = new MemoryRecorder({ caller: upstream, settings: { ...SETTINGS, flushEvents: 3 }, counter: c });
+    recorder.breakerChanged('p2p', 'open');
+    recorder.breakerChanged('p2p', 'closed');
+    recorder.breakerChanged('p2p', 'open');
+    // Not in this turn: the caller (a request that tripped a breaker) never waits for it.
+    expect(recorder.queued).toBe(3);
+    const deadline = Date.now() + 5000;
+    while ((await count(c, 'written')) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await count(c, 'written')).toBe(3);
+    expect(recorder.queued).toBe(0);
+    await recorder.close();
+  });
+
   it('drops events past the queue size and counts them; keeps the batch while the server is down', async () => {
     const c = counter();
     const recorder = new MemoryRecorder({ caller: upstream, settings: SETTINGS, counter: c, timers: false });
