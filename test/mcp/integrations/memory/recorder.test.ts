@@ -103,7 +103,7 @@ describe('MemoryRecorder with the real memory server', () => {
     expect(again.queued).toBe(0);
   });
 
-  it('flushes on its own once flushEvents are queued, after the caller's turn', async () => {
+  it('flushes on its own once flushEvents are queued, after the turn of the caller', async () => {
     const c = counter();
     const recorder = new MemoryRecorder({ caller: upstream, settings: { ...SETTINGS, flushEvents: 3 }, counter: c });
     recorder.breakerChanged('p2p', 'open');
