@@ -71,7 +71,8 @@ describe('McpClientPool with real stdio servers', () => {
     await pool.settled();
     const views = Object.fromEntries(pool.servers().map((s) => [s.name, s]));
     expect(views.memory).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'memory', toolPrefix: 'memory__', federate: true });
-    expect(views.memory!.protocolVersion).toMatch(/^(2025-11-25|2026-07-28)$/);
+    // server-memory is on SDK 1.x: auto negotiation falls back to 2025-11-25.
+    expect(views.memory!.protocolVersion).toBe('2025-11-25');
     expect(views.memory!.toolCount).toBeGreaterThan(3);
     expect(pool.catalogue('memory').tools.map((t) => t.name)).toContain('create_entities');
     expect(changes.some((c) => c.server === 'memory' && c.kind === 'state')).toBe(true);
@@ -185,6 +186,23 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     expect(JSON.stringify(lines)).not.toContain('tok-0123456789');
   }, 60_000);
 
+  it('shares one connection among many concurrent callers, and passes progress through', async () => {
+    const marker = `pool-share-${randomUUID()}`;
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio, ${marker}]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => pool.callTool('everything', 'echo', { message: `caller ${i}` }, { origin: `session-${i}` })));
+    results.forEach((r, i) => expect(JSON.stringify(r.content)).toContain(`caller ${i}`));
+    expect(pool.connectionCount).toBe(1);
+    expect(processes(marker).filter((p) => !p.args.includes('watchdog'))).toHaveLength(1);
+    const progress: number[] = [];
+    await pool.callTool('everything', 'trigger-long-running-operation', { duration: 1, steps: 3 }, { onprogress: (p) => progress.push(p.progress) });
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+  }, 60_000);
+
   it('relays sampling from an upstream to the handler with the origin of the call that caused it', async () => {
     const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n`);
     const pool = new McpClientPool(config.mcp, { log: silent });
@@ -205,6 +223,19 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ server: 'everything', origins: ['agent-session-1'] });
     expect(seen[0]!.text).toContain('hello upstream');
+  }, 60_000);
+
+  it('relays logging notifications from an upstream to the notification listeners', async () => {
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    const seen: { method: string; server: string }[] = [];
+    pool.onNotification((n, ctx) => seen.push({ method: n.method, server: ctx.server }));
+    pool.start();
+    await pool.settled();
+    await pool.callTool('everything', 'toggle-simulated-logging', {});
+    await until(() => seen.some((n) => n.method === 'notifications/message'), 30_000);
+    expect(seen.find((n) => n.method === 'notifications/message')!.server).toBe('everything');
   }, 60_000);
 
   it("gives a stdio child only its configured environment, never the gateway's", async () => {
@@ -229,7 +260,8 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     cleanups.push(() => pool.close());
     pool.start();
     await pool.settled();
-    expect(pool.server('context7')).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'context7' });
+    // context7 is on the v2 SDK: auto negotiation finds 2026-07-28.
+    expect(pool.server('context7')).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'context7', protocolVersion: '2026-07-28' });
     const names = pool.catalogue('context7').tools.map((t) => t.name);
     expect(names.length).toBeGreaterThanOrEqual(2);
     const resolveTool = names.find((n) => /resolve/i.test(n))!;
@@ -278,6 +310,12 @@ describe('McpClientPool over Streamable HTTP', () => {
     await expect(pool.callTool('nothing', 'x', {})).rejects.toThrow(/unavailable: not connected/);
     await expect(pool.callTool('unknown', 'x', {})).rejects.toThrow(/not configured/);
     expect(Date.now() - started).toBeLessThan(200);
+    // The upstream goes away: the next call fails with an error naming the server, and the server is down.
+    await upstream.close();
+    const lost = await pool.callTool('gw', 'list_routes', {}).catch((e: unknown) => e);
+    expect(lost).toBeInstanceOf(UpstreamCallError);
+    expect(String(lost)).toContain('"gw"');
+    expect(pool.server('gw')!.state).toBe('down');
   }, 60_000);
 });
 
