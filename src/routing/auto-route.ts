@@ -4,7 +4,7 @@ import { grants } from '../auth/scopes.js';
 import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import type { DecisionLog } from './decision-log.js';
+import { countWords, type DecisionLog } from './decision-log.js';
 import type { RoutingInput } from './model/features.js';
 import type { RoutingModelManager } from './model/manager.js';
 import type { RoutingModel } from './model/model.js';
@@ -182,6 +182,15 @@ async function uploadInput(request: FastifyRequest, fieldNames: ReadonlySet<stri
   };
 }
 
+/** The word count of the first text field of a /v1/query body, for the decision log. */
+function wordsOf(body: unknown): { words?: number } {
+  for (const f of TEXT_FIELDS) {
+    const text = stringField(body, f);
+    if (text !== undefined) return { words: countWords(text) };
+  }
+  return {};
+}
+
 function formatConfidence(c: number): string {
   return c.toFixed(4);
 }
@@ -252,6 +261,7 @@ export class AutoRouteDecider {
         reason: decision.reason,
         confidence: decision.confidence,
         path: isUpload ? '/v1/upload' : '/v1/query',
+        ...(!isUpload ? wordsOf(request.jsonBody) : {}),
         ...(decision.reason !== 'override' ? { model: decision.model, predicted: decision.predicted } : {}),
         ...(probabilities !== undefined ? { probabilities } : {}),
         ...(subject !== undefined ? { subject } : {}),

@@ -31,6 +31,22 @@ export interface LoggedDecision {
    */
   readonly subject?: string;
   readonly path: '/v1/query' | '/v1/upload';
+  /** Words of the request text (a coarse feature for drift reviews; the text itself is never kept). */
+  readonly words?: number;
+}
+
+/** Words in `text` (runs of non-space), counting at most the first `scan` characters. */
+export function countWords(text: string, scan = 4096): number {
+  let words = 0;
+  let inWord = false;
+  const n = Math.min(text.length, scan);
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    const space = c === 32 || (c >= 9 && c <= 13) || c === 160;
+    if (!space && !inWord) words += 1;
+    inWord = !space;
+  }
+  return words;
 }
 
 export class DecisionLog {

@@ -45,6 +45,9 @@ import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
 import { OperationalMemory } from '../../mcp/integrations/memory/index.js';
 import { RoutingAnalyst } from '../../mcp/integrations/sequential-thinking/analyst.js';
 import type { Fallback } from '../resilience/fallback.js';
+import { countWords } from '../routing/decision-log.js';
+import { exampleText, loadDataFiles } from '../routing/model/data.js';
+import { join } from 'node:path';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -338,6 +341,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
             return `route ${found.route.id} splits stable ${w.stable} / canary ${w.canary} (canary service ${found.split.canaryService}, sticky by ${found.split.sticky}); ${service} is its ${side} side, so ${side === 'stable' ? w.stable : w.canary}% of clients land there`;
           },
           fallback: (service) => describeFallback(resilience.fallbackFor(service)),
+          trainingWords: trainingWordCounts(routing.modelsDir),
           remember: (text) => memory?.recorder.record({ kind: 'observe', entity: 'routing-reviews', entityType: 'gateway-routing-review', text }),
         })
       : undefined;
@@ -463,6 +467,24 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * Words per text of the training set (modelsDir/data/train.jsonl), read once when the first
+ * review asks (a tool call, never a request); undefined when the file is not there or invalid.
+ */
+function trainingWordCounts(modelsDir: string): () => readonly number[] | undefined {
+  let counts: readonly number[] | undefined | null = null;
+  return () => {
+    if (counts === null) {
+      try {
+        counts = loadDataFiles([join(modelsDir, 'data', 'train.jsonl')]).examples.filter((e) => e.request.path === '/v1/query').map((e) => countWords(exampleText(e)));
+      } catch {
+        counts = undefined;
+      }
+    }
+    return counts;
   };
 }
 

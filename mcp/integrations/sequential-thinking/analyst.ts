@@ -59,6 +59,10 @@ export const reviewRoutingOutput = z.object({
   lowConfidenceShare: z.record(z.string(), z.number()).describe('Per service the model chose: share of decisions below mcp.sequentialThinking.lowConfidence'),
   shadow: z.object({ agree: z.number(), disagree: z.number(), rate: z.number().nullable() }).nullable(),
   drift: z.object({ distance: z.number(), byService: z.record(z.string(), z.number()) }).nullable().describe('Total variation distance between the chosen-service shares and the evaluation set\'s label shares'),
+  featureDrift: z
+    .object({ feature: z.string(), distance: z.number(), recent: z.record(z.string(), z.number()), training: z.record(z.string(), z.number()) })
+    .nullable()
+    .describe('Distribution of words per request text, recent vs the training set (shares per bucket; total variation distance)'),
   confusedPairs: z.array(z.object({ pair: z.tuple([z.string(), z.string()]), count: z.number().int() })),
   mostConfusedPair: z.tuple([z.string(), z.string()]).nullable(),
   recommendations: z.array(z.string()),
@@ -90,6 +94,8 @@ export interface RoutingAnalystDeps {
   readonly split: (service: string) => string | undefined;
   /** "on failure: service twin", "on failure: static 503", or undefined (fail). */
   readonly fallback: (service: string) => string | undefined;
+  /** Words per text of the model's training set (loaded once, lazily; undefined when it cannot be read). */
+  readonly trainingWords?: () => readonly number[] | undefined;
   /** Where a review's summary goes (the Memory recorder). */
   readonly remember?: (text: string) => void;
   readonly clock?: () => number;
@@ -274,12 +280,25 @@ export class RoutingAnalyst {
       }
     }
 
+    // Feature drift: words per request, recent vs the training set (the text is never kept; its length is).
+    let featureDrift: ReviewResult['featureDrift'] = null;
+    const recentWords = decisions.flatMap((x) => (x.words !== undefined ? [x.words] : []));
+    const trainingWords = recentWords.length > 0 ? d.trainingWords?.() : undefined;
+    if (trainingWords !== undefined && trainingWords.length > 0) {
+      const recent = wordBuckets(recentWords);
+      const training = wordBuckets(trainingWords);
+      const distance = Object.keys(recent).reduce((sum, k) => sum + Math.abs(recent[k]! - training[k]!) / 2, 0);
+      featureDrift = { feature: 'words per request', distance: round(distance), recent, training };
+    }
+
     const recommendations: string[] = [];
     for (const [s, share] of Object.entries(lowConfidenceShare)) {
       if (share > 0.2) recommendations.push(`${s}: ${pct(share)} of its decisions are low-confidence; add training phrasing for it or review routing.confidenceThreshold`);
     }
     if (mostConfusedPair !== null) recommendations.push(`add contrasting training examples for ${mostConfusedPair[0]} vs ${mostConfusedPair[1]} (the most confused pair: ${confusedPairs[0]!.count} close decisions)`);
     if (shadow?.rate !== null && shadow?.rate !== undefined && shadow.rate < 0.9) recommendations.push(`the shadow model agrees on only ${pct(shadow.rate)}: compare before promoting it`);
+    if (featureDrift !== null && featureDrift.distance > 0.25)
+      recommendations.push(`request phrasing drifted from the training set (words per request, distance ${featureDrift.distance}): add recent-style examples (shorter/longer requests) and retrain`);
     if (drift !== null && drift.distance > 0.2) recommendations.push(`traffic drifted from the evaluation set (distance ${drift.distance}): evaluate the model on recent phrasing and retrain`);
     if (recommendations.length === 0) recommendations.push(modelled.length === 0 ? 'no model decisions in the window: nothing to act on' : 'no action needed: confidence, agreement and drift are within bounds');
 
@@ -290,13 +309,18 @@ export class RoutingAnalyst {
     add(`Low-confidence share per service (below ${d.settings.lowConfidence}): ${Object.entries(lowConfidenceShare).map(([s, v]) => `${s} ${pct(v)}`).join(', ') || 'none'}.`);
     add(shadow === null ? 'No shadow model is set: no disagreements to compare.' : `Shadow model: ${shadow.agree} agree, ${shadow.disagree} disagree${shadow.rate !== null ? ` (agreement ${pct(shadow.rate)})` : ''}.`);
     add(drift === null ? 'Drift: the active model has no evaluation set to compare with (or no decisions).' : `Drift of the chosen-service shares vs the evaluation set: distance ${drift.distance} (${Object.entries(drift.byService).map(([s, v]) => `${s} ${v >= 0 ? '+' : ''}${pct(v)}`).join(', ')}).`);
+    add(
+      featureDrift === null
+        ? 'Feature drift: no training set to compare with (or no query texts in the window).'
+        : `Feature drift, words per request vs the training set: distance ${featureDrift.distance} (recent ${Object.entries(featureDrift.recent).map(([k, v]) => `${k}: ${pct(v)}`).join(', ')}; training ${Object.entries(featureDrift.training).map(([k, v]) => `${k}: ${pct(v)}`).join(', ')}).`,
+    );
     add(confusedPairs.length === 0 ? 'No close decisions: no confused pairs.' : `Most confused pairs (top two within ${2 * d.settings.branchMargin}): ${confusedPairs.map((p) => `${p.pair[0]}/${p.pair[1]} ×${p.count}`).join(', ')}.`);
     add(`Recommended: ${recommendations.join('; ')}.`);
     const recorded = await this.#record(steps);
     d.remember?.(
       `${new Date(now).toISOString()} review minutes=${minutes} decisions=${decisions.length} mostConfused=${mostConfusedPair ? mostConfusedPair.join('/') : '-'} drift=${drift?.distance ?? '-'} recordedBy=${recorded.recordedBy}`,
     );
-    return { ...recorded, decisions: decisions.length, lowConfidenceShare, shadow, drift, confusedPairs, mostConfusedPair, recommendations };
+    return { ...recorded, decisions: decisions.length, lowConfidenceShare, shadow, drift, featureDrift, confusedPairs, mostConfusedPair, recommendations };
   }
 
   /** Record each thought in order; any failure (or the server down) marks the chain local. */
@@ -322,6 +346,21 @@ export class RoutingAnalyst {
     }
     return { steps: out, recordedBy: out.every((s) => s.recorded) ? 'sequential-thinking' : 'local' };
   }
+}
+
+const WORD_BUCKETS: ReadonlyArray<readonly [string, number]> = [
+  ['1-3', 3],
+  ['4-7', 7],
+  ['8-15', 15],
+  ['16-31', 31],
+  ['32+', Infinity],
+];
+
+/** Share of texts per words-per-text bucket. */
+function wordBuckets(words: readonly number[]): Record<string, number> {
+  const counts = WORD_BUCKETS.map(() => 0);
+  for (const w of words) counts[WORD_BUCKETS.findIndex(([, max]) => w <= max)]! += 1;
+  return Object.fromEntries(WORD_BUCKETS.map(([name], i) => [name, round(counts[i]! / Math.max(1, words.length))]));
 }
 
 /** A request the analyst cannot answer (a tool error, not a protocol error). */

@@ -162,6 +162,11 @@ describe('analyze_routing and review_routing', () => {
     expect(r.recommendations.join(' ')).toContain(`${r.mostConfusedPair[0]} vs ${r.mostConfusedPair[1]}`);
     expect(Object.keys(r.lowConfidenceShare).length).toBeGreaterThanOrEqual(4);
     expect(r.drift).not.toBeNull();
+    // The validation phrasing is the training set's style: words per request barely drift.
+    expect(r.featureDrift.feature).toBe('words per request');
+    expect(r.featureDrift.distance).toBeLessThan(0.25);
+    expect(Object.values(r.featureDrift.recent as Record<string, number>).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 2);
+    expect(r.steps.some((s: Structured) => s.thought.startsWith('Feature drift, words per request'))).toBe(true);
     console.log(`review_routing after ${r.decisions} queries: most confused ${r.mostConfusedPair.join('/')} (${r.confusedPairs[0].count}); pairs ${JSON.stringify(r.confusedPairs)}; drift ${r.drift.distance}`);
   }, 120_000);
 });
@@ -188,5 +193,28 @@ describe('RoutingAnalyst branching', () => {
     const clear = await analyst.analyze({ requestId: 'r2' });
     expect(clear.steps.some((s) => s.branchFromThought !== undefined)).toBe(false);
     expect(clear.steps.map((s) => s.thought.split(':')[0])).toEqual(['Model m', 'Confidence 0.9000 ≥ threshold 0.5', "Candidates' state", 'Split side', 'Fallbacks of knowledge', 'Final upstream']);
+  });
+
+  it('review_routing measures feature drift (words per request) against the training set', async () => {
+    const log = new DecisionLog(100);
+    const now = 1_000_000;
+    for (let i = 0; i < 40; i++) {
+      log.add({ requestId: `q${i}`, at: now - 1000, service: 'twin', reason: 'model', confidence: 0.9, model: 'm', predicted: 'twin', probabilities: { twin: 0.9, knowledge: 0.1 }, path: '/v1/query', words: 2 });
+    }
+    const analyst = new RoutingAnalyst({
+      settings: { server: 'sequential-thinking', branchMargin: 0.15, lowConfidence: 0.6 },
+      routing: { confidenceThreshold: 0.5, defaultService: 'knowledge', ambiguous: 'default' },
+      decisions: log,
+      health: () => 'up',
+      breaker: () => 'closed',
+      split: () => undefined,
+      fallback: () => undefined,
+      trainingWords: () => Array.from({ length: 100 }, (_v, i) => (i < 10 ? 2 : 12)),
+      clock: () => now,
+    });
+    const r = await analyst.review({ minutes: 1 });
+    // All recent texts are 1-3 words; a tenth of the training set is: distance 0.9.
+    expect(r.featureDrift).toEqual({ feature: 'words per request', distance: 0.9, recent: { '1-3': 1, '4-7': 0, '8-15': 0, '16-31': 0, '32+': 0 }, training: { '1-3': 0.1, '4-7': 0, '8-15': 0.9, '16-31': 0, '32+': 0 } });
+    expect(r.recommendations.join(' ')).toMatch(/request phrasing drifted from the training set/);
   });
 });
