@@ -90,7 +90,7 @@ describe('Memory and Sequential Thinking through the pool (e2e)', () => {
       'the outage and an interval summary in the memory file',
       200,
     );
-    expect(entities.get('service:knowledge')!.some((o) => / health unknown->up$/.test(o))).toBe(true);
+    expect(entities.get('service:knowledge')!.some((o) => / health (unknown|down)->up$/.test(o))).toBe(true); // the first probe may time out on a busy machine
     expect(entities.get('service:knowledge:intervals')!.join('\n')).toMatch(/interval seconds=\d+ requests=\d+ errorRate=[\d.]+ p50=[\d.]+ms p99=[\d.]+ms/);
 
     // analyze_routing: the chain recorded by the sequential-thinking server.

@@ -60,7 +60,7 @@ describe('operational memory in the gateway', () => {
       8000,
       'the outage and an interval summary in the memory file',
     );
-    expect(recorded.service.observations!.some((o) => / health unknown->up$/.test(o))).toBe(true);
+    expect(recorded.service.observations!.some((o) => / health (unknown|down)->up$/.test(o))).toBe(true); // the first probe may time out on a busy machine
     // The 20 requests, in one interval or split over several (a flush every second), none failed.
     const intervals = await waitFor(() => {
       const lines = graphLines().find((l) => l.name === 'service:knowledge:intervals')?.observations ?? [];
