@@ -23,7 +23,7 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const YAML = (healthIntervalMs: number, timeoutMs = 500) => `health:\n  intervalMs: ${healthIntervalMs}\n  timeoutMs: ${timeoutMs}\nmcp:\n  memory:\n    flushSeconds: 1\n    warmStartWaitMs: 5000\n`;
+const YAML = (healthIntervalMs: number, timeoutMs = 2000) => `health:\n  intervalMs: ${healthIntervalMs}\n  timeoutMs: ${timeoutMs}\nmcp:\n  memory:\n    flushSeconds: 1\n    warmStartWaitMs: 5000\n`;
 
 function graphLines(): Array<{ type: string; name?: string; observations?: string[] }> {
   return readFileSync(file, 'utf8')
