@@ -69,8 +69,12 @@ describe('operational memory in the gateway', () => {
     }, 8000, 'the 20 requests in interval summaries');
     for (const o of intervals) expect(o).toMatch(/^\S+ interval seconds=\d+ requests=\d+ errorRate=0 p50=[\d.]+ms p99=[\d.]+ms$/);
     expect(intervals.reduce((n, o) => n + Number(/ requests=(\d+) /.exec(o)![1]), 0)).toBe(20);
-    const metricsText = await (await fetch(`${gw.url}/metrics`, { headers: { 'x-api-key': READER_KEY } })).text();
-    expect(metricsText).toMatch(/gateway_memory_events_total\{outcome="written"\} [1-9]/);
+    // The counter goes up once the whole batch is written (the file may show it a moment earlier).
+    await waitFor(
+      async () => (/gateway_memory_events_total\{outcome="written"\} [1-9]/.test(await (await fetch(`${gw.url}/metrics`, { headers: { 'x-api-key': READER_KEY } })).text()) ? true : undefined),
+      5000,
+      'gateway_memory_events_total{outcome="written"}',
+    );
     await gw.close();
 
     // The restart: knowledge's health endpoint now hangs (a probe takes the whole timeout), so
