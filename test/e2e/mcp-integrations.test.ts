@@ -68,7 +68,7 @@ function mixedQueries(n: number): string[] {
 describe('Memory and Sequential Thinking through the pool (e2e)', () => {
   it('records an outage and interval summary, analyses and reviews routing, and warm-starts from the memory file', async () => {
     const { byName, env } = await standIns();
-    const gw: GatewayProcess = await startGateway({ env: { ...env, ENABLE_AGENT_FORGE: 'true', ENABLE_P2P_FOG: 'true' }, yaml: yaml({ intervalMs: 300, timeoutMs: 1000 }) });
+    const gw: GatewayProcess = await startGateway({ env: { ...env, ENABLE_AGENT_FORGE: 'true', ENABLE_P2P_FOG: 'true' }, yaml: yaml({ intervalMs: 300, timeoutMs: 2000 }) });
     onCleanup(() => void gw.stop());
     const agent = await connectMcp(gw.url, AUTH);
     onCleanup(() => agent.client.close());
