@@ -124,6 +124,8 @@ describe('McpClientPool with real stdio servers', () => {
     await until(() => pool.server('everything')!.state !== 'ready', 2000);
     const downAfterMs = Date.now() - killedAt;
     expect(downAfterMs).toBeLessThan(2000);
+    const callFailedAfterMs = Date.now() - started;
+    console.log(`kill -9 mid-call: call failed and server down ${downAfterMs} ms after the kill (call ended ${callFailedAfterMs} ms after it started, deadline 8000 ms)`);
     expect(pool.server('everything')!.lastError).toBeDefined();
     await until(() => pool.isReady('everything'), 20_000);
     expect(pool.catalogue('everything').tools.map((t) => t.name)).toEqual(tools);
