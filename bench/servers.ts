@@ -147,12 +147,12 @@ export interface GatewayServer extends Server {
 /** Path prefix of the route the bench marks cacheable (the stand-in sends no Cache-Control). */
 export const CACHED_PREFIX = '/v1/twin/cached';
 
-/** A gateway config with one route that caches for a minute, for the cache phase. */
+/** A gateway config with one route that caches for a minute, for the cache phase (plus `extraYaml`: other top-level keys). */
 function cachedRouteConfig(extraYaml = ''): string {
   const dir = mkdtempSync(join(tmpdir(), 'ugw-bench-gw-'));
   tempDirs.add(dir);
   const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, `routes:\n  - { id: bench-cached, prefix: ${CACHED_PREFIX}, service: twin, cache: { ttlSeconds: 60 } }\n${extraYaml}`);
+  writeFileSync(file, `routes:\n  - { id: bench-cached, prefix: ${CACHED_PREFIX}, service: twin, cache: { ttlSeconds: 60 } }\n${extraYaml.replaceAll('${TMP}', dir)}`);
   return file;
 }
 

@@ -178,6 +178,7 @@ export class Upstream {
     if (!this.config.enabled || this.#closed) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#setState('connecting');
     await this.#disconnect();
     this.#failures = 0;
     await this.#connect();
@@ -246,7 +247,7 @@ export class Upstream {
       if (generation !== this.#generation) return;
       this.#connections++;
       this.#failures = 0;
-      this.#lastError = undefined;
+      // lastError stays: the last failure is worth seeing after the recovery too (with `since`).
       this.#hooks.log.info(
         { server: c.name, protocolVersion: client.getNegotiatedProtocolVersion(), tools: this.#catalogue.tools.length },
         'mcp upstream connected',

@@ -43,6 +43,14 @@ import {
 import type { Principal } from '../../src/auth/principal.js';
 import { grants } from '../../src/auth/scopes.js';
 import type { RoutingModel } from '../../src/routing/model/model.js';
+import {
+  AnalysisError,
+  analyzeRoutingInput,
+  analyzeRoutingOutput,
+  reviewRoutingInput,
+  reviewRoutingOutput,
+  type RoutingAnalyst,
+} from '../integrations/sequential-thinking/analyst.js';
 import { mcpSchema } from './schemas.js';
 
 /*
@@ -91,6 +99,8 @@ export const TOOL_NAMES: ReadonlySet<string> = new Set([
   'explain_routing',
   'get_traffic_split',
   'list_mcp_servers',
+  'analyze_routing',
+  'review_routing',
   ...ADMIN_TOOLS,
 ]);
 
@@ -144,6 +154,8 @@ export interface GatewayMcpServerDeps {
   readonly traffic?: TrafficService;
   /** Upstream MCP servers (list_mcp_servers, gateway://mcp-servers, restart_mcp_server). */
   readonly mcpServers?: McpServersService;
+  /** Stepwise routing analyses (analyze_routing, review_routing), recorded through the sequential-thinking server. */
+  readonly routingAnalyst?: Pick<RoutingAnalyst, 'analyze' | 'review'>;
   readonly version: string;
 }
 
@@ -219,7 +231,7 @@ export const SERVER_CAPABILITIES = {
 } as const;
 
 const INSTRUCTIONS =
-  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing, list_mcp_servers. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients, restart_mcp_server.';
+  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing, analyze_routing, review_routing, list_mcp_servers. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients, restart_mcp_server.';
 
 const promptArgs = {
   diagnose: mcpSchema(z.object({ service: z.string().min(1).max(64).describe('Service name, e.g. knowledge') })),
@@ -267,6 +279,10 @@ const SCHEMAS = {
   listMcpServersOutput: mcpSchema(listMcpServersOutput),
   restartMcpServerInput: mcpSchema(restartMcpServerInput),
   restartMcpServerOutput: mcpSchema(restartMcpServerOutput),
+  analyzeRoutingInput: mcpSchema(analyzeRoutingInput),
+  analyzeRoutingOutput: mcpSchema(analyzeRoutingOutput),
+  reviewRoutingInput: mcpSchema(reviewRoutingInput),
+  reviewRoutingOutput: mcpSchema(reviewRoutingOutput),
 };
 
 /** Why a subscription to `uri` is refused (null: accepted). */
@@ -480,6 +496,38 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
           topFeatures: why.groups.slice(0, 8).map((g) => ({ feature: g.feature, label: g.label, weight: g.weight })),
         });
       },
+    );
+  }
+
+  if (deps.routingAnalyst) {
+    const analyst = deps.routingAnalyst;
+    // Read tools for the gateway (they change nothing here); the chain goes to the sequential-thinking server.
+    const ANALYSIS = { readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: true } as const;
+    tool(
+      'analyze_routing',
+      {
+        title: 'Analyze a routing decision step by step',
+        description:
+          'The routing decision for a request text (or the id of one of your recent requests) as numbered steps: model probabilities and top features, health and breaker state of the candidates, split side, fallbacks, final upstream; a close runner-up opens a branch. Recorded through the sequential-thinking server (recordedBy), or built locally when it is down.',
+        inputSchema: SCHEMAS.analyzeRoutingInput,
+        outputSchema: SCHEMAS.analyzeRoutingOutput,
+        annotations: ANALYSIS,
+      },
+      // By request id: only the caller's own requests (any for an admin).
+      (input: z.output<typeof analyzeRoutingInput>) =>
+        answer(() => analyst.analyze(input, { ...(principal !== null ? { subject: principal.subject } : {}), admin: seesAdminTools(principal) }), AnalysisError),
+    );
+    tool(
+      'review_routing',
+      {
+        title: 'Review recent routing decisions',
+        description:
+          'Patterns over the last minutes of routing decisions on this replica: low-confidence share per service, shadow-model disagreements, drift against the evaluation set, the most confused pairs and recommended actions, as a recorded chain (summarised into Memory).',
+        inputSchema: SCHEMAS.reviewRoutingInput,
+        outputSchema: SCHEMAS.reviewRoutingOutput,
+        annotations: ANALYSIS,
+      },
+      (input: z.output<typeof reviewRoutingInput>) => answer(() => analyst.review(input), AnalysisError),
     );
   }
 

@@ -243,6 +243,46 @@ export const mcpSchema = z
     servers: z.record(mcpServerName, mcpServerSchema).default({}),
     /** Where upstream servers keep files (memory's MEMORY_FILE_PATH); relative to the working directory. */
     dataDir: z.string().min(1).default('./data'),
+    // --- issue 15: the Memory and Sequential Thinking integrations (mcp/integrations/) ---
+    /** Operational memory written through the `memory` MCP server (mcp.servers.memory). */
+    memory: z
+      .strictObject({
+        /** Record health transitions, breaker openings, interval summaries, baselines, routing aggregates. */
+        enabled: z.boolean().default(true),
+        /** Name of the upstream MCP server (mcp.servers.<name>) that stores the graph. */
+        server: z.string().min(1).max(64).default('memory'),
+        /** Write the queued events (and an interval summary) this often. */
+        flushSeconds: z.number().int().min(1).max(86_400).default(60),
+        /** ...or as soon as this many events are queued. */
+        flushEvents: z.number().int().min(1).max(100_000).default(200),
+        /** Events queued at most; past it, new events are dropped (gateway_memory_events_total{outcome="dropped"}). */
+        queueSize: z.number().int().min(10).max(1_000_000).default(5000),
+        /** Observations kept per entity; past it the oldest are folded into one summary observation. */
+        maxObservationsPerEntity: z.number().int().min(4).max(10_000).default(100),
+        /** Per-principal usage summaries (principals only as salted hashes). Off by default. */
+        principalUsage: z.boolean().default(false),
+        /** Salt of the principal hashes (default: random per process, so hashes do not link across restarts). */
+        principalSalt: z.string().min(16).max(256).optional(),
+        /** Read the last health states and baselines back at start (warm start). */
+        warmStart: z.boolean().default(true),
+        /** At start-up only: how long the warm start waits for the memory server to connect (the probes start after it). */
+        warmStartWaitMs: z.number().int().min(0).max(60_000).default(3000),
+      })
+      .prefault({}),
+    /** Stepwise routing analyses (analyze_routing, review_routing) recorded through the `sequential-thinking` server. */
+    sequentialThinking: z
+      .strictObject({
+        /** Name of the upstream MCP server that records the chains. */
+        server: z.string().min(1).max(64).default('sequential-thinking'),
+        /** The runner-up within this probability of the choice opens a branch (branchFromThought). */
+        branchMargin: z.number().min(0).max(1).default(0.15),
+        /** Recent routing decisions kept per replica for review_routing and analyze_routing by requestId. */
+        decisionLogSize: z.number().int().min(100).max(1_000_000).default(10_000),
+        /** Below this confidence a decision counts as low-confidence in the reviews. */
+        lowConfidence: z.number().min(0).max(1).default(0.6),
+      })
+      .prefault({}),
+    // --- end issue 15 ---
   })
   .refine(
     (m) => m.adminReservedStreams === undefined || m.adminReservedStreams < m.maxStreams,

@@ -16,8 +16,9 @@ import type { StateStore, StoreMessage } from '../state/store.js';
  * per key within `dedupeMs`: several replicas that each observe the same change (a traffic
  * split reaches every replica) may all publish it, and listeners still hear it once.
  *
- * Consumers: MCP notifications (`subscriptions/listen`, 2025 GET streams, mcp/server), and
- * later `/v1/events`.
+ * Consumers: MCP notifications (`subscriptions/listen`, 2025 GET streams, mcp/server), the
+ * operational memory (mcp/integrations/memory: health transitions, traffic shifts), and later
+ * `/v1/events`.
  */
 
 /** One delivered event: its id (unique across replicas), when it was published, and the event. */

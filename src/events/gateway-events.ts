@@ -19,6 +19,8 @@ export const gatewayEventSchema = z.discriminatedUnion('type', [
     type: z.literal('service.health'),
     service: z.string().min(1).max(64),
     status: z.string().min(1).max(32),
+    /** Why (the public form of the probe error: a code or a fixed phrase), when it went down. */
+    cause: z.string().min(1).max(64).optional(),
   }),
   // --- /v1/events (src/ws/events.ts): breakers, client blocks, model promotions ---
   /** A host's circuit breaker changed state on the replica that publishes it (each replica has its own). */

@@ -20,6 +20,13 @@ export interface ServiceHealth {
   readonly probeError?: string;
   /** Per host, only for a service with several upstream URLs (the service is up when any host is). */
   readonly hosts?: readonly HostHealth[];
+  /**
+   * `memory`: the status was read back from the operational memory at start (warm start,
+   * mcp/integrations/memory) and no probe of this replica has decided yet; `since` is when it
+   * was recorded there. Absent once a probe decided.
+   */
+  readonly source?: 'memory';
+  readonly since?: string;
 }
 
 export interface HostHealth {
@@ -46,12 +53,20 @@ export interface HealthProberOptions {
   readonly logger: FastifyBaseLogger;
   /** Called for each probe that finds a service up (an open circuit breaker then half-opens early). */
   readonly onServiceUp?: (service: string) => void;
-  /** A service's status changed (up/down), e.g. to tell MCP subscribers of gateway://services. */
-  readonly onServiceStatusChange?: (service: string, status: string) => void;
+  /** A service's status changed (up/down), e.g. to tell MCP subscribers of gateway://services; `cause`: the public form of the probe error. */
+  readonly onServiceStatusChange?: (service: string, status: string, cause?: string) => void;
   /** Called after each probe of a host (load balancing skips hosts that are down). */
   readonly onHostHealth?: (service: string, origin: string, up: boolean) => void;
   /** The connection pool of the probes (tests); default: the prober's own small Agent. */
   readonly dispatcher?: Pick<Dispatcher, 'request' | 'close'>;
+}
+
+/** Probe errors that carry no address: error codes and the prober's own fixed phrases. */
+const PUBLIC_ERROR = /^(?:[A-Z][A-Z0-9_]{1,40}|timeout|probe failed|health endpoint answered \d{3})$/;
+
+/** A probe error as anyone may see it (logs of other components, Memory): its code or fixed phrase, else "probe failed". */
+export function publicProbeError(error: string): string {
+  return PUBLIC_ERROR.test(error) ? error : 'probe failed';
 }
 
 /** Errors that say the gateway itself is out of a resource, not that the service is down. */
@@ -117,6 +132,26 @@ export class HealthProber {
 
   snapshot(): HealthSnapshot {
     return this.#snapshot;
+  }
+
+  /**
+   * Warm start: statuses read back from the operational memory, shown (with `source: "memory"`)
+   * for services no probe has decided yet; the first probe of each replaces it. No change is
+   * announced: nothing was observed.
+   */
+  seedFromMemory(states: ReadonlyArray<{ readonly service: string; readonly status: 'up' | 'down'; readonly at: string }>): number {
+    let seeded = 0;
+    for (const { service, status, at } of states) {
+      const current = this.#results.get(service);
+      if (current === undefined || current.lastCheck !== null || current.status !== 'unknown') continue;
+      this.#results.set(service, { service, status, latencyMs: null, lastCheck: null, source: 'memory', since: at });
+      seeded += 1;
+    }
+    if (seeded > 0) {
+      this.#snapshot = this.#buildSnapshot(this.#snapshot.checkedAt);
+      this.#json = JSON.stringify(this.#snapshot);
+    }
+    return seeded;
   }
 
   /** A gateway-local failure of the last round (e.g. "EMFILE"), or null: probes could not be made. */
@@ -248,7 +283,7 @@ export class HealthProber {
     if (previous?.status !== result.status) {
       const level = result.status === 'up' ? 'info' : 'warn';
       this.#opts.logger[level]({ service: svc.name, from: previous?.status, to: result.status, error: result.error }, 'service health changed');
-      this.#opts.onServiceStatusChange?.(svc.name, result.status);
+      this.#opts.onServiceStatusChange?.(svc.name, result.status, result.error === undefined ? undefined : publicProbeError(result.error));
     }
   }
 

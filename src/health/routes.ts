@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { GatewayMetrics } from '../metrics/registry.js';
-import type { HealthProber, HealthSnapshot } from './prober.js';
+import { publicProbeError, type HealthProber, type HealthSnapshot } from './prober.js';
 import type { PressureMonitor } from './pressure.js';
 
 export interface HealthRoutesOptions {
@@ -25,8 +25,6 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** Fields that name where an upstream lives. */
 const ADDRESS_KEYS = new Set(['origin', 'url', 'urls', 'address', 'host', 'hostname']);
-/** Probe errors shown to everyone: error codes and the gateway's own fixed phrases. */
-const PUBLIC_ERROR = /^(?:[A-Z][A-Z0-9_]{1,40}|timeout|probe failed|health endpoint answered \d{3})$/;
 
 /**
  * The same document without upstream addresses, for callers without an admin credential:
@@ -39,7 +37,7 @@ export function withoutAddresses(value: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     if (ADDRESS_KEYS.has(k)) continue;
-    if (k === 'error' && typeof v === 'string') out[k] = PUBLIC_ERROR.test(v) ? v : 'probe failed';
+    if (k === 'error' && typeof v === 'string') out[k] = publicProbeError(v);
     else out[k] = withoutAddresses(v);
   }
   return out;

@@ -39,6 +39,8 @@ export interface GatewayMetrics {
   readonly wsBytes: Counter<'route' | 'direction'>;
   /** by: client, upstream or gateway (limits, idle, shutdown); code: 1000-1015, or 3xxx / 4xxx. */
   readonly wsCloses: Counter<'route' | 'by' | 'code'>;
+  /** Operational-memory recorder (mcp/integrations/memory): queued, written, dropped (queue full), failed (write refused). */
+  readonly memoryEvents: Counter<'outcome'>;
 }
 
 export function createMetrics(options: { durationBuckets: readonly number[]; defaultMetrics?: boolean }): GatewayMetrics {
@@ -175,5 +177,11 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
     wsMessages: new Counter({ name: 'gateway_websocket_messages_total', help: 'WebSocket messages relayed, by direction (in: from clients)', labelNames: ['route', 'direction'], registers }),
     wsBytes: new Counter({ name: 'gateway_websocket_bytes_total', help: 'WebSocket payload bytes relayed, by direction (in: from clients)', labelNames: ['route', 'direction'], registers }),
     wsCloses: new Counter({ name: 'gateway_websocket_closes_total', help: 'Client WebSocket connections closed, by who closed and close code', labelNames: ['route', 'by', 'code'], registers }),
+    memoryEvents: new Counter({
+      name: 'gateway_memory_events_total',
+      help: 'Events of the operational-memory recorder: queued, written, dropped (queue full), failed (per flush attempt that could not write them: the memory server refused or was down; they stay queued)',
+      labelNames: ['outcome'],
+      registers,
+    }),
   };
 }

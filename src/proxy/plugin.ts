@@ -104,7 +104,13 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
       cached: cache !== undefined && cache.handles(route) && (methods.includes('GET') || methods.includes('HEAD')),
     };
   };
-  const decider = opts.autoRouting ? new AutoRouteDecider({ config, manager: opts.autoRouting.manager, metrics }) : undefined;
+  const decider = opts.autoRouting ? new AutoRouteDecider({
+        config,
+        manager: opts.autoRouting.manager,
+        metrics,
+        decisionLog: opts.autoRouting.decisionLog,
+        ...(opts.autoRouting.principalHash ? { principalHash: opts.autoRouting.principalHash } : {}),
+      }) : undefined;
   const routes: ProxiedRoute[] = [
     ...table.active.map((route) => {
       const split = liveSplit(route);

@@ -27,8 +27,8 @@ export interface ResilienceDeps {
   readonly metrics?: Pick<GatewayMetrics, 'circuitBreakerState'>;
   /** Told when a host's breaker opens or leaves open (load balancing skips open hosts: src/proxy/upstreams.ts). */
   readonly upstreams?: { setBreakerOpen(service: string, origin: string, open: boolean): void };
-  /** Told every state change of a host's breaker (the event bus: /v1/events). */
-  readonly onBreakerState?: (service: string, origin: string, state: (typeof BREAKER_STATE_NAMES)[number]) => void;
+  /** Every state change of a host's breaker (the event bus for /v1/events, the Memory recorder); keep it O(1). */
+  readonly onBreakerChange?: (change: { readonly service: string; readonly origin: string; readonly from: (typeof BREAKER_STATE_NAMES)[number]; readonly to: (typeof BREAKER_STATE_NAMES)[number] }) => void;
 }
 
 /** What /healthz shows of one service's breakers. */
@@ -70,8 +70,8 @@ export class Resilience {
           metrics?.circuitBreakerState.set({ service: breaker.service }, this.breakers.serviceState(breaker.service));
           // Load balancing skips a host whose breaker is open while the service has others.
           deps.upstreams?.setBreakerOpen(breaker.service, breaker.origin, to === 2);
-          deps.onBreakerState?.(breaker.service, breaker.origin, BREAKER_STATE_NAMES[to]);
           const line = { service: breaker.service, upstream: breaker.origin, from: BREAKER_STATE_NAMES[from], state: BREAKER_STATE_NAMES[to] };
+          deps.onBreakerChange?.({ service: breaker.service, origin: breaker.origin, from: BREAKER_STATE_NAMES[from], to: BREAKER_STATE_NAMES[to] });
           if (to === 2) log?.warn({ ...line, retryAfterSeconds: breaker.retryAfterSeconds() }, 'circuit breaker opened');
           else log?.info(line, to === 1 ? 'circuit breaker half-open' : 'circuit breaker closed');
         },

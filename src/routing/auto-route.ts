@@ -4,6 +4,7 @@ import { grants } from '../auth/scopes.js';
 import type { GatewayConfig, HttpMethod, RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
+import { countWords, type DecisionLog } from './decision-log.js';
 import type { RoutingInput } from './model/features.js';
 import type { RoutingModelManager } from './model/manager.js';
 import type { RoutingModel } from './model/model.js';
@@ -67,6 +68,13 @@ export class AutoRouter {
     return mask;
   }
 
+  /** The probabilities of the last decide() with `model` (copied; call right after it). */
+  lastProbabilities(model: RoutingModel): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let c = 0; c < model.labels.length; c++) out[model.labels[c]!] = Math.round(this.#out[c]! * 10_000) / 10_000;
+    return out;
+  }
+
   /** Decide with `model`; `onPredicted` sees the model's own top label (for shadow comparison). */
   decide(model: RoutingModel, input: RoutingInput, onPredicted?: (label: string) => void): RoutingDecision {
     const out = this.#out;
@@ -111,6 +119,10 @@ export interface AutoRouteDecisionOptions {
   readonly config: Pick<GatewayConfig, 'routing' | 'services'>;
   readonly manager: RoutingModelManager;
   readonly metrics: Pick<GatewayMetrics, 'routingDecisions'>;
+  /** Recent decisions (analyze_routing, review_routing, the Memory recorder): one ring write per decision. */
+  readonly decisionLog?: DecisionLog;
+  /** Salted hash of a principal's subject, logged with the decision (only with per-principal usage on). */
+  readonly principalHash?: (subject: string) => string;
 }
 
 /**
@@ -170,6 +182,15 @@ async function uploadInput(request: FastifyRequest, fieldNames: ReadonlySet<stri
   };
 }
 
+/** The word count of the first text field of a /v1/query body, for the decision log. */
+function wordsOf(body: unknown): { words?: number } {
+  for (const f of TEXT_FIELDS) {
+    const text = stringField(body, f);
+    if (text !== undefined) return { words: countWords(text) };
+  }
+  return {};
+}
+
 function formatConfidence(c: number): string {
   return c.toFixed(4);
 }
@@ -183,6 +204,8 @@ export class AutoRouteDecider {
   readonly #manager: RoutingModelManager;
   readonly #metrics: AutoRouteDecisionOptions['metrics'];
   readonly #router: AutoRouter;
+  readonly #log: DecisionLog | undefined;
+  readonly #principalHash: ((subject: string) => string) | undefined;
   readonly #fieldNames = new Set<string>([...TEXT_FIELDS, 'service']);
 
   constructor(opts: AutoRouteDecisionOptions) {
@@ -190,6 +213,8 @@ export class AutoRouteDecider {
     this.#manager = opts.manager;
     this.#metrics = opts.metrics;
     this.#router = new AutoRouter(opts.config.routing, (s) => opts.config.services[s]?.enabled === true);
+    this.#log = opts.decisionLog;
+    this.#principalHash = opts.principalHash;
   }
 
   /** The routing step of `route` (one of autoRoutes()). */
@@ -208,6 +233,7 @@ export class AutoRouteDecider {
     const header = request.headers['x-target-service'];
     const named = (typeof header === 'string' && header.trim() !== '' ? header : undefined) ?? stringField(request.jsonBody, 'service') ?? formFields.service;
     let decision: RoutingDecision;
+    let probabilities: Record<string, number> | undefined;
     if (named !== undefined) {
       const principal = request.principal;
       if (principal === null || !grants(principal.scopes, 'write')) {
@@ -222,7 +248,25 @@ export class AutoRouteDecider {
       decision = { reason: 'override', service, confidence: 1 };
     } else {
       const manager = this.#manager;
-      decision = this.#router.decide(manager.active, input, (label) => manager.shadowCompare(input, label));
+      const model = manager.active;
+      decision = this.#router.decide(model, input, (label) => manager.shadowCompare(input, label));
+      if (this.#log !== undefined) probabilities = this.#router.lastProbabilities(model);
+    }
+    if (this.#log !== undefined) {
+      const subject = request.principal?.subject;
+      this.#log.add({
+        requestId: request.id,
+        at: Date.now(),
+        service: decision.service,
+        reason: decision.reason,
+        confidence: decision.confidence,
+        path: isUpload ? '/v1/upload' : '/v1/query',
+        ...(!isUpload ? wordsOf(request.jsonBody) : {}),
+        ...(decision.reason !== 'override' ? { model: decision.model, predicted: decision.predicted } : {}),
+        ...(probabilities !== undefined ? { probabilities } : {}),
+        ...(subject !== undefined ? { subject } : {}),
+        ...(this.#principalHash !== undefined && subject !== undefined ? { principal: this.#principalHash(subject) } : {}),
+      });
     }
 
     this.#metrics.routingDecisions.inc({ service: decision.service ?? 'none', auto_detected: decision.reason === 'model' ? 'true' : 'false' });

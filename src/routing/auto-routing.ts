@@ -1,4 +1,6 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { DecisionLog } from './decision-log.js';
 import type { GatewayConfig, RouteConfig } from '../config/index.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { StateStore } from '../state/index.js';
@@ -14,6 +16,10 @@ export interface AutoRouting {
   readonly manager: RoutingModelManager;
   /** The operators' folder in use. */
   readonly modelsDir: string;
+  /** Recent decisions of this replica (mcp.sequentialThinking.decisionLogSize). */
+  readonly decisionLog: DecisionLog;
+  /** Salted principal hash for the decision log; only with mcp.memory.principalUsage. */
+  readonly principalHash?: (subject: string) => string;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -46,10 +52,15 @@ export function createAutoRouting(config: GatewayConfig, deps: AutoRoutingDeps):
     if (configured) deps.log.info({ path: r.prefix, service: configured.service }, 'routing: a configured route serves this path; the model does not choose its service');
     return configured === undefined;
   });
+  const { memory, sequentialThinking } = config.mcp;
+  const salt = memory.principalSalt ?? randomBytes(32).toString('hex');
   return {
     routes,
     manager,
     modelsDir,
+    decisionLog: new DecisionLog(sequentialThinking.decisionLogSize),
+    // Principals only as salted hashes (never the subject itself), and only when asked for.
+    ...(memory.principalUsage ? { principalHash: (subject: string) => createHmac('sha256', salt).update(subject).digest('hex').slice(0, 16) } : {}),
     start: () => manager.start(),
     close: () => manager.close(),
   };

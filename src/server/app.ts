@@ -45,6 +45,13 @@ import { LiveConnections } from '../ws/connections.js';
 import { webSocketProxy } from '../ws/proxy.js';
 import websocketPlugin from '../ws/plugin.js';
 import { eventsRoutes } from '../ws/events.js';
+import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
+import { OperationalMemory } from '../../mcp/integrations/memory/index.js';
+import { RoutingAnalyst } from '../../mcp/integrations/sequential-thinking/analyst.js';
+import type { Fallback } from '../resilience/fallback.js';
+import { countWords } from '../routing/decision-log.js';
+import { exampleText, loadDataFiles } from '../routing/model/data.js';
+import { join } from 'node:path';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -83,6 +90,8 @@ export interface BuildOptions {
   readonly processMetrics?: boolean;
   /** A state store to use instead of the one the config asks for (tests); not closed by the gateway. */
   readonly state?: StateStore;
+  /** Upstream MCP servers the integrations call instead of the pool of mcp.servers (tests: real servers over stdio). */
+  readonly mcpCaller?: UpstreamToolCaller;
 }
 
 function mapFrameworkError(err: FastifyError): GatewayError {
@@ -169,19 +178,25 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     onServiceUp: (service) => resilience.serviceHealthy(service),
     onHostHealth: (service, origin, up) => upstreams.setHostDown(service, origin, !up),
     // Each replica announces what its own probes see (MCP listeners hear it on every replica).
-    onServiceStatusChange: (service, status) => void gatewayEventsChannel?.publish({ type: 'service.health', service, status }).catch(() => {}),
+    onServiceStatusChange: (service, status, cause) =>
+      void gatewayEventsChannel?.publish({ type: 'service.health', service, status, ...(cause !== undefined ? { cause: cause.slice(0, 64) } : {}) }).catch(() => {}),
   });
   /** The event bus's gateway channel (src/events), once the state store exists. */
   let gatewayEventsChannel: EventChannel<GatewayEvent> | undefined;
   // Backpressure, retries and circuit breakers of the proxied routes (src/resilience).
+  /** The operational memory (mcp/integrations/memory), once built; breaker changes reach it through this. */
+  let memory: OperationalMemory | undefined;
   const resilience = await lifecycle.start(
     'resilience',
     new Resilience(config, {
       log: app.log.child({ component: 'resilience' }),
       metrics,
       upstreams,
-      // Each replica announces its own breakers (/v1/events).
-      onBreakerState: (service, upstream, state) => void gatewayEventsChannel?.publish({ type: 'breaker.state', service, upstream, state }).catch(() => {}),
+      onBreakerChange: (change) => {
+        // Each replica announces its own breakers (/v1/events) and remembers them (Memory).
+        void gatewayEventsChannel?.publish({ type: 'breaker.state', service: change.service, upstream: change.origin, state: change.to }).catch(() => {});
+        memory?.breakerChanged(change);
+      },
     }),
     { close: (r) => r.close() },
   );
@@ -245,6 +260,8 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     { close: (pool) => pool.close() },
   );
   const mcpServers = new McpServersService(mcpClients);
+  /** What the integrations (Memory, Sequential Thinking) call upstream tools through: the pool, or the caller a test passes. */
+  const mcpCaller: UpstreamToolCaller = options.mcpCaller ?? mcpClients;
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -345,7 +362,36 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only; a valid credential is still used); never in production');
     const hostAllowed = mcpHostPolicy(config);
     if (hostAllowed === null) app.log.warn('mcp: the Host of /mcp requests is not checked; set mcp.allowedHosts (or mcp.resourceUrl) to the names clients use');
+    const thinking = config.mcp.sequentialThinking;
+    // analyze_routing / review_routing: built with ML routing; recorded through the sequential-thinking server when configured.
+    const routingAnalyst = routing
+      ? new RoutingAnalyst({
+          ...(options.mcpCaller !== undefined || thinking.server in config.mcp.servers ? { caller: mcpCaller } : {}),
+          settings: thinking,
+          routing: config.routing,
+          decisions: routing.decisionLog,
+          model: () => routing.manager.active,
+          modelStatus: () => {
+            const st = routing.manager.status();
+            const confusion = routing.manager.active.file.evaluation?.confusion;
+            return { active: { labels: routing.manager.active.labels, ...(confusion ? { evaluationConfusion: confusion } : {}) }, shadow: st.shadow, shadowAgreement: st.shadowAgreement };
+          },
+          health: (service) => prober.snapshot().services[service]?.status ?? (service in config.services ? 'disabled' : 'not configured'),
+          breaker: (service) => resilience.breakerReport()[service]?.state ?? 'closed (no traffic yet)',
+          split: (service) => {
+            const found = splits.all().find((x) => x.route.service === service || x.split.canaryService === service);
+            if (found === undefined) return undefined;
+            const w = found.state.weights;
+            const side = found.route.service === service ? 'stable' : 'canary';
+            return `route ${found.route.id} splits stable ${w.stable} / canary ${w.canary} (canary service ${found.split.canaryService}, sticky by ${found.split.sticky}); ${service} is its ${side} side, so ${side === 'stable' ? w.stable : w.canary}% of clients land there`;
+          },
+          fallback: (service) => describeFallback(resilience.fallbackFor(service)),
+          trainingWords: trainingWordCounts(routing.modelsDir),
+          remember: (text) => memory?.recorder.record({ kind: 'observe', entity: 'routing-reviews', entityType: 'gateway-routing-review', text }),
+        })
+      : undefined;
     const mcpDeps = {
+      ...(routingAnalyst ? { routingAnalyst } : {}),
       routes: routesService,
       metrics: metricsService,
       blockedClients,
@@ -395,6 +441,25 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       ? { websocket: (path, identity) => webSocketProxy({ path, identity, resilience, metrics, limits: config.websockets, connections: liveConnections }) }
       : {}),
   });
+  // The operational memory (issue 15): built now, started in listen() before the probes, so the
+  // warm start can show remembered health states until the first probe decides. It calls the
+  // memory server through the pool of upstream MCP servers (mcp.servers, started above).
+  if (config.mcp.memory.enabled && (options.mcpCaller !== undefined || config.mcp.memory.server in config.mcp.servers)) {
+    memory = new OperationalMemory({
+      caller: mcpCaller,
+      settings: { ...config.mcp.memory, lowConfidence: config.mcp.sequentialThinking.lowConfidence },
+      registry: metrics.registry,
+      counter: metrics.memoryEvents,
+      log: app.log.child({ component: 'memory' }),
+      events: gatewayEventsChannel,
+      seedHealth: (states) => prober.seedFromMemory(states),
+      ...(routing ? { decisions: routing.decisionLog, modelStatus: () => routing.manager.status() } : {}),
+      topology: {
+        routes: table.active.map((r) => ({ id: r.id, prefix: r.prefix, services: [r.service, ...(r.split ? [r.split.canaryService] : [])] })),
+        modelRoutes: routing?.routes.map((r) => r.id) ?? [],
+      },
+    });
+  }
   // Last on the list, so first to close: stop accepting and finish in-flight requests before
   // anything they use goes away. (Fastify's own onClose hooks run inside app.close().)
   // (The Fastify instance is a thenable: it is closed over, never passed as the value.)
@@ -416,6 +481,13 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     mcpClients,
     async listen() {
       try {
+        if (memory) {
+          // The warm start reads the memory server before the first probe round: its connection
+          // starts now (in the background, as after listening), and the warm start waits for it
+          // at most mcp.memory.warmStartWaitMs, at start-up only.
+          mcpClients.start();
+          await lifecycle.start('operational memory', memory, { start: (m) => m.start(), close: (m) => m.close() });
+        }
         await lifecycle.start('health prober', prober, { start: (p) => p.start(), close: (p) => p.stop() });
         await lifecycle.start('pressure monitor', pressure, { start: (p) => p.start(), close: (p) => p.stop() });
         const url = await app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
@@ -453,4 +525,30 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       return closing;
     },
   };
+}
+
+/**
+ * Words per text of the training set (modelsDir/data/train.jsonl), read once when the first
+ * review asks (a tool call, never a request); undefined when the file is not there or invalid.
+ */
+function trainingWordCounts(modelsDir: string): () => readonly number[] | undefined {
+  let counts: readonly number[] | undefined | null = null;
+  return () => {
+    if (counts === null) {
+      try {
+        counts = loadDataFiles([join(modelsDir, 'data', 'train.jsonl')]).examples.filter((e) => e.request.path === '/v1/query').map((e) => countWords(exampleText(e)));
+      } catch {
+        counts = undefined;
+      }
+    }
+    return counts;
+  };
+}
+
+/** A service's fallback in words (analyze_routing). */
+function describeFallback(f: Fallback | undefined): string | undefined {
+  if (f === undefined) return undefined;
+  if (f.type === 'service') return `on failure the ${f.service} service answers`;
+  if (f.type === 'static') return `on failure a fixed ${f.status} answer`;
+  return 'on failure the last cached good answer (stale cache)';
 }

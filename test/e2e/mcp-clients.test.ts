@@ -96,7 +96,9 @@ describe('upstream MCP servers of a running gateway', () => {
     process.kill(server.pid, 'SIGKILL');
     const killedAt = Date.now();
     await until(async () => (await health(gateway)).mcpServers?.everything?.state !== 'ready', 2000, 'everything down on /healthz');
-    expect(Date.now() - killedAt).toBeLessThan(2000);
+    const downAfterMs = Date.now() - killedAt;
+    console.log(`/healthz showed everything down ${downAfterMs} ms after kill -9`);
+    expect(downAfterMs).toBeLessThan(2000);
     await until(async () => (await health(gateway)).mcpServers?.everything?.state === 'ready', 20_000, 'everything back');
 
     // restart_mcp_server through REST (the admin service layer the MCP tool uses too), audited.

@@ -42,7 +42,9 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
     const names = tools.map((t) => t.name).sort();
     expect(names).toEqual(
       [
+        'analyze_routing',
         'explain_routing',
+        'review_routing',
         'get_metrics',
         'get_route',
         'get_service_health',
@@ -88,6 +90,15 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
     expect(split.splits.map((s: any) => s.route)).toEqual(['knowledge']);
     const routing = await structured('explain_routing', { text: 'search the onboarding documents for the vacation policy' });
     expect(routing.service).toBe('knowledge');
+    // No sequential-thinking server here: the chain is built and returned, marked local.
+    const analysis = await structured('analyze_routing', { text: 'search the onboarding documents for the vacation policy' });
+    expect(analysis).toMatchObject({ recordedBy: 'local', decision: { service: 'knowledge' } });
+    expect(analysis.steps.length).toBeGreaterThanOrEqual(4);
+    // The split of the knowledge route is one of the steps.
+    expect(analysis.steps.map((s: any) => s.thought).join('\n')).toContain('route knowledge splits stable 100 / canary 0');
+    const review = await structured('review_routing', { minutes: 5 });
+    expect(review).toMatchObject({ recordedBy: 'local' });
+    expect(review.steps.length).toBeGreaterThanOrEqual(5);
   });
 
   it('admin tools change the gateway, and the REST admin API sees the change', async () => {

@@ -135,3 +135,53 @@ describe('/readyz and /livez when the probes hit EMFILE', () => {
     await p.stop();
   });
 });
+
+describe('HealthProber warm start from the operational memory', () => {
+  it('shows remembered states with source "memory" until the first probe decides, without announcing a change', async () => {
+    const round: Behaviour = { 'http://twin:8001': 503, 'http://kn:8003': 200 };
+    const { p, changes } = prober([service('twin', ['http://twin:8001']), service('knowledge', ['http://kn:8003'])], () => round);
+    const seeded = p.seedFromMemory([
+      { service: 'twin', status: 'down', at: '2026-12-01T10:00:00.000Z' },
+      { service: 'knowledge', status: 'up', at: '2026-12-01T09:00:00.000Z' },
+      { service: 'not-configured', status: 'up', at: '2026-12-01T09:00:00.000Z' },
+    ]);
+    expect(seeded).toBe(2);
+    expect(p.snapshot().services.twin).toEqual({ service: 'twin', status: 'down', latencyMs: null, lastCheck: null, source: 'memory', since: '2026-12-01T10:00:00.000Z' });
+    expect(JSON.parse(p.snapshotJson()).services.knowledge).toMatchObject({ status: 'up', source: 'memory' });
+    expect(p.snapshot().checkedAt).toBeNull();
+    expect(changes).toEqual([]);
+
+    await p.probeAll();
+    // twin was down and still is: no transition; knowledge was up and still is.
+    expect(changes).toEqual([]);
+    expect(p.snapshot().services.twin).toMatchObject({ status: 'down', error: 'health endpoint answered 503' });
+    expect(p.snapshot().services.twin!.source).toBeUndefined();
+    expect(p.snapshot().services.knowledge!.source).toBeUndefined();
+    // A probed service is never overwritten by a late warm start.
+    expect(p.seedFromMemory([{ service: 'twin', status: 'up', at: '2026-12-01T11:00:00.000Z' }])).toBe(0);
+    expect(p.snapshot().services.twin!.status).toBe('down');
+    await p.stop();
+  });
+
+  it('announces a change with its cause in the public form (no addresses)', async () => {
+    let round: Behaviour = { 'http://twin:8001': 200 };
+    const causes: Array<string | undefined> = [];
+    const metrics = createMetrics({ durationBuckets: [0.1], defaultMetrics: false });
+    const p = new HealthProber({
+      services: [service('twin', ['http://twin:8001'])],
+      intervalMs: 60_000,
+      timeoutMs: 1000,
+      metrics,
+      logger: pino({ level: 'silent' }),
+      dispatcher: fakePool(() => round),
+      onServiceStatusChange: (_s, _status, cause) => causes.push(cause),
+    });
+    await p.probeAll();
+    round = { 'http://twin:8001': 'ECONNREFUSED' };
+    await p.probeAll();
+    round = { 'http://twin:8001': 200 };
+    await p.probeAll();
+    expect(causes).toEqual([undefined, 'ECONNREFUSED', undefined]);
+    await p.stop();
+  });
+});
