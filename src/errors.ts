@@ -57,6 +57,9 @@ export const ERROR_CATALOGUE = {
   GW_SERVICE_UNAVAILABLE: { status: 503, message: 'The service is failing and its circuit breaker is open; retry after the time in Retry-After' },
   GW_GATEWAY_OVERLOADED: { status: 503, message: 'The gateway has too many requests in flight; retry after the time in Retry-After' },
   GW_INTERNAL_ERROR: { status: 500, message: 'Internal gateway error' },
+  // --- upstream MCP servers (mcp/clients) ---
+  GW_ADMIN_MCP_SERVER_NOT_FOUND: { status: 404, message: 'No upstream MCP server with this name (mcp.servers)' },
+  GW_ADMIN_MCP_SERVER_DISABLED: { status: 409, message: 'This upstream MCP server is disabled in the configuration' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -13,6 +13,7 @@ import {
 import { z } from 'zod';
 import { accessRefusal, adminAccessPolicy } from '../../src/admin/access.js';
 import { listBlockedClientsOutput, unblockClientInput, type BlockedClientsService } from '../../src/admin/blocked-clients.js';
+import { listMcpServersOutput, McpServerAdminError, restartMcpServerInput, restartMcpServerOutput, type McpServersService } from '../../src/admin/mcp-servers-service.js';
 import {
   metricsSummaryInput,
   metricsSummaryOutput,
@@ -77,7 +78,7 @@ const GATEWAY_SCHEME = 'gateway://';
  * ones that change the gateway, and list_blocked_clients (it shows clients' addresses, which
  * REST shows to admins only).
  */
-export const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker', 'list_blocked_clients'] as const;
+export const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker', 'list_blocked_clients', 'restart_mcp_server'] as const;
 
 /** Every tool the gateway may offer (some only with the feature on): the metric's `tool` label values. */
 export const TOOL_NAMES: ReadonlySet<string> = new Set([
@@ -89,6 +90,7 @@ export const TOOL_NAMES: ReadonlySet<string> = new Set([
   'query_metric',
   'explain_routing',
   'get_traffic_split',
+  'list_mcp_servers',
   ...ADMIN_TOOLS,
 ]);
 
@@ -140,6 +142,8 @@ export interface GatewayMcpServerDeps {
   readonly redactedConfig: () => unknown;
   /** Traffic splits (get_traffic_split, shift_traffic, the canary prompt). */
   readonly traffic?: TrafficService;
+  /** Upstream MCP servers (list_mcp_servers, gateway://mcp-servers, restart_mcp_server). */
+  readonly mcpServers?: McpServersService;
   readonly version: string;
 }
 
@@ -215,7 +219,7 @@ export const SERVER_CAPABILITIES = {
 } as const;
 
 const INSTRUCTIONS =
-  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients.';
+  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing, list_mcp_servers. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients, restart_mcp_server.';
 
 const promptArgs = {
   diagnose: mcpSchema(z.object({ service: z.string().min(1).max(64).describe('Service name, e.g. knowledge') })),
@@ -260,6 +264,9 @@ const SCHEMAS = {
   getTrafficSplitOutput: mcpSchema(getTrafficSplitOutput),
   shiftTrafficInput: mcpSchema(shiftTrafficInput),
   shiftTrafficOutput: mcpSchema(shiftTrafficOutput),
+  listMcpServersOutput: mcpSchema(listMcpServersOutput),
+  restartMcpServerInput: mcpSchema(restartMcpServerInput),
+  restartMcpServerOutput: mcpSchema(restartMcpServerOutput),
 };
 
 /** Why a subscription to `uri` is refused (null: accepted). */
@@ -519,6 +526,31 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
     );
   }
 
+  if (deps.mcpServers) {
+    const mcpServers = deps.mcpServers;
+    tool(
+      'list_mcp_servers',
+      {
+        title: 'Upstream MCP servers',
+        description: 'The MCP servers the gateway is a client of (mcp.servers): state, last error, tool count, negotiated protocol revision, breaker, federation prefix.',
+        outputSchema: SCHEMAS.listMcpServersOutput,
+        annotations: READ_ONLY,
+      },
+      () => ok(mcpServers.list()),
+    );
+    adminTool(
+      'restart_mcp_server',
+      {
+        title: 'Restart an upstream MCP server',
+        description: "Drop one upstream MCP server's connection and connect again (a stdio server's process is restarted); answers when it is connected or failed. Needs admin scope (and MFA when configured); audited.",
+        inputSchema: SCHEMAS.restartMcpServerInput,
+        outputSchema: SCHEMAS.restartMcpServerOutput,
+        annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+      },
+      (input: z.output<typeof restartMcpServerInput>) => answer(() => mcpServers.restart(input), McpServerAdminError),
+    );
+  }
+
   // Resources: the same views as the tools, for clients that read rather than call.
   const listedResources = new Set<string>();
   const resource = (name: string, uri: string, description: string, read: () => unknown, cacheHint?: CacheHint) => {
@@ -530,6 +562,10 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
   resource('routes', 'gateway://routes', 'The route table', () => routes.listRoutes());
   resource('services', 'gateway://services', 'The backend services and their health', () => ({ ...routes.listServices(), health: routes.serviceHealth() }));
   resource('config', 'gateway://config', 'The running configuration, secrets redacted', () => deps.redactedConfig(), CONFIG_CACHE_HINT);
+  if (deps.mcpServers) {
+    const mcpServers = deps.mcpServers;
+    resource('mcp-servers', 'gateway://mcp-servers', 'The upstream MCP servers the gateway is a client of, and their state', () => mcpServers.list());
+  }
   resource('metrics-summary', 'gateway://metrics/summary', 'Traffic summary over the last 5 minutes', () => deps.metrics.summary({ minutes: 5 }));
 
   // 2025 sessions subscribe with resources/subscribe (their updates come on the session's GET

@@ -17,3 +17,11 @@ export {
   shadowModelInput,
   type RoutingAdminRoutesOptions,
 } from './routing-models.js';
+export {
+  listMcpServersOutput,
+  McpServerAdminError,
+  McpServersService,
+  restartMcpServerInput,
+  restartMcpServerOutput,
+  type McpServersSource,
+} from './mcp-servers-service.js';

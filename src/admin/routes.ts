@@ -4,12 +4,15 @@ import { GatewayError } from '../errors.js';
 import '../auth/policy.js';
 import '../auth/principal.js';
 import { blockClientInput, unblockClientInput, type BlockedClientsService } from './blocked-clients.js';
+import { McpServerAdminError, restartMcpServerInput, type McpServersService } from './mcp-servers-service.js';
 import { getTrafficSplitInput, shiftTrafficInput, TrafficSplitError, type TrafficService } from './traffic-service.js';
 
 export interface AdminRoutesOptions {
   readonly blockedClients: BlockedClientsService;
   /** Traffic splits (absent: no /admin/traffic routes). */
   readonly traffic?: TrafficService;
+  /** Upstream MCP servers (absent: no /admin/mcp-servers routes). */
+  readonly mcpServers?: McpServersService;
   /** Admin scope, plus MFA when auth.requireMfaForAdmin. */
   readonly authPolicy: RouteAuthPolicy;
 }
@@ -29,6 +32,8 @@ function invalid(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; messa
  *   DELETE /admin/blocked-clients/:client    lift a block (404 when not blocked)
  *   GET    /admin/traffic[/:route]           traffic splits and their live weights
  *   PUT    /admin/traffic/:route             {stable, canary, reason, dry_run}: shift traffic
+ *   GET    /admin/mcp-servers                upstream MCP servers: state, last error, tools, protocol
+ *   POST   /admin/mcp-servers/:name/restart  reconnect one (a stdio server's process is restarted)
  */
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
   const { blockedClients, authPolicy } = opts;
@@ -77,6 +82,23 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       const result = await run(() => traffic.shift(parsed.data, who));
       request.log.info({ audit: { action: 'shift_traffic', principal: who, route: result.route, before: result.before, after: result.after, reason: result.reason, applied: result.applied } }, 'admin call');
       return reply.header('cache-control', 'no-store').send(result);
+    });
+  }
+
+  const mcpServers = opts.mcpServers;
+  if (mcpServers !== undefined) {
+    app.get('/admin/mcp-servers', { config }, async (_request, reply) => reply.header('cache-control', 'no-store').send(mcpServers.list()));
+    app.post<{ Params: { name: string } }>('/admin/mcp-servers/:name/restart', { config, bodyLimit: 1024 }, async (request, reply) => {
+      const parsed = restartMcpServerInput.safeParse({ server: request.params.name });
+      if (!parsed.success) throw new GatewayError('GW_ADMIN_MCP_SERVER_NOT_FOUND', `unknown MCP server "${request.params.name.slice(0, 64)}"`);
+      const who = request.principal?.subject ?? 'anonymous';
+      request.log.info({ audit: { action: 'restart_mcp_server', principal: who, server: parsed.data.server } }, 'admin call');
+      try {
+        return reply.header('cache-control', 'no-store').send(await mcpServers.restart(parsed.data));
+      } catch (err) {
+        if (!(err instanceof McpServerAdminError)) throw err;
+        throw new GatewayError(err.kind === 'not-found' ? 'GW_ADMIN_MCP_SERVER_NOT_FOUND' : 'GW_ADMIN_MCP_SERVER_DISABLED', err.message);
+      }
     });
   }
 }

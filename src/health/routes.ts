@@ -10,6 +10,8 @@ export interface HealthRoutesOptions {
   readonly isShuttingDown: () => boolean;
   /** Circuit breaker state per service (src/resilience), shown as `breakers` in /healthz. */
   readonly breakers?: () => Readonly<Record<string, unknown>>;
+  /** Upstream MCP servers (mcp/clients), shown as `mcpServers`: state, last error, tool count, protocol version. */
+  readonly mcpServers?: () => ReadonlyArray<{ readonly name: string; readonly state: string; readonly lastError?: string; readonly toolCount: number; readonly protocolVersion?: string }>;
   /** Sustained event-loop / heap pressure makes /readyz 503 (and nothing else). */
   readonly pressure?: Pick<PressureMonitor, 'underPressure' | 'last'>;
   /**
@@ -43,6 +45,22 @@ export function withoutAddresses(value: unknown): unknown {
   return out;
 }
 
+/**
+ * The upstream MCP servers by name; a last error may name an upstream's address, so without an
+ * admin credential URLs and host:port pairs in it are replaced by `<address>`.
+ */
+function mcpServersOf(opts: HealthRoutesOptions, full: boolean): Record<string, unknown> | undefined {
+  const list = opts.mcpServers?.();
+  if (list === undefined || list.length === 0) return undefined;
+  const hide = (text: string) => (full ? text : text.replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, '<address>').replace(/\b[\w.-]+:\d{2,5}\b/g, '<address>'));
+  return Object.fromEntries(
+    list.map((s) => [
+      s.name,
+      { state: s.state, toolCount: s.toolCount, ...(s.protocolVersion !== undefined ? { protocolVersion: s.protocolVersion } : {}), ...(s.lastError !== undefined ? { lastError: hide(s.lastError) } : {}) },
+    ]),
+  );
+}
+
 export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions): Promise<void> {
   const { prober, metrics, isShuttingDown } = opts;
   // The public form of the snapshot, made once per probe round (as the full one is).
@@ -63,9 +81,14 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     metrics.healthCheckDuration.observe({ deep: deep ? '1' : '0' }, (performance.now() - started) / 1000);
     const json = full ? prober.snapshotJson() : publicJson();
     const breakers = opts.breakers?.();
-    // The snapshot is serialised once per probe round; the breakers (small) are spliced in.
-    if (breakers === undefined) return reply.send(json);
-    return reply.send(`${json.slice(0, -1)},"breakers":${JSON.stringify(full ? breakers : withoutAddresses(breakers))}}`);
+    const mcp = mcpServersOf(opts, full);
+    // The snapshot is serialised once per probe round; the breakers and MCP servers (small) are spliced in.
+    if (breakers === undefined && mcp === undefined) return reply.send(json);
+    const extra = [
+      ...(breakers !== undefined ? [`"breakers":${JSON.stringify(full ? breakers : withoutAddresses(breakers))}`] : []),
+      ...(mcp !== undefined ? [`"mcpServers":${JSON.stringify(mcp)}`] : []),
+    ];
+    return reply.send(`${json.slice(0, -1)},${extra.join(',')}}`);
   });
 
   app.get('/livez', async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));

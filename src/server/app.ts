@@ -39,6 +39,8 @@ import { routingAdminRoutes, RoutingModelsService } from '../admin/index.js';
 import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js';
 import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
+import { McpServersService } from '../admin/mcp-servers-service.js';
+import { McpClientPool } from '../../mcp/clients/pool.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -57,6 +59,8 @@ export interface Gateway {
   readonly admin: { readonly blockedClients: BlockedClientsService };
   /** ML routing of /v1/query and /v1/upload (null when routing.enabled is false). */
   readonly routing: AutoRouting | null;
+  /** The gateway's MCP clients: one supervised connection per mcp.servers entry (mcp/clients). */
+  readonly mcpClients: McpClientPool;
   /** Starts background work (health probing) and listens; resolves with the bound URL. */
   listen(): Promise<string>;
   /**
@@ -203,6 +207,15 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     void gatewayEventsChannel?.publish({ type: 'traffic.shifted', route: split.route, version: split.version, canary: split.weights.canary }, { key: trafficShiftKey(split.route, split.version, split.updatedAt) }).catch(() => {}),
   );
 
+  // Upstream MCP servers (mcp/clients): built now, connected in the background once the gateway
+  // listens (listen() below), closed after the HTTP server (in-flight calls finish first).
+  const mcpClients = await lifecycle.start(
+    'mcp clients',
+    new McpClientPool(config.mcp, { log: app.log.child({ component: 'mcp-clients' }), registry: metrics.registry }),
+    { close: (pool) => pool.close() },
+  );
+  const mcpServers = new McpServersService(mcpClients);
+
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     if (draining) reply.header('connection', 'close');
@@ -264,6 +277,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     metrics,
     isShuttingDown: () => draining,
     breakers: () => resilience.breakerReport(),
+    mcpServers: () => mcpClients.servers(),
     pressure,
     // Upstream addresses only for an admin credential (MFA as for /admin); public /healthz has none.
     showsAddresses: (request) => auth.authenticator.satisfies(request.headers, adminAccessPolicy(config.auth.requireMfaForAdmin)),
@@ -271,6 +285,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   await app.register(adminRoutes, {
     blockedClients,
     traffic,
+    mcpServers,
     authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
   });
   if (routing) {
@@ -291,6 +306,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       metrics: metricsService,
       blockedClients,
       traffic,
+      mcpServers,
       ...(routing ? { routingModel: () => routing.manager.active } : {}),
       resetBreakers: (service: string) => resilience.resetBreakers(service),
       serviceNames: Object.keys(config.services),
@@ -341,11 +357,15 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     rateLimiting,
     admin: { blockedClients },
     routing,
+    mcpClients,
     async listen() {
       try {
         await lifecycle.start('health prober', prober, { start: (p) => p.start(), close: (p) => p.stop() });
         await lifecycle.start('pressure monitor', pressure, { start: (p) => p.start(), close: (p) => p.stop() });
-        return await app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
+        const url = await app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
+        // After listening: upstream MCP servers connect in the background, never delaying start-up.
+        mcpClients.start();
+        return url;
       } catch (err) {
         await lifecycle.close(); // e.g. the port is taken: close what had started
         throw err;
