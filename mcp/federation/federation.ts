@@ -25,6 +25,7 @@ import {
 import { z } from 'zod';
 import type { Principal } from '../../src/auth/principal.js';
 import type { Scope } from '../../src/auth/scopes.js';
+import type { UpstreamInitiatedContext, UpstreamRequestHandlers, UpstreamRequestMethod } from '../clients/types.js';
 import { FederationCatalogue, type Reserved, type UpstreamCatalogue } from './catalogue.js';
 import { unwrapUri, type Namespace } from './names.js';
 import { AgentCall, ParkedCalls, type AgentLink, type RelayedMethod } from './relay.js';
@@ -65,11 +66,7 @@ export interface FederatedCallOptions {
   readonly onprogress?: (progress: { progress: number; total?: number; message?: string }) => void;
 }
 
-export interface UpstreamInitiated {
-  readonly server: string;
-  readonly origins: readonly unknown[];
-  readonly signal: AbortSignal;
-}
+type UpstreamInitiated = UpstreamInitiatedContext;
 
 /** What federation needs of the pool (mcp/clients/pool.ts implements it). */
 export interface FederationUpstreams {
@@ -81,7 +78,7 @@ export interface FederationUpstreams {
   complete(server: string, params: CompleteRequest['params'], options?: FederatedCallOptions): Promise<CompleteResult>;
   onChange(listener: (change: { server: string; kind: string }) => void): () => void;
   onNotification(listener: (notification: { method: string; params?: Record<string, unknown> }, ctx: UpstreamInitiated) => void): () => void;
-  setRequestHandler(method: RelayedMethod, handler: (params: never, ctx: UpstreamInitiated) => Promise<never>): void;
+  setRequestHandler<M extends UpstreamRequestMethod>(method: M, handler: UpstreamRequestHandlers[M]): void;
 }
 
 /** The per-principal-and-tool quota check (src/ratelimit); false: over the quota. */

@@ -43,6 +43,7 @@ import {
 import type { Principal } from '../../src/auth/principal.js';
 import { grants } from '../../src/auth/scopes.js';
 import type { RoutingModel } from '../../src/routing/model/model.js';
+import type { Federation } from '../federation/federation.js';
 import { mcpSchema } from './schemas.js';
 
 /*
@@ -101,6 +102,8 @@ export type ToolOutcome = 'ok' | 'refused' | 'failed';
 export interface ToolReport {
   toolStarted(): void;
   toolEnded(outcome: ToolOutcome): void;
+  /** A federated tool: the upstream server it calls (the audit line names it). */
+  toolServer?(server: string): void;
 }
 
 /** A 2025 session's resource subscriptions (./sessions.ts): kept in the state store, heard on any replica. */
@@ -123,6 +126,8 @@ export interface McpRequestScope {
   readonly onConnect?: (transport: Transport) => void;
   /** The 2025 session the request belongs to (resources/subscribe). */
   readonly session?: SessionSubscriptions;
+  /** The client's address key (rate limits of federated tools without a principal). */
+  readonly client?: string;
 }
 
 export interface GatewayMcpServerDeps {
@@ -144,6 +149,8 @@ export interface GatewayMcpServerDeps {
   readonly traffic?: TrafficService;
   /** Upstream MCP servers (list_mcp_servers, gateway://mcp-servers, restart_mcp_server). */
   readonly mcpServers?: McpServersService;
+  /** Upstream tools, resources and prompts offered next to the gateway's own (mcp/federation). */
+  readonly federation?: Federation;
   readonly version: string;
 }
 
@@ -216,6 +223,20 @@ export const SERVER_CAPABILITIES = {
   tools: { listChanged: false },
   resources: { subscribe: true, listChanged: false },
   prompts: { listChanged: false },
+} as const;
+
+/**
+ * With federation, the lists change while the gateway runs (an upstream comes, goes, or
+ * announces list_changed) and the gateway says so (tools, resources and prompts list_changed on 2025 GET
+ * streams and 2026-07-28 listen streams); log messages of upstream tools are relayed, and
+ * upstream prompts may complete their arguments.
+ */
+export const FEDERATED_CAPABILITIES = {
+  tools: { listChanged: true },
+  resources: { subscribe: true, listChanged: true },
+  prompts: { listChanged: true },
+  logging: {},
+  completions: {},
 } as const;
 
 const INSTRUCTIONS =
@@ -293,8 +314,17 @@ export function subscriptionRefusal(uri: string, current: readonly string[], lis
 class ObservedMcpServer extends McpServer {
   readonly #onConnect: ((transport: Transport) => void) | undefined;
 
-  constructor(version: string, onConnect: ((transport: Transport) => void) | undefined) {
-    super({ name: 'unified-gateway', version }, { capabilities: SERVER_CAPABILITIES, instructions: INSTRUCTIONS, cacheHints: CACHE_HINTS });
+  constructor(version: string, onConnect: ((transport: Transport) => void) | undefined, federation: Federation | undefined) {
+    super(
+      { name: 'unified-gateway', version },
+      {
+        capabilities: federation !== undefined ? FEDERATED_CAPABILITIES : SERVER_CAPABILITIES,
+        instructions: INSTRUCTIONS,
+        cacheHints: CACHE_HINTS,
+        // The requestState of federated calls waiting for their agent's input (mcp/federation/relay.ts): signed by this replica.
+        ...(federation !== undefined ? { requestState: { verify: federation.codec.verify } } : {}),
+      },
+    );
     this.#onConnect = onConnect;
   }
 
@@ -305,7 +335,7 @@ class ObservedMcpServer extends McpServer {
 }
 
 export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpRequestScope): McpServer {
-  const server = new ObservedMcpServer(deps.version, scope.onConnect);
+  const server = new ObservedMcpServer(deps.version, scope.onConnect, deps.federation);
   const { routes } = deps;
   const { principal } = scope;
   const adminPolicy = adminAccessPolicy(deps.requireMfaForAdmin);
@@ -644,6 +674,9 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
       },
     );
   }
+
+  // Upstream tools, resources and prompts, after the gateway's own (whose names they never shadow).
+  deps.federation?.register(server, { principal, era: scope.era, method: scope.method, report: scope.report, client: scope.client });
 
   return server;
 }

@@ -48,6 +48,12 @@ export interface LegacyOptions {
   /** SSE comment frames on quiet streams. */
   readonly keepAliveMs: number;
   readonly log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  /**
+   * List changes of this replica's federated surface (mcp/federation): each open GET stream
+   * gets the notification (`notifications/tools/list_changed`...). They carry no event id:
+   * a client that reconnects lists again rather than replaying them.
+   */
+  readonly listChanged?: (listener: (method: string) => void) => () => void;
 }
 
 /** One request to the legacy leg, as ./http.ts prepared it. */
@@ -85,6 +91,9 @@ export class LegacySessions {
       options.events.subscribe((delivered) => {
         for (const stream of this.#streams.values()) stream.deliver(delivered);
       }),
+      options.listChanged?.((method) => {
+        for (const stream of this.#streams.values()) stream.announce(method);
+      }) ?? (() => {}),
     ];
   }
 
@@ -197,6 +206,7 @@ export class LegacySessions {
       principal: req.principal,
       era: 'legacy',
       method,
+      client: req.owner.address,
       session: this.#subscriptions(sessionId, record),
       ...this.#observed(req, (t) => answerAsRevision(t, message)),
     });
@@ -434,6 +444,11 @@ class SessionStream {
     }
     const id = this.o.events.lastId ?? '0';
     for (const uri of SUBSCRIBABLE_RESOURCES) if (this.#subscriptions.has(uri)) this.#notify(id, uri);
+  }
+
+  /** A notification without params and without event id (list changes). */
+  announce(method: string): void {
+    this.#write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method })}\n\n`);
   }
 
   #notify(eventId: string, uri: string): void {

@@ -27,7 +27,7 @@ import { ClientTimeouts } from './client-timeouts.js';
 import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
 import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
-import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
+import { createGatewayMcpServer, TOOL_NAMES } from '../../mcp/server/gateway-server.js';
 import { mcpHttpPlugin, streamLimits } from '../../mcp/server/http.js';
 import { mcpHostPolicy, mcpOriginPolicy, protectedResourceMetadata } from '../../mcp/server/auth.js';
 import { EventBus, gatewayEvents, trafficShiftKey, type EventChannel, type GatewayEvent } from '../events/index.js';
@@ -41,6 +41,7 @@ import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
 import { McpServersService } from '../admin/mcp-servers-service.js';
 import { McpClientPool } from '../../mcp/clients/pool.js';
+import { Federation } from '../../mcp/federation/federation.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -301,7 +302,21 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     if (!config.mcp.requireAuth) app.log.warn('MCP_REQUIRE_AUTH=false: /mcp accepts requests without credentials (read tools only; a valid credential is still used); never in production');
     const hostAllowed = mcpHostPolicy(config);
     if (hostAllowed === null) app.log.warn('mcp: the Host of /mcp requests is not checked; set mcp.allowedHosts (or mcp.resourceUrl) to the names clients use');
+    // Upstream MCP servers offered to agents (mcp/federation) when any is configured to be.
+    const federation = Object.values(config.mcp.servers).some((s) => s.enabled && s.federate)
+      ? await lifecycle.start(
+          'mcp federation',
+          new Federation({
+            upstreams: mcpClients,
+            reserved: { tools: TOOL_NAMES, prompts: ['diagnose_service', 'plan_canary_rollout'] },
+            rateCheck: async (identity, server, tool, quota) => (await rateLimiting.limiter.checkTool(identity, server, tool, quota)).decision.allowed,
+            log: app.log.child({ component: 'mcp-federation' }),
+          }),
+          { close: (f) => f.close() },
+        )
+      : undefined;
     const mcpDeps = {
+      ...(federation ? { federation } : {}),
       routes: routesService,
       metrics: metricsService,
       blockedClients,
@@ -329,6 +344,9 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       storeUp: () => state.up,
       bus: events,
       metrics,
+      ...(federation
+        ? { federation: { onListChanged: (l: Parameters<Federation['onListChanged']>[0]) => federation.onListChanged(l), serverOf: (tool: string) => federation.catalogue().tools.get(tool)?.server } }
+        : {}),
     });
     if (config.auth.jwt.issuer !== undefined) await app.register(protectedResourceMetadata, { config });
   }
