@@ -8,6 +8,7 @@ import {
   completable,
   createRequestStateCodec,
   inputRequired,
+  isInputRequiredResult,
   type CallToolResult,
   type CompleteRequest,
   type CompleteResult,
@@ -62,6 +63,8 @@ export interface FederatedServerView {
 
 export interface FederatedCallOptions {
   readonly origin?: unknown;
+  /** Hand input_required results of 2026-07-28 upstreams back as they are; a retry carries these. */
+  readonly inputRequired?: { readonly inputResponses?: Record<string, unknown>; readonly requestState?: string };
   readonly signal?: AbortSignal;
   readonly onprogress?: (progress: { progress: number; total?: number; message?: string }) => void;
 }
@@ -114,6 +117,16 @@ export interface FederationOptions {
 
 type Relayed = CallToolResult | GetPromptResult | ReadResourceResult;
 
+/**
+ * The requestState the gateway gives an agent (signed by Federation.codec, so a tampered one is
+ * refused before any handler runs): a parked call of a push-style upstream (`call`), or the
+ * upstream's own requestState of a 2026-07-28 upstream's input_required result (`up`).
+ */
+interface RelayState {
+  readonly call?: string;
+  readonly up?: string | null;
+}
+
 const LOG_SEVERITY = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 
 function toolError(message: string): CallToolResult {
@@ -130,7 +143,7 @@ export class Federation {
   readonly #o: FederationOptions;
   readonly #parked = new ParkedCalls<Relayed>();
   /** requestState of parked calls: signed, per process (parked calls live in this process only). */
-  readonly codec: RequestStateCodec<{ call: string }> = createRequestStateCodec<{ call: string }>({ key: randomBytes(32), ttlSeconds: 600 });
+  readonly codec: RequestStateCodec<RelayState> = createRequestStateCodec<RelayState>({ key: randomBytes(32), ttlSeconds: 600 });
   #catalogue: FederationCatalogue | undefined;
   readonly #listeners = new Set<(event: ServerEvent) => void>();
   readonly #unsubscribe: Array<() => void> = [];
@@ -228,8 +241,8 @@ export class Federation {
               return end('refused', toolError(`GW_MCP_TOOL_RATE_LIMITED: ${name}: at most ${view.rateLimit.requests} calls per ${view.rateLimit.windowSeconds} s per caller`));
             }
           }
-          const result = await this.#relay(entry.server, scope, ctx, (call, onprogress) =>
-            this.#o.upstreams.callTool(entry.server, entry.upstream, args ?? {}, { origin: call, signal: call.abort.signal, onprogress }),
+          const result = await this.#relay(entry.server, scope, ctx, (call, onprogress, mrtr) =>
+            this.#o.upstreams.callTool(entry.server, entry.upstream, args ?? {}, { origin: call, signal: call.abort.signal, onprogress, inputRequired: mrtr }),
           );
           if ('failure' in result) return end('failed', toolError(result.failure));
           const r = result.value as CallToolResult | InputRequiredResult;
@@ -267,10 +280,10 @@ export class Federation {
       const completions = this.#o.upstreams.catalogue(entry.server).capabilities?.completions !== undefined;
       const argsSchema = promptArgs(entry.prompt, completions ? (arg, value, context) => this.#complete(entry.server, entry.upstream, arg, value, context) : undefined);
       const get = async (args: Record<string, string> | undefined, ctx: ServerContext) => {
-        const result = await this.#relay(entry.server, scope, ctx, (call) =>
-          this.#o.upstreams.getPrompt(entry.server, { name: entry.upstream, ...(args !== undefined ? { arguments: args } : {}) }, { origin: call, signal: call.abort.signal }),
+        const result = await this.#relay(entry.server, scope, ctx, (call, _progress, mrtr) =>
+          this.#o.upstreams.getPrompt(entry.server, { name: entry.upstream, ...(args !== undefined ? { arguments: args } : {}) }, { origin: call, signal: call.abort.signal, inputRequired: mrtr }),
         );
-        if ('failure' in result) throw new ProtocolError(ProtocolErrorCode.InternalError, result.failure);
+        if ('failure' in result) throw result.error instanceof ProtocolError ? result.error : new ProtocolError(ProtocolErrorCode.InternalError, result.failure);
         return result.value as GetPromptResult;
       };
       const config = { ...(entry.prompt.title !== undefined ? { title: entry.prompt.title } : {}), ...(entry.prompt.description !== undefined ? { description: entry.prompt.description } : {}) };
@@ -280,7 +293,9 @@ export class Federation {
   }
 
   async #read(server: string, upstreamUri: string, askedUri: string, scope: FederationScope, ctx: ServerContext): Promise<ReadResourceResult> {
-    const result = await this.#relay(server, scope, ctx, (call) => this.#o.upstreams.readResource(server, { uri: upstreamUri }, { origin: call, signal: call.abort.signal }));
+    const result = await this.#relay(server, scope, ctx, (call, _progress, mrtr) =>
+      this.#o.upstreams.readResource(server, { uri: upstreamUri }, { origin: call, signal: call.abort.signal, inputRequired: mrtr }),
+    );
     if ('failure' in result) {
       if (result.error instanceof ProtocolError) throw result.error;
       throw new ProtocolError(ProtocolErrorCode.InternalError, result.failure);
@@ -314,11 +329,11 @@ export class Federation {
     server: string,
     scope: FederationScope,
     ctx: ServerContext,
-    start: (call: AgentCall, onprogress: FederatedCallOptions['onprogress']) => Promise<Relayed>,
+    start: (call: AgentCall, onprogress: FederatedCallOptions['onprogress'], mrtr: NonNullable<FederatedCallOptions['inputRequired']>) => Promise<Relayed>,
   ): Promise<{ value: Relayed | InputRequiredResult } | { failure: string; error: unknown }> {
     const owner = scope.principal?.subject ?? `anonymous:${scope.client ?? ''}`;
     const link = agentLink(scope.era, ctx);
-    const state = ctx.mcpReq.requestState<{ call?: unknown }>();
+    const state = ctx.mcpReq.requestState<RelayState>();
     let call: AgentCall;
     let result: Promise<Relayed>;
     if (state !== undefined && typeof state === 'object' && state !== null && typeof state.call === 'string') {
@@ -331,10 +346,14 @@ export class Federation {
     } else {
       call = new AgentCall(link);
       const onprogress: FederatedCallOptions['onprogress'] = (p) => {
-        const l = call.link;
-        if (l?.progressToken !== undefined) void l.notify('notifications/progress', { progressToken: l.progressToken, ...p }).catch(() => {});
+        const token = call.link?.progressToken;
+        if (token !== undefined) call.notify('notifications/progress', { progressToken: token, ...p });
       };
-      result = start(call, onprogress);
+      // A 2026-07-28 upstream's own rounds pass through: its input requests (keys kept) go to
+      // the agent, the agent's answers and the upstream's state come back on the retry.
+      const inputResponses = ctx.mcpReq.inputResponses;
+      const up = state !== undefined && typeof state === 'object' && state !== null && typeof state.up === 'string' ? state.up : undefined;
+      result = start(call, onprogress, { ...(inputResponses !== undefined ? { inputResponses } : {}), ...(up !== undefined ? { requestState: up } : {}) });
       result.catch(() => {});
     }
     const onAbort = () => call.abort.abort(new Error('cancelled by the agent'));
@@ -355,7 +374,17 @@ export class Federation {
         parked = true;
         return { value: inputRequired({ inputRequests, requestState: await this.codec.mint({ call: id }) }) };
       }
+      await call.flush();
       if ('error' in outcome) return { failure: upstreamFailure(server, outcome.error), error: outcome.error };
+      const value: unknown = outcome.value;
+      if (isInputRequiredResult(value)) {
+        return {
+          value: inputRequired({
+            ...(value.inputRequests !== undefined ? { inputRequests: value.inputRequests } : {}),
+            requestState: await this.codec.mint({ up: typeof value.requestState === 'string' ? value.requestState : null }),
+          }),
+        };
+      }
       return { value: outcome.value };
     } finally {
       ctx.mcpReq.signal.removeEventListener('abort', onAbort);
@@ -367,7 +396,8 @@ export class Federation {
     if (n.method !== 'notifications/message') return;
     const calls = ctx.origins.filter((o): o is AgentCall => o instanceof AgentCall);
     if (calls.length !== 1) return;
-    const link = calls[0]!.link;
+    const call = calls[0]!;
+    const link = call.link;
     if (link === undefined) return;
     if (link.era === 'modern') {
       // 2026-07-28: log messages only for a request that asked for them, at its level or above.
@@ -375,7 +405,7 @@ export class Federation {
       const at = LOG_SEVERITY.indexOf(String(n.params?.level ?? 'info'));
       if (level === undefined || at < LOG_SEVERITY.indexOf(level)) return;
     }
-    void link.notify(n.method, n.params ?? {}).catch(() => {});
+    call.notify(n.method, n.params ?? {});
   }
 }
 

@@ -62,6 +62,8 @@ export class AgentCall {
   /** Aborts the upstream call (agent cancelled, park expired). */
   readonly abort = new AbortController();
   readonly #waiting = new Map<string, Waiting>();
+  /** Notifications to the agent still being sent (the answer waits for them: they come first). */
+  readonly #sending = new Set<Promise<void>>();
   #link: AgentLink | undefined;
   #wake: (() => void) | undefined;
   #seq = 0;
@@ -73,6 +75,24 @@ export class AgentCall {
   /** The agent request the call reports to now (undefined while parked). */
   get link(): AgentLink | undefined {
     return this.#link;
+  }
+
+  /** A notification (progress, log message) to the agent on the current request. */
+  notify(method: string, params: Record<string, unknown>): void {
+    const link = this.#link;
+    if (link === undefined) return;
+    const sent = link.notify(method, params).catch(() => {});
+    this.#sending.add(sent);
+    void sent.finally(() => this.#sending.delete(sent));
+  }
+
+  /**
+   * Before the answer goes out: notifications the upstream sent before its answer are relayed
+   * first (the pool hands them over in order, each on its own turn of the event loop).
+   */
+  async flush(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.allSettled([...this.#sending]);
   }
 
   attach(link: AgentLink): void {
