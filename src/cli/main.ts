@@ -6,6 +6,7 @@ import { runDemo } from './demo.js';
 import { runUntilSignal } from '../server/run.js';
 import { registerModelCommands } from './model.js';
 import { runMcpBridge } from './mcp-bridge.js';
+import { runMcpProbe, type McpProbeOptions } from './mcp-probe.js';
 import { ModelFileError } from '../routing/model/model.js';
 
 function exitOnProblems(result: LoadResult): asserts result is Extract<LoadResult, { ok: true }> {
@@ -81,10 +82,14 @@ export function buildCli(): Command {
       process.exitCode = 1;
     });
 
-  program
+  const mcp = program
     .command('mcp')
+    // Options after `probe` are the probe's (its --url is not the bridge's).
+    .enablePositionalOptions()
     .description('speak MCP on stdin/stdout and relay it to a gateway\'s /mcp endpoint (for assistants that only start stdio servers)')
-    .requiredOption('--url <url>', '(required) the gateway, e.g. http://localhost:8000 (/mcp is added when the URL has no path)')
+    // Not a commander requiredOption: `mcp probe` (below) has its own --url, and commander
+    // would ask the parent's of it too; the action checks it.
+    .option('--url <url>', '(required) the gateway, e.g. http://localhost:8000 (/mcp is added when the URL has no path)')
     .option('--api-key <key>', 'API key, sent as X-API-Key (or set GATEWAY_API_KEY)')
     .option('--token <token>', 'bearer token, sent as Authorization: Bearer (or set GATEWAY_TOKEN)')
     .addHelpText(
@@ -94,9 +99,33 @@ export function buildCli(): Command {
         'stdout carries only MCP messages; diagnostics go to stderr. Exit codes: 0 when stdin ends\n' +
         'or on SIGINT/SIGTERM, 1 when a side fails, 2 for bad options.',
     )
-    .action(async (opts: { url: string; apiKey?: string; token?: string }) => {
-      process.exitCode = await runMcpBridge(opts);
+    .action(async (opts: { url?: string; apiKey?: string; token?: string }) => {
+      if (opts.url === undefined) {
+        process.stderr.write("unified-gateway mcp: --url is required (the gateway, e.g. http://localhost:8000); see 'unified-gateway mcp --help'\n");
+        process.exitCode = 2;
+        return;
+      }
+      process.exitCode = await runMcpBridge({ ...opts, url: opts.url });
       // Exit by itself once stdout is flushed; force it if something (a socket) still holds the loop.
+      setTimeout(() => process.exit(), 500).unref();
+    });
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
+  mcp
+    .command('probe')
+    .description('connect to an MCP server with the gateway\'s client code, list its tools, resources and prompts, and optionally call a tool')
+    .option('--url <url>', 'a Streamable HTTP MCP server')
+    .option('--command <program>', 'a stdio MCP server to start (with --arg for each argument)')
+    .option('--arg <arg>', 'an argument of --command (repeatable)', collect)
+    .option('--header <header>', '"Name: value" sent on every HTTP request (repeatable)', collect)
+    .option('--bearer-env <VAR>', 'send the value of this environment variable as Authorization: Bearer')
+    .option('--protocol <revision>', 'auto (default), 2026-07-28 or 2025-11-25')
+    .option('--call <tool>', 'call this tool after listing')
+    .option('--args <json>', 'arguments of --call as a JSON object')
+    .option('--timeout <ms>', 'deadline of connecting and of each request (default 30000)')
+    .option('--json', 'print one JSON document instead of text')
+    .addHelpText('after', '\nExit codes: 0 ok, 1 cannot connect or list, 2 bad options, 3 the call failed or returned a tool error.')
+    .action(async (opts: McpProbeOptions) => {
+      process.exitCode = await runMcpProbe(opts);
       setTimeout(() => process.exit(), 500).unref();
     });
 

@@ -147,7 +147,8 @@ function resolveServer(name: string, s: McpServerFile, dataDir: string, vars: Re
     transport = {
       kind: 'stdio',
       command,
-      args: s.args ?? base.args ?? [],
+      // With a preset's command, configured args come after the preset's own.
+      args: [...(base.args ?? []), ...(s.args ?? [])],
       env: { ...basics, ...resolveMap(base.env, true), ...resolveMap(s.env, false) },
       ...(s.cwd !== undefined ? { cwd: s.cwd } : {}),
     };
