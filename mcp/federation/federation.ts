@@ -136,7 +136,7 @@ function toolError(message: string): CallToolResult {
 /** A failure of an upstream call as the agent hears it: the server's name and what happened, never more. */
 function upstreamFailure(server: string, err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  return `MCP server "${server}" failed: ${message.slice(0, 500)}`;
+  return `GW_MCP_UPSTREAM_FAILED: MCP server "${server}": ${message.slice(0, 500)}`;
 }
 
 export class Federation {
@@ -145,6 +145,10 @@ export class Federation {
   /** requestState of parked calls: signed, per process (parked calls live in this process only). */
   readonly codec: RequestStateCodec<RelayState> = createRequestStateCodec<RelayState>({ key: randomBytes(32), ttlSeconds: 600 });
   #catalogue: FederationCatalogue | undefined;
+  /** The tools each server offered when it was last ready (its calls get a tool error naming it while it is not). */
+  readonly #lastKnown = new Map<string, readonly string[]>();
+  /** Offered names of the tools of servers not ready now -> their server. */
+  #unavailable = new Map<string, string>();
   readonly #listeners = new Set<(event: ServerEvent) => void>();
   readonly #unsubscribe: Array<() => void> = [];
 
@@ -198,6 +202,14 @@ export class Federation {
     }
     const catalogue = new FederationCatalogue(ups, this.#o.reserved);
     for (const c of catalogue.conflicts) this.#o.log.warn({ server: c.server, kind: c.kind, name: c.name }, 'mcp federation: name already taken, left out');
+    const unavailable = new Map<string, string>();
+    const ready = new Set(ups.map((u) => u.server));
+    for (const server of ready) this.#lastKnown.set(server, [...catalogue.tools].filter(([, e]) => e.server === server).map(([n]) => n));
+    for (const [server, names] of this.#lastKnown) {
+      if (ready.has(server)) continue;
+      for (const name of names) if (!catalogue.tools.has(name)) unavailable.set(name, server);
+    }
+    this.#unavailable = unavailable;
     this.#catalogue = catalogue;
     return catalogue;
   }
@@ -251,6 +263,20 @@ export class Federation {
       );
       // Listed only to principals that may call it (called anyway, it answers with the refusal).
       if (listing && !entry.policy.mayCall(scope.principal, facts)) registered.disable();
+    }
+
+    // Tools of a server that is down: not listed, and a call names the server (a tool error, not
+    // "unknown tool"), so an agent that listed them before knows what happened.
+    const views2 = this.#o.upstreams.servers();
+    for (const [name, upstream] of this.#unavailable) {
+      const view = views2.find((v) => v.name === upstream);
+      const registered = server.registerTool(name, { description: `A tool of the MCP server "${upstream}", which is not available now` }, (() => {
+        scope.report?.toolStarted();
+        scope.report?.toolServer?.(upstream);
+        scope.report?.toolEnded('failed');
+        return toolError(`GW_MCP_UPSTREAM_FAILED: MCP server "${upstream}" is not available (${view?.state ?? 'unknown'}); its tools come back when it reconnects`);
+      }) as never);
+      if (listing) registered.disable();
     }
 
     for (const [uri, entry] of catalogue.resources) {
@@ -338,7 +364,7 @@ export class Federation {
     let result: Promise<Relayed>;
     if (state !== undefined && typeof state === 'object' && state !== null && typeof state.call === 'string') {
       const parked = this.#parked.take(state.call, owner);
-      if (parked === undefined) return { failure: `MCP server "${server}": the call this answer belongs to is no longer waiting (expired, or served by another replica)`, error: undefined };
+      if (parked === undefined) return { failure: `GW_MCP_UPSTREAM_FAILED: MCP server "${server}": the call this answer belongs to is no longer waiting (expired, or served by another replica)`, error: undefined };
       call = parked.call;
       result = parked.result;
       call.attach(link);
@@ -370,7 +396,7 @@ export class Federation {
       if ('input' in outcome) {
         const inputRequests = call.takeInputRequests();
         const id = this.#parked.park(call, result, owner);
-        if (id === null) return { failure: `MCP server "${server}": too many calls are waiting for their agents; try again later`, error: undefined };
+        if (id === null) return { failure: `GW_MCP_UPSTREAM_FAILED: MCP server "${server}": too many calls are waiting for their agents; try again later`, error: undefined };
         parked = true;
         return { value: inputRequired({ inputRequests, requestState: await this.codec.mint({ call: id }) }) };
       }

@@ -223,6 +223,7 @@ describe('a failing upstream never breaks the session', () => {
     await until(async () => !(await agent.client.listTools()).tools.some((t) => t.name.startsWith('everything__')), 5000, 'everything tools left the list');
     const down = await agent.client.callTool({ name: 'everything__echo', arguments: { message: 'x' } }).catch((err: Error) => ({ isError: true, content: [{ type: 'text', text: err.message }] }));
     expect(down.isError).toBe(true);
+    expect(text(down)).toContain('GW_MCP_UPSTREAM_FAILED: MCP server "everything"');
     const graph = await agent.client.callTool({ name: 'memory__read_graph', arguments: {} });
     expect(graph.isError ?? false).toBe(false);
     await until(async () => (await agent.client.listTools()).tools.some((t) => t.name === 'everything__echo'), 20_000, 'everything tools back after the restart');
