@@ -146,15 +146,16 @@ export interface GatewayServer extends Server {
 export const CACHED_PREFIX = '/v1/twin/cached';
 
 /** A gateway config with one route that caches for a minute, for the cache phase. */
-function cachedRouteConfig(): string {
+function cachedRouteConfig(extraYaml = ''): string {
   const dir = mkdtempSync(join(tmpdir(), 'ugw-bench-gw-'));
   tempDirs.add(dir);
   const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, `routes:\n  - { id: bench-cached, prefix: ${CACHED_PREFIX}, service: twin, cache: { ttlSeconds: 60 } }\n`);
+  writeFileSync(file, `routes:\n  - { id: bench-cached, prefix: ${CACHED_PREFIX}, service: twin, cache: { ttlSeconds: 60 } }\n${extraYaml}`);
   return file;
 }
 
-export async function startGateway(upstreamUrl: string, logLevel: string): Promise<GatewayServer> {
+/** `extraYaml`: more top-level YAML for the gateway's config file (e.g. mcp.servers for the federation phase of bench:mcp). */
+export async function startGateway(upstreamUrl: string, logLevel: string, extraYaml = ''): Promise<GatewayServer> {
   const port = await freePort();
   const apiKey = randomBytes(24).toString('hex');
   const env: NodeJS.ProcessEnv = {
@@ -169,7 +170,7 @@ export async function startGateway(upstreamUrl: string, logLevel: string): Promi
     ENABLE_AGENT_FORGE: 'false',
     ENABLE_RAG_PIPELINE: 'false',
     ENABLE_P2P_FOG: 'false',
-    GATEWAY_CONFIG: cachedRouteConfig(),
+    GATEWAY_CONFIG: cachedRouteConfig(extraYaml),
     // The load comes from loopback: exempt it from the quotas (opt-in since issue 11, as it was by default before).
     RATE_LIMIT_EXEMPT_LOOPBACK: 'true',
   };

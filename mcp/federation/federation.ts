@@ -100,6 +100,8 @@ export interface FederationScope {
   readonly principal: Principal | null;
   readonly era: 'modern' | 'legacy';
   readonly method: string;
+  /** The tool a tools/call names: only it is registered (each request builds its own instance). */
+  readonly toolName?: string | undefined;
   readonly report?: FederatedToolReport | undefined;
   /** Identity for rate limits when there is no principal (the client address key). */
   readonly client?: string | undefined;
@@ -219,8 +221,18 @@ export class Federation {
     const catalogue = this.catalogue();
     const views = new Map(this.#o.upstreams.servers().map((v) => [v.name, v]));
     const listing = scope.method === 'tools/list';
+    // One request, one method: register what it can reach (a tools/call reaches one tool).
+    const m = scope.method;
+    const wants = {
+      tools: m === 'tools/list' || m === 'tools/call' || m === 'initialize' || m === 'server/discover' || m === '',
+      resources: m.startsWith('resources/') || m === 'initialize' || m === 'server/discover' || m === '',
+      prompts: m.startsWith('prompts/') || m === 'completion/complete' || m === 'initialize' || m === 'server/discover' || m === '',
+    };
+    // (The exchange keeps at most 64 characters of a name: a longer one registers them all.)
+    const only = m === 'tools/call' && scope.toolName !== undefined && scope.toolName !== '' && scope.toolName.length < 64 ? scope.toolName : undefined;
 
     for (const [name, entry] of catalogue.tools) {
+      if (!wants.tools || (only !== undefined && name !== only)) continue;
       const t = entry.tool;
       const facts = { name: entry.upstream, annotations: t.annotations };
       const registered = server.registerTool(
@@ -269,6 +281,7 @@ export class Federation {
     // "unknown tool"), so an agent that listed them before knows what happened.
     const views2 = this.#o.upstreams.servers();
     for (const [name, upstream] of this.#unavailable) {
+      if (!wants.tools || (only !== undefined && name !== only)) continue;
       const view = views2.find((v) => v.name === upstream);
       const registered = server.registerTool(name, { description: `A tool of the MCP server "${upstream}", which is not available now` }, (() => {
         scope.report?.toolStarted();
@@ -279,7 +292,7 @@ export class Federation {
       if (listing) registered.disable();
     }
 
-    for (const [uri, entry] of catalogue.resources) {
+    for (const [uri, entry] of wants.resources ? catalogue.resources : []) {
       const r = entry.resource;
       server.registerResource(
         r.name,
@@ -288,7 +301,7 @@ export class Federation {
         async (_uri: URL, ctx: ServerContext) => this.#read(entry.server, entry.upstream, uri, scope, ctx),
       );
     }
-    for (const [uriTemplate, entry] of catalogue.templates) {
+    for (const [uriTemplate, entry] of wants.resources ? catalogue.templates : []) {
       const t = entry.template;
       server.registerResource(
         `${entry.server}/${t.name}`,
@@ -302,7 +315,7 @@ export class Federation {
       );
     }
 
-    for (const [name, entry] of catalogue.prompts) {
+    for (const [name, entry] of wants.prompts ? catalogue.prompts : []) {
       const completions = this.#o.upstreams.catalogue(entry.server).capabilities?.completions !== undefined;
       const argsSchema = promptArgs(entry.prompt, completions ? (arg, value, context) => this.#complete(entry.server, entry.upstream, arg, value, context) : undefined);
       const get = async (args: Record<string, string> | undefined, ctx: ServerContext) => {

@@ -121,6 +121,8 @@ export interface McpRequestScope {
   readonly era: 'modern' | 'legacy';
   /** The JSON-RPC method of the request (tools/list leaves out the tools this principal may not call). */
   readonly method: string;
+  /** The tool a tools/call names (only it needs registering among the federated ones). */
+  readonly toolName?: string;
   readonly report?: ToolReport;
   /** Called with the transport the instance is connected to, before it connects (./observe.ts watches the answer). */
   readonly onConnect?: (transport: Transport) => void;
@@ -676,7 +678,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
   }
 
   // Upstream tools, resources and prompts, after the gateway's own (whose names they never shadow).
-  deps.federation?.register(server, { principal, era: scope.era, method: scope.method, report: scope.report, client: scope.client });
+  deps.federation?.register(server, { principal, era: scope.era, method: scope.method, toolName: scope.toolName, report: scope.report, client: scope.client });
 
   return server;
 }

@@ -271,7 +271,15 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     const { web, exchange, abort, expiresAt } = req;
     const listen = exchange.method === 'subscriptions/listen';
     const slot = listen ? slots.acquire(req.owner) : undefined;
-    scopes.set(web, { principal: req.principal, era: 'modern', method: exchange.method, report: exchange, client: req.owner.address, onConnect: (transport) => exchange.observe(transport) });
+    scopes.set(web, {
+      principal: req.principal,
+      era: 'modern',
+      method: exchange.method,
+      toolName: exchange.tool,
+      report: exchange,
+      client: req.owner.address,
+      onConnect: (transport) => exchange.observe(transport),
+    });
     let response: Response;
     try {
       response = await modern.fetch(web, { parsedBody: req.body, ...(req.authInfo ? { authInfo: req.authInfo } : {}) });

@@ -206,6 +206,7 @@ export class LegacySessions {
       principal: req.principal,
       era: 'legacy',
       method,
+      ...(req.exchange?.tool ? { toolName: req.exchange.tool } : {}),
       client: req.owner.address,
       session: this.#subscriptions(sessionId, record),
       ...this.#observed(req, (t) => answerAsRevision(t, message)),
