@@ -105,6 +105,8 @@ export interface FederationScope {
   readonly report?: FederatedToolReport | undefined;
   /** Identity for rate limits when there is no principal (the client address key). */
   readonly client?: string | undefined;
+  /** 2025 sessions: a request to the agent's client on this request's stream (mcp/server/legacy.ts). */
+  readonly askClient?: (method: RelayedMethod, params: unknown, signal: AbortSignal) => Promise<unknown>;
 }
 
 export interface FederationOptions {
@@ -128,6 +130,9 @@ interface RelayState {
   readonly call?: string;
   readonly up?: string | null;
 }
+
+/** input_required rounds the gateway drives for a 2025 agent at most (the SDK's default for its own shim). */
+const MAX_LEGACY_ROUNDS = 8;
 
 const LOG_SEVERITY = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 
@@ -371,7 +376,7 @@ export class Federation {
     start: (call: AgentCall, onprogress: FederatedCallOptions['onprogress'], mrtr: NonNullable<FederatedCallOptions['inputRequired']>) => Promise<Relayed>,
   ): Promise<{ value: Relayed | InputRequiredResult } | { failure: string; error: unknown }> {
     const owner = scope.principal?.subject ?? `anonymous:${scope.client ?? ''}`;
-    const link = agentLink(scope.era, ctx);
+    const link = agentLink(scope, ctx);
     const state = ctx.mcpReq.requestState<RelayState>();
     let call: AgentCall;
     let result: Promise<Relayed>;
@@ -415,7 +420,26 @@ export class Federation {
       }
       await call.flush();
       if ('error' in outcome) return { failure: upstreamFailure(server, outcome.error), error: outcome.error };
-      const value: unknown = outcome.value;
+      let value: unknown = outcome.value;
+      // A 2025 agent has no input_required: the gateway asks it each input request on its
+      // request's stream (push), and retries the upstream with the answers, round by round.
+      for (let round = 0; isInputRequiredResult(value) && link.era === 'legacy' && link.send !== undefined; round++) {
+        if (round >= MAX_LEGACY_ROUNDS) return { failure: `GW_MCP_UPSTREAM_FAILED: MCP server "${server}" asked for input more than ${MAX_LEGACY_ROUNDS} times`, error: undefined };
+        const inputResponses: Record<string, unknown> = {};
+        try {
+          for (const [key, request] of Object.entries(value.inputRequests ?? {})) {
+            const r = request as { method: RelayedMethod; params?: unknown };
+            inputResponses[key] = await link.send(r.method, r.params, call.abort.signal);
+          }
+        } catch (err) {
+          return { failure: upstreamFailure(server, err), error: err };
+        }
+        try {
+          value = await start(call, undefined, { inputResponses, ...(typeof value.requestState === 'string' ? { requestState: value.requestState } : {}) });
+        } catch (err) {
+          return { failure: upstreamFailure(server, err), error: err };
+        }
+      }
       if (isInputRequiredResult(value)) {
         return {
           value: inputRequired({
@@ -424,7 +448,7 @@ export class Federation {
           }),
         };
       }
-      return { value: outcome.value };
+      return { value: value as Relayed };
     } finally {
       ctx.mcpReq.signal.removeEventListener('abort', onAbort);
       if (!parked) call.end('the call ended');
@@ -449,7 +473,8 @@ export class Federation {
 }
 
 /** The relay's view of one agent request. */
-function agentLink(era: 'modern' | 'legacy', ctx: ServerContext): AgentLink {
+function agentLink(scope: FederationScope, ctx: ServerContext): AgentLink {
+  const era = scope.era;
   const envelope = (ctx.mcpReq.envelope ?? {}) as Record<string, unknown>;
   const caps = envelope[CLIENT_CAPABILITIES_META_KEY];
   const logLevel = envelope[LOG_LEVEL_META_KEY];
@@ -460,9 +485,7 @@ function agentLink(era: 'modern' | 'legacy', ctx: ServerContext): AgentLink {
     ...(typeof logLevel === 'string' ? { logLevel } : {}),
     progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
     notify: (method, params) => ctx.mcpReq.notify({ method, params } as never),
-    ...(era === 'legacy'
-      ? { send: (method: RelayedMethod, params: unknown, signal: AbortSignal) => ctx.mcpReq.send({ method, params: params as Record<string, unknown> } as never, { signal }) as Promise<unknown> }
-      : {}),
+    ...(era === 'legacy' && scope.askClient !== undefined ? { send: scope.askClient } : {}),
   };
 }
 

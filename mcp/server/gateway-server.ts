@@ -130,6 +130,8 @@ export interface McpRequestScope {
   readonly session?: SessionSubscriptions;
   /** The client's address key (rate limits of federated tools without a principal). */
   readonly client?: string;
+  /** 2025 sessions: send a request to the client on this request's response stream (federated calls relay upstream requests with it). */
+  readonly askClient?: (method: 'sampling/createMessage' | 'elicitation/create' | 'roots/list', params: unknown, signal: AbortSignal) => Promise<unknown>;
 }
 
 export interface GatewayMcpServerDeps {
@@ -678,7 +680,15 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
   }
 
   // Upstream tools, resources and prompts, after the gateway's own (whose names they never shadow).
-  deps.federation?.register(server, { principal, era: scope.era, method: scope.method, toolName: scope.toolName, report: scope.report, client: scope.client });
+  deps.federation?.register(server, {
+    principal,
+    era: scope.era,
+    method: scope.method,
+    toolName: scope.toolName,
+    report: scope.report,
+    client: scope.client,
+    ...(scope.askClient ? { askClient: scope.askClient } : {}),
+  });
 
   return server;
 }
