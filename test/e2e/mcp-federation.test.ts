@@ -4,7 +4,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client as Client2, StreamableHTTPClientTransport as Transport2 } from '@modelcontextprotocol/client';
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, onCleanup, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { connectMcp, type McpTestClient } from '../helpers/mcp.js';
@@ -204,6 +206,32 @@ describe('2026-07-28 agent: sampling and elicitation of a push-style upstream co
     const r = await agent.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'say hi', maxTokens: 5 } });
     expect(r.isError).toBe(true);
     expect(text(r)).toContain('-32601');
+    expect(text(r)).toContain('did not declare the sampling capability');
+  });
+});
+
+describe('2025-11-25 agent: sampling and elicitation of an upstream are asked on the call’s own stream', () => {
+  it('the agent answers and the upstream gets the answer', async () => {
+    const agent = new Client({ name: 'e2e-legacy', version: '1.0.0' }, { capabilities: { sampling: {}, elicitation: {} } });
+    const asked: string[] = [];
+    agent.setRequestHandler(CreateMessageRequestSchema, async (request) => {
+      asked.push(JSON.stringify(request.params.messages));
+      return { model: 'e2e-model', role: 'assistant', content: { type: 'text', text: 'sampled by the 2025 agent' } };
+    });
+    agent.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'decline' }));
+    await agent.connect(new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`)));
+    onCleanup(() => agent.close());
+    const r = await agent.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'legacy hi', maxTokens: 5 } });
+    expect(asked.join()).toContain('legacy hi');
+    expect(text(r)).toContain('sampled by the 2025 agent');
+    const e = await agent.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
+    expect(text(e)).toMatch(/decline/i);
+  });
+
+  it('a 2025 agent without the capability is not asked: the upstream gets -32601', async () => {
+    const agent = await connectMcp(gw.url);
+    const r = await agent.client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 5 } });
+    expect(r.isError).toBe(true);
     expect(text(r)).toContain('did not declare the sampling capability');
   });
 });
