@@ -56,8 +56,6 @@ class PoolMetrics {
   readonly duration: Histogram<'server' | 'status'>;
 
   constructor(registry: Registry) {
-    const existing = registry.getSingleMetric('gateway_mcp_upstream_up');
-    if (existing) registry.removeSingleMetric('gateway_mcp_upstream_up');
     this.up = new Gauge({ name: 'gateway_mcp_upstream_up', help: 'Whether the upstream MCP server is connected (1) or not (0); disabled servers are absent', labelNames: ['server'], registers: [registry] });
     this.calls = new Counter({
       name: 'gateway_mcp_upstream_calls_total',

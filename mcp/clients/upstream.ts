@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { dirname } from 'node:path';
 import {
   ProtocolError,
   type CallToolResult,
@@ -25,7 +26,6 @@ import {
   type UpstreamInitiatedContext,
   type UpstreamNotification,
   type UpstreamRequestHandlers,
-  type UpstreamRequestMethod,
   type UpstreamServerView,
   type UpstreamState,
 } from './types.js';
@@ -227,7 +227,7 @@ export class Upstream {
     if (c.transport.kind === 'stdio' && c.preset === 'memory') {
       // memory keeps its file in mcp.dataDir (MEMORY_FILE_PATH); the directory must exist.
       const file = c.transport.env.MEMORY_FILE_PATH;
-      if (file !== undefined) mkdirSync(file.replace(/[/\\][^/\\]*$/, ''), { recursive: true });
+      if (file !== undefined) mkdirSync(dirname(file), { recursive: true });
     }
     const transport = createTransport(c.transport);
     this.#client = client;
@@ -418,6 +418,7 @@ export class Upstream {
       ...(options.inputRequired ? { allowInputRequired: true } : {}),
     };
     const record: InFlight = { origin: options.origin };
+    const generation = this.#generation;
     this.#inflight.add(record);
     try {
       return await this.#hooks.breaker.fire(
@@ -441,6 +442,9 @@ export class Upstream {
       if (/time(d)? ?out/i.test(text) || (cause instanceof ProtocolError && cause.code === -32001)) {
         throw new UpstreamCallError(this.config.name, 'timeout', `no answer within ${timeoutMs} ms (the call was cancelled upstream)`, { cause });
       }
+      // Streamable HTTP has no connection whose end says the server went away: a request that
+      // failed at the transport marks it down (and reconnects with the backoff), as a stdio exit does.
+      if (this.config.transport.kind === 'http') this.#lost(generation, `request failed: ${text}`);
       throw new UpstreamCallError(this.config.name, 'connection_lost', this.#mask(text), { cause });
     } finally {
       this.#inflight.delete(record);

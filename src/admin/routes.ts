@@ -92,11 +92,14 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       const parsed = restartMcpServerInput.safeParse({ server: request.params.name });
       if (!parsed.success) throw new GatewayError('GW_ADMIN_MCP_SERVER_NOT_FOUND', `unknown MCP server "${request.params.name.slice(0, 64)}"`);
       const who = request.principal?.subject ?? 'anonymous';
-      request.log.info({ audit: { action: 'restart_mcp_server', principal: who, server: parsed.data.server } }, 'admin call');
+      const audit = (result: string) => request.log.info({ audit: { action: 'restart_mcp_server', principal: who, server: parsed.data.server, result } }, 'admin call');
       try {
-        return reply.header('cache-control', 'no-store').send(await mcpServers.restart(parsed.data));
+        const restarted = await mcpServers.restart(parsed.data);
+        audit(restarted.server.state);
+        return reply.header('cache-control', 'no-store').send(restarted);
       } catch (err) {
         if (!(err instanceof McpServerAdminError)) throw err;
+        audit(`refused: ${err.kind}`);
         throw new GatewayError(err.kind === 'not-found' ? 'GW_ADMIN_MCP_SERVER_NOT_FOUND' : 'GW_ADMIN_MCP_SERVER_DISABLED', err.message);
       }
     });

@@ -21,6 +21,9 @@ export function buildCli(): Command {
   const program = new Command('unified-gateway')
     .description('Unified Gateway for the AI Village services')
     .showHelpAfterError()
+    // Each command's options after its name (commander honours a subcommand's positional
+    // options only when its parents' are too): `mcp probe --url` is the probe's --url.
+    .enablePositionalOptions()
     .version(GATEWAY_VERSION);
 
   program
@@ -119,8 +122,8 @@ export function buildCli(): Command {
     .option('--header <header>', '"Name: value" sent on every HTTP request (repeatable)', collect)
     .option('--bearer-env <VAR>', 'send the value of this environment variable as Authorization: Bearer')
     .option('--protocol <revision>', 'auto (default), 2026-07-28 or 2025-11-25')
-    .option('--call <tool>', 'call this tool after listing')
-    .option('--args <json>', 'arguments of --call as a JSON object')
+    .option('--call <tool>', 'call this tool after listing (repeatable: in order, in one session)', collect)
+    .option('--args <json>', 'arguments of the --call at the same position, as a JSON object', collect)
     .option('--timeout <ms>', 'deadline of connecting and of each request (default 30000)')
     .option('--json', 'print one JSON document instead of text')
     .addHelpText('after', '\nExit codes: 0 ok, 1 cannot connect or list, 2 bad options, 3 the call failed or returned a tool error.')

@@ -24,8 +24,10 @@ export interface McpProbeOptions {
   /** An environment variable whose value is sent as `Authorization: Bearer` (never on the command line). */
   readonly bearerEnv?: string | undefined;
   readonly protocol?: string | undefined;
-  readonly call?: string | undefined;
-  readonly args?: string | undefined;
+  /** Tools to call after listing, in order, in the same session (repeatable). */
+  readonly call?: readonly string[] | undefined;
+  /** The arguments of each --call, by position (a JSON object; missing: {}). */
+  readonly args?: readonly string[] | undefined;
   readonly timeout?: string | undefined;
   readonly json?: boolean | undefined;
 }
@@ -35,25 +37,28 @@ const BASIC_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TERM', 'LANG', '
 
 class UsageError extends Error {}
 
-function parseOptions(opts: McpProbeOptions, env: NodeJS.ProcessEnv): { transport: McpServerTransport; version: UpstreamVersionChoice; timeoutMs: number; call?: { name: string; args: Record<string, unknown> } } {
+function parseOptions(opts: McpProbeOptions, env: NodeJS.ProcessEnv): { transport: McpServerTransport; version: UpstreamVersionChoice; timeoutMs: number; calls: { name: string; args: Record<string, unknown> }[] } {
   if ((opts.url === undefined) === (opts.command === undefined)) throw new UsageError('give exactly one of --url (Streamable HTTP) or --command (stdio)');
   const version = (opts.protocol ?? 'auto') as UpstreamVersionChoice;
   if (!['auto', '2026-07-28', '2025-11-25'].includes(version)) throw new UsageError('--protocol must be auto, 2026-07-28 or 2025-11-25');
   const timeoutMs = opts.timeout !== undefined ? Number(opts.timeout) : 30_000;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 600_000) throw new UsageError('--timeout must be milliseconds from 100 to 600000');
-  let call: { name: string; args: Record<string, unknown> } | undefined;
-  if (opts.call !== undefined) {
+  const calls: { name: string; args: Record<string, unknown> }[] = [];
+  const argList = opts.args ?? [];
+  if (argList.length > (opts.call ?? []).length) throw new UsageError('each --args needs its --call');
+  for (const [i, name] of (opts.call ?? []).entries()) {
     let args: unknown = {};
-    if (opts.args !== undefined) {
+    const text = argList[i];
+    if (text !== undefined) {
       try {
-        args = JSON.parse(opts.args);
+        args = JSON.parse(text);
       } catch {
-        throw new UsageError('--args must be a JSON object');
+        throw new UsageError(`--args of ${name} must be a JSON object`);
       }
     }
-    if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new UsageError('--args must be a JSON object');
-    call = { name: opts.call, args: args as Record<string, unknown> };
-  } else if (opts.args !== undefined) throw new UsageError('--args needs --call');
+    if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new UsageError(`--args of ${name} must be a JSON object`);
+    calls.push({ name, args: args as Record<string, unknown> });
+  }
   if (opts.url !== undefined) {
     let url: URL;
     try {
@@ -73,11 +78,11 @@ function parseOptions(opts: McpProbeOptions, env: NodeJS.ProcessEnv): { transpor
       if (token === undefined || token === '') throw new UsageError(`--bearer-env: ${opts.bearerEnv} is not set`);
       headers.Authorization = `Bearer ${token}`;
     }
-    return { transport: { kind: 'http', url: url.href, headers }, version, timeoutMs, ...(call ? { call } : {}) };
+    return { transport: { kind: 'http', url: url.href, headers }, version, timeoutMs, calls };
   }
   const basics: Record<string, string> = {};
   for (const k of BASIC_ENV) if (env[k] !== undefined) basics[k] = env[k]!;
-  return { transport: { kind: 'stdio', command: opts.command!, args: opts.arg ?? [], env: basics }, version, timeoutMs, ...(call ? { call } : {}) };
+  return { transport: { kind: 'stdio', command: opts.command!, args: opts.arg ?? [], env: basics }, version, timeoutMs, calls };
 }
 
 function describeResult(result: CallToolResult): string {
@@ -124,17 +129,22 @@ export async function runMcpProbe(opts: McpProbeOptions, out: Writable = process
       err.write(`mcp probe: cannot connect to ${where}: ${e instanceof Error ? e.message : String(e)}\n`);
       return PROBE_EXIT.unreachable;
     }
-    if (parsed.call) {
+    const results: unknown[] = [];
+    report.calls = results;
+    for (const call of parsed.calls) {
       try {
-        const result = await client.callTool({ name: parsed.call.name, arguments: parsed.call.args }, { timeout: parsed.timeoutMs });
-        report.call = result;
-        say(`call ${parsed.call.name}: ${result.isError ? 'tool error' : 'ok'}\n${describeResult(result)}`);
+        const result = await client.callTool({ name: call.name, arguments: call.args }, { timeout: parsed.timeoutMs });
+        results.push({ tool: call.name, result });
+        say(`call ${call.name}: ${result.isError ? 'tool error' : 'ok'}\n${describeResult(result)}`);
         if (result.isError) {
           if (opts.json) out.write(`${JSON.stringify(report)}\n`);
           return PROBE_EXIT.callFailed;
         }
       } catch (e) {
-        err.write(`mcp probe: call ${parsed.call.name} failed: ${e instanceof Error ? e.message : String(e)}\n`);
+        const message = e instanceof Error ? e.message : String(e);
+        err.write(`mcp probe: call ${call.name} failed: ${message}\n`);
+        results.push({ tool: call.name, error: message });
+        if (opts.json) out.write(`${JSON.stringify(report)}\n`);
         return PROBE_EXIT.callFailed;
       }
     }

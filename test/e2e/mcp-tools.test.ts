@@ -48,10 +48,12 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
         'get_service_health',
         'get_traffic_split',
         'list_blocked_clients',
+        'list_mcp_servers',
         'list_routes',
         'list_services',
         'query_metric',
         'reset_circuit_breaker',
+        'restart_mcp_server',
         'shift_traffic',
         'unblock_client',
       ].sort(),
@@ -108,7 +110,7 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
 
   it('resources can be listed and read; prompts are built from live data', async () => {
     const { resources } = await agent.client.listResources();
-    expect(resources.map((r) => r.uri).sort()).toEqual(['gateway://config', 'gateway://metrics/summary', 'gateway://routes', 'gateway://services']);
+    expect(resources.map((r) => r.uri).sort()).toEqual(['gateway://config', 'gateway://mcp-servers', 'gateway://metrics/summary', 'gateway://routes', 'gateway://services']);
     for (const r of resources) {
       const read = await agent.client.readResource({ uri: r.uri });
       const content = read.contents[0] as { mimeType?: string; text: string };

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig, type GatewayConfig } from '../../../src/config/index.js';
 import { McpClientPool, UpstreamCallError } from '../../../mcp/clients/pool.js';
+import { closeInProcess, READER_KEY, startInProcess } from '../../helpers/mcp-inprocess.js';
 import type { UpstreamChange } from '../../../mcp/clients/types.js';
 
 /*
@@ -70,7 +71,8 @@ describe('McpClientPool with real stdio servers', () => {
     await pool.settled();
     const views = Object.fromEntries(pool.servers().map((s) => [s.name, s]));
     expect(views.memory).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'memory', toolPrefix: 'memory__', federate: true });
-    expect(views.memory!.protocolVersion).toMatch(/^(2025-11-25|2026-07-28)$/);
+    // server-memory is on SDK 1.x: auto negotiation falls back to 2025-11-25.
+    expect(views.memory!.protocolVersion).toBe('2025-11-25');
     expect(views.memory!.toolCount).toBeGreaterThan(3);
     expect(pool.catalogue('memory').tools.map((t) => t.name)).toContain('create_entities');
     expect(changes.some((c) => c.server === 'memory' && c.kind === 'state')).toBe(true);
@@ -148,3 +150,172 @@ describe('McpClientPool with real stdio servers', () => {
     expect(JSON.stringify(echo.content)).toContain('still here');
   }, 60_000);
 });
+
+describe('McpClientPool: catalogue changes, relayed requests, isolation', () => {
+  it('refreshes the catalogue on notifications/tools/list_changed and fires onChange', async () => {
+    const fixture = join(import.meta.dirname, 'fixtures', 'list-changed-server.mjs');
+    const config = configWith(`mcp:\n  servers:\n    lc:\n      command: ${process.execPath}\n      args: [${fixture}]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    expect(pool.catalogue('lc').tools.map((t) => t.name)).toEqual(['add_tool', 'slow']);
+    const changes: UpstreamChange[] = [];
+    pool.onChange((c) => changes.push(c));
+    await pool.callTool('lc', 'add_tool', { name: 'late_tool' });
+    await until(() => pool.catalogue('lc').tools.some((t) => t.name === 'late_tool'), 10_000);
+    expect(changes).toContainEqual({ server: 'lc', kind: 'tools' });
+    expect(pool.server('lc')!.toolCount).toBe(3);
+    const late = await pool.callTool('lc', 'late_tool', {});
+    expect(JSON.stringify(late.content)).toContain('late_tool ran');
+  }, 60_000);
+
+  it('a missed deadline sends notifications/cancelled upstream; stderr lines reach the log tagged with the server, secrets masked', async () => {
+    const fixture = join(import.meta.dirname, 'fixtures', 'list-changed-server.mjs');
+    const config = configWith(`mcp:\n  servers:\n    lc:\n      command: ${process.execPath}\n      args: [${fixture}]\n      env: { FIXTURE_TOKEN: "\${FIXTURE_TOKEN}" }\n`, { FIXTURE_TOKEN: 'tok-0123456789' });
+    const lines: Record<string, unknown>[] = [];
+    const pool = new McpClientPool(config.mcp, { log: { ...silent, info: (o) => lines.push(o as Record<string, unknown>) } });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    const error = await pool.callTool('lc', 'slow', {}, { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect((error as UpstreamCallError).reason).toBe('timeout');
+    await until(() => lines.some((l) => l.server === 'lc' && String(l.stderr).startsWith('slow cancelled')), 10_000);
+    const startLine = lines.find((l) => String(l.stderr).startsWith('starting with token'));
+    expect(startLine?.stderr).toBe('starting with token ***');
+    expect(JSON.stringify(lines)).not.toContain('tok-0123456789');
+  }, 60_000);
+
+  it('shares one connection among many concurrent callers, and passes progress through', async () => {
+    const marker = `pool-share-${randomUUID()}`;
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio, ${marker}]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => pool.callTool('everything', 'echo', { message: `caller ${i}` }, { origin: `session-${i}` })));
+    results.forEach((r, i) => expect(JSON.stringify(r.content)).toContain(`caller ${i}`));
+    expect(pool.connectionCount).toBe(1);
+    expect(processes(marker).filter((p) => !p.args.includes('watchdog'))).toHaveLength(1);
+    const progress: number[] = [];
+    await pool.callTool('everything', 'trigger-long-running-operation', { duration: 1, steps: 3 }, { onprogress: (p) => progress.push(p.progress) });
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+  }, 60_000);
+
+  it('relays sampling from an upstream to the handler with the origin of the call that caused it', async () => {
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    const seen: { origins: readonly unknown[]; server: string; text: string }[] = [];
+    pool.setRequestHandler('sampling/createMessage', async (params, ctx) => {
+      const first = params.messages[0]?.content;
+      seen.push({ origins: ctx.origins, server: ctx.server, text: JSON.stringify(first) });
+      return { role: 'assistant', model: 'agent-model', content: { type: 'text', text: 'sampled by the agent' } };
+    });
+    pool.start();
+    await pool.settled();
+    const tools = pool.catalogue('everything').tools.map((t) => t.name);
+    expect(tools).toContain('trigger-sampling-request');
+    const result = await pool.callTool('everything', 'trigger-sampling-request', { prompt: 'hello upstream', maxTokens: 10 }, { origin: 'agent-session-1' });
+    expect(result.isError).not.toBe(true);
+    expect(JSON.stringify(result.content)).toContain('sampled by the agent');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ server: 'everything', origins: ['agent-session-1'] });
+    expect(seen[0]!.text).toContain('hello upstream');
+  }, 60_000);
+
+  it('relays logging notifications from an upstream to the notification listeners', async () => {
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    const seen: { method: string; server: string }[] = [];
+    pool.onNotification((n, ctx) => seen.push({ method: n.method, server: ctx.server }));
+    pool.start();
+    await pool.settled();
+    await pool.callTool('everything', 'toggle-simulated-logging', {});
+    await until(() => seen.some((n) => n.method === 'notifications/message'), 30_000);
+    expect(seen.find((n) => n.method === 'notifications/message')!.server).toBe('everything');
+  }, 60_000);
+
+  it("gives a stdio child only its configured environment, never the gateway's", async () => {
+    process.env.UGW_POOL_TEST_SECRET = 'gateway-secret-value';
+    cleanups.push(() => void delete process.env.UGW_POOL_TEST_SECRET);
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n      env: { GIVEN: "\${GIVEN_VALUE}" }\n`, { GIVEN_VALUE: 'given-to-child', UGW_POOL_TEST_SECRET: 'gateway-secret-value' });
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    const env = JSON.parse((await pool.callTool('everything', 'get-env', {})).content.map((c) => (c.type === 'text' ? c.text : '')).join('')) as Record<string, string>;
+    expect(env.GIVEN).toBe('given-to-child');
+    expect(Object.values(env)).not.toContain('gateway-secret-value');
+    expect(Object.keys(env).sort()).toEqual(expect.arrayContaining(['GIVEN', 'PATH']));
+    expect(Object.keys(env).every((k) => ['GIVEN', 'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TERM', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ'].includes(k))).toBe(true);
+  }, 60_000);
+
+  it('context7 (stdio, offline): lists its tools; a call answers with an error saying the network failed', async () => {
+    const config = configWith('mcp:\n  servers:\n    context7: { preset: context7, enabled: true, timeoutMs: 20000 }\n');
+    const logged: string[] = [];
+    const pool = new McpClientPool(config.mcp, { log: { ...silent, info: (o, m) => logged.push(`${m} ${JSON.stringify(o)}`) } });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    // context7 is on the v2 SDK: auto negotiation finds 2026-07-28.
+    expect(pool.server('context7')).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'context7', protocolVersion: '2026-07-28' });
+    const names = pool.catalogue('context7').tools.map((t) => t.name);
+    expect(names.length).toBeGreaterThanOrEqual(2);
+    const resolveTool = names.find((n) => /resolve/i.test(n))!;
+    expect(resolveTool).toBeDefined();
+    const outcome = await pool.callTool('context7', resolveTool, { libraryName: 'fastify', query: 'fastify plugins' }).then(
+      (r) => ({ result: r, error: undefined }),
+      (e: unknown) => ({ result: undefined, error: e }),
+    );
+    // Offline: either a tool error from context7 itself, or the pool's error naming the server; never a hang.
+    if (outcome.result) {
+      // context7 4.1.1 answers offline with a text result "Error searching libraries: TypeError:
+      // fetch failed" and without isError (its own choice; the pool passes results through).
+      const text = JSON.stringify(outcome.result.content);
+      expect(outcome.result.isError === true || /error/i.test(text)).toBe(true);
+      expect(text).toMatch(/fetch failed|network|ENOTFOUND|EAI_AGAIN|ECONNREFUSED/i);
+    } else {
+      expect(outcome.error).toBeInstanceOf(UpstreamCallError);
+      expect(String(outcome.error)).toContain('context7');
+    }
+  }, 60_000);
+});
+
+describe('McpClientPool over Streamable HTTP', () => {
+  afterEach(closeInProcess);
+
+  it("negotiates 2026-07-28 with a v2 server (a gateway's own /mcp), sends the configured header credential, and refuses calls while down", async () => {
+    const upstream = await startInProcess();
+    const config = configWith(
+      `mcp:\n  servers:\n    gw:\n      url: ${upstream.url}/mcp\n      headers: { X-API-Key: "\${UPSTREAM_KEY}" }\n    nothing:\n      url: http://127.0.0.1:1/mcp\n      timeoutMs: 1000\n`,
+      { UPSTREAM_KEY: READER_KEY },
+    );
+    const pool = new McpClientPool(config.mcp, { log: silent, backoff: { baseMs: 60_000 } });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    expect(pool.server('gw')).toMatchObject({ state: 'ready', transport: 'http', protocolVersion: '2026-07-28' });
+    expect(pool.catalogue('gw').tools.map((t) => t.name)).toContain('list_routes');
+    const routes = await pool.callTool('gw', 'list_routes', {});
+    expect(routes.isError).not.toBe(true);
+    // The upstream saw the reader key's principal: the audit line names it.
+    expect(upstream.audits().some((a) => a.tool === 'list_routes' && a.principal === 'key:reader')).toBe(true);
+    // A server that cannot be reached is down with its error, and calls to it are refused at once.
+    expect(pool.server('nothing')).toMatchObject({ state: 'down' });
+    expect(pool.server('nothing')!.lastError).toMatch(/connect failed/);
+    const started = Date.now();
+    await expect(pool.callTool('nothing', 'x', {})).rejects.toThrow(/unavailable: not connected/);
+    await expect(pool.callTool('unknown', 'x', {})).rejects.toThrow(/not configured/);
+    expect(Date.now() - started).toBeLessThan(200);
+    // The upstream goes away: the next call fails with an error naming the server, and the server is down.
+    await upstream.close();
+    const lost = await pool.callTool('gw', 'list_routes', {}).catch((e: unknown) => e);
+    expect(lost).toBeInstanceOf(UpstreamCallError);
+    expect(String(lost)).toContain('"gw"');
+    expect(pool.server('gw')!.state).toBe('down');
+  }, 60_000);
+});
+
