@@ -1,5 +1,5 @@
 import type { Prompt, Resource, ResourceTemplateType, Tool } from '@modelcontextprotocol/server';
-import { exposeName, exposeUri, unwrapUri, upstreamName, wrapsUris, type Namespace } from './names.js';
+import { exposeName, exposeUri, unwrapUri, wrapsUris, type Namespace } from './names.js';
 import { ToolPolicy, type ToolPolicyConfig } from './policy.js';
 
 /*
@@ -142,13 +142,4 @@ export class FederationCatalogue {
     return plain === undefined ? null : { server: plain, uri };
   }
 
-  /** The offered URI of an upstream's URI (for URIs inside results, e.g. notifications/resources/updated). */
-  static exposeUri(ns: Namespace, uri: string): string {
-    return exposeUri(ns, uri) ?? uri;
-  }
-
-  /** The upstream name behind an offered tool or prompt name of `ns`. */
-  static upstreamName(ns: Namespace, exposed: string): string | null {
-    return upstreamName(ns, exposed);
-  }
 }

@@ -284,10 +284,10 @@ export class Federation {
 
     // Tools of a server that is down: not listed, and a call names the server (a tool error, not
     // "unknown tool"), so an agent that listed them before knows what happened.
-    const views2 = this.#o.upstreams.servers();
+    const states = this.#o.upstreams.servers();
     for (const [name, upstream] of this.#unavailable) {
       if (!wants.tools || (only !== undefined && name !== only)) continue;
-      const view = views2.find((v) => v.name === upstream);
+      const view = states.find((v) => v.name === upstream);
       const registered = server.registerTool(name, { description: `A tool of the MCP server "${upstream}", which is not available now` }, (() => {
         scope.report?.toolStarted();
         scope.report?.toolServer?.(upstream);
