@@ -47,6 +47,8 @@ export interface McpClientPoolOptions {
   readonly registry?: Registry;
   /** Reconnect backoff (tests shorten it). */
   readonly backoff?: UpstreamHooks['backoff'];
+  /** How often connected Streamable HTTP servers are pinged (default 15 s). */
+  readonly pingIntervalMs?: number;
 }
 
 /** The pool's metrics; tool labels are bounded to the server's catalogue names (others: `other`). */
@@ -99,6 +101,7 @@ export class McpClientPool implements UpstreamToolCaller {
         },
         onCall: (tool, status, seconds) => this.#observe(upstream, tool, status, seconds),
         ...(options.backoff ? { backoff: options.backoff } : {}),
+        ...(options.pingIntervalMs !== undefined ? { pingIntervalMs: options.pingIntervalMs } : {}),
       });
       this.#upstreams.set(server.name, upstream);
       if (server.enabled) this.#metrics?.up.set({ server: server.name }, 0);

@@ -58,7 +58,11 @@ export interface UpstreamHooks {
   readonly onCall: (tool: string, status: CallStatus, seconds: number) => void;
   /** Backoff: first delay, cap, and the random source of the jitter (tests inject them). */
   readonly backoff?: { readonly baseMs?: number; readonly maxMs?: number; readonly random?: () => number };
+  /** Streamable HTTP servers are pinged this often while connected (no connection end tells they went away); default 15 s. */
+  readonly pingIntervalMs?: number;
 }
+
+const DEFAULT_PING_INTERVAL_MS = 15_000;
 
 export type CallStatus = 'ok' | 'tool_error' | 'error' | 'timeout' | 'cancelled' | 'unavailable';
 
@@ -174,6 +178,7 @@ export class Upstream {
     if (!this.config.enabled || this.#closed) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#setState('connecting');
     await this.#disconnect();
     this.#failures = 0;
     await this.#connect();
@@ -242,12 +247,13 @@ export class Upstream {
       if (generation !== this.#generation) return;
       this.#connections++;
       this.#failures = 0;
-      this.#lastError = undefined;
+      // lastError stays: the last failure is worth seeing after the recovery too (with `since`).
       this.#hooks.log.info(
         { server: c.name, protocolVersion: client.getNegotiatedProtocolVersion(), tools: this.#catalogue.tools.length },
         'mcp upstream connected',
       );
       this.#setState('ready');
+      if (c.transport.kind === 'http') this.#startPings(client, generation);
       this.#hooks.onChange({ server: c.name, kind: 'tools' });
     } catch (err) {
       if (generation !== this.#generation) return;
@@ -377,7 +383,21 @@ export class Upstream {
     this.#timer.unref();
   }
 
+  #pingTimer: NodeJS.Timeout | undefined;
+
+  /** A failed ping marks an HTTP server down (and reconnects with the backoff), as a stdio exit does. */
+  #startPings(client: Client, generation: number): void {
+    clearInterval(this.#pingTimer);
+    this.#pingTimer = setInterval(() => {
+      if (generation !== this.#generation) return clearInterval(this.#pingTimer);
+      client.ping({ timeout: Math.min(this.config.timeoutMs, 5000) }).catch((err: unknown) => this.#lost(generation, `ping failed: ${errorText(err)}`));
+    }, this.#hooks.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS);
+    this.#pingTimer.unref();
+  }
+
   async #dropClient(): Promise<void> {
+    clearInterval(this.#pingTimer);
+    this.#pingTimer = undefined;
     const client = this.#client;
     this.#client = undefined;
     this.#transport = undefined;

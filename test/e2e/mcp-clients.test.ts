@@ -73,8 +73,11 @@ describe('upstream MCP servers of a running gateway', () => {
     expect(ready.mcpServers!.memory!.toolCount).toBeGreaterThan(3);
     expect(ready.mcpServers!.everything!.protocolVersion).toMatch(/^(2025-11-25|2026-07-28)$/);
     // Each server runs under a watchdog that is the gateway's child.
-    const tree = processes(marker);
-    const watchdogs = tree.filter((p) => p.args.includes('watchdog'));
+    // (auto negotiation may probe on a short-lived sibling process first: wait for it to be gone)
+    const watchdogs = await until(() => {
+      const w = processes(marker).filter((p) => p.args.includes('watchdog'));
+      return w.length === 2 ? w : undefined;
+    }, 5000, 'two watchdogs');
     expect(watchdogs.map((p) => p.ppid)).toEqual([gateway.pid, gateway.pid]);
 
     // The MCP faces: list_mcp_servers (read) and gateway://mcp-servers.
@@ -93,7 +96,9 @@ describe('upstream MCP servers of a running gateway', () => {
     process.kill(server.pid, 'SIGKILL');
     const killedAt = Date.now();
     await until(async () => (await health(gateway)).mcpServers?.everything?.state !== 'ready', 2000, 'everything down on /healthz');
-    expect(Date.now() - killedAt).toBeLessThan(2000);
+    const downAfterMs = Date.now() - killedAt;
+    console.log(`/healthz showed everything down ${downAfterMs} ms after kill -9`);
+    expect(downAfterMs).toBeLessThan(2000);
     await until(async () => (await health(gateway)).mcpServers?.everything?.state === 'ready', 20_000, 'everything back');
 
     // restart_mcp_server through REST (the admin service layer the MCP tool uses too), audited.
@@ -126,7 +131,7 @@ describe('upstream MCP servers of a running gateway', () => {
       const h = await health(gateway);
       return h.mcpServers?.memory?.state === 'ready' && h.mcpServers.everything?.state === 'ready';
     }, 30_000, 'both upstreams ready');
-    expect(processes(marker).length).toBe(4); // two watchdogs, two servers
+    await until(() => processes(marker).length === 4, 5000, 'two watchdogs, two servers');
     await gateway.stop('SIGKILL');
     await until(() => processes(marker).length === 0, 5000, 'no upstream process left after kill -9 of the gateway');
   }, 120_000);

@@ -45,10 +45,13 @@ interface Scenario {
   readonly name: string;
   /** Probe options before the URL the runner appends (single-quoted for the runner's shell). */
   readonly probe: string;
+  /** Shown instead of the name when a scenario runs twice with different options. */
+  readonly label?: string;
 }
 
 const SCENARIOS: readonly Scenario[] = [
   { suite: '0.2', name: 'initialize', probe: '--protocol 2025-11-25' },
+  { suite: '0.2', name: 'initialize', probe: '', label: 'initialize (auto: server/discover probe, then fallback)' },
   { suite: '0.2', name: 'tools_call', probe: `--protocol 2025-11-25 --call add_numbers --args '{"a":5,"b":3}'` },
   { suite: '0.2', name: 'sse-retry', probe: '--protocol 2025-11-25 --call test_reconnection' },
   { suite: '0.2', name: 'request-metadata', probe: '' },
@@ -93,8 +96,8 @@ describe('conformance client scenarios with `unified-gateway mcp probe`', () => 
     for (const s of SCENARIOS) {
       const { passed, output } = await run(s);
       const expectedFailure = EXPECTED_FAILURES.get(s.name);
-      rows.push(`| ${s.suite} | ${s.name} | ${passed ? 'pass' : expectedFailure !== undefined ? `expected failure: ${expectedFailure}` : 'FAIL'} |`);
-      if (passed === (expectedFailure !== undefined)) unexpected.push(`${s.suite} ${s.name}: ${passed ? 'passes but is baselined' : `fails:\n${output.slice(-3000)}`}`);
+      rows.push(`| ${s.suite} | ${s.label ?? s.name} | ${passed ? 'pass' : expectedFailure !== undefined ? `expected failure: ${expectedFailure}` : 'FAIL'} |`);
+      if (passed === (expectedFailure !== undefined)) unexpected.push(`${s.suite} ${s.label ?? s.name}: ${passed ? 'passes but is baselined' : `fails:\n${output.slice(-3000)}`}`);
     }
     console.log(['| suite | scenario | result |', '|---|---|---|', ...rows].join('\n'));
     expect(unexpected).toEqual([]);

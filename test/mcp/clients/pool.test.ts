@@ -100,6 +100,8 @@ describe('McpClientPool with real stdio servers', () => {
     const tools = pool.catalogue('everything').tools.map((t) => t.name);
     expect(tools).toContain('trigger-long-running-operation');
     // The server runs under the watchdog: gateway -> watchdog -> server.
+    // (auto negotiation may probe on a short-lived sibling process first: wait for it to be gone)
+    await until(() => processes(marker).length === 2, 5000);
     const [server] = processes(marker).filter((p) => !p.args.includes('watchdog'));
     const [watchdog] = processes(marker).filter((p) => p.args.includes('watchdog'));
     expect(server?.ppid).toBe(watchdog?.pid);
@@ -122,6 +124,8 @@ describe('McpClientPool with real stdio servers', () => {
     await until(() => pool.server('everything')!.state !== 'ready', 2000);
     const downAfterMs = Date.now() - killedAt;
     expect(downAfterMs).toBeLessThan(2000);
+    const callFailedAfterMs = Date.now() - started;
+    console.log(`kill -9 mid-call: call failed and server down ${downAfterMs} ms after the kill (call ended ${callFailedAfterMs} ms after it started, deadline 8000 ms)`);
     expect(pool.server('everything')!.lastError).toBeDefined();
     await until(() => pool.isReady('everything'), 20_000);
     expect(pool.catalogue('everything').tools.map((t) => t.name)).toEqual(tools);
@@ -225,6 +229,25 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     expect(seen[0]!.text).toContain('hello upstream');
   }, 60_000);
 
+  it('relays elicitation to the handler of the calling origin; its answer (here: decline) goes back upstream', async () => {
+    const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n`);
+    const pool = new McpClientPool(config.mcp, { log: silent });
+    cleanups.push(() => pool.close());
+    const asked: { origins: readonly unknown[]; message: string }[] = [];
+    pool.setRequestHandler('elicitation/create', async (params, ctx) => {
+      asked.push({ origins: ctx.origins, message: params.message });
+      return { action: 'decline' };
+    });
+    pool.start();
+    await pool.settled();
+    expect(pool.catalogue('everything').tools.map((t) => t.name)).toContain('trigger-elicitation-request');
+    // Without a sampling handler the pool does not declare sampling, so that tool is not offered.
+    expect(pool.catalogue('everything').tools.map((t) => t.name)).not.toContain('trigger-sampling-request');
+    const result = await pool.callTool('everything', 'trigger-elicitation-request', {}, { origin: { session: 'agent-7' } });
+    expect(JSON.stringify(result.content)).toContain('declined');
+    expect(asked).toEqual([{ origins: [{ session: 'agent-7' }], message: expect.stringContaining('Please provide') }]);
+  }, 60_000);
+
   it('relays logging notifications from an upstream to the notification listeners', async () => {
     const config = configWith(`mcp:\n  servers:\n    everything:\n      command: ${process.execPath}\n      args: [${EVERYTHING}, stdio]\n`);
     const pool = new McpClientPool(config.mcp, { log: silent });
@@ -316,6 +339,19 @@ describe('McpClientPool over Streamable HTTP', () => {
     expect(lost).toBeInstanceOf(UpstreamCallError);
     expect(String(lost)).toContain('"gw"');
     expect(pool.server('gw')!.state).toBe('down');
+  }, 60_000);
+
+  it('notices an idle Streamable HTTP server going away through its pings (down with the error)', async () => {
+    const upstream = await startInProcess();
+    const config = configWith(`mcp:\n  servers:\n    gw:\n      url: ${upstream.url}/mcp\n      headers: { X-API-Key: "\${UPSTREAM_KEY}" }\n      timeoutMs: 1000\n`, { UPSTREAM_KEY: READER_KEY });
+    const pool = new McpClientPool(config.mcp, { log: silent, pingIntervalMs: 200, backoff: { baseMs: 100, maxMs: 300 } });
+    cleanups.push(() => pool.close());
+    pool.start();
+    await pool.settled();
+    expect(pool.isReady('gw')).toBe(true);
+    await upstream.close();
+    await until(() => pool.server('gw')!.state === 'down', 5000);
+    expect(pool.server('gw')!.lastError).toMatch(/ping failed|connect failed/);
   }, 60_000);
 });
 
