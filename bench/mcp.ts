@@ -11,7 +11,19 @@
  * A round trip is from the send to the last byte of the answer (JSON, or the SSE stream up to
  * its end), and counts as an error unless the answer holds the tool's structured result. An
  * era the gateway does not serve shows up as errors, with the first one printed.
+ *
+ * Federation (`--federation`, issue 14): the everything server federated (mcp.servers, stdio),
+ * its `echo` called through the gateway's /mcp (2026-07-28 requests, as above) against the same
+ * server called directly with the SDK 2 client over stdio, each at the same fixed rate; the
+ * added p50/p99 is printed. Then `--sessions` agents (2025 sessions, each its own initialize)
+ * call echo concurrently, and the bench shows the everything processes (ps) and the pool's
+ * view (/healthz): one upstream connection for all of them.
  */
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Client as Client2 } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { atFixedRate, positiveOption } from './load.js';
@@ -25,6 +37,8 @@ const HELP = `usage: npm run bench:mcp -- [options]    (each option can also com
   --eras <list>     eras to measure, comma-separated             BENCH_MCP_ERAS      2025-11-25,2026-07-28
   --auth <mode>     api-key or bearer                            BENCH_MCP_AUTH      api-key
   --label <text>    printed with the results (e.g. before/after) BENCH_MCP_LABEL
+  --federation      also: federated echo vs direct, and sessions BENCH_MCP_FEDERATION  off
+  --sessions <n>    concurrent agent sessions (federation phase) BENCH_MCP_SESSIONS  50
   --help
 `;
 
@@ -53,6 +67,8 @@ function options() {
       eras: { type: 'string' },
       auth: { type: 'string' },
       label: { type: 'string' },
+      federation: { type: 'boolean', default: false },
+      sessions: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -72,6 +88,8 @@ function options() {
     eras: eras as Era[],
     auth,
     label: values.label ?? process.env.BENCH_MCP_LABEL ?? '',
+    federation: values.federation === true || process.env.BENCH_MCP_FEDERATION === '1',
+    sessions: Math.round(num(values.sessions, 'BENCH_MCP_SESSIONS', 50)),
   };
 }
 
@@ -191,12 +209,159 @@ async function measure(gatewayUrl: string, era: Era, credentials: Record<string,
   };
 }
 
+const require = createRequire(import.meta.url);
+const EVERYTHING = join(require.resolve('@modelcontextprotocol/server-everything/package.json'), '..', 'dist', 'index.js');
+/** Marks the federated everything server's process in ps (the direct one has no marker). */
+const FEDERATED_MARKER = `bench-federated-${process.pid}`;
+
+function federationYaml(): string {
+  return `mcp:\n  servers:\n    everything:\n      command: ${JSON.stringify(process.execPath)}\n      args: [${JSON.stringify(EVERYTHING)}, stdio, ${JSON.stringify(FEDERATED_MARKER)}]\n`;
+}
+
+interface Latencies {
+  readonly sent: number;
+  readonly ok: number;
+  readonly errors: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly firstError?: string;
+}
+
+/**
+ * Calls each of `paths` at the same fixed rate, in the same window (each tick starts one call of
+ * every path), after `warmup` unmeasured calls each: the latencies of the successes, per path.
+ * Measured together, so a busy machine slows both alike and the difference is the gateway's.
+ */
+async function paced(opts: ReturnType<typeof options>, paths: ReadonlyArray<() => Promise<string | undefined>>): Promise<Latencies[]> {
+  const firstErrors: Array<string | undefined> = paths.map(() => undefined);
+  for (const [i, one] of paths.entries()) {
+    for (let n = 0; n < opts.warmup; n++) {
+      const problem = await one().catch((err: unknown) => (err as Error).message);
+      if (problem !== undefined) {
+        firstErrors[i] = problem;
+        break;
+      }
+    }
+  }
+  const latencies: number[][] = paths.map(() => []);
+  const errors = paths.map(() => 0);
+  const sent = await atFixedRate(opts.rate, opts.durationSec, async () => {
+    await Promise.all(
+      paths.map(async (one, i) => {
+        const started = performance.now();
+        const problem = await one().catch((err: unknown) => (err as Error).message);
+        if (problem === undefined) latencies[i]!.push(performance.now() - started);
+        else {
+          errors[i]! += 1;
+          firstErrors[i] ??= problem;
+        }
+      }),
+    );
+  });
+  const ms = (n: number) => Math.round(n * 100) / 100;
+  return paths.map((_, i) => {
+    const sorted = latencies[i]!.sort((a, b) => a - b);
+    const firstError = firstErrors[i];
+    return { sent, ok: sorted.length, errors: errors[i]!, p50: ms(quantile(sorted, 0.5)), p99: ms(quantile(sorted, 0.99)), ...(firstError !== undefined ? { firstError } : {}) };
+  });
+}
+
+/** The echo's text in a tools/call answer. */
+function echoed(text: string, contentType: string): string | undefined {
+  const answer = answerOf(text, contentType) as { result?: { content?: Array<{ text?: string }>; isError?: boolean } } | undefined;
+  return answer?.result?.isError === true ? undefined : answer?.result?.content?.[0]?.text;
+}
+
+async function federationPhase(gatewayUrl: string, credentials: Record<string, string>, opts: ReturnType<typeof options>): Promise<{ lines: string[]; json: Record<string, unknown> }> {
+  // Wait for the pool to connect the everything server.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const health = (await (await fetch(`${gatewayUrl}/healthz`, { headers: credentials })).json()) as { mcpServers?: Record<string, { state?: string }> };
+    if (health.mcpServers?.everything?.state === 'ready') break;
+    if (Date.now() > deadline) throw new Error(`the everything server did not connect: ${JSON.stringify(health.mcpServers)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  // Direct: the SDK 2 client over stdio, as an agent would call the server without the gateway.
+  const direct = new Client2({ name: 'bench-direct', version: '1.0.0' });
+  await direct.connect(new StdioClientTransport({ command: process.execPath, args: [EVERYTHING, 'stdio'] }));
+  const directCall = async (): Promise<string | undefined> => {
+    const r = await direct.callTool({ name: 'echo', arguments: { message: 'bench' } });
+    return r.isError === true ? 'tool error' : undefined;
+  };
+
+  // Federated: the same call through the gateway's /mcp (2026-07-28 requests).
+  const pool = new Pool(gatewayUrl, { connections: 32 });
+  const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': CLIENT_INFO, 'io.modelcontextprotocol/clientCapabilities': {} };
+  const headers = { ...credentials, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'everything__echo' };
+  let id = 1;
+  const federatedCall = async (): Promise<string | undefined> => {
+    const res = await pool.request({
+      path: '/mcp',
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: id++, method: 'tools/call', params: { name: 'everything__echo', arguments: { message: 'bench' }, _meta: meta } }),
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) return `HTTP ${res.statusCode}: ${text.slice(0, 200)}`;
+    return echoed(text, String(res.headers['content-type'] ?? ''))?.includes('bench') === true ? undefined : `no echo: ${text.slice(0, 200)}`;
+  };
+  process.stderr.write(`bench:mcp federation: echo direct and through the gateway, each ${opts.rate}/s for ${opts.durationSec} s, together\n`);
+  const [directResult, federatedResult] = (await paced(opts, [directCall, federatedCall])) as [Latencies, Latencies];
+  await direct.close();
+  await pool.close();
+
+  // Many agents at once: each its own 2025 session, all calling echo concurrently.
+  process.stderr.write(`bench:mcp federation: ${opts.sessions} concurrent agent sessions\n`);
+  const sessions = await Promise.all(
+    Array.from({ length: opts.sessions }, async () => {
+      const p = new Pool(gatewayUrl, { connections: 2 });
+      const base = { ...credentials, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+      const init = await p.request({ path: '/mcp', method: 'POST', headers: base, body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: CLIENT_INFO } }) });
+      await init.body.dump();
+      return { p, headers: { ...base, 'mcp-session-id': String(init.headers['mcp-session-id']), 'mcp-protocol-version': '2025-11-25' } };
+    }),
+  );
+  const started = performance.now();
+  const outcomes = await Promise.all(
+    sessions.flatMap((s, n) =>
+      Array.from({ length: 5 }, async (_, k) => {
+        const res = await s.p.request({ path: '/mcp', method: 'POST', headers: s.headers, body: JSON.stringify({ jsonrpc: '2.0', id: k + 1, method: 'tools/call', params: { name: 'everything__echo', arguments: { message: `agent-${n}-${k}` } } }) });
+        const text = await res.body.text();
+        return echoed(text, String(res.headers['content-type'] ?? ''))?.includes(`agent-${n}-${k}`) === true;
+      }),
+    ),
+  );
+  const sessionsMs = Math.round(performance.now() - started);
+  await Promise.all(sessions.map((s) => s.p.close()));
+  const upstreamProcesses = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(FEDERATED_MARKER) && !l.includes('watchdog')).length;
+  const health = (await (await fetch(`${gatewayUrl}/healthz`, { headers: credentials })).json()) as { mcpServers?: Record<string, unknown> };
+
+  const row = (name: string, r: Latencies) =>
+    `${name.padEnd(26)}${String(r.sent).padStart(6)}${String(r.ok).padStart(7)}${String(r.errors).padStart(8)}${String(r.p50).padStart(9)}${String(r.p99).padStart(9)}` +
+    (r.firstError !== undefined ? `   first error: ${r.firstError.replace(/\s+/g, ' ').slice(0, 160)}` : '');
+  const added = { p50: Math.round((federatedResult.p50 - directResult.p50) * 100) / 100, p99: Math.round((federatedResult.p99 - directResult.p99) * 100) / 100 };
+  const lines = [
+    '',
+    `Federated tools/call everything__echo vs the everything server called directly (SDK 2 client, stdio), each ${opts.rate}/s open loop in the same ${opts.durationSec} s`,
+    'path                        sent     ok  errors   p50 ms   p99 ms',
+    row('direct (SDK client)', directResult),
+    row('through the gateway /mcp', federatedResult),
+    `added by the gateway: p50 ${added.p50} ms, p99 ${added.p99} ms (target: p99 < 2 ms)`,
+    `${opts.sessions} concurrent agent sessions x 5 echo calls: ${outcomes.filter(Boolean).length}/${outcomes.length} answered correctly in ${sessionsMs} ms; ` +
+      `federated everything server processes (ps, supervisor excluded): ${upstreamProcesses}; pool: ${JSON.stringify(health.mcpServers?.everything ?? null)}`,
+  ];
+  return { lines, json: { direct: directResult, federated: federatedResult, added, sessions: { agents: opts.sessions, calls: outcomes.length, ok: outcomes.filter(Boolean).length, ms: sessionsMs, upstreamProcesses } } };
+}
+
 async function main(): Promise<number> {
   const opts = options();
   const standIn = await startStandIn();
   // LOG_LEVEL info as operators run it (stdout to /dev/null): the audit lines of every
   // tools/call are part of the cost measured here.
-  const gateway = await startGateway(standIn.url, process.env.BENCH_MCP_LOG_LEVEL ?? 'info');
+  const gateway = await startGateway(standIn.url, process.env.BENCH_MCP_LOG_LEVEL ?? 'info', opts.federation ? { yaml: federationYaml() } : {});
   const credentials = await gatewayCredentials(gateway, opts.auth);
   const results: EraResult[] = [];
   for (const era of opts.eras) {
@@ -214,8 +379,10 @@ async function main(): Promise<number> {
         (r.firstError !== undefined ? `   first error: ${r.firstError.replace(/\s+/g, ' ').slice(0, 160)}` : ''),
     ),
   ];
+  const federation = opts.federation ? await federationPhase(gateway.url, credentials, opts) : undefined;
+  if (federation) lines.push(...federation.lines);
   process.stdout.write(`${lines.join('\n')}\n`);
-  process.stdout.write(`${JSON.stringify({ label: opts.label, rate: opts.rate, durationSec: opts.durationSec, auth: opts.auth, results })}\n`);
+  process.stdout.write(`${JSON.stringify({ label: opts.label, rate: opts.rate, durationSec: opts.durationSec, auth: opts.auth, results, ...(federation ? { federation: federation.json } : {}) })}\n`);
   return results.every((r) => r.errors === 0) ? 0 : 1;
 }
 

@@ -65,6 +65,9 @@ export const ERROR_CATALOGUE = {
   // --- upstream MCP servers (mcp/clients) ---
   GW_ADMIN_MCP_SERVER_NOT_FOUND: { status: 404, message: 'No upstream MCP server with this name (mcp.servers)' },
   GW_ADMIN_MCP_SERVER_DISABLED: { status: 409, message: 'This upstream MCP server is disabled in the configuration' },
+  // --- federation on /mcp (mcp/federation): tool errors (isError results) start with these codes ---
+  GW_MCP_TOOL_RATE_LIMITED: { status: 429, message: 'Too many calls of this federated MCP tool by this caller (mcp.servers.<name>.rateLimit)' },
+  GW_MCP_UPSTREAM_FAILED: { status: 502, message: 'The upstream MCP server of a federated tool is unavailable or failed the call' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

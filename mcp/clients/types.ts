@@ -65,6 +65,13 @@ export interface UpstreamCallOptions {
   origin?: unknown;
   /** `_meta` to send with the call (e.g. a W3C traceparent); the pool adds its own progress token. */
   meta?: Record<string, unknown>;
+  /**
+   * Federation (added by i14-federation): the multi-round-trip results of a 2026-07-28 upstream
+   * are handed back as they are (`resultType: 'input_required'`, the upstream's own keys and
+   * requestState) instead of being fulfilled through the request handlers, and a retry carries
+   * the agent's `inputResponses` and the upstream's `requestState`. No effect on 2025 upstreams.
+   */
+  inputRequired?: { readonly inputResponses?: Record<string, unknown>; readonly requestState?: string };
 }
 
 /** A configured upstream server as federation, /healthz and list_mcp_servers see it. */

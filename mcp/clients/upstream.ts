@@ -435,6 +435,7 @@ export class Upstream {
       maxTotalTimeout: timeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress } : {}),
+      ...(options.inputRequired ? { allowInputRequired: true } : {}),
     };
     const record: InFlight = { origin: options.origin };
     const generation = this.#generation;
@@ -483,7 +484,7 @@ export class Upstream {
     const definition = this.#catalogue.tools.find((t) => t.name === tool);
     try {
       const result = await this.#send(client, options, (c, opts) =>
-        c.callTool({ name: tool, arguments: args, ...(options.meta ? { _meta: options.meta } : {}) }, { ...opts, ...(definition ? { toolDefinition: definition } : {}) }),
+        c.callTool({ name: tool, arguments: args, ...(options.meta ? { _meta: options.meta } : {}), ...mrtrParams(options) }, { ...opts, ...(definition ? { toolDefinition: definition } : {}) }),
       );
       this.#hooks.onCall(tool, result.isError === true ? 'tool_error' : 'ok', seconds());
       return result;
@@ -495,11 +496,11 @@ export class Upstream {
   }
 
   readResource(params: ReadResourceRequest['params'], options: UpstreamCallOptions = {}): Promise<ReadResourceResult> {
-    return this.#send(this.#ready(), options, (c, opts) => c.readResource(params, { ...opts, cacheMode: 'bypass' }));
+    return this.#send(this.#ready(), options, (c, opts) => c.readResource({ ...params, ...mrtrParams(options) }, { ...opts, cacheMode: 'bypass' }));
   }
 
   getPrompt(params: GetPromptRequest['params'], options: UpstreamCallOptions = {}): Promise<GetPromptResult> {
-    return this.#send(this.#ready(), options, (c, opts) => c.getPrompt(params, opts));
+    return this.#send(this.#ready(), options, (c, opts) => c.getPrompt({ ...params, ...mrtrParams(options) }, opts));
   }
 
   complete(params: CompleteRequest['params'], options: UpstreamCallOptions = {}): Promise<CompleteResult> {
@@ -514,4 +515,11 @@ export class Upstream {
     await this.#send(this.#ready(), options, (c, opts) => c.unsubscribeResource({ uri }, opts));
   }
 
+}
+
+/** The retry params of a multi-round-trip call relayed for an agent (UpstreamCallOptions.inputRequired). */
+function mrtrParams(options: UpstreamCallOptions): { inputResponses?: Record<string, unknown>; requestState?: string } {
+  const r = options.inputRequired;
+  if (r === undefined) return {};
+  return { ...(r.inputResponses !== undefined ? { inputResponses: r.inputResponses } : {}), ...(r.requestState !== undefined ? { requestState: r.requestState } : {}) };
 }

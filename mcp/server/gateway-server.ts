@@ -51,6 +51,7 @@ import {
   reviewRoutingOutput,
   type RoutingAnalyst,
 } from '../integrations/sequential-thinking/analyst.js';
+import type { Federation } from '../federation/federation.js';
 import { mcpSchema } from './schemas.js';
 
 /*
@@ -111,6 +112,8 @@ export type ToolOutcome = 'ok' | 'refused' | 'failed';
 export interface ToolReport {
   toolStarted(): void;
   toolEnded(outcome: ToolOutcome): void;
+  /** A federated tool: the upstream server it calls (the audit line names it). */
+  toolServer?(server: string): void;
 }
 
 /** A 2025 session's resource subscriptions (./sessions.ts): kept in the state store, heard on any replica. */
@@ -128,11 +131,17 @@ export interface McpRequestScope {
   readonly era: 'modern' | 'legacy';
   /** The JSON-RPC method of the request (tools/list leaves out the tools this principal may not call). */
   readonly method: string;
+  /** The tool a tools/call names (only it needs registering among the federated ones). */
+  readonly toolName?: string;
   readonly report?: ToolReport;
   /** Called with the transport the instance is connected to, before it connects (./observe.ts watches the answer). */
   readonly onConnect?: (transport: Transport) => void;
   /** The 2025 session the request belongs to (resources/subscribe). */
   readonly session?: SessionSubscriptions;
+  /** The client's address key (rate limits of federated tools without a principal). */
+  readonly client?: string;
+  /** 2025 sessions: send a request to the client on this request's response stream (federated calls relay upstream requests with it). */
+  readonly askClient?: (method: 'sampling/createMessage' | 'elicitation/create' | 'roots/list', params: unknown, signal: AbortSignal) => Promise<unknown>;
 }
 
 export interface GatewayMcpServerDeps {
@@ -156,6 +165,8 @@ export interface GatewayMcpServerDeps {
   readonly mcpServers?: McpServersService;
   /** Stepwise routing analyses (analyze_routing, review_routing), recorded through the sequential-thinking server. */
   readonly routingAnalyst?: Pick<RoutingAnalyst, 'analyze' | 'review'>;
+  /** Upstream tools, resources and prompts offered next to the gateway's own (mcp/federation). */
+  readonly federation?: Federation;
   readonly version: string;
 }
 
@@ -228,6 +239,20 @@ export const SERVER_CAPABILITIES = {
   tools: { listChanged: false },
   resources: { subscribe: true, listChanged: false },
   prompts: { listChanged: false },
+} as const;
+
+/**
+ * With federation, the lists change while the gateway runs (an upstream comes, goes, or
+ * announces list_changed) and the gateway says so (tools, resources and prompts list_changed on 2025 GET
+ * streams and 2026-07-28 listen streams); log messages of upstream tools are relayed, and
+ * upstream prompts may complete their arguments.
+ */
+export const FEDERATED_CAPABILITIES = {
+  tools: { listChanged: true },
+  resources: { subscribe: true, listChanged: true },
+  prompts: { listChanged: true },
+  logging: {},
+  completions: {},
 } as const;
 
 const INSTRUCTIONS =
@@ -309,8 +334,17 @@ export function subscriptionRefusal(uri: string, current: readonly string[], lis
 class ObservedMcpServer extends McpServer {
   readonly #onConnect: ((transport: Transport) => void) | undefined;
 
-  constructor(version: string, onConnect: ((transport: Transport) => void) | undefined) {
-    super({ name: 'unified-gateway', version }, { capabilities: SERVER_CAPABILITIES, instructions: INSTRUCTIONS, cacheHints: CACHE_HINTS });
+  constructor(version: string, onConnect: ((transport: Transport) => void) | undefined, federation: Federation | undefined) {
+    super(
+      { name: 'unified-gateway', version },
+      {
+        capabilities: federation !== undefined ? FEDERATED_CAPABILITIES : SERVER_CAPABILITIES,
+        instructions: INSTRUCTIONS,
+        cacheHints: CACHE_HINTS,
+        // The requestState of federated calls waiting for their agent's input (mcp/federation/relay.ts): signed by this replica.
+        ...(federation !== undefined ? { requestState: { verify: federation.codec.verify } } : {}),
+      },
+    );
     this.#onConnect = onConnect;
   }
 
@@ -321,7 +355,7 @@ class ObservedMcpServer extends McpServer {
 }
 
 export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpRequestScope): McpServer {
-  const server = new ObservedMcpServer(deps.version, scope.onConnect);
+  const server = new ObservedMcpServer(deps.version, scope.onConnect, deps.federation);
   const { routes } = deps;
   const { principal } = scope;
   const adminPolicy = adminAccessPolicy(deps.requireMfaForAdmin);
@@ -692,6 +726,17 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
       },
     );
   }
+
+  // Upstream tools, resources and prompts, after the gateway's own (whose names they never shadow).
+  deps.federation?.register(server, {
+    principal,
+    era: scope.era,
+    method: scope.method,
+    toolName: scope.toolName,
+    report: scope.report,
+    client: scope.client,
+    ...(scope.askClient ? { askClient: scope.askClient } : {}),
+  });
 
   return server;
 }

@@ -17,7 +17,7 @@ import '../../src/auth/principal.js';
 import { authInfoFor, bearerExpiry, optionalPrincipal } from './auth.js';
 import type { McpRequestScope } from './gateway-server.js';
 import { LegacySessions } from './legacy.js';
-import { controlEvents, listenEventBus } from './notifications.js';
+import { controlEvents, listChangedMethod, listenEventBus, type ListChanges } from './notifications.js';
 import { Exchange, type McpAuditEntry } from './observe.js';
 import { SessionStore } from './sessions.js';
 import { StreamSlots, type StreamLimits, type StreamOwner } from './stream-slots.js';
@@ -68,6 +68,8 @@ export interface McpHttpOptions {
   readonly metrics: Pick<GatewayMetrics, 'mcpRequests'>;
   /** SSE keep-alive comment interval (default 15 s). */
   readonly keepAliveMs?: number;
+  /** Federation (mcp/federation): list changes to announce, and which server a federated tool is (audit). */
+  readonly federation?: { onListChanged: ListChanges; serverOf(tool: string): string | undefined };
 }
 
 /** The stream limits of the `mcp` config keys. */
@@ -155,7 +157,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     },
     {
       legacy: 'reject',
-      bus: listenEventBus(events),
+      bus: listenEventBus(events, opts.federation?.onListChanged),
       // The per-principal, per-address and shared caps are checked first (./stream-slots.ts).
       maxSubscriptions: opts.limits.max,
       keepAliveMs,
@@ -171,6 +173,15 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     retryMs: opts.retryMs,
     keepAliveMs,
     log,
+    ...(opts.federation
+      ? {
+          listChanged: (listener: (method: string) => void) =>
+            opts.federation!.onListChanged((event) => {
+              const method = listChangedMethod(event);
+              if (method !== undefined) listener(method);
+            }),
+        }
+      : {}),
   });
 
   // The gateway's own errors on /mcp as JSON-RPC error bodies (this context only).
@@ -227,7 +238,13 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       body,
     });
     const era = outcome.kind === 'legacy' ? 'legacy' : 'modern';
-    const exchange = new Exchange(body, { metrics: opts.metrics, audit: opts.audit, principal: principal?.subject ?? null, era });
+    const exchange = new Exchange(body, {
+      metrics: opts.metrics,
+      audit: opts.audit,
+      principal: principal?.subject ?? null,
+      era,
+      ...(opts.federation ? { serverOf: (tool: string) => opts.federation!.serverOf(tool) } : {}),
+    });
     reply.raw.once('close', () => exchange.finish());
 
     if (outcome.kind === 'reject') {
@@ -254,7 +271,15 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
     const { web, exchange, abort, expiresAt } = req;
     const listen = exchange.method === 'subscriptions/listen';
     const slot = listen ? slots.acquire(req.owner) : undefined;
-    scopes.set(web, { principal: req.principal, era: 'modern', method: exchange.method, report: exchange, onConnect: (transport) => exchange.observe(transport) });
+    scopes.set(web, {
+      principal: req.principal,
+      era: 'modern',
+      method: exchange.method,
+      toolName: exchange.tool,
+      report: exchange,
+      client: req.owner.address,
+      onConnect: (transport) => exchange.observe(transport),
+    });
     let response: Response;
     try {
       response = await modern.fetch(web, { parsedBody: req.body, ...(req.authInfo ? { authInfo: req.authInfo } : {}) });

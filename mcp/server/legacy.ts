@@ -36,6 +36,20 @@ const PRIMING_VERSIONS: ReadonlySet<string> = new Set(['2025-11-25']);
 /** The version an initialize answer negotiated. */
 const initializeAnswer = z.object({ result: z.object({ protocolVersion: z.string().min(1).max(32) }) });
 
+/** What an initialize request declares the client answers (its capabilities; the rest is not kept). */
+const declaredAnswers = z.object({
+  params: z.object({ capabilities: z.object({ sampling: z.unknown().optional(), elicitation: z.unknown().optional(), roots: z.unknown().optional() }).loose() }).loose(),
+});
+
+/** A client's POSTed answer to a request the gateway sent it (a relayed upstream request). */
+const clientAnswer = z.union([
+  z.object({ jsonrpc: z.literal('2.0'), id: z.string().max(64), result: z.record(z.string(), z.unknown()) }),
+  z.object({ jsonrpc: z.literal('2.0'), id: z.string().max(64), error: z.object({ code: z.number().int(), message: z.string().max(2000) }).loose() }),
+]);
+
+/** The capability a relayed request needs. */
+const ANSWER_KIND = { 'sampling/createMessage': 'sampling', 'elicitation/create': 'elicitation', 'roots/list': 'roots' } as const;
+
 export interface LegacyOptions {
   readonly sessions: SessionStore;
   readonly control: EventChannel<ControlEvent>;
@@ -48,6 +62,12 @@ export interface LegacyOptions {
   /** SSE comment frames on quiet streams. */
   readonly keepAliveMs: number;
   readonly log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  /**
+   * List changes of this replica's federated surface (mcp/federation): each open GET stream
+   * gets the notification (`notifications/tools/list_changed`...). They carry no event id:
+   * a client that reconnects lists again rather than replaying them.
+   */
+  readonly listChanged?: (listener: (method: string) => void) => () => void;
 }
 
 /** One request to the legacy leg, as ./http.ts prepared it. */
@@ -76,6 +96,12 @@ export class LegacySessions {
   readonly #inflight = new Map<string, (reason: string) => void>();
   /** The GET stream of each session held by this replica. */
   readonly #streams = new Map<string, SessionStream>();
+  /**
+   * Requests sent to clients during a federated call (sampling, elicitation, roots relayed from
+   * an upstream), by session and request id, until the client POSTs its answer. The answer must
+   * reach this replica (the one holding the call): sticky sessions, as for the call itself.
+   */
+  readonly #asks = new Map<string, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
   readonly #unsubscribe: Array<() => void>;
 
   constructor(options: LegacyOptions) {
@@ -85,6 +111,9 @@ export class LegacySessions {
       options.events.subscribe((delivered) => {
         for (const stream of this.#streams.values()) stream.deliver(delivered);
       }),
+      options.listChanged?.((method) => {
+        for (const stream of this.#streams.values()) stream.announce(method);
+      }) ?? (() => {}),
     ];
   }
 
@@ -111,8 +140,18 @@ export class LegacySessions {
       }
       return new Response(null, { status: 202 });
     }
-    // A response to a server request (the gateway sends none) is accepted and dropped.
-    if (message.method === undefined) return new Response(null, { status: 202 });
+    // A response to a request the gateway sent (a relayed upstream request) goes to the call
+    // waiting for it; anything else is accepted and dropped.
+    if (message.method === undefined) {
+      const answer = clientAnswer.safeParse(req.body);
+      const waiting = answer.success ? this.#asks.get(`${sessionId}\u0000${answer.data.id}`) : undefined;
+      if (answer.success && waiting !== undefined) {
+        this.#asks.delete(`${sessionId}\u0000${answer.data.id}`);
+        if ('result' in answer.data) waiting.resolve(answer.data.result);
+        else waiting.reject(Object.assign(new Error(answer.data.error.message), { code: answer.data.error.code }));
+      }
+      return new Response(null, { status: 202 });
+    }
     return this.#serve(req, sessionId, record, message);
   }
 
@@ -179,7 +218,10 @@ export class LegacySessions {
       const answer = initializeAnswer.safeParse(JSON.parse(text));
       const headers = new Headers(response.headers);
       if (answer.success) {
-        headers.set('mcp-session-id', await this.#o.sessions.create(subject, answer.data.result.protocolVersion));
+        const declared = declaredAnswers.safeParse(req.body);
+        const caps = declared.success ? declared.data.params.capabilities : {};
+        const answers = { sampling: caps.sampling != null, elicitation: caps.elicitation != null, roots: caps.roots != null };
+        headers.set('mcp-session-id', await this.#o.sessions.create(subject, answer.data.result.protocolVersion, answers));
         if (subject === null) this.#o.log.warn({}, 'mcp: a session opened without authentication (MCP_REQUIRE_AUTH=false)');
       }
       return new Response(text, { status: response.status, headers });
@@ -193,10 +235,33 @@ export class LegacySessions {
   async #serve(req: LegacyRequest, sessionId: string, record: SessionRecord, message: Message): Promise<Response> {
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, keepAliveMs: this.#o.keepAliveMs });
     const method = typeof message.method === 'string' ? message.method : '';
+    const requestId = message.id as string | number;
+    /** A request to the client on this POST's response stream; its answer comes back as a POST (post() above). */
+    const askClient = (ask: keyof typeof ANSWER_KIND, params: unknown, signal: AbortSignal): Promise<unknown> => {
+      const kind = ANSWER_KIND[ask];
+      if (record.answers?.[kind] !== true) {
+        return Promise.reject(Object.assign(new Error(`the agent's client did not declare the ${kind} capability (${ask})`), { code: -32601 }));
+      }
+      const id = `ugw-${randomBytes(12).toString('base64url')}`;
+      const key = `${sessionId}\u0000${id}`;
+      return new Promise((resolve, reject) => {
+        this.#asks.set(key, { resolve, reject });
+        const drop = (why: string) => {
+          if (this.#asks.delete(key)) reject(new Error(why));
+        };
+        signal.addEventListener('abort', () => drop('cancelled by the upstream'), { once: true });
+        req.web.signal.addEventListener('abort', () => drop('the agent closed the request'), { once: true });
+        const body = ask === 'roots/list' ? { jsonrpc: '2.0' as const, id, method: ask } : { jsonrpc: '2.0' as const, id, method: ask, params: params as Record<string, unknown> };
+        transport.send(body as JSONRPCMessage, { relatedRequestId: requestId }).catch((err: unknown) => drop(`could not ask the agent: ${(err as Error).message}`));
+      });
+    };
     const server = this.#o.createServer({
       principal: req.principal,
       era: 'legacy',
       method,
+      ...(req.exchange?.tool ? { toolName: req.exchange.tool } : {}),
+      client: req.owner.address,
+      askClient,
       session: this.#subscriptions(sessionId, record),
       ...this.#observed(req, (t) => answerAsRevision(t, message)),
     });
@@ -434,6 +499,11 @@ class SessionStream {
     }
     const id = this.o.events.lastId ?? '0';
     for (const uri of SUBSCRIBABLE_RESOURCES) if (this.#subscriptions.has(uri)) this.#notify(id, uri);
+  }
+
+  /** A notification without params and without event id (list changes). */
+  announce(method: string): void {
+    this.#write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method })}\n\n`);
   }
 
   #notify(eventId: string, uri: string): void {

@@ -5,7 +5,8 @@ import type { GatewayEvent } from '../../src/events/gateway-events.js';
 import { MAX_SUBSCRIBE_URI_LENGTH, MAX_SUBSCRIPTIONS_PER_SESSION, type SubscribableResource } from './gateway-server.js';
 
 /*
- * MCP notifications from the gateway's event bus (src/events), on every replica:
+ * MCP notifications from the gateway's event bus (src/events), on every replica (and the list
+ * changes of the federated surface, per replica: each replica's pool sees its upstreams):
  *
  * - which resource a gateway event changes: a traffic shift changes gateway://routes, a
  *   service's health changes gateway://services;
@@ -38,16 +39,38 @@ export function changedResource(event: GatewayEvent): SubscribableResource | und
  * gateway events where they happen, parsed by the bus's schema); anything published here is
  * dropped.
  */
-export function listenEventBus(events: EventChannel<GatewayEvent>): ServerEventBus {
+export function listenEventBus(events: EventChannel<GatewayEvent>, listChanges?: ListChanges): ServerEventBus {
   return {
     publish(): void {},
     subscribe(listener: (event: ServerEvent) => void): () => void {
-      return events.subscribe((delivered) => {
+      const off = events.subscribe((delivered) => {
         const uri = changedResource(delivered.event);
         if (uri !== undefined) listener({ kind: 'resource_updated', uri });
       });
+      const offLists = listChanges?.(listener);
+      return () => {
+        off();
+        offLists?.();
+      };
     },
   };
+}
+
+/** List changes of this replica's federated surface (mcp/federation), as the SDK's events. */
+export type ListChanges = (listener: (event: ServerEvent) => void) => () => void;
+
+/** The 2025 notification method of a list change. */
+export function listChangedMethod(event: ServerEvent): string | undefined {
+  switch (event.kind) {
+    case 'tools_list_changed':
+      return 'notifications/tools/list_changed';
+    case 'prompts_list_changed':
+      return 'notifications/prompts/list_changed';
+    case 'resources_list_changed':
+      return 'notifications/resources/list_changed';
+    default:
+      return undefined;
+  }
 }
 
 const sessionId = z.string().min(1).max(64);

@@ -60,6 +60,8 @@ export interface McpAuditEntry {
   /** `ended` lines of a cancelled call that reached its tool: how the tool's code ended (`running`: not within TOOL_WAIT_MS). */
   readonly toolEnded?: ToolOutcome | 'running';
   readonly durationMs?: number;
+  /** A federated tool: the upstream MCP server it called (mcp.servers.<name>). */
+  readonly server?: string;
 }
 
 export interface ExchangeOptions {
@@ -68,6 +70,8 @@ export interface ExchangeOptions {
   readonly principal: string | null;
   readonly era: 'modern' | 'legacy';
   readonly clock?: () => number;
+  /** The upstream server of a federated tool (the `arrived` line names it too). */
+  readonly serverOf?: (tool: string) => string | undefined;
 }
 
 type Answer = { readonly error?: unknown; readonly result?: { readonly isError?: unknown } };
@@ -92,6 +96,7 @@ export class Exchange implements ToolReport {
   #answer: Answer | undefined;
   #toolStarted = false;
   #toolEnded: ToolOutcome | undefined;
+  #server: string | undefined;
   #finished = false;
   /** The `ended` line of a cancelled call, waiting for its tool to end. */
   #pendingLine: { line: McpAuditEntry; timer: NodeJS.Timeout } | undefined;
@@ -105,6 +110,7 @@ export class Exchange implements ToolReport {
     this.#call = randomUUID();
     this.#argsHash = this.isToolCall ? argsHash(m.params?.arguments) : '';
     this.#started = (options.clock ?? performance.now.bind(performance))();
+    if (this.isToolCall) this.#server = options.serverOf?.(this.tool);
     if (this.isToolCall) options.audit({ ...this.#line('arrived') });
   }
 
@@ -120,6 +126,11 @@ export class Exchange implements ToolReport {
   /** From the request's server instance: the tool's own code starts. */
   toolStarted(): void {
     this.#toolStarted = true;
+  }
+
+  /** From the request's server instance: the tool is federated, from this upstream server. */
+  toolServer(server: string): void {
+    this.#server = server;
   }
 
   /** From the request's server instance: how the tool's own code ended. */
@@ -177,6 +188,14 @@ export class Exchange implements ToolReport {
   }
 
   #line(phase: 'arrived' | 'ended'): McpAuditEntry {
-    return { phase, call: this.#call, tool: this.tool, principal: this.#options.principal ?? 'anonymous', argsHash: this.#argsHash, era: this.#options.era };
+    return {
+      phase,
+      call: this.#call,
+      tool: this.tool,
+      principal: this.#options.principal ?? 'anonymous',
+      argsHash: this.#argsHash,
+      era: this.#options.era,
+      ...(this.#server !== undefined ? { server: this.#server } : {}),
+    };
   }
 }

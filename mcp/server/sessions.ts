@@ -31,6 +31,8 @@ export const sessionRecordSchema = z.strictObject({
   protocolVersion: z.string().min(1).max(32),
   createdAt: z.string().max(64),
   subscriptions: z.array(z.string().max(MAX_SUBSCRIBE_URI_LENGTH)).max(MAX_SUBSCRIPTIONS_PER_SESSION),
+  /** What the client declared it answers (initialize capabilities): federated calls relay these requests to it. */
+  answers: z.strictObject({ sampling: z.boolean(), elicitation: z.boolean(), roots: z.boolean() }).optional(),
 });
 export type SessionRecord = z.infer<typeof sessionRecordSchema>;
 
@@ -76,9 +78,9 @@ export class SessionStore {
   }
 
   /** A new session of `subject`, stored; returns its id. */
-  async create(subject: string | null, protocolVersion: string): Promise<string> {
+  async create(subject: string | null, protocolVersion: string, answers?: SessionRecord['answers']): Promise<string> {
     const id = randomBytes(32).toString('base64url');
-    const record: SessionRecord = { subject, protocolVersion, createdAt: new Date(this.#now()).toISOString(), subscriptions: [] };
+    const record: SessionRecord = { subject, protocolVersion, createdAt: new Date(this.#now()).toISOString(), subscriptions: [], ...(answers ? { answers } : {}) };
     await this.#write(id, record);
     return id;
   }

@@ -158,7 +158,7 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
     }),
     rateLimitRequests: new Counter({
       name: 'gateway_rate_limit_requests_total',
-      help: 'Rate-limit decisions by scope (ip, principal, route) and result (allowed, limited)',
+      help: 'Rate-limit decisions by scope (ip, principal, route, mcp_tool) and result (allowed, limited)',
       labelNames: ['scope', 'result'],
       registers,
     }),

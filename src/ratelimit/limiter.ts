@@ -75,9 +75,20 @@ export class RateLimiter {
       return { policy: p.policy, windowSeconds: p.quota.windowSeconds, decision };
     });
   }
+
+  /**
+   * A federated MCP tool's quota (mcp.servers.<name>.rateLimit), per caller (`p:<subject>`, or
+   * `ip:<client>` without a principal) and tool: one window in the same store as the others,
+   * so replicas share it.
+   */
+  async checkTool(identity: string, server: string, tool: string, quota: RateQuota): Promise<LimitOutcome> {
+    const decision = await this.store.hit(`t:${server}:${tool}:${identity}`, quota.requests, quota.windowSeconds * 1000);
+    this.record('mcp_tool', decision);
+    return { policy: `mcp-tool:${server}`, windowSeconds: quota.windowSeconds, decision };
+  }
 }
 
-type Scope = 'ip' | 'principal' | 'route';
+type Scope = 'ip' | 'principal' | 'route' | 'mcp_tool';
 
 const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
 

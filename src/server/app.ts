@@ -27,7 +27,7 @@ import { ClientTimeouts } from './client-timeouts.js';
 import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
 import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
-import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
+import { createGatewayMcpServer, TOOL_NAMES } from '../../mcp/server/gateway-server.js';
 import { mcpHttpPlugin, streamLimits } from '../../mcp/server/http.js';
 import { mcpHostPolicy, mcpOriginPolicy, protectedResourceMetadata } from '../../mcp/server/auth.js';
 import { EventBus, gatewayEvents, trafficShiftKey, type EventChannel, type GatewayEvent } from '../events/index.js';
@@ -52,6 +52,7 @@ import type { Fallback } from '../resilience/fallback.js';
 import { countWords } from '../routing/decision-log.js';
 import { exampleText, loadDataFiles } from '../routing/model/data.js';
 import { join } from 'node:path';
+import { Federation } from '../../mcp/federation/federation.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -390,8 +391,22 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
           remember: (text) => memory?.recorder.record({ kind: 'observe', entity: 'routing-reviews', entityType: 'gateway-routing-review', text }),
         })
       : undefined;
+    // Upstream MCP servers offered to agents (mcp/federation) when any is configured to be.
+    const federation = Object.values(config.mcp.servers).some((s) => s.enabled && s.federate)
+      ? await lifecycle.start(
+          'mcp federation',
+          new Federation({
+            upstreams: mcpClients,
+            reserved: { tools: TOOL_NAMES, prompts: ['diagnose_service', 'plan_canary_rollout'] },
+            rateCheck: async (identity, server, tool, quota) => (await rateLimiting.limiter.checkTool(identity, server, tool, quota)).decision.allowed,
+            log: app.log.child({ component: 'mcp-federation' }),
+          }),
+          { close: (f) => f.close() },
+        )
+      : undefined;
     const mcpDeps = {
       ...(routingAnalyst ? { routingAnalyst } : {}),
+      ...(federation ? { federation } : {}),
       routes: routesService,
       metrics: metricsService,
       blockedClients,
@@ -419,6 +434,9 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       storeUp: () => state.up,
       bus: events,
       metrics,
+      ...(federation
+        ? { federation: { onListChanged: (l: Parameters<Federation['onListChanged']>[0]) => federation.onListChanged(l), serverOf: (tool: string) => federation.catalogue().tools.get(tool)?.server } }
+        : {}),
     });
     if (config.auth.jwt.issuer !== undefined) await app.register(protectedResourceMetadata, { config });
   }
