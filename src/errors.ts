@@ -56,6 +56,10 @@ export const ERROR_CATALOGUE = {
   // --- resilience (src/resilience) ---
   GW_SERVICE_UNAVAILABLE: { status: 503, message: 'The service is failing and its circuit breaker is open; retry after the time in Retry-After' },
   GW_GATEWAY_OVERLOADED: { status: 503, message: 'The gateway has too many requests in flight; retry after the time in Retry-After' },
+  // --- migration (src/migration) ---
+  GW_LEGACY_GONE: { status: 410, message: 'This legacy endpoint is retired: call its new path' },
+  GW_ADMIN_MIGRATION_NOT_FOUND: { status: 404, message: 'No migration with this id or route' },
+  GW_ADMIN_MIGRATION_CONFLICT: { status: 409, message: 'The migration is not in a state that allows this' },
   GW_INTERNAL_ERROR: { status: 500, message: 'Internal gateway error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

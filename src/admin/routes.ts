@@ -4,6 +4,7 @@ import { GatewayError } from '../errors.js';
 import '../auth/policy.js';
 import '../auth/principal.js';
 import { blockClientInput, unblockClientInput, type BlockedClientsService } from './blocked-clients.js';
+import { legacyUsageInput, type LegacyUsage } from '../migration/legacy.js';
 import { getTrafficSplitInput, shiftTrafficInput, TrafficSplitError, type TrafficService } from './traffic-service.js';
 
 export interface AdminRoutesOptions {
@@ -12,6 +13,8 @@ export interface AdminRoutesOptions {
   readonly traffic?: TrafficService;
   /** Admin scope, plus MFA when auth.requireMfaForAdmin. */
   readonly authPolicy: RouteAuthPolicy;
+  /** Who still calls the legacy endpoints (src/migration/legacy.ts). */
+  readonly legacyUsage?: LegacyUsage;
 }
 
 function invalid(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): GatewayError {
@@ -29,6 +32,7 @@ function invalid(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; messa
  *   DELETE /admin/blocked-clients/:client    lift a block (404 when not blocked)
  *   GET    /admin/traffic[/:route]           traffic splits and their live weights
  *   PUT    /admin/traffic/:route             {stable, canary, reason, dry_run}: shift traffic
+ *   GET    /admin/legacy-usage[?endpoint=]   who still calls the legacy endpoints, last seen
  */
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
   const { blockedClients, authPolicy } = opts;
@@ -77,6 +81,15 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       const result = await run(() => traffic.shift(parsed.data, who));
       request.log.info({ audit: { action: 'shift_traffic', principal: who, route: result.route, before: result.before, after: result.after, reason: result.reason, applied: result.applied } }, 'admin call');
       return reply.header('cache-control', 'no-store').send(result);
+    });
+  }
+
+  const legacyUsage = opts.legacyUsage;
+  if (legacyUsage !== undefined) {
+    app.get<{ Querystring: { endpoint?: string } }>('/admin/legacy-usage', { config }, async (request, reply) => {
+      const parsed = legacyUsageInput.safeParse(request.query.endpoint !== undefined ? { endpoint: request.query.endpoint } : {});
+      if (!parsed.success) throw invalid(parsed.error.issues);
+      return reply.header('cache-control', 'no-store').send(await legacyUsage.list(parsed.data));
     });
   }
 }

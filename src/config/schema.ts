@@ -5,6 +5,7 @@ import { Checker } from './check.js';
 import { checkDeployment, deploymentEnv, resolveSecrets } from './env.js';
 import { deepFreeze } from './frozen.js';
 import { checkMcpEnv, mcpEnv, mcpSchema, resolveMcp } from './mcp.js';
+import { legacySchema, migrationEnv, migrationSchema, resolveMigration } from './migration.js';
 import { loggingSchema, metricsSchema, observabilityEnv, resolveMetrics } from './observability.js';
 import { checkRateLimit, rateLimitEnv, rateLimitSchema, resolveRateLimit } from './ratelimit.js';
 import { checkRoutes, resolveRoutes, routesFileSchema } from './routes.js';
@@ -30,6 +31,7 @@ export const envSchema = z.object({
   ...routingEnv.shape,
   ...mcpEnv.shape,
   ...observabilityEnv.shape,
+  ...migrationEnv.shape,
 });
 export type EnvConfig = z.output<typeof envSchema>;
 
@@ -48,6 +50,9 @@ export const fileSchema = z.strictObject({
   mcp: mcpSchema,
   logging: loggingSchema,
   metrics: metricsSchema,
+  // Migration (src/migration): legacy endpoints, progressive moves, GitHub tracking.
+  legacy: legacySchema,
+  migration: migrationSchema,
 });
 export type FileConfig = z.output<typeof fileSchema>;
 export type FileConfigInput = z.input<typeof fileSchema>;
@@ -96,6 +101,9 @@ function resolve({ env, file, configFile }: Sources) {
     mcp: resolveMcp(env, file.mcp),
     /** Access log (src/server/logger.ts). */
     logging: file.logging,
+    // Migration (src/migration): legacy endpoints, progressive moves, GitHub tracking.
+    legacy: file.legacy,
+    migration: resolveMigration(env, file.migration),
     secrets: resolveSecrets(env),
     ...(env.REDIS_URL !== undefined ? { redisUrl: env.REDIS_URL } : {}),
     ...(configFile !== undefined ? { configFile } : {}),
@@ -130,6 +138,9 @@ export type ResponseCacheConfig = GatewayConfig['cache'];
 export type RoutingConfig = GatewayConfig['routing'];
 /** The gateway as an MCP server (mcp/server). */
 export type McpConfig = GatewayConfig['mcp'];
+/** Migration (src/migration). */
+export type MigrationConfig = GatewayConfig['migration'];
+export type LegacyEndpoint = GatewayConfig['legacy'][number];
 /** Event-loop / heap pressure watched for /readyz (src/health/pressure.ts). */
 export type PressureConfig = GatewayConfig['server']['pressure'];
 /** Client timeouts and connection caps (src/server/client-timeouts.ts, connection-guard.ts). */

@@ -32,6 +32,9 @@ export interface GatewayMetrics {
   /** Response cache lookups (src/cache): hit, miss, bypass, coalesced, not_modified, stale. */
   readonly cacheRequests: Counter<'result'>;
   readonly mcpRequests: Counter<'method' | 'tool' | 'status'>;
+  // --- migration (src/migration) ---
+  /** Calls of legacy endpoints per endpoint and caller (bounded: the rest is `other`). */
+  readonly legacyRequests: Counter<'endpoint' | 'caller'>;
 }
 
 export function createMetrics(options: { durationBuckets: readonly number[]; defaultMetrics?: boolean }): GatewayMetrics {
@@ -162,6 +165,13 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
     blockedClients: new Gauge({
       name: 'gateway_blocked_clients',
       help: 'Clients currently blocked, as this replica knows them',
+      registers,
+    }),
+    // --- migration (src/migration) ---
+    legacyRequests: new Counter({
+      name: 'gateway_legacy_requests_total',
+      help: 'Calls of legacy endpoints, by legacy path and caller (API key or JWT subject; past the label budget: other)',
+      labelNames: ['endpoint', 'caller'],
       registers,
     }),
   };

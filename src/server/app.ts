@@ -39,6 +39,7 @@ import { routingAdminRoutes, RoutingModelsService } from '../admin/index.js';
 import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js';
 import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
+import legacyPlugin, { LegacyEndpoints, LegacyUsage } from '../migration/legacy.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -75,6 +76,8 @@ export interface BuildOptions {
   readonly processMetrics?: boolean;
   /** A state store to use instead of the one the config asks for (tests); not closed by the gateway. */
   readonly state?: StateStore;
+  /** The wall clock of the migration parts (legacy sunsets, step times); tests inject one. */
+  readonly now?: () => number;
 }
 
 function mapFrameworkError(err: FastifyError): GatewayError {
@@ -112,6 +115,13 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     { close: (pools) => pools.close() },
   );
 
+  // Legacy endpoints (src/migration/legacy.ts): mapped onto their new paths in rewriteUrl, after the canonical target.
+  const legacy = new LegacyEndpoints(config.legacy, {
+    ...(options.now ? { now: options.now } : {}),
+    callerLabels: config.migration.legacyCallerLabels,
+    keyNames: config.auth.apiKeys.map((k) => k.name),
+  });
+
   // Slow clients (header, body and send timeouts) and connection caps, on the raw server.
   const clientTimeouts = new ClientTimeouts(config.server, { registry: metrics.registry });
   const app = Fastify({
@@ -129,7 +139,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     }),
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 500 },
     // One canonical request target, before routing (src/proxy/request-target.ts).
-    rewriteUrl: rewriteRequestTarget,
+    rewriteUrl: (req) => legacy.rewrite(req, rewriteRequestTarget(req)),
     // Requests the router refuses (malformed percent-encoding in the path, ...) get the
     // catalogue's shape too, instead of Fastify's own.
     frameworkErrors: (error, request, reply) => {
@@ -218,6 +228,10 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     routes: [...table.active, ...table.disabled.map((d) => d.route), ...(routing?.routes ?? [])],
   });
 
+  // Legacy endpoints: deprecation headers, or 410 after the sunset, before any other stage.
+  const legacyUsage = new LegacyUsage(legacy, state, app.log.child({ component: 'legacy' }));
+  await app.register(legacyPlugin, { legacy, usage: legacyUsage, counter: metrics.legacyRequests });
+
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const error = mapFrameworkError(err);
     if (error.statusCode >= 500 && error.code === 'GW_INTERNAL_ERROR') request.log.error({ err }, 'unhandled error');
@@ -271,6 +285,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   await app.register(adminRoutes, {
     blockedClients,
     traffic,
+    legacyUsage,
     authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
   });
   if (routing) {
