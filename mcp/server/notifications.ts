@@ -22,6 +22,8 @@ export function changedResource(event: GatewayEvent): SubscribableResource {
       return 'gateway://routes';
     case 'service.health':
       return 'gateway://services';
+    case 'migration.step':
+      return 'gateway://migrations';
   }
 }
 

@@ -8,6 +8,7 @@ import { Resilience } from '../resilience/index.js';
 import { AutoRouteDecider, type AutoRouting } from '../routing/auto-routing.js';
 import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
 import type { TrafficSplits } from '../routing/traffic-split.js';
+import type { SideObserver } from '../migration/side-stats.js';
 import { jsonBodyLimit, registerProxyBodyParsers } from './body.js';
 import { IdentityAssertions } from './identity.js';
 import { RequestPath, type Destination, type LiveSplit, type RoutePlan } from './request-path.js';
@@ -27,6 +28,8 @@ export interface ProxyPluginOptions {
   readonly cache?: ResponseCache;
   /** Live stable/canary weights of the routes with a `split` (src/routing/traffic-split.ts). */
   readonly splits?: TrafficSplits;
+  /** Per-side figures of split routes for the migration gates (src/migration/side-stats.ts). */
+  readonly sides?: SideObserver;
 }
 
 /** A route as the proxy registers it: its URL patterns and its plan. */
@@ -73,6 +76,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
     resilience,
     ...(cache !== undefined ? { cache } : {}),
     ...(splits !== undefined ? { splits } : {}),
+    ...(opts.sides !== undefined ? { sides: opts.sides } : {}),
     destinations,
     // The verified identity passed upstream instead of the client's credentials (src/proxy/identity.ts).
     identity: new IdentityAssertions({ secretKey: config.secrets.secretKey, issuer: config.auth.tokens.issuer }),

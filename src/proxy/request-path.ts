@@ -5,6 +5,7 @@ import type { CacheLookup, ResponseCache } from '../cache/index.js';
 import { GatewayError } from '../errors.js';
 import type { Resilience } from '../resilience/index.js';
 import type { Decide } from '../routing/auto-route.js';
+import type { SideObserver } from '../migration/side-stats.js';
 import type { Side, TrafficSplits } from '../routing/traffic-split.js';
 import { upstreamBody } from './body.js';
 import { exchange, UpstreamFailure, type ExchangeDeps, type Outgoing } from './exchange.js';
@@ -59,6 +60,8 @@ export interface RequestPathDeps extends ExchangeDeps {
   readonly destinations: ReadonlyMap<string, Destination>;
   /** The split cookie gets `Secure` (production). */
   readonly secureCookie: boolean;
+  /** Per-side outcome and latency of split routes, for the migration gates (src/migration/side-stats.ts). */
+  readonly sides?: SideObserver;
 }
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
@@ -94,7 +97,14 @@ export class RequestPath {
       //  to the host load balancing picks; the body is taken once, for it and any fallback.
       const upstream = this.#upstream(service);
       const outgoing: Outgoing = { route: plan.route, body: upstreamBody(request, plan.bodyLimitBytes), side };
+      const started = performance.now();
+      const splitVersion = destination.split === undefined ? undefined : this.#deps.splits!.state(destination.split.route.id)?.version;
       const response = await exchange(request, reply, outgoing, upstream, service.timeoutMs, this.#deps);
+      //  The side's figures (migration gates): a failure or a 5xx is an error of the side that served it.
+      if (splitVersion !== undefined) {
+        const failed = response instanceof UpstreamFailure || response.statusCode >= 500;
+        this.#deps.sides?.observe(destination.split!.route.id, splitVersion, side, failed, performance.now() - started);
+      }
       //  Fallback: who answers when the service could not (stale cache, a static answer, another service).
       if (response instanceof UpstreamFailure) return await this.#fallbackAnswer(request, reply, plan, service, outgoing, response);
 

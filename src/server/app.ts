@@ -40,6 +40,12 @@ import { createAutoRouting, type AutoRouting } from '../routing/auto-routing.js'
 import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
 import legacyPlugin, { LegacyEndpoints, LegacyUsage } from '../migration/legacy.js';
+import { SideStats } from '../migration/side-stats.js';
+import { MigrationController } from '../migration/controller.js';
+import type { MigrationBaseline } from '../migration/gates.js';
+import type { MigrationTracker } from '../migration/tracker.js';
+import { MigrationsService } from '../admin/migrations-service.js';
+import { migrationRoutes } from '../admin/migrations-routes.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -78,6 +84,10 @@ export interface BuildOptions {
   readonly state?: StateStore;
   /** The wall clock of the migration parts (legacy sunsets, step times); tests inject one. */
   readonly now?: () => number;
+  /** The GitHub tracker of migrations (mcp/integrations/github); absent: none, or Octokit when configured. */
+  readonly tracker?: MigrationTracker;
+  /** The Memory baseline of routes for the migration gates (mcp/integrations, when Memory is configured). */
+  readonly baseline?: MigrationBaseline;
 }
 
 function mapFrameworkError(err: FastifyError): GatewayError {
@@ -208,6 +218,27 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     close: (s) => s.close(),
   });
   const traffic = new TrafficService(config, splits);
+  // Migrations (src/migration): per-side figures of split routes shared by the replicas, and the one controller.
+  const sides = await lifecycle.start('split figures', new SideStats(state, app.log.child({ component: 'migration' })), {
+    start: (s) => s.start(),
+    close: (s) => s.close(),
+  });
+  const migrationController = await lifecycle.start(
+    'migration controller',
+    new MigrationController({
+      config: config.migration,
+      splits,
+      stats: sides,
+      store: state,
+      log: app.log.child({ component: 'migration' }),
+      publish: (event, key) => void gatewayEventsChannel?.publish(event, { key }).catch(() => {}),
+      ...(options.tracker !== undefined ? { tracker: options.tracker } : {}),
+      ...(options.baseline !== undefined ? { baseline: options.baseline } : {}),
+      ...(options.now !== undefined ? { now: options.now } : {}),
+    }),
+    { start: (c) => c.start(), close: (c) => c.close() },
+  );
+  const migrations = new MigrationsService(migrationController, (route) => splits.state(route)?.weights);
   // Every replica applies a shift and announces it; the key makes it one event for listeners.
   splits.onChange((split) =>
     void gatewayEventsChannel?.publish({ type: 'traffic.shifted', route: split.route, version: split.version, canary: split.weights.canary }, { key: trafficShiftKey(split.route, split.version, split.updatedAt) }).catch(() => {}),
@@ -288,6 +319,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     legacyUsage,
     authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
   });
+  await app.register(migrationRoutes, { migrations, authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin) });
   if (routing) {
     await app.register(routingAdminRoutes, {
       service: new RoutingModelsService(routing.manager),
@@ -306,6 +338,8 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       metrics: metricsService,
       blockedClients,
       traffic,
+      migrations,
+      legacyUsage,
       ...(routing ? { routingModel: () => routing.manager.active } : {}),
       resetBreakers: (service: string) => resilience.resetBreakers(service),
       serviceNames: Object.keys(config.services),
@@ -337,7 +371,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
         close: (c) => c.close(),
       })
     : undefined;
-  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, splits, ...(cache ? { cache } : {}) });
+  await app.register(proxyPlugin, { config, table, upstreams, metrics, autoRouting: routing, resilience, splits, sides, ...(cache ? { cache } : {}) });
   // Last on the list, so first to close: stop accepting and finish in-flight requests before
   // anything they use goes away. (Fastify's own onClose hooks run inside app.close().)
   // (The Fastify instance is a thenable: it is closed over, never passed as the value.)
