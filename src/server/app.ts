@@ -46,6 +46,9 @@ import type { MigrationBaseline } from '../migration/gates.js';
 import type { MigrationTracker } from '../migration/tracker.js';
 import { MigrationsService } from '../admin/migrations-service.js';
 import { migrationRoutes } from '../admin/migrations-routes.js';
+import { OctokitTracker } from '../../mcp/integrations/github/octokit.js';
+import { McpGithubTracker } from '../../mcp/integrations/github/mcp-tracker.js';
+import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -88,6 +91,26 @@ export interface BuildOptions {
   readonly tracker?: MigrationTracker;
   /** The Memory baseline of routes for the migration gates (mcp/integrations, when Memory is configured). */
   readonly baseline?: MigrationBaseline;
+  /** The pool of upstream MCP servers (mcp/clients), for the `mcp` tracking backend. */
+  readonly mcpCaller?: UpstreamToolCaller;
+}
+
+/** The configured GitHub tracker of migrations, if any (docs/operations.md, "GitHub tracking"). */
+function migrationTracker(config: GatewayConfig, options: BuildOptions, log: { warn(obj: object, msg: string): void }): MigrationTracker | undefined {
+  if (options.tracker !== undefined) return options.tracker;
+  const t = config.migration.tracking;
+  if (t.backend === 'none') return undefined;
+  if (t.repo === undefined) {
+    log.warn({ backend: t.backend }, 'migration tracking: migration.tracking.repo is not set; migrations are not tracked');
+    return undefined;
+  }
+  const common = { repo: t.repo, ...(t.configRepo !== undefined ? { configRepo: t.configRepo } : {}), baseBranch: t.baseBranch };
+  if (t.backend === 'octokit') return new OctokitTracker({ ...common, baseUrl: t.baseUrl, ...('token' in t && t.token !== undefined ? { token: t.token } : {}), log });
+  if (options.mcpCaller === undefined) {
+    log.warn({ server: t.mcpServer }, 'migration tracking: the mcp backend needs the MCP client pool (mcp.servers); migrations are not tracked');
+    return undefined;
+  }
+  return new McpGithubTracker(options.mcpCaller, { ...common, server: t.mcpServer });
 }
 
 function mapFrameworkError(err: FastifyError): GatewayError {
@@ -232,7 +255,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       store: state,
       log: app.log.child({ component: 'migration' }),
       publish: (event, key) => void gatewayEventsChannel?.publish(event, { key }).catch(() => {}),
-      ...(options.tracker !== undefined ? { tracker: options.tracker } : {}),
+      ...((tracker) => (tracker !== undefined ? { tracker } : {}))(migrationTracker(config, options, app.log.child({ component: 'migration' }))),
       ...(options.baseline !== undefined ? { baseline: options.baseline } : {}),
       ...(options.now !== undefined ? { now: options.now } : {}),
     }),
