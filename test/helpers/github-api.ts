@@ -38,7 +38,7 @@ function allOperations(): Operation[] {
   operations = [];
   for (const [template, item] of Object.entries<Json>(s.paths)) {
     const names: string[] = [];
-    const regex = new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{([^}]+)\}/g, (_m, n: string) => (names.push(n), '([^/]+)'))}$`);
+    const regex = new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{([^}]+)\}/g, (_m, n: string) => (names.push(n), n === 'ref' || n === 'path' ? '(.+)' : '([^/]+)'))}$`);
     for (const method of ['get', 'post', 'patch', 'put', 'delete']) if (item[method] !== undefined) operations.push({ method: method.toUpperCase(), template, regex, names, op: item[method] });
   }
   // Literal segments before templated ones (/git/refs before /git/{x}).
