@@ -226,24 +226,39 @@ export class MigrationController {
       ...(this.#tracking !== undefined ? { tracking: { backend: this.#deps.tracker!.backend, nextOpId: 0, ops: [] } } : {}),
     };
     if (input.dryRun === true) return record;
+    // The first step's weights, then the record with that step running: the controller never sees it half-made.
+    const after = await this.#shiftTo(record, 0);
+    Object.assign(record.steps[0]!, { status: 'running', startedAt: this.#iso(), splitVersion: after.version });
     enqueue(record, 'open_issue');
     if (!(await this.records.put(record, null))) throw new MigrationError('a migration with this id exists; try again', 'conflict');
+    this.#announce(record);
     this.#deps.log.info({ migration: record.id, route: record.route, steps, by }, 'migration started');
     // Tracking calls are sent by the lease holder (its next tick), never on this path.
-    return this.#enterStep(record.id, by, false);
+    return record;
   }
 
-  /** Shift to the current step's weight and open its window. */
-  async #enterStep(id: string, by: string, asController: boolean): Promise<MigrationRecord> {
+  #shiftTo(record: MigrationRecord, index: number) {
+    const step = record.steps[index]!;
+    return this.#deps.splits
+      .shift(record.route, { stable: 100 - step.percent, canary: step.percent }, `migration:${record.id}`, `migration step ${index + 1}/${record.steps.length}: ${step.percent}%`)
+      .then((r) => r.after);
+  }
+
+  /** Shift to the current step's weight and open its window, when the step is still `from` (pending, or awaiting approval). */
+  async #enterStep(id: string, by: string, asController: boolean, from: 'pending' | 'awaiting_approval'): Promise<MigrationRecord> {
     const record = await this.records.get(id);
     if (record === undefined) throw new MigrationError(`no migration "${id}"`, 'not-found');
-    const step = record.steps[record.current]!;
-    const { after } = await this.#deps.splits.shift(record.route, { stable: 100 - step.percent, canary: step.percent }, `migration:${record.id}`, `migration step ${record.current + 1}/${record.steps.length}: ${step.percent}%`);
+    const index = record.current;
+    if (record.state !== 'running' || record.steps[index]!.status !== from) {
+      throw new MigrationError(`migration ${id} has no step ${from === 'pending' ? 'to start' : 'waiting for approval'} (state ${record.state}, step ${index + 1} ${record.steps[index]!.status})`, 'conflict');
+    }
+    const after = await this.#shiftTo(record, index);
     return this.update(
       id,
       by,
       (r) => {
         const s = r.steps[r.current]!;
+        if (r.current !== index || s.status !== from) return undefined;
         Object.assign(s, { status: 'running', startedAt: this.#iso(), splitVersion: after.version });
         enqueue(r, 'sync_issue');
         return r;
@@ -255,7 +270,7 @@ export class MigrationController {
   async #evaluate(record: MigrationRecord): Promise<void> {
     const step = record.steps[record.current]!;
     if (step.status === 'pending') {
-      await this.#enterStep(record.id, `controller:${this.replicaId}`, true);
+      await this.#enterStep(record.id, `controller:${this.replicaId}`, true, 'pending');
       return;
     }
     if (step.status !== 'running' || step.splitVersion === undefined) return;
@@ -313,21 +328,13 @@ export class MigrationController {
       },
       true,
     );
-    if (passed && next.state === 'running' && next.steps[next.current]!.status === 'pending') await this.#enterStep(next.id, by, true);
+    if (passed && next.state === 'running' && next.steps[next.current]!.status === 'pending') await this.#enterStep(next.id, by, true, 'pending');
   }
 
   // --- admin changes (any replica) ---
 
-  async approve(id: string, by: string): Promise<MigrationRecord> {
-    await this.update(id, by, (r) => {
-      const s = r.steps[r.current]!;
-      if (r.state !== 'running' || s.status !== 'awaiting_approval') {
-        throw new MigrationError(`migration ${id} has no step waiting for approval (state ${r.state}, step ${r.current + 1} ${s.status})`, 'conflict');
-      }
-      s.status = 'pending';
-      return r;
-    });
-    return this.#enterStep(id, by, false);
+  approve(id: string, by: string): Promise<MigrationRecord> {
+    return this.#enterStep(id, by, false, 'awaiting_approval');
   }
 
   pause(id: string, by: string): Promise<MigrationRecord> {
