@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { MigrationConfig } from '../config/index.js';
+import type { GatewayMetrics } from '../metrics/registry.js';
 import type { GatewayEvent } from '../events/index.js';
 import type { TrafficSplits } from '../routing/traffic-split.js';
 import type { StateStore } from '../state/index.js';
@@ -37,6 +38,7 @@ export interface ControllerDeps {
   readonly stats: SideStats;
   readonly store: Pick<StateStore, 'claim' | 'increment' | 'putEntry' | 'listEntries' | 'backend' | 'up'>;
   readonly log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  readonly metrics?: Pick<GatewayMetrics, 'migrationCanaryPercent' | 'migrationGateFailures' | 'migrationCanaryErrorRatio' | 'migrationCanaryP99'>;
   /** Announces changes (gateway://migrations notifications). */
   readonly publish?: (event: GatewayEvent, key: string) => void;
   readonly tracker?: MigrationTracker;
@@ -283,7 +285,12 @@ export class MigrationController {
     const enough = canary.requests >= Math.max(1, Math.min(record.minRequests, 20));
     const failures = enough ? failedGates(canary, reference, config.gates) : [];
     const by = `controller:${this.replicaId}`;
+    const m = this.#deps.metrics;
+    m?.migrationCanaryErrorRatio.set({ route: record.route }, canary.errorRate);
+    m?.migrationCanaryP99.set({ route: record.route }, canary.p99Ms / 1000);
+    m?.migrationCanaryPercent.set({ route: record.route }, failures.length > 0 ? 0 : step.percent);
     if (failures.length > 0) {
+      for (const f of failures) m?.migrationGateFailures.inc({ route: record.route, gate: f.gate });
       await this.#deps.splits.shift(record.route, { stable: 100, canary: 0 }, `migration:${record.id}`, `rollback: ${failures.map((f) => f.message).join('; ')}`);
       await this.update(
         record.id,
@@ -361,6 +368,7 @@ export class MigrationController {
     if (!ACTIVE.has(record.state)) throw new MigrationError(`migration ${id} is already ${record.state}`, 'conflict');
     const canary = how === 'rollback' ? 0 : record.startedFrom;
     await this.#deps.splits.shift(record.route, { stable: 100 - canary, canary }, `migration:${record.id}`, `${how} by ${by}: ${reason}`);
+    this.#deps.metrics?.migrationCanaryPercent.set({ route: record.route }, 0);
     return this.update(id, by, (r) => {
       if (!ACTIVE.has(r.state)) return undefined;
       const s = r.steps[r.current]!;

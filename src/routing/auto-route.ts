@@ -110,7 +110,7 @@ export class AutoRouter {
 export interface AutoRouteDecisionOptions {
   readonly config: Pick<GatewayConfig, 'routing' | 'services'>;
   readonly manager: RoutingModelManager;
-  readonly metrics: Pick<GatewayMetrics, 'routingDecisions'>;
+  readonly metrics: Pick<GatewayMetrics, 'routingDecisions' | 'routingConfidence'>;
 }
 
 /**
@@ -226,6 +226,7 @@ export class AutoRouteDecider {
     }
 
     this.#metrics.routingDecisions.inc({ service: decision.service ?? 'none', auto_detected: decision.reason === 'model' ? 'true' : 'false' });
+    if (decision.reason === 'model') this.#metrics.routingConfidence.observe({ service: decision.service }, decision.confidence);
     const headers: Record<string, string> = {
       'x-routing-confidence': formatConfidence(decision.confidence),
       'x-routing-reason': decision.reason,

@@ -254,6 +254,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       stats: sides,
       store: state,
       log: app.log.child({ component: 'migration' }),
+      metrics,
       publish: (event, key) => void gatewayEventsChannel?.publish(event, { key }).catch(() => {}),
       ...((tracker) => (tracker !== undefined ? { tracker } : {}))(migrationTracker(config, options, app.log.child({ component: 'migration' }))),
       ...(options.baseline !== undefined ? { baseline: options.baseline } : {}),
@@ -289,6 +290,8 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const error = mapFrameworkError(err);
     if (error.statusCode >= 500 && error.code === 'GW_INTERNAL_ERROR') request.log.error({ err }, 'unhandled error');
+    // Authentication failures by reason (the Security dashboard): the catalogue bounds the label.
+    if (error.code.startsWith('GW_AUTH_')) metrics.authFailures.inc({ reason: error.code });
     return reply.code(error.statusCode).headers(error.headers).send(errorBody(error.code, request.id, error.message));
   });
 
