@@ -1,5 +1,8 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanup, onCleanup, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
+import { cleanup, E2E_API_KEY, onCleanup, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
 import { githubApi, type GithubApi } from '../helpers/github-api.js';
 import { call } from '../helpers/http.js';
 import { describeWithRedis, startRedis } from '../helpers/redis.js';
@@ -113,6 +116,40 @@ describe('progressive migration (one gateway)', () => {
     // Afterwards every request is stable's.
     const after = await Promise.all(Array.from({ length: 20 }, () => call(`${gw.url}/v1/web/x`, { anonymous: true })));
     expect(after.every((r) => r.headers['x-gateway-upstream'] === 'stable')).toBe(true);
+  });
+});
+
+describe('migrations over MCP', () => {
+  it('start, pause, resume and roll back with the MCP tools: audited, and gateway://migrations subscribers hear each change', async () => {
+    const ups = await standIns(['twin']);
+    const canary = await standIn('twin-v2');
+    const gw = await startGateway({ env: ups.env, yaml: 'routes:\n' + `  - { id: web, prefix: /v1/web, service: twin, split: { canary: { urls: ["${canary.url}"] } } }\n` });
+    const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`), { requestInit: { headers: { 'x-api-key': E2E_API_KEY } } });
+    const client = new Client({ name: 'e2e-migrations', version: '1.0.0' });
+    await client.connect(transport);
+    onCleanup(() => client.close());
+    const updates: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
+    await client.subscribeResource({ uri: 'gateway://migrations' });
+    const tool = async (name: string, args: Record<string, unknown>) => {
+      const res = await client.callTool({ name, arguments: args });
+      expect(res.isError, JSON.stringify(res.content)).toBeFalsy();
+      return res.structuredContent as any;
+    };
+    const started = await tool('start_migration', { route: 'web', stepSeconds: 600, minRequests: 10 });
+    expect(started.migration).toMatchObject({ state: 'running', current: 0, liveWeights: { stable: 90, canary: 10 } });
+    const id = started.migration.id as string;
+    await waitFor(() => (updates.length > 0 ? true : undefined), 5000, 'a gateway://migrations update');
+    expect((await tool('pause_migration', { id })).migration.state).toBe('paused');
+    expect((await tool('resume_migration', { route: 'web' })).migration.state).toBe('running');
+    const rolled = await tool('rollback_migration', { id, reason: 'release manager said so' });
+    expect(rolled.migration).toMatchObject({ state: 'rolled_back', liveWeights: { stable: 100, canary: 0 }, outcome: { reason: expect.stringContaining('release manager said so') } });
+    expect((await tool('get_migration', { id })).migration.state).toBe('rolled_back');
+    await waitFor(() => (updates.length >= 4 ? true : undefined), 5000, 'an update per change');
+    expect(new Set(updates)).toEqual(new Set(['gateway://migrations']));
+    for (const name of ['start_migration', 'pause_migration', 'resume_migration', 'rollback_migration']) {
+      await gw.waitForLog((l) => l.msg === 'mcp tool call ended' && (l.audit as { tool?: string } | undefined)?.tool === name, 5000);
+    }
   });
 });
 
