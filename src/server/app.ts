@@ -41,6 +41,7 @@ import { TrafficSplits } from '../routing/traffic-split.js';
 import { TrafficService } from '../admin/traffic-service.js';
 import legacyPlugin, { LegacyEndpoints, LegacyUsage } from '../migration/legacy.js';
 import { SideStats } from '../migration/side-stats.js';
+import { ModelPromotionTracking } from '../migration/model-promotion.js';
 import { MigrationController } from '../migration/controller.js';
 import type { MigrationBaseline } from '../migration/gates.js';
 import type { MigrationTracker } from '../migration/tracker.js';
@@ -263,6 +264,16 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     { start: (c) => c.start(), close: (c) => c.close() },
   );
   const migrations = new MigrationsService(migrationController, (route) => splits.state(route)?.weights);
+  // A routing model made active opens a pull request with its model card (when tracking is configured).
+  const promotionTracker = routing !== null ? migrationTracker(config, options, app.log.child({ component: 'migration' })) : undefined;
+  const modelPromotions =
+    routing !== null && promotionTracker !== undefined
+      ? await lifecycle.start(
+          'model promotion tracking',
+          new ModelPromotionTracking(promotionTracker, config.migration.tracking, state, routing.modelsDir, app.log.child({ component: 'migration' }), options.now),
+          { start: (t) => t.start(), close: (t) => t.close() },
+        )
+      : undefined;
   // Every replica applies a shift and announces it; the key makes it one event for listeners.
   splits.onChange((split) =>
     void gatewayEventsChannel?.publish({ type: 'traffic.shifted', route: split.route, version: split.version, canary: split.weights.canary }, { key: trafficShiftKey(split.route, split.version, split.updatedAt) }).catch(() => {}),
@@ -348,7 +359,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   await app.register(migrationRoutes, { migrations, authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin) });
   if (routing) {
     await app.register(routingAdminRoutes, {
-      service: new RoutingModelsService(routing.manager),
+      service: new RoutingModelsService(routing.manager, (model) => void modelPromotions?.promoted(model, 'admin').catch(() => {})),
       authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
     });
   }
