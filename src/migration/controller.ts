@@ -36,7 +36,7 @@ export interface ControllerDeps {
   readonly config: MigrationConfig;
   readonly splits: TrafficSplits;
   readonly stats: SideStats;
-  readonly store: Pick<StateStore, 'claim' | 'increment' | 'putEntry' | 'listEntries' | 'backend' | 'up'>;
+  readonly store: Pick<StateStore, 'claim' | 'increment' | 'replaceEntry' | 'listEntries' | 'backend' | 'up'>;
   readonly log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   readonly metrics?: Pick<GatewayMetrics, 'migrationCanaryPercent' | 'migrationGateFailures' | 'migrationCanaryErrorRatio' | 'migrationCanaryP99'>;
   /** Announces changes (gateway://migrations notifications). */

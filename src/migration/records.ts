@@ -6,10 +6,10 @@ import { isoTime } from '../state/order.js';
  * A migration as the state store holds it: one JSON entry per migration in the expiring set
  * `migrations` (kept 90 days after its last change), parsed with these schemas whenever it is
  * read, so a malformed or foreign entry is skipped, never trusted. Every change bumps
- * `version`; a writer re-reads the entry and drops its change when someone else changed it
- * since (the controller re-evaluates on its next tick), and the controller's writes carry its
- * lease's fencing token: a record written by a newer controller is never overwritten by an
- * older one (src/migration/controller.ts).
+ * `version` and is an atomic compare-and-set on the text read (StateStore.replaceEntry, a Lua
+ * script in Redis): a change made from a stale read is refused and redone on the fresh record
+ * (MigrationController.update). The controller's writes carry its lease's fencing token: a
+ * record written by a newer controller is never overwritten by an older one.
  */
 
 export const MIGRATION_STATES = ['running', 'paused', 'completed', 'rolled_back', 'aborted'] as const;
@@ -103,7 +103,7 @@ export type MigrationRecord = z.infer<typeof migrationRecordSchema>;
 const SET = 'migrations';
 const TTL_MS = 90 * 86_400_000;
 
-type Store = Pick<StateStore, 'putEntry' | 'listEntries'>;
+type Store = Pick<StateStore, 'replaceEntry' | 'listEntries'>;
 
 export class MigrationRecords {
   constructor(
@@ -112,7 +112,12 @@ export class MigrationRecords {
   ) {}
 
   async list(): Promise<MigrationRecord[]> {
-    const out: MigrationRecord[] = [];
+    return (await this.#entries()).map((e) => e.record);
+  }
+
+  /** Each record with the exact stored text (what a compare-and-set compares). */
+  async #entries(): Promise<Array<{ record: MigrationRecord; raw: string }>> {
+    const out: Array<{ record: MigrationRecord; raw: string }> = [];
     for (const entry of await this.store.listEntries(SET, 1000)) {
       let raw: unknown;
       try {
@@ -121,10 +126,10 @@ export class MigrationRecords {
         continue;
       }
       const parsed = migrationRecordSchema.safeParse(raw);
-      if (parsed.success && parsed.data.id === entry.id) out.push(parsed.data);
+      if (parsed.success && parsed.data.id === entry.id) out.push({ record: parsed.data, raw: entry.value });
       else this.log.warn({ id: entry.id }, 'migrations: ignored a malformed record in the state store');
     }
-    return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+    return out.sort((a, b) => (a.record.createdAt < b.record.createdAt ? 1 : a.record.createdAt > b.record.createdAt ? -1 : 0));
   }
 
   async get(id: string): Promise<MigrationRecord | undefined> {
@@ -132,14 +137,15 @@ export class MigrationRecords {
   }
 
   /**
-   * Write `next` when the stored record is still at `expectedVersion` (and was not written by
-   * a newer controller than `next.fence`); false when someone else changed it first.
+   * Write `next` when the stored record is still at `expectedVersion` (null: when there is
+   * none) and was not written by a newer controller than `next.fence`: one atomic
+   * compare-and-set on the stored text (StateStore.replaceEntry). False when someone else
+   * changed it first.
    */
   async put(next: MigrationRecord, expectedVersion: number | null): Promise<boolean> {
-    const stored = await this.get(next.id);
-    if (expectedVersion === null ? stored !== undefined : stored?.version !== expectedVersion) return false;
-    if (stored !== undefined && next.fence !== 0 && stored.fence > next.fence) return false;
-    await this.store.putEntry(SET, next.id, JSON.stringify(migrationRecordSchema.parse(next)), TTL_MS);
-    return true;
+    const stored = (await this.#entries()).find((e) => e.record.id === next.id);
+    if (expectedVersion === null ? stored !== undefined : stored?.record.version !== expectedVersion) return false;
+    if (stored !== undefined && next.fence !== 0 && stored.record.fence > next.fence) return false;
+    return this.store.replaceEntry(SET, next.id, stored?.raw ?? null, JSON.stringify(migrationRecordSchema.parse(next)), TTL_MS);
   }
 }
