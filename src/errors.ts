@@ -60,6 +60,7 @@ export const ERROR_CATALOGUE = {
   GW_LEGACY_GONE: { status: 410, message: 'This legacy endpoint is retired: call its new path' },
   GW_ADMIN_MIGRATION_NOT_FOUND: { status: 404, message: 'No migration with this id or route' },
   GW_ADMIN_MIGRATION_CONFLICT: { status: 409, message: 'The migration is not in a state that allows this' },
+  GW_ADMIN_MIGRATION_UNAVAILABLE: { status: 503, message: 'Migrations are not available while the shared state store does not answer' },
   GW_INTERNAL_ERROR: { status: 500, message: 'Internal gateway error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -27,13 +27,13 @@ function invalid(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; messa
   return new GatewayError('GW_REQUEST_INVALID', `${where}${first?.message ?? 'invalid input'}`);
 }
 
-const CODES = { 'not-found': 'GW_ADMIN_MIGRATION_NOT_FOUND', conflict: 'GW_ADMIN_MIGRATION_CONFLICT', invalid: 'GW_REQUEST_INVALID' } as const;
+const CODES = { 'not-found': 'GW_ADMIN_MIGRATION_NOT_FOUND', conflict: 'GW_ADMIN_MIGRATION_CONFLICT', invalid: 'GW_REQUEST_INVALID', unavailable: 'GW_ADMIN_MIGRATION_UNAVAILABLE' } as const;
 
 async function run<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof MigrationError) throw new GatewayError(CODES[err.kind], err.message);
+    if (err instanceof MigrationError) throw new GatewayError(CODES[err.kind], err.message, err.kind === 'unavailable' ? { headers: { 'retry-after': '1' } } : {});
     throw err;
   }
 }

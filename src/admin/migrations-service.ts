@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MigrationError, type MigrationController } from '../migration/controller.js';
-import { MIGRATION_STATES, migrationRecordSchema, type MigrationRecord } from '../migration/records.js';
+import { MIGRATION_STATES, migrationRecordSchema, RecordsUnavailableError, type MigrationRecord } from '../migration/records.js';
 
 /*
  * Migrations in the admin service layer: one implementation behind REST (/admin/migrations)
@@ -47,6 +47,16 @@ export const migrationView = migrationRecordSchema.extend({
 export const migrationOutput = z.object({ migration: migrationView, applied: z.boolean().describe('False for a dry run') });
 export const listMigrationsOutput = z.object({ migrations: z.array(migrationView) });
 
+/** A store that does not answer, as the service layer's refusal (REST 503, an MCP tool error). */
+async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof RecordsUnavailableError) throw new MigrationError(err.message, 'unavailable');
+    throw err;
+  }
+}
+
 export class MigrationsService {
   constructor(
     private readonly controller: MigrationController,
@@ -60,28 +70,30 @@ export class MigrationsService {
 
   async start(input: z.infer<typeof startMigrationInput>, by: string): Promise<z.infer<typeof migrationOutput>> {
     const { dry_run, ...rest } = input;
-    const r = await this.controller.startMigration({ ...rest, dryRun: dry_run }, by);
+    const r = await guarded(() => this.controller.startMigration({ ...rest, dryRun: dry_run }, by));
     return { migration: this.#view(r), applied: !dry_run };
   }
 
   async get(input: z.infer<typeof migrationRefInput>): Promise<z.infer<typeof migrationOutput>> {
-    return { migration: this.#view(await this.controller.find(input)), applied: true };
+    return { migration: this.#view(await guarded(() => this.controller.find(input))), applied: true };
   }
 
   async list(input: z.infer<typeof listMigrationsInput> = {}): Promise<z.infer<typeof listMigrationsOutput>> {
-    const all = await this.controller.records.list();
+    const all = await guarded(() => this.controller.records.list());
     return { migrations: all.filter((m) => (input.state === undefined || m.state === input.state) && (input.route === undefined || m.route === input.route)).map((m) => this.#view(m)) };
   }
 
   async change(action: 'approve' | 'pause' | 'resume', input: z.infer<typeof migrationRefInput>, by: string): Promise<z.infer<typeof migrationOutput>> {
-    const { id } = await this.controller.find(input);
-    const r = action === 'approve' ? await this.controller.approve(id, by) : action === 'pause' ? await this.controller.pause(id, by) : await this.controller.resume(id, by);
+    const r = await guarded(async () => {
+      const { id } = await this.controller.find(input);
+      return action === 'approve' ? this.controller.approve(id, by) : action === 'pause' ? this.controller.pause(id, by) : this.controller.resume(id, by);
+    });
     return { migration: this.#view(r), applied: true };
   }
 
   async stop(how: 'rollback' | 'abort', input: z.infer<typeof stopMigrationInput>, by: string): Promise<z.infer<typeof migrationOutput>> {
     if ((input.id === undefined) === (input.route === undefined)) throw new MigrationError('give id or route (one of them)', 'invalid');
-    const { id } = await this.controller.find(input);
-    return { migration: this.#view(await this.controller.stop(id, by, how, input.reason)), applied: true };
+    const r = await guarded(async () => this.controller.stop((await this.controller.find(input)).id, by, how, input.reason));
+    return { migration: this.#view(r), applied: true };
   }
 }

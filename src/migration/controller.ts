@@ -53,7 +53,7 @@ export interface ControllerDeps {
 export class MigrationError extends Error {
   constructor(
     message: string,
-    readonly kind: 'not-found' | 'conflict' | 'invalid',
+    readonly kind: 'not-found' | 'conflict' | 'invalid' | 'unavailable',
   ) {
     super(message);
   }

@@ -103,7 +103,14 @@ export type MigrationRecord = z.infer<typeof migrationRecordSchema>;
 const SET = 'migrations';
 const TTL_MS = 90 * 86_400_000;
 
-type Store = Pick<StateStore, 'replaceEntry' | 'listEntries'>;
+type Store = Pick<StateStore, 'replaceEntry' | 'listEntries'> & Partial<Pick<StateStore, 'backend' | 'up'>>;
+
+/** Redis did not answer: a replica's own copy is not the shared truth, so nothing is decided on it. */
+export class RecordsUnavailableError extends Error {
+  constructor() {
+    super('the shared state store (Redis) does not answer; migrations cannot be read or changed until it does');
+  }
+}
 
 export class MigrationRecords {
   constructor(
@@ -118,7 +125,9 @@ export class MigrationRecords {
   /** Each record with the exact stored text (what a compare-and-set compares). */
   async #entries(): Promise<Array<{ record: MigrationRecord; raw: string }>> {
     const out: Array<{ record: MigrationRecord; raw: string }> = [];
-    for (const entry of await this.store.listEntries(SET, 1000)) {
+    const entries = await this.store.listEntries(SET, 1000);
+    if (this.store.backend === 'redis' && this.store.up === false) throw new RecordsUnavailableError();
+    for (const entry of entries) {
       let raw: unknown;
       try {
         raw = JSON.parse(entry.value);
@@ -146,6 +155,8 @@ export class MigrationRecords {
     const stored = (await this.#entries()).find((e) => e.record.id === next.id);
     if (expectedVersion === null ? stored !== undefined : stored?.record.version !== expectedVersion) return false;
     if (stored !== undefined && next.fence !== 0 && stored.record.fence > next.fence) return false;
-    return this.store.replaceEntry(SET, next.id, stored?.raw ?? null, JSON.stringify(migrationRecordSchema.parse(next)), TTL_MS);
+    const replaced = await this.store.replaceEntry(SET, next.id, stored?.raw ?? null, JSON.stringify(migrationRecordSchema.parse(next)), TTL_MS);
+    if (this.store.backend === 'redis' && this.store.up === false) throw new RecordsUnavailableError();
+    return replaced;
   }
 }

@@ -47,7 +47,7 @@ async function drive(urls: readonly string[], until: () => Promise<boolean>, tim
 
 async function migration(gw: GatewayProcess, id: string): Promise<any> {
   const res = await call(`${gw.url}/admin/migrations/${id}`);
-  expect(res.status).toBe(200);
+  expect(res.status, `${res.text}\n${gw.logs.filter((l) => (l.level ?? 0) >= 40).slice(-8).map((l) => JSON.stringify(l)).join('\n')}`).toBe(200);
   return (res.json() as { migration: unknown }).migration;
 }
 
@@ -160,7 +160,9 @@ describeWithRedis('progressive migration across replicas (Redis)', () => {
     const ups = await standIns(['twin']);
     const canary = await standIn('twin-v2');
     const env = { ...ups.env, REDIS_URL: redis.url, GITHUB_TOKEN: 'ghp_e2e' };
-    const config = yaml(canary.url, api.url);
+    // On 2 shared cores Redis can take longer than the default 50 ms to answer; a replica that
+    // stops trusting it refuses migration calls (503) rather than answer from its own copy.
+    const config = yaml(canary.url, api.url, 'state: { commandTimeoutMs: 2000 }\n');
     const a = await startGateway({ env, yaml: config });
     let b = await startGateway({ env, yaml: config });
     const id = await startMigration(a, { route: 'web', stepSeconds: 2, minRequests: 30 });
