@@ -83,7 +83,7 @@ export interface SideObserver {
 const windowSet = (routeId: string, version: number) => `split-sides:${routeId}:${version}`;
 const WINDOW_TTL_MS = 7 * 86_400_000;
 
-type Store = Pick<StateStore, 'putEntry' | 'listEntries'>;
+type Store = Pick<StateStore, 'putEntry' | 'listEntries'> & Partial<Pick<StateStore, 'backend' | 'up'>>;
 
 export class SideStats implements SideObserver {
   /** This replica's counts: `<route>\0<version>` -> both sides. */
@@ -147,7 +147,10 @@ export class SideStats implements SideObserver {
   async figures(routeId: string, version: number): Promise<{ stable: SideFigures; canary: SideFigures; replicas: number }> {
     const sum = { stable: empty(), canary: empty() };
     let replicas = 0;
-    for (const entry of await this.store.listEntries(windowSet(routeId, version))) {
+    const entries = await this.store.listEntries(windowSet(routeId, version));
+    // This replica's own snapshot alone would judge the canary on a fraction of its traffic.
+    if (this.store.backend === 'redis' && this.store.up === false) throw new Error('the shared state store does not answer: no figures from the other replicas');
+    for (const entry of entries) {
       let raw: unknown;
       try {
         raw = JSON.parse(entry.value);
