@@ -94,6 +94,28 @@ describe('legacy endpoints', () => {
     expect(metrics.headers.deprecation).toBeUndefined();
   });
 
+  it('/query is /v1/query: the routing model picks the service (auto-detection), answered with the deprecation headers', async () => {
+    const seen: string[] = [];
+    const upstream = await testServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.setHeader('content-type', 'application/json');
+      res.end('{"answer":42}');
+    });
+    const urls = Object.fromEntries(['TWIN_SERVICE_URL', 'AGENT_CONTROLLER_URL', 'KNOWLEDGE_SYSTEM_URL', 'FOG_COORDINATOR_URL', 'P2P_BRIDGE_URL'].map((k) => [k, upstream.url]));
+    const g = await gateway('{}\n', { ...urls, API_KEY: 'legacy-caller-key-0123456789' }, () => Date.parse('2026-12-01T00:00:00Z'));
+    const res = await g.app.inject({
+      method: 'POST',
+      url: '/query',
+      headers: { 'x-api-key': 'legacy-caller-key-0123456789', 'content-type': 'application/json' },
+      payload: { query: 'What do my notes say about the meeting tomorrow?' },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-routing-reason']).toBeDefined();
+    expect(res.headers.deprecation).toMatch(/^@\d+$/);
+    expect(res.headers.link).toContain('</v1/query>; rel="successor-version"');
+    expect(seen).toHaveLength(1);
+  });
+
   it('bounds the caller label: past the budget, callers are "other"', async () => {
     const { LegacyEndpoints } = await import('../../src/migration/legacy.js');
     const legacy = new LegacyEndpoints([], { callerLabels: 2, keyNames: ['ops'] });
