@@ -13,12 +13,15 @@ import type { MigrationTracker } from './tracker.js';
 
 /*
  * The migration controller (docs/operations.md, "Progressive migrations"). Every replica runs
- * one; only the holder of the lease acts. The lease is a state-store claim (SET NX PX in
- * Redis) taken for three evaluation intervals and a fencing token from an atomic counter:
- * the holder acts only while its claim has at least a fifth of its time left by its own
- * clock, and its record writes carry the token, so a paused old holder can never overwrite
- * what a newer one wrote (src/migration/records.ts). With Redis away a replica cannot know it
- * is alone, so it does not act (memory mode: one process, always the holder).
+ * one; only the holder of the lease acts. The lease is an expiring state-store entry holding
+ * the holder's name, taken when absent and renewed at every tick by an atomic compare-and-set
+ * on that name (StateStore.replaceEntry: a Lua script in Redis), for three evaluation
+ * intervals; each taking draws a fencing token from an atomic counter. The holder acts only
+ * while its last renewal is less than 80% of the lease old by its own clock, and its record
+ * writes carry the token, so a paused old holder can never overwrite what a newer one wrote
+ * (src/migration/records.ts). A replica that closes lets the lease go, so another takes over
+ * at its next tick. With Redis away a replica cannot know it is alone, so it does not act
+ * (memory mode: one process, always the holder).
  *
  * Each tick, for each running migration: its current step's window (the requests served
  * with that step's weights, on every replica: src/migration/side-stats.ts) goes through the
@@ -28,7 +31,10 @@ import type { MigrationTracker } from './tracker.js';
  * rollback, abort) go through the same update(), from any replica.
  */
 
-const LEASE_KEY = 'migration:controller';
+const LEASES = 'leases';
+const LEASE_ID = 'migration-controller';
+/** The lease entry's value once its holder let it go. */
+const RELEASED = 'released';
 const FENCE_KEY = 'migration:fence';
 const FENCE_TTL_MS = 10 * 365 * 86_400_000;
 
@@ -36,7 +42,7 @@ export interface ControllerDeps {
   readonly config: MigrationConfig;
   readonly splits: TrafficSplits;
   readonly stats: SideStats;
-  readonly store: Pick<StateStore, 'claim' | 'increment' | 'replaceEntry' | 'listEntries' | 'backend' | 'up'>;
+  readonly store: Pick<StateStore, 'increment' | 'replaceEntry' | 'listEntries' | 'backend' | 'up'>;
   readonly log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   readonly metrics?: Pick<GatewayMetrics, 'migrationCanaryPercent' | 'migrationGateFailures' | 'migrationCanaryErrorRatio' | 'migrationCanaryP99'>;
   /** Announces changes (gateway://migrations notifications). */
@@ -78,6 +84,8 @@ export class MigrationController {
   readonly #tracking: TrackingQueue | undefined;
   #timer: NodeJS.Timeout | undefined;
   #leaseUntil = 0;
+  /** What this replica wrote in the lease entry while it holds it. */
+  #leaseValue: string | undefined;
   #fence = 0;
   #ticking: Promise<void> | undefined;
   /** Record updates of this process, one at a time (the store's check-and-write is not atomic across them). */
@@ -88,7 +96,7 @@ export class MigrationController {
     this.#now = deps.now ?? Date.now;
     this.replicaId = deps.replicaId ?? randomUUID().slice(0, 8);
     this.records = new MigrationRecords(deps.store, deps.log);
-    this.#tracking = deps.tracker !== undefined ? new TrackingQueue(deps.tracker, deps.config, this, deps.log, this.#now) : undefined;
+    this.#tracking = deps.tracker !== undefined ? new TrackingQueue(deps.tracker, deps.config, this, deps.log, this.#now, () => this.lease.held) : undefined;
   }
 
   start(): void {
@@ -101,6 +109,11 @@ export class MigrationController {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#tracking?.close();
     await this.#ticking?.catch(() => {});
+    // Let the lease go (marked released, only if still ours) so another replica takes over at its next tick.
+    const held = this.#leaseValue;
+    this.#leaseValue = undefined;
+    this.#leaseUntil = 0;
+    if (held !== undefined) await this.#deps.store.replaceEntry(LEASES, LEASE_ID, held, RELEASED, this.#deps.config.evaluationIntervalMs * 3).catch(() => false);
   }
 
   /** Resolves once the tracking calls being sent now are done (tests; shutdown). */
@@ -110,7 +123,7 @@ export class MigrationController {
 
   /** Whether this replica holds the controller lease now (and its fencing token). */
   get lease(): { readonly held: boolean; readonly fence: number } {
-    return { held: this.#leaseUntil > performance.now(), fence: this.#fence };
+    return { held: this.#leaseValue !== undefined && this.#leaseUntil > performance.now(), fence: this.#fence };
   }
 
   /** One evaluation (the timer calls it; tests call it directly). */
@@ -136,15 +149,24 @@ export class MigrationController {
   async #holdLease(): Promise<boolean> {
     const { store, config } = this.#deps;
     const ttlMs = config.evaluationIntervalMs * 3;
-    // Re-claimed once it has under a fifth left: by then the claim in the store has expired or is about to.
-    if (this.#leaseUntil - performance.now() > ttlMs / 5) return true;
+    const shared = () => store.backend !== 'redis' || store.up;
     const started = performance.now();
-    const claim = await store.claim(LEASE_KEY, ttlMs);
-    if (!claim.claimed || (store.backend === 'redis' && !claim.shared)) {
+    if (this.#leaseValue !== undefined) {
+      // Renew: only while the entry still holds this replica's name.
+      const renewed = await store.replaceEntry(LEASES, LEASE_ID, this.#leaseValue, this.#leaseValue, ttlMs);
+      if (renewed && shared()) {
+        this.#leaseUntil = started + ttlMs * 0.8;
+        return true;
+      }
+      this.#deps.log.warn({ replica: this.replicaId, fence: this.#fence }, 'migration controller: this replica lost the lease');
+      this.#leaseValue = undefined;
       this.#leaseUntil = 0;
-      return false;
     }
+    const value = `${this.replicaId}:${randomUUID()}`;
+    const taken = (await store.replaceEntry(LEASES, LEASE_ID, null, value, ttlMs)) || (await store.replaceEntry(LEASES, LEASE_ID, RELEASED, value, ttlMs));
+    if (!taken || !shared()) return false;
     this.#fence = await store.increment(FENCE_KEY, FENCE_TTL_MS);
+    this.#leaseValue = value;
     this.#leaseUntil = started + ttlMs * 0.8;
     this.#deps.log.info({ replica: this.replicaId, fence: this.#fence }, 'migration controller: this replica holds the lease');
     return true;

@@ -47,6 +47,8 @@ export class TrackingQueue {
     private readonly controller: RecordUpdater,
     private readonly log: { warn(obj: object, msg: string): void },
     private readonly now: () => number,
+    /** Whether this replica still holds the controller lease: calls go out only while it does. */
+    private readonly holds: () => boolean = () => true,
   ) {}
 
   private get config(): MigrationConfig['tracking'] {
@@ -68,6 +70,8 @@ export class TrackingQueue {
       if (this.#closed) return;
       // In order: each migration's first pending call, then the next.
       for (;;) {
+        // A replica that lost the lease stops at once: two senders could open two issues.
+        if (this.#closed || !this.holds()) return;
         const fresh = await this.controller.records.get(record.id);
         const op = fresh?.tracking?.ops.find((o) => o.status === 'pending');
         if (fresh === undefined || op === undefined) break;

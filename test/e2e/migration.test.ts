@@ -19,12 +19,12 @@ import { standIn, standIns, testServer } from '../helpers/upstreams.js';
 afterAll(cleanup);
 
 /** A public split route (cookie-sticky: clients without a cookie land anywhere) and fast migration settings. */
-function yaml(canaryUrl: string, githubUrl: string, extra = ''): string {
+function yaml(canaryUrl: string, githubUrl: string, extra = '', intervalMs = 250): string {
   return (
     'routes:\n' +
     `  - { id: web, prefix: /v1/web, service: twin, rewritePrefix: /v1/twin, auth: { required: false }, split: { canary: { urls: ["${canaryUrl}"] } } }\n` +
     'migration:\n' +
-    '  evaluationIntervalMs: 250\n' +
+    `  evaluationIntervalMs: ${intervalMs}\n` +
     // The latency gates have their unit tests (test/migration/controller.test.ts); on 2 shared cores
     // a fresh process's first requests take seconds on both sides, so here they are wide.
     '  gates: { maxP99Ms: 20000, p99RatioToStable: 50 }\n' +
@@ -162,7 +162,8 @@ describeWithRedis('progressive migration across replicas (Redis)', () => {
     const env = { ...ups.env, REDIS_URL: redis.url, GITHUB_TOKEN: 'ghp_e2e' };
     // On 2 shared cores Redis can take longer than the default 50 ms to answer; a replica that
     // stops trusting it refuses migration calls (503) rather than answer from its own copy.
-    const config = yaml(canary.url, api.url, 'state: { commandTimeoutMs: 2000 }\n');
+    // (And a lease of 3 x 600 ms, so a tick slowed by the load does not let it lapse every time.)
+    const config = yaml(canary.url, api.url, 'state: { commandTimeoutMs: 2000 }\n', 600);
     const a = await startGateway({ env, yaml: config });
     let b = await startGateway({ env, yaml: config });
     const id = await startMigration(a, { route: 'web', stepSeconds: 2, minRequests: 30 });
@@ -191,8 +192,8 @@ describeWithRedis('progressive migration across replicas (Redis)', () => {
     const split = (await call(`${a.url}/admin/traffic/web`)).json();
     const moves = split.splits[0].history.filter((h: any) => h.by === `migration:${id}`).map((h: any) => h.weights.canary);
     expect(moves).toEqual([100, 50, 25, 10]);
-    expect(api.issues.size).toBe(1);
-    onCleanup(() => undefined);
+    const leaseLog = [a, b].flatMap((g, i) => g.logs.filter((l) => String(l.msg).includes('lease')).map((l) => `${i ? 'b' : 'a'} ${l.time} ${l.msg}`));
+    expect(api.issues.size, `${leaseLog.join('\n')}\n${api.requests.join('\n')}`).toBe(1);
   });
 });
 
