@@ -48,6 +48,8 @@ export interface ControllerDeps {
   /** Announces changes (gateway://migrations notifications). */
   readonly publish?: (event: GatewayEvent, key: string) => void;
   readonly tracker?: MigrationTracker;
+  /** The configured legacy endpoints (a completed migration of the route they map to removes them). */
+  readonly legacy?: ReadonlyArray<{ readonly path: string; readonly to: string; readonly deprecated: string; readonly sunset: string; readonly docs: string }>;
   /** The route's baseline from Memory, when that integration is there. */
   readonly baseline?: MigrationBaseline;
   readonly now?: () => number;
@@ -239,6 +241,7 @@ export class MigrationController {
       minRequests: input.minRequests ?? config.minRequests,
       autoAdvance: input.autoAdvance ?? true,
       startedFrom: split.weights.canary,
+      ...(this.#legacyOf(entry.route.prefix) ?? {}),
       stableService: entry.route.service,
       canaryService: entry.split.canaryService,
       createdBy: by,
@@ -259,6 +262,15 @@ export class MigrationController {
     this.#deps.log.info({ migration: record.id, route: record.route, steps, by }, 'migration started');
     // Tracking calls are sent by the lease holder (its next tick), never on this path.
     return record;
+  }
+
+  /** The legacy endpoints served through `prefix`, and the others, when any are. */
+  #legacyOf(prefix: string): Pick<MigrationRecord, 'legacy'> | undefined {
+    const all = this.#deps.legacy ?? [];
+    const under = (to: string) => to === prefix || to.startsWith(`${prefix}/`);
+    const removed = all.filter((e) => under(e.to)).map((e) => e.path);
+    if (removed.length === 0) return undefined;
+    return { legacy: { removed, kept: all.filter((e) => !under(e.to)).map((e) => ({ path: e.path, to: e.to, deprecated: e.deprecated, sunset: e.sunset, docs: e.docs })) } };
   }
 
   #shiftTo(record: MigrationRecord, index: number) {

@@ -68,6 +68,16 @@ export const migrationRecordSchema = z.object({
   autoAdvance: z.boolean(),
   stableService: z.string().max(64).optional(),
   canaryService: z.string().max(64).optional(),
+  /**
+   * The legacy endpoints whose new path this route serves (`removed`: the completion pull
+   * request drops them from `legacy:`) and the others (`kept`).
+   */
+  legacy: z
+    .object({
+      removed: z.array(z.string().max(256)).max(64),
+      kept: z.array(z.object({ path: z.string(), to: z.string(), deprecated: z.string(), sunset: z.string(), docs: z.string() })).max(64),
+    })
+    .optional(),
   /** The canary weight before the migration started (a rollback goes to 0). */
   startedFrom: z.number().int().min(0).max(100),
   createdBy: z.string().max(256),

@@ -53,6 +53,7 @@ export function pullRequestBody(r: MigrationRecord): string {
     '|---|---|---|',
     ...r.steps.map((s) => `| ${s.percent}% | ${fig(s.canary)} | ${fig(s.stable)} |`),
     '',
+    ...(r.legacy !== undefined ? [`The legacy endpoints served through this route are removed from \`legacy:\`: ${r.legacy.removed.join(', ')}.`, ''] : []),
     `Tracking issue: ${r.tracking?.issue?.url ?? 'n/a'}`,
   ].join('\n');
 }
@@ -67,6 +68,12 @@ export function promotionFile(r: MigrationRecord): string {
     `  - id: ${r.route}`,
     `    service: ${r.canaryService ?? '<canary service>'}`,
     `    # was: ${r.stableService ?? '<stable service>'} with a split to ${r.canaryService ?? '<canary service>'}`,
+    ...(r.legacy !== undefined
+      ? [
+          `# The legacy endpoints served through this route are retired: ${r.legacy.removed.join(', ')}.`,
+          ...(r.legacy.kept.length === 0 ? ['legacy: []'] : ['legacy:', ...r.legacy.kept.map((e) => `  - { path: ${e.path}, to: ${e.to}, deprecated: "${e.deprecated}", sunset: "${e.sunset}", docs: "${e.docs}" }`)]),
+        ]
+      : []),
     '',
   ].join('\n');
 }

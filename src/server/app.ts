@@ -256,6 +256,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       store: state,
       log: app.log.child({ component: 'migration' }),
       metrics,
+      legacy: config.legacy,
       publish: (event, key) => void gatewayEventsChannel?.publish(event, { key }).catch(() => {}),
       ...((tracker) => (tracker !== undefined ? { tracker } : {}))(migrationTracker(config, options, app.log.child({ component: 'migration' }))),
       ...(options.baseline !== undefined ? { baseline: options.baseline } : {}),

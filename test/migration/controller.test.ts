@@ -24,6 +24,7 @@ function migrationConfig(): MigrationConfig {
 /** A tracker that records its calls (the HTTP backends have their own tests). */
 function recordingTracker(fail = 0) {
   const calls: string[] = [];
+  const files: string[] = [];
   let failures = fail;
   const issues = new Map<string, number>();
   const tracker: MigrationTracker = {
@@ -43,18 +44,24 @@ function recordingTracker(fail = 0) {
     async addLabels(n, labels) {
       calls.push(`label ${n} ${labels.join(',')}`);
     },
-    async openPullRequest({ branch }) {
+    async openPullRequest({ branch, content, body }) {
       calls.push(`pr ${branch}`);
+      files.push(content, body);
       return { number: 7, url: 'https://github.test/pull/7' };
     },
   };
-  return { tracker, calls };
+  return { tracker, calls, files };
 }
 
 const open: Array<{ close(): unknown }> = [];
 afterEach(async () => {
   for (const c of open.splice(0)) await c.close();
 });
+
+const LEGACY = [
+  { path: '/notes', to: '/v1/twin/notes', deprecated: '2026-01-01T00:00:00.000Z', sunset: '2027-06-30T00:00:00.000Z', docs: 'https://docs.example/m' },
+  { path: '/query', to: '/v1/query', deprecated: '2026-01-01T00:00:00.000Z', sunset: '2027-06-30T00:00:00.000Z', docs: 'https://docs.example/m' },
+];
 
 async function setup(options: { store?: MemoryStore; tracker?: MigrationTracker; replicaId?: string; clock?: { t: number } } = {}) {
   const store = options.store ?? new MemoryStore({ sweepIntervalMs: 0 });
@@ -70,6 +77,7 @@ async function setup(options: { store?: MemoryStore; tracker?: MigrationTracker;
     log: quiet,
     now: () => clock.t,
     replicaId: options.replicaId ?? 'r1',
+    legacy: LEGACY,
     ...(options.tracker ? { tracker: options.tracker } : {}),
   });
   open.push(splits, controller);
@@ -87,7 +95,7 @@ async function setup(options: { store?: MemoryStore; tracker?: MigrationTracker;
 
 describe('migration controller', () => {
   it('moves a healthy canary 10 -> 25 -> 50 -> 100 and completes, ticking the issue and opening the pull request', async () => {
-    const { tracker, calls } = recordingTracker();
+    const { tracker, calls, files } = recordingTracker();
     const { controller, splits, clock, traffic } = await setup({ tracker });
     const started = await controller.startMigration({ route: 'twin', stepSeconds: 30, minRequests: 20 }, 'key:ops');
     expect(splits.state('twin')!.weights.canary).toBe(10);
@@ -112,6 +120,11 @@ describe('migration controller', () => {
     expect(calls).toContain('body 1 4');
     expect(calls.filter((c) => c.startsWith('comment 1 Step')).length).toBe(4);
     expect(calls).toContain(`pr gateway-migration/${started.id}`);
+    // The pull request makes the canary the route's service and retires the legacy endpoint served through it.
+    expect(files[0]).toContain('service: twin-canary');
+    expect(files[0]).toContain('legacy:\n  - { path: /query, to: /v1/query,');
+    expect(files[0]).not.toContain('path: /notes');
+    expect(files[1]).toContain('removed from `legacy:`: /notes');
     const tracked = await controller.find({ id: started.id });
     expect(tracked.tracking!.pullRequest!.url).toBe('https://github.test/pull/7');
     expect(tracked.tracking!.ops.every((o) => o.status === 'done')).toBe(true);
