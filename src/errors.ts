@@ -61,6 +61,11 @@ export const ERROR_CATALOGUE = {
   GW_WS_ORIGIN_FORBIDDEN: { status: 403, message: 'This Origin may not open WebSockets on the gateway (not in the CORS origins)' },
   GW_WS_UPSTREAM_REFUSED: { status: 502, message: 'The upstream service refused the WebSocket upgrade' },
   GW_AUTH_TICKET_INVALID: { status: 401, message: 'The WebSocket ticket is unknown, expired or already used; get a new one from POST /auth/ws-ticket' },
+  // --- migration (src/migration) ---
+  GW_LEGACY_GONE: { status: 410, message: 'This legacy endpoint is retired: call its new path' },
+  GW_ADMIN_MIGRATION_NOT_FOUND: { status: 404, message: 'No migration with this id or route' },
+  GW_ADMIN_MIGRATION_CONFLICT: { status: 409, message: 'The migration is not in a state that allows this' },
+  GW_ADMIN_MIGRATION_UNAVAILABLE: { status: 503, message: 'Migrations are not available while the shared state store does not answer' },
   GW_INTERNAL_ERROR: { status: 500, message: 'Internal gateway error' },
   // --- upstream MCP servers (mcp/clients) ---
   GW_ADMIN_MCP_SERVER_NOT_FOUND: { status: 404, message: 'No upstream MCP server with this name (mcp.servers)' },

@@ -53,6 +53,17 @@ import {
 } from '../integrations/sequential-thinking/analyst.js';
 import type { Federation } from '../federation/federation.js';
 import { mcpSchema } from './schemas.js';
+import {
+  listMigrationsInput,
+  listMigrationsOutput,
+  MigrationError,
+  migrationOutput,
+  migrationRefInput,
+  startMigrationInput,
+  stopMigrationInput,
+  type MigrationsService,
+} from '../../src/admin/migrations-service.js';
+import { legacyUsageInput, legacyUsageOutput, type LegacyUsage } from '../../src/migration/legacy.js';
 
 /*
  * The gateway as an MCP server: tools are thin adapters over the admin service layer
@@ -71,7 +82,7 @@ import { mcpSchema } from './schemas.js';
  */
 
 /** The resources whose changes are announced (notifications/resources/updated). */
-export const SUBSCRIBABLE_RESOURCES = ['gateway://routes', 'gateway://services'] as const;
+export const SUBSCRIBABLE_RESOURCES = ['gateway://routes', 'gateway://services', 'gateway://migrations'] as const;
 export type SubscribableResource = (typeof SUBSCRIBABLE_RESOURCES)[number];
 
 /** Subscriptions one 2025 session may hold (they are kept in its state-store record, so bounded). */
@@ -87,7 +98,23 @@ const GATEWAY_SCHEME = 'gateway://';
  * ones that change the gateway, and list_blocked_clients (it shows clients' addresses, which
  * REST shows to admins only).
  */
-export const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker', 'list_blocked_clients', 'restart_mcp_server'] as const;
+export const ADMIN_TOOLS = [
+  'shift_traffic',
+  'unblock_client',
+  'reset_circuit_breaker',
+  'list_blocked_clients',
+  'restart_mcp_server',
+  // --- migration (src/migration; they show callers and move traffic) ---
+  'start_migration',
+  'get_migration',
+  'list_migrations',
+  'approve_migration_step',
+  'pause_migration',
+  'resume_migration',
+  'rollback_migration',
+  'abort_migration',
+  'legacy_usage',
+] as const;
 
 /** Every tool the gateway may offer (some only with the feature on): the metric's `tool` label values. */
 export const TOOL_NAMES: ReadonlySet<string> = new Set([
@@ -167,6 +194,10 @@ export interface GatewayMcpServerDeps {
   readonly routingAnalyst?: Pick<RoutingAnalyst, 'analyze' | 'review'>;
   /** Upstream tools, resources and prompts offered next to the gateway's own (mcp/federation). */
   readonly federation?: Federation;
+  /** Progressive migrations (src/migration). */
+  readonly migrations?: MigrationsService;
+  /** Who still calls the legacy endpoints. */
+  readonly legacyUsage?: LegacyUsage;
   readonly version: string;
 }
 
@@ -256,7 +287,7 @@ export const FEDERATED_CAPABILITIES = {
 } as const;
 
 const INSTRUCTIONS =
-  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing, analyze_routing, review_routing, list_mcp_servers. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients, restart_mcp_server.';
+  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing, analyze_routing, review_routing, list_mcp_servers. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients, restart_mcp_server; migrations: start_migration (dry_run first), get_migration, list_migrations, approve_migration_step, pause_migration, resume_migration, rollback_migration, abort_migration; legacy_usage.';
 
 const promptArgs = {
   diagnose: mcpSchema(z.object({ service: z.string().min(1).max(64).describe('Service name, e.g. knowledge') })),
@@ -308,6 +339,15 @@ const SCHEMAS = {
   analyzeRoutingOutput: mcpSchema(analyzeRoutingOutput),
   reviewRoutingInput: mcpSchema(reviewRoutingInput),
   reviewRoutingOutput: mcpSchema(reviewRoutingOutput),
+  // --- migration ---
+  startMigrationInput: mcpSchema(startMigrationInput),
+  migrationRefInput: mcpSchema(migrationRefInput),
+  stopMigrationInput: mcpSchema(stopMigrationInput),
+  listMigrationsInput: mcpSchema(listMigrationsInput),
+  migrationOutput: mcpSchema(migrationOutput),
+  listMigrationsOutput: mcpSchema(listMigrationsOutput),
+  legacyUsageInput: mcpSchema(legacyUsageInput),
+  legacyUsageOutput: mcpSchema(legacyUsageOutput),
 };
 
 /** Why a subscription to `uri` is refused (null: accepted). */
@@ -632,6 +672,79 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
       (input: z.output<typeof restartMcpServerInput>) => answer(() => mcpServers.restart(input), McpServerAdminError),
     );
   }
+  const needs = 'Needs admin scope (and MFA when configured); audited.';
+  if (deps.migrations) {
+    const migrations = deps.migrations;
+    const changing = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false } as const;
+    adminTool(
+      'start_migration',
+      {
+        title: 'Start a progressive migration',
+        description: `Move a split route's traffic to its canary in steps (default 10, 25, 50, 100%), each held for stepSeconds and minRequests, with gates on the canary's error rate and p99 from every replica; a failed gate rolls back to 0% by itself. Tracked in GitHub when configured. Use dry_run: true first. ${needs}`,
+        inputSchema: SCHEMAS.startMigrationInput,
+        outputSchema: SCHEMAS.migrationOutput,
+        annotations: changing,
+      },
+      (input: z.output<typeof startMigrationInput>, who: Principal) => answer(() => migrations.start(input, who.subject), MigrationError),
+    );
+    adminTool(
+      'get_migration',
+      {
+        title: 'A migration',
+        description: `One migration by id, or the newest on a route: state (running, paused, completed, rolled_back, aborted), the figures of each step, why it ended, and its GitHub calls. ${needs}`,
+        inputSchema: SCHEMAS.migrationRefInput,
+        outputSchema: SCHEMAS.migrationOutput,
+        annotations: READ_ONLY,
+      },
+      (input: z.output<typeof migrationRefInput>) => answer(() => migrations.get(input), MigrationError),
+    );
+    adminTool(
+      'list_migrations',
+      {
+        title: 'Migrations',
+        description: `Every migration (newest first), optionally of one state or route. ${needs}`,
+        inputSchema: SCHEMAS.listMigrationsInput,
+        outputSchema: SCHEMAS.listMigrationsOutput,
+        annotations: READ_ONLY,
+      },
+      (input: z.output<typeof listMigrationsInput>) => answer(() => migrations.list(input), MigrationError),
+    );
+    for (const [name, action, title] of [
+      ['approve_migration_step', 'approve', 'Approve the next step'],
+      ['pause_migration', 'pause', 'Pause a migration'],
+      ['resume_migration', 'resume', 'Resume a migration'],
+    ] as const) {
+      adminTool(
+        name,
+        { title, description: `${title} (by id, or the newest migration of a route). ${needs}`, inputSchema: SCHEMAS.migrationRefInput, outputSchema: SCHEMAS.migrationOutput, annotations: changing },
+        (input: z.output<typeof migrationRefInput>, who: Principal) => answer(() => migrations.change(action, input, who.subject), MigrationError),
+      );
+    }
+    for (const [name, how, description] of [
+      ['rollback_migration', 'rollback', 'Roll a migration back: the canary goes to 0% now; the reason is recorded and posted on the tracking issue.'],
+      ['abort_migration', 'abort', 'Stop a migration: the canary goes back to its weight before the migration.'],
+    ] as const) {
+      adminTool(
+        name,
+        { title: name.replace('_', ' '), description: `${description} ${needs}`, inputSchema: SCHEMAS.stopMigrationInput, outputSchema: SCHEMAS.migrationOutput, annotations: changing },
+        (input: z.output<typeof stopMigrationInput>, who: Principal) => answer(() => migrations.stop(how, input, who.subject), MigrationError),
+      );
+    }
+  }
+  if (deps.legacyUsage) {
+    const usage = deps.legacyUsage;
+    adminTool(
+      'legacy_usage',
+      {
+        title: 'Legacy endpoint use',
+        description: `Who still calls the legacy endpoints (/query, /upload, /status, ...): calls and last seen per endpoint and caller, with each endpoint's sunset. ${needs}`,
+        inputSchema: SCHEMAS.legacyUsageInput,
+        outputSchema: SCHEMAS.legacyUsageOutput,
+        annotations: READ_ONLY,
+      },
+      async (input: z.output<typeof legacyUsageInput>) => ok(await usage.list(input)),
+    );
+  }
 
   // Resources: the same views as the tools, for clients that read rather than call.
   const listedResources = new Set<string>();
@@ -649,6 +762,10 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
     resource('mcp-servers', 'gateway://mcp-servers', 'The upstream MCP servers the gateway is a client of, and their state', () => mcpServers.list());
   }
   resource('metrics-summary', 'gateway://metrics/summary', 'Traffic summary over the last 5 minutes', () => deps.metrics.summary({ minutes: 5 }));
+  if (deps.migrations) {
+    const migrations = deps.migrations;
+    resource('migrations', 'gateway://migrations', 'Progressive migrations, newest first, with the figures of each step (updates announced)', () => migrations.list());
+  }
 
   // 2025 sessions subscribe with resources/subscribe (their updates come on the session's GET
   // stream, from any replica: ./legacy.ts); 2026-07-28 clients name the resources on

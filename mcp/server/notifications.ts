@@ -29,6 +29,8 @@ export function changedResource(event: GatewayEvent): SubscribableResource | und
     case 'client.blocked':
       // No subscribable resource shows blocks (admin tools list them); /v1/events carries them.
       return undefined;
+    case 'migration.step':
+      return 'gateway://migrations';
   }
 }
 

@@ -5,6 +5,7 @@ import '../auth/policy.js';
 import '../auth/principal.js';
 import { blockClientInput, unblockClientInput, type BlockedClientsService } from './blocked-clients.js';
 import { McpServerAdminError, restartMcpServerInput, type McpServersService } from './mcp-servers-service.js';
+import { legacyUsageInput, type LegacyUsage } from '../migration/legacy.js';
 import { getTrafficSplitInput, shiftTrafficInput, TrafficSplitError, type TrafficService } from './traffic-service.js';
 
 export interface AdminRoutesOptions {
@@ -15,6 +16,8 @@ export interface AdminRoutesOptions {
   readonly mcpServers?: McpServersService;
   /** Admin scope, plus MFA when auth.requireMfaForAdmin. */
   readonly authPolicy: RouteAuthPolicy;
+  /** Who still calls the legacy endpoints (src/migration/legacy.ts). */
+  readonly legacyUsage?: LegacyUsage;
 }
 
 function invalid(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): GatewayError {
@@ -34,6 +37,7 @@ function invalid(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; messa
  *   PUT    /admin/traffic/:route             {stable, canary, reason, dry_run}: shift traffic
  *   GET    /admin/mcp-servers                upstream MCP servers: state, last error, tools, protocol
  *   POST   /admin/mcp-servers/:name/restart  reconnect one (a stdio server's process is restarted)
+ *   GET    /admin/legacy-usage[?endpoint=]   who still calls the legacy endpoints, last seen
  */
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
   const { blockedClients, authPolicy } = opts;
@@ -102,6 +106,14 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
         audit(`refused: ${err.kind}`);
         throw new GatewayError(err.kind === 'not-found' ? 'GW_ADMIN_MCP_SERVER_NOT_FOUND' : 'GW_ADMIN_MCP_SERVER_DISABLED', err.message);
       }
+    });
+  }
+  const legacyUsage = opts.legacyUsage;
+  if (legacyUsage !== undefined) {
+    app.get<{ Querystring: { endpoint?: string } }>('/admin/legacy-usage', { config }, async (request, reply) => {
+      const parsed = legacyUsageInput.safeParse(request.query.endpoint !== undefined ? { endpoint: request.query.endpoint } : {});
+      if (!parsed.success) throw invalid(parsed.error.issues);
+      return reply.header('cache-control', 'no-store').send(await legacyUsage.list(parsed.data));
     });
   }
 }

@@ -33,7 +33,11 @@ function adminError(err: unknown): never {
 }
 
 export class RoutingModelsService {
-  constructor(private readonly manager: RoutingModelManager) {}
+  constructor(
+    private readonly manager: RoutingModelManager,
+    /** Called once a model is active (the GitHub promotion pull request, src/migration/model-promotion.ts). */
+    private readonly onActivated?: (model: string) => void,
+  ) {}
 
   status(): RoutingStatus {
     return this.manager.status();
@@ -44,6 +48,7 @@ export class RoutingModelsService {
     const ref = model === 'shadow' || model === 'pointer' ? model : { id: model };
     try {
       const { status, persisted } = await this.manager.activate(ref, { persist });
+      this.onActivated?.(status.active.id);
       return { ...status, persisted };
     } catch (err) {
       return adminError(err);

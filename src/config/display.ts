@@ -13,6 +13,7 @@ export function redactConfig(config: GatewayConfig): unknown {
       ...config.auth,
       apiKeys: config.auth.apiKeys.map((k) => ({ ...k, sha256: `${k.sha256.slice(0, 8)}…`, ...(k.totpSecret ? { totpSecret: '***' } : {}) })),
     },
+    migration: { ...config.migration, tracking: { ...config.migration.tracking, ...('token' in config.migration.tracking ? { token: '***' } : {}) } },
     ...(config.redisUrl ? { redisUrl: hideUrlCredentials(config.redisUrl) } : {}),
     services: Object.fromEntries(
       Object.entries(config.services).map(([k, s]) => [k, { ...s, urls: s.urls.map(hideUrlCredentials) }]),

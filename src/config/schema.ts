@@ -5,6 +5,7 @@ import { Checker } from './check.js';
 import { checkDeployment, deploymentEnv, resolveSecrets } from './env.js';
 import { deepFreeze } from './frozen.js';
 import { checkMcpEnv, checkMcpServers, mcpEnv, mcpSchema, resolveMcp } from './mcp.js';
+import { legacySchema, migrationEnv, migrationSchema, resolveMigration } from './migration.js';
 import { loggingSchema, metricsSchema, observabilityEnv, resolveMetrics } from './observability.js';
 import { checkRateLimit, rateLimitEnv, rateLimitSchema, resolveRateLimit } from './ratelimit.js';
 import { checkRoutes, resolveRoutes, routesFileSchema } from './routes.js';
@@ -31,6 +32,7 @@ export const envSchema = z.object({
   ...routingEnv.shape,
   ...mcpEnv.shape,
   ...observabilityEnv.shape,
+  ...migrationEnv.shape,
 });
 export type EnvConfig = z.output<typeof envSchema>;
 
@@ -50,6 +52,9 @@ export const fileSchema = z.strictObject({
   logging: loggingSchema,
   metrics: metricsSchema,
   websockets: websocketsSchema,
+  // Migration (src/migration): legacy endpoints, progressive moves, GitHub tracking.
+  legacy: legacySchema,
+  migration: migrationSchema,
 });
 export type FileConfig = z.output<typeof fileSchema>;
 export type FileConfigInput = z.input<typeof fileSchema>;
@@ -103,6 +108,9 @@ function resolve({ env, file, configFile, vars }: Sources) {
     mcp: resolveMcp(env, file.mcp, vars),
     /** Access log (src/server/logger.ts). */
     logging: file.logging,
+    // Migration (src/migration): legacy endpoints, progressive moves, GitHub tracking.
+    legacy: file.legacy,
+    migration: resolveMigration(env, file.migration),
     secrets: resolveSecrets(env),
     ...(env.REDIS_URL !== undefined ? { redisUrl: env.REDIS_URL } : {}),
     ...(configFile !== undefined ? { configFile } : {}),
@@ -142,6 +150,9 @@ export type McpServerConfig = McpConfig['servers'][string];
 /** WebSocket proxying and /v1/events (src/ws). */
 export type WebsocketsConfig = GatewayConfig['websockets'];
 export type RouteWebsocketConfig = NonNullable<RouteConfig['websocket']>;
+/** Migration (src/migration). */
+export type MigrationConfig = GatewayConfig['migration'];
+export type LegacyEndpoint = GatewayConfig['legacy'][number];
 /** Event-loop / heap pressure watched for /readyz (src/health/pressure.ts). */
 export type PressureConfig = GatewayConfig['server']['pressure'];
 /** Client timeouts and connection caps (src/server/client-timeouts.ts, connection-guard.ts). */

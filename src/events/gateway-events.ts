@@ -43,6 +43,15 @@ export const gatewayEventSchema = z.discriminatedUnion('type', [
     model: z.string().min(1).max(256),
     previous: z.string().max(256),
   }),
+  // --- migration (src/migration/controller.ts): a migration started, moved a step, paused, resumed or ended ---
+  z.strictObject({
+    type: z.literal('migration.step'),
+    id: z.string().min(1).max(128),
+    route: z.string().min(1).max(128),
+    state: z.enum(['running', 'paused', 'completed', 'rolled_back', 'aborted']),
+    percent: z.number().int().min(0).max(100),
+    version: z.number().int().nonnegative(),
+  }),
 ]);
 
 export type GatewayEvent = z.infer<typeof gatewayEventSchema>;

@@ -25,6 +25,7 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsPluginOptions): 
     };
     metrics.requestsTotal.inc(labels);
     metrics.requestDuration.observe(labels, reply.elapsedTime / 1000);
+    metrics.callerRequests.inc({ caller_class: request.principal == null ? 'anonymous' : request.principal.kind });
   });
 
   if (opts.expose) {

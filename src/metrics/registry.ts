@@ -41,6 +41,23 @@ export interface GatewayMetrics {
   readonly wsCloses: Counter<'route' | 'by' | 'code'>;
   /** Operational-memory recorder (mcp/integrations/memory): queued, written, dropped (queue full), failed (write refused). */
   readonly memoryEvents: Counter<'outcome'>;
+  // --- migration (src/migration) ---
+  /** Calls of legacy endpoints per endpoint and caller (bounded: the rest is `other`). */
+  readonly legacyRequests: Counter<'endpoint' | 'caller'>;
+  /** Canary percent of each route's running migration (0: none, or rolled back). */
+  readonly migrationCanaryPercent: Gauge<'route'>;
+  /** Gate failures that rolled a migration back, by gate. */
+  readonly migrationGateFailures: Counter<'route' | 'gate'>;
+  /** The canary's error ratio and p99 in the current step's window, as the controller last evaluated them. */
+  readonly migrationCanaryErrorRatio: Gauge<'route'>;
+  readonly migrationCanaryP99: Gauge<'route'>;
+  // --- the Security and Business Intelligence dashboards (docker/grafana/dashboards) ---
+  /** Requests refused by the auth stage, by catalogue code (GW_AUTH_*). */
+  readonly authFailures: Counter<'reason'>;
+  /** Requests by the kind of caller: anonymous, api-key, jwt. */
+  readonly callerRequests: Counter<'caller_class'>;
+  /** The routing model's confidence in the service it picked (model decisions only). */
+  readonly routingConfidence: Histogram<'service'>;
 }
 
 export function createMetrics(options: { durationBuckets: readonly number[]; defaultMetrics?: boolean }): GatewayMetrics {
@@ -181,6 +198,56 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       name: 'gateway_memory_events_total',
       help: 'Events of the operational-memory recorder: queued, written, dropped (queue full), failed (per flush attempt that could not write them: the memory server refused or was down; they stay queued)',
       labelNames: ['outcome'],
+      registers,
+    }),
+    // --- migration (src/migration) ---
+    legacyRequests: new Counter({
+      name: 'gateway_legacy_requests_total',
+      help: 'Calls of legacy endpoints, by legacy path and caller (API key or JWT subject; past the label budget: other)',
+      labelNames: ['endpoint', 'caller'],
+      registers,
+    }),
+    migrationCanaryPercent: new Gauge({
+      name: 'gateway_migration_canary_percent',
+      help: "Canary percent of each route's running migration, as the controller set it (0: none or rolled back)",
+      labelNames: ['route'],
+      registers,
+    }),
+    migrationGateFailures: new Counter({
+      name: 'gateway_migration_gate_failures_total',
+      help: 'Migration gates that failed and rolled the canary back, by route and gate (error_rate, error_ratio, p99, p99_ratio)',
+      labelNames: ['route', 'gate'],
+      registers,
+    }),
+    migrationCanaryErrorRatio: new Gauge({
+      name: 'gateway_migration_canary_error_ratio',
+      help: "Canary error ratio over the current migration step's window, all replicas (the controller's last evaluation)",
+      labelNames: ['route'],
+      registers,
+    }),
+    migrationCanaryP99: new Gauge({
+      name: 'gateway_migration_canary_latency_seconds',
+      help: "Canary p99 latency over the current migration step's window, all replicas (the controller's last evaluation)",
+      labelNames: ['route'],
+      registers,
+    }),
+    authFailures: new Counter({
+      name: 'gateway_auth_failures_total',
+      help: 'Requests refused by authentication or authorisation, by error code (GW_AUTH_*)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    callerRequests: new Counter({
+      name: 'gateway_caller_requests_total',
+      help: 'Requests by caller class: anonymous, api-key, jwt',
+      labelNames: ['caller_class'],
+      registers,
+    }),
+    routingConfidence: new Histogram({
+      name: 'gateway_routing_confidence',
+      help: "The routing model's confidence in the service it picked (model decisions)",
+      labelNames: ['service'],
+      buckets: [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1],
       registers,
     }),
   };

@@ -9,6 +9,7 @@ import { Resilience } from '../resilience/index.js';
 import { AutoRouteDecider, type AutoRouting } from '../routing/auto-routing.js';
 import { ALL_METHODS, routePatterns, type RouteTable } from '../routing/route-table.js';
 import type { TrafficSplits } from '../routing/traffic-split.js';
+import type { SideObserver } from '../migration/side-stats.js';
 import { jsonBodyLimit, registerProxyBodyParsers } from './body.js';
 import { IdentityAssertions } from './identity.js';
 import { RequestPath, type Destination, type LiveSplit, type RoutePlan } from './request-path.js';
@@ -28,6 +29,8 @@ export interface ProxyPluginOptions {
   readonly cache?: ResponseCache;
   /** Live stable/canary weights of the routes with a `split` (src/routing/traffic-split.ts). */
   readonly splits?: TrafficSplits;
+  /** Per-side figures of split routes for the migration gates (src/migration/side-stats.ts). */
+  readonly sides?: SideObserver;
   /**
    * WebSocket upgrades on the routes that take them (src/ws, given by the assembly when
    * ENABLE_WEBSOCKETS): made with this plugin's request path, so routing, splits and
@@ -90,6 +93,7 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
     resilience,
     ...(cache !== undefined ? { cache } : {}),
     ...(splits !== undefined ? { splits } : {}),
+    ...(opts.sides !== undefined ? { sides: opts.sides } : {}),
     destinations,
     identity,
     secureCookie: config.environment === 'production',

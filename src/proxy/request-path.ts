@@ -5,6 +5,7 @@ import type { CacheLookup, ResponseCache } from '../cache/index.js';
 import { GatewayError } from '../errors.js';
 import type { Resilience } from '../resilience/index.js';
 import type { Decide } from '../routing/auto-route.js';
+import type { SideObserver } from '../migration/side-stats.js';
 import type { Side, TrafficSplits } from '../routing/traffic-split.js';
 import { upstreamBody } from './body.js';
 import { exchange, UpstreamFailure, type ExchangeDeps, type Outgoing } from './exchange.js';
@@ -59,6 +60,8 @@ export interface RequestPathDeps extends ExchangeDeps {
   readonly destinations: ReadonlyMap<string, Destination>;
   /** The split cookie gets `Secure` (production). */
   readonly secureCookie: boolean;
+  /** Per-side outcome and latency of split routes, for the migration gates (src/migration/side-stats.ts). */
+  readonly sides?: SideObserver;
 }
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
@@ -77,7 +80,7 @@ export class RequestPath {
     assertForwardable(request);
 
     // 5. Routing and the traffic split (target()).
-    const { service, side } = await this.target(request, reply, plan);
+    const { service, side, split } = await this.target(request, reply, plan);
 
     // 6. Response cache: a fresh entry answers without the upstream; on a miss the answer may be stored below.
     //    The canary's answers are kept apart from the stable side's.
@@ -91,7 +94,14 @@ export class RequestPath {
       //  to the host load balancing picks; the body is taken once, for it and any fallback.
       const upstream = this.#upstream(service);
       const outgoing: Outgoing = { route: plan.route, body: upstreamBody(request, plan.bodyLimitBytes), side };
+      const started = performance.now();
+      const splitVersion = split === undefined ? undefined : this.#deps.splits!.state(split.route.id)?.version;
       const response = await exchange(request, reply, outgoing, upstream, service.timeoutMs, this.#deps);
+      //  The side's figures (migration gates): a failure or a 5xx is an error of the side that served it.
+      if (splitVersion !== undefined) {
+        const failed = response instanceof UpstreamFailure || response.statusCode >= 500;
+        this.#deps.sides?.observe(split!.route.id, splitVersion, side, failed, performance.now() - started);
+      }
       //  Fallback: who answers when the service could not (stale cache, a static answer, another service).
       if (response instanceof UpstreamFailure) return await this.#fallbackAnswer(request, reply, plan, service, outgoing, response);
 
@@ -107,10 +117,10 @@ export class RequestPath {
    * Step 5, shared with WebSocket upgrades (src/ws): the route's own service or the one the
    * routing model picks, then the side of its traffic split (x-gateway-upstream; stable without one).
    */
-  async target(request: FastifyRequest, reply: FastifyReply, plan: RoutePlan): Promise<{ service: ServiceConfig; side: Side }> {
+  async target(request: FastifyRequest, reply: FastifyReply, plan: RoutePlan): Promise<{ service: ServiceConfig; side: Side; split: LiveSplit | undefined }> {
     const destination = plan.decide === undefined ? plan.destination! : this.#destination(await plan.decide(request, reply));
     const side = destination.split === undefined ? 'stable' : this.#side(request, reply, destination.split);
-    return { service: side === 'canary' ? destination.split!.canary : destination.service, side };
+    return { service: side === 'canary' ? destination.split!.canary : destination.service, side, split: destination.split };
   }
 
   /** The host of `service` that takes the next request or connection (load balancing: src/proxy/upstreams.ts). */

@@ -118,7 +118,7 @@ export class AutoRouter {
 export interface AutoRouteDecisionOptions {
   readonly config: Pick<GatewayConfig, 'routing' | 'services'>;
   readonly manager: RoutingModelManager;
-  readonly metrics: Pick<GatewayMetrics, 'routingDecisions'>;
+  readonly metrics: Pick<GatewayMetrics, 'routingDecisions' | 'routingConfidence'>;
   /** Recent decisions (analyze_routing, review_routing, the Memory recorder): one ring write per decision. */
   readonly decisionLog?: DecisionLog;
   /** Salted hash of a principal's subject, logged with the decision (only with per-principal usage on). */
@@ -270,6 +270,7 @@ export class AutoRouteDecider {
     }
 
     this.#metrics.routingDecisions.inc({ service: decision.service ?? 'none', auto_detected: decision.reason === 'model' ? 'true' : 'false' });
+    if (decision.reason === 'model') this.#metrics.routingConfidence.observe({ service: decision.service }, decision.confidence);
     const headers: Record<string, string> = {
       'x-routing-confidence': formatConfidence(decision.confidence),
       'x-routing-reason': decision.reason,

@@ -53,6 +53,16 @@ import { countWords } from '../routing/decision-log.js';
 import { exampleText, loadDataFiles } from '../routing/model/data.js';
 import { join } from 'node:path';
 import { Federation } from '../../mcp/federation/federation.js';
+import legacyPlugin, { LegacyEndpoints, LegacyUsage } from '../migration/legacy.js';
+import { SideStats } from '../migration/side-stats.js';
+import { ModelPromotionTracking } from '../migration/model-promotion.js';
+import { MigrationController } from '../migration/controller.js';
+import type { MigrationBaseline } from '../migration/gates.js';
+import type { MigrationTracker } from '../migration/tracker.js';
+import { MigrationsService } from '../admin/migrations-service.js';
+import { migrationRoutes } from '../admin/migrations-routes.js';
+import { OctokitTracker } from '../../mcp/integrations/github/octokit.js';
+import { McpGithubTracker } from '../../mcp/integrations/github/mcp-tracker.js';
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -91,8 +101,34 @@ export interface BuildOptions {
   readonly processMetrics?: boolean;
   /** A state store to use instead of the one the config asks for (tests); not closed by the gateway. */
   readonly state?: StateStore;
-  /** Upstream MCP servers the integrations call instead of the pool of mcp.servers (tests: real servers over stdio). */
+  /** The wall clock of the migration parts (legacy sunsets, step times); tests inject one. */
+  readonly now?: () => number;
+  /** The GitHub tracker of migrations (mcp/integrations/github); absent: none, or Octokit when configured. */
+  readonly tracker?: MigrationTracker;
+  /** The Memory baseline of routes for the migration gates (mcp/integrations, when Memory is configured). */
+  readonly baseline?: MigrationBaseline;
+  /** Upstream MCP servers the integrations (Memory, Sequential Thinking, GitHub tracking) call instead of the pool of mcp.servers (tests: real servers over stdio). */
   readonly mcpCaller?: UpstreamToolCaller;
+}
+
+/** The configured GitHub tracker of migrations, if any (docs/operations.md, "GitHub tracking"). */
+function migrationTracker(
+  config: GatewayConfig,
+  given: MigrationTracker | undefined,
+  caller: UpstreamToolCaller,
+  log: { warn(obj: object, msg: string): void },
+): MigrationTracker | undefined {
+  if (given !== undefined) return given;
+  const t = config.migration.tracking;
+  if (t.backend === 'none') return undefined;
+  if (t.repo === undefined) {
+    log.warn({ backend: t.backend }, 'migration tracking: migration.tracking.repo is not set; migrations are not tracked');
+    return undefined;
+  }
+  const common = { repo: t.repo, ...(t.configRepo !== undefined ? { configRepo: t.configRepo } : {}), baseBranch: t.baseBranch };
+  if (t.backend === 'octokit') return new OctokitTracker({ ...common, baseUrl: t.baseUrl, ...('token' in t && t.token !== undefined ? { token: t.token } : {}), log });
+  // The federated GitHub MCP server (mcp.servers.<mcpServer>, e.g. the github preset) through the pool.
+  return new McpGithubTracker(caller, { ...common, server: t.mcpServer });
 }
 
 function mapFrameworkError(err: FastifyError): GatewayError {
@@ -130,6 +166,13 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     { close: (pools) => pools.close() },
   );
 
+  // Legacy endpoints (src/migration/legacy.ts): mapped onto their new paths in rewriteUrl, after the canonical target.
+  const legacy = new LegacyEndpoints(config.legacy, {
+    ...(options.now ? { now: options.now } : {}),
+    callerLabels: config.migration.legacyCallerLabels,
+    keyNames: config.auth.apiKeys.map((k) => k.name),
+  });
+
   // Slow clients (header, body and send timeouts) and connection caps, on the raw server.
   const clientTimeouts = new ClientTimeouts(config.server, { registry: metrics.registry });
   const app = Fastify({
@@ -147,7 +190,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     }),
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 500 },
     // One canonical request target, before routing (src/proxy/request-target.ts).
-    rewriteUrl: rewriteRequestTarget,
+    rewriteUrl: (req) => legacy.rewrite(req, rewriteRequestTarget(req)),
     // Requests the router refuses (malformed percent-encoding in the path, ...) get the
     // catalogue's shape too, instead of Fastify's own.
     frameworkErrors: (error, request, reply) => {
@@ -248,11 +291,6 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     close: (s) => s.close(),
   });
   const traffic = new TrafficService(config, splits);
-  // Every replica applies a shift and announces it; the key makes it one event for listeners.
-  splits.onChange((split) =>
-    void gatewayEventsChannel?.publish({ type: 'traffic.shifted', route: split.route, version: split.version, canary: split.weights.canary }, { key: trafficShiftKey(split.route, split.version, split.updatedAt) }).catch(() => {}),
-  );
-
   // Upstream MCP servers (mcp/clients): built now, connected in the background once the gateway
   // listens (listen() below), closed after the HTTP server (in-flight calls finish first).
   const mcpClients = await lifecycle.start(
@@ -263,6 +301,46 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   const mcpServers = new McpServersService(mcpClients);
   /** What the integrations (Memory, Sequential Thinking) call upstream tools through: the pool, or the caller a test passes. */
   const mcpCaller: UpstreamToolCaller = options.mcpCaller ?? mcpClients;
+
+  // Migrations (src/migration): per-side figures of split routes shared by the replicas, and the one controller.
+  const sides = await lifecycle.start('split figures', new SideStats(state, app.log.child({ component: 'migration' })), {
+    start: (s) => s.start(),
+    close: (s) => s.close(),
+  });
+  // The GitHub tracker of migrations and model promotions (one, when configured).
+  const tracker = migrationTracker(config, options.tracker, mcpCaller, app.log.child({ component: 'migration' }));
+  const migrationController = await lifecycle.start(
+    'migration controller',
+    new MigrationController({
+      config: config.migration,
+      splits,
+      stats: sides,
+      store: state,
+      log: app.log.child({ component: 'migration' }),
+      metrics,
+      legacy: config.legacy,
+      publish: (event, key) => void gatewayEventsChannel?.publish(event, { key }).catch(() => {}),
+      ...(tracker !== undefined ? { tracker } : {}),
+      ...(options.baseline !== undefined ? { baseline: options.baseline } : {}),
+      ...(options.now !== undefined ? { now: options.now } : {}),
+    }),
+    { start: (c) => c.start(), close: (c) => c.close() },
+  );
+  const migrations = new MigrationsService(migrationController, (route) => splits.state(route)?.weights);
+  // A routing model made active opens a pull request with its model card (when tracking is configured).
+  const modelPromotions =
+    routing !== null && tracker !== undefined
+      ? await lifecycle.start(
+          'model promotion tracking',
+          new ModelPromotionTracking(tracker, config.migration.tracking, state, routing.modelsDir, app.log.child({ component: 'migration' }), options.now),
+          { start: (t) => t.start(), close: (t) => t.close() },
+        )
+      : undefined;
+  // Every replica applies a shift and announces it; the key makes it one event for listeners.
+  splits.onChange((split) =>
+    void gatewayEventsChannel?.publish({ type: 'traffic.shifted', route: split.route, version: split.version, canary: split.weights.canary }, { key: trafficShiftKey(split.route, split.version, split.updatedAt) }).catch(() => {}),
+  );
+
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -279,9 +357,15 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     routes: [...table.active, ...table.disabled.map((d) => d.route), ...(routing?.routes ?? [])],
   });
 
+  // Legacy endpoints: deprecation headers, or 410 after the sunset, before any other stage.
+  const legacyUsage = new LegacyUsage(legacy, state, app.log.child({ component: 'legacy' }));
+  await app.register(legacyPlugin, { legacy, usage: legacyUsage, counter: metrics.legacyRequests });
+
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const error = mapFrameworkError(err);
     if (error.statusCode >= 500 && error.code === 'GW_INTERNAL_ERROR') request.log.error({ err }, 'unhandled error');
+    // Authentication failures by reason (the Security dashboard): the catalogue bounds the label.
+    if (error.code.startsWith('GW_AUTH_')) metrics.authFailures.inc({ reason: error.code });
     return reply.code(error.statusCode).headers(error.headers).send(errorBody(error.code, request.id, error.message));
   });
 
@@ -340,11 +424,13 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     blockedClients,
     traffic,
     mcpServers,
+    legacyUsage,
     authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
   });
+  await app.register(migrationRoutes, { migrations, authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin) });
   if (routing) {
     await app.register(routingAdminRoutes, {
-      service: new RoutingModelsService(routing.manager),
+      service: new RoutingModelsService(routing.manager, (model) => void modelPromotions?.promoted(model, 'admin').catch(() => {})),
       authPolicy: adminAccessPolicy(config.auth.requireMfaForAdmin),
     });
   }
@@ -412,6 +498,8 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       blockedClients,
       traffic,
       mcpServers,
+      migrations,
+      legacyUsage,
       ...(routing ? { routingModel: () => routing.manager.active } : {}),
       resetBreakers: (service: string) => resilience.resetBreakers(service),
       serviceNames: Object.keys(config.services),
@@ -454,6 +542,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     autoRouting: routing,
     resilience,
     splits,
+    sides,
     ...(cache ? { cache } : {}),
     ...(config.websocketsEnabled
       ? { websocket: (path, identity) => webSocketProxy({ path, identity, resilience, metrics, limits: config.websockets, connections: liveConnections }) }

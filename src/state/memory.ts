@@ -216,6 +216,20 @@ export class MemoryStore implements StateStore {
     m.set(id, { value, until: this.now() + ttlMs });
   }
 
+  replaceEntrySync(set: string, id: string, expected: string | null, value: string, ttlMs: number): boolean {
+    const m = this.entries(set);
+    const e = m.get(id);
+    const current = e !== undefined && e.until > this.now() ? e.value : null;
+    if (current !== expected) return false;
+    if (e === undefined && m.size >= this.maxKeys) this.evict(m);
+    m.set(id, { value, until: this.now() + ttlMs });
+    return true;
+  }
+
+  async replaceEntry(set: string, id: string, expected: string | null, value: string, ttlMs: number): Promise<boolean> {
+    return this.replaceEntrySync(set, id, expected, value, ttlMs);
+  }
+
   async deleteEntry(set: string, id: string): Promise<boolean> {
     const m = this.sets.get(set);
     const e = m?.get(id);

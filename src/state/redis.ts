@@ -339,6 +339,19 @@ export class RedisStore implements StateStore {
     await this.alsoShared(() => this.client.gwPutEntry(this.key('set', set), this.key('setv', set), id, value, ttlMs));
   }
 
+  // Decided by Redis while it answers (this replica's copy follows); by this replica alone otherwise.
+  async replaceEntry(set: string, id: string, expected: string | null, value: string, ttlMs: number): Promise<boolean> {
+    return this.sharedOrLocal(
+      async () => {
+        const replaced = await this.client.gwReplaceEntry(this.key('set', set), this.key('setv', set), id, expected, value, ttlMs);
+        if (replaced) await this.local.putEntry(set, id, value, ttlMs);
+        return replaced;
+      },
+      () => this.local.replaceEntrySync(set, id, expected, value, ttlMs),
+      false,
+    );
+  }
+
   async deleteEntry(set: string, id: string): Promise<boolean> {
     const here = await this.local.deleteEntry(set, id);
     return this.sharedOrLocal(

@@ -214,6 +214,30 @@ return out`,
   },
 });
 
+/**
+ * Compare-and-set of an expiring set's entry: replace it only when it holds `expected` now
+ * (ARGV[2] '0': only when absent). {1} replaced, {0} not. ARGV id, expectPresent, expected, value, ttlMs.
+ */
+export const REPLACE_ENTRY = defineScript({
+  NUMBER_OF_KEYS: 2,
+  SCRIPT: `${NOW}
+${PRUNE}
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if ARGV[2] == '0' then
+  if cur then return 0 end
+elseif (not cur) or cur ~= ARGV[3] then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+return 1`,
+  parseCommand(parser: CommandParser, zkey: string, hkey: string, id: string, expected: string | null, value: string, ttlMs: number) {
+    parser.pushKeys([zkey, hkey]);
+    parser.push(id, expected === null ? '0' : '1', expected ?? '', value, str(ttlMs));
+  },
+  transformReply: (reply: unknown) => Number(reply) === 1,
+});
+
 export const SCRIPTS = {
   gwSlidingWindow: SLIDING_WINDOW,
   gwAddScore: ADD_SCORE,
@@ -223,4 +247,5 @@ export const SCRIPTS = {
   gwPutEntry: PUT_ENTRY,
   gwDeleteEntry: DELETE_ENTRY,
   gwListEntries: LIST_ENTRIES,
+  gwReplaceEntry: REPLACE_ENTRY,
 };

@@ -101,6 +101,12 @@ export interface StateStore {
   release(key: string): Promise<void>;
   /** Put (or replace) an entry of the expiring set `set`. */
   putEntry(set: string, id: string, value: string, ttlMs: number): Promise<void>;
+  /**
+   * Replace an entry only when it holds `expected` now (null: only when there is none), in one
+   * atomic step (a Lua script in Redis): the compare-and-set of records several replicas
+   * change (migrations). True when replaced.
+   */
+  replaceEntry(set: string, id: string, expected: string | null, value: string, ttlMs: number): Promise<boolean>;
   /** Remove an entry; true when it was there. */
   deleteEntry(set: string, id: string): Promise<boolean>;
   /** The entries that have not expired, soonest to expire first (at most `max`, default 10,000). */

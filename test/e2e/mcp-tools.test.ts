@@ -58,12 +58,34 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
         'restart_mcp_server',
         'shift_traffic',
         'unblock_client',
+        // migration (src/migration)
+        'start_migration',
+        'get_migration',
+        'list_migrations',
+        'approve_migration_step',
+        'pause_migration',
+        'resume_migration',
+        'rollback_migration',
+        'abort_migration',
+        'legacy_usage',
       ].sort(),
     );
     for (const t of tools) {
       expect(t.outputSchema?.type, t.name).toBe('object');
       expect(typeof t.annotations?.readOnlyHint, t.name).toBe('boolean');
     }
+  });
+
+  it('migration tools: start_migration dry run, list_migrations, get_migration refusal, legacy_usage', async () => {
+    const dry = await structured('start_migration', { route: 'knowledge', dry_run: true });
+    expect(dry).toMatchObject({ applied: false, migration: { route: 'knowledge', state: 'running', steps: [{ percent: 10 }, { percent: 25 }, { percent: 50 }, { percent: 100 }] } });
+    expect((await structured('list_migrations', {})).migrations).toEqual([]);
+    const missing = await agent.client.callTool({ name: 'get_migration', arguments: { route: 'knowledge' } });
+    expect(missing.isError).toBe(true);
+    expect(JSON.stringify(missing.content)).toContain('no migration on route');
+    const badSteps = await agent.client.callTool({ name: 'start_migration', arguments: { route: 'knowledge', steps: [50, 25, 100] } });
+    expect(badSteps.isError).toBe(true);
+    expect((await structured('legacy_usage', {})).endpoints.map((e: any) => e.path)).toEqual(['/query', '/upload', '/status']);
   });
 
   it('read tools agree with the gateway', async () => {
@@ -121,7 +143,8 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
 
   it('resources can be listed and read; prompts are built from live data', async () => {
     const { resources } = await agent.client.listResources();
-    expect(resources.map((r) => r.uri).sort()).toEqual(['gateway://config', 'gateway://mcp-servers', 'gateway://metrics/summary', 'gateway://routes', 'gateway://services']);
+    expect(resources.map((r) => r.uri).sort()).toEqual(['gateway://config', 'gateway://mcp-servers', 'gateway://metrics/summary', 'gateway://migrations', 'gateway://routes', 'gateway://services']);
+    expect(JSON.parse(((await agent.client.readResource({ uri: 'gateway://migrations' })).contents[0] as { text: string }).text)).toEqual({ migrations: [] });
     for (const r of resources) {
       const read = await agent.client.readResource({ uri: r.uri });
       const content = read.contents[0] as { mimeType?: string; text: string };

@@ -134,6 +134,20 @@ function contract(name: string, make: () => Promise<StateStore>) {
       expect(await store.listEntries(set)).toEqual([]);
     });
 
+    it('expiring sets: replaceEntry is a compare-and-set on the stored value', async () => {
+      const set = unique();
+      expect(await store.replaceEntry(set, 'm', null, 'v1', 60_000)).toBe(true);
+      expect(await store.replaceEntry(set, 'm', null, 'other', 60_000)).toBe(false);
+      expect(await store.replaceEntry(set, 'm', 'v0', 'v2', 60_000)).toBe(false);
+      expect(await store.replaceEntry(set, 'm', 'v1', 'v2', 60_000)).toBe(true);
+      expect((await store.listEntries(set)).map((e) => e.value)).toEqual(['v2']);
+      await store.putEntry(set, 'gone', 'x', 100);
+      await sleep(200);
+      // An expired entry counts as absent.
+      expect(await store.replaceEntry(set, 'gone', 'x', 'y', 60_000)).toBe(false);
+      expect(await store.replaceEntry(set, 'gone', null, 'y', 60_000)).toBe(true);
+    });
+
     it('publishes to its own subscribers, marked as self', async () => {
       const got: StoreMessage[] = [];
       const off = store.subscribe('test-topic', (m) => got.push(m));
@@ -221,6 +235,15 @@ describeWithRedis('RedisStore against a real redis-server', () => {
     expect(results.every((r) => r.shared)).toBe(true);
     await replicas[1]!.release('claimed-once');
     expect((await replicas[2]!.claim('claimed-once', 60_000)).claimed).toBe(true);
+  });
+
+  it('replaceEntry is exact across replicas: 60 concurrent compare-and-sets from one value -> exactly one wins', async () => {
+    const replicas = [await replica(), await replica(), await replica()];
+    expect(await replicas[0]!.replaceEntry('cas-test', 'm', null, 'v0', 60_000)).toBe(true);
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => replicas[i % 3]!.replaceEntry('cas-test', 'm', 'v0', `v-${i}`, 60_000)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = results.indexOf(true);
+    expect((await replicas[2]!.listEntries('cas-test')).map((e) => e.value)).toEqual([`v-${winner}`]);
   });
 
   it('scripts survive SCRIPT FLUSH (EVALSHA falls back to EVAL on NOSCRIPT)', async () => {
