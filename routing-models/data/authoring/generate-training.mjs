@@ -13,6 +13,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLOSERS, OPENERS, PHRASINGS } from './phrasing.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const OUT = join(HERE, '..', 'train.jsonl');
@@ -737,6 +738,17 @@ for (const [service, spec] of Object.entries(SERVICES)) {
   for (const s of spec.seeds) if (chance(0.33)) add(noisy(typo(s)));
   let guard = 0;
   while (texts.length < QUERIES_PER_SERVICE && guard++ < 100_000) add(noisy(expand(pick(spec.templates), spec.slots)));
+  // Pass 3 (phrasing.mjs): other people's phrasing, as written, with noise, and wrapped in a
+  // service-neutral opener or closer (long requests, code-mixed politeness).
+  for (const p of PHRASINGS[service] ?? []) {
+    add(p);
+    add(noisy(p));
+    if (chance(0.6)) {
+      const r = rand();
+      const wrapped = r < 0.4 ? `${pick(OPENERS)} ${p}` : r < 0.8 ? `${p.replace(/[?.!]+$/, '')}, ${pick(CLOSERS)}` : `${pick(OPENERS)} ${p} ${pick(CLOSERS)}`;
+      add(chance(0.3) ? noisy(wrapped) : wrapped);
+    }
+  }
   texts.forEach((t, i) => lines.push(queryExample(service, t, i)));
   const uploads = new Set();
   guard = 0;
