@@ -17,6 +17,18 @@ export function redactConfig(config: GatewayConfig): unknown {
     services: Object.fromEntries(
       Object.entries(config.services).map(([k, s]) => [k, { ...s, urls: s.urls.map(hideUrlCredentials) }]),
     ),
+    // Upstream MCP servers: env and header values may hold `${VAR}` secrets: names only.
+    mcp: {
+      ...config.mcp,
+      servers: Object.fromEntries(
+        Object.entries(config.mcp.servers).map(([k, s]) => {
+          const t = s.transport;
+          const hide = (m: Readonly<Record<string, string>>) => Object.fromEntries(Object.keys(m).map((n) => [n, '***']));
+          const transport = t.kind === 'stdio' ? { ...t, env: hide(t.env) } : { ...t, url: hideUrlCredentials(t.url), headers: hide(t.headers) };
+          return [k, { ...s, transport }];
+        }),
+      ),
+    },
   };
 }
 

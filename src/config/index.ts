@@ -16,6 +16,7 @@ export { DEFAULT_ROUTES, splitWeightsSchema, VALIDATION_MODES, type ValidationMo
 export { ENV_API_KEY_NAME } from './auth.js';
 export { LOOPBACK_CIDRS } from './ratelimit.js';
 export { DEFAULT_REDACTED_QUERY_PARAMS } from './observability.js';
+export { MCP_PRESETS, type McpPreset, type McpServerTransport } from './mcp.js';
 
 /** The one place the gateway reads `process.env`: everything else receives the parsed config. */
 export function loadConfigFromProcess(options: { file?: string } = {}): LoadResult {

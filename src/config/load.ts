@@ -68,6 +68,13 @@ function pickEnv(env: Readonly<Record<string, string | undefined>>): Record<stri
   return picked;
 }
 
+/** Every set variable, for the `${VAR}` references of mcp.servers (see mcp.ts). */
+function definedVars(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') out[key] = value;
+  return out;
+}
+
 /**
  * Validate the environment and (when given) the YAML file together, and build the frozen
  * config the rest of the gateway receives. Never throws for bad input: every problem, of
@@ -81,7 +88,7 @@ export function loadConfig(
   const configFile = options.file ?? env.GATEWAY_CONFIG;
   // A file that cannot be read or parsed is reported, and the environment still checked.
   const yaml = configFile !== undefined ? readYaml(configFile) : ({ ok: true, value: {} } as const);
-  const result = gatewayConfigSchema.safeParse({ env, file: yaml.ok ? yaml.value : {}, ...(configFile !== undefined ? { configFile } : {}) });
+  const result = gatewayConfigSchema.safeParse({ env, file: yaml.ok ? yaml.value : {}, vars: definedVars(rawEnv), ...(configFile !== undefined ? { configFile } : {}) });
   const problems = [...(result.success ? [] : problemLines(result.error, configFile)), ...(yaml.ok ? [] : yaml.problems)];
   if (!result.success || problems.length > 0) return { ok: false, problems };
   return { ok: true, config: result.data };

@@ -4,7 +4,7 @@ import { responseCacheSchema } from './cache.js';
 import { Checker } from './check.js';
 import { checkDeployment, deploymentEnv, resolveSecrets } from './env.js';
 import { deepFreeze } from './frozen.js';
-import { checkMcpEnv, mcpEnv, mcpSchema, resolveMcp } from './mcp.js';
+import { checkMcpEnv, checkMcpServers, mcpEnv, mcpSchema, resolveMcp } from './mcp.js';
 import { loggingSchema, metricsSchema, observabilityEnv, resolveMetrics } from './observability.js';
 import { checkRateLimit, rateLimitEnv, rateLimitSchema, resolveRateLimit } from './ratelimit.js';
 import { checkRoutes, resolveRoutes, routesFileSchema } from './routes.js';
@@ -57,11 +57,13 @@ const sourcesSchema = z.object({
   env: envSchema,
   file: fileSchema,
   configFile: z.string().optional(),
+  /** The whole environment, for `${VAR}` references of mcp.servers (env, headers) and a stdio child's basics (PATH, HOME); never kept in the config as such. */
+  vars: z.record(z.string(), z.string()).default({}),
 });
 type Sources = z.output<typeof sourcesSchema>;
 
 /** Checks across keys and areas; each reads only keys that parsed (see check.ts). */
-function checkAcrossAreas({ env, file }: Sources, c: Checker): void {
+function checkAcrossAreas({ env, file, vars }: Sources, c: Checker): void {
   checkDeployment(c.at('env'), env);
   checkMcpEnv(c.at('env'), env);
   const f = c.at('file');
@@ -71,9 +73,10 @@ function checkAcrossAreas({ env, file }: Sources, c: Checker): void {
   const known = checkServices(f.at('services'), file.services);
   checkRoutes(f.at('routes'), file.routes, known);
   if (f.readable('routing')) checkRouting(f.at('routing'), file.routing, known);
+  if (f.readable('mcp')) checkMcpServers(f.at('mcp'), file.mcp, vars);
 }
 
-function resolve({ env, file, configFile }: Sources) {
+function resolve({ env, file, configFile, vars }: Sources) {
   const { routes, services } = resolveRoutes(file.routes, resolveServices(env, file.services));
   return {
     environment: env.ENVIRONMENT,
@@ -93,7 +96,7 @@ function resolve({ env, file, configFile }: Sources) {
     state: file.state,
     cache: file.cache,
     routing: resolveRouting(env, file.routing),
-    mcp: resolveMcp(env, file.mcp),
+    mcp: resolveMcp(env, file.mcp, vars),
     /** Access log (src/server/logger.ts). */
     logging: file.logging,
     secrets: resolveSecrets(env),
@@ -130,6 +133,8 @@ export type ResponseCacheConfig = GatewayConfig['cache'];
 export type RoutingConfig = GatewayConfig['routing'];
 /** The gateway as an MCP server (mcp/server). */
 export type McpConfig = GatewayConfig['mcp'];
+/** One upstream MCP server (mcp.servers.<name>), resolved: preset expanded, `${VAR}` substituted (mcp/clients). */
+export type McpServerConfig = McpConfig['servers'][string];
 /** Event-loop / heap pressure watched for /readyz (src/health/pressure.ts). */
 export type PressureConfig = GatewayConfig['server']['pressure'];
 /** Client timeouts and connection caps (src/server/client-timeouts.ts, connection-guard.ts). */
