@@ -41,6 +41,7 @@ import {
 } from '../../src/admin/traffic-service.js';
 import type { Principal } from '../../src/auth/principal.js';
 import { grants } from '../../src/auth/scopes.js';
+import { validateRoutingModelInput, validateRoutingModelOutput, type ModelValidationService } from '../../src/admin/model-validation.js';
 import type { RoutingModel } from '../../src/routing/model/model.js';
 import { mcpSchema } from './schemas.js';
 
@@ -77,7 +78,7 @@ const GATEWAY_SCHEME = 'gateway://';
  * ones that change the gateway, and list_blocked_clients (it shows clients' addresses, which
  * REST shows to admins only).
  */
-export const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker', 'list_blocked_clients'] as const;
+export const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker', 'list_blocked_clients', 'validate_routing_model'] as const;
 
 /** Every tool the gateway may offer (some only with the feature on): the metric's `tool` label values. */
 export const TOOL_NAMES: ReadonlySet<string> = new Set([
@@ -136,6 +137,8 @@ export interface GatewayMcpServerDeps {
   readonly serviceNames?: readonly string[];
   /** The active routing model (absent when ML routing is off). */
   readonly routingModel?: () => Pick<RoutingModel, 'explain' | 'id'>;
+  /** validate_routing_model: the model against the HuggingFace reference (absent when ML routing is off). */
+  readonly modelValidation?: Pick<ModelValidationService, 'validate'>;
   /** The redacted configuration, for the gateway://config resource. */
   readonly redactedConfig: () => unknown;
   /** Traffic splits (get_traffic_split, shift_traffic, the canary prompt). */
@@ -215,7 +218,7 @@ export const SERVER_CAPABILITIES = {
 } as const;
 
 const INSTRUCTIONS =
-  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients.';
+  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients, validate_routing_model.';
 
 const promptArgs = {
   diagnose: mcpSchema(z.object({ service: z.string().min(1).max(64).describe('Service name, e.g. knowledge') })),
@@ -260,6 +263,8 @@ const SCHEMAS = {
   getTrafficSplitOutput: mcpSchema(getTrafficSplitOutput),
   shiftTrafficInput: mcpSchema(shiftTrafficInput),
   shiftTrafficOutput: mcpSchema(shiftTrafficOutput),
+  validateRoutingModelInput: mcpSchema(validateRoutingModelInput),
+  validateRoutingModelOutput: mcpSchema(validateRoutingModelOutput),
 };
 
 /** Why a subscription to `uri` is refused (null: accepted). */
@@ -489,6 +494,22 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
       },
       (input: { service: string }) => ok({ service: input.service, reset: resetBreakers(input.service) }),
       (input: { service: string }) => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
+    );
+  }
+
+  if (deps.modelValidation) {
+    const validation = deps.modelValidation;
+    adminTool(
+      'validate_routing_model',
+      {
+        title: 'Validate the routing model against the HuggingFace reference',
+        description:
+          'The active routing model on the validation split; the reference zero-shot model found and described (id, revision, license, downloads) through the HuggingFace MCP server (mcp.servers.huggingface); and, with HF_TOKEN or HF_ENDPOINT_URL, its accuracy on `limit` of the same requests. A part that cannot run says why in referenceError/zeroShotError. Needs admin scope (and MFA when configured).',
+        inputSchema: SCHEMAS.validateRoutingModelInput,
+        outputSchema: SCHEMAS.validateRoutingModelOutput,
+        annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+      },
+      async (input: z.output<typeof validateRoutingModelInput>) => ok(await validation.validate(input)),
     );
   }
 

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
+import { HF_MCP_SERVER } from '../../mcp/integrations/huggingface/reference.js';
+import { ModelValidationService } from '../admin/model-validation.js';
+import { packageModelsDir } from '../routing/model/files.js';
+import type { RoutingModel } from '../routing/model/model.js';
 import { redactConfig, type GatewayConfig } from '../config/index.js';
 import { ERROR_CATALOGUE, errorBody, GatewayError } from '../errors.js';
 import { HealthProber } from '../health/prober.js';
@@ -75,6 +82,8 @@ export interface BuildOptions {
   readonly processMetrics?: boolean;
   /** A state store to use instead of the one the config asks for (tests); not closed by the gateway. */
   readonly state?: StateStore;
+  /** The gateway's upstream MCP clients (the pool of mcp/clients), for the integrations' tools. */
+  readonly mcpClients?: UpstreamToolCaller;
 }
 
 function mapFrameworkError(err: FastifyError): GatewayError {
@@ -291,7 +300,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       metrics: metricsService,
       blockedClients,
       traffic,
-      ...(routing ? { routingModel: () => routing.manager.active } : {}),
+      ...(routing ? { routingModel: () => routing.manager.active, modelValidation: modelValidationService(config, routing.modelsDir, () => routing.manager.active, options.mcpClients) } : {}),
       resetBreakers: (service: string) => resilience.resetBreakers(service),
       serviceNames: Object.keys(config.services),
       requireMfaForAdmin: config.auth.requireMfaForAdmin,
@@ -377,4 +386,21 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       return closing;
     },
   };
+}
+
+/** `validate_routing_model`: the active model on the validation split of its folder (else the shipped one), HuggingFace through MCP and the Inference API. */
+function modelValidationService(config: GatewayConfig, modelsDir: string, model: () => RoutingModel, mcp: UpstreamToolCaller | undefined): ModelValidationService {
+  const own = join(modelsDir, 'data', 'validation.jsonl');
+  return new ModelValidationService({
+    model,
+    dataFile: existsSync(own) ? own : join(packageModelsDir(), 'data', 'validation.jsonl'),
+    ...(mcp !== undefined ? { mcp } : {}),
+    hfServer: HF_MCP_SERVER,
+    zeroShot: {
+      model: config.routing.validator.model,
+      ...(config.secrets.hfToken !== undefined ? { token: config.secrets.hfToken } : {}),
+      ...(config.routing.validator.endpointUrl !== undefined ? { endpointUrl: config.routing.validator.endpointUrl } : {}),
+      timeoutMs: 30_000,
+    },
+  });
 }

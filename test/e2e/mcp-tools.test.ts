@@ -54,6 +54,7 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
         'reset_circuit_breaker',
         'shift_traffic',
         'unblock_client',
+        'validate_routing_model',
       ].sort(),
     );
     for (const t of tools) {

@@ -224,8 +224,9 @@ describe('the HuggingFace MCP server in model validate and model benchmark', () 
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toContain('data validation.jsonl: 25 examples, the same for every row');
     expect(res.stdout).toMatch(/^ +accuracy +macro-F1 +p50 latency +p99 latency +latency of$/m);
-    expect(res.stdout).toMatch(new RegExp(`^active ${shippedPointer.id} +\\d\\.\\d{4} +\\d\\.\\d{4} +[\\d.]+ µs +[\\d.]+ µs +in-process, one call$`, 'm'));
-    expect(res.stdout).toMatch(/^candidate rm-41333f62ac35 +\d\.\d{4} +\d\.\d{4} +[\d.]+ µs +[\d.]+ µs/m);
+    expect(res.stdout).toMatch(new RegExp(`^active ${shippedPointer.id} +\\d\\.\\d{4} +\\d\\.\\d{4} +[\\d.]+ (µs|ms) +[\\d.]+ (µs|ms) +in-process, one call$`, 'm'));
+    // (a busy machine can put a scheduling pause of milliseconds into a p99 of few calls)
+    expect(res.stdout).toMatch(/^candidate rm-41333f62ac35 +\d\.\d{4} +\d\.\d{4} +[\d.]+ (µs|ms) +[\d.]+ (µs|ms)/m);
     expect(res.stdout).toMatch(/^reference facebook\/bart-large-mnli +\d\.\d{4} +\d\.\d{4} +[\d.]+ (ms|µs) +[\d.]+ (ms|µs) +http:\/\/127\.0\.0\.1:\d+, one request$/m);
     expect(res.stdout).toContain('reference model (HuggingFace MCP server huggingface');
 

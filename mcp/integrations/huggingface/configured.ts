@@ -2,7 +2,9 @@ import type { McpConfig } from '../../../src/config/index.js';
 import { McpClientPool } from '../../clients/pool.js';
 import type { UpstreamLog } from '../../clients/upstream.js';
 import { ValidatorError } from './errors.js';
-import { describeReferenceModel, type ReferenceModel } from './reference.js';
+import { describeReferenceModel, HF_MCP_SERVER, type ReferenceModel } from './reference.js';
+
+export { HF_MCP_SERVER } from './reference.js';
 
 /*
  * The reference model described through the configured HuggingFace MCP server, for the CLI
@@ -10,9 +12,6 @@ import { describeReferenceModel, type ReferenceModel } from './reference.js';
  * with that one server, connected for the description and closed after it. The gateway's own
  * admin tool uses the gateway's pool instead (describeReferenceModel with it).
  */
-
-/** The name of the HuggingFace MCP server in `mcp.servers` (the preset's usual name). */
-export const HF_MCP_SERVER = 'huggingface';
 
 const quiet: UpstreamLog = { info: () => {}, warn: () => {}, debug: () => {} };
 

@@ -20,6 +20,9 @@ import { ValidatorError } from './errors.js';
  * else `main@<last update>`, which names the state of the default branch that was described.
  */
 
+/** The name of the HuggingFace MCP server in `mcp.servers` (the preset's usual name). */
+export const HF_MCP_SERVER = 'huggingface';
+
 export const HF_MCP_TOOLS = Object.freeze({ search: 'hub_repo_search', legacySearch: 'model_search', details: 'hub_repo_details' });
 export const ZERO_SHOT_TASK = 'zero-shot-classification';
 
