@@ -2,6 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, InMemoryTransport } from '@modelcontextprotocol/client';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { McpClientPool } from '../../mcp/clients/pool.js';
 import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
@@ -115,10 +117,16 @@ describe('MCP tool validate_routing_model', () => {
     const tools = (await (await connect(ADMIN, 'tools/list')).listTools()).tools;
     const t = tools.find((x) => x.name === 'validate_routing_model');
     expect(t?.annotations).toMatchObject({ readOnlyHint: true, openWorldHint: true });
+    // Its schemas are valid JSON Schema 2020-12 for a strict validator, and the answer below validates against the output schema.
+    const ajv = new Ajv2020({ strict: true, strictRequired: false, allowUnionTypes: true });
+    addFormats.default(ajv);
+    expect(() => ajv.compile(t!.inputSchema)).not.toThrow();
+    const checkOutput = ajv.compile(t!.outputSchema!);
     hf.mode = 'ok';
     const res = await (await connect(ADMIN, 'tools/call')).callTool({ name: 'validate_routing_model', arguments: { limit: 5 } });
     expect(res.isError).toBeFalsy();
     expect(res.structuredContent).toMatchObject({ model: model.id, referenceModel: { id: 'facebook/bart-large-mnli', license: 'mit' }, zeroShot: { examples: 5 } });
+    expect(checkOutput(res.structuredContent), JSON.stringify(checkOutput.errors)).toBe(true);
   });
 
   it('a reader calling it gets the admin refusal as a tool error', async () => {
