@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
 import { HF_MCP_SERVER } from '../../mcp/integrations/huggingface/reference.js';
 import { ModelValidationService } from '../admin/model-validation.js';
