@@ -14,11 +14,17 @@ import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLOSERS, OPENERS, PHRASINGS } from './phrasing.mjs';
+import { CLOSERS_4, OPENERS_4, PHRASINGS_4 } from './phrasing-4.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const OUT = join(HERE, '..', 'train.jsonl');
 const seedArg = process.argv.indexOf('--seed');
 const SEED = seedArg > 0 ? Number(process.argv[seedArg + 1]) : 7;
+// --split DIR: also write the lines of each authoring pass to DIR/pass-<name>.jsonl (for the
+// leave-one-pass-out estimate of cross-validate.ts; never into the data folder, whose
+// train*.jsonl are all training data).
+const splitArg = process.argv.indexOf('--split');
+const SPLIT_DIR = splitArg > 0 ? process.argv[splitArg + 1] : undefined;
 const QUERIES_PER_SERVICE = 330;
 
 function mulberry32(seed) {
@@ -723,14 +729,18 @@ function uploadExample(service, spec) {
 }
 
 const lines = [];
+const passOf = new Map();
 for (const [service, spec] of Object.entries(SERVICES)) {
   const seen = new Set();
   const texts = [];
+  const passes = [];
+  let pass = 'templates';
   const add = (t) => {
     const key = t.toLowerCase();
     if (seen.has(key)) return false;
     seen.add(key);
     texts.push(t);
+    passes.push(pass);
     return true;
   };
   for (const s of spec.seeds) add(noisy(s));
@@ -740,6 +750,7 @@ for (const [service, spec] of Object.entries(SERVICES)) {
   while (texts.length < QUERIES_PER_SERVICE && guard++ < 100_000) add(noisy(expand(pick(spec.templates), spec.slots)));
   // Pass 3 (phrasing.mjs): other people's phrasing, as written, with noise, and wrapped in a
   // service-neutral opener or closer (long requests, code-mixed politeness).
+  pass = 'phrasing';
   for (const p of PHRASINGS[service] ?? []) {
     add(p);
     add(noisy(p));
@@ -749,7 +760,24 @@ for (const [service, spec] of Object.entries(SERVICES)) {
       add(chance(0.3) ? noisy(wrapped) : wrapped);
     }
   }
-  texts.forEach((t, i) => lines.push(queryExample(service, t, i)));
+  // Pass 4 (phrasing-4.mjs): the same treatment, with its own wrappers as well as pass 3's.
+  pass = 'pass4';
+  const openers = [...OPENERS, ...OPENERS_4];
+  const closers = [...CLOSERS, ...CLOSERS_4];
+  for (const p of PHRASINGS_4[service] ?? []) {
+    add(p);
+    add(noisy(p));
+    if (chance(0.6)) {
+      const r = rand();
+      const wrapped = r < 0.4 ? `${pick(openers)} ${p}` : r < 0.8 ? `${p.replace(/[?.!]+$/, '')}, ${pick(closers)}` : `${pick(openers)} ${p} ${pick(closers)}`;
+      add(chance(0.3) ? noisy(wrapped) : wrapped);
+    }
+  }
+  texts.forEach((t, i) => {
+    const ex = queryExample(service, t, i);
+    passOf.set(ex, passes[i]);
+    lines.push(ex);
+  });
   const uploads = new Set();
   guard = 0;
   while (uploads.size < 40 && guard++ < 10_000) {
@@ -767,6 +795,11 @@ for (let i = lines.length - 1; i > 0; i--) {
   [lines[i], lines[j]] = [lines[j], lines[i]];
 }
 writeFileSync(OUT, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+if (SPLIT_DIR !== undefined) {
+  const byPass = {};
+  for (const l of lines) (byPass[passOf.get(l) ?? 'templates'] ??= []).push(l);
+  for (const [name, ls] of Object.entries(byPass)) writeFileSync(join(SPLIT_DIR, `pass-${name}.jsonl`), ls.map((l) => JSON.stringify(l)).join('\n') + '\n');
+}
 const counts = {};
 for (const l of lines) counts[l.service] = (counts[l.service] ?? 0) + 1;
 process.stdout.write(`wrote ${lines.length} examples to ${OUT}: ${JSON.stringify(counts)}\n`);

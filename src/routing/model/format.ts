@@ -28,6 +28,10 @@ export const featureSettingsSchema = z.strictObject({
   headers: z.array(z.string().regex(/^[a-z0-9-]{1,64}$/, 'a lowercase header name')).max(16),
   maxTextChars: z.number().int().min(16).max(100_000),
   foldDigits: z.boolean(),
+  /** Optional: models trained before it do not have it (off). */
+  foldAccents: z.boolean().optional(),
+  /** A lexicon of lexicon.ts by name (optional, as foldAccents). */
+  lexicon: z.string().regex(/^[a-z0-9-]{1,32}$/).optional(),
 });
 
 export const perClassSchema = z.strictObject({
