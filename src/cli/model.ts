@@ -155,7 +155,7 @@ async function trainCommand(opts: TrainOptions): Promise<void> {
   out(`training data   ${dataName(trainSet)}: ${trainSet.examples.length} examples (${counts(trainSet)}) + ${background} background`);
   out(validation ? `validation data ${dataName(validation)}: ${validation.examples.length} examples (${counts(validation)})` : 'validation data none (pass --validation FILE, or a directory with validation*.jsonl): figures below are not measured');
   out(
-    `features        ${features.buckets} buckets; words, word bigrams, character ${features.charNgramMin}-${features.charNgramMax}-grams of ${features.textFields.join('/')} and file names (first ${features.maxTextChars} chars); method, path, content type, file type, headers ${features.headers.join(', ')}`,
+    `features        ${features.buckets} buckets; words, word bigrams, character ${features.charNgramMin}-${features.charNgramMax}-grams${features.lexicon !== undefined ? `, ${features.lexicon} lexicon concepts` : ''} of ${features.textFields.join('/')} and file names (first ${features.maxTextChars} chars${features.foldAccents === true ? ', accents folded' : ''}); method, path, content type, file type, headers ${features.headers.join(', ')}`,
   );
   out(`training        seed ${seed}, ${epochs} epochs, AdaGrad learning rate ${learningRate}, L2 ${l2}`);
   const started = performance.now();

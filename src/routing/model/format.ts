@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LEXICONS } from './lexicon.js';
 
 /*
  * The routing model file (JSON): one zod schema is the single source of its shape and type.
@@ -31,7 +32,10 @@ export const featureSettingsSchema = z.strictObject({
   /** Optional: models trained before it do not have it (off). */
   foldAccents: z.boolean().optional(),
   /** A lexicon of lexicon.ts by name (optional, as foldAccents). */
-  lexicon: z.string().regex(/^[a-z0-9-]{1,32}$/).optional(),
+  lexicon: z
+    .string()
+    .refine((name) => Object.hasOwn(LEXICONS, name), { message: `a lexicon this gateway knows (${Object.keys(LEXICONS).join(', ')})` })
+    .optional(),
 });
 
 export const perClassSchema = z.strictObject({
