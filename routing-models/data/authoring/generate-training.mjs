@@ -17,6 +17,7 @@ import { CLOSERS, OPENERS, PHRASINGS } from './phrasing.mjs';
 import { CLOSERS_4, OPENERS_4, PHRASINGS_4 } from './phrasing-4.mjs';
 import { PHRASINGS_5 } from './phrasing-5.mjs';
 import { PHRASINGS_6 } from './phrasing-6.mjs';
+import { PHRASINGS_7 } from './phrasing-7.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const OUT = join(HERE, '..', 'train.jsonl');
@@ -768,7 +769,7 @@ for (const [service, spec] of Object.entries(SERVICES)) {
       add(chance(0.3) ? noisy(wrapped) : wrapped);
     }
   }
-  // Passes 4-6 (phrasing-4.mjs, -5, -6): the same treatment, with pass 4's
+  // Passes 4-7 (phrasing-4.mjs ... -7): the same treatment, with pass 4's
   // wrappers as well as pass 3's.
   const openers = [...OPENERS, ...OPENERS_4];
   const closers = [...CLOSERS, ...CLOSERS_4];
@@ -776,6 +777,7 @@ for (const [service, spec] of Object.entries(SERVICES)) {
     ['pass4', PHRASINGS_4[service] ?? []],
     ['pass5', PHRASINGS_5[service] ?? []],
     ['pass6', PHRASINGS_6[service] ?? []],
+    ['pass7', PHRASINGS_7[service] ?? []],
   ];
   for (const [name, list] of passes45) for (const p of list) {
     pass = name;

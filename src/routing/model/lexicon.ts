@@ -11,8 +11,7 @@
  * model uses it: a new list is a new name.
  */
 
-export const LEXICONS: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
-  'domain-1': {
+const DOMAIN_1: Readonly<Record<string, readonly string[]>> = {
     // twin: the personal assistant
     remind: ['remind', 'reminder', 'reminders', 'remindme', 'rmd', 'nudge', 'erinnere', 'erinnern', 'erinnerung', 'rappelle', 'rappel', 'rappeler', 'ricordami', 'ricorda', 'promemoria', 'recuerdame', 'recordatorio', 'recordar', 'lembre', 'lembra', 'lembrete', 'lembrar', 'przypomnij', 'przypomnienie', 'hatirlat', 'paminn', 'paminnelse', 'herinner', 'herinnering', 'yaad'],
     note: ['note', 'notes', 'jot', 'journal', 'diary', 'notiz', 'notizen', 'notiere', 'tagebuch', 'noter', 'carnet', 'journal', 'appunta', 'appunti', 'nota', 'note', 'diario', 'anota', 'anotar', 'apunta', 'apuntame', 'notas', 'zanotuj', 'notatka', 'dziennik', 'anteckning', 'notitie', 'dagboek', 'likh'],
@@ -35,6 +34,26 @@ export const LEXICONS: Readonly<Record<string, Readonly<Record<string, readonly 
     connect: ['connect', 'connected', 'connection', 'disconnect', 'reachable', 'unreachable', 'online', 'offline', 'latency', 'bandwidth', 'port', 'firewall', 'router', 'sync', 'syncing', 'verbindung', 'verbinden', 'erreichbar', 'connexion', 'connecter', 'connessione', 'collega', 'conexao', 'conecta', 'conexion', 'polaczenie', 'laczy', 'baglanti', 'anslutning', 'verbinding'],
     device: ['device', 'devices', 'phone', 'laptop', 'tablet', 'gerat', 'geraete', 'telephone', 'portable', 'telefono', 'portatile', 'celular', 'telefone', 'portatil', 'telefon', 'cihaz', 'enhet'],
     node: ['node', 'nodes', 'knoten', 'noeud', 'nœud', 'nodo', 'nodi', 'wezel', 'węzeł', 'dugum', 'düğüm', 'nod'],
+};
+
+export const LEXICONS: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
+  'domain-1': DOMAIN_1,
+  // domain-1 and the words of the languages of authoring pass 7 (issue 15, second round)
+  'domain-2': {
+    remind: [...DOMAIN_1.remind!, 'husk', 'paminn', 'påminn', 'paaminn', 'muistuta', 'muistutus', 'mundu', 'pripomen', 'pripomeň', 'pripomeň', 'připomeň', 'pripomienka', 'przypomnienie', 'emlekeztess', 'emlékeztess', 'emlekeztetot', 'aminteste', 'amintește', 'aminteste-mi', 'podsjeti', 'podsetnik', 'opomni', 'напомни', 'нагадай', 'нагадування', 'напомняне', 'θυμισε', 'θύμισέ', 'θυμήσου', 'hatırlat', 'ingatkan', 'peringatan', 'nhac', 'nhắc', 'paalalahanan', 'paalala', 'nikumbushe', 'recorda', 'recordatori', 'lembrete'],
+    note: [...DOMAIN_1.note!, 'noter', 'notér', 'skriv', 'anteckna', 'kirjoita', 'muistiin', 'muistiinpano', 'poznamenej', 'poznamka', 'poznámka', 'zapiš', 'zapis', 'zapisz', 'notatki', 'jegyezd', 'jegyzet', 'noteaza', 'notează', 'notita', 'zapisi', 'zapiši', 'bilješka', 'запиши', 'бележка', 'нотатка', 'σημείωσε', 'σημείωση', 'catat', 'catatan', 'isulat', 'andika', 'anota', 'apunta'],
+    agent: [...DOMAIN_1.agent!, 'agenten', 'agentti', 'agenttini', 'agenta', 'agentul', 'agentom', 'ügynök', 'ugynok', 'ügynököt', 'ügynökömet', 'botomat', 'botumu', 'bottini', 'агент', 'агента', 'бот', 'бота', 'πράκτορα', 'πράκτορας', 'ajan', 'agen', 'wakala'],
+    agentOps: [...DOMAIN_1.agentOps!, 'træn', 'traen', 'kouluta', 'nasaď', 'nasad', 'wdróż', 'wdroz', 'tanítsd', 'tanitsd', 'antreneaza', 'antrenează', 'nauči', 'nauci', 'eğit', 'egit', 'latih', 'deploya'],
+    document: [...DOMAIN_1.document!, 'håndbog', 'haandbog', 'personalehåndbogen', 'rapport', 'rapporten', 'pöytäkirja', 'raportti', 'zápis', 'zapis', 'zpráva', 'správa', 'jelentés', 'jelentest', 'jelentést', 'raportul', 'izvješće', 'pravilnik', 'доклад', 'звіт', 'αναφορά', 'laporan', 'ulat', 'ripoti', 'informe', 'manual'],
+    summarise: [...DOMAIN_1.summarise!, 'opsummer', 'sammenfat', 'tiivistä', 'yhteenveto', 'shrň', 'shrn', 'zhrň', 'podsumuj', 'foglald', 'összefoglaló', 'rezumă', 'rezuma', 'rezumat', 'sažmi', 'povzemi', 'обобщи', 'підсумуй', 'σύνοψη', 'ringkas', 'ringkasan', 'tóm', 'buod', 'muhtasari'],
+    explain: [...DOMAIN_1.explain!, 'hvad', 'hvem', 'hvorfor', 'hver', 'mikä', 'mika', 'kuka', 'miksi', 'kdo', 'proč', 'čo', 'kto', 'miért', 'cine', 'tko', 'što', 'kaj', 'kdo', 'кой', 'коя', 'що', 'хто', 'ποιος', 'τι', 'siapa', 'apa', 'gì', 'ano', 'sino', 'nini', 'nani', 'qui', 'què'],
+    job: [...DOMAIN_1.job!, 'jobben', 'jobbet', 'työ', 'työni', 'tyoni', 'úkol', 'ukol', 'výpočet', 'vypocet', 'feladat', 'feladatomat', 'számítás', 'jobul', 'opravilo', 'задача', 'задачата', 'завдання', 'εργασία', 'işim', 'isim', 'pekerjaan', 'kazi'],
+    compute: [...DOMAIN_1.compute!, 'klyngen', 'klyngen', 'klusteri', 'klusterilla', 'klastr', 'klaster', 'klastrze', 'fürt', 'fürtön', 'furton', 'cluster', 'gruči', 'gruci', 'klasta', 'кластер', 'клъстера', 'кластері', 'rdzeni', 'ytimet', 'noder', 'noderne'],
+    cost: [...DOMAIN_1.cost!, 'koster', 'kostar', 'maksaa', 'stojí', 'stoji', 'kosztuje', 'kerül', 'kerul', 'mennyibe', 'costă', 'costa', 'košta', 'kosta', 'stane', 'струва', 'коштує', 'κοστίζει', 'biaya', 'harga', 'giá', 'presyo', 'gharama', 'quant'],
+    peer: [...DOMAIN_1.peer!, 'peery', 'peerovima', 'peereket', 'peerit', 'vertaisia', 'пиърите', 'пірів', 'пиры', 'спаруй', 'spáruj', 'sparuj', 'párosítsd', 'parositsd', 'pareia', 'pareie', 'relæ', 'przekaźnika', 'przekaznika', 'relé'],
+    connect: [...DOMAIN_1.connect!, 'forbinde', 'forbindelse', 'yhteys', 'yhdistä', 'připoj', 'pripoj', 'połącz', 'polacz', 'csatlakozik', 'kapcsolat', 'conecteaza', 'conectează', 'povezuje', 'povezati', 'свързва', 'зʼєднання', 'підключи', 'σύνδεση', 'bağlan', 'baglan', 'terhubung', 'koneksi', 'kết', 'makakonekta', 'kuunganisha', 'hakiunganishi', 'synkronisering', 'synkronointi', 'sincronizarea', 'sincronização', 'synchronizace'],
+    device: [...DOMAIN_1.device!, 'enhed', 'enheder', 'laite', 'laitteeni', 'zařízení', 'zariadenie', 'urządzenie', 'eszköz', 'dispozitiv', 'dispozitive', 'uređaj', 'naprava', 'устройство', 'пристрій', 'συσκευή', 'perangkat', 'thiết', 'kifaa', 'telemóvel'],
+    node: [...DOMAIN_1.node!, 'noden', 'solmu', 'solmuni', 'uzel', 'uzol', 'węzeł', 'csomópont', 'csomópontom', 'nodul', 'čvor', 'cvor', 'vozlišče', 'възел', 'вузол', 'узел', 'κόμβος', 'κομβος', 'simpul', 'nút'],
   },
 };
 
