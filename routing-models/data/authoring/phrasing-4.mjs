@@ -145,7 +145,7 @@ export const PHRASINGS_4 = {
     'capital of canada',
     'who painted the mona lisa',
     'when did the berlin wall fall',
-    'how tall is mount kilimanjaro',
+    'height of kilimanjaro in metres',
     'what is the speed of light',
     'how many planets are in the solar system',
     'why is the sky blue',

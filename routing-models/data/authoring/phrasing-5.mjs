@@ -39,7 +39,7 @@ export const PHRASINGS_5 = {
     'do I have anything planned for the long weekend',
   ],
   'agent-controller': [
-    'agent deploy status',
+    'agent rollout state',
     'bot retrain',
     'agent eval results',
     'new agent',
@@ -65,7 +65,7 @@ export const PHRASINGS_5 = {
     'the scoring of my agent in the last eval dropped from 0.82 to 0.64, what changed',
     'attach the crm tool and the email tool to the sales agent, then redeploy',
     'give my bot a personality, friendly but short',
-    'delete the test agents I made yesterday',
+    'remove the throwaway agents I built last night',
     'is my agent still training',
     'how long until the agent training finishes',
     'switch my agent to the cheaper model to save tokens',
