@@ -35,7 +35,7 @@ describe('model train', () => {
     const out = join(dir, 'retrained.json');
     const res = await runCli(['model', 'train', '--data', DATA, '--out', out, '--seed', '42'], {}, 30_000);
     expect(res.code, res.stderr).toBe(0);
-    expect(res.stdout).toMatch(/^training data +train\.jsonl: 2994 examples \(/m);
+    expect(res.stdout).toMatch(/^training data +train\.jsonl: 4327 examples \(/m);
     expect(res.stdout).toMatch(/^validation data validation\.jsonl: 460 examples/m);
     expect(res.stdout).toMatch(/^epoch +1\/24 +loss [\d.]+ +train accuracy [\d.]+/m);
     expect(res.stdout).toMatch(/^epoch +24\/24 .* validation accuracy 0\.9\d+ macro-F1 0\.9\d+$/m);
@@ -101,7 +101,8 @@ describe('model eval, compare, explain', () => {
     expect(res.stdout).toMatch(/^ +p2p +0\.9\d+ +#+$/m);
     expect(res.stdout).toMatch(/^word "peers" +\+\d\.\d+ /m);
     const raw = await runCli(['model', 'explain', '--model', SHIPPED, 'how many peers are online in the mesh?', '--features']);
-    expect(raw.stdout).toMatch(/^chars:<pe \(peers\) +\+\d\.\d+ /m);
+    expect(raw.stdout).toMatch(/^chars:<pee \(peers\) +\+\d\.\d+ /m);
+    expect(raw.stdout).toMatch(/^lexicon:peer +\+\d\.\d+ /m);
     const upload = JSON.parse((await runCli(['model', 'explain', '--model', SHIPPED, '', '--file-name', 'employee_handbook.pdf', '--file-type', 'application/pdf', '--json'])).stdout);
     expect(upload.label).toBe('knowledge');
     expect(upload.contributions.length).toBeGreaterThan(3);
