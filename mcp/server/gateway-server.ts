@@ -42,6 +42,7 @@ import {
 } from '../../src/admin/traffic-service.js';
 import type { Principal } from '../../src/auth/principal.js';
 import { grants } from '../../src/auth/scopes.js';
+import { validateRoutingModelInput, validateRoutingModelOutput, type ModelValidationService } from '../../src/admin/model-validation.js';
 import type { RoutingModel } from '../../src/routing/model/model.js';
 import {
   AnalysisError,
@@ -104,6 +105,7 @@ export const ADMIN_TOOLS = [
   'reset_circuit_breaker',
   'list_blocked_clients',
   'restart_mcp_server',
+  'validate_routing_model',
   // --- migration (src/migration; they show callers and move traffic) ---
   'start_migration',
   'get_migration',
@@ -184,6 +186,8 @@ export interface GatewayMcpServerDeps {
   readonly serviceNames?: readonly string[];
   /** The active routing model (absent when ML routing is off). */
   readonly routingModel?: () => Pick<RoutingModel, 'explain' | 'id'>;
+  /** validate_routing_model: the model against the HuggingFace reference (absent when ML routing is off). */
+  readonly modelValidation?: Pick<ModelValidationService, 'validate'>;
   /** The redacted configuration, for the gateway://config resource. */
   readonly redactedConfig: () => unknown;
   /** Traffic splits (get_traffic_split, shift_traffic, the canary prompt). */
@@ -287,7 +291,7 @@ export const FEDERATED_CAPABILITIES = {
 } as const;
 
 const INSTRUCTIONS =
-  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing, analyze_routing, review_routing, list_mcp_servers. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients, restart_mcp_server; migrations: start_migration (dry_run first), get_migration, list_migrations, approve_migration_step, pause_migration, resume_migration, rollback_migration, abort_migration; legacy_usage.';
+  'Unified Gateway of the AI Village services. Read tools: list_routes, get_route, list_services, get_service_health, get_metrics, query_metric, get_traffic_split, explain_routing, analyze_routing, review_routing, list_mcp_servers. Admin tools (admin scope, and MFA when the gateway requires it; each request is checked with its own credential): shift_traffic (use dry_run first), unblock_client, reset_circuit_breaker, list_blocked_clients, restart_mcp_server, validate_routing_model; migrations: start_migration (dry_run first), get_migration, list_migrations, approve_migration_step, pause_migration, resume_migration, rollback_migration, abort_migration; legacy_usage.';
 
 const promptArgs = {
   diagnose: mcpSchema(z.object({ service: z.string().min(1).max(64).describe('Service name, e.g. knowledge') })),
@@ -348,6 +352,8 @@ const SCHEMAS = {
   listMigrationsOutput: mcpSchema(listMigrationsOutput),
   legacyUsageInput: mcpSchema(legacyUsageInput),
   legacyUsageOutput: mcpSchema(legacyUsageOutput),
+  validateRoutingModelInput: mcpSchema(validateRoutingModelInput),
+  validateRoutingModelOutput: mcpSchema(validateRoutingModelOutput),
 };
 
 /** Why a subscription to `uri` is refused (null: accepted). */
@@ -618,6 +624,22 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
       },
       (input: { service: string }) => ok({ service: input.service, reset: resetBreakers(input.service) }),
       (input: { service: string }) => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
+    );
+  }
+
+  if (deps.modelValidation) {
+    const validation = deps.modelValidation;
+    adminTool(
+      'validate_routing_model',
+      {
+        title: 'Validate the routing model against the HuggingFace reference',
+        description:
+          'The active routing model on the validation split; the reference zero-shot model found and described (id, revision, license, downloads) through the HuggingFace MCP server (mcp.servers.huggingface); and, with HF_TOKEN or HF_ENDPOINT_URL, its accuracy on `limit` of the same requests. A part that cannot run says why in referenceError/zeroShotError. Needs admin scope (and MFA when configured).',
+        inputSchema: SCHEMAS.validateRoutingModelInput,
+        outputSchema: SCHEMAS.validateRoutingModelOutput,
+        annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+      },
+      async (input: z.output<typeof validateRoutingModelInput>) => ok(await validation.validate(input)),
     );
   }
 

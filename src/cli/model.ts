@@ -155,7 +155,7 @@ async function trainCommand(opts: TrainOptions): Promise<void> {
   out(`training data   ${dataName(trainSet)}: ${trainSet.examples.length} examples (${counts(trainSet)}) + ${background} background`);
   out(validation ? `validation data ${dataName(validation)}: ${validation.examples.length} examples (${counts(validation)})` : 'validation data none (pass --validation FILE, or a directory with validation*.jsonl): figures below are not measured');
   out(
-    `features        ${features.buckets} buckets; words, word bigrams, character ${features.charNgramMin}-${features.charNgramMax}-grams of ${features.textFields.join('/')} and file names (first ${features.maxTextChars} chars); method, path, content type, file type, headers ${features.headers.join(', ')}`,
+    `features        ${features.buckets} buckets; words, word bigrams, character ${features.charNgramMin}-${features.charNgramMax}-grams${features.lexicon !== undefined ? `, ${features.lexicon} lexicon concepts` : ''} of ${features.textFields.join('/')} and file names (first ${features.maxTextChars} chars${features.foldAccents === true ? ', accents folded' : ''}); method, path, content type, file type, headers ${features.headers.join(', ')}`,
   );
   out(`training        seed ${seed}, ${epochs} epochs, AdaGrad learning rate ${learningRate}, L2 ${l2}`);
   const started = performance.now();
@@ -387,6 +387,119 @@ function listCommand(opts: { dir?: string; json?: boolean }): void {
 
 // ---------------------------------------------------------------------------------------------
 
+type ReferenceModel = import('../../mcp/integrations/huggingface/index.js').ReferenceModel;
+
+/**
+ * The reference zero-shot model described through the HuggingFace MCP server when
+ * mcp.servers.huggingface is configured (null otherwise); offline: ValidatorError, exit 3.
+ */
+async function describeReference(config: GatewayConfig, modelId: string, timeoutS: number, verbose: boolean): Promise<ReferenceModel | null> {
+  const { describeWithConfiguredServer, huggingFaceMcpConfigured, HF_MCP_SERVER } = await import('../../mcp/integrations/huggingface/configured.js');
+  if (!huggingFaceMcpConfigured(config.mcp)) return null;
+  if (verbose) out(`describing ${modelId} through the HuggingFace MCP server (mcp.servers.${HF_MCP_SERVER})`);
+  return describeWithConfiguredServer(config.mcp, { modelId, timeoutMs: timeoutS * 1000 });
+}
+
+function referenceLine(r: ReferenceModel): string {
+  const downloads = r.downloads === null ? '-' : r.downloads.toLocaleString('en-US');
+  return [
+    `reference model (HuggingFace MCP server ${r.server}, ${r.tools.join(' + ')}): ${r.id}`,
+    `  revision ${r.revision}  license ${r.license ?? '-'}  downloads ${downloads}  task ${r.task ?? '-'}  ${r.foundBySearch ? 'found' : 'NOT found'} by the ${r.task ?? 'zero-shot'} search${r.alternatives.length > 0 ? ` (also: ${r.alternatives.join(', ')})` : ''}`,
+  ].join('\n');
+}
+
+function latencyText(us: number): string {
+  return us >= 1000 ? `${(us / 1000).toFixed(1)} ms` : `${us.toFixed(1)} µs`;
+}
+
+async function benchmarkCommand(opts: { data: string; model?: string; candidate?: string; hfModel?: string; endpoint?: string; limit?: string; repeat?: string; concurrency?: string; maxWait?: string; timeout?: string; json?: boolean }): Promise<void> {
+  const config = gatewayConfig();
+  const active = modelFrom(opts.model, modelsDir(undefined, config));
+  checkLabels(active, config.routing.services);
+  const candidate = opts.candidate !== undefined ? loadModelFile(opts.candidate) : undefined;
+  if (candidate) checkLabels(candidate, config.routing.services);
+  const all = loadDataFiles(resolveDataFiles(opts.data, 'validation'));
+  const limit = intOption(opts.limit, '--limit', 1, 1_000_000);
+  const repeat = intOption(opts.repeat, '--repeat', 1, 10_000) ?? 20;
+  const concurrency = intOption(opts.concurrency, '--concurrency', 1, 64) ?? 4;
+  const maxWaitS = numberOption(opts.maxWait, '--max-wait', 0, 3600) ?? 60;
+  const timeoutS = numberOption(opts.timeout, '--timeout', 0.1, 600) ?? 30;
+  const hfModel = opts.hfModel ?? config.routing.validator.model;
+  const endpointUrl = opts.endpoint ?? config.routing.validator.endpointUrl;
+  const hf = await import('../../mcp/integrations/huggingface/index.js');
+  const { measureLatencies, summariseLatency } = await import('../routing/model/latency.js');
+  // Every row is measured on the same requests (--limit: spread over the services).
+  const data: DataSet = { ...all, examples: hf.sample(all.examples, limit).filter((e) => active.labels.includes(e.service)) };
+
+  interface Row { role: string; model: string; accuracy: number; macro_f1: number; p50_latency_us: number; p99_latency_us: number; calls: number; note?: string }
+  const rows: Row[] = [];
+  const locals: Array<readonly [string, RoutingModel]> = [['active', active]];
+  if (candidate !== undefined) locals.push(['candidate', candidate]);
+  const latencies = measureLatencies(locals.map(([, m]) => m), data, { repeat });
+  for (const [i, [role, m]] of locals.entries()) {
+    const r = evaluate(m, data);
+    const l = latencies[i]!;
+    rows.push({ role, model: m.id, accuracy: r.accuracy, macro_f1: r.macroF1, p50_latency_us: l.p50Us, p99_latency_us: l.p99Us, calls: l.calls, note: 'in-process, one call' });
+  }
+
+  let reference: ReferenceModel | null = null;
+  let referenceError: InstanceType<typeof ValidatorError> | null = null;
+  try {
+    reference = await describeReference(config, hfModel, timeoutS, !opts.json);
+    const classifier = new hf.ZeroShotClassifier({
+      ...(config.secrets.hfToken !== undefined ? { token: config.secrets.hfToken } : {}),
+      ...(endpointUrl !== undefined ? { endpointUrl } : {}),
+      model: hfModel,
+      hypothesisTemplate: 'This request is about {}.',
+      maxLoadingWaitMs: maxWaitS * 1000,
+      timeoutMs: timeoutS * 1000,
+    });
+    const samples: number[] = [];
+    const timed = {
+      target: classifier.target,
+      classify: async (text: string, labels: readonly string[]) => {
+        const t0 = process.hrtime.bigint();
+        const result = await classifier.classify(text, labels);
+        samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+        return result;
+      },
+    };
+    if (!opts.json) out(`asking ${classifier.target} (zero-shot ${hfModel}) about ${data.examples.length} examples of ${dataName(data)}`);
+    const report = await hf.validateAgainstZeroShot({ data, model: active, classifier: timed, zeroShotModel: hfModel, concurrency, reference });
+    const l = summariseLatency(samples);
+    rows.push({ role: 'reference', model: hfModel, accuracy: report.zeroShot.accuracy, macro_f1: report.zeroShot.macroF1, p50_latency_us: l.p50Us, p99_latency_us: l.p99Us, calls: l.calls, note: `${classifier.target}, one request` });
+  } catch (e) {
+    if (!(e instanceof ValidatorError)) throw e;
+    referenceError = e;
+  }
+
+  if (opts.json) {
+    out(
+      JSON.stringify({
+        data: dataName(data),
+        data_hash: data.hash,
+        examples: data.examples.length,
+        rows,
+        reference_model: reference,
+        reference_error: referenceError === null ? null : { message: referenceError.message, kind: referenceError.kind, exit_code: referenceError.exitCode },
+      }),
+    );
+  } else {
+    out();
+    out(`data ${dataName(data)}: ${data.examples.length} examples, the same for every row`);
+    const body = rows.map((r) => [`${r.role} ${r.model}`, f4(r.accuracy), f4(r.macro_f1), latencyText(r.p50_latency_us), latencyText(r.p99_latency_us), r.note ?? '']);
+    if (referenceError !== null) body.push([`reference ${hfModel}`, '-', '-', '-', '-', `unavailable (exit ${referenceError.exitCode})`]);
+    out(table(['', 'accuracy', 'macro-F1', 'p50 latency', 'p99 latency', 'latency of'], body));
+    if (reference !== null) out(`\n${referenceLine(reference)}`);
+  }
+  if (referenceError !== null) {
+    err(`unified-gateway model benchmark: reference part: ${referenceError.message}`);
+    process.exitCode = referenceError.exitCode;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 async function validateCommand(opts: { data: string; model?: string; hfModel?: string; endpoint?: string; limit?: string; concurrency?: string; maxWait?: string; timeout?: string; json?: boolean; disagreements?: string }): Promise<void> {
   const config = gatewayConfig();
   const model = modelFrom(opts.model, modelsDir(undefined, config));
@@ -399,6 +512,7 @@ async function validateCommand(opts: { data: string; model?: string; hfModel?: s
   const hfModel = opts.hfModel ?? config.routing.validator.model;
   const endpointUrl = opts.endpoint ?? config.routing.validator.endpointUrl;
   const { validateAgainstZeroShot, ZeroShotClassifier } = await import('../../mcp/integrations/huggingface/index.js');
+  const reference = await describeReference(config, hfModel, timeoutS, !opts.json);
   const classifier = new ZeroShotClassifier({
     ...(config.secrets.hfToken !== undefined ? { token: config.secrets.hfToken } : {}),
     ...(endpointUrl !== undefined ? { endpointUrl } : {}),
@@ -417,6 +531,7 @@ async function validateCommand(opts: { data: string; model?: string; hfModel?: s
     zeroShotModel: hfModel,
     ...(limit !== undefined ? { limit } : {}),
     concurrency,
+    reference,
     onProgress: (done, all) => {
       if (opts.json) return;
       if (done === all || done - lastShown >= Math.max(10, Math.floor(all / 10))) {
@@ -429,6 +544,7 @@ async function validateCommand(opts: { data: string; model?: string; hfModel?: s
     out(
       JSON.stringify({
         zero_shot_model: report.zeroShotModel,
+        reference_model: report.reference,
         target: report.target,
         local_model: report.localModel,
         examples: report.examples,
@@ -441,6 +557,7 @@ async function validateCommand(opts: { data: string; model?: string; hfModel?: s
     return;
   }
   out();
+  if (report.reference !== null) out(`${referenceLine(report.reference)}\n`);
   out(
     table(
       ['', 'accuracy', 'macro-F1'],
@@ -471,7 +588,7 @@ async function validateCommand(opts: { data: string; model?: string; hfModel?: s
 // ---------------------------------------------------------------------------------------------
 
 export function registerModelCommands(program: Command): void {
-  const model = program.command('model').description('the routing model of /v1/query and /v1/upload: train, evaluate, compare, explain, promote, validate');
+  const model = program.command('model').description('the routing model of /v1/query and /v1/upload: train, evaluate, compare, explain, promote, validate, benchmark');
 
   model
     .command('train')
@@ -561,4 +678,24 @@ export function registerModelCommands(program: Command): void {
       '\nExit codes: 0 done, 1 bad data or model file, 2 configuration (no HF_TOKEN), 3 network (unreachable, timeout),\n4 authentication (401/403), 5 rate limited (429), 6 model still loading (503), 7 other API error.',
     )
     .action(action('validate', validateCommand));
+
+  model
+    .command('benchmark')
+    .description('the active model, a candidate and the HuggingFace reference on the same labelled requests: accuracy, macro-F1, p50/p99 latency')
+    .requiredOption('--data <file>', '(required) labelled JSONL (or a directory with validation*.jsonl)')
+    .option('--model <file>', 'the model in the "active" row (default: the active model)')
+    .option('--candidate <file>', 'a candidate model file')
+    .option('--hf-model <id>', 'zero-shot reference on the Hub (default: routing.validatorModel, facebook/bart-large-mnli)')
+    .option('--endpoint <url>', 'a dedicated Inference Endpoint (default: HF_ENDPOINT_URL)')
+    .option('--limit <n>', 'requests, spread over the services (default: all)')
+    .option('--repeat <n>', 'timed passes of the local models over the requests (default 20)')
+    .option('--concurrency <n>', 'reference requests in flight (default 4)')
+    .option('--max-wait <seconds>', 'how long to wait for a loading reference model (503) (default 60)')
+    .option('--timeout <seconds>', 'per reference request, and for the HuggingFace MCP server (default 30)')
+    .option('--json', 'one JSON object (rows with accuracy, macro_f1, p50/p99_latency_us; reference_model; reference_error)')
+    .addHelpText(
+      'after',
+      '\nThe local rows are always printed. When the reference part fails, its row says so, the reason is on stderr\nand the exit code is that of model validate: 2 configuration (no HF_TOKEN), 3 network (offline, HuggingFace MCP\nserver unreachable), 4 authentication, 5 rate limited, 6 still loading, 7 other API error.',
+    )
+    .action(action('benchmark', benchmarkCommand));
 }

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
+import { HF_MCP_SERVER } from '../../mcp/integrations/huggingface/reference.js';
+import { ModelValidationService } from '../admin/model-validation.js';
+import { packageModelsDir } from '../routing/model/files.js';
+import type { RoutingModel } from '../routing/model/model.js';
 import { redactConfig, type GatewayConfig } from '../config/index.js';
 import { ERROR_CATALOGUE, errorBody, GatewayError } from '../errors.js';
 import { HealthProber } from '../health/prober.js';
@@ -45,13 +52,11 @@ import { LiveConnections } from '../ws/connections.js';
 import { webSocketProxy } from '../ws/proxy.js';
 import websocketPlugin from '../ws/plugin.js';
 import { eventsRoutes } from '../ws/events.js';
-import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
 import { OperationalMemory } from '../../mcp/integrations/memory/index.js';
 import { RoutingAnalyst } from '../../mcp/integrations/sequential-thinking/analyst.js';
 import type { Fallback } from '../resilience/fallback.js';
 import { countWords } from '../routing/decision-log.js';
 import { exampleText, loadDataFiles } from '../routing/model/data.js';
-import { join } from 'node:path';
 import { Federation } from '../../mcp/federation/federation.js';
 import legacyPlugin, { LegacyEndpoints, LegacyUsage } from '../migration/legacy.js';
 import { SideStats } from '../migration/side-stats.js';
@@ -500,7 +505,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       mcpServers,
       migrations,
       legacyUsage,
-      ...(routing ? { routingModel: () => routing.manager.active } : {}),
+      ...(routing ? { routingModel: () => routing.manager.active, modelValidation: modelValidationService(config, routing.modelsDir, () => routing.manager.active, mcpCaller) } : {}),
       resetBreakers: (service: string) => resilience.resetBreakers(service),
       serviceNames: Object.keys(config.services),
       requireMfaForAdmin: config.auth.requireMfaForAdmin,
@@ -658,4 +663,21 @@ function describeFallback(f: Fallback | undefined): string | undefined {
   if (f.type === 'service') return `on failure the ${f.service} service answers`;
   if (f.type === 'static') return `on failure a fixed ${f.status} answer`;
   return 'on failure the last cached good answer (stale cache)';
+}
+
+/** `validate_routing_model`: the active model on the validation split of its folder (else the shipped one), HuggingFace through MCP and the Inference API. */
+function modelValidationService(config: GatewayConfig, modelsDir: string, model: () => RoutingModel, mcp: UpstreamToolCaller | undefined): ModelValidationService {
+  const own = join(modelsDir, 'data', 'validation.jsonl');
+  return new ModelValidationService({
+    model,
+    dataFile: existsSync(own) ? own : join(packageModelsDir(), 'data', 'validation.jsonl'),
+    ...(mcp !== undefined ? { mcp } : {}),
+    hfServer: HF_MCP_SERVER,
+    zeroShot: {
+      model: config.routing.validator.model,
+      ...(config.secrets.hfToken !== undefined ? { token: config.secrets.hfToken } : {}),
+      ...(config.routing.validator.endpointUrl !== undefined ? { endpointUrl: config.routing.validator.endpointUrl } : {}),
+      timeoutMs: 30_000,
+    },
+  });
 }

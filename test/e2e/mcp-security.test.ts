@@ -26,7 +26,7 @@ const READER_KEY = 'mcp-sec-reader-key-0123456789';
 const ADMIN_SUBJECT = 'key:env-api-key';
 
 /** The tools behind the admin access rule (admin scope, MFA when configured), as the REST /admin endpoints. */
-const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker', 'list_blocked_clients'];
+const ADMIN_TOOLS = ['shift_traffic', 'unblock_client', 'reset_circuit_breaker', 'list_blocked_clients', 'validate_routing_model'];
 const READ_TOOLS = ['list_routes', 'get_route', 'list_services', 'get_service_health', 'get_metrics', 'query_metric', 'get_traffic_split'];
 
 const SPLIT_ROUTE =

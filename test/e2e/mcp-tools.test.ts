@@ -58,6 +58,7 @@ describe('every MCP tool, resource and prompt over /mcp', () => {
         'restart_mcp_server',
         'shift_traffic',
         'unblock_client',
+        'validate_routing_model',
         // migration (src/migration)
         'start_migration',
         'get_migration',

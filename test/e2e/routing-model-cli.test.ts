@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, onCleanup, ROOT, runCli } from '../helpers/gateway.js';
+import { startHfMcpServer, type HfMcpServer } from '../helpers/hf-mcp-server.js';
 import { startHfServer, type HfServer } from '../helpers/hf-server.js';
 import { constantModelFile } from '../routing/model/helpers.js';
 
 /*
  * `unified-gateway model ...` as an operator runs it (the built CLI, in a child process):
- * train, eval, compare, explain, list, promote/rollback and validate, with their exit codes.
+ * train, eval, compare, explain, list, promote/rollback, validate and benchmark, with their exit codes.
  */
 
 const DATA = join(ROOT, 'routing-models/data');
@@ -34,7 +35,7 @@ describe('model train', () => {
     const out = join(dir, 'retrained.json');
     const res = await runCli(['model', 'train', '--data', DATA, '--out', out, '--seed', '42'], {}, 30_000);
     expect(res.code, res.stderr).toBe(0);
-    expect(res.stdout).toMatch(/^training data +train\.jsonl: 1850 examples \(/m);
+    expect(res.stdout).toMatch(/^training data +train\.jsonl: 4327 examples \(/m);
     expect(res.stdout).toMatch(/^validation data validation\.jsonl: 460 examples/m);
     expect(res.stdout).toMatch(/^epoch +1\/24 +loss [\d.]+ +train accuracy [\d.]+/m);
     expect(res.stdout).toMatch(/^epoch +24\/24 .* validation accuracy 0\.9\d+ macro-F1 0\.9\d+$/m);
@@ -100,7 +101,8 @@ describe('model eval, compare, explain', () => {
     expect(res.stdout).toMatch(/^ +p2p +0\.9\d+ +#+$/m);
     expect(res.stdout).toMatch(/^word "peers" +\+\d\.\d+ /m);
     const raw = await runCli(['model', 'explain', '--model', SHIPPED, 'how many peers are online in the mesh?', '--features']);
-    expect(raw.stdout).toMatch(/^chars:<pe \(peers\) +\+\d\.\d+ /m);
+    expect(raw.stdout).toMatch(/^chars:<pee \(peers\) +\+\d\.\d+ /m);
+    expect(raw.stdout).toMatch(/^lexicon:peer +\+\d\.\d+ /m);
     const upload = JSON.parse((await runCli(['model', 'explain', '--model', SHIPPED, '', '--file-name', 'employee_handbook.pdf', '--file-type', 'application/pdf', '--json'])).stdout);
     expect(upload.label).toBe('knowledge');
     expect(upload.contributions.length).toBeGreaterThan(3);
@@ -170,5 +172,91 @@ describe('model validate (HuggingFace zero-shot)', () => {
     const noToken = await runCli(['model', 'validate', '--data', VALIDATION]);
     expect(noToken.code).toBe(2);
     expect(noToken.stderr).toMatch(/HF_TOKEN is not set/);
+  });
+});
+
+/** A port on loopback where nothing listens. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/** GATEWAY_CONFIG with mcp.servers.huggingface at `url` (the preset, its URL replaced by the local server's). */
+function hfMcpConfig(url: string): string {
+  const file = join(dir, `gw-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, `mcp:\n  servers:\n    huggingface: { preset: huggingface, enabled: true, url: "${url}", timeoutMs: 3000 }\n`);
+  return file;
+}
+
+describe('the HuggingFace MCP server in model validate and model benchmark', () => {
+  let mcp: HfMcpServer;
+  beforeAll(async () => {
+    mcp = await startHfMcpServer();
+    onCleanup(() => mcp.close());
+  });
+  const env = () => ({ HF_TOKEN: 'hf_test_token', HF_ENDPOINT_URL: hf.url, GATEWAY_CONFIG: hfMcpConfig(mcp.url) });
+
+  it('model validate records the reference model (id, revision, license, downloads) beside the zero-shot comparison', async () => {
+    hf.mode = 'ok';
+    const res = await runCli(['model', 'validate', '--data', VALIDATION, '--limit', '10'], env());
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('reference model (HuggingFace MCP server huggingface, hub_repo_search + hub_repo_details): facebook/bart-large-mnli');
+    expect(res.stdout).toMatch(/revision main@21 Dec, 2023 +license mit +downloads 3,400,000 +task zero-shot-classification +found by the zero-shot-classification search/);
+    expect(res.stdout).toMatch(/^zero-shot facebook\/bart-large-mnli +\d\.\d{4} +\d\.\d{4}$/m);
+    const json = JSON.parse((await runCli(['model', 'validate', '--data', VALIDATION, '--limit', '5', '--json', '--hf-model', 'typeform/distilbert-base-uncased-mnli'], env())).stdout);
+    expect(json.reference_model).toMatchObject({ id: 'typeform/distilbert-base-uncased-mnli', license: 'apache-2.0', downloads: 41_200, revision: 'main@30 Mar, 2023', foundBySearch: true });
+    expect(json.zero_shot_model).toBe('typeform/distilbert-base-uncased-mnli');
+  });
+
+  it('model validate with the HuggingFace MCP server offline: exit 3, one clear line', async () => {
+    const res = await runCli(['model', 'validate', '--data', VALIDATION, '--limit', '2', '--timeout', '3'], { ...env(), GATEWAY_CONFIG: hfMcpConfig(`http://127.0.0.1:${await closedPort()}/mcp`) });
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(/^unified-gateway model validate: cannot reach the HuggingFace MCP server \(mcp\.servers\.huggingface\)/);
+    noStack(res.stderr);
+  });
+
+  it('model benchmark: active, candidate and reference on the same requests, as a table and as JSON', async () => {
+    hf.mode = 'ok';
+    const previous = join(ROOT, 'routing-models/models/rm-41333f62ac35.json');
+    const res = await runCli(['model', 'benchmark', '--data', VALIDATION, '--candidate', previous, '--limit', '25', '--repeat', '3'], env(), 30_000);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('data validation.jsonl: 25 examples, the same for every row');
+    expect(res.stdout).toMatch(/^ +accuracy +macro-F1 +p50 latency +p99 latency +latency of$/m);
+    expect(res.stdout).toMatch(new RegExp(`^active ${shippedPointer.id} +\\d\\.\\d{4} +\\d\\.\\d{4} +[\\d.]+ (µs|ms) +[\\d.]+ (µs|ms) +in-process, one call$`, 'm'));
+    // (a busy machine can put a scheduling pause of milliseconds into a p99 of few calls)
+    expect(res.stdout).toMatch(/^candidate rm-41333f62ac35 +\d\.\d{4} +\d\.\d{4} +[\d.]+ (µs|ms) +[\d.]+ (µs|ms)/m);
+    expect(res.stdout).toMatch(/^reference facebook\/bart-large-mnli +\d\.\d{4} +\d\.\d{4} +[\d.]+ (ms|µs) +[\d.]+ (ms|µs) +http:\/\/127\.0\.0\.1:\d+, one request$/m);
+    expect(res.stdout).toContain('reference model (HuggingFace MCP server huggingface');
+
+    const json = JSON.parse((await runCli(['model', 'benchmark', '--data', VALIDATION, '--limit', '10', '--repeat', '2', '--json'], env(), 30_000)).stdout);
+    expect(json.examples).toBe(10);
+    expect(json.rows.map((r: { role: string }) => r.role)).toEqual(['active', 'reference']);
+    for (const r of json.rows) {
+      expect(r.accuracy).toBeGreaterThanOrEqual(0);
+      expect(r.accuracy).toBeLessThanOrEqual(1);
+      expect(r.p99_latency_us).toBeGreaterThanOrEqual(r.p50_latency_us);
+    }
+    expect(json.rows[0].calls).toBe(20);
+    expect(json.rows[1].calls).toBe(10);
+    expect(json.reference_model).toMatchObject({ id: 'facebook/bart-large-mnli', license: 'mit' });
+    expect(json.reference_error).toBeNull();
+  });
+
+  it('model benchmark offline: the local rows still print, the reference row says unavailable, exit 3', async () => {
+    const res = await runCli(['model', 'benchmark', '--data', VALIDATION, '--limit', '10', '--repeat', '2'], { HF_TOKEN: 'hf_x', HF_ENDPOINT_URL: `http://127.0.0.1:${await closedPort()}` }, 30_000);
+    expect(res.code).toBe(3);
+    expect(res.stdout).toMatch(new RegExp(`^active ${shippedPointer.id} +\\d\\.\\d{4}`, 'm'));
+    expect(res.stdout).toMatch(/^reference facebook\/bart-large-mnli +- +- +- +- +unavailable \(exit 3\)$/m);
+    expect(res.stderr).toMatch(/^unified-gateway model benchmark: reference part: cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    noStack(res.stderr);
+    const mcpOffline = await runCli(['model', 'benchmark', '--data', VALIDATION, '--limit', '4', '--repeat', '1', '--json', '--timeout', '3'], { ...env(), GATEWAY_CONFIG: hfMcpConfig(`http://127.0.0.1:${await closedPort()}/mcp`) }, 30_000);
+    expect(mcpOffline.code).toBe(3);
+    const json = JSON.parse(mcpOffline.stdout);
+    expect(json.rows.map((r: { role: string }) => r.role)).toEqual(['active']);
+    expect(json.reference_error).toMatchObject({ kind: 'network', exit_code: 3 });
+    expect(json.reference_error.message).toMatch(/HuggingFace MCP server/);
   });
 });

@@ -2,6 +2,7 @@ import { exampleInput, exampleText, type DataSet, type Example } from '../../../
 import { summarise, type EvaluationResult, type ScoredExample } from '../../../src/routing/model/evaluation.js';
 import type { RoutingModel } from '../../../src/routing/model/model.js';
 import { ValidatorError } from './errors.js';
+import type { ReferenceModel } from './reference.js';
 import type { LabelScore } from './zero-shot.js';
 
 /*
@@ -27,6 +28,8 @@ export interface Classifier {
 
 export interface ValidationReport {
   readonly zeroShotModel: string;
+  /** The zero-shot model as the HuggingFace MCP server describes it (null: not configured). */
+  readonly reference: ReferenceModel | null;
   readonly target: string;
   readonly localModel: string;
   readonly examples: number;
@@ -68,6 +71,8 @@ export async function validateAgainstZeroShot(options: {
   readonly limit?: number;
   readonly concurrency?: number;
   readonly descriptions?: Readonly<Record<string, string>>;
+  /** Recorded in the report beside the comparison (describeReferenceModel). */
+  readonly reference?: ReferenceModel | null;
   readonly onProgress?: (done: number, total: number) => void;
 }): Promise<ValidationReport> {
   const { model, classifier } = options;
@@ -116,6 +121,7 @@ export async function validateAgainstZeroShot(options: {
   const agreeing = local.filter((l, i) => l.predicted === zeroShot[i]!.predicted).length;
   return {
     zeroShotModel: options.zeroShotModel,
+    reference: options.reference ?? null,
     target: classifier.target,
     localModel: model.id,
     examples: examples.length,

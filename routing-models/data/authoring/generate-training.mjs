@@ -13,11 +13,21 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLOSERS, OPENERS, PHRASINGS } from './phrasing.mjs';
+import { CLOSERS_4, OPENERS_4, PHRASINGS_4 } from './phrasing-4.mjs';
+import { PHRASINGS_5 } from './phrasing-5.mjs';
+import { PHRASINGS_6 } from './phrasing-6.mjs';
+import { PHRASINGS_7 } from './phrasing-7.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const OUT = join(HERE, '..', 'train.jsonl');
 const seedArg = process.argv.indexOf('--seed');
 const SEED = seedArg > 0 ? Number(process.argv[seedArg + 1]) : 7;
+// --split DIR: also write the lines of each authoring pass to DIR/pass-<name>.jsonl (for the
+// leave-one-pass-out estimate of cross-validate.ts; never into the data folder, whose
+// train*.jsonl are all training data).
+const splitArg = process.argv.indexOf('--split');
+const SPLIT_DIR = splitArg > 0 ? process.argv[splitArg + 1] : undefined;
 const QUERIES_PER_SERVICE = 330;
 
 function mulberry32(seed) {
@@ -387,6 +397,8 @@ const knowledge = {
     '{docq} {doc} {doctopic}',
     '{wh} {facttopic}',
     '{wh} {facttopic}',
+    // issue 15: a general question with a personal context is still knowledge's, not twin's
+    '{askctx} {wh} {facttopic}',
     '{ingestverb} {docthing} {into}',
     '{ingestverb} {docthing} {into}',
     '{searchverb} {searchtopic}',
@@ -399,8 +411,12 @@ const knowledge = {
     docq: ['what does the', 'what do the', 'according to the', 'summarize the', 'search the', 'find in the', 'look up in the', 'quote from the', 'cite the', 'check the', 'what is written in the', 'explain the part of the'],
     doc: ['employee handbook', 'security policy', 'design document', 'API documentation', 'onboarding guide', 'runbook', 'wiki', 'product spec', 'legal contract', 'release notes', 'compliance manual', 'research paper', 'meeting minutes', 'quarterly report', 'FAQ', 'knowledge base', 'internal docs', 'user manual', 'style guide', 'incident postmortem', 'RFC', 'architecture overview', 'whitepaper', 'terms of service', 'sales playbook', 'training materials', 'annual report', 'help center'],
     doctopic: ['about remote work', 'on password rotation', 'regarding data retention', 'about travel expenses', 'on incident response', 'about vacation days', 'on customer refunds', 'about the escalation process', 'regarding accessibility', 'about backups', 'on code reviews', 'about pricing tiers', 'on encryption at rest', 'about the hiring process', 'on expense approval', 'about performance reviews', 'on the release process', 'about SSO setup'],
-    wh: ['what is', 'explain', 'who invented', 'how does', 'why is', 'define', 'tell me about', 'what are the causes of', 'when was', 'give me an overview of', 'what is the meaning of', 'summarize the history of', 'how do'],
-    facttopic: ['the speed of light', 'machine learning', 'the French revolution', 'blockchain', 'DNS', 'inflation', 'the water cycle', 'Kubernetes', 'black holes', 'the Pythagorean theorem', 'climate change', 'the printing press', 'vector databases', 'HTTP caching', 'the immune system', 'public key cryptography', 'the stock market', 'the Renaissance', 'gradient descent', 'the Cold War', 'photosynthesis in algae', 'OAuth', 'supply and demand', 'continental drift', 'TLS handshakes', 'the human genome'],
+    wh: ['what is', 'explain', 'who invented', 'how does', 'why is', 'define', 'tell me about', 'what are the causes of', 'when was', 'give me an overview of', 'what is the meaning of', 'summarize the history of', 'how do',
+      // issue 15: general questions are knowledge's (the default service), asked every way and in other languages
+      'whats', 'quick facts about', 'eli5', 'i never understood', 'can you explain', 'how does it work:', 'was ist', 'erklär mir', "qu'est-ce que", 'explique-moi', 'qué es', 'explícame', "cos'è", 'spiegami', 'o que é', 'me explica', 'co to jest', 'wat is', 'yeh kya hai:'],
+    askctx: ['my kid asked me:', 'I was wondering,', 'I always wanted to know:', 'my friend and I argued about this:', 'for my homework:', 'I have a quiz tonight:', 'I feel dumb asking but', 'I told my wife I would find out:', 'random thought,', 'my boss asked me', 'ich frage mich:', 'je me demandais :', 'mi chiedevo:', 'me preguntaba:', 'eu queria saber:', 'mera beta pooch raha tha:'],
+    facttopic: ['the speed of light', 'machine learning', 'the French revolution', 'blockchain', 'DNS', 'inflation', 'the water cycle', 'Kubernetes', 'black holes', 'the Pythagorean theorem', 'climate change', 'the printing press', 'vector databases', 'HTTP caching', 'the immune system', 'public key cryptography', 'the stock market', 'the Renaissance', 'gradient descent', 'the Cold War', 'photosynthesis in algae', 'OAuth', 'supply and demand', 'continental drift', 'TLS handshakes', 'the human genome',
+      'the Roman empire', 'volcanoes', 'the theory of evolution', 'leap years', 'the moon landing', 'the Great Wall of China', 'the Amazon river', 'World War I', 'the Olympic games', 'DNA replication', 'earthquakes', 'the euro', 'the periodic table', 'antibiotics', 'the stock exchange', 'the electoral college', 'impressionism', 'the Big Bang', 'tides', 'rainbows', 'jazz', 'the Silk Road', 'plate tectonics', 'compound interest', 'the Magna Carta', 'quantum entanglement', 'the offside rule', 'sourdough fermentation', 'the placebo effect', 'the Eiffel tower', 'hurricanes', 'the Byzantine empire', 'CRISPR', 'the ozone layer', 'Shakespeare', 'the Industrial Revolution'],
     ingestverb: ['ingest', 'index', 'add', 'import', 'load', 'reindex', 'embed', 'crawl', 'upload', 'sync into search'],
     docthing: ['these PDFs', 'the new policy document', 'the Confluence space', 'our support articles', 'the product manuals', 'the shared drive folder', 'this web page', 'the research papers', "last year's reports", 'the interview transcripts', 'the legal contracts', 'the slide decks', 'the engineering wiki', 'the customer case studies'],
     into: ['into the knowledge base', "so they're searchable", 'to the document index', 'into the RAG pipeline', 'to the search collection', '', 'for question answering', 'into the docs library'],
@@ -722,14 +738,18 @@ function uploadExample(service, spec) {
 }
 
 const lines = [];
+const passOf = new Map();
 for (const [service, spec] of Object.entries(SERVICES)) {
   const seen = new Set();
   const texts = [];
+  const passes = [];
+  let pass = 'templates';
   const add = (t) => {
     const key = t.toLowerCase();
     if (seen.has(key)) return false;
     seen.add(key);
     texts.push(t);
+    passes.push(pass);
     return true;
   };
   for (const s of spec.seeds) add(noisy(s));
@@ -737,7 +757,43 @@ for (const [service, spec] of Object.entries(SERVICES)) {
   for (const s of spec.seeds) if (chance(0.33)) add(noisy(typo(s)));
   let guard = 0;
   while (texts.length < QUERIES_PER_SERVICE && guard++ < 100_000) add(noisy(expand(pick(spec.templates), spec.slots)));
-  texts.forEach((t, i) => lines.push(queryExample(service, t, i)));
+  // Pass 3 (phrasing.mjs): other people's phrasing, as written, with noise, and wrapped in a
+  // service-neutral opener or closer (long requests, code-mixed politeness).
+  pass = 'phrasing';
+  for (const p of PHRASINGS[service] ?? []) {
+    add(p);
+    add(noisy(p));
+    if (chance(0.6)) {
+      const r = rand();
+      const wrapped = r < 0.4 ? `${pick(OPENERS)} ${p}` : r < 0.8 ? `${p.replace(/[?.!]+$/, '')}, ${pick(CLOSERS)}` : `${pick(OPENERS)} ${p} ${pick(CLOSERS)}`;
+      add(chance(0.3) ? noisy(wrapped) : wrapped);
+    }
+  }
+  // Passes 4-7 (phrasing-4.mjs ... -7): the same treatment, with pass 4's
+  // wrappers as well as pass 3's.
+  const openers = [...OPENERS, ...OPENERS_4];
+  const closers = [...CLOSERS, ...CLOSERS_4];
+  const passes45 = [
+    ['pass4', PHRASINGS_4[service] ?? []],
+    ['pass5', PHRASINGS_5[service] ?? []],
+    ['pass6', PHRASINGS_6[service] ?? []],
+    ['pass7', PHRASINGS_7[service] ?? []],
+  ];
+  for (const [name, list] of passes45) for (const p of list) {
+    pass = name;
+    add(p);
+    add(noisy(p));
+    if (chance(0.6)) {
+      const r = rand();
+      const wrapped = r < 0.4 ? `${pick(openers)} ${p}` : r < 0.8 ? `${p.replace(/[?.!]+$/, '')}, ${pick(closers)}` : `${pick(openers)} ${p} ${pick(closers)}`;
+      add(chance(0.3) ? noisy(wrapped) : wrapped);
+    }
+  }
+  texts.forEach((t, i) => {
+    const ex = queryExample(service, t, i);
+    passOf.set(ex, passes[i]);
+    lines.push(ex);
+  });
   const uploads = new Set();
   guard = 0;
   while (uploads.size < 40 && guard++ < 10_000) {
@@ -755,6 +811,11 @@ for (let i = lines.length - 1; i > 0; i--) {
   [lines[i], lines[j]] = [lines[j], lines[i]];
 }
 writeFileSync(OUT, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+if (SPLIT_DIR !== undefined) {
+  const byPass = {};
+  for (const l of lines) (byPass[passOf.get(l) ?? 'templates'] ??= []).push(l);
+  for (const [name, ls] of Object.entries(byPass)) writeFileSync(join(SPLIT_DIR, `pass-${name}.jsonl`), ls.map((l) => JSON.stringify(l)).join('\n') + '\n');
+}
 const counts = {};
 for (const l of lines) counts[l.service] = (counts[l.service] ?? 0) + 1;
 process.stdout.write(`wrote ${lines.length} examples to ${OUT}: ${JSON.stringify(counts)}\n`);

@@ -18,7 +18,7 @@ export function modelCard(file: ModelFile, extra: { rows: number; bytes: number;
     `| Format | ${file.format} v${file.formatVersion} |`,
     `| Labels (services) | ${file.labels.map((l) => `\`${l}\``).join(', ')} |`,
     `| Model | multinomial logistic regression on hashed features (${t.trainer}) |`,
-    `| Features | ${f.buckets} hashed buckets; words${f.wordBigrams ? ' + word bigrams' : ''}${f.charNgramMin > 0 ? ` + character ${f.charNgramMin}-${f.charNgramMax}-grams` : ''} of ${f.textFields.map((x) => `\`${x}\``).join('/')} and the upload's file name (first ${f.maxTextChars} characters); method, path, content type, file extension and type${f.headers.length > 0 ? `, headers ${f.headers.map((h) => `\`${h}\``).join(', ')}` : ''} |`,
+    `| Features | ${f.buckets} hashed buckets; words${f.wordBigrams ? ' + word bigrams' : ''}${f.charNgramMin > 0 ? ` + character ${f.charNgramMin}-${f.charNgramMax}-grams` : ''}${f.lexicon !== undefined ? ` + concepts of the \`${f.lexicon}\` lexicon` : ''} of ${f.textFields.map((x) => `\`${x}\``).join('/')} and the upload's file name (first ${f.maxTextChars} characters${f.foldAccents === true ? ', accents folded' : ''}); method, path, content type, file extension and type${f.headers.length > 0 ? `, headers ${f.headers.map((h) => `\`${h}\``).join(', ')}` : ''} |`,
     `| Weights | ${extra.rows} non-zero rows x ${file.labels.length} labels, ${Math.round(extra.bytes / 1024)} KB file |`,
     `| Training data | ${t.files.join(', ')}: ${t.examples} examples (+${t.backgroundExamples} synthetic no-information requests trained towards "unsure"), \`${t.dataHash}\` |`,
     `| Training | seed ${t.seed}, ${t.epochs} epochs, AdaGrad learning rate ${t.learningRate}, L2 ${t.l2} |`,

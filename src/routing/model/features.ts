@@ -1,4 +1,5 @@
 import { combine, fmix32, fnvStep, fnvString, NS } from './hashing.js';
+import { lexiconTable } from './lexicon.js';
 
 /*
  * What the routing model sees of a request, and how it becomes hashed features. The same
@@ -48,6 +49,17 @@ export interface FeatureSettings {
   readonly maxTextChars: number;
   /** Digits become 0 (ids and dates generalise). */
   readonly foldDigits: boolean;
+  /**
+   * Accented Latin letters become their base letter ("é" -> "e", "ü" -> "u"), so "réseau",
+   * "reseau" and "Réseau" are one word (typed with or without accents). Absent in models
+   * trained before it (off).
+   */
+  readonly foldAccents?: boolean | undefined;
+  /**
+   * A domain lexicon of lexicon.ts by name: a word of one of its groups also emits the group's
+   * concept (synonyms and translations share weight). Absent in older models (none).
+   */
+  readonly lexicon?: string | undefined;
 }
 
 export const DEFAULT_FEATURE_SETTINGS: FeatureSettings = Object.freeze({
@@ -59,6 +71,8 @@ export const DEFAULT_FEATURE_SETTINGS: FeatureSettings = Object.freeze({
   headers: Object.freeze(['x-client-app']),
   maxTextChars: 256,
   foldDigits: true,
+  foldAccents: true,
+  lexicon: 'domain-2',
 });
 
 /** Longest word kept whole for character n-grams (longer words still count as words). */
@@ -95,6 +109,21 @@ function fold(c: number, foldDigits: boolean): number {
   return c;
 }
 
+/**
+ * Base letter of each accented Latin letter from U+00C0 to U+024F, lowercased ("Ł" -> "ł",
+ * "Ś" -> "s"), 0 where it stays as it is (ß, æ, ø, ...): built once from Unicode's canonical decomposition, so the hot path is
+ * one array read.
+ */
+const ACCENT_BASE = (() => {
+  const table = new Uint16Array(0x250);
+  for (let c = 0xc0; c < 0x250; c++) {
+    // lowercase first (fold() lowercases Latin-1 only), then drop the combining marks
+    const d = String.fromCharCode(c).toLowerCase().normalize('NFD').charCodeAt(0);
+    if (d !== c) table[c] = d;
+  }
+  return table;
+})();
+
 /** Lowercase ASCII, for header values, paths and media types. */
 function lower(c: number): number {
   return c >= 65 && c <= 90 ? c + 32 : c;
@@ -117,6 +146,11 @@ export class FeatureExtractor {
   readonly #headerSeeds: Int32Array;
   readonly #headerNames: readonly string[];
   readonly #fieldNames: readonly string[];
+  /** The lexicon as an open-addressing table: word hash -> concept feature (and name, for explain). */
+  readonly #lexKeys: Int32Array | null = null;
+  readonly #lexValues: Int32Array | null = null;
+  readonly #lexUsed: Uint8Array | null = null;
+  readonly #lexNames: string[] | null = null;
   #budget = 0;
   #prevWord = 0;
   #hasPrev = false;
@@ -126,13 +160,41 @@ export class FeatureExtractor {
     this.settings = settings;
     this.#mask = settings.buckets - 1;
     const grams = settings.charNgramMin > 0 ? settings.charNgramMax - settings.charNgramMin + 1 : 0;
-    // Upper bound: per text character at most one word, one bigram and `grams` n-grams, plus the fixed features.
-    this.#capacity = settings.maxTextChars * (2 + grams) + 2 * MAX_ARRAY_ITEMS + settings.headers.length + 64;
+    // Upper bound: per text character at most one word, one bigram, one lexicon concept and `grams` n-grams, plus the fixed features.
+    this.#capacity = settings.maxTextChars * (3 + grams) + 2 * MAX_ARRAY_ITEMS + settings.headers.length + 64;
     this.index = new Int32Array(this.#capacity);
     this.sign = new Float32Array(this.#capacity);
     this.#headerNames = settings.headers.map((h) => h.toLowerCase());
     this.#headerSeeds = Int32Array.from(this.#headerNames, (h) => fnvString(`${h}=`, NS.header));
     this.#fieldNames = settings.textFields;
+    if (settings.lexicon !== undefined) {
+      const table = lexiconTable(settings.lexicon, (w) => this.#hashWord(w), (c) => fnvString(c, NS.lexicon));
+      let size = 16;
+      while (size < table.size * 4) size *= 2;
+      this.#lexKeys = new Int32Array(size);
+      this.#lexValues = new Int32Array(size);
+      this.#lexUsed = new Uint8Array(size);
+      this.#lexNames = new Array<string>(size).fill('');
+      for (const [word, entry] of table) {
+        let slot = fmix32(word) & (size - 1);
+        while (this.#lexUsed[slot] === 1) slot = (slot + 1) & (size - 1);
+        this.#lexUsed[slot] = 1;
+        this.#lexKeys[slot] = word;
+        this.#lexValues[slot] = entry.hash;
+        this.#lexNames[slot] = entry.concept;
+      }
+    }
+  }
+
+  /** The hash #text gives a whole word (for the lexicon: same folding, same seed). */
+  #hashWord(word: string): number {
+    let h = NS.word;
+    for (let i = 0; i < word.length; i++) {
+      let c = fold(word.charCodeAt(i), this.settings.foldDigits);
+      if (this.settings.foldAccents === true && c >= 0xc0 && c < 0x250 && ACCENT_BASE[c]! !== 0) c = ACCENT_BASE[c]!;
+      if (c >= 0) h = fnvStep(h, c);
+    }
+    return h;
   }
 
   /** Extract the features of one request into `index`/`sign`; returns their count. */
@@ -215,13 +277,19 @@ export class FeatureExtractor {
     if (n <= 0) return false;
     this.#budget -= n;
     const foldDigits = this.settings.foldDigits;
+    const foldAccents = this.settings.foldAccents === true;
     const word = this.#word;
     this.#hasPrev = false;
     let len = 0;
     let h = NS.word;
     let any = false;
     for (let i = 0; i <= n; i++) {
-      const c = i < n ? fold(s.charCodeAt(i), foldDigits) : -1;
+      let c = i < n ? fold(s.charCodeAt(i), foldDigits) : -1;
+      if (foldAccents && c >= 0xc0 && c < 0x250) {
+        // Latin Extended-A/B capitals are odd/even pairs: fold() leaves them, the table maps both.
+        const base = ACCENT_BASE[c]!;
+        if (base !== 0) c = base;
+      }
       if (c >= 0) {
         if (len < MAX_WORD) word[len] = c;
         len++;
@@ -245,6 +313,17 @@ export class FeatureExtractor {
     if (this.settings.wordBigrams && this.#hasPrev) {
       if (recording) this.names!.push(`bigram:${this.#lastWordName ?? '?'} ${this.#wordText(0, kept)}`);
       this.#emit(combine(this.#prevWord ^ NS.bigram, h));
+    }
+    if (this.#lexKeys !== null) {
+      // Open addressing over typed arrays: a Map lookup per word measurably slowed predictions.
+      const mask = this.#lexKeys.length - 1;
+      for (let slot = fmix32(h) & mask; this.#lexUsed![slot] === 1; slot = (slot + 1) & mask) {
+        if (this.#lexKeys[slot] === h) {
+          if (recording) this.names!.push(`lexicon:${this.#lexNames![slot]}`);
+          this.#emit(this.#lexValues![slot]!);
+          break;
+        }
+      }
     }
     this.#prevWord = h;
     this.#hasPrev = true;

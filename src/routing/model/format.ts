@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LEXICONS } from './lexicon.js';
 
 /*
  * The routing model file (JSON): one zod schema is the single source of its shape and type.
@@ -28,6 +29,13 @@ export const featureSettingsSchema = z.strictObject({
   headers: z.array(z.string().regex(/^[a-z0-9-]{1,64}$/, 'a lowercase header name')).max(16),
   maxTextChars: z.number().int().min(16).max(100_000),
   foldDigits: z.boolean(),
+  /** Optional: models trained before it do not have it (off). */
+  foldAccents: z.boolean().optional(),
+  /** A lexicon of lexicon.ts by name (optional, as foldAccents). */
+  lexicon: z
+    .string()
+    .refine((name) => Object.hasOwn(LEXICONS, name), { message: `a lexicon this gateway knows (${Object.keys(LEXICONS).join(', ')})` })
+    .optional(),
 });
 
 export const perClassSchema = z.strictObject({

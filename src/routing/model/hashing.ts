@@ -53,5 +53,6 @@ export const NS = {
   fileMajorType: fnvString('ftm'),
   hasFile: fnvString('f?'),
   hasText: fnvString('t?'),
+  lexicon: fnvString('lx'),
   bias: fnvString('b'),
 } as const;

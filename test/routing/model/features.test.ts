@@ -33,7 +33,33 @@ describe('feature extraction', () => {
   it('lowercases, folds digits and splits on punctuation', () => {
     expect(features(query('JOB 4821 status!!')).set).toEqual(features(query('job 1234 status')).set);
     expect(features(query('agent-controller')).names).toEqual(expect.arrayContaining(['word:agent', 'word:controller']));
-    expect(features(query('Ünïcode CAFÉ')).names).toEqual(expect.arrayContaining(['word:ünïcode', 'word:café']));
+    const legacy = { ...DEFAULT_FEATURE_SETTINGS, foldAccents: undefined, lexicon: undefined };
+    expect(features(query('Ünïcode CAFÉ'), legacy).names).toEqual(expect.arrayContaining(['word:ünïcode', 'word:café']));
+  });
+
+  it('folds accents when foldAccents is on: typed with or without them, a word is one feature', () => {
+    expect(features(query('Ünïcode CAFÉ')).names).toEqual(expect.arrayContaining(['word:unicode', 'word:cafe']));
+    expect(features(query('où sont les résultats du nœud ŁÓDŹ')).set).toEqual(features(query('ou sont les resultats du nœud łodz')).set);
+    // models trained before it (no foldAccents) keep their features
+    const legacy = { ...DEFAULT_FEATURE_SETTINGS, foldAccents: undefined, lexicon: undefined };
+    expect(features(query('résultats'), legacy).set).not.toEqual(features(query('resultats'), legacy).set);
+  });
+
+  it('adds the lexicon concept of a word (synonyms and translations share it), whole words only', () => {
+    const concepts = (text: string) => features(query(text)).names.filter((n) => n.startsWith('lexicon:'));
+    expect(concepts('remind me')).toEqual(['lexicon:remind']);
+    expect(concepts('przypomnij mi')).toEqual(['lexicon:remind']);
+    expect(concepts('erinnere mich')).toEqual(['lexicon:remind']);
+    expect(concepts('mon nœud ne trouve aucun pair')).toEqual(['lexicon:node', 'lexicon:peer']);
+    expect(concepts('reminderz')).toEqual([]);
+    const ex = new FeatureExtractor(DEFAULT_FEATURE_SETTINGS);
+    const a = ex.extract(query('przypomnij'));
+    const idxA = new Set(Array.from(ex.index.subarray(0, a)));
+    const b = ex.extract(query('ricordami'));
+    const shared = Array.from(ex.index.subarray(0, b)).filter((i) => idxA.has(i));
+    expect(shared.length).toBeGreaterThan(0);
+    expect(features(query('remind me'), { ...DEFAULT_FEATURE_SETTINGS, lexicon: undefined }).names.some((n) => n.startsWith('lexicon:'))).toBe(false);
+    expect(() => new FeatureExtractor({ ...DEFAULT_FEATURE_SETTINGS, lexicon: 'nope' })).toThrow(/unknown lexicon/);
   });
 
   it('keeps kinds apart: a word and a path segment with the same letters are different features', () => {

@@ -53,6 +53,7 @@ describe('model file', () => {
     expect(problems({ ...good, weights: { encoding: 'sparse-f32-base64', rows: Buffer.from(new Uint32Array([3]).buffer).toString('base64'), values: nan.toString('base64') } })[0]).toMatch(
       /not a finite number/,
     );
+    expect(problems({ ...good, features: { ...good.features, lexicon: 'klingon-1' } })[0]).toMatch(/^features\.lexicon: a lexicon this gateway knows \(domain-1/);
     expect(problems('nope')[0]).toMatch(/^\(root\): /);
   });
 
