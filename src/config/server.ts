@@ -12,7 +12,8 @@ export const serverEnv = z.object({
   GATEWAY_HOST: z.string().min(1).default('0.0.0.0'),
   GATEWAY_PORT: intFromEnv(0, 65535).default(8000),
   ENABLE_WEBSOCKETS: booleanFromEnv.default(true),
-  WORKER_THREADS: intFromEnv(1, 256).default(4),
+  /** Gateway processes on one port (node:cluster, src/server/cluster.ts); 1: a single process, no primary. */
+  WORKER_THREADS: intFromEnv(1, 256).default(1),
   /** Overrides server.drainDelayMs (e.g. 0 for a developer's quick restarts, or in tests). */
   GATEWAY_DRAIN_DELAY_MS: intFromEnv(0, 600_000).optional(),
 });

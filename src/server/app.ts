@@ -5,6 +5,7 @@ import { ERROR_CATALOGUE, errorBody, GatewayError } from '../errors.js';
 import { HealthProber } from '../health/prober.js';
 import { healthRoutes } from '../health/routes.js';
 import { PressureMonitor } from '../health/pressure.js';
+import { metricsSource } from '../metrics/cluster.js';
 import metricsPlugin from '../metrics/plugin.js';
 import { createMetrics, type GatewayMetrics } from '../metrics/registry.js';
 import { acceptableRequestId } from '../proxy/headers.js';
@@ -102,6 +103,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
 
 async function assembleGateway(config: GatewayConfig, options: BuildOptions, lifecycle: Lifecycle): Promise<Gateway> {
   const metrics = createMetrics({ durationBuckets: config.metrics.durationBuckets, defaultMetrics: options.processMetrics !== false });
+  // Under WORKER_THREADS, /metrics is every worker's sum (src/metrics/cluster.ts); set up first
+  // so this worker answers the primary's aggregation requests while it is still starting.
+  const exposition = metricsSource(metrics.registry);
   const table = buildRouteTable(config);
   const upstreams = await lifecycle.start(
     'upstream pools',
@@ -256,6 +260,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     metrics,
     expose: config.metrics.enabled,
     authPolicy: config.auth.publicMetrics ? PUBLIC : READ_ONLY,
+    source: exposition,
   });
   // Sustained event-loop / heap pressure: only /readyz reflects it (src/health/pressure.ts).
   const pressure = new PressureMonitor(config.server.pressure, { log: app.log.child({ component: 'pressure' }) });
