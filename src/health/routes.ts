@@ -43,15 +43,44 @@ export function withoutAddresses(value: unknown): unknown {
   return out;
 }
 
-export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions): Promise<void> {
-  const { prober, metrics, isShuttingDown } = opts;
-  // The public form of the snapshot, made once per probe round (as the full one is).
+/** What a probe answers: status and JSON body (also served off the event loop: src/server/probe-listener.ts). */
+export interface ProbeAnswer {
+  readonly status: number;
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
+/** /readyz's answer now. */
+export function readiness(opts: Pick<HealthRoutesOptions, 'prober' | 'isShuttingDown' | 'pressure'>): ProbeAnswer {
+  const { prober } = opts;
+  if (opts.isShuttingDown()) return { status: 503, body: { status: 'not-ready', reason: 'shutting down' } };
+  if (!prober.firstRoundDone) return { status: 503, body: { status: 'not-ready', reason: 'first health probe round not finished' } };
+  // Out of file descriptors (the probes saw EMFILE/ENFILE): new upstream connections fail too, so
+  // a load balancer should send traffic elsewhere; /livez stays 200 (a restart would not help).
+  if (prober.localProblem) return { status: 503, body: { status: 'not-ready', reason: `gateway resources exhausted (${prober.localProblem})` } };
+  if (opts.pressure?.underPressure) return { status: 503, body: { status: 'not-ready', reason: 'under pressure', ...opts.pressure.last } };
+  return { status: 200, body: { status: 'ready' } };
+}
+
+/**
+ * /healthz as anyone may see it (no upstream addresses), serialised once per probe round with
+ * the breakers (small) spliced in: `json` is the body.
+ */
+export function publicHealth(opts: Pick<HealthRoutesOptions, 'prober' | 'breakers'>): () => { status: number; json: string } {
+  const { prober } = opts;
   let publicOf: { snapshot: HealthSnapshot; json: string } | undefined;
-  const publicJson = (): string => {
+  return () => {
     const snapshot = prober.snapshot();
     if (publicOf?.snapshot !== snapshot) publicOf = { snapshot, json: JSON.stringify(withoutAddresses(snapshot)) };
-    return publicOf.json;
+    const breakers = opts.breakers?.();
+    const json = breakers === undefined ? publicOf.json : `${publicOf.json.slice(0, -1)},"breakers":${JSON.stringify(withoutAddresses(breakers))}}`;
+    return { status: snapshot.status === 'down' ? 503 : 200, json };
   };
+}
+
+export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptions): Promise<void> {
+  const { prober, metrics } = opts;
+  // The public form of the snapshot, made once per probe round (as the full one is).
+  const publicAnswer = publicHealth(opts);
 
   app.get<{ Querystring: { deep?: string } }>('/healthz', async (request, reply) => {
     const deep = request.query.deep === '1' || request.query.deep === 'true';
@@ -61,23 +90,18 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRoutesOptio
     reply.code(down ? 503 : 200).header('content-type', JSON_TYPE).header('cache-control', 'no-store');
     const full = (await opts.showsAddresses?.(request)) === true;
     metrics.healthCheckDuration.observe({ deep: deep ? '1' : '0' }, (performance.now() - started) / 1000);
-    const json = full ? prober.snapshotJson() : publicJson();
+    if (!full) return reply.send(publicAnswer().json);
+    const json = prober.snapshotJson();
     const breakers = opts.breakers?.();
     // The snapshot is serialised once per probe round; the breakers (small) are spliced in.
     if (breakers === undefined) return reply.send(json);
-    return reply.send(`${json.slice(0, -1)},"breakers":${JSON.stringify(full ? breakers : withoutAddresses(breakers))}}`);
+    return reply.send(`${json.slice(0, -1)},"breakers":${JSON.stringify(breakers)}}`);
   });
 
   app.get('/livez', async (_request, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
-    reply.header('cache-control', 'no-store');
-    if (isShuttingDown()) return reply.code(503).send({ status: 'not-ready', reason: 'shutting down' });
-    if (!prober.firstRoundDone) return reply.code(503).send({ status: 'not-ready', reason: 'first health probe round not finished' });
-    // Out of file descriptors (the probes saw EMFILE/ENFILE): new upstream connections fail too, so
-    // a load balancer should send traffic elsewhere; /livez stays 200 (a restart would not help).
-    if (prober.localProblem) return reply.code(503).send({ status: 'not-ready', reason: `gateway resources exhausted (${prober.localProblem})` });
-    if (opts.pressure?.underPressure) return reply.code(503).send({ status: 'not-ready', reason: 'under pressure', ...opts.pressure.last });
-    return reply.send({ status: 'ready' });
+    const answer = readiness(opts);
+    return reply.header('cache-control', 'no-store').code(answer.status).send(answer.body);
   });
 }

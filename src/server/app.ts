@@ -3,7 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { redactConfig, type GatewayConfig } from '../config/index.js';
 import { ERROR_CATALOGUE, errorBody, GatewayError } from '../errors.js';
 import { HealthProber } from '../health/prober.js';
-import { healthRoutes } from '../health/routes.js';
+import { healthRoutes, publicHealth, readiness } from '../health/routes.js';
 import { PressureMonitor } from '../health/pressure.js';
 import { metricsSource } from '../metrics/cluster.js';
 import metricsPlugin from '../metrics/plugin.js';
@@ -23,6 +23,7 @@ import { createClientErrorHandler } from '../security/client-errors.js';
 import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
 import { Lifecycle } from './lifecycle.js';
+import { ProbeListener } from './probe-listener.js';
 import { AccessLogController, loggerOptions } from './logger.js';
 import { ClientTimeouts } from './client-timeouts.js';
 import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
@@ -333,6 +334,22 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // (The Fastify instance is a thenable: it is closed over, never passed as the value.)
   await lifecycle.start('http server', null, { close: () => app.close() });
 
+  // GATEWAY_PROBE_PORT: the probes on a thread of their own (src/server/probe-listener.ts), from the same answers as the routes above.
+  const probeConfig = config.server.probe;
+  const publicHealthAnswer = publicHealth({ prober, breakers: () => resilience.breakerReport() });
+  const probeListener =
+    probeConfig === undefined
+      ? undefined
+      : new ProbeListener({
+          host: probeConfig.host,
+          port: probeConfig.port,
+          state: () => {
+            const ready = readiness({ prober, isShuttingDown: () => draining, pressure });
+            const health = publicHealthAnswer();
+            return { readyz: { status: ready.status, body: JSON.stringify(ready.body) }, healthz: { status: health.status, body: health.json } };
+          },
+        });
+
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -350,6 +367,10 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       try {
         await lifecycle.start('health prober', prober, { start: (p) => p.start(), close: (p) => p.stop() });
         await lifecycle.start('pressure monitor', pressure, { start: (p) => p.start(), close: (p) => p.stop() });
+        if (probeListener !== undefined) {
+          await lifecycle.start('probe listener', probeListener, { start: (p) => p.start(), close: (p) => p.stop() });
+          app.log.info({ url: probeListener.url }, 'probe listener (/livez, /readyz, /healthz) listening');
+        }
         return await app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
       } catch (err) {
         await lifecycle.close(); // e.g. the port is taken: close what had started
@@ -359,6 +380,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     close(closeOptions = {}) {
       closing ??= (async () => {
         draining = true;
+        probeListener?.refresh();
         const drainDelayMs = closeOptions.drainDelayMs ?? 0;
         if (drainDelayMs > 0) {
           app.log.info({ drainDelayMs }, 'draining: /readyz is 503, still serving until load balancers move away');
