@@ -239,9 +239,12 @@ async function main(): Promise<void> {
   const ng = results.nginx ?? null;
 
   const healthzUrl = `${gateway.url}/healthz`;
-  const healthzIdle = await phase('healthz: idle gateway', idleSec, () => probe(healthzUrl, opts.healthzRate, idleSec));
-  const idleProblem = problemOf('healthz idle', healthzIdle);
-  if (idleProblem) problems.push(idleProblem);
+  // The same /healthz on the probe listener's port (a thread of its own: src/server/probe-listener.ts).
+  const probeHealthzUrl = `${gateway.probeUrl}/healthz`;
+  const [healthzIdle, probeHealthzIdle] = await phase('healthz: idle gateway (main port and probe port)', idleSec, () =>
+    Promise.all([probe(healthzUrl, opts.healthzRate, idleSec), probe(probeHealthzUrl, opts.healthzRate, idleSec)]),
+  );
+  for (const p of [problemOf('healthz idle', healthzIdle), problemOf('probe-port healthz idle', probeHealthzIdle)]) if (p) problems.push(p);
 
   // Open loop at a fraction of the closed-loop saturation just measured. The /healthz stream
   // starts once the proxy load has ramped up and stops before it ends.
@@ -257,7 +260,7 @@ async function main(): Promise<void> {
       // Scraping /metrics resets prom-client's event-loop histogram, so the second scrape
       // covers exactly the /healthz window.
       const before = await scrapeRuntime(gateway.url);
-      const healthz = await probe(healthzUrl, opts.healthzRate, opts.durationSec);
+      const [healthz, probePort] = await Promise.all([probe(healthzUrl, opts.healthzRate, opts.durationSec), probe(probeHealthzUrl, opts.healthzRate, opts.durationSec)]);
       const after = await scrapeRuntime(gateway.url);
       const gatewayRuntime =
         before && after
@@ -268,10 +271,14 @@ async function main(): Promise<void> {
               gcPauseTotalMs: round((after.gcSeconds - before.gcSeconds) * 1000, 1),
             }
           : null;
-      return { healthz, gatewayRuntime, proxy: pacedResult(`${gateway.url}${opts.path}`, await proxyRun, proxyDurationSec) };
+      return { healthz, probePort, gatewayRuntime, proxy: pacedResult(`${gateway.url}${opts.path}`, await proxyRun, proxyDurationSec) };
     },
   );
-  for (const p of [problemOf('proxy load during healthz phase', underLoad.proxy), problemOf('healthz under load', underLoad.healthz)]) {
+  for (const p of [
+    problemOf('proxy load during healthz phase', underLoad.proxy),
+    problemOf('healthz under load', underLoad.healthz),
+    problemOf('probe-port healthz under load', underLoad.probePort),
+  ]) {
     if (p) problems.push(p);
   }
   if (underLoad.proxy.rps < proxyTargetRps * 0.9) {
@@ -383,9 +390,12 @@ async function main(): Promise<void> {
       proxyTargetRps,
       proxy: underLoad.proxy,
       healthz: underLoad.healthz,
+      probePort: underLoad.probePort,
+      probePortIdle: probeHealthzIdle,
       gatewayRuntime: underLoad.gatewayRuntime,
       targetP99Ms: HEALTHZ_TARGET_P99_MS,
       pass: underLoad.healthz.errors === 0 && underLoad.healthz.non2xx === 0 && underLoad.healthz.p99 < HEALTHZ_TARGET_P99_MS,
+      probePortPass: underLoad.probePort.errors === 0 && underLoad.probePort.non2xx === 0 && underLoad.probePort.p99 < HEALTHZ_TARGET_P99_MS,
     },
     addedLatency: {
       rate: opts.fixedRate,

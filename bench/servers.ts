@@ -160,6 +160,8 @@ export function rssMiB(pid: number | undefined): number | null {
 export interface GatewayServer extends Server {
   /** The API_KEY it was started with (an admin key). */
   readonly apiKey: string;
+  /** Its probe listener (GATEWAY_PROBE_PORT: /livez, /readyz, /healthz on a thread of their own). */
+  readonly probeUrl: string;
 }
 
 /**
@@ -183,6 +185,7 @@ function cachedRouteConfig(): string {
 
 export async function startGateway(upstreamUrl: string, logLevel: string, options: { readonly workers?: number } = {}): Promise<GatewayServer> {
   const port = await freePort();
+  const probePort = await freePort();
   const apiKey = randomBytes(24).toString('hex');
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -201,11 +204,12 @@ export async function startGateway(upstreamUrl: string, logLevel: string, option
     RATE_LIMIT_EXEMPT_LOOPBACK: 'true',
     // One process unless asked (the 1-vs-N workers comparison): `npm run bench -- --workers 2`.
     WORKER_THREADS: String(options.workers ?? 1),
+    GATEWAY_PROBE_PORT: String(probePort),
   };
   const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, GATEWAY_CLI, 'serve'], { env });
   const url = `http://127.0.0.1:${port}`;
   await waitForOk(`${url}/readyz`, child, 'gateway');
-  return { name: 'gateway', url, apiKey, pid: child.pid };
+  return { name: 'gateway', url, apiKey, pid: child.pid, probeUrl: `http://127.0.0.1:${probePort}` };
 }
 
 export type AuthMode = 'bearer' | 'api-key' | 'none';
