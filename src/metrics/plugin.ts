@@ -20,7 +20,8 @@ export interface MetricsPluginOptions {
  */
 async function metricsPlugin(app: FastifyInstance, opts: MetricsPluginOptions): Promise<void> {
   const { metrics } = opts;
-  app.addHook('onResponse', async (request, reply) => {
+  // Synchronous: a callback hook, no promise per request.
+  app.addHook('onResponse', (request, reply, done) => {
     const labels = {
       method: request.method,
       endpoint: request.routeOptions.url ?? 'unmatched',
@@ -28,6 +29,7 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsPluginOptions): 
     };
     metrics.requestsTotal.inc(labels);
     metrics.requestDuration.observe(labels, reply.elapsedTime / 1000);
+    done();
   });
 
   if (opts.expose) {
