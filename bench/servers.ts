@@ -205,6 +205,8 @@ export async function startGateway(upstreamUrl: string, logLevel: string, option
     // One process unless asked (the 1-vs-N workers comparison): `npm run bench -- --workers 2`.
     WORKER_THREADS: String(options.workers ?? 1),
     GATEWAY_PROBE_PORT: String(probePort),
+    // As the Docker image runs it (docker/Dockerfile): fewer glibc malloc arenas, less RSS after load.
+    MALLOC_ARENA_MAX: '2',
   };
   const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, GATEWAY_CLI, 'serve'], { env });
   const url = `http://127.0.0.1:${port}`;
