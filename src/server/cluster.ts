@@ -112,7 +112,8 @@ function runPrimary(config: GatewayConfig): void {
 
   cluster.on('exit', (worker, code, signal) => {
     const expected = retiring.delete(worker) || stopping !== undefined;
-    if (code !== 0) exitCode = 1;
+    // The primary's own exit status says whether the shutdown was clean.
+    if (stopping !== undefined && code !== 0) exitCode = 1;
     if (expected) {
       if (stopping !== undefined && liveWorkers().length === 0) {
         primaryLog('info', { exitCode }, 'all workers stopped');
