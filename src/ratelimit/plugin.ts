@@ -65,6 +65,22 @@ function tooMany(refused: LimitOutcome, outcomes: readonly LimitOutcome[]): Gate
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
+ * The fulfilment handler of a callback hook's store call: runs `work`, then calls `done` once,
+ * with what `work` threw if it threw (so nothing escapes as an unhandled rejection).
+ */
+function settle<T>(done: (err?: Error) => void, work: (value: T) => void): (value: T) => void {
+  return (value) => {
+    let error: Error | undefined;
+    try {
+      work(value);
+    } catch (err) {
+      error = err as Error;
+    }
+    done(error);
+  };
+}
+
+/**
  * The client stage, before input validation and authentication: refuses blocked clients,
  * slows (tarpit) or tightens the quotas of suspicious ones, then applies the per-IP quota —
  * here for requests that need no credentials; for the others the principal stage checks it
@@ -99,14 +115,16 @@ async function clientStage(app: FastifyInstance, opts: RateLimitStageOptions): P
       state.ipPending = true;
       return done();
     }
-    limiter.checkIp(state.client, state.factor).then((outcome) => {
-      state.outcomes.push(outcome);
-      if (!outcome.decision.allowed) {
-        threats.record(state.client, 'rate_limited');
-        return done(tooMany(outcome, state.outcomes));
-      }
-      done();
-    }, done);
+    limiter.checkIp(state.client, state.factor).then(
+      settle(done, (outcome) => {
+        state.outcomes.push(outcome);
+        if (!outcome.decision.allowed) {
+          threats.record(state.client, 'rate_limited');
+          throw tooMany(outcome, state.outcomes);
+        }
+      }),
+      done,
+    );
   };
 
   // A callback hook: what most requests go through (probes, allow-listed clients, routes whose
@@ -144,7 +162,11 @@ async function clientStage(app: FastifyInstance, opts: RateLimitStageOptions): P
           tarpitted += 1;
           void sleep(threat.tarpitMs).then(() => {
             tarpitted -= 1;
-            ipQuota(request, state, done);
+            try {
+              ipQuota(request, state, done);
+            } catch (err) {
+              done(err as Error);
+            }
           });
           return;
         }
@@ -173,11 +195,13 @@ async function clientStage(app: FastifyInstance, opts: RateLimitStageOptions): P
     // Refused before the principal stage (credentials, input): the request still counts
     // against the client's per-IP quota, after the fact.
     state.ipPending = false;
-    limiter.checkIp(state.client, state.factor).then((outcome) => {
-      if (!outcome.decision.allowed) threats.record(state.client, 'rate_limited');
-      notFound();
-      done();
-    }, done);
+    limiter.checkIp(state.client, state.factor).then(
+      settle(done, (outcome) => {
+        if (!outcome.decision.allowed) threats.record(state.client, 'rate_limited');
+        notFound();
+      }),
+      done,
+    );
   });
 
   app.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
@@ -217,15 +241,17 @@ async function principalStage(app: FastifyInstance, opts: Pick<RateLimitStageOpt
         factor: state.factor,
         withIp,
       })
-      .then((outcomes) => {
-        state.outcomes.push(...outcomes);
-        const last = outcomes[outcomes.length - 1];
-        if (last !== undefined && !last.decision.allowed) {
-          threats.record(state.client, 'rate_limited');
-          return done(tooMany(last, state.outcomes));
-        }
-        done();
-      }, done);
+      .then(
+        settle(done, (outcomes) => {
+          state.outcomes.push(...outcomes);
+          const last = outcomes[outcomes.length - 1];
+          if (last !== undefined && !last.decision.allowed) {
+            threats.record(state.client, 'rate_limited');
+            throw tooMany(last, state.outcomes);
+          }
+        }),
+        done,
+      );
   });
 }
 
