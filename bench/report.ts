@@ -46,9 +46,17 @@ export interface Report {
   readonly gitCommit: string | null;
   readonly machine: Record<string, unknown>;
   readonly settings: Record<string, unknown>;
-  readonly targets: { direct: TargetResult; 'bare-proxy': TargetResult; gateway: TargetResult; 'gateway-cached': TargetResult; nginx: TargetResult | null };
+  readonly targets: {
+    direct: TargetResult;
+    'bare-proxy': TargetResult;
+    gateway: TargetResult;
+    'gateway-cached': TargetResult;
+    nginx: TargetResult | null;
+    /** The gateway with WORKER_THREADS=settings.compareWorkers (null: not measured). */
+    'gateway-workers': TargetResult | null;
+  };
   readonly nginxSkipped: string | null;
-  readonly ratios: { gatewayToDirect: Ratio; gatewayToBareProxy: Ratio; gatewayToNginx: Ratio | null; cachedToGateway: Ratio };
+  readonly ratios: { gatewayToDirect: Ratio; gatewayToBareProxy: Ratio; gatewayToNginx: Ratio | null; cachedToGateway: Ratio; workersToGateway: Ratio | null };
   /** The same paced client at a fixed rate straight at the upstream and through the gateway. */
   readonly addedLatency: { rate: number; direct: TargetResult; gateway: TargetResult; addedP50Ms: number; addedP99Ms: number; targetP99Ms: number };
   /** The gateway process: idle, near the end of the soak at saturation, and after it settled. */
@@ -156,6 +164,9 @@ export function renderText(report: Report): string {
   if (r.gatewayToNginx) ratioRows.push(['gateway/nginx', fmt(r.gatewayToNginx.rps, 2), fmt(r.gatewayToNginx.p50, 2), fmt(r.gatewayToNginx.p99, 2)]);
   else ratioRows.push(['gateway/nginx', 'n/a', 'n/a', 'n/a']);
   ratioRows.push(['cached/gateway', fmt(r.cachedToGateway.rps, 2), fmt(r.cachedToGateway.p50, 2), fmt(r.cachedToGateway.p99, 2)]);
+  if (r.workersToGateway) {
+    ratioRows.push([`workers x${String(s.compareWorkers)}/gateway`, fmt(r.workersToGateway.rps, 2), fmt(r.workersToGateway.p50, 2), fmt(r.workersToGateway.p99, 2)]);
+  }
   lines.push(table(ratioRows));
   lines.push(`target cached route >= 2x the uncached proxy path: ${r.cachedToGateway.rps >= 2 ? 'PASS' : 'FAIL'} (${fmt(r.cachedToGateway.rps, 2)}x)`);
   lines.push(`target gateway >= 1.0x bare @fastify/http-proxy: ${r.gatewayToBareProxy.rps >= 1 ? 'PASS' : 'FAIL'} (${fmt(r.gatewayToBareProxy.rps, 2)}x)`);

@@ -24,6 +24,7 @@ import {
   startStandIn,
   stopAll,
   type AuthMode,
+  type GatewayServer,
   type Server,
 } from './servers.js';
 
@@ -44,6 +45,7 @@ const HELP = `usage: npm run bench -- [options]    (each option can also come fr
   --soak-connections <n> connections of that soak                            BENCH_SOAK_CONNECTIONS 100
   --settle <s>         idle seconds after the soak before the last RSS        BENCH_SETTLE         15
   --workers <n>        the gateway's WORKER_THREADS                           BENCH_WORKERS        1
+  --compare-workers <n> a gateway-workers column with WORKER_THREADS=n (0: none) BENCH_COMPARE_WORKERS 2
   --no-mcp             skip the MCP tools/call rows
   --auth <mode>        credentials sent: bearer (JWT), api-key or none        BENCH_AUTH           bearer
   --log-level <level>  gateway LOG_LEVEL (its stdout goes to /dev/null)       BENCH_LOG_LEVEL      info
@@ -74,6 +76,7 @@ function options() {
       'soak-connections': { type: 'string' },
       settle: { type: 'string' },
       workers: { type: 'string' },
+      'compare-workers': { type: 'string' },
       'no-mcp': { type: 'boolean', default: false },
       'log-level': { type: 'string' },
       auth: { type: 'string' },
@@ -105,6 +108,7 @@ function options() {
     soakConnections: num(values['soak-connections'], 'BENCH_SOAK_CONNECTIONS', 100, positiveInt),
     settleSec: num(values.settle, 'BENCH_SETTLE', 15, nonNegativeInt),
     workers: num(values.workers, 'BENCH_WORKERS', 1, positiveInt),
+    compareWorkers: num(values['compare-workers'], 'BENCH_COMPARE_WORKERS', 2, nonNegativeInt),
     mcp: values['no-mcp'] !== true,
     durationSec: num(values.duration, 'BENCH_DURATION', 10, positiveInt),
     // 8 s: a fresh gateway's throughput climbs for about 6 s of load (JIT, V8 growing its heap)
@@ -192,7 +196,7 @@ async function main(): Promise<void> {
   const memoryIdle = await memoryOf(gateway);
 
   const idleSec = Math.min(5, opts.durationSec);
-  const runs = nginx ? 5 : 4;
+  const runs = (nginx ? 5 : 4) + (opts.compareWorkers > 0 ? 1 : 0);
   progress.plannedSec = Math.round(
     (performance.now() - progress.begun) / 1000 +
       runs * (opts.warmupSec + opts.durationSec + 1) +
@@ -207,30 +211,38 @@ async function main(): Promise<void> {
 
   // gateway-cached: the same request on a route the gateway caches (issue: at least 2x the
   // uncached proxy path), answered from the response cache after the first request.
-  const targets: [string, Server | undefined, string][] = [
+  // gateway-workers: the same gateway with WORKER_THREADS=--compare-workers (default 2), started
+  // for its column only and stopped after it, so 1 vs N workers are measured in one run.
+  const targets: [string, Server | undefined | (() => Promise<Server>), string][] = [
     ['direct', standIn, opts.path],
     ['bare-proxy', bare, opts.path],
     ['gateway', gateway, opts.path],
     ['gateway-cached', gateway, `${CACHED_PREFIX}/bench`],
     ['nginx', nginx, opts.path],
+    ['gateway-workers', opts.compareWorkers > 0 ? () => startGateway(standIn.url, opts.logLevel, { workers: opts.compareWorkers }) : undefined, opts.path],
   ];
   const results: Record<string, TargetResult | null> = {};
   const problems: string[] = [];
-  for (const [name, server, path] of targets) {
-    if (!server) {
+  for (const [name, serverOrStart, path] of targets) {
+    if (!serverOrStart) {
       results[name] = null;
       continue;
     }
+    const started = typeof serverOrStart === 'function';
+    const server = started ? await phase(`start gateway with WORKER_THREADS=${opts.compareWorkers}`, 0, serverOrStart) : serverOrStart;
+    // A gateway started here has secrets of its own: its own credentials, the same kind.
+    const own = started ? { headers: await gatewayCredentials(server as GatewayServer, opts.auth) } : {};
     const url = `${server.url}${path}`;
     if (opts.warmupSec > 0) {
-      const warm = await phase(`${name}: warm-up`, opts.warmupSec, () => closedLoop(load(url, { durationSec: opts.warmupSec })));
+      const warm = await phase(`${name}: warm-up`, opts.warmupSec, () => closedLoop(load(url, { durationSec: opts.warmupSec, ...own })));
       const p = problemOf(`${name} warm-up`, targetResult(url, warm));
       if (p) problems.push(p);
     }
-    const r = targetResult(url, await phase(`${name}: closed loop (${generator})`, opts.durationSec, () => closedLoop(load(url))));
+    const r = targetResult(url, await phase(`${name}: closed loop (${generator})`, opts.durationSec, () => closedLoop(load(url, own))));
     results[name] = r;
     const p = problemOf(name, r);
     if (p) problems.push(p);
+    if (started && server.pid !== undefined) process.kill(server.pid, 'SIGINT'); // its workers stop with it
   }
   const direct = results.direct!;
   const bareResult = results['bare-proxy']!;
@@ -370,18 +382,20 @@ async function main(): Promise<void> {
       soakConnections: opts.soakConnections,
       settleSec: opts.settleSec,
       workers: opts.workers,
+      compareWorkers: opts.compareWorkers,
       auth: opts.auth,
       gatewayLogLevel: opts.logLevel,
       gatewayStdout: '/dev/null',
       nginxWorkers: 1,
     },
-    targets: { direct, 'bare-proxy': bareResult, gateway: gw, 'gateway-cached': cached, nginx: ng },
+    targets: { direct, 'bare-proxy': bareResult, gateway: gw, 'gateway-cached': cached, nginx: ng, 'gateway-workers': results['gateway-workers'] ?? null },
     nginxSkipped,
     ratios: {
       gatewayToDirect: ratio(gw, direct),
       gatewayToBareProxy: ratio(gw, bareResult),
       gatewayToNginx: ng ? ratio(gw, ng) : null,
       cachedToGateway: ratio(cached, gw),
+      workersToGateway: results['gateway-workers'] ? ratio(results['gateway-workers'], gw) : null,
     },
     healthzIdle,
     healthzUnderLoad: {
