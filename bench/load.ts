@@ -1,4 +1,6 @@
+import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
+import { delimiter, join } from 'node:path';
 import { Pool } from 'undici';
 import { startChild, SUPPORTING_PROCESS_NICE } from './servers.js';
 
@@ -44,6 +46,65 @@ export async function autocannon(options: LoadOptions): Promise<AutocannonResult
   for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}=${value}`);
   args.push(options.url);
   return jsonFromChild<AutocannonResult>(args, `autocannon ${options.url}`);
+}
+
+/** wrk on the PATH (or BENCH_WRK), else undefined: the closed loops then use autocannon. */
+export function findWrk(explicit?: string): string | undefined {
+  const candidates = explicit ? [explicit] : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'wrk'));
+  return candidates.find((file) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** wrk's duration units to milliseconds. */
+const WRK_UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+/** wrk's text report (with --latency) in autocannon's result shape; exported for its test. */
+export function parseWrk(text: string, durationSec: number): AutocannonResult {
+  const ms = (value: string | undefined, unit: string | undefined): number => (value === undefined ? NaN : Number(value) * (WRK_UNIT_MS[unit ?? 'ms'] ?? NaN));
+  const dist = (pct: string) => {
+    const m = new RegExp(`^\\s*${pct}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text);
+    return ms(m?.[1], m?.[2]);
+  };
+  const lat = /^\s*Latency\s+([\d.]+)(us|ms|s|m)\s+[\d.]+(?:us|ms|s|m|%)?\s+([\d.]+)(us|ms|s|m)/m.exec(text);
+  const total = /^\s*(\d+) requests in ([\d.]+)(us|ms|s|m)/m.exec(text);
+  const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(text);
+  if (!total || !rps || !lat) throw new Error(`unexpected wrk output: ${text.slice(0, 400)}`);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const errors = sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) : 0;
+  const timeouts = sock ? Number(sock[4]) : 0;
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
+  const requests = Number(total[1]);
+  return {
+    duration: ms(total[2], total[3]) / 1000 || durationSec,
+    errors,
+    timeouts,
+    non2xx,
+    statusCodeStats: non2xx > 0 ? { '2xx': { count: requests - non2xx }, 'non-2xx': { count: non2xx } } : { '2xx': { count: requests } },
+    latency: { average: ms(lat[1], lat[2]), p50: dist('50'), p90: dist('90'), p99: dist('99'), max: ms(lat[3], lat[4]), totalCount: requests },
+    requests: { average: Number(rps[1]), total: requests, sent: requests },
+  };
+}
+
+/**
+ * A closed loop with wrk (C, one thread: `-t1`, as the issue measured): unlike autocannon it
+ * does not saturate before nginx does. It runs niced like the other load generators.
+ */
+export async function wrk(bin: string, options: LoadOptions): Promise<AutocannonResult> {
+  const args = ['-t1', '-c', String(options.connections), '-d', `${options.durationSec}s`, '--latency', '--timeout', '10s'];
+  for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}: ${value}`);
+  args.push(options.url);
+  const child = startChild(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], nice: SUPPORTING_PROCESS_NICE });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  if (code !== 0) throw new Error(`wrk ${options.url} failed (exit ${code}): ${child.stderrTail() || out}`);
+  return parseWrk(out, options.durationSec);
 }
 
 /** Run a load-generating node child (niced) and parse the JSON it prints. */
@@ -166,6 +227,8 @@ export interface RuntimeSample {
   /** GC pauses since the process started, all kinds. */
   readonly gcPauses: number;
   readonly gcSeconds: number;
+  /** V8 heap in use (all spaces), bytes. */
+  readonly heapUsedBytes: number;
 }
 
 /** prom-client samples the event loop with a 10 ms timer and reports the whole interval. */
@@ -185,6 +248,7 @@ export async function scrapeRuntime(baseUrl: string): Promise<RuntimeSample | nu
       eventLoopDelayMaxMs: delayMs('nodejs_eventloop_lag_max_seconds '),
       gcPauses: sum('nodejs_gc_duration_seconds_count{'),
       gcSeconds: sum('nodejs_gc_duration_seconds_sum{'),
+      heapUsedBytes: sum('nodejs_heap_size_used_bytes '),
     };
   } catch {
     return null;

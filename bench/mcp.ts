@@ -27,7 +27,8 @@ import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { atFixedRate, positiveOption } from './load.js';
-import { gatewayCredentials, startGateway, startStandIn, stopAll, type AuthMode } from './servers.js';
+import { pathToFileURL } from 'node:url';
+import { gatewayCredentials, startGateway, startStandIn, stopAll, type AuthMode, type GatewayServer } from './servers.js';
 
 const HELP = `usage: npm run bench:mcp -- [options]    (each option can also come from its BENCH_MCP_* variable)
 
@@ -95,13 +96,32 @@ function options() {
 
 const CLIENT_INFO = { name: 'bench-mcp', version: '1.0.0' };
 
+/** One tools/call the benchmarks measure. */
+export interface McpCall {
+  /** Its row in the tables. */
+  readonly label: string;
+  readonly tool: string;
+  readonly arguments: Record<string, unknown>;
+}
+
+/**
+ * The tools/call rows of `npm run bench` (one each; `npm run bench:mcp` measures the first).
+ * HOOK for MCP federation: add the federated call here, e.g.
+ * `{ label: 'federated', tool: 'memory__read_graph', arguments: {} }`, together with the
+ * upstream MCP server it needs in the bench gateway's config (cachedRouteConfig in servers.ts).
+ */
+export const MCP_CALLS: readonly McpCall[] = [{ label: 'gateway tool', tool: 'list_routes', arguments: {} }];
+
+/** tools/call rate of the rows in `npm run bench` (open loop). */
+export const MCP_TABLE_RATE = 100;
+
 /** One era's client: how to make the headers and body of a call (after any setup it needs). */
 interface EraClient {
   readonly headers: Record<string, string>;
   readonly body: (id: number) => string;
 }
 
-async function setUp(pool: Pool, era: Era, credentials: Record<string, string>): Promise<EraClient> {
+async function setUp(pool: Pool, era: Era, credentials: Record<string, string>, mcpCall: McpCall): Promise<EraClient> {
   const base = { ...credentials, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   if (era === '2026-07-28') {
     const meta = {
@@ -110,8 +130,8 @@ async function setUp(pool: Pool, era: Era, credentials: Record<string, string>):
       'io.modelcontextprotocol/clientCapabilities': {},
     };
     return {
-      headers: { ...base, 'mcp-protocol-version': era, 'mcp-method': 'tools/call', 'mcp-name': 'list_routes' },
-      body: (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'list_routes', arguments: {}, _meta: meta } }),
+      headers: { ...base, 'mcp-protocol-version': era, 'mcp-method': 'tools/call', 'mcp-name': mcpCall.tool },
+      body: (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: mcpCall.tool, arguments: mcpCall.arguments, _meta: meta } }),
     };
   }
   const init = await pool.request({
@@ -126,7 +146,7 @@ async function setUp(pool: Pool, era: Era, credentials: Record<string, string>):
   const headers = { ...base, 'mcp-session-id': sessionId, 'mcp-protocol-version': era };
   const initialized = await pool.request({ path: '/mcp', method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
   await initialized.body.dump();
-  return { headers, body: (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'list_routes', arguments: {} } }) };
+  return { headers, body: (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: mcpCall.tool, arguments: mcpCall.arguments } }) };
 }
 
 /** The JSON-RPC answer in a JSON body or in the data lines of an SSE stream. */
@@ -158,7 +178,27 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-async function measure(gatewayUrl: string, era: Era, credentials: Record<string, string>, opts: ReturnType<typeof options>): Promise<EraResult> {
+export type McpCallResult = EraResult & { readonly label: string; readonly tool: string };
+
+/** One call's round trips in one era (the rows of `npm run bench`). */
+export async function measureMcp(
+  gatewayUrl: string,
+  era: Era,
+  gateway: GatewayServer,
+  mcpCall: McpCall,
+  opts: { rate: number; durationSec: number; warmup: number; auth: AuthMode },
+): Promise<McpCallResult> {
+  const credentials = await gatewayCredentials(gateway, opts.auth);
+  return { label: mcpCall.label, tool: mcpCall.tool, ...(await measure(gatewayUrl, era, credentials, opts, mcpCall)) };
+}
+
+async function measure(
+  gatewayUrl: string,
+  era: Era,
+  credentials: Record<string, string>,
+  opts: { rate: number; durationSec: number; warmup: number },
+  mcpCall: McpCall = MCP_CALLS[0]!,
+): Promise<EraResult> {
   const pool = new Pool(gatewayUrl, { connections: 32 });
   let firstError: string | undefined;
   const fail = (why: string) => {
@@ -166,7 +206,7 @@ async function measure(gatewayUrl: string, era: Era, credentials: Record<string,
   };
   let client: EraClient;
   try {
-    client = await setUp(pool, era, credentials);
+    client = await setUp(pool, era, credentials, mcpCall);
   } catch (err) {
     await pool.close();
     return { era, rate: opts.rate, sent: 0, ok: 0, errors: 1, p50: NaN, p90: NaN, p99: NaN, max: NaN, firstError: (err as Error).message };
@@ -386,15 +426,18 @@ async function main(): Promise<number> {
   return results.every((r) => r.errors === 0) ? 0 : 1;
 }
 
-const stop = () => void stopAll().then(() => process.exit(130));
-process.once('SIGINT', stop);
-process.once('SIGTERM', stop);
-let code = 1;
-try {
-  code = await main();
-} catch (err) {
-  process.stderr.write(`bench:mcp failed: ${(err as Error).message}\n`);
-} finally {
-  await stopAll();
+// Run as a script (npm run bench:mcp); imported by bench/run.ts for its MCP rows.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const stop = () => void stopAll().then(() => process.exit(130));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  let code = 1;
+  try {
+    code = await main();
+  } catch (err) {
+    process.stderr.write(`bench:mcp failed: ${(err as Error).message}\n`);
+  } finally {
+    await stopAll();
+  }
+  process.exit(code);
 }
-process.exit(code);

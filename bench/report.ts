@@ -1,4 +1,5 @@
 import type { AutocannonResult, ProbeResult } from './load.js';
+import type { McpCallResult } from './mcp.js';
 
 /** One target's closed-loop figures, as printed and as written to JSON. */
 export interface TargetResult {
@@ -30,10 +31,14 @@ export interface HealthzUnderLoad {
   readonly proxyTargetRps: number;
   readonly proxy: TargetResult;
   readonly healthz: ProbeResult;
+  /** The same /healthz stream on the probe listener's port (GATEWAY_PROBE_PORT), at the same time. */
+  readonly probePort: ProbeResult;
+  readonly probePortIdle: ProbeResult;
   /** The gateway's own view of the /healthz window, from its /metrics; null if unavailable. */
   readonly gatewayRuntime: { eventLoopDelayP99Ms: number; eventLoopDelayMaxMs: number; gcPauses: number; gcPauseTotalMs: number } | null;
   readonly targetP99Ms: number;
   readonly pass: boolean;
+  readonly probePortPass: boolean;
 }
 
 export interface Report {
@@ -41,15 +46,34 @@ export interface Report {
   readonly gitCommit: string | null;
   readonly machine: Record<string, unknown>;
   readonly settings: Record<string, unknown>;
-  readonly targets: { direct: TargetResult; gateway: TargetResult; 'gateway-cached': TargetResult; nginx: TargetResult | null };
+  readonly targets: {
+    direct: TargetResult;
+    'bare-proxy': TargetResult;
+    gateway: TargetResult;
+    'gateway-cached': TargetResult;
+    nginx: TargetResult | null;
+    /** The gateway with WORKER_THREADS=settings.compareWorkers (null: not measured). */
+    'gateway-workers': TargetResult | null;
+  };
   readonly nginxSkipped: string | null;
-  readonly ratios: { gatewayToDirect: Ratio; gatewayToNginx: Ratio | null; cachedToGateway: Ratio };
+  readonly ratios: { gatewayToDirect: Ratio; gatewayToBareProxy: Ratio; gatewayToNginx: Ratio | null; cachedToGateway: Ratio; workersToGateway: Ratio | null };
+  /** The same paced client at a fixed rate straight at the upstream and through the gateway. */
+  readonly addedLatency: { rate: number; direct: TargetResult; gateway: TargetResult; addedP50Ms: number; addedP99Ms: number; targetP99Ms: number };
+  /** The gateway process: idle, near the end of the soak at saturation, and after it settled. */
+  readonly memory: { idle: MemorySample; saturated: MemorySample; peakRssMiB: number | null; after: MemorySample; targetRssMiB: number };
+  /** MCP tools/call round trips (bench/mcp.ts, MCP_CALLS). */
+  readonly mcp: readonly McpCallResult[];
   readonly healthzIdle: ProbeResult;
   readonly healthzUnderLoad: HealthzUnderLoad;
   /** Every phase that saw errors, timeouts or non-2xx answers, one line each. */
   readonly problems: string[];
   readonly phases: { name: string; seconds: number }[];
   readonly totalSeconds: number;
+}
+
+export interface MemorySample {
+  readonly rssMiB: number | null;
+  readonly heapUsedMiB: number | null;
 }
 
 export function targetResult(url: string, r: AutocannonResult): TargetResult {
@@ -127,16 +151,26 @@ export function renderText(report: Report): string {
     else rows.push([name, fmt(t.rps), fmt(t.p50), fmt(t.p99), fmt(t.max), String(t.requests), String(t.errors + t.timeouts), String(t.non2xx)]);
   }
   lines.push(table(rows));
-  lines.push('(latencies in whole ms as autocannon measures them; 0 = under 1 ms)');
+  lines.push(
+    s.loadGenerator === 'wrk'
+      ? `(closed loops with ${String(m.wrk ?? 'wrk')} -t1; latencies in ms)`
+      : '(latencies in whole ms as autocannon measures them; 0 = under 1 ms)',
+  );
   lines.push('');
   const ratioRows: string[][] = [['ratio', 'req/s', 'p50', 'p99']];
   const r = report.ratios;
   ratioRows.push(['gateway/direct', fmt(r.gatewayToDirect.rps, 2), fmt(r.gatewayToDirect.p50, 2), fmt(r.gatewayToDirect.p99, 2)]);
+  ratioRows.push(['gateway/bare-proxy', fmt(r.gatewayToBareProxy.rps, 2), fmt(r.gatewayToBareProxy.p50, 2), fmt(r.gatewayToBareProxy.p99, 2)]);
   if (r.gatewayToNginx) ratioRows.push(['gateway/nginx', fmt(r.gatewayToNginx.rps, 2), fmt(r.gatewayToNginx.p50, 2), fmt(r.gatewayToNginx.p99, 2)]);
   else ratioRows.push(['gateway/nginx', 'n/a', 'n/a', 'n/a']);
   ratioRows.push(['cached/gateway', fmt(r.cachedToGateway.rps, 2), fmt(r.cachedToGateway.p50, 2), fmt(r.cachedToGateway.p99, 2)]);
+  if (r.workersToGateway) {
+    ratioRows.push([`workers x${String(s.compareWorkers)}/gateway`, fmt(r.workersToGateway.rps, 2), fmt(r.workersToGateway.p50, 2), fmt(r.workersToGateway.p99, 2)]);
+  }
   lines.push(table(ratioRows));
   lines.push(`target cached route >= 2x the uncached proxy path: ${r.cachedToGateway.rps >= 2 ? 'PASS' : 'FAIL'} (${fmt(r.cachedToGateway.rps, 2)}x)`);
+  lines.push(`target gateway >= 1.0x bare @fastify/http-proxy: ${r.gatewayToBareProxy.rps >= 1 ? 'PASS' : 'FAIL'} (${fmt(r.gatewayToBareProxy.rps, 2)}x)`);
+  if (r.gatewayToNginx) lines.push(`target gateway >= 0.30x nginx: ${r.gatewayToNginx.rps >= 0.3 ? 'PASS' : 'FAIL'} (${fmt(r.gatewayToNginx.rps, 2)}x, ${String(s.loadGenerator)})`);
   if (report.nginxSkipped) lines.push(`nginx column skipped: ${report.nginxSkipped}`);
   lines.push('');
   const idle = report.healthzIdle;
@@ -155,7 +189,35 @@ export function renderText(report: Report): string {
         `${rt.gcPauses} GC pauses, ${fmt(rt.gcPauseTotalMs, 1)} ms in total${mean}`,
     );
   }
-  lines.push(`target /healthz p99 < ${h.targetP99Ms} ms under load: ${h.pass ? 'PASS' : 'FAIL'}`);
+  lines.push(
+    `healthz on the probe port (GATEWAY_PROBE_PORT, its own thread), same time: idle p99 ${fmt(h.probePortIdle.p99, 2)} ms; ` +
+      `under load p50 ${fmt(h.probePort.p50, 2)} ms, p99 ${fmt(h.probePort.p99, 2)} ms, max ${fmt(h.probePort.max, 2)} ms (${h.probePort.answered}/${h.probePort.sent} answered)`,
+  );
+  lines.push(`target /healthz p99 < ${h.targetP99Ms} ms under load: main port ${h.pass ? 'PASS' : 'FAIL'}, probe port ${h.probePortPass ? 'PASS' : 'FAIL'}`);
+  lines.push('');
+  const a = report.addedLatency;
+  lines.push(
+    `at ${a.rate} req/s (paced): upstream alone p50 ${fmt(a.direct.p50, 2)} / p99 ${fmt(a.direct.p99, 2)} ms; ` +
+      `through the gateway p50 ${fmt(a.gateway.p50, 2)} / p99 ${fmt(a.gateway.p99, 2)} ms; added p50 ${fmt(a.addedP50Ms, 2)} / p99 ${fmt(a.addedP99Ms, 2)} ms`,
+  );
+  // Only meaningful when both runs reached the rate (a client that fell behind measures its own queue).
+  const reached = a.direct.rps >= a.rate * 0.9 && a.gateway.rps >= a.rate * 0.9;
+  lines.push(
+    `target added p99 < ${a.targetP99Ms} ms at ${a.rate} req/s: ${!reached ? `FAIL (rate not reached: ${fmt(a.direct.rps)} and ${fmt(a.gateway.rps)} req/s)` : a.addedP99Ms < a.targetP99Ms ? 'PASS' : 'FAIL'}`,
+  );
+  const mem = report.memory;
+  const memText = (x: MemorySample) => `RSS ${fmt(x.rssMiB)} MiB (heap used ${fmt(x.heapUsedMiB)} MiB)`;
+  lines.push(
+    `gateway memory: idle ${memText(mem.idle)}; after ${String(s.soakSec)} s at saturation ${memText(mem.saturated)}, peak RSS ${fmt(mem.peakRssMiB)} MiB; ` +
+      `${String(s.settleSec)} s after the load ${memText(mem.after)}`,
+  );
+  if (mem.saturated.rssMiB !== null) lines.push(`target RSS < ${mem.targetRssMiB} MiB after a minute at saturation: ${mem.saturated.rssMiB < mem.targetRssMiB ? 'PASS' : 'FAIL'}`);
+  if (report.mcp.length > 0) {
+    lines.push('');
+    const mcpRows: string[][] = [['MCP tools/call', 'tool', 'rate/s', 'ok', 'errors', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms']];
+    for (const c of report.mcp) mcpRows.push([c.label, c.tool, String(c.rate), String(c.ok), String(c.errors), fmt(c.p50, 2), fmt(c.p90, 2), fmt(c.p99, 2), fmt(c.max, 2)]);
+    lines.push(table(mcpRows));
+  }
   if (report.problems.length > 0) {
     lines.push('');
     lines.push('ERRORS / NON-2xx during the run:');

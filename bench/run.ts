@@ -9,9 +9,24 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import { autocannon, pacedLoad, probe, scrapeRuntime, type LoadOptions } from './load.js';
-import { pacedResult, problemOf, ratio, renderText, round, targetResult, type Report, type TargetResult } from './report.js';
-import { CACHED_PREFIX, findNginx, gatewayCredentials, killAll, startGateway, startNginx, startStandIn, stopAll, type AuthMode, type Server } from './servers.js';
+import { autocannon, findWrk, pacedLoad, probe, scrapeRuntime, wrk, type LoadOptions } from './load.js';
+import { MCP_CALLS, MCP_TABLE_RATE, measureMcp, type McpCallResult } from './mcp.js';
+import { pacedResult, problemOf, ratio, renderText, round, targetResult, type MemorySample, type Report, type TargetResult } from './report.js';
+import {
+  CACHED_PREFIX,
+  findNginx,
+  gatewayCredentials,
+  killAll,
+  rssMiB,
+  startBareProxy,
+  startGateway,
+  startNginx,
+  startStandIn,
+  stopAll,
+  type AuthMode,
+  type GatewayServer,
+  type Server,
+} from './servers.js';
 
 const HELP = `usage: npm run bench -- [options]    (each option can also come from its BENCH_* variable)
 
@@ -23,12 +38,24 @@ const HELP = `usage: npm run bench -- [options]    (each option can also come fr
   --healthz-rate <n>   /healthz requests per second in that phase             BENCH_HEALTHZ_RATE   50
   --nginx <file>       nginx binary                                           BENCH_NGINX          nginx on the PATH
   --no-nginx           skip the nginx column
+  --load-generator <g> closed loops: wrk, autocannon, or auto (wrk if found) BENCH_LOAD_GENERATOR auto
+  --wrk <file>         wrk binary                                             BENCH_WRK            wrk on the PATH
+  --fixed-rate <n>     req/s of the added-latency phase (upstream vs gateway) BENCH_FIXED_RATE     1000
+  --soak <s>           seconds at saturation before reading the RSS (0: skip)  BENCH_SOAK           60
+  --soak-connections <n> connections of that soak                            BENCH_SOAK_CONNECTIONS 100
+  --settle <s>         idle seconds after the soak before the last RSS        BENCH_SETTLE         15
+  --workers <n>        the gateway's WORKER_THREADS                           BENCH_WORKERS        1
+  --compare-workers <n> a gateway-workers column with WORKER_THREADS=n (0: none) BENCH_COMPARE_WORKERS 2
+  --no-mcp             skip the MCP tools/call rows
   --auth <mode>        credentials sent: bearer (JWT), api-key or none        BENCH_AUTH           bearer
   --log-level <level>  gateway LOG_LEVEL (its stdout goes to /dev/null)       BENCH_LOG_LEVEL      info
   --help
 `;
 
 const HEALTHZ_TARGET_P99_MS = 5;
+const ADDED_P99_TARGET_MS = 1;
+const RSS_TARGET_MIB = 150;
+const LOAD_GENERATORS = ['auto', 'wrk', 'autocannon'] as const;
 const AUTH_MODES: readonly AuthMode[] = ['bearer', 'api-key', 'none'];
 
 function options() {
@@ -42,6 +69,15 @@ function options() {
       'healthz-rate': { type: 'string' },
       nginx: { type: 'string' },
       'no-nginx': { type: 'boolean', default: false },
+      'load-generator': { type: 'string' },
+      wrk: { type: 'string' },
+      'fixed-rate': { type: 'string' },
+      soak: { type: 'string' },
+      'soak-connections': { type: 'string' },
+      settle: { type: 'string' },
+      workers: { type: 'string' },
+      'compare-workers': { type: 'string' },
+      'no-mcp': { type: 'boolean', default: false },
       'log-level': { type: 'string' },
       auth: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -61,7 +97,19 @@ function options() {
   const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
   const auth = values.auth ?? process.env.BENCH_AUTH ?? 'bearer';
   if (!AUTH_MODES.includes(auth as AuthMode)) throw new Error(`bad value "${auth}" for --auth (one of ${AUTH_MODES.join(', ')})`);
+  const loadGenerator = values['load-generator'] ?? process.env.BENCH_LOAD_GENERATOR ?? 'auto';
+  if (!(LOAD_GENERATORS as readonly string[]).includes(loadGenerator)) throw new Error(`bad value "${loadGenerator}" for --load-generator (one of ${LOAD_GENERATORS.join(', ')})`);
+  const nonNegativeInt = (n: number) => Number.isInteger(n) && n >= 0;
   return {
+    loadGenerator: loadGenerator as (typeof LOAD_GENERATORS)[number],
+    wrk: values.wrk ?? process.env.BENCH_WRK,
+    fixedRate: num(values['fixed-rate'], 'BENCH_FIXED_RATE', 1000, positiveInt),
+    soakSec: num(values.soak, 'BENCH_SOAK', 60, nonNegativeInt),
+    soakConnections: num(values['soak-connections'], 'BENCH_SOAK_CONNECTIONS', 100, positiveInt),
+    settleSec: num(values.settle, 'BENCH_SETTLE', 15, nonNegativeInt),
+    workers: num(values.workers, 'BENCH_WORKERS', 1, positiveInt),
+    compareWorkers: num(values['compare-workers'], 'BENCH_COMPARE_WORKERS', 2, nonNegativeInt),
+    mcp: values['no-mcp'] !== true,
     durationSec: num(values.duration, 'BENCH_DURATION', 10, positiveInt),
     // 8 s: a fresh gateway's throughput climbs for about 6 s of load (JIT, V8 growing its heap)
     // before it levels off; with 3 s it measured ~40% below its steady state.
@@ -106,6 +154,12 @@ function commandOutput(command: string, args: string[]): string | null {
   return r.status === 0 ? `${r.stdout}${r.stderr}`.trim() : null;
 }
 
+/** The gateway's RSS (MiB) and heap in use (MiB, from its /metrics) at one moment. */
+async function memoryOf(server: Server): Promise<MemorySample> {
+  const runtime = await scrapeRuntime(server.url);
+  return { rssMiB: rssMiB(server.pid), heapUsedMiB: runtime ? round(runtime.heapUsedBytes / 2 ** 20, 1) : null };
+}
+
 async function main(): Promise<void> {
   const major = Number(process.versions.node.split('.')[0]);
   if (major < 22) throw new Error(`the bench needs Node.js 22 or later (this is ${process.version}); run it with npm run bench`);
@@ -115,9 +169,17 @@ async function main(): Promise<void> {
 
   process.stderr.write('gateway bench: starting servers\n');
   const standIn = await phase('start stand-in upstream', 0, startStandIn);
-  const gateway = await phase('start gateway (unified-gateway serve)', 0, () => startGateway(standIn.url, opts.logLevel));
-  // The same request everywhere: direct and nginx get the gateway's credentials too (and ignore them).
+  const bare = await phase('start bare @fastify/http-proxy', 0, () => startBareProxy(standIn.url));
+  const gateway = await phase(`start gateway (unified-gateway serve, WORKER_THREADS=${opts.workers})`, 0, () =>
+    startGateway(standIn.url, opts.logLevel, { workers: opts.workers }),
+  );
+  // The same request everywhere: direct, the bare proxy and nginx get the gateway's credentials too (and ignore them).
   const headers = await gatewayCredentials(gateway, opts.auth);
+  const wrkBin = opts.loadGenerator === 'autocannon' ? undefined : findWrk(opts.wrk);
+  if (opts.loadGenerator === 'wrk' && wrkBin === undefined) throw new Error('--load-generator wrk: no wrk on the PATH (or BENCH_WRK)');
+  const generator = wrkBin ? 'wrk' : 'autocannon';
+  if (!wrkBin) process.stderr.write('  note: no wrk on the PATH: closed loops use autocannon (which saturates before nginx does)\n');
+  const closedLoop = (o: LoadOptions) => (wrkBin ? wrk(wrkBin, o) : autocannon(o));
   const load = (url: string, extra: Partial<LoadOptions> = {}): LoadOptions => ({
     url,
     connections: opts.connections,
@@ -129,46 +191,72 @@ async function main(): Promise<void> {
   const nginxSkipped = opts.noNginx ? 'disabled with --no-nginx' : nginxBin ? null : `no nginx ${opts.nginx ? `at ${opts.nginx}` : 'on the PATH'}`;
   const nginx = nginxBin ? await phase('start nginx', 0, () => startNginx(nginxBin, standIn.url, opts.path)) : undefined;
   if (nginxSkipped) process.stderr.write(`  note: nginx column skipped (${nginxSkipped})\n`);
+  // Idle memory: started, one token issued, no load yet.
+  await new Promise((r) => setTimeout(r, 1000));
+  const memoryIdle = await memoryOf(gateway);
 
   const idleSec = Math.min(5, opts.durationSec);
-  // Load phases plus about half a second of process start per autocannon run.
-  const runs = nginx ? 4 : 3;
+  const runs = (nginx ? 5 : 4) + (opts.compareWorkers > 0 ? 1 : 0);
   progress.plannedSec = Math.round(
-    (performance.now() - progress.begun) / 1000 + runs * (opts.warmupSec + opts.durationSec + 1) + idleSec + opts.durationSec + 3,
+    (performance.now() - progress.begun) / 1000 +
+      runs * (opts.warmupSec + opts.durationSec + 1) +
+      idleSec +
+      opts.durationSec +
+      3 +
+      2 * (opts.durationSec + 1) +
+      (opts.mcp ? opts.durationSec + 5 : 0) +
+      opts.soakSec +
+      opts.settleSec,
   );
 
   // gateway-cached: the same request on a route the gateway caches (issue: at least 2x the
   // uncached proxy path), answered from the response cache after the first request.
-  const targets: [string, Server | undefined, string][] = [
+  // gateway-workers: the same gateway with WORKER_THREADS=--compare-workers (default 2), started
+  // for its column only and stopped after it, so 1 vs N workers are measured in one run.
+  const targets: [string, Server | undefined | (() => Promise<Server>), string][] = [
     ['direct', standIn, opts.path],
+    ['bare-proxy', bare, opts.path],
     ['gateway', gateway, opts.path],
     ['gateway-cached', gateway, `${CACHED_PREFIX}/bench`],
     ['nginx', nginx, opts.path],
+    ['gateway-workers', opts.compareWorkers > 0 ? () => startGateway(standIn.url, opts.logLevel, { workers: opts.compareWorkers }) : undefined, opts.path],
   ];
-  const results: Record<string, TargetResult> = {};
+  const results: Record<string, TargetResult | null> = {};
   const problems: string[] = [];
-  for (const [name, server, path] of targets) {
-    if (!server) continue;
+  for (const [name, serverOrStart, path] of targets) {
+    if (!serverOrStart) {
+      results[name] = null;
+      continue;
+    }
+    const started = typeof serverOrStart === 'function';
+    const server = started ? await phase(`start gateway with WORKER_THREADS=${opts.compareWorkers}`, 0, serverOrStart) : serverOrStart;
+    // A gateway started here has secrets of its own: its own credentials, the same kind.
+    const own = started ? { headers: await gatewayCredentials(server as GatewayServer, opts.auth) } : {};
     const url = `${server.url}${path}`;
     if (opts.warmupSec > 0) {
-      const warm = await phase(`${name}: warm-up`, opts.warmupSec, () => autocannon(load(url, { durationSec: opts.warmupSec })));
+      const warm = await phase(`${name}: warm-up`, opts.warmupSec, () => closedLoop(load(url, { durationSec: opts.warmupSec, ...own })));
       const p = problemOf(`${name} warm-up`, targetResult(url, warm));
       if (p) problems.push(p);
     }
-    const r = targetResult(url, await phase(`${name}: closed loop`, opts.durationSec, () => autocannon(load(url))));
+    const r = targetResult(url, await phase(`${name}: closed loop (${generator})`, opts.durationSec, () => closedLoop(load(url, own))));
     results[name] = r;
     const p = problemOf(name, r);
     if (p) problems.push(p);
+    if (started && server.pid !== undefined) process.kill(server.pid, 'SIGINT'); // its workers stop with it
   }
   const direct = results.direct!;
+  const bareResult = results['bare-proxy']!;
   const gw = results.gateway!;
   const cached = results['gateway-cached']!;
   const ng = results.nginx ?? null;
 
   const healthzUrl = `${gateway.url}/healthz`;
-  const healthzIdle = await phase('healthz: idle gateway', idleSec, () => probe(healthzUrl, opts.healthzRate, idleSec));
-  const idleProblem = problemOf('healthz idle', healthzIdle);
-  if (idleProblem) problems.push(idleProblem);
+  // The same /healthz on the probe listener's port (a thread of its own: src/server/probe-listener.ts).
+  const probeHealthzUrl = `${gateway.probeUrl}/healthz`;
+  const [healthzIdle, probeHealthzIdle] = await phase('healthz: idle gateway (main port and probe port)', idleSec, () =>
+    Promise.all([probe(healthzUrl, opts.healthzRate, idleSec), probe(probeHealthzUrl, opts.healthzRate, idleSec)]),
+  );
+  for (const p of [problemOf('healthz idle', healthzIdle), problemOf('probe-port healthz idle', probeHealthzIdle)]) if (p) problems.push(p);
 
   // Open loop at a fraction of the closed-loop saturation just measured. The /healthz stream
   // starts once the proxy load has ramped up and stops before it ends.
@@ -184,7 +272,7 @@ async function main(): Promise<void> {
       // Scraping /metrics resets prom-client's event-loop histogram, so the second scrape
       // covers exactly the /healthz window.
       const before = await scrapeRuntime(gateway.url);
-      const healthz = await probe(healthzUrl, opts.healthzRate, opts.durationSec);
+      const [healthz, probePort] = await Promise.all([probe(healthzUrl, opts.healthzRate, opts.durationSec), probe(probeHealthzUrl, opts.healthzRate, opts.durationSec)]);
       const after = await scrapeRuntime(gateway.url);
       const gatewayRuntime =
         before && after
@@ -195,15 +283,73 @@ async function main(): Promise<void> {
               gcPauseTotalMs: round((after.gcSeconds - before.gcSeconds) * 1000, 1),
             }
           : null;
-      return { healthz, gatewayRuntime, proxy: pacedResult(`${gateway.url}${opts.path}`, await proxyRun, proxyDurationSec) };
+      return { healthz, probePort, gatewayRuntime, proxy: pacedResult(`${gateway.url}${opts.path}`, await proxyRun, proxyDurationSec) };
     },
   );
-  for (const p of [problemOf('proxy load during healthz phase', underLoad.proxy), problemOf('healthz under load', underLoad.healthz)]) {
+  for (const p of [
+    problemOf('proxy load during healthz phase', underLoad.proxy),
+    problemOf('healthz under load', underLoad.healthz),
+    problemOf('probe-port healthz under load', underLoad.probePort),
+  ]) {
     if (p) problems.push(p);
   }
   if (underLoad.proxy.rps < proxyTargetRps * 0.9) {
     problems.push(`proxy load during healthz phase reached ${Math.round(underLoad.proxy.rps)} req/s of the ${proxyTargetRps} asked`);
   }
+
+  // Added latency: the same paced open-loop client at a fixed rate, straight at the upstream
+  // and through the gateway, one after the other; the difference is what the gateway adds.
+  const fixed: Record<'direct' | 'gateway', TargetResult> = {} as never;
+  for (const [name, server] of [['direct', standIn], ['gateway', gateway]] as const) {
+    const url = `${server.url}${opts.path}`;
+    const r = await phase(`${name}: paced ${opts.fixedRate} req/s`, opts.durationSec, () => pacedLoad(url, opts.fixedRate, opts.durationSec, headers));
+    fixed[name] = pacedResult(url, r, opts.durationSec);
+    const p = problemOf(`${name} at ${opts.fixedRate} req/s`, fixed[name]);
+    if (p) problems.push(p);
+  }
+
+  // MCP tools/call round trips (bench/mcp.ts; the federated call is one more entry of MCP_CALLS there).
+  const mcp: McpCallResult[] = [];
+  if (opts.mcp) {
+    for (const mcpCall of MCP_CALLS) {
+      const r = await phase(`mcp: tools/call ${mcpCall.tool} at ${MCP_TABLE_RATE}/s`, opts.durationSec, () =>
+        measureMcp(gateway.url, '2026-07-28', gateway, mcpCall, { rate: MCP_TABLE_RATE, durationSec: opts.durationSec, warmup: 100, auth: 'api-key' }),
+      );
+      mcp.push(r);
+      if (r.errors > 0) problems.push(`mcp ${mcpCall.label}: ${r.errors} errors (${r.firstError ?? ''})`);
+    }
+  }
+
+  // Memory: a minute at saturation, then idle again.
+  let memorySaturated: MemorySample = { rssMiB: null, heapUsedMiB: null };
+  let memoryPeakRssMiB: number | null = null;
+  if (opts.soakSec > 0) {
+    await phase(`gateway: ${opts.soakSec} s at saturation (${generator}, ${opts.soakConnections} connections)`, opts.soakSec, async () => {
+      const run = closedLoop(load(`${gateway.url}${opts.path}`, { durationSec: opts.soakSec, connections: opts.soakConnections }));
+      const sampler = setInterval(() => {
+        const rss = rssMiB(gateway.pid);
+        if (rss !== null) memoryPeakRssMiB = Math.max(memoryPeakRssMiB ?? 0, rss);
+      }, 1000);
+      // Read just before the load ends.
+      const sampled = new Promise<void>((resolve) =>
+        setTimeout(
+          () =>
+            void memoryOf(gateway).then((m) => {
+              memorySaturated = m;
+              resolve();
+            }),
+          Math.max(0, opts.soakSec * 1000 - 1500),
+        ),
+      );
+      const r = targetResult(gateway.url, await run);
+      await sampled;
+      clearInterval(sampler);
+      const p = problemOf('soak', r);
+      if (p) problems.push(p);
+    });
+  }
+  await phase(`gateway: ${opts.settleSec} s idle after the load`, opts.settleSec, () => new Promise((r) => setTimeout(r, opts.settleSec * 1000)));
+  const memoryAfter = await memoryOf(gateway);
 
   await phase('stop servers', 0, () => stopAll());
 
@@ -221,22 +367,36 @@ async function main(): Promise<void> {
       loadavgAtEnd: loadavg().map((n) => round(n, 2)),
       nginx: nginxBin ? commandOutput(nginxBin, ['-v']) : null,
       autocannon: (createRequire(import.meta.url)('autocannon/package.json') as { version: string }).version,
+      wrk: wrkBin ? commandOutput(wrkBin, ['-v'])?.split('\n')[0] ?? wrkBin : null,
     },
     settings: {
       path: opts.path,
+      loadGenerator: generator,
       connections: opts.connections,
       durationSec: opts.durationSec,
       warmupSec: opts.warmupSec,
       loadFraction: opts.loadFraction,
       healthzRate: opts.healthzRate,
+      fixedRate: opts.fixedRate,
+      soakSec: opts.soakSec,
+      soakConnections: opts.soakConnections,
+      settleSec: opts.settleSec,
+      workers: opts.workers,
+      compareWorkers: opts.compareWorkers,
       auth: opts.auth,
       gatewayLogLevel: opts.logLevel,
       gatewayStdout: '/dev/null',
       nginxWorkers: 1,
     },
-    targets: { direct, gateway: gw, 'gateway-cached': cached, nginx: ng },
+    targets: { direct, 'bare-proxy': bareResult, gateway: gw, 'gateway-cached': cached, nginx: ng, 'gateway-workers': results['gateway-workers'] ?? null },
     nginxSkipped,
-    ratios: { gatewayToDirect: ratio(gw, direct), gatewayToNginx: ng ? ratio(gw, ng) : null, cachedToGateway: ratio(cached, gw) },
+    ratios: {
+      gatewayToDirect: ratio(gw, direct),
+      gatewayToBareProxy: ratio(gw, bareResult),
+      gatewayToNginx: ng ? ratio(gw, ng) : null,
+      cachedToGateway: ratio(cached, gw),
+      workersToGateway: results['gateway-workers'] ? ratio(results['gateway-workers'], gw) : null,
+    },
     healthzIdle,
     healthzUnderLoad: {
       saturationRps: gw.rps,
@@ -244,10 +404,23 @@ async function main(): Promise<void> {
       proxyTargetRps,
       proxy: underLoad.proxy,
       healthz: underLoad.healthz,
+      probePort: underLoad.probePort,
+      probePortIdle: probeHealthzIdle,
       gatewayRuntime: underLoad.gatewayRuntime,
       targetP99Ms: HEALTHZ_TARGET_P99_MS,
       pass: underLoad.healthz.errors === 0 && underLoad.healthz.non2xx === 0 && underLoad.healthz.p99 < HEALTHZ_TARGET_P99_MS,
+      probePortPass: underLoad.probePort.errors === 0 && underLoad.probePort.non2xx === 0 && underLoad.probePort.p99 < HEALTHZ_TARGET_P99_MS,
     },
+    addedLatency: {
+      rate: opts.fixedRate,
+      direct: fixed.direct,
+      gateway: fixed.gateway,
+      addedP50Ms: round(fixed.gateway.p50 - fixed.direct.p50, 2),
+      addedP99Ms: round(fixed.gateway.p99 - fixed.direct.p99, 2),
+      targetP99Ms: ADDED_P99_TARGET_MS,
+    },
+    memory: { idle: memoryIdle, saturated: memorySaturated, peakRssMiB: memoryPeakRssMiB, after: memoryAfter, targetRssMiB: RSS_TARGET_MIB },
+    mcp,
     problems,
     phases,
     totalSeconds: round((performance.now() - progress.begun) / 1000, 1),

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setPriority, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -17,6 +17,8 @@ export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=4'];
 export interface Server {
   readonly name: string;
   readonly url: string;
+  /** The process serving it (for its RSS), when the bench started it. */
+  readonly pid?: number | undefined;
 }
 
 const children = new Set<ChildProcess>();
@@ -109,13 +111,9 @@ async function waitForOk(url: string, child: ReturnType<typeof startChild>, name
   throw new Error(`${name} not ready at ${url} after ${timeoutMs} ms (${last})\n${child.stderrTail()}`);
 }
 
-/** The stand-in upstream (src/demo/stand-in.ts): it prints its URL once it listens. */
-export async function startStandIn(): Promise<Server> {
-  const child = startChild(process.execPath, [GATEWAY_CLI, 'stand-in', 'twin', '--port', '0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    nice: SUPPORTING_PROCESS_NICE,
-  });
-  const url = await new Promise<string>((resolve, reject) => {
+/** The URL a child prints as "listening on URL" on its stdout. */
+function printedUrl(child: ReturnType<typeof startChild>, name: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       out += chunk;
@@ -125,9 +123,38 @@ export async function startStandIn(): Promise<Server> {
         resolve(match[1]);
       }
     });
-    child.once('exit', (code) => reject(new Error(`stand-in exited (${code}) before listening:\n${child.stderrTail()}`)));
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before listening:\n${child.stderrTail()}`)));
   });
-  return { name: 'stand-in', url };
+}
+
+/** The stand-in upstream (src/demo/stand-in.ts): it prints its URL once it listens. */
+export async function startStandIn(): Promise<Server> {
+  const child = startChild(process.execPath, [GATEWAY_CLI, 'stand-in', 'twin', '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    nice: SUPPORTING_PROCESS_NICE,
+  });
+  return { name: 'stand-in', url: await printedUrl(child, 'stand-in'), pid: child.pid };
+}
+
+/**
+ * The bare `@fastify/http-proxy` (bench/bare-proxy.ts) in front of the same upstream: the
+ * peer column the gateway must at least match. Same priority and V8 flags as the gateway.
+ */
+export async function startBareProxy(upstreamUrl: string): Promise<Server> {
+  const script = new URL('./bare-proxy.ts', import.meta.url).pathname;
+  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, '--import', 'tsx', script, upstreamUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return { name: 'bare-proxy', url: await printedUrl(child, 'bare-proxy'), pid: child.pid };
+}
+
+/** Resident set size of a process in MiB (Linux /proc), or null where it cannot be read. */
+export function rssMiB(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match?.[1] ? Math.round(Number(match[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
 }
 
 export interface GatewayServer extends Server {
@@ -135,6 +162,8 @@ export interface GatewayServer extends Server {
   readonly apiKey: string;
   /** Its process id (memory figures read /proc/<pid>/status). */
   readonly pid: number;
+  /** Its probe listener (GATEWAY_PROBE_PORT: /livez, /readyz, /healthz on a thread of their own). */
+  readonly probeUrl: string;
 }
 
 /**
@@ -161,10 +190,13 @@ export interface GatewayExtras {
   readonly env?: Readonly<Record<string, string>>;
   /** Top-level YAML keys appended to the config file (not `routes`). */
   readonly yaml?: string;
+  /** Gateway processes (WORKER_THREADS) for the 1-vs-N workers comparison: `npm run bench -- --workers 2`. */
+  readonly workers?: number;
 }
 
 export async function startGateway(upstreamUrl: string, logLevel: string, extras: GatewayExtras = {}): Promise<GatewayServer> {
   const port = await freePort();
+  const probePort = await freePort();
   const apiKey = randomBytes(24).toString('hex');
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -181,12 +213,17 @@ export async function startGateway(upstreamUrl: string, logLevel: string, extras
     GATEWAY_CONFIG: cachedRouteConfig(extras.yaml),
     // The load comes from loopback: exempt it from the quotas (opt-in since issue 11, as it was by default before).
     RATE_LIMIT_EXEMPT_LOOPBACK: 'true',
+    // One process unless asked (the 1-vs-N workers comparison): `npm run bench -- --workers 2`.
+    WORKER_THREADS: String(extras.workers ?? 1),
+    GATEWAY_PROBE_PORT: String(probePort),
+    // As the Docker image runs it (docker/Dockerfile): fewer glibc malloc arenas, less RSS after load.
+    MALLOC_ARENA_MAX: '2',
     ...extras.env,
   };
   const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, GATEWAY_CLI, 'serve'], { env });
   const url = `http://127.0.0.1:${port}`;
   await waitForOk(`${url}/readyz`, child, 'gateway');
-  return { name: 'gateway', url, apiKey, pid: child.pid! };
+  return { name: 'gateway', url, apiKey, pid: child.pid!, probeUrl: `http://127.0.0.1:${probePort}` };
 }
 
 export type AuthMode = 'bearer' | 'api-key' | 'none';
@@ -270,5 +307,5 @@ http {
   const child = startChild(nginxBin, ['-p', dir, '-e', join(dir, 'error.log'), '-c', confFile, '-g', 'daemon off;']);
   const url = `http://127.0.0.1:${port}`;
   await waitForOk(`${url}${path}`, child, 'nginx');
-  return { name: 'nginx', url };
+  return { name: 'nginx', url, pid: child.pid };
 }

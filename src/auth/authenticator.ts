@@ -29,6 +29,17 @@ export class Authenticator {
     private readonly apiKeys: ApiKeyStore,
   ) {}
 
+  /**
+   * The principal of a credential known good without waiting: a valid API key, or a token in
+   * the verified-token cache. undefined: call authenticate() (which also refuses what is wrong).
+   */
+  known(headers: IncomingHttpHeaders): Principal | undefined {
+    const credential = presentedCredential(headers);
+    if (credential === null || credential.kind === 'malformed') return undefined;
+    if (credential.kind === 'api-key') return this.apiKeys.principal(credential.key);
+    return this.jwt.cached(credential.token)?.principal;
+  }
+
   async authenticate(headers: IncomingHttpHeaders): Promise<Principal> {
     const credential = presentedCredential(headers);
     if (credential === null) throw new GatewayError('GW_AUTH_MISSING_CREDENTIALS', undefined, { headers: challenge() });

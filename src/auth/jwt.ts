@@ -116,6 +116,11 @@ export class JwtVerifier {
     };
   }
 
+  /** A token verified before and still valid (the verified-token cache), synchronously; undefined: verify() it. */
+  cached(token: string): { principal: Principal; payload: JWTPayload } | undefined {
+    return this.#cache.get(token);
+  }
+
   async verify(token: string): Promise<{ principal: Principal; payload: JWTPayload }> {
     const cached = this.#cache.get(token);
     if (cached !== undefined) return cached;

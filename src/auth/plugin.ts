@@ -35,14 +35,29 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
   const totpSecrets = new Map(config.apiKeys.filter((k) => k.totpSecret !== undefined).map((k) => [k.name, k.totpSecret!]));
 
   app.decorateRequest('principal', null);
-  app.addHook('onRequest', async (request) => {
+  // A callback hook: a known credential (an API key, a token verified before) is checked
+  // synchronously; only a token not seen yet waits for its verification.
+  app.addHook('onRequest', (request, _reply, done) => {
     const policy = request.routeOptions.config.authPolicy;
-    if (policy === undefined || !policy.required) return;
+    if (policy === undefined || !policy.required) return done();
     // WebSocket upgrades, and routes browsers reach without headers (EventSource: /v1/events), may use a ticket.
     const browserCredentials = wsTickets !== undefined && (isWebSocketUpgrade(request.headers) || request.routeOptions.config.acceptsTicket === true);
-    const principal = browserCredentials ? await upgradePrincipal(request.headers, request.query) : await authenticator.authenticate(request.headers);
-    request.principal = principal;
-    authenticator.authorize(principal, policy, request.method);
+    const known = browserCredentials ? undefined : authenticator.known(request.headers);
+    if (known !== undefined) {
+      request.principal = known;
+      authenticator.authorize(known, policy, request.method);
+      return done();
+    }
+    (browserCredentials ? upgradePrincipal(request.headers, request.query) : authenticator.authenticate(request.headers)).then((principal) => {
+      let error: Error | undefined;
+      try {
+        request.principal = principal;
+        authenticator.authorize(principal, policy, request.method);
+      } catch (err) {
+        error = err as Error;
+      }
+      done(error);
+    }, done);
   });
 
   /**

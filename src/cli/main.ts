@@ -3,7 +3,7 @@ import { GATEWAY_VERSION } from '../version.js';
 import { loadConfigFromProcess, type LoadResult } from '../config/index.js';
 import { DEMO_SERVICES, startStandIn } from '../demo/stand-in.js';
 import { runDemo } from './demo.js';
-import { runUntilSignal } from '../server/run.js';
+import { serve } from '../server/cluster.js';
 import { registerModelCommands } from './model.js';
 import { runMcpBridge } from './mcp-bridge.js';
 import { runMcpProbe, type McpProbeOptions } from './mcp-probe.js';
@@ -34,7 +34,7 @@ export function buildCli(): Command {
       const result = loadConfigFromProcess(opts.config ? { file: opts.config } : {});
       exitOnProblems(result);
       try {
-        await runUntilSignal(result.config);
+        await serve(result.config);
       } catch (err) {
         // A routing model that cannot be used: one message, like a config problem.
         if (!(err instanceof ModelFileError)) throw err;

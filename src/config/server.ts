@@ -12,9 +12,15 @@ export const serverEnv = z.object({
   GATEWAY_HOST: z.string().min(1).default('0.0.0.0'),
   GATEWAY_PORT: intFromEnv(0, 65535).default(8000),
   ENABLE_WEBSOCKETS: booleanFromEnv.default(true),
-  WORKER_THREADS: intFromEnv(1, 256).default(4),
+  /** Gateway processes on one port (node:cluster, src/server/cluster.ts); 1: a single process, no primary. */
+  WORKER_THREADS: intFromEnv(1, 256).default(1),
   /** Overrides server.drainDelayMs (e.g. 0 for a developer's quick restarts, or in tests). */
   GATEWAY_DRAIN_DELAY_MS: intFromEnv(0, 600_000).optional(),
+  // --- probe listener off the proxy's event loop (src/server/probe-listener.ts; issue 18) ---
+  /** Port of the probe listener (/livez, /readyz, /healthz on a thread of its own); unset: none (0: any free port). */
+  GATEWAY_PROBE_PORT: intFromEnv(0, 65535).optional(),
+  /** Its address; default GATEWAY_HOST. */
+  GATEWAY_PROBE_HOST: z.string().min(1).optional(),
 });
 
 export const serverFileSchema = z
@@ -127,5 +133,7 @@ export function resolveServer(env: z.output<typeof serverEnv>, file: z.output<ty
     ...file,
     /** SIGTERM: serve on with /readyz 503 this long before closing the listener. */
     drainDelayMs: env.GATEWAY_DRAIN_DELAY_MS ?? file.drainDelayMs,
+    /** The probe listener (src/server/probe-listener.ts), when GATEWAY_PROBE_PORT is set. */
+    ...(env.GATEWAY_PROBE_PORT !== undefined ? { probe: { port: env.GATEWAY_PROBE_PORT, host: env.GATEWAY_PROBE_HOST ?? env.GATEWAY_HOST } } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RouteAuthPolicy } from '../config/index.js';
+import type { MetricsSource } from './cluster.js';
 import type { GatewayMetrics } from './registry.js';
 
 export interface MetricsPluginOptions {
@@ -8,6 +9,8 @@ export interface MetricsPluginOptions {
   /** Serve GET /metrics (ENABLE_METRICS); the counters are kept either way for the admin surfaces. */
   readonly expose: boolean;
   readonly authPolicy: RouteAuthPolicy;
+  /** Where the exposition comes from (src/metrics/cluster.ts: all workers' sum under WORKER_THREADS); default: the registry. */
+  readonly source?: MetricsSource;
 }
 
 /**
@@ -17,7 +20,8 @@ export interface MetricsPluginOptions {
  */
 async function metricsPlugin(app: FastifyInstance, opts: MetricsPluginOptions): Promise<void> {
   const { metrics } = opts;
-  app.addHook('onResponse', async (request, reply) => {
+  // Synchronous: a callback hook, no promise per request.
+  app.addHook('onResponse', (request, reply, done) => {
     const labels = {
       method: request.method,
       endpoint: request.routeOptions.url ?? 'unmatched',
@@ -26,12 +30,14 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsPluginOptions): 
     metrics.requestsTotal.inc(labels);
     metrics.requestDuration.observe(labels, reply.elapsedTime / 1000);
     metrics.callerRequests.inc({ caller_class: request.principal == null ? 'anonymous' : request.principal.kind });
+    done();
   });
 
   if (opts.expose) {
+    const source = opts.source ?? { contentType: metrics.registry.contentType, text: () => metrics.registry.metrics() };
     app.get('/metrics', { config: { authPolicy: opts.authPolicy } }, async (_request, reply) => {
-      const body = await metrics.registry.metrics();
-      return reply.header('content-type', metrics.registry.contentType).header('cache-control', 'no-store').send(body);
+      const body = await source.text();
+      return reply.header('content-type', source.contentType).header('cache-control', 'no-store').send(body);
     });
   }
 }

@@ -195,7 +195,9 @@ export async function exchange(
   const service = upstream.service;
   const trace = continueTrace(request.headers.traceparent);
   const principal = request.principal;
-  const identity = deps.identity !== undefined ? await deps.identity.headers(principal, upstream.audience) : principal != null ? identityHeaders(principal) : undefined;
+  const signed = deps.identity !== undefined ? deps.identity.headers(principal, upstream.audience) : principal != null ? identityHeaders(principal) : undefined;
+  // Awaited only when an assertion had to be signed: no microtask hop per request otherwise.
+  const identity = signed instanceof Promise ? await signed : signed;
   const headers = upstreamRequestHeaders(request.headers, {
     // The gateway's view (trustProxy): X-Forwarded-For is the trusted chain ending with the
     // peer that connected; nothing the client claims beyond it is passed on.

@@ -74,19 +74,29 @@ export class IdentityAssertions {
     this.#now = options.now ?? Date.now;
   }
 
-  /** The identity headers for a request of `principal` to `service` (none for anonymous requests). */
-  async headers(principal: Principal | null, service: string): Promise<Record<string, string> | undefined> {
+  /**
+   * The identity headers for a request of `principal` to `service` (none for anonymous requests).
+   * Synchronous while the principal's assertion is cached (nearly every request): a promise
+   * only when one must be signed.
+   */
+  headers(principal: Principal | null, service: string): Record<string, string> | undefined | Promise<Record<string, string> | undefined> {
     if (principal == null) return undefined;
     const headers = identityHeaders(principal);
-    if (this.#secret !== undefined) headers[IDENTITY_HEADER] = await this.#assertion(principal, service);
-    return headers;
-  }
-
-  async #assertion(principal: Principal, service: string): Promise<string> {
+    if (this.#secret === undefined) return headers;
     const now = this.#now();
     const cacheKey = `${service}\n${principal.kind}\n${principal.subject}\n${principal.scopes.join(' ')}\n${principal.mfa}`;
     const cached = this.#cache.get(cacheKey);
-    if (cached !== undefined && cached.reuseUntil > now) return cached.token;
+    if (cached !== undefined && cached.reuseUntil > now) {
+      headers[IDENTITY_HEADER] = cached.token;
+      return headers;
+    }
+    return this.#assertion(principal, service, now, cacheKey).then((token) => {
+      headers[IDENTITY_HEADER] = token;
+      return headers;
+    });
+  }
+
+  async #assertion(principal: Principal, service: string, now: number, cacheKey: string): Promise<string> {
     let key = this.#keys.get(service);
     if (key === undefined) {
       key = identityKey(this.#secret!, service);

@@ -50,10 +50,11 @@ export interface RequestTargetOptions {
 
 async function requestTargetPlugin(app: FastifyInstance, opts: RequestTargetOptions): Promise<void> {
   const guard = new PathGuard(opts.routes);
-  app.addHook('onRequest', async (request) => {
+  // Synchronous: a callback hook, no promise per request.
+  app.addHook('onRequest', (request, _reply, done) => {
     const stored = (request.raw as WithTarget)[TARGET];
     const route = request.routeOptions.config.gatewayRoute;
-    if (stored === undefined && (route === undefined || !guard.hasRoutesBelow(route))) return;
+    if (stored === undefined && (route === undefined || !guard.hasRoutesBelow(route))) return done();
     const url = request.url;
     const q = url.indexOf('?');
     const target = stored ?? { url, path: q === -1 ? url : url.slice(0, q), encodedSlash: false, semicolon: false };
@@ -62,6 +63,7 @@ async function requestTargetPlugin(app: FastifyInstance, opts: RequestTargetOpti
       request.log.info({ reason }, 'request path refused');
       throw refused(reason);
     }
+    done();
   });
 }
 

@@ -65,6 +65,22 @@ function tooMany(refused: LimitOutcome, outcomes: readonly LimitOutcome[]): Gate
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
+ * The fulfilment handler of a callback hook's store call: runs `work`, then calls `done` once,
+ * with what `work` threw if it threw (so nothing escapes as an unhandled rejection).
+ */
+function settle<T>(done: (err?: Error) => void, work: (value: T) => void): (value: T) => void {
+  return (value) => {
+    let error: Error | undefined;
+    try {
+      work(value);
+    } catch (err) {
+      error = err as Error;
+    }
+    done(error);
+  };
+}
+
+/**
  * The client stage, before input validation and authentication: refuses blocked clients,
  * slows (tarpit) or tightens the quotas of suspicious ones, then applies the per-IP quota —
  * here for requests that need no credentials; for the others the principal stage checks it
@@ -88,14 +104,39 @@ async function clientStage(app: FastifyInstance, opts: RateLimitStageOptions): P
 
   app.decorateRequest('rateLimit', null);
 
-  app.addHook('onRequest', async (request) => {
+  /** The per-IP quota of a request that needs no credentials (the principal stage checks the others'). */
+  const ipQuota = (request: FastifyRequest, state: RequestRateState, done: (err?: Error) => void): void => {
+    const route = request.routeOptions.config.gatewayRoute;
+    if (!config.enabled || route?.rateLimit === false) return done();
+    // When the principal stage will check a quota anyway (the route needs credentials, or has
+    // its own quota), it checks the per-IP quota first in the same call: one Redis round
+    // trip per request instead of two. Blocked and suspicious clients were dealt with above.
+    if (request.routeOptions.config.authPolicy?.required === true || route?.rateLimit !== undefined) {
+      state.ipPending = true;
+      return done();
+    }
+    limiter.checkIp(state.client, state.factor).then(
+      settle(done, (outcome) => {
+        state.outcomes.push(outcome);
+        if (!outcome.decision.allowed) {
+          threats.record(state.client, 'rate_limited');
+          throw tooMany(outcome, state.outcomes);
+        }
+      }),
+      done,
+    );
+  };
+
+  // A callback hook: what most requests go through (probes, allow-listed clients, routes whose
+  // quota the principal stage checks) is synchronous, and pays no promise for it.
+  app.addHook('onRequest', (request, _reply, done) => {
     const url = request.routeOptions.url;
-    if (url !== undefined && PROBE_URLS.has(url)) return;
+    if (url !== undefined && PROBE_URLS.has(url)) return done();
     const state: RequestRateState = { client: clientKey(request.ip), skip: false, factor: 1, ipPending: false, outcomes: [] };
     request.rateLimit = state;
     if (cidrs.has(request.ip) || presentsAllowedKey(request)) {
       state.skip = true;
-      return;
+      return done();
     }
 
     if (threat.enabled) {
@@ -119,50 +160,48 @@ async function clientStage(app: FastifyInstance, opts: RateLimitStageOptions): P
           }
           metrics.threatActions.inc({ action: 'tarpitted' });
           tarpitted += 1;
-          try {
-            await sleep(threat.tarpitMs);
-          } finally {
+          void sleep(threat.tarpitMs).then(() => {
             tarpitted -= 1;
-          }
+            try {
+              ipQuota(request, state, done);
+            } catch (err) {
+              done(err as Error);
+            }
+          });
+          return;
         }
       }
     }
-
-    const route = request.routeOptions.config.gatewayRoute;
-    if (!config.enabled || route?.rateLimit === false) return;
-    // When the principal stage will check a quota anyway (the route needs credentials, or has
-    // its own quota), it checks the per-IP quota first in the same call: one Redis round
-    // trip per request instead of two. Blocked and suspicious clients were dealt with above.
-    if (request.routeOptions.config.authPolicy?.required === true || route?.rateLimit !== undefined) {
-      state.ipPending = true;
-      return;
-    }
-    const outcome = await limiter.checkIp(state.client, state.factor);
-    state.outcomes.push(outcome);
-    if (!outcome.decision.allowed) {
-      threats.record(state.client, 'rate_limited');
-      throw tooMany(outcome, state.outcomes);
-    }
+    ipQuota(request, state, done);
   });
 
-  app.addHook('onError', async (request, _reply, error) => {
+  app.addHook('onError', (request, _reply, error, done) => {
     const state = request.rateLimit;
-    if (state === null || state.skip) return;
-    if (error instanceof GatewayError && AUTH_FAILURES.has(error.code)) threats.record(state.client, 'auth_failed', error.code);
+    if (state !== null && !state.skip && error instanceof GatewayError && AUTH_FAILURES.has(error.code)) threats.record(state.client, 'auth_failed', error.code);
+    done();
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const state = request.rateLimit;
-    if (state === null || state.skip) return;
-    if (state.ipPending) {
-      // Refused before the principal stage (credentials, input): the request still counts
-      // against the client's per-IP quota, after the fact.
-      state.ipPending = false;
-      const outcome = await limiter.checkIp(state.client, state.factor);
-      if (!outcome.decision.allowed) threats.record(state.client, 'rate_limited');
-    }
+    if (state === null || state.skip) return done();
     // A path nothing serves: scanning looks like many of these, each a different path.
-    if (reply.statusCode === 404 && request.is404) threats.record(state.client, 'not_found', request.url.split('?', 1)[0]);
+    const notFound = () => {
+      if (reply.statusCode === 404 && request.is404) threats.record(state.client, 'not_found', request.url.split('?', 1)[0]);
+    };
+    if (!state.ipPending) {
+      notFound();
+      return done();
+    }
+    // Refused before the principal stage (credentials, input): the request still counts
+    // against the client's per-IP quota, after the fact.
+    state.ipPending = false;
+    limiter.checkIp(state.client, state.factor).then(
+      settle(done, (outcome) => {
+        if (!outcome.decision.allowed) threats.record(state.client, 'rate_limited');
+        notFound();
+      }),
+      done,
+    );
   });
 
   app.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
@@ -180,32 +219,39 @@ async function principalStage(app: FastifyInstance, opts: Pick<RateLimitStageOpt
   const { config, limiter, threats } = opts;
   const allowedKeys = new Set(config.allowList.keys);
 
-  app.addHook('onRequest', async (request) => {
+  // A callback hook: skipped and allow-listed requests pay no promise.
+  app.addHook('onRequest', (request, _reply, done) => {
     const state = request.rateLimit;
-    if (!config.enabled || state === null || state.skip) return;
+    if (!config.enabled || state === null || state.skip) return done();
     const route = request.routeOptions.config.gatewayRoute;
-    if (route?.rateLimit === false) return;
+    if (route?.rateLimit === false) return done();
     const principal = request.principal;
     if (principal?.keyName !== undefined && allowedKeys.has(principal.keyName)) {
       state.skip = true;
       state.ipPending = false;
-      return;
+      return done();
     }
     const withIp = state.ipPending;
     state.ipPending = false;
-    const outcomes = await limiter.checkIdentity({
-      client: state.client,
-      ...(principal?.subject !== undefined ? { subject: principal.subject } : {}),
-      ...(route !== undefined ? { route } : {}),
-      factor: state.factor,
-      withIp,
-    });
-    state.outcomes.push(...outcomes);
-    const last = outcomes[outcomes.length - 1];
-    if (last !== undefined && !last.decision.allowed) {
-      threats.record(state.client, 'rate_limited');
-      throw tooMany(last, state.outcomes);
-    }
+    limiter
+      .checkIdentity({
+        client: state.client,
+        ...(principal?.subject !== undefined ? { subject: principal.subject } : {}),
+        ...(route !== undefined ? { route } : {}),
+        factor: state.factor,
+        withIp,
+      })
+      .then(
+        settle(done, (outcomes) => {
+          state.outcomes.push(...outcomes);
+          const last = outcomes[outcomes.length - 1];
+          if (last !== undefined && !last.decision.allowed) {
+            threats.record(state.client, 'rate_limited');
+            throw tooMany(last, state.outcomes);
+          }
+        }),
+        done,
+      );
   });
 }
 

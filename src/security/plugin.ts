@@ -46,7 +46,8 @@ async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions)
     done();
   });
 
-  app.addHook('onRequest', async (request) => {
+  // Synchronous: a callback hook, no promise per request.
+  app.addHook('onRequest', (request, _reply, done) => {
     // rawHeaders is [name, value, name, value, ...].
     if (request.raw.rawHeaders.length / 2 > limits.headerCount) {
       throw new GatewayError('GW_REQUEST_HEADERS_TOO_LARGE', `At most ${limits.headerCount} request headers are accepted`);
@@ -56,6 +57,7 @@ async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions)
       const limit = request.routeOptions.config.gatewayRoute?.bodyLimitBytes ?? limits.bodyBytes;
       if (Number(length) > limit) throw new GatewayError('GW_REQUEST_BODY_TOO_LARGE', `The body may be at most ${limit} bytes`);
     }
+    done();
   });
 }
 

@@ -60,10 +60,11 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
     return rejection(finding);
   };
 
-  app.addHook('onRequest', async (request) => {
+  // Synchronous: a callback hook, no promise per request.
+  app.addHook('onRequest', (request, _reply, done) => {
     const route = request.routeOptions.config.gatewayRoute;
     const options = route && byRoute.get(route);
-    if (options === undefined || options.mode === 'off') return;
+    if (options === undefined || options.mode === 'off') return done();
     const url = request.url;
     const q = url.indexOf('?');
     // One budget for everything this request carries: target, headers and (later) its body.
@@ -77,6 +78,7 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
       request.log.warn({ rule: finding.rule, location: finding.location }, 'input rejected');
       throw reject(request.ip, finding);
     }
+    done();
   });
 
   const refuse = (request: FastifyRequest, finding: Finding): GatewayError => {

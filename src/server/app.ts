@@ -10,8 +10,9 @@ import type { RoutingModel } from '../routing/model/model.js';
 import { redactConfig, type GatewayConfig } from '../config/index.js';
 import { ERROR_CATALOGUE, errorBody, GatewayError } from '../errors.js';
 import { HealthProber } from '../health/prober.js';
-import { healthRoutes } from '../health/routes.js';
+import { healthRoutes, publicHealth, readiness } from '../health/routes.js';
 import { PressureMonitor } from '../health/pressure.js';
+import { metricsSource } from '../metrics/cluster.js';
 import metricsPlugin from '../metrics/plugin.js';
 import { createMetrics, type GatewayMetrics } from '../metrics/registry.js';
 import { acceptableRequestId } from '../proxy/headers.js';
@@ -29,6 +30,7 @@ import { createClientErrorHandler } from '../security/client-errors.js';
 import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
 import { Lifecycle } from './lifecycle.js';
+import { ProbeListener } from './probe-listener.js';
 import { AccessLogController, loggerOptions } from './logger.js';
 import { ClientTimeouts } from './client-timeouts.js';
 import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
@@ -161,6 +163,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
 
 async function assembleGateway(config: GatewayConfig, options: BuildOptions, lifecycle: Lifecycle): Promise<Gateway> {
   const metrics = createMetrics({ durationBuckets: config.metrics.durationBuckets, defaultMetrics: options.processMetrics !== false });
+  // Under WORKER_THREADS, /metrics is every worker's sum (src/metrics/cluster.ts); set up first
+  // so this worker answers the primary's aggregation requests while it is still starting.
+  const exposition = metricsSource(metrics.registry);
   const table = buildRouteTable(config);
   const upstreams = await lifecycle.start(
     'upstream pools',
@@ -346,14 +351,16 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     void gatewayEventsChannel?.publish({ type: 'traffic.shifted', route: split.route, version: split.version, canary: split.weights.canary }, { key: trafficShiftKey(split.route, split.version, split.updatedAt) }).catch(() => {}),
   );
 
-
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style where the work is synchronous (here and in the stages below): an async hook
+  // costs a promise and a microtask hop per request for nothing (issue 18's profile).
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
     if (draining) reply.header('connection', 'close');
     if (shuttingDown) {
       reply.header('connection', 'close');
       throw new GatewayError('GW_GATEWAY_SHUTTING_DOWN', undefined, { headers: { 'retry-after': '1' } });
     }
+    done();
   });
 
   // First of the gateway's stages: a request target the canonical form refuses, or that its
@@ -412,6 +419,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     metrics,
     expose: config.metrics.enabled,
     authPolicy: config.auth.publicMetrics ? PUBLIC : READ_ONLY,
+    source: exposition,
   });
   // Sustained event-loop / heap pressure: only /readyz reflects it (src/health/pressure.ts).
   const pressure = new PressureMonitor(config.server.pressure, { log: app.log.child({ component: 'pressure' }) });
@@ -577,6 +585,22 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // (The Fastify instance is a thenable: it is closed over, never passed as the value.)
   await lifecycle.start('http server', null, { close: () => app.close() });
 
+  // GATEWAY_PROBE_PORT: the probes on a thread of their own (src/server/probe-listener.ts), from the same answers as the routes above.
+  const probeConfig = config.server.probe;
+  const publicHealthAnswer = publicHealth({ prober, breakers: () => resilience.breakerReport() });
+  const probeListener =
+    probeConfig === undefined
+      ? undefined
+      : new ProbeListener({
+          host: probeConfig.host,
+          port: probeConfig.port,
+          state: () => {
+            const ready = readiness({ prober, isShuttingDown: () => draining, pressure });
+            const health = publicHealthAnswer();
+            return { readyz: { status: ready.status, body: JSON.stringify(ready.body) }, healthz: { status: health.status, body: health.json } };
+          },
+        });
+
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -602,6 +626,10 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
         }
         await lifecycle.start('health prober', prober, { start: (p) => p.start(), close: (p) => p.stop() });
         await lifecycle.start('pressure monitor', pressure, { start: (p) => p.start(), close: (p) => p.stop() });
+        if (probeListener !== undefined) {
+          await lifecycle.start('probe listener', probeListener, { start: (p) => p.start(), close: (p) => p.stop() });
+          app.log.info({ url: probeListener.url }, 'probe listener (/livez, /readyz, /healthz) listening');
+        }
         const url = await app.listen({ host: config.server.host, port: config.server.port, backlog: LISTEN_BACKLOG });
         // After listening: upstream MCP servers connect in the background, never delaying start-up.
         mcpClients.start();
@@ -614,6 +642,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     close(closeOptions = {}) {
       closing ??= (async () => {
         draining = true;
+        probeListener?.refresh();
         const drainDelayMs = closeOptions.drainDelayMs ?? 0;
         if (drainDelayMs > 0) {
           app.log.info({ drainDelayMs }, 'draining: /readyz is 503, still serving until load balancers move away');

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { DEFAULT_REDACTED_QUERY_PARAMS, type GatewayConfig } from '../config/index.js';
 import '../auth/principal.js';
@@ -56,7 +57,8 @@ export function loggerOptions(config: Pick<GatewayConfig, 'logLevel'> & Partial<
   const redactUrl = queryRedactor(config.logging?.redactQueryParams);
   return {
     level: config.logLevel,
-    base: { service: 'unified-gateway' },
+    // Under WORKER_THREADS each worker's lines say which process wrote them (src/server/cluster.ts).
+    base: cluster.isWorker ? { service: 'unified-gateway', pid: process.pid } : { service: 'unified-gateway' },
     serializers: {
       req: (req: { method?: string; url?: string; ip?: string; socket?: { remotePort?: number } }) => ({
         method: req.method,

@@ -7,7 +7,14 @@ import { buildGateway, type Gateway } from './app.js';
  */
 export async function runUntilSignal(
   config: GatewayConfig,
-  hooks: { onListening?: (gateway: Gateway, url: string) => void | Promise<void>; onStop?: () => Promise<void> } = {},
+  hooks: {
+    onListening?: (gateway: Gateway, url: string) => void | Promise<void>;
+    onStop?: () => Promise<void>;
+    /** The signals that stop it (default SIGTERM and SIGINT); a cluster worker takes SIGINT from its primary (src/server/cluster.ts). */
+    signals?: readonly ('SIGTERM' | 'SIGINT')[];
+    /** Receives the stop function, for a stop that comes another way than a process signal (the cluster primary's message). */
+    stopper?: (stop: (signal: 'SIGTERM' | 'SIGINT') => void) => void;
+  } = {},
 ): Promise<Gateway> {
   const gateway = await buildGateway(config);
   const url = await gateway.listen();
@@ -16,7 +23,7 @@ export async function runUntilSignal(
   await hooks.onListening?.(gateway, url);
 
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  const stop = (signal: 'SIGTERM' | 'SIGINT') => {
     if (stopping) {
       gateway.app.log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
@@ -40,7 +47,7 @@ export async function runUntilSignal(
         },
       );
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  for (const signal of hooks.signals ?? ['SIGTERM', 'SIGINT']) process.once(signal, stop);
+  hooks.stopper?.(stop);
   return gateway;
 }
