@@ -64,6 +64,8 @@ type Client = ReturnType<typeof createRedisClient>;
 class StoreTimeoutError extends Error {
   override readonly name = 'StoreTimeoutError';
 }
+/** A command timer that fires this much past its time means the event loop was busy, not Redis slow. */
+const LATE_TIMER_MS = 5;
 const TIMED_OUT = new StoreTimeoutError('state store call timed out');
 
 /**
@@ -218,10 +220,27 @@ export class RedisStore implements StateStore {
    */
   private timed<T>(call: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      // setImmediate: when the event loop itself was late (a GC pause, a busy CPU), a reply
-      // already waiting in the socket is read first, so only a Redis that really did not
-      // answer in time counts as a timeout.
-      const timer = setTimeout(() => setImmediate(() => reject(TIMED_OUT)), this.options.commandTimeoutMs);
+      // When the event loop itself was late (a GC pause, a busy CPU, a long synchronous stretch
+      // such as start-up), the command may not even have been written when the timer fires:
+      // a timer that fired late (by more than LATE_TIMER_MS) gives the command its window
+      // again, counted from now (at most twice), so a busy replica does not take Redis for
+      // gone; a hung Redis is still found within three windows. Then
+      // setImmediate: a reply already waiting in the socket is read first, so only a Redis
+      // that really did not answer in time counts as a timeout.
+      const timeout = this.options.commandTimeoutMs;
+      let due = performance.now() + timeout;
+      let rearms = 0;
+      const expire = () => {
+        const now = performance.now();
+        if (now - due > LATE_TIMER_MS && rearms < 2) {
+          rearms += 1;
+          due = now + timeout;
+          timer = setTimeout(expire, timeout);
+          return;
+        }
+        setImmediate(() => reject(TIMED_OUT));
+      };
+      let timer = setTimeout(expire, timeout);
       call.then(
         (value) => {
           clearTimeout(timer);

@@ -296,6 +296,22 @@ describeWithRedis('RedisStore against a real redis-server', () => {
     expect(changes).toEqual([false, true]);
   });
 
+  it('a busy event loop is not a Redis outage: a command issued just before 150 ms of synchronous work still answers from Redis', async () => {
+    const store = await replica({ commandTimeoutMs: 50 });
+    const changes: boolean[] = [];
+    store.onStatusChange((up) => changes.push(up));
+    for (let round = 0; round < 3; round++) {
+      const pending = store.hit(`busy-${round}`, 5, 60_000);
+      const until = performance.now() + 150;
+      while (performance.now() < until) {
+        // a long synchronous stretch (start-up, a GC pause): the command is not even written yet
+      }
+      expect((await pending).shared).toBe(true);
+    }
+    expect(store.up).toBe(true);
+    expect(changes).toEqual([]);
+  });
+
   it('starts without Redis (start-up does not wait past its deadline) and switches to it when it appears', async () => {
     await redis.kill();
     const log2 = recordingLogger();
