@@ -42,7 +42,7 @@ import {
 } from '../../src/admin/traffic-service.js';
 import type { Principal } from '../../src/auth/principal.js';
 import { grants } from '../../src/auth/scopes.js';
-import { validateRoutingModelInput, validateRoutingModelOutput, type ModelValidationService } from '../../src/admin/model-validation.js';
+import { validateRoutingModelInput, validateRoutingModelOutput, type ModelValidationService } from '../integrations/huggingface/model-validation.js';
 import type { RoutingModel } from '../../src/routing/model/model.js';
 import {
   AnalysisError,

@@ -1,3 +1,4 @@
+import { histogramQuantile } from '../metrics/quantile.js';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 
@@ -104,27 +105,10 @@ function snapshotOf(json: Json, at: number): Snapshot {
   return { at, routes, buckets, services };
 }
 
-/** Prometheus' histogram_quantile: linear interpolation inside the bucket holding the rank. */
-export function histogramQuantile(q: number, cumulative: ReadonlyArray<readonly [number, number]>): number | null {
-  const sorted = [...cumulative].sort((a, b) => a[0] - b[0]);
-  const total = sorted.at(-1)?.[1] ?? 0;
-  if (total <= 0) return null;
-  const rank = q * total;
-  let prevLe = 0;
-  let prevCount = 0;
-  for (const [le, count] of sorted) {
-    if (count >= rank) {
-      if (le === Infinity) return prevLe;
-      const inBucket = count - prevCount;
-      return inBucket <= 0 ? le : prevLe + (le - prevLe) * ((rank - prevCount) / inBucket);
-    }
-    prevLe = le;
-    prevCount = count;
-  }
-  return prevLe;
-}
 
 const round = (n: number, d = 4) => Math.round(n * 10 ** d) / 10 ** d;
+
+export { histogramQuantile };
 
 export class MetricsService {
   readonly #registry: Registry;

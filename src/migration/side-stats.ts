@@ -1,3 +1,4 @@
+import { histogramQuantile as quantileOf } from '../metrics/quantile.js';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { StateStore } from '../state/index.js';
@@ -41,24 +42,11 @@ export interface SideFigures {
 
 const empty = (): SideCounts => ({ requests: 0, errors: 0, buckets: new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0) });
 
-/** The quantile `q` of a histogram, interpolated linearly inside its bucket (Prometheus' histogram_quantile). */
+/** The quantile `q` of a side's latency histogram in ms (0 without requests); above the last bound, the last bound. */
 export function histogramQuantile(buckets: readonly number[], q: number): number {
-  const total = buckets.reduce((a, b) => a + b, 0);
-  if (total === 0) return 0;
-  const rank = q * total;
   let cumulative = 0;
-  for (let i = 0; i < buckets.length; i++) {
-    const count = buckets[i]!;
-    if (cumulative + count >= rank && count > 0) {
-      // Above the last bound there is no upper edge: the last bound is the best answer.
-      if (i === LATENCY_BUCKETS_MS.length) return LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.length - 1]!;
-      const lower = i === 0 ? 0 : LATENCY_BUCKETS_MS[i - 1]!;
-      const upper = LATENCY_BUCKETS_MS[i]!;
-      return lower + ((upper - lower) * (rank - cumulative)) / count;
-    }
-    cumulative += count;
-  }
-  return LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.length - 1]!;
+  const pairs = buckets.map((count, i) => [i < LATENCY_BUCKETS_MS.length ? LATENCY_BUCKETS_MS[i]! : Infinity, (cumulative += count)] as const);
+  return quantileOf(q, pairs) ?? 0;
 }
 
 export function figuresOf(counts: SideCounts): SideFigures {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
 import { HF_MCP_SERVER } from '../../mcp/integrations/huggingface/reference.js';
-import { ModelValidationService } from '../admin/model-validation.js';
+import { ModelValidationService } from '../../mcp/integrations/huggingface/model-validation.js';
 import { packageModelsDir } from '../routing/model/files.js';
 import type { RoutingModel } from '../routing/model/model.js';
 import { redactConfig, type GatewayConfig } from '../config/index.js';

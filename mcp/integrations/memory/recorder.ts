@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Counter } from 'prom-client';
-import { histogramQuantile } from '../../../src/admin/metrics-service.js';
+import { histogramQuantile } from '../../../src/metrics/quantile.js';
 import type { LoggedDecision } from '../../../src/routing/decision-log.js';
 import type { UpstreamToolCaller } from '../../clients/types.js';
 import {

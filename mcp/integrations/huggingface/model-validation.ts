@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import type { UpstreamToolCaller } from '../../mcp/clients/types.js';
-import { ValidatorError } from '../../mcp/integrations/huggingface/errors.js';
-import { describeReferenceModel, referenceModelSchema, type ReferenceModel } from '../../mcp/integrations/huggingface/reference.js';
-import { loadDataFiles, type DataSet } from '../routing/model/data.js';
-import { evaluate } from '../routing/model/evaluation.js';
-import type { RoutingModel } from '../routing/model/model.js';
+import type { UpstreamToolCaller } from '../../clients/types.js';
+import { ValidatorError } from './errors.js';
+import { describeReferenceModel, referenceModelSchema, type ReferenceModel } from './reference.js';
+import { loadDataFiles, type DataSet } from '../../../src/routing/model/data.js';
+import { evaluate } from '../../../src/routing/model/evaluation.js';
+import type { RoutingModel } from '../../../src/routing/model/model.js';
 
 /*
  * The admin service behind the MCP tool `validate_routing_model` (what `model validate` does,
@@ -78,7 +78,7 @@ export class ModelValidationService {
     let zeroShotError: z.output<typeof failure> | null = null;
     try {
       // Loaded here only: @huggingface/inference is not needed by a gateway that never validates.
-      const hf = await import('../../mcp/integrations/huggingface/index.js');
+      const hf = await import('./index.js');
       const classifier = new hf.ZeroShotClassifier({
         ...(this.deps.zeroShot.token !== undefined ? { token: this.deps.zeroShot.token } : {}),
         ...(this.deps.zeroShot.endpointUrl !== undefined ? { endpointUrl: this.deps.zeroShot.endpointUrl } : {}),

@@ -5,18 +5,18 @@ import { Client, InMemoryTransport } from '@modelcontextprotocol/client';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { McpClientPool } from '../../mcp/clients/pool.js';
-import { createGatewayMcpServer } from '../../mcp/server/gateway-server.js';
-import { ModelValidationService, validateRoutingModelOutput } from '../../src/admin/model-validation.js';
-import { MetricsService } from '../../src/admin/metrics-service.js';
-import { RoutesService } from '../../src/admin/routes-service.js';
-import type { Principal } from '../../src/auth/principal.js';
-import { loadConfig, redactConfig } from '../../src/config/index.js';
-import { createMetrics } from '../../src/metrics/registry.js';
-import { entryPath, loadModelFile, packageModelsDir, readPointer } from '../../src/routing/model/files.js';
-import { buildRouteTable } from '../../src/routing/route-table.js';
-import { startHfMcpServer, type HfMcpServer } from '../helpers/hf-mcp-server.js';
-import { startHfServer, type HfServer } from '../helpers/hf-server.js';
+import { McpClientPool } from '../../../../mcp/clients/pool.js';
+import { createGatewayMcpServer } from '../../../../mcp/server/gateway-server.js';
+import { ModelValidationService, validateRoutingModelOutput } from '../../../../mcp/integrations/huggingface/model-validation.js';
+import { MetricsService } from '../../../../src/admin/metrics-service.js';
+import { RoutesService } from '../../../../src/admin/routes-service.js';
+import type { Principal } from '../../../../src/auth/principal.js';
+import { loadConfig, redactConfig } from '../../../../src/config/index.js';
+import { createMetrics } from '../../../../src/metrics/registry.js';
+import { entryPath, loadModelFile, packageModelsDir, readPointer } from '../../../../src/routing/model/files.js';
+import { buildRouteTable } from '../../../../src/routing/route-table.js';
+import { startHfMcpServer, type HfMcpServer } from '../../../helpers/hf-mcp-server.js';
+import { startHfServer, type HfServer } from '../../../helpers/hf-server.js';
 
 /*
  * validate_routing_model: the admin service with the gateway's client pool reaching a local
