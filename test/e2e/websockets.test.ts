@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanup, E2E_API_KEY, processMemory, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { cleanup, E2E_API_KEY, processMemory, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
 import { describeWithRedis, startRedis } from '../helpers/redis.js';
 import { standIns } from '../helpers/upstreams.js';
 import { closed, connect, isRefused, nextMessage, wsUpstream } from '../ws/helpers.js';
@@ -91,6 +91,13 @@ describeWithRedis('/v1/events across two gateway processes sharing Redis', () =>
     const yaml = `routes:\n  - { id: twin, prefix: /v1/twin, service: twin, split: { canary: { urls: ["${ups.env.TWIN_SERVICE_URL}"] } } }\n`;
     const env = { ...ups.env, REDIS_URL: redis.url, JWT_SECRET_KEY: 'e2e-events-jwt-secret-0123456789abcdef' };
     const [a, b] = await Promise.all([startGateway({ env, yaml }), startGateway({ env, yaml })]);
+    // Both replicas on Redis now (a replica that took it for away during a busy start-up says so
+    // and keeps a shift to itself, answering shared: false; that is not what this test measures).
+    const storeUp = (g: typeof a) => {
+      const lines = g.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('state store '));
+      return lines.at(-1)?.msg?.startsWith('state store reachable') === true ? true : undefined;
+    };
+    await waitFor(() => (storeUp(a) && storeUp(b) ? true : undefined), 10_000, 'both replicas on Redis');
     const listener = opened(await connect(`${b.url.replace('http', 'ws')}/v1/events?types=traffic.shifted`, { headers: auth }));
     const arrived = new Promise<{ event: { canary: number } }>((resolve) => listener.on('message', (d: Buffer) => resolve(JSON.parse(d.toString()) as { event: { canary: number } })));
     const started = performance.now();
@@ -100,6 +107,7 @@ describeWithRedis('/v1/events across two gateway processes sharing Redis', () =>
       body: JSON.stringify({ stable: 80, canary: 20, reason: 'e2e events across replicas' }),
     });
     expect(res.status).toBe(200);
+    expect(((await res.json()) as { shared?: unknown }).shared).toBe(true);
     const message = await arrived;
     const elapsedMs = performance.now() - started;
     console.log(`/v1/events across gateway processes: the shift made on A reached B's listener ${elapsedMs.toFixed(1)} ms after the PUT was sent`);
