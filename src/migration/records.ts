@@ -1,3 +1,4 @@
+import { parseStored } from '../state/parse.js';
 import { z } from 'zod';
 import type { StateStore } from '../state/index.js';
 import { isoTime } from '../state/order.js';
@@ -138,14 +139,8 @@ export class MigrationRecords {
     const entries = await this.store.listEntries(SET, 1000);
     if (this.store.backend === 'redis' && this.store.up === false) throw new RecordsUnavailableError();
     for (const entry of entries) {
-      let raw: unknown;
-      try {
-        raw = JSON.parse(entry.value);
-      } catch {
-        continue;
-      }
-      const parsed = migrationRecordSchema.safeParse(raw);
-      if (parsed.success && parsed.data.id === entry.id) out.push({ record: parsed.data, raw: entry.value });
+      const record = parseStored(migrationRecordSchema, entry.value);
+      if (record !== undefined && record.id === entry.id) out.push({ record, raw: entry.value });
       else this.log.warn({ id: entry.id }, 'migrations: ignored a malformed record in the state store');
     }
     return out.sort((a, b) => (a.record.createdAt < b.record.createdAt ? 1 : a.record.createdAt > b.record.createdAt ? -1 : 0));

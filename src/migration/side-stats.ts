@@ -1,4 +1,5 @@
 import { histogramQuantile as quantileOf } from '../metrics/quantile.js';
+import { parseStored } from '../state/parse.js';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { StateStore } from '../state/index.js';
@@ -139,20 +140,14 @@ export class SideStats implements SideObserver {
     // This replica's own snapshot alone would judge the canary on a fraction of its traffic.
     if (this.store.backend === 'redis' && this.store.up === false) throw new Error('the shared state store does not answer: no figures from the other replicas');
     for (const entry of entries) {
-      let raw: unknown;
-      try {
-        raw = JSON.parse(entry.value);
-      } catch {
-        continue;
-      }
-      const parsed = snapshotSchema.safeParse(raw);
-      if (!parsed.success) {
-        this.log.warn({ route: routeId, issues: parsed.error.issues.length }, 'split figures: ignored a malformed snapshot from the state store');
+      const snapshot = parseStored(snapshotSchema, entry.value);
+      if (snapshot === undefined) {
+        this.log.warn({ route: routeId, replica: entry.id }, 'split figures: ignored a malformed snapshot from the state store');
         continue;
       }
       replicas += 1;
       for (const side of ['stable', 'canary'] as const) {
-        const s = parsed.data[side];
+        const s = snapshot[side];
         sum[side].requests += s.requests;
         sum[side].errors += s.errors;
         s.buckets.forEach((n, i) => (sum[side].buckets[i]! += n));
