@@ -99,9 +99,11 @@ export class TrafficSplits {
         const state = this.#parse(message.data, 'broadcast');
         if (state !== undefined) this.#apply(state);
       }),
-      // Messages sent while Redis was away are lost: read the stored weights again on reconnect.
+      // Messages sent while Redis was away are lost: read the stored weights again on
+      // reconnect, and share a shift this replica made meanwhile (it told its caller
+      // `shared: false`; the other replicas must still converge on it).
       this.store.onStatusChange((up) => {
-        if (up) void this.#reload();
+        if (up) void this.#reload(true);
       }),
     );
     await this.#reload();
@@ -112,12 +114,17 @@ export class TrafficSplits {
     this.#listeners.clear();
   }
 
-  async #reload(): Promise<void> {
+  async #reload(shareNewer = false): Promise<void> {
     await Promise.all(
-      [...this.#splits.keys()].map(async (id) => {
+      [...this.#splits.entries()].map(async ([id, entry]) => {
         try {
           const stored = this.#parse(await this.#keyv.get(id), 'store');
           if (stored !== undefined) this.#apply(stored);
+          const mine = entry.state;
+          if (!shareNewer || mine.version === 0 || (stored !== undefined && !isNewer(stampOf(mine), stampOf(stored)))) return;
+          if ((await this.#keyv.set(id, mine).catch(() => false)) === false) return;
+          await this.store.publish(TOPIC, mine);
+          this.log.info({ route: id, weights: mine.weights, version: mine.version }, 'traffic split: a shift made while the state store was away is now shared');
         } catch (err) {
           this.log.warn({ route: id, err: (err as Error).message }, 'traffic split: reading the stored weights failed; keeping the current ones');
         }

@@ -162,7 +162,7 @@ describe('unified-gateway mcp', () => {
     // Client.connect closes its transport when initialize fails: stdin ends, the bridge exits 0.
     expect(await b.exited()).toEqual({ code: 0, signal: null });
     const lines = b.stderr().trim().split('\n');
-    expect(lines.filter((l) => l.includes('401'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('HTTP 401'))).toHaveLength(1); // not '401': a port such as 40155 has it
     expect(b.stderr()).not.toContain(wrongKey);
     expect(b.transportErrors).toEqual([]);
   });

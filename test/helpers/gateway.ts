@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
 /*
  * Real gateway processes for the e2e suites: `node bin/unified-gateway.js ...` as a child of
@@ -178,11 +179,28 @@ export interface StartOptions {
   readonly startTimeoutMs?: number;
 }
 
+/**
+ * A gateway on Redis in a test waits up to a second for an answer unless the test says
+ * otherwise. The suites on Redis measure what replicas share, not how soon one gives up on
+ * Redis: on a shared CI machine redis-server itself can be off the CPU for longer than the
+ * 50 ms production default, and a replica that takes it for away keeps a change to itself.
+ * The tests of the timeout itself (test/state, the SIGSTOP cases) set their own.
+ */
+function withRedisPatience(yaml: string | undefined, onRedis: boolean): string | undefined {
+  if (!onRedis) return yaml;
+  const config = (yaml === undefined ? {} : parseYaml(yaml)) as Record<string, unknown> | null;
+  const root = config ?? {};
+  const state = (root.state ?? {}) as Record<string, unknown>;
+  if (state.commandTimeoutMs !== undefined) return yaml;
+  return stringifyYaml({ ...root, state: { ...state, commandTimeoutMs: 1000 } });
+}
+
 /** Start `unified-gateway serve` (or `args`) and wait until it listens (and, by default, is ready). */
 export async function startGateway(options: StartOptions = {}): Promise<GatewayProcess> {
   ensureBuilt();
+  const yaml = withRedisPatience(options.yaml, options.env?.REDIS_URL !== undefined);
   const env = gatewayEnv({
-    ...(options.yaml !== undefined ? { GATEWAY_CONFIG: writeTempFile(options.yaml) } : {}),
+    ...(yaml !== undefined ? { GATEWAY_CONFIG: writeTempFile(yaml) } : {}),
     ...options.env,
   });
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...(options.args ?? ['serve'])], {

@@ -1,7 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { RouteConfig } from '../../src/config/index.js';
 import { bucketOf, TrafficSplits } from '../../src/routing/traffic-split.js';
 import { MemoryStore } from '../../src/state/index.js';
+import { RedisStore } from '../../src/state/redis.js';
+import { cleanup, waitFor } from '../helpers/gateway.js';
+import { describeWithRedis, startRedis } from '../helpers/redis.js';
 
 const route = {
   id: 'twin',
@@ -98,6 +101,35 @@ describe('TrafficSplits', () => {
       expect(splits.state('twin')).toMatchObject({ version: 5, weights: { stable: 60, canary: 40 }, updatedBy: 'key:bob' });
       expect(warnings.filter((w) => w.includes('malformed'))).toHaveLength(2);
       splits.close();
+    }
+  });
+});
+
+describeWithRedis('TrafficSplits on a Redis that goes away', () => {
+  afterAll(cleanup);
+
+  it('shares a shift made while Redis was away once it is back (the caller was told shared: false)', async () => {
+    const redis = await startRedis();
+    const stores = [0, 1].map(
+      () => new RedisStore({ url: redis.url, keyPrefix: 'split-away:', commandTimeoutMs: 1000, suspendMs: 100, maxReconnectDelayMs: 100, log: { info() {}, warn() {}, debug() {} } }),
+    );
+    const [a, b] = stores.map((store) => new TrafficSplits([route], store, quiet));
+    try {
+      for (const store of stores) expect(await store.start(5000)).toBe(true);
+      await Promise.all([a!.start(), b!.start()]);
+      await redis.kill();
+      await waitFor(() => (stores[0]!.up ? undefined : true), 10_000, 'replica A sees Redis gone');
+      const shifted = await a!.shift('twin', { stable: 70, canary: 30 }, 'key:ops', 'while away');
+      expect(shifted.shared).toBe(false);
+      expect(b!.state('twin')!.weights.canary).toBe(0);
+      // A restart without persistence: Redis comes back empty, so only A can bring the shift.
+      await redis.restart();
+      await waitFor(() => (b!.state('twin')!.weights.canary === 30 ? true : undefined), 10_000, 'replica B applies the shift A made while Redis was away');
+      expect(b!.state('twin')).toMatchObject({ version: 1, updatedBy: 'key:ops', reason: 'while away' });
+    } finally {
+      a!.close();
+      b!.close();
+      await Promise.all(stores.map((s) => s.close()));
     }
   });
 });
