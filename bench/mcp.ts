@@ -401,7 +401,13 @@ async function main(): Promise<number> {
   const standIn = await startStandIn();
   // LOG_LEVEL info as operators run it (stdout to /dev/null): the audit lines of every
   // tools/call are part of the cost measured here.
-  const gateway = await startGateway(standIn.url, process.env.BENCH_MCP_LOG_LEVEL ?? 'info', opts.federation ? { yaml: federationYaml() } : {});
+  // BENCH_MCP_NODE_OPTIONS: Node flags of the gateway process (e.g. --cpu-prof while profiling).
+  const nodeOptions = process.env.BENCH_MCP_NODE_OPTIONS;
+  const gateway = await startGateway(standIn.url, process.env.BENCH_MCP_LOG_LEVEL ?? 'info', {
+    ...(opts.federation ? { yaml: federationYaml() } : {}),
+    // (no drain delay: the profile is written when the process exits, within stopAll's grace)
+    ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions, GATEWAY_DRAIN_DELAY_MS: '0' } } : {}),
+  });
   const credentials = await gatewayCredentials(gateway, opts.auth);
   const results: EraResult[] = [];
   for (const era of opts.eras) {

@@ -27,7 +27,7 @@ import { z } from 'zod';
 import type { Principal } from '../../src/auth/principal.js';
 import type { Scope } from '../../src/auth/scopes.js';
 import type { UpstreamInitiatedContext, UpstreamRequestHandlers, UpstreamRequestMethod } from '../clients/types.js';
-import { FederationCatalogue, type Reserved, type UpstreamCatalogue } from './catalogue.js';
+import { FederationCatalogue, type FederatedTool, type Reserved, type UpstreamCatalogue } from './catalogue.js';
 import { unwrapUri, type Namespace } from './names.js';
 import { AgentCall, ParkedCalls, type AgentLink, type RelayedMethod } from './relay.js';
 import { upstreamSchema } from './schema.js';
@@ -100,8 +100,8 @@ export interface FederationScope {
   readonly principal: Principal | null;
   readonly era: 'modern' | 'legacy';
   readonly method: string;
-  /** The tool a tools/call names: only it is registered (each request builds its own instance). */
-  readonly toolName?: string | undefined;
+  /** What the request can reach (mcp/server/reach.ts): a tools/call registers only the tool it names. */
+  readonly reach: { readonly tools: boolean; readonly resources: boolean; readonly prompts: boolean; readonly tool?: string | undefined };
   readonly report?: FederatedToolReport | undefined;
   /** Identity for rate limits when there is no principal (the client address key). */
   readonly client?: string | undefined;
@@ -221,73 +221,92 @@ export class Federation {
     return catalogue;
   }
 
+  /** Whether a tool of this name is offered (listed, or of a server that is not available now). */
+  offersTool(name: string): boolean {
+    return this.catalogue().tools.has(name) || this.#unavailable.has(name);
+  }
+
+  /** The pool's view of one server, when a call needs it (not per registration: that is every request). */
+  #view(server: string): FederatedServerView | undefined {
+    return this.#o.upstreams.servers().find((v) => v.name === server);
+  }
+
+  /** The schemas of an upstream tool as the SDK takes them: built once per catalogue, not per request. */
+  readonly #schemas = new WeakMap<FederatedTool, { input: ReturnType<typeof upstreamSchema>; output?: ReturnType<typeof upstreamSchema> }>();
+
+  #schemasOf(entry: FederatedTool): { input: ReturnType<typeof upstreamSchema>; output?: ReturnType<typeof upstreamSchema> } {
+    let schemas = this.#schemas.get(entry);
+    if (schemas === undefined) {
+      const t = entry.tool;
+      schemas = { input: upstreamSchema(t.inputSchema as Record<string, unknown>), ...(t.outputSchema !== undefined ? { output: upstreamSchema(t.outputSchema as Record<string, unknown>) } : {}) };
+      this.#schemas.set(entry, schemas);
+    }
+    return schemas;
+  }
+
+  /** One upstream tool on a request's instance: policy, rate limit, audit, then the upstream call. */
+  #registerTool(server: McpServer, scope: FederationScope, name: string, entry: FederatedTool, listing: boolean): void {
+    const schemas = this.#schemasOf(entry);
+    const t = entry.tool;
+    const facts = { name: entry.upstream, annotations: t.annotations };
+    const registered = server.registerTool(
+      name,
+      {
+        ...(t.title !== undefined ? { title: t.title } : {}),
+        ...(t.description !== undefined ? { description: t.description } : {}),
+        inputSchema: schemas.input,
+        ...(schemas.output !== undefined ? { outputSchema: schemas.output } : {}),
+        ...(t.annotations !== undefined ? { annotations: t.annotations } : {}),
+        ...(t.icons !== undefined ? { icons: t.icons } : {}),
+        ...(t._meta !== undefined ? { _meta: t._meta } : {}),
+      },
+      (async (args: Record<string, unknown>, ctx: ServerContext) => {
+        const report = scope.report;
+        report?.toolStarted();
+        report?.toolServer?.(entry.server);
+        const end = (outcome: 'ok' | 'refused' | 'failed', result: CallToolResult | InputRequiredResult) => {
+          report?.toolEnded(outcome);
+          return result;
+        };
+        if (!entry.policy.mayCall(scope.principal, facts)) {
+          const needed = entry.policy.scopeOf(facts);
+          return end('refused', toolError(`GW_AUTH_INSUFFICIENT_SCOPE: ${name} needs the ${needed} scope`));
+        }
+        const view = this.#view(entry.server);
+        if (view?.rateLimit !== undefined && this.#o.rateCheck !== undefined) {
+          const identity = scope.principal !== null ? `p:${scope.principal.subject}` : `ip:${scope.client ?? 'unknown'}`;
+          if (!(await this.#o.rateCheck(identity, entry.server, entry.upstream, view.rateLimit))) {
+            return end('refused', toolError(`GW_MCP_TOOL_RATE_LIMITED: ${name}: at most ${view.rateLimit.requests} calls per ${view.rateLimit.windowSeconds} s per caller`));
+          }
+        }
+        const result = await this.#relay(entry.server, scope, ctx, (call, onprogress, mrtr) =>
+          this.#o.upstreams.callTool(entry.server, entry.upstream, args ?? {}, { origin: call, signal: call.abort.signal, onprogress, inputRequired: mrtr }),
+        );
+        if ('failure' in result) return end('failed', toolError(result.failure));
+        const r = result.value as CallToolResult | InputRequiredResult;
+        return end((r as CallToolResult).isError === true ? 'failed' : 'ok', r);
+      }) as never,
+    );
+    // Listed only to principals that may call it (called anyway, it answers with the refusal).
+    if (listing && !entry.policy.mayCall(scope.principal, facts)) registered.disable();
+  }
+
   /** Adds the federated tools, resources and prompts to one request's server instance. */
   register(server: McpServer, scope: FederationScope): void {
     const catalogue = this.catalogue();
-    const views = new Map(this.#o.upstreams.servers().map((v) => [v.name, v]));
     const listing = scope.method === 'tools/list';
     // One request, one method: register what it can reach (a tools/call reaches one tool).
-    const m = scope.method;
-    const wants = {
-      tools: m === 'tools/list' || m === 'tools/call' || m === 'initialize' || m === 'server/discover' || m === '',
-      resources: m.startsWith('resources/') || m === 'initialize' || m === 'server/discover' || m === '',
-      prompts: m.startsWith('prompts/') || m === 'completion/complete' || m === 'initialize' || m === 'server/discover' || m === '',
-    };
-    // (The exchange keeps at most 64 characters of a name: a longer one registers them all.)
-    const only = m === 'tools/call' && scope.toolName !== undefined && scope.toolName !== '' && scope.toolName.length < 64 ? scope.toolName : undefined;
-
-    for (const [name, entry] of catalogue.tools) {
-      if (!wants.tools || (only !== undefined && name !== only)) continue;
-      const t = entry.tool;
-      const facts = { name: entry.upstream, annotations: t.annotations };
-      const registered = server.registerTool(
-        name,
-        {
-          ...(t.title !== undefined ? { title: t.title } : {}),
-          ...(t.description !== undefined ? { description: t.description } : {}),
-          inputSchema: upstreamSchema(t.inputSchema as Record<string, unknown>),
-          ...(t.outputSchema !== undefined ? { outputSchema: upstreamSchema(t.outputSchema as Record<string, unknown>) } : {}),
-          ...(t.annotations !== undefined ? { annotations: t.annotations } : {}),
-          ...(t.icons !== undefined ? { icons: t.icons } : {}),
-          ...(t._meta !== undefined ? { _meta: t._meta } : {}),
-        },
-        (async (args: Record<string, unknown>, ctx: ServerContext) => {
-          const report = scope.report;
-          report?.toolStarted();
-          report?.toolServer?.(entry.server);
-          const end = (outcome: 'ok' | 'refused' | 'failed', result: CallToolResult | InputRequiredResult) => {
-            report?.toolEnded(outcome);
-            return result;
-          };
-          if (!entry.policy.mayCall(scope.principal, facts)) {
-            const needed = entry.policy.scopeOf(facts);
-            return end('refused', toolError(`GW_AUTH_INSUFFICIENT_SCOPE: ${name} needs the ${needed} scope`));
-          }
-          const view = views.get(entry.server);
-          if (view?.rateLimit !== undefined && this.#o.rateCheck !== undefined) {
-            const identity = scope.principal !== null ? `p:${scope.principal.subject}` : `ip:${scope.client ?? 'unknown'}`;
-            if (!(await this.#o.rateCheck(identity, entry.server, entry.upstream, view.rateLimit))) {
-              return end('refused', toolError(`GW_MCP_TOOL_RATE_LIMITED: ${name}: at most ${view.rateLimit.requests} calls per ${view.rateLimit.windowSeconds} s per caller`));
-            }
-          }
-          const result = await this.#relay(entry.server, scope, ctx, (call, onprogress, mrtr) =>
-            this.#o.upstreams.callTool(entry.server, entry.upstream, args ?? {}, { origin: call, signal: call.abort.signal, onprogress, inputRequired: mrtr }),
-          );
-          if ('failure' in result) return end('failed', toolError(result.failure));
-          const r = result.value as CallToolResult | InputRequiredResult;
-          return end((r as CallToolResult).isError === true ? 'failed' : 'ok', r);
-        }) as never,
-      );
-      // Listed only to principals that may call it (called anyway, it answers with the refusal).
-      if (listing && !entry.policy.mayCall(scope.principal, facts)) registered.disable();
-    }
+    const { reach: wants } = scope;
+    const only = wants.tool;
+    const named = only !== undefined ? catalogue.tools.get(only) : undefined;
+    if (wants.tools && named !== undefined) this.#registerTool(server, scope, only!, named, listing);
+    else if (wants.tools && only === undefined) for (const [name, entry] of catalogue.tools) this.#registerTool(server, scope, name, entry, listing);
 
     // Tools of a server that is down: not listed, and a call names the server (a tool error, not
     // "unknown tool"), so an agent that listed them before knows what happened.
-    const states = this.#o.upstreams.servers();
     for (const [name, upstream] of this.#unavailable) {
       if (!wants.tools || (only !== undefined && name !== only)) continue;
-      const view = states.find((v) => v.name === upstream);
+      const view = this.#view(upstream);
       const registered = server.registerTool(name, { description: `A tool of the MCP server "${upstream}", which is not available now` }, (() => {
         scope.report?.toolStarted();
         scope.report?.toolServer?.(upstream);

@@ -54,6 +54,7 @@ import {
 } from '../integrations/sequential-thinking/analyst.js';
 import type { Federation } from '../federation/federation.js';
 import { mcpSchema } from './schemas.js';
+import { reachesTool, requestReach } from './reach.js';
 import {
   listMigrationsInput,
   listMigrationsOutput,
@@ -405,6 +406,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
   const { routes } = deps;
   const { principal } = scope;
   const adminPolicy = adminAccessPolicy(deps.requireMfaForAdmin);
+  const reach = requestReach(scope.method, scope.toolName, (name) => TOOL_NAMES.has(name) || deps.federation?.offersTool(name) === true);
 
   /**
    * registerTool, reporting how each call of the tool's own code ended (the exchange audits
@@ -423,7 +425,8 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
         throw err;
       }
     };
-    const registered = server.registerTool(name, config as never, run as never);
+    // Not reached by this request (a tools/call of another tool, a resources/read...): not registered.
+    const registered = reachesTool(reach, name) ? server.registerTool(name, config as never, run as never) : undefined;
     return { registered, markRefused: () => (refused = true) };
   };
 
@@ -447,7 +450,7 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
       return toolError(refused ?? 'GW_AUTH_MISSING_CREDENTIALS');
     }) as never);
     // Listed only to principals with the scope; called by others, it answers with the refusal.
-    if (scope.method === 'tools/list' && !seesAdminTools(principal)) handle.registered.disable();
+    if (scope.method === 'tools/list' && !seesAdminTools(principal)) handle.registered?.disable();
     return handle;
   };
 
@@ -772,7 +775,8 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
   const listedResources = new Set<string>();
   const resource = (name: string, uri: string, description: string, read: () => unknown, cacheHint?: CacheHint) => {
     listedResources.add(uri);
-    return server.registerResource(name, uri, { description, mimeType: JSON_MIME, ...(cacheHint ? { cacheHint } : {}) }, async () => ({
+    if (!reach.resources) return;
+    server.registerResource(name, uri, { description, mimeType: JSON_MIME, ...(cacheHint ? { cacheHint } : {}) }, async () => ({
       contents: [{ uri, mimeType: JSON_MIME, text: JSON.stringify(await read()) }],
     }));
   };
@@ -807,6 +811,25 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
     });
   }
 
+  if (reach.prompts) registerPrompts(server, deps);
+
+  // Upstream tools, resources and prompts, after the gateway's own (whose names they never shadow).
+  deps.federation?.register(server, {
+    principal,
+    era: scope.era,
+    method: scope.method,
+    reach,
+    report: scope.report,
+    client: scope.client,
+    ...(scope.askClient ? { askClient: scope.askClient } : {}),
+  });
+
+  return server;
+}
+
+/** The gateway's own prompts. */
+function registerPrompts(server: McpServer, deps: GatewayMcpServerDeps): void {
+  const { routes } = deps;
   server.registerPrompt(
     'diagnose_service',
     {
@@ -866,16 +889,4 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
     );
   }
 
-  // Upstream tools, resources and prompts, after the gateway's own (whose names they never shadow).
-  deps.federation?.register(server, {
-    principal,
-    era: scope.era,
-    method: scope.method,
-    toolName: scope.toolName,
-    report: scope.report,
-    client: scope.client,
-    ...(scope.askClient ? { askClient: scope.askClient } : {}),
-  });
-
-  return server;
 }

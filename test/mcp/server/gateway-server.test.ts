@@ -157,7 +157,8 @@ describe('gateway MCP server: read-only tools', () => {
 
 describe('gateway MCP server: resources and prompts', () => {
   it('serves routes, services, the redacted config and a metrics summary as resources', async () => {
-    const client = await connect({ JWT_SECRET_KEY: 'very-secret-value-1234567890' });
+    // (one instance serves all these calls here; on /mcp each request has its own, built for its method)
+    const client = await connect({ JWT_SECRET_KEY: 'very-secret-value-1234567890' }, { method: 'resources/list' });
     const { resources } = await client.listResources();
     expect(resources.map((r) => r.uri).sort()).toEqual(['gateway://config', 'gateway://metrics/summary', 'gateway://routes', 'gateway://services']);
     const config = await client.readResource({ uri: 'gateway://config' });
@@ -170,10 +171,39 @@ describe('gateway MCP server: resources and prompts', () => {
   });
 
   it('builds the diagnose prompt from live data', async () => {
-    const client = await connect();
+    const client = await connect({}, { method: 'prompts/get' });
     const prompt = await client.getPrompt({ name: 'diagnose_service', arguments: { service: 'knowledge' } });
     const text = (prompt.messages[0]!.content as { text: string }).text;
     expect(text).toContain('"knowledge"');
     expect(text).toContain('ECONNREFUSED');
+  });
+});
+
+describe('gateway MCP server: one request, what it reaches', () => {
+  it('a tools/call instance holds only the tool it names; an unknown name still gets "not found", not "method not found"', async () => {
+    const named = await connect({}, { method: 'tools/call', toolName: 'get_route' });
+    // The instance of a tools/call lists (were it asked) only the tool it was built for.
+    expect((await named.listTools()).tools.map((t) => t.name)).toEqual(['get_route']);
+    const res = await named.callTool({ name: 'get_route', arguments: { method: 'GET', path: '/v1/twin/x' } });
+    expect(res.isError).toBeFalsy();
+
+    const unknown = await connect({}, { method: 'tools/call', toolName: 'no_such_tool' });
+    const err = await unknown.callTool({ name: 'no_such_tool', arguments: {} }).then(
+      (r) => r,
+      (e: unknown) => e as Error,
+    );
+    const text = err instanceof Error ? err.message : JSON.stringify(err);
+    expect(text).toMatch(/no_such_tool/);
+    expect(text).not.toMatch(/Method not found/i);
+    expect((await unknown.listTools()).tools.length).toBeGreaterThan(5);
+  });
+
+  it('a resources or prompts request registers no tools; initialize and unknown methods get everything', async () => {
+    const read = await connect({}, { method: 'resources/read' });
+    expect((await read.listResources()).resources.length).toBeGreaterThan(0);
+    expect((await read.listTools()).tools).toEqual([]);
+    const all = await connect({}, { method: 'initialize' });
+    expect((await all.listTools()).tools.length).toBeGreaterThan(5);
+    expect((await all.listPrompts()).prompts.map((p) => p.name)).toContain('diagnose_service');
   });
 });
