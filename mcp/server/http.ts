@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { classifyInboundRequest, createMcpHandler, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
+import { classifyInboundRequest, createMcpHandler, PROTOCOL_VERSION_META_KEY, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Keyv } from 'keyv';
 import type { Authenticator } from '../../src/auth/authenticator.js';
@@ -90,6 +90,21 @@ const SERVER_ERROR = -32000;
 const DEFAULT_KEEP_ALIVE_MS = 15_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * A body only the 2026-07-28 handler can serve (or refuse): a JSON-RPC request or notification,
+ * not initialize, whose params carry the envelope's protocol-version claim. The SDK's
+ * classification (classifyInboundRequest) never routes such a body to the 2025 era, and the
+ * strict handler classifies it again and answers its refusals itself; so the hot path (every
+ * 2026 tools/call) is classified once, not twice. Anything else is classified here first.
+ */
+function claimsModernEnvelope(body: unknown): boolean {
+  if (!isRecord(body) || typeof body.method !== 'string' || body.method === 'initialize' || 'result' in body || 'error' in body) return false;
+  const params = body.params;
+  return isRecord(params) && isRecord(params._meta) && PROTOCOL_VERSION_META_KEY in params._meta;
+}
+
 /** The id of the request in a parsed body, when it is one request with a usable id. */
 function requestIdOf(body: unknown): string | number | null {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return null;
@@ -131,6 +146,15 @@ function sendWeb(reply: FastifyReply, response: Response): void {
   res.writeHead(response.status, headers);
   if (response.body === null) {
     res.end();
+    return;
+  }
+  // A JSON answer is complete when the SDK hands it over: written in one go, without a
+  // web-to-Node stream bridge per request (most of /mcp's answers: every tools/call).
+  if (!(headers['content-type'] ?? '').includes('text/event-stream')) {
+    response.arrayBuffer().then(
+      (bytes) => res.end(Buffer.from(bytes)),
+      () => res.destroy(),
+    );
     return;
   }
   const body = Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
@@ -230,13 +254,15 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       const value = request.headers[name];
       return typeof value === 'string' ? value : undefined;
     };
-    const outcome = classifyInboundRequest({
-      httpMethod: 'POST',
-      protocolVersionHeader: header('mcp-protocol-version'),
-      mcpMethodHeader: header('mcp-method'),
-      mcpNameHeader: header('mcp-name'),
-      body,
-    });
+    const outcome = claimsModernEnvelope(body)
+      ? ({ kind: 'modern' } as const)
+      : classifyInboundRequest({
+          httpMethod: 'POST',
+          protocolVersionHeader: header('mcp-protocol-version'),
+          mcpMethodHeader: header('mcp-method'),
+          mcpNameHeader: header('mcp-name'),
+          body,
+        });
     const era = outcome.kind === 'legacy' ? 'legacy' : 'modern';
     const exchange = new Exchange(body, {
       metrics: opts.metrics,
@@ -287,6 +313,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       slot?.release();
       throw err;
     }
+    // Refused by the SDK's own checks before any server instance answered (the envelope,
+    // headers against the body): counted and audited as an error answer.
+    if (!exchange.answered && response.status >= 400) exchange.answer({ error: response.status });
     if (slot !== undefined) {
       // A listen stream is the request's answer for as long as it lasts; it ends when the
       // client closes it, when the gateway shuts down, when its credential expires, or when

@@ -233,6 +233,26 @@ describe('/mcp serves 2026-07-28 and 2025-11-25 on one URL', () => {
 });
 
 describe('/mcp refuses what the gateway refuses with JSON-RPC error bodies', () => {
+  it('a 2026-07-28 tools/call with a broken envelope or headers that contradict the body is refused by the revision, counted and audited, and runs nothing', async () => {
+    const g = await startInProcess({ yaml: SPLIT_YAML });
+    const call = (id: number, meta: Record<string, unknown>, headers = modernHeaders('tools/call', 'shift_traffic')) =>
+      raw(g.url, { headers, body: { jsonrpc: '2.0', id, method: 'tools/call', params: { ...shift(40).params, _meta: meta } } });
+    const broken = await call(1, { ...envelope(), 'io.modelcontextprotocol/clientInfo': 'not an object' });
+    const wrongMethod = await call(2, envelope(), modernHeaders('tools/list'));
+    const wrongVersion = await call(3, envelope(), { ...modernHeaders('tools/call', 'shift_traffic'), 'mcp-protocol-version': '2025-11-25' });
+    for (const [res, id] of [[broken, 1], [wrongMethod, 2], [wrongVersion, 3]] as const) {
+      expect(res.status).toBe(400);
+      expect([id, res.json()]).toMatchObject([id, { jsonrpc: '2.0', error: { code: expect.any(Number), message: expect.any(String) } }]);
+    }
+    const ended = g.audits().filter((a) => a.tool === 'shift_traffic' && a.phase === 'ended');
+    expect(ended.map((a) => a.result)).toEqual(['failed', 'failed', 'failed']);
+    expect(ended.every((a) => a.toolEnded === undefined)).toBe(true);
+    const metrics = await g.gateway.metrics.registry.getSingleMetricAsString('gateway_mcp_requests_total');
+    expect(metrics).toContain('method="tools/call",tool="shift_traffic",status="error"} 3');
+    const split = await raw(g.url, { headers: modernHeaders('tools/call', 'get_traffic_split'), body: { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'get_traffic_split', arguments: { route: 'twin' }, _meta: envelope() } } });
+    expect(messages(split)[0].result.structuredContent.splits[0].weights).toEqual({ stable: 100, canary: 0 });
+  });
+
   it('a JSON-RPC batch gets 400 and -32600, and nothing in it runs or is audited', async () => {
     const g = await startInProcess({ yaml: SPLIT_YAML });
     const session = await rawSession(g.url);
