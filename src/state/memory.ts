@@ -118,7 +118,9 @@ export class MemoryStore implements StateStore {
       allowed,
       limit,
       remaining: Math.max(0, limit - count),
-      resetMs: Math.max(0, Math.ceil(oldest + windowMs - now)),
+      // windowMs minus the oldest hit's age: `oldest + windowMs - now` rounds (now + 60000 - now
+      // can be 60000.0000001, which ceil makes 60001); the reset is never past a whole window.
+      resetMs: Math.min(windowMs, Math.max(0, Math.ceil(windowMs - (now - oldest)))),
       shared: false,
     };
   }

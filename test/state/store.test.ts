@@ -45,16 +45,17 @@ function contract(name: string, make: () => Promise<StateStore>) {
     });
 
     it('sliding window: a hit leaves the window after windowMs, not at a fixed edge', async () => {
+      // A 2 s window and sleeps with hundreds of ms to spare: a busy machine oversleeps.
       const key = unique();
-      expect((await store.hit(key, 2, 300)).allowed).toBe(true);
-      await sleep(150);
-      expect((await store.hit(key, 2, 300)).allowed).toBe(true);
-      expect((await store.hit(key, 2, 300)).allowed).toBe(false);
-      await sleep(200); // the first hit (t=0) has left, the second (t=150) has not
-      const again = await store.hit(key, 2, 300);
+      expect((await store.hit(key, 2, 2000)).allowed).toBe(true);
+      await sleep(1000);
+      expect((await store.hit(key, 2, 2000)).allowed).toBe(true);
+      expect((await store.hit(key, 2, 2000)).allowed).toBe(false);
+      await sleep(1100); // the first hit (t=0) has left, the second (t=1000) has not
+      const again = await store.hit(key, 2, 2000);
       expect(again.allowed).toBe(true);
       expect(again.remaining).toBe(0);
-      expect((await store.hit(key, 2, 300)).allowed).toBe(false);
+      expect((await store.hit(key, 2, 2000)).allowed).toBe(false);
     });
 
     it('a tighter limit on the same key refuses once the window holds that many', async () => {
@@ -178,6 +179,17 @@ describe('MemoryStore', () => {
     store.sweep();
     expect((store as unknown as { windows: Map<string, unknown> }).windows.size).toBe(0);
     await store.close();
+  });
+
+  it('never tells a reset past the window (floating-point clocks: now + 60000 - now can exceed 60000)', async () => {
+    // Clock values for which (now + 60000) - now rounds above 60000 in double precision.
+    for (const at of [130437.41469442983, 2081589.0690583193, 2038002.2176984537]) {
+      const store = new MemoryStore({ now: () => at, sweepIntervalMs: 0 });
+      const first = store.hitSync('k', 3, 60_000);
+      expect(first.resetMs).toBe(60_000);
+      expect(store.hitSync('k', 3, 60_000).resetMs).toBe(60_000);
+      await store.close();
+    }
   });
 
   it('decides in well under 20 µs per hit', () => {
