@@ -35,7 +35,7 @@ describe('model train', () => {
     const out = join(dir, 'retrained.json');
     const res = await runCli(['model', 'train', '--data', DATA, '--out', out, '--seed', '42'], {}, 30_000);
     expect(res.code, res.stderr).toBe(0);
-    expect(res.stdout).toMatch(/^training data +train\.jsonl: 4327 examples \(/m);
+    expect(res.stdout).toMatch(/^training data +train\.jsonl: 5604 examples \(/m);
     expect(res.stdout).toMatch(/^validation data validation\.jsonl: 460 examples/m);
     expect(res.stdout).toMatch(/^epoch +1\/24 +loss [\d.]+ +train accuracy [\d.]+/m);
     expect(res.stdout).toMatch(/^epoch +24\/24 .* validation accuracy 0\.9\d+ macro-F1 0\.9\d+$/m);

@@ -10,12 +10,13 @@
  * Folds: every pass-*.jsonl of --passes except pass-templates.jsonl (always trained on, it is
  * the base), plus routing-models/data/validation.jsonl. Each --variant is a JSON object of
  * feature settings and training options overriding the defaults; one line per variant with
- * each fold's accuracy / macro-F1 and their mean.
+ * each fold's accuracy / macro-F1 and their mean. `--misses` also prints every example of a
+ * fold that the model trained without it routed wrong (to read the classes of misses).
  */
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadDataFiles, type DataSet } from '../../../src/routing/model/data.js';
+import { exampleText, loadDataFiles, type DataSet } from '../../../src/routing/model/data.js';
 import { evaluate } from '../../../src/routing/model/evaluation.js';
 import { DEFAULT_FEATURE_SETTINGS, type FeatureSettings } from '../../../src/routing/model/features.js';
 import { DEFAULT_TRAINING, train } from '../../../src/routing/model/trainer.js';
@@ -26,6 +27,7 @@ const argv = process.argv.slice(2);
 const passesDir = argv[argv.indexOf('--passes') + 1]!;
 const variants = argv.flatMap((a, i) => (argv[i - 1] === '--variant' ? [JSON.parse(a) as Record<string, unknown>] : []));
 if (variants.length === 0) variants.push({});
+const showMisses = argv.includes('--misses');
 
 const base = join(passesDir, 'pass-templates.jsonl');
 const folds = [
@@ -56,6 +58,12 @@ for (const v of variants) {
       backgroundExamples: backgroundExamples ?? DEFAULT_TRAINING.backgroundExamples,
     });
     const r = evaluate(model, loaded.get(fold)!);
+    if (showMisses) {
+      const texts = new Map(loaded.get(fold)!.examples.map((e) => [e.source, exampleText(e)]));
+      for (const p of r.predictions) {
+        if (p.predicted !== p.expected) process.stdout.write(`miss ${p.source}  ${p.expected} -> ${p.predicted} ${p.confidence.toFixed(2)}  ${texts.get(p.source)}\n`);
+      }
+    }
     acc += r.accuracy;
     f1 += r.macroF1;
     cells.push(`${fold.split('/').pop()} ${r.accuracy.toFixed(4)}/${r.macroF1.toFixed(4)}`);

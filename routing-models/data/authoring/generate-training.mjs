@@ -10,7 +10,7 @@
 //   node routing-models/data/authoring/generate-training.mjs [--seed 7]
 //
 // Deterministic: the same seed writes the same file byte for byte.
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLOSERS, OPENERS, PHRASINGS } from './phrasing.mjs';
@@ -18,6 +18,7 @@ import { CLOSERS_4, OPENERS_4, PHRASINGS_4 } from './phrasing-4.mjs';
 import { PHRASINGS_5 } from './phrasing-5.mjs';
 import { PHRASINGS_6 } from './phrasing-6.mjs';
 import { PHRASINGS_7 } from './phrasing-7.mjs';
+import { PHRASINGS_8 } from './phrasing-8.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const OUT = join(HERE, '..', 'train.jsonl');
@@ -30,6 +31,19 @@ const splitArg = process.argv.indexOf('--split');
 const SPLIT_DIR = splitArg > 0 ? process.argv[splitArg + 1] : undefined;
 const QUERIES_PER_SERVICE = 330;
 
+// The texts of the validation and held-out files (normalised as the shipped-model test does):
+// a generated line that equals one of them is skipped, so that a template or the noise never
+// puts an evaluation line into training by chance (as "agent status" once did).
+const normText = (t) => t.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
+const HELD_OUT = new Set();
+for (const f of readdirSync(join(HERE, '..')).filter((n) => /^(validation|holdout).*\.jsonl$/.test(n))) {
+  for (const line of readFileSync(join(HERE, '..', f), 'utf8').split('\n')) {
+    if (line.trim() === '' || line.startsWith('//')) continue;
+    const body = JSON.parse(line).request?.body ?? {};
+    for (const k of ['query', 'prompt', 'message']) if (typeof body[k] === 'string' && normText(body[k]) !== '') HELD_OUT.add(normText(body[k]));
+  }
+}
+
 function mulberry32(seed) {
   let a = seed >>> 0;
   return () => {
@@ -40,7 +54,18 @@ function mulberry32(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-const rand = mulberry32(SEED);
+let rand = mulberry32(SEED);
+/**
+ * A random stream of its own for each part of the file (a service's templates, each pass, its
+ * request fields, its uploads, the final shuffle): lines added to one pass change nothing of
+ * the other parts' noise, so the leave-one-pass-out folds of the unchanged passes stay the
+ * same lines and a data change is measured on them, not on re-drawn noise.
+ */
+function reseed(part) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < part.length; i++) h = Math.imul(h ^ part.charCodeAt(i), 0x01000193);
+  rand = mulberry32((SEED ^ h) >>> 0);
+}
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];
 const chance = (p) => rand() < p;
 
@@ -744,9 +769,10 @@ for (const [service, spec] of Object.entries(SERVICES)) {
   const texts = [];
   const passes = [];
   let pass = 'templates';
+  reseed(`${service}:templates`);
   const add = (t) => {
     const key = t.toLowerCase();
-    if (seen.has(key)) return false;
+    if (seen.has(key) || HELD_OUT.has(normText(t))) return false;
     seen.add(key);
     texts.push(t);
     passes.push(pass);
@@ -760,6 +786,7 @@ for (const [service, spec] of Object.entries(SERVICES)) {
   // Pass 3 (phrasing.mjs): other people's phrasing, as written, with noise, and wrapped in a
   // service-neutral opener or closer (long requests, code-mixed politeness).
   pass = 'phrasing';
+  reseed(`${service}:phrasing`);
   for (const p of PHRASINGS[service] ?? []) {
     add(p);
     add(noisy(p));
@@ -769,7 +796,7 @@ for (const [service, spec] of Object.entries(SERVICES)) {
       add(chance(0.3) ? noisy(wrapped) : wrapped);
     }
   }
-  // Passes 4-7 (phrasing-4.mjs ... -7): the same treatment, with pass 4's
+  // Passes 4-8 (phrasing-4.mjs ... -8): the same treatment, with pass 4's
   // wrappers as well as pass 3's.
   const openers = [...OPENERS, ...OPENERS_4];
   const closers = [...CLOSERS, ...CLOSERS_4];
@@ -778,9 +805,11 @@ for (const [service, spec] of Object.entries(SERVICES)) {
     ['pass5', PHRASINGS_5[service] ?? []],
     ['pass6', PHRASINGS_6[service] ?? []],
     ['pass7', PHRASINGS_7[service] ?? []],
+    ['pass8', PHRASINGS_8[service] ?? []],
   ];
-  for (const [name, list] of passes45) for (const p of list) {
+  for (const [name, list] of passes45) for (const [k, p] of list.entries()) {
     pass = name;
+    if (k === 0) reseed(`${service}:${name}`);
     add(p);
     add(noisy(p));
     if (chance(0.6)) {
@@ -789,12 +818,14 @@ for (const [service, spec] of Object.entries(SERVICES)) {
       add(chance(0.3) ? noisy(wrapped) : wrapped);
     }
   }
+  reseed(`${service}:requests`);
   texts.forEach((t, i) => {
     const ex = queryExample(service, t, i);
     passOf.set(ex, passes[i]);
     lines.push(ex);
   });
   const uploads = new Set();
+  reseed(`${service}:uploads`);
   guard = 0;
   while (uploads.size < 40 && guard++ < 10_000) {
     const ex = uploadExample(service, spec.uploads);
@@ -806,6 +837,7 @@ for (const [service, spec] of Object.entries(SERVICES)) {
   }
 }
 // Interleave services (a stable shuffle) so the file reads as a mixed stream.
+reseed('shuffle');
 for (let i = lines.length - 1; i > 0; i--) {
   const j = Math.floor(rand() * (i + 1));
   [lines[i], lines[j]] = [lines[j], lines[i]];

@@ -1,5 +1,5 @@
 import { combine, fmix32, fnvStep, fnvString, NS } from './hashing.js';
-import { lexiconTable } from './lexicon.js';
+import { LEXICON_MATCHING, lexiconAnagramTable, lexiconStemTable, lexiconTable, STEM_MAX, STEM_MIN } from './lexicon.js';
 
 /*
  * What the routing model sees of a request, and how it becomes hashed features. The same
@@ -72,7 +72,7 @@ export const DEFAULT_FEATURE_SETTINGS: FeatureSettings = Object.freeze({
   maxTextChars: 256,
   foldDigits: true,
   foldAccents: true,
-  lexicon: 'domain-2',
+  lexicon: 'domain-3',
 });
 
 /** Longest word kept whole for character n-grams (longer words still count as words). */
@@ -124,6 +124,51 @@ const ACCENT_BASE = (() => {
   return table;
 })();
 
+/**
+ * A lexicon's keys as an open-addressing table over typed arrays: key hash -> concept feature
+ * (and the concept's name, for explain). A Map lookup per word measurably slowed predictions.
+ */
+class ConceptTable {
+  readonly keys: Int32Array;
+  readonly values: Int32Array;
+  readonly used: Uint8Array;
+  readonly names: string[];
+  readonly #mask: number;
+
+  constructor(table: ReadonlyMap<number, { hash: number; concept: string }>) {
+    let size = 16;
+    while (size < table.size * 4) size *= 2;
+    this.#mask = size - 1;
+    this.keys = new Int32Array(size);
+    this.values = new Int32Array(size);
+    this.used = new Uint8Array(size);
+    this.names = new Array<string>(size).fill('');
+    for (const [key, entry] of table) {
+      let slot = fmix32(key) & this.#mask;
+      while (this.used[slot] === 1) slot = (slot + 1) & this.#mask;
+      this.used[slot] = 1;
+      this.keys[slot] = key;
+      this.values[slot] = entry.hash;
+      this.names[slot] = entry.concept;
+    }
+  }
+
+  /** The slot of `key`, or -1. */
+  find(key: number): number {
+    for (let slot = fmix32(key) & this.#mask; this.used[slot] === 1; slot = (slot + 1) & this.#mask) {
+      if (this.keys[slot] === key) return slot;
+    }
+    return -1;
+  }
+}
+
+/** Letters-in-any-order key of a folded word: its first letter, then the others as a multiset (a sum of mixed codes), and its length. */
+function anagramKey(word: ArrayLike<number>, len: number): number {
+  let sum = 0;
+  for (let i = 1; i < len; i++) sum = (sum + fmix32(word[i]! + 0x9e3779b9)) | 0;
+  return fmix32(sum ^ Math.imul(word[0]! + 1, 0x01000193) ^ (len << 24));
+}
+
 /** Lowercase ASCII, for header values, paths and media types. */
 function lower(c: number): number {
   return c >= 65 && c <= 90 ? c + 32 : c;
@@ -146,11 +191,11 @@ export class FeatureExtractor {
   readonly #headerSeeds: Int32Array;
   readonly #headerNames: readonly string[];
   readonly #fieldNames: readonly string[];
-  /** The lexicon as an open-addressing table: word hash -> concept feature (and name, for explain). */
-  readonly #lexKeys: Int32Array | null = null;
-  readonly #lexValues: Int32Array | null = null;
-  readonly #lexUsed: Uint8Array | null = null;
-  readonly #lexNames: string[] | null = null;
+  /** The lexicon's whole words, stems and letters-in-any-order keys (null: none). */
+  readonly #lexWords: ConceptTable | null = null;
+  readonly #lexStems: ConceptTable | null = null;
+  readonly #lexAnagrams: ConceptTable | null = null;
+  readonly #anagramMin: number = 0;
   #budget = 0;
   #prevWord = 0;
   #hasPrev = false;
@@ -168,32 +213,37 @@ export class FeatureExtractor {
     this.#headerSeeds = Int32Array.from(this.#headerNames, (h) => fnvString(`${h}=`, NS.header));
     this.#fieldNames = settings.textFields;
     if (settings.lexicon !== undefined) {
-      const table = lexiconTable(settings.lexicon, (w) => this.#hashWord(w), (c) => fnvString(c, NS.lexicon));
-      let size = 16;
-      while (size < table.size * 4) size *= 2;
-      this.#lexKeys = new Int32Array(size);
-      this.#lexValues = new Int32Array(size);
-      this.#lexUsed = new Uint8Array(size);
-      this.#lexNames = new Array<string>(size).fill('');
-      for (const [word, entry] of table) {
-        let slot = fmix32(word) & (size - 1);
-        while (this.#lexUsed[slot] === 1) slot = (slot + 1) & (size - 1);
-        this.#lexUsed[slot] = 1;
-        this.#lexKeys[slot] = word;
-        this.#lexValues[slot] = entry.hash;
-        this.#lexNames[slot] = entry.concept;
+      const conceptHash = (c: string) => fnvString(c, NS.lexicon);
+      this.#lexWords = new ConceptTable(lexiconTable(settings.lexicon, (w) => this.#hashWord(w), conceptHash));
+      const stems = lexiconStemTable(settings.lexicon, (w) => this.#hashWord(w), conceptHash);
+      if (stems.size > 0) this.#lexStems = new ConceptTable(stems);
+      const min = LEXICON_MATCHING[settings.lexicon]?.anagramMinLength ?? 0;
+      const anagrams = lexiconAnagramTable(settings.lexicon, (w) => {
+        const folded = this.#foldWord(w);
+        return folded.length >= min && folded.length <= MAX_WORD ? anagramKey(folded, folded.length) : undefined;
+      }, conceptHash);
+      if (anagrams.size > 0) {
+        this.#lexAnagrams = new ConceptTable(anagrams);
+        this.#anagramMin = min;
       }
     }
+  }
+
+  /** The characters #text keeps of a word (for the lexicon: same folding). */
+  #foldWord(word: string): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < word.length; i++) {
+      let c = fold(word.charCodeAt(i), this.settings.foldDigits);
+      if (this.settings.foldAccents === true && c >= 0xc0 && c < 0x250 && ACCENT_BASE[c]! !== 0) c = ACCENT_BASE[c]!;
+      if (c >= 0) out.push(c);
+    }
+    return out;
   }
 
   /** The hash #text gives a whole word (for the lexicon: same folding, same seed). */
   #hashWord(word: string): number {
     let h = NS.word;
-    for (let i = 0; i < word.length; i++) {
-      let c = fold(word.charCodeAt(i), this.settings.foldDigits);
-      if (this.settings.foldAccents === true && c >= 0xc0 && c < 0x250 && ACCENT_BASE[c]! !== 0) c = ACCENT_BASE[c]!;
-      if (c >= 0) h = fnvStep(h, c);
-    }
+    for (const c of this.#foldWord(word)) h = fnvStep(h, c);
     return h;
   }
 
@@ -314,15 +364,24 @@ export class FeatureExtractor {
       if (recording) this.names!.push(`bigram:${this.#lastWordName ?? '?'} ${this.#wordText(0, kept)}`);
       this.#emit(combine(this.#prevWord ^ NS.bigram, h));
     }
-    if (this.#lexKeys !== null) {
-      // Open addressing over typed arrays: a Map lookup per word measurably slowed predictions.
-      const mask = this.#lexKeys.length - 1;
-      for (let slot = fmix32(h) & mask; this.#lexUsed![slot] === 1; slot = (slot + 1) & mask) {
-        if (this.#lexKeys[slot] === h) {
-          if (recording) this.names!.push(`lexicon:${this.#lexNames![slot]}`);
-          this.#emit(this.#lexValues![slot]!);
-          break;
-        }
+    if (this.#lexWords !== null) {
+      // One concept per word: the whole word, else its longest stem, else a lexicon word with its letters in another order.
+      let table = this.#lexWords;
+      let slot = table.find(h);
+      let how = '';
+      if (slot < 0 && this.#lexStems !== null && len > STEM_MIN) {
+        table = this.#lexStems;
+        slot = this.#stemSlot(table, len < kept ? len : kept);
+        how = ' (stem)';
+      }
+      if (slot < 0 && this.#lexAnagrams !== null && len >= this.#anagramMin && len <= MAX_WORD) {
+        table = this.#lexAnagrams;
+        slot = table.find(anagramKey(word, len));
+        how = ' (letters)';
+      }
+      if (slot >= 0) {
+        if (recording) this.names!.push(`lexicon:${table.names[slot]}${how}`);
+        this.#emit(table.values[slot]!);
       }
     }
     this.#prevWord = h;
@@ -346,6 +405,22 @@ export class FeatureExtractor {
   }
 
   #lastWordName: string | null = null;
+
+  /** The slot of the longest stem that the current word (of `len` kept characters) starts with and is longer than, or -1. */
+  #stemSlot(stems: ConceptTable, len: number): number {
+    const word = this.#word;
+    const n = len - 1 < STEM_MAX ? len - 1 : STEM_MAX;
+    let h = NS.word;
+    let found = -1;
+    for (let i = 0; i < n; i++) {
+      h = fnvStep(h, word[i]!);
+      if (i + 1 >= STEM_MIN) {
+        const slot = stems.find(h);
+        if (slot >= 0) found = slot;
+      }
+    }
+    return found;
+  }
 
   #wordText(from: number, to: number): string {
     let out = '';

@@ -45,8 +45,9 @@ describe('feature extraction', () => {
     expect(features(query('résultats'), legacy).set).not.toEqual(features(query('resultats'), legacy).set);
   });
 
-  it('adds the lexicon concept of a word (synonyms and translations share it), whole words only', () => {
-    const concepts = (text: string) => features(query(text)).names.filter((n) => n.startsWith('lexicon:'));
+  it('adds the lexicon concept of a word (synonyms and translations share it), whole words only in domain-1 and domain-2', () => {
+    const domain2 = { ...DEFAULT_FEATURE_SETTINGS, lexicon: 'domain-2' };
+    const concepts = (text: string) => features(query(text), domain2).names.filter((n) => n.startsWith('lexicon:'));
     expect(concepts('remind me')).toEqual(['lexicon:remind']);
     expect(concepts('przypomnij mi')).toEqual(['lexicon:remind']);
     expect(concepts('erinnere mich')).toEqual(['lexicon:remind']);
@@ -60,6 +61,35 @@ describe('feature extraction', () => {
     expect(shared.length).toBeGreaterThan(0);
     expect(features(query('remind me'), { ...DEFAULT_FEATURE_SETTINGS, lexicon: undefined }).names.some((n) => n.startsWith('lexicon:'))).toBe(false);
     expect(() => new FeatureExtractor({ ...DEFAULT_FEATURE_SETTINGS, lexicon: 'nope' })).toThrow(/unknown lexicon/);
+    expect(concepts('agnet ricordarmi')).toEqual([]);
+  });
+
+  it('domain-3 also matches stems (inflections) and misspelt words with a lexicon word\'s letters, one concept per word', () => {
+    const domain3 = { ...DEFAULT_FEATURE_SETTINGS, lexicon: 'domain-3' };
+    const concepts = (text: string) => features(query(text), domain3).names.filter((n) => n.startsWith('lexicon:'));
+    // inflections of the five languages every reviewer uses, by stem
+    expect(concepts('ricordarmi')).toEqual(['lexicon:remind (stem)']);
+    expect(concepts('recuerdes')).toEqual(['lexicon:remind']); // also a whole word of domain-3
+    expect(concepts('recuérdamelo')).toEqual(['lexicon:remind (stem)']);
+    expect(concepts('sincronizzazione')).toEqual(['lexicon:connect (stem)']);
+    expect(concepts('Synchronisierungen')).toEqual(['lexicon:connect (stem)']);
+    expect(concepts('riassumimelo')).toEqual(['lexicon:summarise (stem)']);
+    // a stem must be shorter than the word, and ambiguous prefixes are no stems
+    expect(concepts('notebook')).toEqual(['lexicon:device']);
+    expect(concepts('notebooks')).toEqual([]);
+    // transposed letters of a lexicon word of five or more letters; the first letter must match
+    expect(concepts('retrian the agnet')).toEqual(['lexicon:agentOps (letters)', 'lexicon:agent (letters)']);
+    expect(concepts('early layer')).toEqual([]);
+    expect(concepts('sycn')).toEqual([]); // too short to tell from other words
+    // whole words first, and the same concept feature whichever way a word matched
+    const ex = new FeatureExtractor(domain3);
+    const conceptIndex = (text: string) => {
+      ex.names = [];
+      const n = ex.extract(query(text));
+      return Array.from({ length: n }, (_v, i) => i).filter((i) => ex.names![i]!.startsWith('lexicon:')).map((i) => ex.index[i]);
+    };
+    expect(conceptIndex('agnet')).toEqual(conceptIndex('agent'));
+    expect(conceptIndex('ricordarmi')).toEqual(conceptIndex('remind'));
   });
 
   it('keeps kinds apart: a word and a path segment with the same letters are different features', () => {

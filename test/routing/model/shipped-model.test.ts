@@ -19,6 +19,7 @@ const holdout = loadDataFiles([join(dir, 'data/holdout.jsonl')]);
 const fresh = loadDataFiles([join(dir, 'data/holdout-fresh.jsonl')]);
 const december = loadDataFiles([join(dir, 'data/holdout-2026-12.jsonl')]);
 const decemberB = loadDataFiles([join(dir, 'data/holdout-2026-12-b.jsonl')]);
+const decemberC = loadDataFiles([join(dir, 'data/holdout-2026-12-c.jsonl')]);
 
 describe('the shipped routing model', () => {
   it('is the active model, with the five services as labels', () => {
@@ -35,7 +36,7 @@ describe('the shipped routing model', () => {
     for (const s of SERVICE_NAMES) expect(train.examples.filter((e) => e.service === s).length).toBeGreaterThanOrEqual(300);
     const norm = (t: string) => t.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
     const seen = new Set(train.examples.map((e) => norm(exampleText(e))));
-    const leaked = [...validation.examples, ...holdout.examples, ...fresh.examples, ...december.examples, ...decemberB.examples].filter((e) => seen.has(norm(exampleText(e))) && exampleText(e) !== '');
+    const leaked = [...validation.examples, ...holdout.examples, ...fresh.examples, ...december.examples, ...decemberB.examples, ...decemberC.examples].filter((e) => seen.has(norm(exampleText(e))) && exampleText(e) !== '');
     expect(leaked.map((e) => e.source)).toEqual([]);
   });
 
@@ -68,11 +69,18 @@ describe('the shipped routing model', () => {
     expect(r.macroF1).toBeGreaterThanOrEqual(0.96);
   });
 
-  it('holds on holdout-2026-12-b.jsonl (issue 15: the last set, written after the features and data were fixed; 0.9541, short of the 0.96 target)', () => {
+  it('holds on holdout-2026-12-b.jsonl (issue 15: written after rm-c6d20247d314 was fixed, which scored 0.9541 on it; the classes of its misses were read before pass 8)', () => {
     for (const s of SERVICE_NAMES) expect(decemberB.examples.filter((e) => e.service === s).length).toBeGreaterThanOrEqual(38);
     const r = evaluate(model, decemberB);
     expect(r.accuracy).toBeGreaterThanOrEqual(0.95);
     expect(r.macroF1).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it('holds on holdout-2026-12-c.jsonl (issue 15: the last set, written after rm-8b93f860fbaa was fixed and committed before it was scored: 0.9619 / 0.9620)', () => {
+    for (const s of SERVICE_NAMES) expect(decemberC.examples.filter((e) => e.service === s).length).toBeGreaterThanOrEqual(40);
+    const r = evaluate(model, decemberC);
+    expect(r.accuracy).toBeGreaterThanOrEqual(0.96);
+    expect(r.macroF1).toBeGreaterThanOrEqual(0.96);
   });
 
   it('has a model card next to it', () => {
