@@ -53,6 +53,17 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+
+/**
+ * Every configured server connected. settled() is the end of the first attempt, which a busy
+ * machine can time out; the pool then retries with backoff, which is what these tests rely on.
+ */
+async function ready(pool: McpClientPool, ...names: string[]): Promise<void> {
+  await pool.settled();
+  const waited = (name: string) => names.length === 0 || names.includes(name);
+  await until(() => pool.servers().every((s) => !waited(s.name) || s.state === 'ready' || s.state === 'disabled'), 30_000);
+}
+
 describe('McpClientPool with real stdio servers', () => {
   it('connects to memory and sequential-thinking in the background and calls their tools', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'pool-data-'));
@@ -68,7 +79,7 @@ describe('McpClientPool with real stdio servers', () => {
       ['memory', 'connecting'],
       ['thinking', 'connecting'],
     ]);
-    await pool.settled();
+    await ready(pool);
     const views = Object.fromEntries(pool.servers().map((s) => [s.name, s]));
     expect(views.memory).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'memory', toolPrefix: 'memory__', federate: true });
     // server-memory is on SDK 1.x: auto negotiation falls back to 2025-11-25.
@@ -95,8 +106,7 @@ describe('McpClientPool with real stdio servers', () => {
     const pool = new McpClientPool(config.mcp, { log: silent, backoff: { baseMs: 200, maxMs: 1000 } });
     cleanups.push(() => pool.close());
     pool.start();
-    await pool.settled();
-    expect(pool.isReady('everything')).toBe(true);
+    await ready(pool);
     const tools = pool.catalogue('everything').tools.map((t) => t.name);
     expect(tools).toContain('trigger-long-running-operation');
     // The server runs under the watchdog: gateway -> watchdog -> server.
@@ -143,7 +153,7 @@ describe('McpClientPool with real stdio servers', () => {
     const pool = new McpClientPool(config.mcp, { log: silent });
     cleanups.push(() => pool.close());
     pool.start();
-    await pool.settled();
+    await ready(pool);
     const started = Date.now();
     const error = await pool.callTool('everything', 'trigger-long-running-operation', { duration: 20, steps: 20 }, { timeoutMs: 500 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UpstreamCallError);
@@ -162,7 +172,7 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     const pool = new McpClientPool(config.mcp, { log: silent });
     cleanups.push(() => pool.close());
     pool.start();
-    await pool.settled();
+    await ready(pool);
     expect(pool.catalogue('lc').tools.map((t) => t.name)).toEqual(['add_tool', 'slow']);
     const changes: UpstreamChange[] = [];
     pool.onChange((c) => changes.push(c));
@@ -181,7 +191,7 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     const pool = new McpClientPool(config.mcp, { log: { ...silent, info: (o) => lines.push(o as Record<string, unknown>) } });
     cleanups.push(() => pool.close());
     pool.start();
-    await pool.settled();
+    await ready(pool);
     const error = await pool.callTool('lc', 'slow', {}, { timeoutMs: 300 }).catch((e: unknown) => e);
     expect((error as UpstreamCallError).reason).toBe('timeout');
     await until(() => lines.some((l) => l.server === 'lc' && String(l.stderr).startsWith('slow cancelled')), 10_000);
@@ -196,7 +206,7 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     const pool = new McpClientPool(config.mcp, { log: silent });
     cleanups.push(() => pool.close());
     pool.start();
-    await pool.settled();
+    await ready(pool);
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => pool.callTool('everything', 'echo', { message: `caller ${i}` }, { origin: `session-${i}` })));
     results.forEach((r, i) => expect(JSON.stringify(r.content)).toContain(`caller ${i}`));
     expect(pool.connectionCount).toBe(1);
@@ -218,7 +228,7 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
       return { role: 'assistant', model: 'agent-model', content: { type: 'text', text: 'sampled by the agent' } };
     });
     pool.start();
-    await pool.settled();
+    await ready(pool);
     const tools = pool.catalogue('everything').tools.map((t) => t.name);
     expect(tools).toContain('trigger-sampling-request');
     const result = await pool.callTool('everything', 'trigger-sampling-request', { prompt: 'hello upstream', maxTokens: 10 }, { origin: 'agent-session-1' });
@@ -239,7 +249,7 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
       return { action: 'decline' };
     });
     pool.start();
-    await pool.settled();
+    await ready(pool);
     expect(pool.catalogue('everything').tools.map((t) => t.name)).toContain('trigger-elicitation-request');
     // Without a sampling handler the pool does not declare sampling, so that tool is not offered.
     expect(pool.catalogue('everything').tools.map((t) => t.name)).not.toContain('trigger-sampling-request');
@@ -255,7 +265,7 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     const seen: { method: string; server: string }[] = [];
     pool.onNotification((n, ctx) => seen.push({ method: n.method, server: ctx.server }));
     pool.start();
-    await pool.settled();
+    await ready(pool);
     await pool.callTool('everything', 'toggle-simulated-logging', {});
     await until(() => seen.some((n) => n.method === 'notifications/message'), 30_000);
     expect(seen.find((n) => n.method === 'notifications/message')!.server).toBe('everything');
@@ -268,7 +278,7 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     const pool = new McpClientPool(config.mcp, { log: silent });
     cleanups.push(() => pool.close());
     pool.start();
-    await pool.settled();
+    await ready(pool);
     const env = JSON.parse((await pool.callTool('everything', 'get-env', {})).content.map((c) => (c.type === 'text' ? c.text : '')).join('')) as Record<string, string>;
     expect(env.GIVEN).toBe('given-to-child');
     expect(Object.values(env)).not.toContain('gateway-secret-value');
@@ -282,7 +292,7 @@ describe('McpClientPool: catalogue changes, relayed requests, isolation', () => 
     const pool = new McpClientPool(config.mcp, { log: { ...silent, info: (o, m) => logged.push(`${m} ${JSON.stringify(o)}`) } });
     cleanups.push(() => pool.close());
     pool.start();
-    await pool.settled();
+    await ready(pool);
     // context7 is on the v2 SDK: auto negotiation finds 2026-07-28.
     expect(pool.server('context7')).toMatchObject({ state: 'ready', transport: 'stdio', preset: 'context7', protocolVersion: '2026-07-28' });
     const names = pool.catalogue('context7').tools.map((t) => t.name);
@@ -319,7 +329,7 @@ describe('McpClientPool over Streamable HTTP', () => {
     const pool = new McpClientPool(config.mcp, { log: silent, backoff: { baseMs: 60_000 } });
     cleanups.push(() => pool.close());
     pool.start();
-    await pool.settled();
+    await ready(pool, 'gw'); // "nothing" stays down
     expect(pool.server('gw')).toMatchObject({ state: 'ready', transport: 'http', protocolVersion: '2026-07-28' });
     expect(pool.catalogue('gw').tools.map((t) => t.name)).toContain('list_routes');
     const routes = await pool.callTool('gw', 'list_routes', {});
@@ -347,8 +357,7 @@ describe('McpClientPool over Streamable HTTP', () => {
     const pool = new McpClientPool(config.mcp, { log: silent, pingIntervalMs: 200, backoff: { baseMs: 100, maxMs: 300 } });
     cleanups.push(() => pool.close());
     pool.start();
-    await pool.settled();
-    expect(pool.isReady('gw')).toBe(true);
+    await ready(pool);
     await upstream.close();
     await until(() => pool.server('gw')!.state === 'down', 5000);
     expect(pool.server('gw')!.lastError).toMatch(/ping failed|connect failed/);
