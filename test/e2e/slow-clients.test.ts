@@ -141,10 +141,21 @@ describe('2,000 slow connections from one address', () => {
     };
     console.log(`slow-clients e2e figures:\n${JSON.stringify(figures, null, 2)}`);
 
-    // Refused past the cap, at once; never more than the cap accepted.
-    expect(accepted.length).toBeLessThanOrEqual(PER_IP);
+    // Refused past the cap, at once; never more than the cap open at a time. (A machine busy
+    // enough to take longer than the timeout to open all 2,000 sees the first ones cut, and
+    // their slots taken again: the cap is on open connections, not on a total.)
+    const generations = 1 + Math.floor(opened / (TIMEOUT_MS - 200));
+    expect(accepted.length).toBeLessThanOrEqual(PER_IP * generations);
     expect(accepted.length).toBeGreaterThan(0);
-    expect(refused.length).toBeGreaterThanOrEqual(SLOW - PER_IP);
+    expect(refused.length + accepted.length).toBe(SLOW);
+    expect(refused.length).toBeGreaterThanOrEqual(SLOW - PER_IP * generations);
+    // Open at once, from the client's side: from connected (closedAt - openMs) to closedAt. A
+    // close is seen here a little after the gateway freed the slot, hence the small allowance.
+    const edges = accepted.flatMap((r) => [{ at: r.closedAt - r.openMs, d: 1 }, { at: r.closedAt, d: -1 }]).sort((a, b) => a.at - b.at || a.d - b.d);
+    let open = 0;
+    let mostOpen = 0;
+    for (const e of edges) mostOpen = Math.max(mostOpen, (open += e.d));
+    expect(mostOpen).toBeLessThanOrEqual(PER_IP + 8);
     expect(figures.metrics.refusedPerIp).toBe(refused.length);
     // Closed on accept: long before any timeout could have fired.
     for (const r of refused) expect(r.openMs).toBeLessThan(TIMEOUT_MS);
