@@ -89,7 +89,7 @@ describe('progressive migration (one gateway)', () => {
     expect(pr!.body).toContain('| 100% |');
     expect(api.files.get(`gateway-migration/${id}:migrations/web.yaml`)).toContain('service: twin-canary');
     expect(api.violations.join('\n')).toBe('');
-  });
+  }, 90_000); // steps of whole seconds each: most of the time is the steps themselves
 
   it('rolls a canary failing 5% of requests back to 0% by itself; the issue says why, with the figures', async () => {
     const api = await githubApi();
@@ -194,7 +194,7 @@ describeWithRedis('progressive migration across replicas (Redis)', () => {
     expect(moves).toEqual([100, 50, 25, 10]);
     const leaseLog = [a, b].flatMap((g, i) => g.logs.filter((l) => String(l.msg).includes('lease')).map((l) => `${i ? 'b' : 'a'} ${l.time} ${l.msg}`));
     expect(api.issues.size, `${leaseLog.join('\n')}\n${api.requests.join('\n')}`).toBe(1);
-  });
+  }, 90_000); // steps of whole seconds each: most of the time is the steps themselves
 });
 
 describe('legacy endpoints (spawned gateway)', () => {
