@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
-    hookTimeout: 30_000,
+    hookTimeout: 60_000,
     // e2e suites start real processes on loopback, each on ports the OS picks (port 0); files
     // run in parallel workers, tests inside a file in order.
     pool: 'forks',

@@ -267,7 +267,8 @@ export async function startGateway(options: StartOptions = {}): Promise<GatewayP
     });
   };
 
-  const timeoutMs = options.startTimeoutMs ?? 15_000;
+  // Generous: two gateways starting together on a loaded 2-core CI machine have taken over 15 s.
+  const timeoutMs = options.startTimeoutMs ?? 30_000;
   let url: string;
   try {
     const listening = await waitForLog((l) => l.msg === 'gateway listening' && typeof l.url === 'string', timeoutMs);
