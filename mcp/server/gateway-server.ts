@@ -454,321 +454,325 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
     return handle;
   };
 
-  tool(
-    'list_routes',
-    {
-      title: 'List routes',
-      description: 'Every route of the gateway: path prefix, service, methods, whether it is enabled, its auth requirements and validation mode.',
-      outputSchema: SCHEMAS.listRoutesOutput,
-      annotations: READ_ONLY,
-    },
-    () => ok(routes.listRoutes()),
-  );
-
-  tool(
-    'get_route',
-    {
-      title: 'Explain a route',
-      description: 'Which route and service would serve a method and path, where it would be sent, and the scope and MFA it needs.',
-      inputSchema: SCHEMAS.getRouteInput,
-      outputSchema: SCHEMAS.getRouteOutput,
-      annotations: READ_ONLY,
-    },
-    (input: z.output<typeof getRouteInput>) => ok(routes.getRoute(input)),
-  );
-
-  tool(
-    'list_services',
-    {
-      title: 'List services',
-      description: 'The backend services: whether each is enabled (and what disabled it), upstream URLs, health path, timeout and routes.',
-      outputSchema: SCHEMAS.listServicesOutput,
-      annotations: READ_ONLY,
-    },
-    () => ok(routes.listServices()),
-  );
-
-  tool(
-    'get_service_health',
-    {
-      title: 'Service health',
-      description: "The health prober's last snapshot (no upstream call): overall status and each service's status, latency and last check.",
-      inputSchema: SCHEMAS.serviceHealthInput,
-      outputSchema: SCHEMAS.serviceHealthOutput,
-      annotations: READ_ONLY,
-    },
-    (input: z.output<typeof serviceHealthInput>) => answer(() => routes.serviceHealth(input), UnknownServiceError),
-  );
-
-  tool(
-    'get_metrics',
-    {
-      title: 'Traffic summary',
-      description:
-        "Per route and per service over the last N minutes: requests, request rate, error rate, and p50/p95/p99 latency, from the gateway's own metrics.",
-      inputSchema: SCHEMAS.metricsSummaryInput,
-      outputSchema: SCHEMAS.metricsSummaryOutput,
-      annotations: READ_ONLY,
-    },
-    async (input: z.output<typeof metricsSummaryInput>) => ok(await deps.metrics.summary(input)),
-  );
-
-  tool(
-    'query_metric',
-    {
-      title: 'Read one metric',
-      description: 'The current series of one Prometheus metric of the gateway (e.g. gateway_circuit_breaker_state), filtered by label values.',
-      inputSchema: SCHEMAS.queryMetricInput,
-      outputSchema: SCHEMAS.queryMetricOutput,
-      annotations: READ_ONLY,
-    },
-    (input: z.output<typeof queryMetricInput>) => answer(() => deps.metrics.queryMetric(input), UnknownMetricError),
-  );
-
-  if (deps.blockedClients) {
-    const blocked = deps.blockedClients;
-    adminTool(
-      'list_blocked_clients',
+  // A tools/call of an upstream tool (or a resources or prompts request) builds none of the
+  // gateway's own tools: not even their handlers and configurations.
+  if (reach.tools && (reach.tool === undefined || TOOL_NAMES.has(reach.tool))) {
+    tool(
+      'list_routes',
       {
-        title: 'Blocked clients',
-        description: 'Clients the suspicious-client detector (or an admin) blocked, with reason, strikes and time left. Needs admin scope (and MFA when configured), as GET /admin/blocked-clients.',
-        outputSchema: SCHEMAS.listBlockedClientsOutput,
+        title: 'List routes',
+        description: 'Every route of the gateway: path prefix, service, methods, whether it is enabled, its auth requirements and validation mode.',
+        outputSchema: SCHEMAS.listRoutesOutput,
         annotations: READ_ONLY,
       },
-      async () => ok(await blocked.list()),
+      () => ok(routes.listRoutes()),
     );
-    adminTool(
-      'unblock_client',
-      {
-        title: 'Unblock a client',
-        description: "Lift a block on every replica and forget the client's threat score. Needs admin scope (and MFA when configured).",
-        inputSchema: SCHEMAS.unblockClientInput,
-        outputSchema: SCHEMAS.unblockClientOutput,
-        annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      },
-      async (input: z.output<typeof unblockClientInput>) => ok(await blocked.unblock(input)),
-    );
-  }
 
-  if (deps.routingModel) {
-    const current = deps.routingModel;
     tool(
-      'explain_routing',
+      'get_route',
       {
-        title: 'Explain a routing decision',
-        description: 'Run the active routing model on a request text: the service it picks, the probability of each service and the features that weighed most.',
-        inputSchema: SCHEMAS.explainRoutingInput,
-        outputSchema: SCHEMAS.explainRoutingOutput,
+        title: 'Explain a route',
+        description: 'Which route and service would serve a method and path, where it would be sent, and the scope and MFA it needs.',
+        inputSchema: SCHEMAS.getRouteInput,
+        outputSchema: SCHEMAS.getRouteOutput,
         annotations: READ_ONLY,
       },
-      (input: z.output<typeof explainRoutingInput>) => {
-        const model = current();
-        const file = input.fileName !== undefined || input.fileType !== undefined ? { name: input.fileName, type: input.fileType } : undefined;
-        const why = model.explain({
-          method: 'POST',
-          path: input.path,
-          contentType: 'application/json',
-          body: { query: input.text },
-          ...(file ? { file } : {}),
-        });
-        return ok({
-          model: model.id,
-          service: why.prediction.label,
-          confidence: why.prediction.confidence,
-          probabilities: { ...why.prediction.probabilities },
-          topFeatures: why.groups.slice(0, 8).map((g) => ({ feature: g.feature, label: g.label, weight: g.weight })),
-        });
-      },
+      (input: z.output<typeof getRouteInput>) => ok(routes.getRoute(input)),
     );
-  }
 
-  if (deps.routingAnalyst) {
-    const analyst = deps.routingAnalyst;
-    // Read tools for the gateway (they change nothing here); the chain goes to the sequential-thinking server.
-    const ANALYSIS = { readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: true } as const;
     tool(
-      'analyze_routing',
+      'list_services',
       {
-        title: 'Analyze a routing decision step by step',
+        title: 'List services',
+        description: 'The backend services: whether each is enabled (and what disabled it), upstream URLs, health path, timeout and routes.',
+        outputSchema: SCHEMAS.listServicesOutput,
+        annotations: READ_ONLY,
+      },
+      () => ok(routes.listServices()),
+    );
+
+    tool(
+      'get_service_health',
+      {
+        title: 'Service health',
+        description: "The health prober's last snapshot (no upstream call): overall status and each service's status, latency and last check.",
+        inputSchema: SCHEMAS.serviceHealthInput,
+        outputSchema: SCHEMAS.serviceHealthOutput,
+        annotations: READ_ONLY,
+      },
+      (input: z.output<typeof serviceHealthInput>) => answer(() => routes.serviceHealth(input), UnknownServiceError),
+    );
+
+    tool(
+      'get_metrics',
+      {
+        title: 'Traffic summary',
         description:
-          'The routing decision for a request text (or the id of one of your recent requests) as numbered steps: model probabilities and top features, health and breaker state of the candidates, split side, fallbacks, final upstream; a close runner-up opens a branch. Recorded through the sequential-thinking server (recordedBy), or built locally when it is down.',
-        inputSchema: SCHEMAS.analyzeRoutingInput,
-        outputSchema: SCHEMAS.analyzeRoutingOutput,
-        annotations: ANALYSIS,
+          "Per route and per service over the last N minutes: requests, request rate, error rate, and p50/p95/p99 latency, from the gateway's own metrics.",
+        inputSchema: SCHEMAS.metricsSummaryInput,
+        outputSchema: SCHEMAS.metricsSummaryOutput,
+        annotations: READ_ONLY,
       },
-      // By request id: only the caller's own requests (any for an admin).
-      (input: z.output<typeof analyzeRoutingInput>) =>
-        answer(() => analyst.analyze(input, { ...(principal !== null ? { subject: principal.subject } : {}), admin: seesAdminTools(principal) }), AnalysisError),
+      async (input: z.output<typeof metricsSummaryInput>) => ok(await deps.metrics.summary(input)),
     );
+
     tool(
-      'review_routing',
+      'query_metric',
       {
-        title: 'Review recent routing decisions',
-        description:
-          'Patterns over the last minutes of routing decisions on this replica: low-confidence share per service, shadow-model disagreements, drift against the evaluation set, the most confused pairs and recommended actions, as a recorded chain (summarised into Memory).',
-        inputSchema: SCHEMAS.reviewRoutingInput,
-        outputSchema: SCHEMAS.reviewRoutingOutput,
-        annotations: ANALYSIS,
-      },
-      (input: z.output<typeof reviewRoutingInput>) => answer(() => analyst.review(input), AnalysisError),
-    );
-  }
-
-  if (deps.resetBreakers) {
-    const resetBreakers = deps.resetBreakers;
-    adminTool(
-      'reset_circuit_breaker',
-      {
-        title: 'Reset a circuit breaker',
-        description: 'Close every circuit breaker of a service by hand so traffic flows again now. Needs admin scope (and MFA when configured); audited.',
-        inputSchema: SCHEMAS.resetBreakerInput,
-        outputSchema: SCHEMAS.resetBreakerOutput,
-        annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      },
-      (input: { service: string }) => ok({ service: input.service, reset: resetBreakers(input.service) }),
-      (input: { service: string }) => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
-    );
-  }
-
-  if (deps.modelValidation) {
-    const validation = deps.modelValidation;
-    adminTool(
-      'validate_routing_model',
-      {
-        title: 'Validate the routing model against the HuggingFace reference',
-        description:
-          'The active routing model on the validation split; the reference zero-shot model found and described (id, revision, license, downloads) through the HuggingFace MCP server (mcp.servers.huggingface); and, with HF_TOKEN or HF_ENDPOINT_URL, its accuracy on `limit` of the same requests. A part that cannot run says why in referenceError/zeroShotError. Needs admin scope (and MFA when configured).',
-        inputSchema: SCHEMAS.validateRoutingModelInput,
-        outputSchema: SCHEMAS.validateRoutingModelOutput,
-        annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
-      },
-      async (input: z.output<typeof validateRoutingModelInput>) => ok(await validation.validate(input)),
-    );
-  }
-
-  if (deps.traffic) {
-    const traffic = deps.traffic;
-    tool(
-      'get_traffic_split',
-      {
-        title: 'Traffic split',
-        description: 'Stable/canary split of one route (or all routes that have one): services, live weights, sticky mode, who changed it last, why, and the recent history.',
-        inputSchema: SCHEMAS.getTrafficSplitInput,
-        outputSchema: SCHEMAS.getTrafficSplitOutput,
+        title: 'Read one metric',
+        description: 'The current series of one Prometheus metric of the gateway (e.g. gateway_circuit_breaker_state), filtered by label values.',
+        inputSchema: SCHEMAS.queryMetricInput,
+        outputSchema: SCHEMAS.queryMetricOutput,
         annotations: READ_ONLY,
       },
-      (input: z.output<typeof getTrafficSplitInput>) => answer(() => traffic.list(input), TrafficSplitError),
+      (input: z.output<typeof queryMetricInput>) => answer(() => deps.metrics.queryMetric(input), UnknownMetricError),
     );
-    adminTool(
-      'shift_traffic',
-      {
-        title: 'Shift traffic between stable and canary',
-        description:
-          'Set the stable/canary weights of a route (integers 0-100 summing to 100) on every replica within a second. Records who and why. Use dry_run: true to check the change first. Needs admin scope (and MFA when configured).',
-        inputSchema: SCHEMAS.shiftTrafficInput,
-        outputSchema: SCHEMAS.shiftTrafficOutput,
-        annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
-      },
-      (input: z.output<typeof shiftTrafficInput>, who: Principal) => answer(() => traffic.shift(input, who.subject), TrafficSplitError),
-    );
-  }
 
-  if (deps.mcpServers) {
-    const mcpServers = deps.mcpServers;
-    tool(
-      'list_mcp_servers',
-      {
-        title: 'Upstream MCP servers',
-        description: 'The MCP servers the gateway is a client of (mcp.servers): state, last error, tool count, negotiated protocol revision, breaker, federation prefix.',
-        outputSchema: SCHEMAS.listMcpServersOutput,
-        annotations: READ_ONLY,
-      },
-      () => ok(mcpServers.list()),
-    );
-    adminTool(
-      'restart_mcp_server',
-      {
-        title: 'Restart an upstream MCP server',
-        description: "Drop one upstream MCP server's connection and connect again (a stdio server's process is restarted); answers when it is connected or failed. Needs admin scope (and MFA when configured); audited.",
-        inputSchema: SCHEMAS.restartMcpServerInput,
-        outputSchema: SCHEMAS.restartMcpServerOutput,
-        annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
-      },
-      (input: z.output<typeof restartMcpServerInput>) => answer(() => mcpServers.restart(input), McpServerAdminError),
-    );
-  }
-  const needs = 'Needs admin scope (and MFA when configured); audited.';
-  if (deps.migrations) {
-    const migrations = deps.migrations;
-    const changing = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false } as const;
-    adminTool(
-      'start_migration',
-      {
-        title: 'Start a progressive migration',
-        description: `Move a split route's traffic to its canary in steps (default 10, 25, 50, 100%), each held for stepSeconds and minRequests, with gates on the canary's error rate and p99 from every replica; a failed gate rolls back to 0% by itself. Tracked in GitHub when configured. Use dry_run: true first. ${needs}`,
-        inputSchema: SCHEMAS.startMigrationInput,
-        outputSchema: SCHEMAS.migrationOutput,
-        annotations: changing,
-      },
-      (input: z.output<typeof startMigrationInput>, who: Principal) => answer(() => migrations.start(input, who.subject), MigrationError),
-    );
-    adminTool(
-      'get_migration',
-      {
-        title: 'A migration',
-        description: `One migration by id, or the newest on a route: state (running, paused, completed, rolled_back, aborted), the figures of each step, why it ended, and its GitHub calls. ${needs}`,
-        inputSchema: SCHEMAS.migrationRefInput,
-        outputSchema: SCHEMAS.migrationOutput,
-        annotations: READ_ONLY,
-      },
-      (input: z.output<typeof migrationRefInput>) => answer(() => migrations.get(input), MigrationError),
-    );
-    adminTool(
-      'list_migrations',
-      {
-        title: 'Migrations',
-        description: `Every migration (newest first), optionally of one state or route. ${needs}`,
-        inputSchema: SCHEMAS.listMigrationsInput,
-        outputSchema: SCHEMAS.listMigrationsOutput,
-        annotations: READ_ONLY,
-      },
-      (input: z.output<typeof listMigrationsInput>) => answer(() => migrations.list(input), MigrationError),
-    );
-    for (const [name, action, title] of [
-      ['approve_migration_step', 'approve', 'Approve the next step'],
-      ['pause_migration', 'pause', 'Pause a migration'],
-      ['resume_migration', 'resume', 'Resume a migration'],
-    ] as const) {
+    if (deps.blockedClients) {
+      const blocked = deps.blockedClients;
       adminTool(
-        name,
-        { title, description: `${title} (by id, or the newest migration of a route). ${needs}`, inputSchema: SCHEMAS.migrationRefInput, outputSchema: SCHEMAS.migrationOutput, annotations: changing },
-        (input: z.output<typeof migrationRefInput>, who: Principal) => answer(() => migrations.change(action, input, who.subject), MigrationError),
+        'list_blocked_clients',
+        {
+          title: 'Blocked clients',
+          description: 'Clients the suspicious-client detector (or an admin) blocked, with reason, strikes and time left. Needs admin scope (and MFA when configured), as GET /admin/blocked-clients.',
+          outputSchema: SCHEMAS.listBlockedClientsOutput,
+          annotations: READ_ONLY,
+        },
+        async () => ok(await blocked.list()),
+      );
+      adminTool(
+        'unblock_client',
+        {
+          title: 'Unblock a client',
+          description: "Lift a block on every replica and forget the client's threat score. Needs admin scope (and MFA when configured).",
+          inputSchema: SCHEMAS.unblockClientInput,
+          outputSchema: SCHEMAS.unblockClientOutput,
+          annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+        },
+        async (input: z.output<typeof unblockClientInput>) => ok(await blocked.unblock(input)),
       );
     }
-    for (const [name, how, description] of [
-      ['rollback_migration', 'rollback', 'Roll a migration back: the canary goes to 0% now; the reason is recorded and posted on the tracking issue.'],
-      ['abort_migration', 'abort', 'Stop a migration: the canary goes back to its weight before the migration.'],
-    ] as const) {
-      adminTool(
-        name,
-        { title: name.replace('_', ' '), description: `${description} ${needs}`, inputSchema: SCHEMAS.stopMigrationInput, outputSchema: SCHEMAS.migrationOutput, annotations: changing },
-        (input: z.output<typeof stopMigrationInput>, who: Principal) => answer(() => migrations.stop(how, input, who.subject), MigrationError),
+
+    if (deps.routingModel) {
+      const current = deps.routingModel;
+      tool(
+        'explain_routing',
+        {
+          title: 'Explain a routing decision',
+          description: 'Run the active routing model on a request text: the service it picks, the probability of each service and the features that weighed most.',
+          inputSchema: SCHEMAS.explainRoutingInput,
+          outputSchema: SCHEMAS.explainRoutingOutput,
+          annotations: READ_ONLY,
+        },
+        (input: z.output<typeof explainRoutingInput>) => {
+          const model = current();
+          const file = input.fileName !== undefined || input.fileType !== undefined ? { name: input.fileName, type: input.fileType } : undefined;
+          const why = model.explain({
+            method: 'POST',
+            path: input.path,
+            contentType: 'application/json',
+            body: { query: input.text },
+            ...(file ? { file } : {}),
+          });
+          return ok({
+            model: model.id,
+            service: why.prediction.label,
+            confidence: why.prediction.confidence,
+            probabilities: { ...why.prediction.probabilities },
+            topFeatures: why.groups.slice(0, 8).map((g) => ({ feature: g.feature, label: g.label, weight: g.weight })),
+          });
+        },
       );
     }
-  }
-  if (deps.legacyUsage) {
-    const usage = deps.legacyUsage;
-    adminTool(
-      'legacy_usage',
-      {
-        title: 'Legacy endpoint use',
-        description: `Who still calls the legacy endpoints (/query, /upload, /status, ...): calls and last seen per endpoint and caller, with each endpoint's sunset. ${needs}`,
-        inputSchema: SCHEMAS.legacyUsageInput,
-        outputSchema: SCHEMAS.legacyUsageOutput,
-        annotations: READ_ONLY,
-      },
-      async (input: z.output<typeof legacyUsageInput>) => ok(await usage.list(input)),
-    );
+
+    if (deps.routingAnalyst) {
+      const analyst = deps.routingAnalyst;
+      // Read tools for the gateway (they change nothing here); the chain goes to the sequential-thinking server.
+      const ANALYSIS = { readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: true } as const;
+      tool(
+        'analyze_routing',
+        {
+          title: 'Analyze a routing decision step by step',
+          description:
+            'The routing decision for a request text (or the id of one of your recent requests) as numbered steps: model probabilities and top features, health and breaker state of the candidates, split side, fallbacks, final upstream; a close runner-up opens a branch. Recorded through the sequential-thinking server (recordedBy), or built locally when it is down.',
+          inputSchema: SCHEMAS.analyzeRoutingInput,
+          outputSchema: SCHEMAS.analyzeRoutingOutput,
+          annotations: ANALYSIS,
+        },
+        // By request id: only the caller's own requests (any for an admin).
+        (input: z.output<typeof analyzeRoutingInput>) =>
+          answer(() => analyst.analyze(input, { ...(principal !== null ? { subject: principal.subject } : {}), admin: seesAdminTools(principal) }), AnalysisError),
+      );
+      tool(
+        'review_routing',
+        {
+          title: 'Review recent routing decisions',
+          description:
+            'Patterns over the last minutes of routing decisions on this replica: low-confidence share per service, shadow-model disagreements, drift against the evaluation set, the most confused pairs and recommended actions, as a recorded chain (summarised into Memory).',
+          inputSchema: SCHEMAS.reviewRoutingInput,
+          outputSchema: SCHEMAS.reviewRoutingOutput,
+          annotations: ANALYSIS,
+        },
+        (input: z.output<typeof reviewRoutingInput>) => answer(() => analyst.review(input), AnalysisError),
+      );
+    }
+
+    if (deps.resetBreakers) {
+      const resetBreakers = deps.resetBreakers;
+      adminTool(
+        'reset_circuit_breaker',
+        {
+          title: 'Reset a circuit breaker',
+          description: 'Close every circuit breaker of a service by hand so traffic flows again now. Needs admin scope (and MFA when configured); audited.',
+          inputSchema: SCHEMAS.resetBreakerInput,
+          outputSchema: SCHEMAS.resetBreakerOutput,
+          annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+        },
+        (input: { service: string }) => ok({ service: input.service, reset: resetBreakers(input.service) }),
+        (input: { service: string }) => (deps.serviceNames && !deps.serviceNames.includes(input.service) ? `unknown service "${input.service}"` : null),
+      );
+    }
+
+    if (deps.modelValidation) {
+      const validation = deps.modelValidation;
+      adminTool(
+        'validate_routing_model',
+        {
+          title: 'Validate the routing model against the HuggingFace reference',
+          description:
+            'The active routing model on the validation split; the reference zero-shot model found and described (id, revision, license, downloads) through the HuggingFace MCP server (mcp.servers.huggingface); and, with HF_TOKEN or HF_ENDPOINT_URL, its accuracy on `limit` of the same requests. A part that cannot run says why in referenceError/zeroShotError. Needs admin scope (and MFA when configured).',
+          inputSchema: SCHEMAS.validateRoutingModelInput,
+          outputSchema: SCHEMAS.validateRoutingModelOutput,
+          annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+        },
+        async (input: z.output<typeof validateRoutingModelInput>) => ok(await validation.validate(input)),
+      );
+    }
+
+    if (deps.traffic) {
+      const traffic = deps.traffic;
+      tool(
+        'get_traffic_split',
+        {
+          title: 'Traffic split',
+          description: 'Stable/canary split of one route (or all routes that have one): services, live weights, sticky mode, who changed it last, why, and the recent history.',
+          inputSchema: SCHEMAS.getTrafficSplitInput,
+          outputSchema: SCHEMAS.getTrafficSplitOutput,
+          annotations: READ_ONLY,
+        },
+        (input: z.output<typeof getTrafficSplitInput>) => answer(() => traffic.list(input), TrafficSplitError),
+      );
+      adminTool(
+        'shift_traffic',
+        {
+          title: 'Shift traffic between stable and canary',
+          description:
+            'Set the stable/canary weights of a route (integers 0-100 summing to 100) on every replica within a second. Records who and why. Use dry_run: true to check the change first. Needs admin scope (and MFA when configured).',
+          inputSchema: SCHEMAS.shiftTrafficInput,
+          outputSchema: SCHEMAS.shiftTrafficOutput,
+          annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+        },
+        (input: z.output<typeof shiftTrafficInput>, who: Principal) => answer(() => traffic.shift(input, who.subject), TrafficSplitError),
+      );
+    }
+
+    if (deps.mcpServers) {
+      const mcpServers = deps.mcpServers;
+      tool(
+        'list_mcp_servers',
+        {
+          title: 'Upstream MCP servers',
+          description: 'The MCP servers the gateway is a client of (mcp.servers): state, last error, tool count, negotiated protocol revision, breaker, federation prefix.',
+          outputSchema: SCHEMAS.listMcpServersOutput,
+          annotations: READ_ONLY,
+        },
+        () => ok(mcpServers.list()),
+      );
+      adminTool(
+        'restart_mcp_server',
+        {
+          title: 'Restart an upstream MCP server',
+          description: "Drop one upstream MCP server's connection and connect again (a stdio server's process is restarted); answers when it is connected or failed. Needs admin scope (and MFA when configured); audited.",
+          inputSchema: SCHEMAS.restartMcpServerInput,
+          outputSchema: SCHEMAS.restartMcpServerOutput,
+          annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+        },
+        (input: z.output<typeof restartMcpServerInput>) => answer(() => mcpServers.restart(input), McpServerAdminError),
+      );
+    }
+    const needs = 'Needs admin scope (and MFA when configured); audited.';
+    if (deps.migrations) {
+      const migrations = deps.migrations;
+      const changing = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false } as const;
+      adminTool(
+        'start_migration',
+        {
+          title: 'Start a progressive migration',
+          description: `Move a split route's traffic to its canary in steps (default 10, 25, 50, 100%), each held for stepSeconds and minRequests, with gates on the canary's error rate and p99 from every replica; a failed gate rolls back to 0% by itself. Tracked in GitHub when configured. Use dry_run: true first. ${needs}`,
+          inputSchema: SCHEMAS.startMigrationInput,
+          outputSchema: SCHEMAS.migrationOutput,
+          annotations: changing,
+        },
+        (input: z.output<typeof startMigrationInput>, who: Principal) => answer(() => migrations.start(input, who.subject), MigrationError),
+      );
+      adminTool(
+        'get_migration',
+        {
+          title: 'A migration',
+          description: `One migration by id, or the newest on a route: state (running, paused, completed, rolled_back, aborted), the figures of each step, why it ended, and its GitHub calls. ${needs}`,
+          inputSchema: SCHEMAS.migrationRefInput,
+          outputSchema: SCHEMAS.migrationOutput,
+          annotations: READ_ONLY,
+        },
+        (input: z.output<typeof migrationRefInput>) => answer(() => migrations.get(input), MigrationError),
+      );
+      adminTool(
+        'list_migrations',
+        {
+          title: 'Migrations',
+          description: `Every migration (newest first), optionally of one state or route. ${needs}`,
+          inputSchema: SCHEMAS.listMigrationsInput,
+          outputSchema: SCHEMAS.listMigrationsOutput,
+          annotations: READ_ONLY,
+        },
+        (input: z.output<typeof listMigrationsInput>) => answer(() => migrations.list(input), MigrationError),
+      );
+      for (const [name, action, title] of [
+        ['approve_migration_step', 'approve', 'Approve the next step'],
+        ['pause_migration', 'pause', 'Pause a migration'],
+        ['resume_migration', 'resume', 'Resume a migration'],
+      ] as const) {
+        adminTool(
+          name,
+          { title, description: `${title} (by id, or the newest migration of a route). ${needs}`, inputSchema: SCHEMAS.migrationRefInput, outputSchema: SCHEMAS.migrationOutput, annotations: changing },
+          (input: z.output<typeof migrationRefInput>, who: Principal) => answer(() => migrations.change(action, input, who.subject), MigrationError),
+        );
+      }
+      for (const [name, how, description] of [
+        ['rollback_migration', 'rollback', 'Roll a migration back: the canary goes to 0% now; the reason is recorded and posted on the tracking issue.'],
+        ['abort_migration', 'abort', 'Stop a migration: the canary goes back to its weight before the migration.'],
+      ] as const) {
+        adminTool(
+          name,
+          { title: name.replace('_', ' '), description: `${description} ${needs}`, inputSchema: SCHEMAS.stopMigrationInput, outputSchema: SCHEMAS.migrationOutput, annotations: changing },
+          (input: z.output<typeof stopMigrationInput>, who: Principal) => answer(() => migrations.stop(how, input, who.subject), MigrationError),
+        );
+      }
+    }
+    if (deps.legacyUsage) {
+      const usage = deps.legacyUsage;
+      adminTool(
+        'legacy_usage',
+        {
+          title: 'Legacy endpoint use',
+          description: `Who still calls the legacy endpoints (/query, /upload, /status, ...): calls and last seen per endpoint and caller, with each endpoint's sunset. ${needs}`,
+          inputSchema: SCHEMAS.legacyUsageInput,
+          outputSchema: SCHEMAS.legacyUsageOutput,
+          annotations: READ_ONLY,
+        },
+        async (input: z.output<typeof legacyUsageInput>) => ok(await usage.list(input)),
+      );
+    }
   }
 
   // Resources: the same views as the tools, for clients that read rather than call.
