@@ -64,6 +64,13 @@ export interface RequestPathDeps extends ExchangeDeps {
   readonly sides?: SideObserver;
 }
 
+/** Where a request goes: its service, the side of its split, and that split. */
+export interface Target {
+  readonly service: ServiceConfig;
+  readonly side: Side;
+  readonly split: LiveSplit | undefined;
+}
+
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 export class RequestPath {
@@ -80,7 +87,8 @@ export class RequestPath {
     assertForwardable(request);
 
     // 5. Routing and the traffic split (target()).
-    const { service, side, split } = await this.target(request, reply, plan);
+    const targeted = this.target(request, reply, plan);
+    const { service, side, split } = targeted instanceof Promise ? await targeted : targeted;
 
     // 6. Response cache: a fresh entry answers without the upstream; on a miss the answer may be stored below.
     //    The canary's answers are kept apart from the stable side's.
@@ -117,8 +125,13 @@ export class RequestPath {
    * Step 5, shared with WebSocket upgrades (src/ws): the route's own service or the one the
    * routing model picks, then the side of its traffic split (x-gateway-upstream; stable without one).
    */
-  async target(request: FastifyRequest, reply: FastifyReply, plan: RoutePlan): Promise<{ service: ServiceConfig; side: Side; split: LiveSplit | undefined }> {
-    const destination = plan.decide === undefined ? plan.destination! : this.#destination(await plan.decide(request, reply));
+  target(request: FastifyRequest, reply: FastifyReply, plan: RoutePlan): Target | Promise<Target> {
+    // Synchronous for a table route (no promise, no microtask hop); the routing model's choice is awaited.
+    if (plan.decide === undefined) return this.#targetOf(request, reply, plan.destination!);
+    return plan.decide(request, reply).then((name) => this.#targetOf(request, reply, this.#destination(name)));
+  }
+
+  #targetOf(request: FastifyRequest, reply: FastifyReply, destination: Destination): Target {
     const side = destination.split === undefined ? 'stable' : this.#side(request, reply, destination.split);
     return { service: side === 'canary' ? destination.split!.canary : destination.service, side, split: destination.split };
   }

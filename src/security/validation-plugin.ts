@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
@@ -86,7 +86,7 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
     return reject(request.ip, finding);
   };
 
-  app.addHook('preHandler', async (request, reply) => {
+  const inspectBody = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const route = request.routeOptions.config.gatewayRoute;
     if (route === undefined) return;
     const options = byRoute.get(route);
@@ -157,6 +157,13 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
     const result = type.kind === 'json' ? inspectJsonBody(read.body, encoding, limit, inspection) : inspectBufferedBody(read.body, type, encoding, limit, inspection);
     if (result.json !== undefined) request.jsonBody = result.json.value;
     if (result.finding !== null) throw refuse(request, result.finding);
+  };
+
+  // A callback hook: most requests carry no body (nothing to inspect or wait for) and pay no
+  // promise; those with one go through inspectBody().
+  app.addHook('preHandler', (request, reply, done) => {
+    if (request.routeOptions.config.gatewayRoute === undefined || (request.rawJsonBody === undefined && !forwardsBody(request))) return done();
+    inspectBody(request, reply).then(() => done(), done);
   });
 }
 
