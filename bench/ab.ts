@@ -10,6 +10,8 @@
  * --base DIR: a copy of an earlier build (DIR/bin/unified-gateway.js with DIR/dist beside it,
  * inside the repository so its imports resolve), shown as the `base` column.
  * --cpu-prof DIR: the (new) gateway and the bare proxy write V8 CPU profiles there when they exit.
+ * --node-flags / --base-node-flags "...": more Node/V8 flags for the gateway / the base (e.g. GC
+ * settings; with --base . both run this build).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -27,6 +29,8 @@ const { values } = parseArgs({
     auth: { type: 'string', default: 'bearer' },
     path: { type: 'string', default: '/v1/twin/bench' },
     concurrent: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
+    'base-node-flags': { type: 'string', default: '' },
   },
 });
 const rounds = Number(values.rounds);
@@ -49,14 +53,16 @@ type Target = Server & { headers: Record<string, string> };
 async function main(): Promise<void> {
   const standIn = await startStandIn();
   const targets: Target[] = [];
-  const nodeFlags = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
-  const bare = await startBareProxy(standIn.url, nodeFlags);
+  const profFlags = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
+  const flags = (v: string | undefined) => (v ?? '').split(' ').filter(Boolean);
+  const nodeFlags = [...profFlags, ...flags(values['node-flags'])];
+  const bare = await startBareProxy(standIn.url, profFlags);
   targets.push({ ...bare, headers: {} });
   // No drain delay: the profile is written when the gateway exits, before stopAll's SIGKILL.
   const gw = await startGateway(standIn.url, 'info', { nodeFlags, env: { GATEWAY_DRAIN_DELAY_MS: '0' } });
   targets.push({ ...gw, headers: await gatewayCredentials(gw, values.auth as AuthMode) });
   if (values.base) {
-    const base = await startGateway(standIn.url, 'info', { cli: `${values.base}/bin/unified-gateway.js`, env: { GATEWAY_DRAIN_DELAY_MS: '0' } });
+    const base = await startGateway(standIn.url, 'info', { cli: `${values.base}/bin/unified-gateway.js`, nodeFlags: flags(values['base-node-flags']), env: { GATEWAY_DRAIN_DELAY_MS: '0' } });
     targets.push({ ...base, name: 'base', headers: await gatewayCredentials(base, values.auth as AuthMode) });
   }
   const url = (t: Target) => `${t.url}${values.path}`;
