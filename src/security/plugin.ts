@@ -5,6 +5,7 @@ import type { GatewayConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import '../routing/route-table.js';
 import { securityHeaders } from './security-headers.js';
+import { routeOf } from '../request-route.js';
 
 export interface SecurityPluginOptions {
   readonly config: Pick<GatewayConfig, 'cors' | 'limits' | 'environment'>;
@@ -54,7 +55,7 @@ async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions)
     }
     const length = request.headers['content-length'];
     if (length !== undefined) {
-      const limit = request.routeOptions.config.gatewayRoute?.bodyLimitBytes ?? limits.bodyBytes;
+      const limit = routeOf(request).config.gatewayRoute?.bodyLimitBytes ?? limits.bodyBytes;
       if (Number(length) > limit) throw new GatewayError('GW_REQUEST_BODY_TOO_LARGE', `The body may be at most ${limit} bytes`);
     }
     done();
