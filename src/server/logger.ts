@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { writeSync } from 'node:fs';
-import { pino } from 'pino';
+import type { LoggerOptions } from 'pino';
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DEFAULT_REDACTED_QUERY_PARAMS, type GatewayConfig } from '../config/index.js';
 import '../auth/principal.js';
@@ -55,7 +55,7 @@ export function queryRedactor(names: readonly string[] = DEFAULT_REDACTED_QUERY_
  * Fastify itself logs a request (`req`: errors, failed writeHead), its URL is redacted as in
  * the access log.
  */
-export function loggerOptions(config: Pick<GatewayConfig, 'logLevel'> & Partial<Pick<GatewayConfig, 'logging'>>): pino.LoggerOptions {
+export function loggerOptions(config: Pick<GatewayConfig, 'logLevel'> & Partial<Pick<GatewayConfig, 'logging'>>): LoggerOptions {
   const redactUrl = queryRedactor(config.logging?.redactQueryParams);
   return {
     level: config.logLevel,
