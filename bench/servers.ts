@@ -140,9 +140,9 @@ export async function startStandIn(): Promise<Server> {
  * The bare `@fastify/http-proxy` (bench/bare-proxy.ts) in front of the same upstream: the
  * peer column the gateway must at least match. Same priority and V8 flags as the gateway.
  */
-export async function startBareProxy(upstreamUrl: string): Promise<Server> {
+export async function startBareProxy(upstreamUrl: string, nodeFlags: readonly string[] = []): Promise<Server> {
   const script = new URL('./bare-proxy.ts', import.meta.url).pathname;
-  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, '--import', 'tsx', script, upstreamUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, ...nodeFlags, '--import', 'tsx', script, upstreamUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
   return { name: 'bare-proxy', url: await printedUrl(child, 'bare-proxy'), pid: child.pid };
 }
 
@@ -192,6 +192,10 @@ export interface GatewayExtras {
   readonly yaml?: string;
   /** Gateway processes (WORKER_THREADS) for the 1-vs-N workers comparison: `npm run bench -- --workers 2`. */
   readonly workers?: number;
+  /** Another build's CLI (bench/ab.ts: a baseline copy of bin/ + dist/), instead of this tree's. */
+  readonly cli?: string;
+  /** V8/Node flags added to GATEWAY_NODE_FLAGS (bench/ab.ts: --cpu-prof). */
+  readonly nodeFlags?: readonly string[];
 }
 
 export async function startGateway(upstreamUrl: string, logLevel: string, extras: GatewayExtras = {}): Promise<GatewayServer> {
@@ -220,7 +224,7 @@ export async function startGateway(upstreamUrl: string, logLevel: string, extras
     MALLOC_ARENA_MAX: '2',
     ...extras.env,
   };
-  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, GATEWAY_CLI, 'serve'], { env });
+  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, ...(extras.nodeFlags ?? []), extras.cli ?? GATEWAY_CLI, 'serve'], { env });
   const url = `http://127.0.0.1:${port}`;
   await waitForOk(`${url}/readyz`, child, 'gateway');
   return { name: 'gateway', url, apiKey, pid: child.pid!, probeUrl: `http://127.0.0.1:${probePort}` };

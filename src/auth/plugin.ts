@@ -11,6 +11,7 @@ import type { Principal } from './principal.js';
 import type { TokenIssuer } from './token-issuer.js';
 import type { TotpVerifier } from './totp.js';
 import type { WsTickets } from './ws-tickets.js';
+import { routeOf } from '../request-route.js';
 
 export interface AuthPluginOptions {
   readonly config: AuthConfig;
@@ -38,10 +39,10 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
   // A callback hook: a known credential (an API key, a token verified before) is checked
   // synchronously; only a token not seen yet waits for its verification.
   app.addHook('onRequest', (request, _reply, done) => {
-    const policy = request.routeOptions.config.authPolicy;
+    const policy = routeOf(request).config.authPolicy;
     if (policy === undefined || !policy.required) return done();
     // WebSocket upgrades, and routes browsers reach without headers (EventSource: /v1/events), may use a ticket.
-    const browserCredentials = wsTickets !== undefined && (isWebSocketUpgrade(request.headers) || request.routeOptions.config.acceptsTicket === true);
+    const browserCredentials = wsTickets !== undefined && (isWebSocketUpgrade(request.headers) || routeOf(request).config.acceptsTicket === true);
     const known = browserCredentials ? undefined : authenticator.known(request.headers);
     if (known !== undefined) {
       request.principal = known;

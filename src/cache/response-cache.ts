@@ -187,7 +187,7 @@ export class ResponseCache {
    * it when it may be (docs/architecture.md, "Response cache") and send it, `x-cache: MISS`. Bodies within
    * maxEntryBytes are buffered to be stored; larger ones stream through.
    */
-  storeAndSend(request: FastifyRequest, reply: FastifyReply, lookup: CacheLookup, status: number, headers: Record<string, string | string[]>, body: Readable): FastifyReply | Promise<FastifyReply> {
+  storeAndSend(request: FastifyRequest, reply: FastifyReply, lookup: CacheLookup, status: number, headers: Record<string, string | string[]>, body: Readable | Buffer): FastifyReply | Promise<FastifyReply> {
     const decision = lookup.store ? storeDecision(status, headers, lookup.routeCache, lookup.subject !== undefined) : undefined;
     const length = Number(headers['content-length'] ?? 0);
     if (decision === undefined || (decision.perUser && lookup.subject === undefined && decision.private) || length > this.config.maxEntryBytes) {
@@ -204,9 +204,10 @@ export class ResponseCache {
     decision: NonNullable<ReturnType<typeof storeDecision>>,
     status: number,
     headers: Record<string, string | string[]>,
-    body: Readable,
+    body: Readable | Buffer,
   ): Promise<FastifyReply> {
-    const buffered = await this.buffer(body);
+    // Already read whole by the request path (a small answer; its Content-Length was checked against maxEntryBytes).
+    const buffered = Buffer.isBuffer(body) ? body : await this.buffer(body);
     reply.code(status).headers(headers).header('x-cache', 'MISS');
     if (!Buffer.isBuffer(buffered)) {
       lookup.settle?.(undefined);

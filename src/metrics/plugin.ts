@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import type { RouteAuthPolicy } from '../config/index.js';
 import type { MetricsSource } from './cluster.js';
 import type { GatewayMetrics } from './registry.js';
+import { routeOf } from '../request-route.js';
 
 export interface MetricsPluginOptions {
   readonly metrics: GatewayMetrics;
@@ -24,7 +25,7 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsPluginOptions): 
   app.addHook('onResponse', (request, reply, done) => {
     const labels = {
       method: request.method,
-      endpoint: request.routeOptions.url ?? 'unmatched',
+      endpoint: routeOf(request).url ?? 'unmatched',
       status: String(reply.statusCode),
     };
     metrics.requestsTotal.inc(labels);

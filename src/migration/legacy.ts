@@ -201,12 +201,18 @@ export interface LegacyPluginOptions {
 /** The hooks of legacy requests: headers or 410 first of all stages; counted once answered (the principal is known then). */
 async function legacyPlugin(app: FastifyInstance, opts: LegacyPluginOptions): Promise<void> {
   const { legacy, usage, counter } = opts;
-  app.addHook('onRequest', async (request, reply) => legacy.answer(request, reply));
-  app.addHook('onResponse', async (request) => {
+  // Callback hooks: every request passes here and the work is synchronous (no promise per request).
+  app.addHook('onRequest', (request, reply, done) => {
+    legacy.answer(request, reply);
+    done();
+  });
+  app.addHook('onResponse', (request, _reply, done) => {
     const entry = legacy.endpointOf(request);
-    if (entry === undefined) return;
-    counter.inc({ endpoint: entry.path, caller: legacy.callerLabel(request) });
-    void usage.record(entry, LegacyEndpoints.callerOf(request));
+    if (entry !== undefined) {
+      counter.inc({ endpoint: entry.path, caller: legacy.callerLabel(request) });
+      void usage.record(entry, LegacyEndpoints.callerOf(request));
+    }
+    done();
   });
 }
 

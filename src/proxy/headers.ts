@@ -70,8 +70,12 @@ const REQUEST_REMOVED = new Set([
 /** The gateway's cookies, removed from the Cookie header sent upstream. */
 const GATEWAY_COOKIES = new Set([SPLIT_COOKIE]);
 
-function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+/** The Connection header almost every HTTP/1.1 client sends, parsed once. */
+const KEEP_ALIVE_TOKENS: ReadonlySet<string> = new Set(['keep-alive']);
+
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> | undefined {
   if (value === undefined) return undefined;
+  if (value === 'keep-alive' || value === 'Keep-Alive') return KEEP_ALIVE_TOKENS;
   const joined = Array.isArray(value) ? value.join(',') : value;
   const tokens = new Set<string>();
   for (const t of joined.split(',')) {

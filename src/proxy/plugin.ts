@@ -156,7 +156,11 @@ export async function proxyPlugin(app: FastifyInstance, opts: ProxyPluginOptions
           config: { ...routeConfig, websocket: true },
           decompress: false,
           handler,
-          preHandler: (request, reply) => websocket.preHandler(request, reply, plan),
+          // A callback: the GETs that are not upgrades (nearly all) pay no promise here.
+          preHandler: (request, reply, done) => {
+            if (!request.ws) return done();
+            websocket.preHandler(request, reply, plan).then(() => done(), done);
+          },
           wsHandler: (client, request) => websocket.wsHandler(client, request, plan),
         });
       }

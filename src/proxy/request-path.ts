@@ -64,6 +64,13 @@ export interface RequestPathDeps extends ExchangeDeps {
   readonly sides?: SideObserver;
 }
 
+/** Where a request goes: its service, the side of its split, and that split. */
+export interface Target {
+  readonly service: ServiceConfig;
+  readonly side: Side;
+  readonly split: LiveSplit | undefined;
+}
+
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 export class RequestPath {
@@ -80,7 +87,8 @@ export class RequestPath {
     assertForwardable(request);
 
     // 5. Routing and the traffic split (target()).
-    const { service, side, split } = await this.target(request, reply, plan);
+    const targeted = this.target(request, reply, plan);
+    const { service, side, split } = targeted instanceof Promise ? await targeted : targeted;
 
     // 6. Response cache: a fresh entry answers without the upstream; on a miss the answer may be stored below.
     //    The canary's answers are kept apart from the stable side's.
@@ -105,9 +113,12 @@ export class RequestPath {
       //  Fallback: who answers when the service could not (stale cache, a static answer, another service).
       if (response instanceof UpstreamFailure) return await this.#fallbackAnswer(request, reply, plan, service, outgoing, response);
 
-      // 7-8. The answer: through the cache (stored when it may be), or streamed on as it comes.
-      if (lookup !== undefined) return await cache!.storeAndSend(request, reply, lookup, response.statusCode, clientResponseHeaders(response.headers), response.body);
-      return send(reply, response);
+      // 7-8. The answer: through the cache (stored when it may be), or sent on: read whole when small, else streamed.
+      if (lookup !== undefined) {
+        const body = readWhole(request, response) ? await wholeBody(response) : response.body;
+        return await cache!.storeAndSend(request, reply, lookup, response.statusCode, clientResponseHeaders(response.headers), body);
+      }
+      return await send(request, reply, response);
     } finally {
       if (lookup !== undefined) cache!.release(lookup);
     }
@@ -117,8 +128,13 @@ export class RequestPath {
    * Step 5, shared with WebSocket upgrades (src/ws): the route's own service or the one the
    * routing model picks, then the side of its traffic split (x-gateway-upstream; stable without one).
    */
-  async target(request: FastifyRequest, reply: FastifyReply, plan: RoutePlan): Promise<{ service: ServiceConfig; side: Side; split: LiveSplit | undefined }> {
-    const destination = plan.decide === undefined ? plan.destination! : this.#destination(await plan.decide(request, reply));
+  target(request: FastifyRequest, reply: FastifyReply, plan: RoutePlan): Target | Promise<Target> {
+    // Synchronous for a table route (no promise, no microtask hop); the routing model's choice is awaited.
+    if (plan.decide === undefined) return this.#targetOf(request, reply, plan.destination!);
+    return plan.decide(request, reply).then((name) => this.#targetOf(request, reply, this.#destination(name)));
+  }
+
+  #targetOf(request: FastifyRequest, reply: FastifyReply, destination: Destination): Target {
     const side = destination.split === undefined ? 'stable' : this.#side(request, reply, destination.split);
     return { service: side === 'canary' ? destination.split!.canary : destination.service, side, split: destination.split };
   }
@@ -152,7 +168,7 @@ export class RequestPath {
         reply.header('x-gateway-fallback', fallback.label);
         const response = await exchange(request, reply, outgoing, upstream, fallback.timeoutMs, this.#deps);
         if (response instanceof UpstreamFailure) throw labelled(response.error, fallback.label);
-        return send(reply, response);
+        return await send(request, reply, response);
       }
     }
   }
@@ -179,9 +195,45 @@ export class RequestPath {
   }
 }
 
-/** The upstream's answer, streamed on as it comes. */
-function send(reply: FastifyReply, response: Dispatcher.ResponseData): FastifyReply {
-  return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).send(response.body);
+/**
+ * Answers of a GET whose Content-Length is at most this are read whole and sent in one write
+ * (status line, headers and body together); larger ones, and any without a length, stream.
+ * Streaming a small body through Fastify costs two end-of-stream watchers, a pipe, a chain of
+ * stream events and separate socket writes for the head and the body (issue 18's profiles:
+ * socket writes and stream plumbing were the largest shares of the proxy path's CPU). On
+ * loopback or a LAN a 16 KiB body arrives within the same moment, so the client sees no
+ * difference; a body that fails on the way becomes a clean 502 instead of a cut answer.
+ */
+export const BUFFERED_ANSWER_BYTES = 16 * 1024;
+
+/** The answer is small, complete and has a body: read it whole (above). */
+function readWhole(request: FastifyRequest, response: Dispatcher.ResponseData): boolean {
+  const length = response.headers['content-length'];
+  const status = response.statusCode;
+  return (
+    request.method === 'GET' &&
+    typeof length === 'string' &&
+    Number(length) <= BUFFERED_ANSWER_BYTES &&
+    status >= 200 &&
+    status !== 204 &&
+    status !== 304 &&
+    response.headers['transfer-encoding'] === undefined
+  );
+}
+
+/** The whole body of a small answer; its failure (exchange() logs it) is the upstream's bad answer. */
+async function wholeBody(response: Dispatcher.ResponseData): Promise<Buffer> {
+  try {
+    return Buffer.from(await response.body.arrayBuffer());
+  } catch (err) {
+    throw new GatewayError('GW_UPSTREAM_BAD_RESPONSE', undefined, { cause: err });
+  }
+}
+
+/** The upstream's answer: read whole when small (see above), else streamed on as it comes. */
+async function send(request: FastifyRequest, reply: FastifyReply, response: Dispatcher.ResponseData): Promise<FastifyReply> {
+  const body = readWhole(request, response) ? await wholeBody(response) : response.body;
+  return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).send(body);
 }
 
 /**

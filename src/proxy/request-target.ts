@@ -5,6 +5,7 @@ import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import '../routing/route-table.js';
 import { canonicalTarget, PathGuard, type RequestTarget } from '../routing/canonical-path.js';
+import { routeOf } from '../request-route.js';
 
 /*
  * The Fastify side of the canonical request target (src/routing/canonical-path.ts):
@@ -53,7 +54,7 @@ async function requestTargetPlugin(app: FastifyInstance, opts: RequestTargetOpti
   // Synchronous: a callback hook, no promise per request.
   app.addHook('onRequest', (request, _reply, done) => {
     const stored = (request.raw as WithTarget)[TARGET];
-    const route = request.routeOptions.config.gatewayRoute;
+    const route = routeOf(request).config.gatewayRoute;
     if (stored === undefined && (route === undefined || !guard.hasRoutesBelow(route))) return done();
     const url = request.url;
     const q = url.indexOf('?');

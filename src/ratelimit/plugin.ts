@@ -11,6 +11,7 @@ import '../routing/route-table.js';
 import { CidrSet, clientKey } from './client-key.js';
 import { rateLimitHeaders, retryAfterSeconds, type LimitOutcome, type RateLimiter } from './limiter.js';
 import type { ThreatDetector } from './threat.js';
+import { routeOf } from '../request-route.js';
 
 /** What the stages know about the request's client. */
 export interface RequestRateState {
@@ -106,12 +107,12 @@ async function clientStage(app: FastifyInstance, opts: RateLimitStageOptions): P
 
   /** The per-IP quota of a request that needs no credentials (the principal stage checks the others'). */
   const ipQuota = (request: FastifyRequest, state: RequestRateState, done: (err?: Error) => void): void => {
-    const route = request.routeOptions.config.gatewayRoute;
+    const route = routeOf(request).config.gatewayRoute;
     if (!config.enabled || route?.rateLimit === false) return done();
     // When the principal stage will check a quota anyway (the route needs credentials, or has
     // its own quota), it checks the per-IP quota first in the same call: one Redis round
     // trip per request instead of two. Blocked and suspicious clients were dealt with above.
-    if (request.routeOptions.config.authPolicy?.required === true || route?.rateLimit !== undefined) {
+    if (routeOf(request).config.authPolicy?.required === true || route?.rateLimit !== undefined) {
       state.ipPending = true;
       return done();
     }
@@ -130,7 +131,7 @@ async function clientStage(app: FastifyInstance, opts: RateLimitStageOptions): P
   // A callback hook: what most requests go through (probes, allow-listed clients, routes whose
   // quota the principal stage checks) is synchronous, and pays no promise for it.
   app.addHook('onRequest', (request, _reply, done) => {
-    const url = request.routeOptions.url;
+    const url = routeOf(request).url;
     if (url !== undefined && PROBE_URLS.has(url)) return done();
     const state: RequestRateState = { client: clientKey(request.ip), skip: false, factor: 1, ipPending: false, outcomes: [] };
     request.rateLimit = state;
@@ -223,7 +224,7 @@ async function principalStage(app: FastifyInstance, opts: Pick<RateLimitStageOpt
   app.addHook('onRequest', (request, _reply, done) => {
     const state = request.rateLimit;
     if (!config.enabled || state === null || state.skip) return done();
-    const route = request.routeOptions.config.gatewayRoute;
+    const route = routeOf(request).config.gatewayRoute;
     if (route?.rateLimit === false) return done();
     const principal = request.principal;
     if (principal?.keyName !== undefined && allowedKeys.has(principal.keyName)) {

@@ -5,6 +5,7 @@ import type { GatewayConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import '../routing/route-table.js';
 import { securityHeaders } from './security-headers.js';
+import { routeOf } from '../request-route.js';
 
 export interface SecurityPluginOptions {
   readonly config: Pick<GatewayConfig, 'cors' | 'limits' | 'environment'>;
@@ -40,9 +41,13 @@ async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions)
     hsts: environment === 'production' ? { maxAge: 31_536_000, includeSubDomains: true } : false,
     crossOriginEmbedderPolicy: false,
   });
+  // On the reply, not the raw response: an answer sent whole (most proxied ones, cache hits,
+  // errors) then goes out through one writeHead with one header object. A single raw setHeader
+  // made Node take every header of the answer through setHeader as well (issue 18's allocation
+  // profile: ~3 KB per request). Hijacked answers copy the reply's headers themselves
+  // (src/ws/events.ts, mcp/server/http.ts).
   app.addHook('onRequest', (_request, reply, done) => {
-    const raw = reply.raw;
-    for (const [name, value] of headers) raw.setHeader(name, value);
+    for (let i = 0; i < headers.length; i++) reply.header(headers[i]![0], headers[i]![1]);
     done();
   });
 
@@ -54,7 +59,7 @@ async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions)
     }
     const length = request.headers['content-length'];
     if (length !== undefined) {
-      const limit = request.routeOptions.config.gatewayRoute?.bodyLimitBytes ?? limits.bodyBytes;
+      const limit = routeOf(request).config.gatewayRoute?.bodyLimitBytes ?? limits.bodyBytes;
       if (Number(length) > limit) throw new GatewayError('GW_REQUEST_BODY_TOO_LARGE', `The body may be at most ${limit} bytes`);
     }
     done();

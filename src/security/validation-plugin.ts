@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
@@ -9,6 +9,7 @@ import { bodyType, inspectBufferedBody, inspectJsonBody, looksBinary, readBody }
 import { InspectionBudget, inspectRequest, type Finding, type InspectionLimits, type InspectOptions } from './detect/index.js';
 import { multipartBoundary, MultipartInspector, type UploadFacts } from './multipart.js';
 import { IGNORE_THREATS, type ThreatSink } from './threat-signals.js';
+import { routeOf } from '../request-route.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -62,7 +63,7 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
 
   // Synchronous: a callback hook, no promise per request.
   app.addHook('onRequest', (request, _reply, done) => {
-    const route = request.routeOptions.config.gatewayRoute;
+    const route = routeOf(request).config.gatewayRoute;
     const options = route && byRoute.get(route);
     if (options === undefined || options.mode === 'off') return done();
     const url = request.url;
@@ -86,8 +87,8 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
     return reject(request.ip, finding);
   };
 
-  app.addHook('preHandler', async (request, reply) => {
-    const route = request.routeOptions.config.gatewayRoute;
+  const inspectBody = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const route = routeOf(request).config.gatewayRoute;
     if (route === undefined) return;
     const options = byRoute.get(route);
     // The body's inspections draw on the budget the request's head started (limits.inspect*).
@@ -96,7 +97,7 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
         ? { ...(options as InspectOptions & { mode: 'strict' | 'text' }), budget: request.inspectionBudget ?? new InspectionBudget(opts.inspection) }
         : undefined;
     // The limit of bodies the gateway holds to inspect: the route's JSON limit (limits.jsonBodyBytes or its own smaller one).
-    const limit = request.routeOptions.bodyLimit;
+    const limit = routeOf(request).bodyLimit;
     const encoding = request.headers['content-encoding'];
 
     // A declared JSON body, buffered by the proxy's parser: parsed on every route, inspected where validation is on.
@@ -157,6 +158,13 @@ async function validationPlugin(app: FastifyInstance, opts: ValidationPluginOpti
     const result = type.kind === 'json' ? inspectJsonBody(read.body, encoding, limit, inspection) : inspectBufferedBody(read.body, type, encoding, limit, inspection);
     if (result.json !== undefined) request.jsonBody = result.json.value;
     if (result.finding !== null) throw refuse(request, result.finding);
+  };
+
+  // A callback hook: most requests carry no body (nothing to inspect or wait for) and pay no
+  // promise; those with one go through inspectBody().
+  app.addHook('preHandler', (request, reply, done) => {
+    if (routeOf(request).config.gatewayRoute === undefined || (request.rawJsonBody === undefined && !forwardsBody(request))) return done();
+    inspectBody(request, reply).then(() => done(), done);
   });
 }
 

@@ -31,7 +31,7 @@ import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
 import { Lifecycle } from './lifecycle.js';
 import { ProbeListener } from './probe-listener.js';
-import { AccessLogController, loggerOptions } from './logger.js';
+import { AccessLogController, logDestination, loggerOptions } from './logger.js';
 import { ClientTimeouts } from './client-timeouts.js';
 import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
 import { MetricsService } from '../admin/metrics-service.js';
@@ -186,7 +186,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   // Slow clients (header, body and send timeouts) and connection caps, on the raw server.
   const clientTimeouts = new ClientTimeouts(config.server, { registry: metrics.registry });
   const app = Fastify({
-    ...(options.logger ? { loggerInstance: options.logger } : { logger: loggerOptions(config) }),
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: { ...loggerOptions(config), stream: logDestination() } }),
     genReqId: (req) => acceptableRequestId(req.headers['x-request-id']) ?? randomUUID(),
     logController: new AccessLogController(config.logging),
     trustProxy: config.server.trustProxy as boolean | string[],

@@ -74,6 +74,8 @@ export async function eventsRoutes(app: FastifyInstance, opts: EventsRouteOption
     const keep = listenerFilter(request);
     const res = reply.raw;
     reply.hijack();
+    // What the stages set on the reply (security headers, CORS) goes out too: hijacked, Fastify does not send it.
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin';
 import type { GatewayConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import { selectProtocol } from './protocols.js';
+import { routeOf } from '../request-route.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -65,10 +66,13 @@ async function websocketPlugin(app: FastifyInstance, opts: WebSocketPluginOption
     },
   });
   const originAllowed = wsOriginPolicy(config);
-  app.addHook('onRequest', async (request) => {
-    if (!request.ws || request.is404) return;
-    if (request.routeOptions.config.websocket !== true) throw new GatewayError('GW_WS_NOT_ENABLED', `${request.routeOptions.url ?? 'This route'} does not accept WebSocket upgrades`);
-    if (!originAllowed(request)) throw new GatewayError('GW_WS_ORIGIN_FORBIDDEN');
+  // A callback hook: every request passes here, and only upgrades have anything to check.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.ws && !request.is404) {
+      if (routeOf(request).config.websocket !== true) throw new GatewayError('GW_WS_NOT_ENABLED', `${routeOf(request).url ?? 'This route'} does not accept WebSocket upgrades`);
+      if (!originAllowed(request)) throw new GatewayError('GW_WS_ORIGIN_FORBIDDEN');
+    }
+    done();
   });
 }
 

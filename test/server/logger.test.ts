@@ -3,7 +3,7 @@ import Fastify from 'fastify';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_REDACTED_QUERY_PARAMS } from '../../src/config/index.js';
-import { AccessLogController, loggerOptions, queryRedactor } from '../../src/server/logger.js';
+import { AccessLogController, BufferedLines, loggerOptions, queryRedactor } from '../../src/server/logger.js';
 
 describe('access log: query redaction', () => {
   const redact = queryRedactor();
@@ -78,5 +78,33 @@ describe('access log: query redaction', () => {
     expect(all).not.toContain('SECRET-TWO');
     expect(lines.find((l) => l.msg === 'request completed')?.url).toBe('/ok?access_token=[redacted]&q=1');
     expect(lines.some((l) => JSON.stringify(l).includes('/boom?api_key=[redacted]'))).toBe(true);
+  });
+});
+
+describe('log destination: buffered lines', () => {
+  it('writes lines together once the buffer is full or when flushed, whole and in order', async () => {
+    const { mkdtempSync, openSync, readFileSync, closeSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const file = join(mkdtempSync(join(tmpdir(), 'ugw-log-')), 'out.log');
+    const fd = openSync(file, 'w');
+    const lines = new BufferedLines(fd, 100);
+    lines.write('{"a":1}\n');
+    lines.write('{"b":"é"}\n');
+    expect(readFileSync(file, 'utf8')).toBe(''); // under the limit: buffered
+    const long = `{"c":"${'x'.repeat(120)}"}\n`;
+    lines.write(long);
+    expect(readFileSync(file, 'utf8')).toBe(`{"a":1}\n{"b":"é"}\n${long}`); // over it: all written at once
+    lines.write('{"d":4}\n');
+    lines.flushSync();
+    lines.flushSync(); // nothing left: no-op
+    expect(readFileSync(file, 'utf8')).toBe(`{"a":1}\n{"b":"é"}\n${long}{"d":4}\n`);
+    closeSync(fd);
+  });
+
+  it('stops writing, without throwing, when its descriptor is unusable', () => {
+    const lines = new BufferedLines(987_654, 1);
+    expect(() => lines.write('{"a":1}\n')).not.toThrow();
+    expect(() => lines.write('{"b":2}\n')).not.toThrow();
   });
 });
