@@ -146,6 +146,16 @@ export async function startBareProxy(upstreamUrl: string, nodeFlags: readonly st
   return { name: 'bare-proxy', url: await printedUrl(child, 'bare-proxy'), pid: child.pid };
 }
 
+/**
+ * The bare WebSocket relay (bench/ws-bare-relay.ts) in front of the same upstream: the
+ * reference row of `npm run bench:ws`. Same priority and V8 flags as the gateway.
+ */
+export async function startBareWsRelay(upstreamUrl: string): Promise<Server> {
+  const script = new URL('./ws-bare-relay.ts', import.meta.url).pathname;
+  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, '--import', 'tsx', script, upstreamUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return { name: 'bare-relay', url: await printedUrl(child, 'bare-relay'), pid: child.pid };
+}
+
 /** Resident set size of a process in MiB (Linux /proc), or null where it cannot be read. */
 export function rssMiB(pid: number | undefined): number | null {
   if (pid === undefined) return null;

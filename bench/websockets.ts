@@ -4,8 +4,10 @@
  * round robin over the connections), each message's echo round trip measured from the
  * send to its echo. The same client measures, in one run and alternating rounds, straight to
  * the stand-in ("direct") and through the gateway (`/v1/twin/ws`, API key on the upgrade);
- * the difference of the p99s is what the gateway adds. Short alternating rounds (6 x 4 s) so that
- * load from other processes on the machine falls on both targets alike. Before the load it also reports the
+ * the difference of the p99s is what the gateway adds. A third target, a bare `ws` relay
+ * (bench/ws-bare-relay.ts), shows what any Node relay adds on the same machine (a third process,
+ * two more socket hops, its own GC), as the bare-proxy column does for HTTP. Short alternating
+ * rounds (6 x 4 s) so that load from other processes on the machine falls on all targets alike. Before the load it also reports the
  * gateway's memory per idle connection: its RSS with N idle proxied connections open minus
  * before, divided by N (each proxied connection is two sockets in the gateway: the client's
  * and the upstream's).
@@ -15,14 +17,14 @@ import { cpus, loadavg, setPriority } from 'node:os';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { atFixedRate, positiveOption, scrapeRuntime } from './load.js';
-import { startGateway, startStandIn, stopAll, SUPPORTING_PROCESS_NICE } from './servers.js';
+import { startBareWsRelay, startGateway, startStandIn, stopAll, SUPPORTING_PROCESS_NICE } from './servers.js';
 
 const HELP = `usage: npm run bench:ws -- [options]    (each option can also come from its BENCH_WS_* variable)
 
   --connections <n>  concurrent WebSocket connections per target   BENCH_WS_CONNECTIONS  1000
   --rate <n>         messages per second in total (open loop)     BENCH_WS_RATE         1000
   --duration <s>     measured seconds per round and target        BENCH_WS_DURATION     4
-  --rounds <n>       rounds (direct, then gateway, each round)     BENCH_WS_ROUNDS       6
+  --rounds <n>       rounds (direct, bare relay, gateway, each)    BENCH_WS_ROUNDS       6
   --help
 `;
 
@@ -132,7 +134,9 @@ async function main(): Promise<void> {
   });
   // This process is the load generator: like the bench's other generators it yields the CPU to the gateway.
   setPriority(process.pid, SUPPORTING_PROCESS_NICE);
+  const bareRelay = await startBareWsRelay(standIn.url);
   const directUrl = `${standIn.url.replace('http', 'ws')}/v1/twin/ws`;
+  const bareUrl = `${bareRelay.url.replace('http', 'ws')}/v1/twin/ws`;
   const gatewayUrl = `${gateway.url.replace('http', 'ws')}/v1/twin/ws`;
   const auth = { 'x-api-key': gateway.apiKey };
 
@@ -143,18 +147,20 @@ async function main(): Promise<void> {
   await sleep(3000); // idle: let allocation settle
   const rssIdle = rssOf(gateway.pid);
   const direct = await openAll(directUrl, opts.connections, {});
+  const viaBare = await openAll(bareUrl, opts.connections, {});
 
-  const latencies: Record<'direct' | 'gateway', number[]> = { direct: [], gateway: [] };
-  const counts = { direct: { sent: 0, echoed: 0 }, gateway: { sent: 0, echoed: 0 } };
+  const latencies: Record<'direct' | 'bare-relay' | 'gateway', number[]> = { direct: [], 'bare-relay': [], gateway: [] };
+  const counts = { direct: { sent: 0, echoed: 0 }, 'bare-relay': { sent: 0, echoed: 0 }, gateway: { sent: 0, echoed: 0 } };
   let gatewayCpuMs = 0;
   let loopP99Max = 0;
   let loopMax = 0;
   let gcSeconds = 0;
   // Warm-up (unmeasured), then alternating rounds so drift hits both targets alike.
   await measure('warm-d', direct, opts.rate, 2, []);
+  await measure('warm-b', viaBare, opts.rate, 2, []);
   await measure('warm-g', viaGateway, opts.rate, 2, []);
   for (let round = 1; round <= opts.rounds; round++) {
-    for (const [name, sockets] of [['direct', direct], ['gateway', viaGateway]] as const) {
+    for (const [name, sockets] of [['direct', direct], ['bare-relay', viaBare], ['gateway', viaGateway]] as const) {
       process.stderr.write(`round ${round}: ${name}, ${opts.rate} msg/s over ${sockets.length} connections for ${opts.duration} s\n`);
       const cpuBefore = cpuMsOf(gateway.pid);
       const runtimeBefore = name === 'gateway' ? await scrapeRuntime(gateway.url) : null; // also resets the event-loop histogram
@@ -173,25 +179,27 @@ async function main(): Promise<void> {
     }
   }
   const d = summary('direct', counts.direct.sent, counts.direct.echoed, latencies.direct);
+  const b = summary('bare-relay', counts['bare-relay'].sent, counts['bare-relay'].echoed, latencies['bare-relay']);
   const g = summary('gateway', counts.gateway.sent, counts.gateway.echoed, latencies.gateway);
   const perConnection = (rssIdle - rssBefore) / opts.connections;
 
-  const line = (r: Result) => `${r.target.padEnd(8)} ${String(r.sent).padStart(7)} ${String(r.echoed).padStart(7)} ${String(r.p50).padStart(8)} ${String(r.p90).padStart(8)} ${String(r.p99).padStart(8)} ${String(r.max).padStart(8)}`;
+  const line = (r: Result) => `${r.target.padEnd(10)} ${String(r.sent).padStart(7)} ${String(r.echoed).padStart(7)} ${String(r.p50).padStart(8)} ${String(r.p90).padStart(8)} ${String(r.p99).padStart(8)} ${String(r.max).padStart(8)}`;
   process.stdout.write(
     [
       `WebSocket echo round trip: ${opts.connections} connections per target, ${opts.rate} msg/s in total, ${opts.rounds} x ${opts.duration} s per target`,
-      `target      sent  echoed  p50 ms   p90 ms   p99 ms   max ms`,
+      `target        sent  echoed  p50 ms   p90 ms   p99 ms   max ms`,
       line(d),
+      line(b),
       line(g),
-      `gateway adds at p99: ${ms(g.p99 - d.p99)} ms (p50: ${ms(g.p50 - d.p50)} ms)`,
+      `gateway adds at p99: ${ms(g.p99 - d.p99)} ms (p50: ${ms(g.p50 - d.p50)} ms); a bare ws relay adds ${ms(b.p99 - d.p99)} ms (p50: ${ms(b.p50 - d.p50)} ms)`,
       `gateway CPU while relaying: ${ms(gatewayCpuMs / (opts.rounds * opts.duration) / 10)}% of one core (${ms((gatewayCpuMs * 1000) / Math.max(1, counts.gateway.sent))} µs per echoed message, both directions); load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`,
       `gateway event loop while relaying: delay p99 up to ${ms(loopP99Max)} ms, max ${ms(loopMax)} ms (per round); GC ${ms(gcSeconds * 1000)} ms in ${opts.rounds * opts.duration} s`,
       `gateway memory per idle proxied connection: ${(perConnection / 1024).toFixed(1)} KiB (RSS ${(rssBefore / 1048576).toFixed(1)} MiB -> ${(rssIdle / 1048576).toFixed(1)} MiB with ${opts.connections} idle connections)`,
       '',
     ].join('\n'),
   );
-  for (const ws of [...direct, ...viaGateway]) ws.terminate();
-  const failed = d.echoed < d.sent || g.echoed < g.sent;
+  for (const ws of [...direct, ...viaBare, ...viaGateway]) ws.terminate();
+  const failed = d.echoed < d.sent || b.echoed < b.sent || g.echoed < g.sent;
   await stopAll();
   process.exit(failed ? 1 : 0);
 }

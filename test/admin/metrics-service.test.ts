@@ -1,3 +1,4 @@
+import { Gauge } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { histogramQuantile, MetricsService, UnknownMetricError } from '../../src/admin/metrics-service.js';
 import { createMetrics } from '../../src/metrics/registry.js';
@@ -63,5 +64,25 @@ describe('MetricsService', () => {
     const res = await service.queryMetric({ name: 'gateway_circuit_breaker_state', labels: { service: 'twin' } });
     expect(res.series).toEqual([{ labels: { service: 'twin' }, value: 2 }]);
     await expect(service.queryMetric({ name: 'gateway_nope' })).rejects.toBeInstanceOf(UnknownMetricError);
+  });
+
+  it('samples only the metrics it summarises: collectors of other metrics (process_open_fds, active handles: O(open sockets)) are not run', async () => {
+    const { metrics, service, record } = setup();
+    let collected = 0;
+    new Gauge({
+      name: 'test_expensive_collector',
+      help: 'counts its collections',
+      registers: [metrics.registry],
+      collect() {
+        collected += 1;
+      },
+    });
+    await service.sample();
+    record('/v1/twin/*', '200', 0.02, 3);
+    const summary = await service.summary({ minutes: 1 });
+    expect(summary.routes.find((r) => r.endpoint === '/v1/twin/*')?.requests).toBe(3);
+    expect(collected).toBe(0);
+    await service.queryMetric({ name: 'test_expensive_collector' });
+    expect(collected).toBe(1);
   });
 });
