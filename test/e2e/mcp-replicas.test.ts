@@ -146,6 +146,7 @@ describeWithRedis('MCP on two replicas sharing Redis, both protocol eras', () =>
     });
     expect(batch.status).toBe(400);
     expect(batch.json()).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32600, data: { code: 'GW_MCP_BATCH_UNSUPPORTED' } } });
+    await a.logMark(); // a line that would be there has arrived by now (the log is buffered)
     expect(a.logs.some((l) => (l.audit as { tool?: string } | undefined)?.tool === 'shift_traffic' && JSON.stringify(l).includes('batched'))).toBe(false);
 
     // Cancelled by the client right after sending: whether the answer was already on its way

@@ -73,8 +73,8 @@ async function weightsOf(c: McpTestClient, route = 'canary-twin'): Promise<{ sta
 
 type Audit = { tool: string; principal: string; argsHash: string; result: string };
 /** The `ended` audit lines (one per call, with its result; an `arrived` line came first). */
-const audits = (gw: GatewayProcess): Audit[] =>
-  gw.logs.filter((l: LogLine) => l.msg === 'mcp tool call ended' && typeof l.audit === 'object' && l.audit !== null).map((l) => l.audit as Audit);
+const audits = (gw: GatewayProcess, from = 0): Audit[] =>
+  gw.logs.slice(from).filter((l: LogLine) => l.msg === 'mcp tool call ended' && typeof l.audit === 'object' && l.audit !== null).map((l) => l.audit as Audit);
 
 /** Waits for the audit line of the `n`-th call (1-based) of `tool` by `principal`. */
 async function auditOf(gw: GatewayProcess, tool: string, principal: string, n = 1, timeoutMs = 5000): Promise<Audit> {
@@ -637,8 +637,10 @@ describe('/mcp with requireMfaForAdmin and mcp.allowedOrigins', () => {
         init: await mcpRequestCount(gw, { method: 'initialize', tool: '', status: 'ok' }),
         shiftRefused: await mcpRequestCount(gw, { method: 'tools/call', tool: 'shift_traffic', status: 'tool_error' }),
       };
-      const auditsBefore = audits(gw).length;
-      const arrivedBefore = gw.logs.filter((l) => l.msg === 'mcp tool call').length;
+      // Lines of the tests before this one may still be in the gateway's log buffer: count from a mark.
+      const mark = await gw.logMark();
+      const auditsBefore = audits(gw, mark).length;
+      const arrivedBefore = gw.logs.slice(mark).filter((l) => l.msg === 'mcp tool call').length;
 
       const a = await connectMcp(gw.url, admin);
       const routes = await a.client.callTool({ name: 'list_routes', arguments: {} });
@@ -651,8 +653,8 @@ describe('/mcp with requireMfaForAdmin and mcp.allowedOrigins', () => {
       await a.client.callTool({ name: 'unblock_client', arguments: { client: secretClient } });
       await a.client.close();
 
-      await gw.waitForLog((l) => (l.audit as Audit | undefined)?.tool === 'unblock_client' && audits(gw).length >= auditsBefore + 5, 5000);
-      const lines = audits(gw).slice(auditsBefore);
+      await gw.waitForLog((l) => (l.audit as Audit | undefined)?.tool === 'unblock_client' && audits(gw, mark).length >= auditsBefore + 5, 5000);
+      const lines = audits(gw, mark).slice(auditsBefore);
       expect(lines.map((l) => [l.tool, l.result])).toEqual([
         ['list_routes', 'ok'],
         ['shift_traffic', 'refused'],
@@ -661,7 +663,7 @@ describe('/mcp with requireMfaForAdmin and mcp.allowedOrigins', () => {
         ['unblock_client', 'refused'],
       ]);
       // Each call has an `arrived` line (written before the tool runs) and an `ended` one, tied by `call`.
-      const arrived = gw.logs.filter((l) => l.msg === 'mcp tool call').map((l) => l.audit as Audit & { call: string; phase: string });
+      const arrived = gw.logs.slice(mark).filter((l) => l.msg === 'mcp tool call').map((l) => l.audit as Audit & { call: string; phase: string });
       expect(arrived.length - arrivedBefore).toBeGreaterThanOrEqual(5);
       for (const l of lines) {
         expect(Object.keys(l).sort()).toEqual(['argsHash', 'call', 'durationMs', 'era', 'phase', 'principal', 'result', 'tool']);

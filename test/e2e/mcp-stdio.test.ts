@@ -117,7 +117,7 @@ describe('unified-gateway mcp', () => {
     const routes = (res.structuredContent as { routes?: unknown[] }).routes;
     expect(Array.isArray(routes) && routes.length).toBeGreaterThan(0);
 
-    const since = gw.logs.length;
+    const since = await gw.logMark();
     await b.client.close();
     expect(await b.exited()).toEqual({ code: 0, signal: null });
     // The bridge said goodbye to the gateway (DELETE /mcp) before exiting.
@@ -133,7 +133,7 @@ describe('unified-gateway mcp', () => {
     const b = bridge(['--url', `${gw.url}/`], { GATEWAY_API_KEY: E2E_API_KEY });
     await connect(b);
     expect((await b.client.listTools()).tools.length).toBeGreaterThan(0);
-    const since = gw.logs.length;
+    const since = await gw.logMark();
     process.kill(b.pid(), 'SIGTERM');
     expect(await b.exited()).toEqual({ code: 0, signal: null });
     expect((await waitFor(requestLog('DELETE', since), 3000, 'DELETE /mcp in the gateway log')).status).toBe(200);
@@ -252,6 +252,7 @@ describe('unified-gateway mcp speaks both protocol eras', () => {
     // The gateway served them as 2026-07-28 requests: no session was opened, no GET stream.
     const audit = await waitFor(() => split.logs.find((l) => l.msg === 'mcp tool call ended'), 3000, 'the audit line');
     expect(audit.audit).toMatchObject({ tool: 'list_routes', era: 'modern', result: 'ok' });
+    await split.logMark(); // a line that would be there has arrived by now (the log is buffered)
     expect(split.logs.some((l) => l.msg === 'request completed' && (l.method === 'GET' || l.method === 'DELETE') && l.url === '/mcp')).toBe(false);
 
     const updates: string[] = [];

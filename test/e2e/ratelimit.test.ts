@@ -129,6 +129,7 @@ state: { commandTimeoutMs: 1000 }
     expect(await metric(a, 'gateway_state_store_fallbacks_total')).toBeGreaterThan(0);
     for (const gw of [a, b]) {
       // Logged once for the change, not per request.
+      await gw.logMark(); // every line written so far has arrived (the log is buffered)
       expect(gw.logs.filter((l) => l.msg === 'state store unreachable: falling back to per-replica limits until it is back')).toHaveLength(1);
     }
 
@@ -137,6 +138,7 @@ state: { commandTimeoutMs: 1000 }
     const shared = await pool(300, 60, (i) => as(i % 2 ? a : b, `192.0.2.${100 + (i % 50)}`, KEYS[7]!));
     expect(shared.filter((r) => r.status === 200)).toHaveLength(100);
     for (const gw of [a, b]) {
+      await gw.logMark();
       expect(gw.logs.filter((l) => l.msg === 'state store reachable: rate limits and blocks are shared across replicas')).toHaveLength(2);
     }
   });

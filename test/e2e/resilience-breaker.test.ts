@@ -83,6 +83,7 @@ describe('circuit breakers', () => {
     const health = (await call(`${gw.url}/healthz`)).json();
     expect(health.breakers.twin.state).toBe('open');
     expect(health.breakers.twin.hosts[0]).toMatchObject({ origin: twin.url, state: 'open' });
+    await gw.logMark(); // every line written so far has arrived (the log is buffered)
     expect(gw.logs.filter((l) => l.msg === 'circuit breaker opened' && l.service === 'twin')).toHaveLength(1);
 
     // After the reset timeout (1.5 s): half-open, one trial request, closed by its success.

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -53,6 +54,12 @@ export interface GatewayProcess {
   /** Resolves when the process has exited. */
   readonly exited: Promise<ExitInfo>;
   waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /**
+   * The position in `logs` after every line the gateway has written so far. Log lines are
+   * buffered (up to 100 ms: BufferedLines in src/server/logger.ts), so `logs.length` can be taken before an
+   * earlier request's lines arrive; a marker request's own access-log line comes after them.
+   */
+  logMark(): Promise<number>;
   /** Send a signal and wait for the exit (SIGKILL after `killAfterMs`). */
   stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<ExitInfo>;
 }
@@ -294,6 +301,12 @@ export async function startGateway(options: StartOptions = {}): Promise<GatewayP
     stderr: () => stderr,
     exited,
     waitForLog,
+    logMark: async () => {
+      const mark = `log-mark-${randomUUID()}`;
+      await (await fetch(`${url}/livez?${mark}`)).arrayBuffer();
+      const line = await waitForLog((l) => typeof l.url === 'string' && l.url.includes(mark));
+      return logs.indexOf(line) + 1;
+    },
     stop: (signal = 'SIGTERM', killAfterMs = 5000) => stopChild(child, signal, killAfterMs),
   };
 }
