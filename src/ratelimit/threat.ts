@@ -3,6 +3,7 @@ import type { RateLimitConfig } from '../config/index.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
 import type { ThreatSignal, ThreatSink } from '../security/threat-signals.js';
 import { decayed } from '../state/memory.js';
+import { parseStored } from '../state/parse.js';
 import type { StoreLogger } from '../state/redis.js';
 import type { StateStore, StoreMessage } from '../state/store.js';
 import { clientKey } from './client-key.js';
@@ -369,14 +370,7 @@ export class ThreatDetector implements ThreatSink {
 
 /** A block as stored (JSON text), or undefined when it is not one. */
 function parseInfo(value: unknown): BlockInfo | undefined {
-  let v = value;
-  if (typeof v === 'string') {
-    try {
-      v = JSON.parse(v);
-    } catch {
-      return undefined;
-    }
-  }
-  const parsed = blockInfoSchema.safeParse(v);
+  if (typeof value === 'string') return parseStored(blockInfoSchema, value);
+  const parsed = blockInfoSchema.safeParse(value);
   return parsed.success ? parsed.data : undefined;
 }
