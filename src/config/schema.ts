@@ -155,6 +155,7 @@ export type MigrationConfig = GatewayConfig['migration'];
 export type LegacyEndpoint = GatewayConfig['legacy'][number];
 /** Event-loop / heap pressure watched for /readyz (src/health/pressure.ts). */
 export type PressureConfig = GatewayConfig['server']['pressure'];
+export type IdleHeapReclaimConfig = GatewayConfig['server']['idleHeapReclaim'];
 /** Client timeouts and connection caps (src/server/client-timeouts.ts, connection-guard.ts). */
 export type ClientConnectionsConfig = Pick<
   GatewayConfig['server'],

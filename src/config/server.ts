@@ -70,6 +70,21 @@ export const serverFileSchema = z
         sustainedSamples: z.number().int().min(1).max(1000).default(5),
       })
       .prefault({}),
+    // --- the heap a load left behind, given back once idle (src/server/idle-heap-reclaim.ts; issue 18) ---
+    /**
+     * When the event loop was nearly idle for a whole check interval and V8's committed heap has
+     * grown by minHeapGrowthBytes since the last such GC, ask V8 for one full GC in the background
+     * (V8's own memory reducer does not, after a load: see the module).
+     */
+    idleHeapReclaim: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        checkIntervalMs: z.number().int().min(100).max(600_000).default(5000),
+        /** Event-loop utilization (0-1) over the interval at or under which the gateway counts as idle. */
+        maxEventLoopUtilization: z.number().min(0).max(1).default(0.05),
+        minHeapGrowthBytes: z.number().int().min(0).default(32 * 1024 * 1024),
+      })
+      .prefault({}),
   })
   .refine(
     (s) => s.requestTimeoutMs === 0 || s.requestTimeoutMs >= s.clientHeaderTimeoutMs,

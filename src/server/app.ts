@@ -29,6 +29,7 @@ import type { TokenIssuer } from '../auth/token-issuer.js';
 import { createClientErrorHandler } from '../security/client-errors.js';
 import securityPlugin from '../security/plugin.js';
 import validationPlugin from '../security/validation-plugin.js';
+import { IdleHeapReclaimer } from './idle-heap-reclaim.js';
 import { Lifecycle } from './lifecycle.js';
 import { ProbeListener } from './probe-listener.js';
 import { AccessLogController, logDestination, loggerOptions } from './logger.js';
@@ -423,6 +424,8 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
   });
   // Sustained event-loop / heap pressure: only /readyz reflects it (src/health/pressure.ts).
   const pressure = new PressureMonitor(config.server.pressure, { log: app.log.child({ component: 'pressure' }) });
+  // The heap a load grew, given back once the gateway is idle (src/server/idle-heap-reclaim.ts).
+  const idleHeap = new IdleHeapReclaimer(config.server.idleHeapReclaim, { log: app.log.child({ component: 'memory' }), registry: metrics.registry });
   await app.register(healthRoutes, {
     prober,
     metrics,
@@ -626,6 +629,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
         }
         await lifecycle.start('health prober', prober, { start: (p) => p.start(), close: (p) => p.stop() });
         await lifecycle.start('pressure monitor', pressure, { start: (p) => p.start(), close: (p) => p.stop() });
+        await lifecycle.start('idle heap reclaim', idleHeap, { start: (r) => r.start(), close: (r) => r.stop() });
         if (probeListener !== undefined) {
           await lifecycle.start('probe listener', probeListener, { start: (p) => p.start(), close: (p) => p.stop() });
           app.log.info({ url: probeListener.url }, 'probe listener (/livez, /readyz, /healthz) listening');

@@ -1,0 +1,64 @@
+import { request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cleanup, E2E_API_KEY, startGateway } from '../helpers/gateway.js';
+import { parsePrometheusText } from '../helpers/prometheus.js';
+import { standIn } from '../helpers/upstreams.js';
+
+/*
+ * Issue 18, "back near idle once the load stops": a gateway whose heap grew under load asks V8
+ * for a full GC once its event loop goes idle, and V8's committed heap shrinks below the peak.
+ */
+
+afterAll(cleanup);
+
+const MiB = 1024 * 1024;
+
+async function scrape(url: string): Promise<{ committed: number; reclaims: number }> {
+  const res = await request(`${url}/metrics`);
+  const families = parsePrometheusText(await res.body.text());
+  const one = (name: string) => families.get(name)?.samples[0]?.value ?? Number.NaN;
+  return { committed: one('nodejs_heap_size_total_bytes'), reclaims: one('gateway_idle_heap_reclaims_total') };
+}
+
+describe('idle heap reclaim', () => {
+  it('gives the heap a load grew back once the gateway is idle', async () => {
+    const twin = await standIn('twin');
+    const gw = await startGateway({
+      env: { TWIN_SERVICE_URL: twin.url },
+      yaml: 'server:\n  idleHeapReclaim:\n    checkIntervalMs: 300\n    minHeapGrowthBytes: 4194304\n',
+    });
+    const before = await scrape(gw.url);
+    expect(before.reclaims).toBe(0);
+
+    // Load until V8 has committed 8 MiB more heap than before (JSON bodies that are parsed and inspected).
+    const body = JSON.stringify({ notes: Array.from({ length: 400 }, (_, i) => ({ id: i, text: `note ${i} about the garden and the weather` })) });
+    let peak = before.committed;
+    const until = Date.now() + 60_000;
+    while (peak < before.committed + 8 * MiB && Date.now() < until) {
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          for (let i = 0; i < 20; i += 1) {
+            const res = await request(`${gw.url}/v1/twin/notes`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-api-key': E2E_API_KEY } });
+            await res.body.dump();
+            expect(res.statusCode).toBe(200);
+          }
+        }),
+      );
+      peak = Math.max(peak, (await scrape(gw.url)).committed);
+    }
+    expect(peak, 'the load grew the committed heap by 8 MiB').toBeGreaterThanOrEqual(before.committed + 8 * MiB);
+
+    // Idle now: the reclaimer asks for a GC and the committed heap falls below the peak.
+    const line = await gw.waitForLog((l) => l.msg === 'idle after load: asked V8 for a full GC to give the grown heap back', 20_000);
+    expect(line.component).toBe('memory');
+    expect(line.grownBytes).toBeGreaterThanOrEqual(4 * MiB);
+    let after = await scrape(gw.url);
+    const settleUntil = Date.now() + 20_000;
+    while (after.committed >= peak - 4 * MiB && Date.now() < settleUntil) {
+      await new Promise((r) => setTimeout(r, 250));
+      after = await scrape(gw.url);
+    }
+    expect(after.reclaims).toBeGreaterThanOrEqual(1);
+    expect(after.committed, `committed heap after the reclaim (peak ${peak})`).toBeLessThan(peak - 4 * MiB);
+  }, 120_000);
+});

@@ -1,0 +1,87 @@
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { IdleHeapReclaimer, v8Gc } from '../../src/server/idle-heap-reclaim.js';
+
+const MiB = 1024 * 1024;
+const config = { enabled: true, checkIntervalMs: 5000, maxEventLoopUtilization: 0.05, minHeapGrowthBytes: 32 * MiB };
+
+/** A reclaimer whose event-loop utilization and committed heap the test sets before each check. */
+function harness(overrides: Partial<typeof config> = {}) {
+  const state = { utilization: 0, committed: 60 * MiB };
+  const gcs: unknown[] = [];
+  const registry = new Registry();
+  const reclaimer = new IdleHeapReclaimer(
+    { ...config, ...overrides },
+    {
+      registry,
+      // The interval's utilization is what the test set; a call without `previous` is the "now" mark.
+      utilization: (previous?: EventLoopUtilization) => ({ idle: 0, active: 0, utilization: previous === undefined ? 0 : state.utilization }),
+      heapCommitted: () => state.committed,
+      gc: (options) => gcs.push(options),
+    },
+  );
+  reclaimer.start();
+  const count = async () => (await registry.getSingleMetric('gateway_idle_heap_reclaims_total')!.get()).values[0]?.value ?? 0;
+  return { state, gcs, reclaimer, count };
+}
+
+describe('IdleHeapReclaimer', () => {
+  it('asks for one background full GC when the loop goes idle with a heap grown under load, not while busy', async () => {
+    const { state, gcs, reclaimer, count } = harness();
+    try {
+      state.utilization = 0.9; // under load, the heap grows: V8 decides, not us
+      state.committed = 220 * MiB;
+      expect(reclaimer.check()).toBe(false);
+      state.utilization = 0.01; // the load stopped
+      expect(reclaimer.check()).toBe(true);
+      expect(gcs).toEqual([{ type: 'major', execution: 'async' }]);
+      expect(await count()).toBe(1);
+      // The GC gave the heap back; idle checks after it do nothing more.
+      state.committed = 62 * MiB;
+      expect(reclaimer.check()).toBe(false);
+      expect(reclaimer.check()).toBe(false);
+      expect(gcs).toHaveLength(1);
+      // The next load and idle period: growth is measured from the shrunk heap.
+      state.utilization = 0.8;
+      state.committed = 62 * MiB + 40 * MiB;
+      expect(reclaimer.check()).toBe(false);
+      state.utilization = 0.02;
+      expect(reclaimer.check()).toBe(true);
+      expect(gcs).toHaveLength(2);
+    } finally {
+      reclaimer.stop();
+    }
+  });
+
+  it('leaves a heap that grew less than minHeapGrowthBytes, and an idle loop whose heap did not grow, alone', () => {
+    const { state, gcs, reclaimer } = harness();
+    try {
+      state.utilization = 0;
+      expect(reclaimer.check()).toBe(false); // idle from the start: nothing to give back
+      state.committed = 60 * MiB + 31 * MiB;
+      expect(reclaimer.check()).toBe(false);
+      state.committed = 60 * MiB + 32 * MiB;
+      state.utilization = 0.051; // just over the idle threshold: still busy
+      expect(reclaimer.check()).toBe(false);
+      expect(gcs).toHaveLength(0);
+    } finally {
+      reclaimer.stop();
+    }
+  });
+
+  it('does nothing when disabled', () => {
+    const gcs: unknown[] = [];
+    const reclaimer = new IdleHeapReclaimer({ ...config, enabled: false }, { gc: (o) => gcs.push(o) });
+    reclaimer.start();
+    reclaimer.stop();
+    expect(gcs).toHaveLength(0);
+  });
+
+  it("obtains V8's gc function without putting one on the gateway's global scope", () => {
+    const hadGlobal = typeof (globalThis as { gc?: unknown }).gc === 'function';
+    const gc = v8Gc();
+    expect(typeof gc).toBe('function');
+    expect(typeof (globalThis as { gc?: unknown }).gc === 'function').toBe(hadGlobal);
+  });
+});
