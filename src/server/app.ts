@@ -69,7 +69,6 @@ import type { MigrationBaseline } from '../migration/gates.js';
 import type { MigrationTracker } from '../migration/tracker.js';
 import { MigrationsService } from '../admin/migrations-service.js';
 import { migrationRoutes } from '../admin/migrations-routes.js';
-import { OctokitTracker } from '../../mcp/integrations/github/octokit.js';
 import { McpGithubTracker } from '../../mcp/integrations/github/mcp-tracker.js';
 
 export interface Gateway {
@@ -120,12 +119,12 @@ export interface BuildOptions {
 }
 
 /** The configured GitHub tracker of migrations, if any (docs/operations.md, "GitHub tracking"). */
-function migrationTracker(
+async function migrationTracker(
   config: GatewayConfig,
   given: MigrationTracker | undefined,
   caller: UpstreamToolCaller,
   log: { warn(obj: object, msg: string): void },
-): MigrationTracker | undefined {
+): Promise<MigrationTracker | undefined> {
   if (given !== undefined) return given;
   const t = config.migration.tracking;
   if (t.backend === 'none') return undefined;
@@ -134,7 +133,11 @@ function migrationTracker(
     return undefined;
   }
   const common = { repo: t.repo, ...(t.configRepo !== undefined ? { configRepo: t.configRepo } : {}), baseBranch: t.baseBranch };
-  if (t.backend === 'octokit') return new OctokitTracker({ ...common, baseUrl: t.baseUrl, ...('token' in t && t.token !== undefined ? { token: t.token } : {}), log });
+  if (t.backend === 'octokit') {
+    // Loaded only when configured: Octokit and its plugins are heap every other gateway would carry.
+    const { OctokitTracker } = await import('../../mcp/integrations/github/octokit.js');
+    return new OctokitTracker({ ...common, baseUrl: t.baseUrl, ...('token' in t && t.token !== undefined ? { token: t.token } : {}), log });
+  }
   // The federated GitHub MCP server (mcp.servers.<mcpServer>, e.g. the github preset) through the pool.
   return new McpGithubTracker(caller, { ...common, server: t.mcpServer });
 }
@@ -319,7 +322,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
     close: (s) => s.close(),
   });
   // The GitHub tracker of migrations and model promotions (one, when configured).
-  const tracker = migrationTracker(config, options.tracker, mcpCaller, app.log.child({ component: 'migration' }));
+  const tracker = await migrationTracker(config, options.tracker, mcpCaller, app.log.child({ component: 'migration' }));
   const migrationController = await lifecycle.start(
     'migration controller',
     new MigrationController({
