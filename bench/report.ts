@@ -58,7 +58,21 @@ export interface Report {
   readonly nginxSkipped: string | null;
   readonly ratios: { gatewayToDirect: Ratio; gatewayToBareProxy: Ratio; gatewayToNginx: Ratio | null; cachedToGateway: Ratio; workersToGateway: Ratio | null };
   /** The same paced client at a fixed rate straight at the upstream and through the gateway. */
-  readonly addedLatency: { rate: number; direct: TargetResult; gateway: TargetResult; addedP50Ms: number; addedP99Ms: number; targetP99Ms: number };
+  readonly addedLatency: {
+    rate: number;
+    /** Alternating rounds (direct, bare proxy, gateway); each figure is the median over them. */
+    rounds: number;
+    direct: TargetResult;
+    /** The bare @fastify/http-proxy at the same rate: what any Node proxy adds on this machine. */
+    bare: TargetResult;
+    gateway: TargetResult;
+    addedP50Ms: number;
+    addedP99Ms: number;
+    bareAddedP99Ms: number;
+    /** p99 of each round, per target, in round order. */
+    perRound: { direct: number[]; bare: number[]; gateway: number[] };
+    targetP99Ms: number;
+  };
   /** The gateway process: idle, near the end of the soak at saturation, and after it settled. */
   readonly memory: { idle: MemorySample; saturated: MemorySample; peakRssMiB: number | null; after: MemorySample; targetRssMiB: number };
   /** MCP tools/call round trips (bench/mcp.ts, MCP_CALLS). */
@@ -93,6 +107,28 @@ export function targetResult(url: string, r: AutocannonResult): TargetResult {
 }
 
 /** A paced open-loop run (bench/paced-load.ts) in the shape of a target's result. */
+/** Rounds of one target as one result: the median of their rates and percentiles, their counts summed. */
+export function medianOfRounds(rounds: readonly TargetResult[]): TargetResult {
+  const median = (pick: (r: TargetResult) => number) => {
+    const sorted = rounds.map(pick).sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid]! : round((sorted[mid - 1]! + sorted[mid]!) / 2, 2);
+  };
+  const sum = (pick: (r: TargetResult) => number) => rounds.reduce((n, r) => n + pick(r), 0);
+  return {
+    url: rounds[0]!.url,
+    rps: median((r) => r.rps),
+    p50: median((r) => r.p50),
+    p99: median((r) => r.p99),
+    max: Math.max(...rounds.map((r) => r.max)),
+    requests: sum((r) => r.requests),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    non2xx: sum((r) => r.non2xx),
+    statusCodes: {},
+  };
+}
+
 export function pacedResult(url: string, r: ProbeResult, durationSec: number): TargetResult {
   return {
     url,
@@ -197,8 +233,12 @@ export function renderText(report: Report): string {
   lines.push('');
   const a = report.addedLatency;
   lines.push(
-    `at ${a.rate} req/s (paced): upstream alone p50 ${fmt(a.direct.p50, 2)} / p99 ${fmt(a.direct.p99, 2)} ms; ` +
+    `at ${a.rate} req/s (paced, median of ${a.rounds} alternating rounds): upstream alone p50 ${fmt(a.direct.p50, 2)} / p99 ${fmt(a.direct.p99, 2)} ms; ` +
       `through the gateway p50 ${fmt(a.gateway.p50, 2)} / p99 ${fmt(a.gateway.p99, 2)} ms; added p50 ${fmt(a.addedP50Ms, 2)} / p99 ${fmt(a.addedP99Ms, 2)} ms`,
+  );
+  lines.push(
+    `  the bare proxy at the same rate: p50 ${fmt(a.bare.p50, 2)} / p99 ${fmt(a.bare.p99, 2)} ms, adds ${fmt(a.bareAddedP99Ms, 2)} ms at p99; ` +
+      `p99 per round: upstream ${a.perRound.direct.map((v) => fmt(v, 2)).join(', ')}; bare ${a.perRound.bare.map((v) => fmt(v, 2)).join(', ')}; gateway ${a.perRound.gateway.map((v) => fmt(v, 2)).join(', ')} ms`,
   );
   // Only meaningful when both runs reached the rate (a client that fell behind measures its own queue).
   const reached = a.direct.rps >= a.rate * 0.9 && a.gateway.rps >= a.rate * 0.9;

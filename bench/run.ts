@@ -11,7 +11,7 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { parseArgs } from 'node:util';
 import { autocannon, findWrk, pacedLoad, probe, scrapeRuntime, wrk, type LoadOptions } from './load.js';
 import { MCP_CALLS, MCP_TABLE_RATE, measureMcp, type McpCallResult } from './mcp.js';
-import { pacedResult, problemOf, ratio, renderText, round, targetResult, type MemorySample, type Report, type TargetResult } from './report.js';
+import { medianOfRounds, pacedResult, problemOf, ratio, renderText, round, targetResult, type MemorySample, type Report, type TargetResult } from './report.js';
 import {
   CACHED_PREFIX,
   findNginx,
@@ -203,7 +203,7 @@ async function main(): Promise<void> {
       idleSec +
       opts.durationSec +
       3 +
-      2 * (opts.durationSec + 1) +
+      3 * 3 * (Math.max(3, Math.round(opts.durationSec / 2)) + 1) +
       (opts.mcp ? opts.durationSec + 5 : 0) +
       opts.soakSec +
       opts.settleSec,
@@ -297,16 +297,25 @@ async function main(): Promise<void> {
     problems.push(`proxy load during healthz phase reached ${Math.round(underLoad.proxy.rps)} req/s of the ${proxyTargetRps} asked`);
   }
 
-  // Added latency: the same paced open-loop client at a fixed rate, straight at the upstream
-  // and through the gateway, one after the other; the difference is what the gateway adds.
-  const fixed: Record<'direct' | 'gateway', TargetResult> = {} as never;
-  for (const [name, server] of [['direct', standIn], ['gateway', gateway]] as const) {
-    const url = `${server.url}${opts.path}`;
-    const r = await phase(`${name}: paced ${opts.fixedRate} req/s`, opts.durationSec, () => pacedLoad(url, opts.fixedRate, opts.durationSec, headers));
-    fixed[name] = pacedResult(url, r, opts.durationSec);
-    const p = problemOf(`${name} at ${opts.fixedRate} req/s`, fixed[name]);
-    if (p) problems.push(p);
+  // Added latency: the same paced open-loop client at a fixed rate, straight at the upstream,
+  // through the bare proxy and through the gateway, in alternating rounds so that load from
+  // other processes falls on all alike (one 10 s window each measured whatever happened on the
+  // machine in it); the median of the rounds' percentiles, and the difference to the upstream
+  // alone is what each proxy adds.
+  const FIXED_ROUNDS = 3;
+  const roundSec = Math.max(3, Math.round(opts.durationSec / 2));
+  const fixedRuns: Record<'direct' | 'bare' | 'gateway', TargetResult[]> = { direct: [], bare: [], gateway: [] };
+  for (let round = 1; round <= FIXED_ROUNDS; round++) {
+    for (const [name, server] of [['direct', standIn], ['bare', bare], ['gateway', gateway]] as const) {
+      const url = `${server.url}${opts.path}`;
+      const r = await phase(`${name}: paced ${opts.fixedRate} req/s (round ${round}/${FIXED_ROUNDS})`, roundSec, () => pacedLoad(url, opts.fixedRate, roundSec, headers));
+      const result = pacedResult(url, r, roundSec);
+      fixedRuns[name].push(result);
+      const p = problemOf(`${name} at ${opts.fixedRate} req/s, round ${round}`, result);
+      if (p) problems.push(p);
+    }
   }
+  const fixed = { direct: medianOfRounds(fixedRuns.direct), bare: medianOfRounds(fixedRuns.bare), gateway: medianOfRounds(fixedRuns.gateway) };
 
   // MCP tools/call round trips (bench/mcp.ts; the federated call is one more entry of MCP_CALLS there).
   const mcp: McpCallResult[] = [];
@@ -413,10 +422,14 @@ async function main(): Promise<void> {
     },
     addedLatency: {
       rate: opts.fixedRate,
+      rounds: FIXED_ROUNDS,
       direct: fixed.direct,
+      bare: fixed.bare,
       gateway: fixed.gateway,
       addedP50Ms: round(fixed.gateway.p50 - fixed.direct.p50, 2),
       addedP99Ms: round(fixed.gateway.p99 - fixed.direct.p99, 2),
+      bareAddedP99Ms: round(fixed.bare.p99 - fixed.direct.p99, 2),
+      perRound: { direct: fixedRuns.direct.map((r) => r.p99), bare: fixedRuns.bare.map((r) => r.p99), gateway: fixedRuns.gateway.map((r) => r.p99) },
       targetP99Ms: ADDED_P99_TARGET_MS,
     },
     memory: { idle: memoryIdle, saturated: memorySaturated, peakRssMiB: memoryPeakRssMiB, after: memoryAfter, targetRssMiB: RSS_TARGET_MIB },
