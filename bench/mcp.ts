@@ -254,11 +254,12 @@ const EVERYTHING = join(require.resolve('@modelcontextprotocol/server-everything
 /** Marks the federated everything server's process in ps (the direct one has no marker). */
 const FEDERATED_MARKER = `bench-federated-${process.pid}`;
 
-function federationYaml(): string {
+/** The gateway config that federates the everything server over stdio (this bench and `npm run bench`'s federated row). */
+export function federationYaml(): string {
   return `mcp:\n  servers:\n    everything:\n      command: ${JSON.stringify(process.execPath)}\n      args: [${JSON.stringify(EVERYTHING)}, stdio, ${JSON.stringify(FEDERATED_MARKER)}]\n`;
 }
 
-interface Latencies {
+export interface Latencies {
   readonly sent: number;
   readonly ok: number;
   readonly errors: number;
@@ -272,7 +273,7 @@ interface Latencies {
  * every path), after `warmup` unmeasured calls each: the latencies of the successes, per path.
  * Measured together, so a busy machine slows both alike and the difference is the gateway's.
  */
-async function paced(opts: ReturnType<typeof options>, paths: ReadonlyArray<() => Promise<string | undefined>>): Promise<Latencies[]> {
+async function paced(opts: FederationOptions, paths: ReadonlyArray<() => Promise<string | undefined>>): Promise<Latencies[]> {
   const firstErrors: Array<string | undefined> = paths.map(() => undefined);
   for (const [i, one] of paths.entries()) {
     for (let n = 0; n < opts.warmup; n++) {
@@ -312,7 +313,16 @@ function echoed(text: string, contentType: string): string | undefined {
   return answer?.result?.isError === true ? undefined : answer?.result?.content?.[0]?.text;
 }
 
-async function federationPhase(gatewayUrl: string, credentials: Record<string, string>, opts: ReturnType<typeof options>): Promise<{ lines: string[]; json: Record<string, unknown> }> {
+/** What the federation phase needs of the options (its own flags, or `npm run bench`'s). */
+export type FederationOptions = Pick<ReturnType<typeof options>, 'rate' | 'durationSec' | 'warmup' | 'sessions'>;
+
+export interface FederationResult {
+  readonly lines: string[];
+  readonly json: { direct: Latencies; federated: Latencies; added: { p50: number; p99: number }; sessions: Record<string, number> };
+}
+
+/** Federated echo against the everything server called directly, then many agent sessions at once. */
+export async function federationPhase(gatewayUrl: string, credentials: Record<string, string>, opts: FederationOptions): Promise<FederationResult> {
   // Wait for the pool to connect the everything server.
   const deadline = Date.now() + 30_000;
   for (;;) {

@@ -1,5 +1,5 @@
 import type { AutocannonResult, ProbeResult } from './load.js';
-import type { McpCallResult } from './mcp.js';
+import type { FederationResult, McpCallResult } from './mcp.js';
 
 /** One target's closed-loop figures, as printed and as written to JSON. */
 export interface TargetResult {
@@ -77,6 +77,8 @@ export interface Report {
   readonly memory: { idle: MemorySample; saturated: MemorySample; peakRssMiB: number | null; after: MemorySample; targetRssMiB: number };
   /** MCP tools/call round trips (bench/mcp.ts, MCP_CALLS). */
   readonly mcp: readonly McpCallResult[];
+  /** A federated tools/call (the everything server's echo through /mcp) against calling that server directly (bench/mcp.ts). */
+  readonly mcpFederated: FederationResult['json'] | null;
   readonly healthzIdle: ProbeResult;
   readonly healthzUnderLoad: HealthzUnderLoad;
   /** Every phase that saw errors, timeouts or non-2xx answers, one line each. */
@@ -107,6 +109,9 @@ export function targetResult(url: string, r: AutocannonResult): TargetResult {
 }
 
 /** A paced open-loop run (bench/paced-load.ts) in the shape of a target's result. */
+/** Calls per second of the federated row (as issue 14's figure: 100 calls/s). */
+export const MCP_FEDERATED_RATE = 100;
+
 /** Rounds of one target as one result: the median of their rates and percentiles, their counts summed. */
 export function medianOfRounds(rounds: readonly TargetResult[]): TargetResult {
   const median = (pick: (r: TargetResult) => number) => {
@@ -256,7 +261,13 @@ export function renderText(report: Report): string {
     lines.push('');
     const mcpRows: string[][] = [['MCP tools/call', 'tool', 'rate/s', 'ok', 'errors', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms']];
     for (const c of report.mcp) mcpRows.push([c.label, c.tool, String(c.rate), String(c.ok), String(c.errors), fmt(c.p50, 2), fmt(c.p90, 2), fmt(c.p99, 2), fmt(c.max, 2)]);
+    const f = report.mcpFederated;
+    if (f !== null) {
+      mcpRows.push(['federated (everything)', 'everything__echo', String(MCP_FEDERATED_RATE), String(f.federated.ok), String(f.federated.errors), fmt(f.federated.p50, 2), '', fmt(f.federated.p99, 2), '']);
+      mcpRows.push(['  same server, direct', 'echo (SDK client)', String(MCP_FEDERATED_RATE), String(f.direct.ok), String(f.direct.errors), fmt(f.direct.p50, 2), '', fmt(f.direct.p99, 2), '']);
+    }
     lines.push(table(mcpRows));
+    if (f !== null) lines.push(`federated tools/call adds p50 ${fmt(f.added.p50, 2)} / p99 ${fmt(f.added.p99, 2)} ms over the direct call (issue 14 target: p99 < 2 ms): ${f.added.p99 < 2 ? 'PASS' : 'FAIL'}`);
   }
   if (report.problems.length > 0) {
     lines.push('');

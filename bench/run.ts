@@ -10,8 +10,8 @@ import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { autocannon, findWrk, pacedLoad, probe, scrapeRuntime, wrk, type LoadOptions } from './load.js';
-import { MCP_CALLS, MCP_TABLE_RATE, measureMcp, type McpCallResult } from './mcp.js';
-import { medianOfRounds, pacedResult, problemOf, ratio, renderText, round, targetResult, type MemorySample, type Report, type TargetResult } from './report.js';
+import { federationPhase, federationYaml, MCP_CALLS, MCP_TABLE_RATE, measureMcp, type FederationResult, type McpCallResult } from './mcp.js';
+import { MCP_FEDERATED_RATE, medianOfRounds, pacedResult, problemOf, ratio, renderText, round, targetResult, type MemorySample, type Report, type TargetResult } from './report.js';
 import {
   CACHED_PREFIX,
   findNginx,
@@ -204,7 +204,7 @@ async function main(): Promise<void> {
       opts.durationSec +
       3 +
       3 * 3 * (Math.max(3, Math.round(opts.durationSec / 2)) + 1) +
-      (opts.mcp ? opts.durationSec + 5 : 0) +
+      (opts.mcp ? 2 * opts.durationSec + 15 : 0) +
       opts.soakSec +
       opts.settleSec,
   );
@@ -328,6 +328,23 @@ async function main(): Promise<void> {
       if (r.errors > 0) problems.push(`mcp ${mcpCall.label}: ${r.errors} errors (${r.firstError ?? ''})`);
     }
   }
+  // A federated tools/call: a gateway of its own federating the everything server (stdio), its
+  // echo through /mcp against the same server called directly, together (bench/mcp.ts).
+  let mcpFederated: FederationResult['json'] | null = null;
+  if (opts.mcp) {
+    mcpFederated = await phase(`mcp: federated tools/call everything__echo at ${MCP_FEDERATED_RATE}/s, and direct`, opts.durationSec + 5, async () => {
+      const federating = await startGateway(standIn.url, opts.logLevel, { yaml: federationYaml() });
+      try {
+        const result = await federationPhase(federating.url, await gatewayCredentials(federating, opts.auth), { rate: MCP_FEDERATED_RATE, durationSec: opts.durationSec, warmup: 300, sessions: 50 });
+        return result.json;
+      } finally {
+        if (federating.pid !== undefined) process.kill(federating.pid, 'SIGINT');
+      }
+    });
+    for (const [name, r] of [['federated', mcpFederated.federated], ['direct', mcpFederated.direct]] as const) {
+      if (r.errors > 0) problems.push(`mcp ${name} echo: ${r.errors} errors (${r.firstError ?? ''})`);
+    }
+  }
 
   // Memory: a minute at saturation, then idle again.
   let memorySaturated: MemorySample = { rssMiB: null, heapUsedMiB: null };
@@ -434,6 +451,7 @@ async function main(): Promise<void> {
     },
     memory: { idle: memoryIdle, saturated: memorySaturated, peakRssMiB: memoryPeakRssMiB, after: memoryAfter, targetRssMiB: RSS_TARGET_MIB },
     mcp,
+    mcpFederated,
     problems,
     phases,
     totalSeconds: round((performance.now() - progress.begun) / 1000, 1),
