@@ -67,6 +67,10 @@ class StoreTimeoutError extends Error {
 /** A command timer that fires this much past its time means the event loop was busy, not Redis slow. */
 const LATE_TIMER_MS = 5;
 const TIMED_OUT = new StoreTimeoutError('state store call timed out');
+/** A cache call while Redis is known to be away (it is not tried). */
+const UNAVAILABLE = new StoreTimeoutError('state store away: cache call not tried');
+/** The Keyv store adapter's calls that reach Redis (src/state/redis.ts, timedAdapter). */
+const CACHE_CALLS = new Set(['get', 'getMany', 'set', 'setMany', 'delete', 'deleteMany', 'has', 'hasMany', 'clear']);
 
 /**
  * The shared store on Redis (node-redis / @redis/client, the client @keyv/redis also uses).
@@ -419,11 +423,33 @@ export class RedisStore implements StateStore {
 
   cache<T = unknown>(namespace: string): Keyv<T> {
     const ns = `${this.options.keyPrefix}cache:${namespace}`;
-    const adapter = new KeyvRedis(this.client as never, { namespace: ns, throwOnConnectError: false, throwOnErrors: false });
+    const adapter = this.timedAdapter(new KeyvRedis(this.client as never, { namespace: ns, throwOnConnectError: false, throwOnErrors: false }));
     const keyv = new Keyv<T>(adapter, { namespace: ns, useKeyPrefix: false });
     // A cache that cannot reach Redis misses; it never fails the request.
     keyv.on('error', (err: unknown) => this.options.log.debug({ err: String(err) }, 'cache call failed'));
     return keyv;
+  }
+
+  /**
+   * The cache's Redis calls under the same rules as the store's own: a Redis known to be away
+   * answers at once (a miss, a write not shared), one that does not answer within
+   * `commandTimeoutMs` (hung, not dead: node-redis would wait forever) fails the call and marks
+   * Redis away until the probe finds it again. Keyv turns a failed call into a miss or `false`.
+   */
+  private timedAdapter<A extends object>(adapter: A): A {
+    return new Proxy(adapter, {
+      get: (target, prop, receiver) => {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof prop !== 'string' || !CACHE_CALLS.has(prop) || typeof value !== 'function') return value;
+        return (...args: unknown[]): Promise<unknown> => {
+          if (!this.lastUp || this.closed) return Promise.reject(UNAVAILABLE);
+          return this.timed(Promise.resolve(value.apply(target, args) as unknown)).catch((err: unknown) => {
+            this.failed(err);
+            throw err;
+          });
+        };
+      },
+    });
   }
 
   async close(): Promise<void> {

@@ -308,6 +308,32 @@ describeWithRedis('RedisStore against a real redis-server', () => {
     expect(changes).toEqual([false, true]);
   });
 
+  it('a hung Redis makes a cache call a miss after one command timeout (not a wait for ever), and the calls after it misses at once', async () => {
+    const store = await replica({ commandTimeoutMs: 50 });
+    const cache = store.cache<string>('hung-cache');
+    expect(await cache.set('k', 'v')).toBe(true);
+    expect(await cache.get('k')).toBe('v');
+    process.kill(redis.pid()!, 'SIGSTOP');
+    try {
+      const t0 = performance.now();
+      // Without a timer of our own, node-redis waits for the answer as long as the socket stays open.
+      const outcome = await Promise.race([cache.get('k'), new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5000))]);
+      expect(outcome).toBeUndefined();
+      expect(performance.now() - t0).toBeLessThan(1000); // 50 ms timeout (re-armed at most twice when late) plus scheduling noise
+      expect(store.up).toBe(false);
+      const t1 = performance.now();
+      for (let i = 0; i < 20; i++) {
+        expect(await cache.get('k')).toBeUndefined();
+        expect(await cache.set(`k${i}`, 'v')).toBe(false);
+      }
+      expect(performance.now() - t1).toBeLessThan(200); // not tried while Redis is away
+    } finally {
+      process.kill(redis.pid()!, 'SIGCONT');
+    }
+    await waitFor(() => (store.up ? true : undefined), 5000, 'store up after SIGCONT');
+    expect(await cache.get('k')).toBe('v');
+  });
+
   it('a busy event loop is not a Redis outage: a command issued just before 150 ms of synchronous work still answers from Redis', async () => {
     const store = await replica({ commandTimeoutMs: 50 });
     const changes: boolean[] = [];
