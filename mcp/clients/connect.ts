@@ -9,6 +9,9 @@ import {
   type VersionNegotiationOptions,
 } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+
+/** Re-exported for ./upstream.ts, which loads this module (and the SDK) with its first connection. */
+export { ProtocolError } from '@modelcontextprotocol/client';
 import type { McpServerTransport } from '../../src/config/index.js';
 import { GATEWAY_VERSION } from '../../src/version.js';
 

@@ -2,22 +2,21 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { dirname } from 'node:path';
-import {
-  ProtocolError,
-  type CallToolResult,
-  type Client,
-  type CompleteRequest,
-  type CompleteResult,
-  type GetPromptRequest,
-  type GetPromptResult,
-  type ReadResourceRequest,
-  type ReadResourceResult,
-  type RequestOptions,
-  type Transport,
+import type {
+  CallToolResult,
+  Client,
+  CompleteRequest,
+  CompleteResult,
+  GetPromptRequest,
+  GetPromptResult,
+  ReadResourceRequest,
+  ReadResourceResult,
+  RequestOptions,
+  Transport,
 } from '@modelcontextprotocol/client';
 import type { McpServerConfig } from '../../src/config/index.js';
 import { Uncounted, type UpstreamBreaker } from '../../src/resilience/breaker.js';
-import { createClient, createTransport } from './connect.js';
+import type * as ConnectModule from './connect.js';
 import {
   UpstreamUnavailableError,
   type UpstreamCallOptions,
@@ -39,6 +38,21 @@ import {
  * deadline passes or the caller aborts), and relays what the upstream initiates (sampling,
  * elicitation, roots, logging) to the pool's handlers with the origin of the call that caused it.
  */
+
+/**
+ * The MCP client SDK (./connect.js and @modelcontextprotocol/client), loaded with the first
+ * connection: a gateway without mcp.servers never loads it (~3 MiB of heap it would otherwise
+ * carry and mark on every full GC).
+ */
+let clientSdk: typeof ConnectModule | undefined;
+async function loadClientSdk(): Promise<typeof ConnectModule> {
+  clientSdk ??= await import('./connect.js');
+  return clientSdk;
+}
+/** An MCP protocol error from the upstream (only clients made after the SDK loaded can throw one). */
+function isProtocolError(err: unknown): err is InstanceType<typeof ConnectModule.ProtocolError> {
+  return clientSdk !== undefined && err instanceof clientSdk.ProtocolError;
+}
 
 export const EMPTY_CATALOGUE: UpstreamCatalogue = Object.freeze({ tools: [], resources: [], resourceTemplates: [], prompts: [], capabilities: {} });
 
@@ -218,6 +232,8 @@ export class Upstream {
     const c = this.config;
     this.#setState('connecting');
     const handlers = this.#hooks.handlers();
+    const { createClient, createTransport, ProtocolError } = await loadClientSdk();
+    if (generation !== this.#generation) return;
     const client = createClient({
       version: c.protocolVersion,
       timeoutMs: c.timeoutMs,
@@ -228,7 +244,7 @@ export class Upstream {
         resources: { onChanged: (err, resources) => void this.#resourcesChanged(generation, err, resources) },
       },
     });
-    this.#relay(client, generation);
+    this.#relay(client, generation, ProtocolError);
     if (c.transport.kind === 'stdio' && c.preset === 'memory') {
       // memory keeps its file in mcp.dataDir (MEMORY_FILE_PATH); the directory must exist.
       const file = c.transport.env.MEMORY_FILE_PATH;
@@ -316,7 +332,7 @@ export class Upstream {
     return { server: this.config.name, origins, signal };
   }
 
-  #relay(client: Client, generation: number): void {
+  #relay(client: Client, generation: number, ProtocolError: typeof ConnectModule.ProtocolError): void {
     const handlers = this.#hooks.handlers();
     const noHandler = (method: string) => new ProtocolError(-32601, `The gateway does not relay ${method} from this server`);
     if (handlers['sampling/createMessage']) {
@@ -446,7 +462,7 @@ export class Upstream {
           try {
             return await callContext.run(record, () => run(client, opts));
           } catch (err) {
-            if (options.signal?.aborted || err instanceof ProtocolError) throw new Uncounted(err);
+            if (options.signal?.aborted || isProtocolError(err)) throw new Uncounted(err);
             throw err;
           }
         },
@@ -456,10 +472,10 @@ export class Upstream {
     } catch (err) {
       const cause = err instanceof Uncounted ? err.error : err;
       if (options.signal?.aborted) throw new UpstreamCallError(this.config.name, 'cancelled', 'the call was cancelled', { cause });
-      if (cause instanceof ProtocolError && cause.code !== -32001) throw cause;
+      if (isProtocolError(cause) && cause.code !== -32001) throw cause;
       if ((err as { code?: unknown } | null)?.code === 'EOPENBREAKER') throw new UpstreamUnavailableError(this.config.name, 'its circuit breaker is open');
       const text = errorText(cause);
-      if (/time(d)? ?out/i.test(text) || (cause instanceof ProtocolError && cause.code === -32001)) {
+      if (/time(d)? ?out/i.test(text) || (isProtocolError(cause) && cause.code === -32001)) {
         throw new UpstreamCallError(this.config.name, 'timeout', `no answer within ${timeoutMs} ms (the call was cancelled upstream)`, { cause });
       }
       // Streamable HTTP has no connection whose end says the server went away: a request that

@@ -5,8 +5,7 @@ import { DEMO_SERVICES, startStandIn } from '../demo/stand-in.js';
 import { runDemo } from './demo.js';
 import { serve } from '../server/cluster.js';
 import { registerModelCommands } from './model.js';
-import { runMcpBridge } from './mcp-bridge.js';
-import { runMcpProbe, type McpProbeOptions } from './mcp-probe.js';
+import type { McpProbeOptions } from './mcp-probe.js';
 import { ModelFileError } from '../routing/model/model.js';
 
 function exitOnProblems(result: LoadResult): asserts result is Extract<LoadResult, { ok: true }> {
@@ -108,6 +107,8 @@ export function buildCli(): Command {
         process.exitCode = 2;
         return;
       }
+      // The MCP client and SDK 1.x modules load with the command that uses them, not with `serve`.
+      const { runMcpBridge } = await import('./mcp-bridge.js');
       process.exitCode = await runMcpBridge({ ...opts, url: opts.url });
       // Exit by itself once stdout is flushed; force it if something (a socket) still holds the loop.
       setTimeout(() => process.exit(), 500).unref();
@@ -128,6 +129,7 @@ export function buildCli(): Command {
     .option('--json', 'print one JSON document instead of text')
     .addHelpText('after', '\nExit codes: 0 ok, 1 cannot connect or list, 2 bad options, 3 the call failed or returned a tool error.')
     .action(async (opts: McpProbeOptions) => {
+      const { runMcpProbe } = await import('./mcp-probe.js');
       process.exitCode = await runMcpProbe(opts);
       setTimeout(() => process.exit(), 500).unref();
     });
