@@ -6,7 +6,9 @@
  * machine than latency, so it judges one change of the path; the acceptance figure stays
  * bench/mcp.ts's latency comparison.
  *
- * Usage: npm run -s build && npx tsx bench/mcp-cpu.ts [--calls 3000] [--rounds 3] [--base DIR]
+ * Usage: npm run -s build && npx tsx bench/mcp-cpu.ts [--calls 1000] [--rounds 8] [--base DIR] [--paced RATE]
+ * --paced RATE: the calls of each round at RATE/s (open loop, as bench/mcp.ts) instead of one
+ * after the other; then each round's p50/p99 compare the builds' latency in the same window.
  * --base DIR: an earlier build (DIR/bin/unified-gateway.js with DIR/dist beside it, inside the
  * repository so its imports resolve) measured in the same rounds, taking turns with this one.
  * (BENCH_MCP_NODE_OPTIONS: Node flags of the gateway, e.g. --cpu-prof --cpu-prof-dir=/tmp/p)
@@ -16,9 +18,10 @@ import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { join, resolve } from 'node:path';
+import { atFixedRate } from './load.js';
 import { gatewayCredentials, startGateway, startStandIn, stopAll } from './servers.js';
 
-const { values } = parseArgs({ options: { calls: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '8' }, warmup: { type: 'string', default: '2000' }, base: { type: 'string' } } });
+const { values } = parseArgs({ options: { calls: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '8' }, warmup: { type: 'string', default: '2000' }, base: { type: 'string' }, paced: { type: 'string' } } });
 const calls = Number(values.calls);
 const rounds = Number(values.rounds);
 const warmup = Number(values.warmup);
@@ -80,13 +83,16 @@ async function main(): Promise<void> {
   const measure = async (t: Target, one: () => Promise<void>) => {
     const before = cpuMs(t.pid);
     const lat: number[] = [];
-    for (let n = 0; n < calls; n++) {
+    const timed = async () => {
       const started = performance.now();
       await one();
       lat.push(performance.now() - started);
-    }
+    };
+    if (values.paced !== undefined) await atFixedRate(Number(values.paced), calls / Number(values.paced), timed);
+    else for (let n = 0; n < calls; n++) await timed();
     lat.sort((a, b) => a - b);
-    return { cpuUs: Math.round(((cpuMs(t.pid) - before) * 1000) / calls), p50: lat[Math.floor(calls / 2)]!.toFixed(2) };
+    const at = (q: number) => lat[Math.min(lat.length - 1, Math.ceil(q * lat.length) - 1)]!.toFixed(2);
+    return { cpuUs: Math.round(((cpuMs(t.pid) - before) * 1000) / lat.length), p50: at(0.5), p99: at(0.99) };
   };
   for (const t of targets) {
     for (let n = 0; n < warmup; n++) await t.echo();
@@ -99,7 +105,7 @@ async function main(): Promise<void> {
       const e = await measure(t, t.echo);
       const h = await measure(t, t.health);
       differences.get(t)!.push(e.cpuUs - h.cpuUs);
-      process.stdout.write(`round ${r} ${t.name.padEnd(18)} federated echo ${e.cpuUs} us CPU/call (sequential p50 ${e.p50} ms); /healthz ${h.cpuUs} us (p50 ${h.p50} ms); difference ${e.cpuUs - h.cpuUs} us\n`);
+      process.stdout.write(`round ${r} ${t.name.padEnd(18)} federated echo ${e.cpuUs} us CPU/call (p50 ${e.p50} p99 ${e.p99} ms); /healthz ${h.cpuUs} us (p50 ${h.p50} p99 ${h.p99} ms); difference ${e.cpuUs - h.cpuUs} us\n`);
     }
   }
   for (const [t, d] of differences) {
