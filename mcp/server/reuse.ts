@@ -42,7 +42,8 @@ export interface McpServerFactoryStats {
 
 /**
  * The server factory of /mcp: `createGatewayMcpServer`, with instances of federated tool calls
- * reused as described above. `stats` counts fresh and reused instances of that path (tests).
+ * reused as described above. `stats` counts the instances of that path built and reused (to
+ * check the reuse happens, e.g. from a debugger or a profile).
  */
 export function gatewayMcpServerFactory(deps: GatewayMcpServerDeps): { create: (scope: McpRequestScope) => McpServer; stats: McpServerFactoryStats } {
   const stats: McpServerFactoryStats = { built: 0, reused: 0 };
