@@ -40,6 +40,7 @@ const HELP = `usage: npm run bench:mcp -- [options]    (each option can also com
   --label <text>    printed with the results (e.g. before/after) BENCH_MCP_LABEL
   --federation      also: federated echo vs direct, and sessions BENCH_MCP_FEDERATION  off
   --sessions <n>    concurrent agent sessions (federation phase) BENCH_MCP_SESSIONS  50
+  (BENCH_MCP_GATEWAY_CLI: run another build's bin/unified-gateway.js, for before/after runs)
   --help
 `;
 
@@ -413,8 +414,12 @@ async function main(): Promise<number> {
   // tools/call are part of the cost measured here.
   // BENCH_MCP_NODE_OPTIONS: Node flags of the gateway process (e.g. --cpu-prof while profiling).
   const nodeOptions = process.env.BENCH_MCP_NODE_OPTIONS;
+  // BENCH_MCP_GATEWAY_CLI: another build's bin/unified-gateway.js (e.g. a copy of an earlier
+  // commit's bin/ and dist/ inside the repository), for before/after runs taking turns.
+  const cli = process.env.BENCH_MCP_GATEWAY_CLI;
   const gateway = await startGateway(standIn.url, process.env.BENCH_MCP_LOG_LEVEL ?? 'info', {
     ...(opts.federation ? { yaml: federationYaml() } : {}),
+    ...(cli ? { cli } : {}),
     // (no drain delay: the profile is written when the process exits, within stopAll's grace)
     ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions, GATEWAY_DRAIN_DELAY_MS: '0' } } : {}),
   });

@@ -165,6 +165,7 @@ export class Federation {
     this.#unsubscribe.push(
       u.onChange((change) => {
         this.#catalogue = undefined;
+        this.#views = undefined;
         const kinds: ServerEvent['kind'][] =
           change.kind === 'tools' ? ['tools_list_changed'] : change.kind === 'prompts' ? ['prompts_list_changed'] : change.kind === 'resources' ? ['resources_list_changed'] : ['tools_list_changed', 'prompts_list_changed', 'resources_list_changed'];
         for (const kind of kinds) for (const l of this.#listeners) l({ kind } as ServerEvent);
@@ -226,9 +227,13 @@ export class Federation {
     return this.catalogue().tools.has(name) || this.#unavailable.has(name);
   }
 
+  /** The pool's views by server name, until the pool reports a change (state, lists): not rebuilt per call. */
+  #views: Map<string, FederatedServerView> | undefined;
+
   /** The pool's view of one server, when a call needs it (not per registration: that is every request). */
   #view(server: string): FederatedServerView | undefined {
-    return this.#o.upstreams.servers().find((v) => v.name === server);
+    this.#views ??= new Map(this.#o.upstreams.servers().map((v) => [v.name, v]));
+    return this.#views.get(server);
   }
 
   /** The schemas of an upstream tool as the SDK takes them: built once per catalogue, not per request. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import {
   McpServer,
   ProtocolError,
@@ -172,6 +172,12 @@ export interface McpRequestScope {
   readonly client?: string;
   /** 2025 sessions: send a request to the client on this request's response stream (federated calls relay upstream requests with it). */
   readonly askClient?: (method: 'sampling/createMessage' | 'elicitation/create' | 'roots/list', params: unknown, signal: AbortSignal) => Promise<unknown>;
+  /**
+   * A 2026-07-28 request whose envelope names both the client's info and its capabilities: the
+   * SDK seeds the instance with both, so an instance of an earlier request keeps nothing of it
+   * (./reuse.ts reuses instances only for such requests).
+   */
+  readonly identified?: boolean;
 }
 
 export interface GatewayMcpServerDeps {
@@ -208,7 +214,8 @@ export interface GatewayMcpServerDeps {
 
 /** Stable short hash of a tool's arguments for the audit line. */
 export function argsHash(args: unknown): string {
-  return createHash('sha256').update(JSON.stringify(args ?? {})).digest('hex').slice(0, 16);
+  // crypto.hash: the one-shot form (no Hash object per call; the same digest).
+  return hash('sha256', JSON.stringify(args ?? {}), 'hex').slice(0, 16);
 }
 
 /** Whether `principal` may see the admin tools listed. */
@@ -379,9 +386,9 @@ export function subscriptionRefusal(uri: string, current: readonly string[], lis
 
 /** An McpServer that shows its request's observer the transport it is connected to. */
 class ObservedMcpServer extends McpServer {
-  readonly #onConnect: ((transport: Transport) => void) | undefined;
+  readonly #onConnect: (transport: Transport) => void;
 
-  constructor(version: string, onConnect: ((transport: Transport) => void) | undefined, federation: Federation | undefined) {
+  constructor(version: string, onConnect: (transport: Transport) => void, federation: Federation | undefined) {
     super(
       { name: 'unified-gateway', version },
       {
@@ -396,13 +403,30 @@ class ObservedMcpServer extends McpServer {
   }
 
   override async connect(transport: Transport): Promise<void> {
-    this.#onConnect?.(transport);
+    this.#onConnect(transport);
     await super.connect(transport);
+    // The SDK's close hook builds an SdkError("Connection closed") on every close, for the
+    // requests still waiting on the transport; an instance serves one exchange, so that is every
+    // request, and capturing its stack trace (deep, through the async chain) was ~35 us of each
+    // federated call (CPU profile). Its stack says nothing (the transport closed, by design):
+    // errors made while the close hook runs carry none.
+    const onclose = transport.onclose;
+    transport.onclose = () => {
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        onclose?.();
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
+    };
   }
 }
 
 export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpRequestScope): McpServer {
-  const server = new ObservedMcpServer(deps.version, scope.onConnect, deps.federation);
+  // The scope's request-bound parts are read when used, not when registered: a reused instance
+  // (./reuse.ts) serves each request with that request's scope.
+  const server = new ObservedMcpServer(deps.version, (transport) => scope.onConnect?.(transport), deps.federation);
   const { routes } = deps;
   const { principal } = scope;
   const adminPolicy = adminAccessPolicy(deps.requireMfaForAdmin);
@@ -819,13 +843,21 @@ export function createGatewayMcpServer(deps: GatewayMcpServerDeps, scope: McpReq
 
   // Upstream tools, resources and prompts, after the gateway's own (whose names they never shadow).
   deps.federation?.register(server, {
-    principal,
+    get principal() {
+      return scope.principal;
+    },
     era: scope.era,
     method: scope.method,
     reach,
-    report: scope.report,
-    client: scope.client,
-    ...(scope.askClient ? { askClient: scope.askClient } : {}),
+    get report() {
+      return scope.report;
+    },
+    get client() {
+      return scope.client;
+    },
+    get askClient() {
+      return scope.askClient;
+    },
   });
 
   return server;

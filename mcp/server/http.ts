@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { classifyInboundRequest, createMcpHandler, PROTOCOL_VERSION_META_KEY, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, classifyInboundRequest, createMcpHandler, PROTOCOL_VERSION_META_KEY, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Keyv } from 'keyv';
 import type { Authenticator } from '../../src/auth/authenticator.js';
@@ -103,6 +103,12 @@ function claimsModernEnvelope(body: unknown): boolean {
   if (!isRecord(body) || typeof body.method !== 'string' || body.method === 'initialize' || 'result' in body || 'error' in body) return false;
   const params = body.params;
   return isRecord(params) && isRecord(params._meta) && PROTOCOL_VERSION_META_KEY in params._meta;
+}
+
+/** Whether a 2026-07-28 body's envelope names both the client's info and its capabilities (./reuse.ts). */
+function namesClient(body: unknown): boolean {
+  const meta = isRecord(body) && isRecord(body.params) ? body.params._meta : undefined;
+  return isRecord(meta) && isRecord(meta[CLIENT_INFO_META_KEY]) && isRecord(meta[CLIENT_CAPABILITIES_META_KEY]);
 }
 
 /** The id of the request in a parsed body, when it is one request with a usable id. */
@@ -305,6 +311,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, opts: McpHttpOptions):
       report: exchange,
       client: req.owner.address,
       onConnect: (transport) => exchange.observe(transport),
+      identified: namesClient(req.body),
     });
     let response: Response;
     try {

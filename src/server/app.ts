@@ -37,7 +37,8 @@ import { ClientTimeouts } from './client-timeouts.js';
 import { ConnectionGuard, globalConnectionCap, LISTEN_BACKLOG, trustedProxies } from './connection-guard.js';
 import { MetricsService } from '../admin/metrics-service.js';
 import { RoutesService } from '../admin/routes-service.js';
-import { createGatewayMcpServer, TOOL_NAMES } from '../../mcp/server/gateway-server.js';
+import { TOOL_NAMES } from '../../mcp/server/gateway-server.js';
+import { gatewayMcpServerFactory } from '../../mcp/server/reuse.js';
 import { mcpHttpPlugin, streamLimits } from '../../mcp/server/http.js';
 import { mcpHostPolicy, mcpOriginPolicy, protectedResourceMetadata } from '../../mcp/server/auth.js';
 import { EventBus, gatewayEvents, trafficShiftKey, type EventChannel, type GatewayEvent } from '../events/index.js';
@@ -527,7 +528,7 @@ async function assembleGateway(config: GatewayConfig, options: BuildOptions, lif
       version: GATEWAY_VERSION,
     };
     await app.register(mcpHttpPlugin, {
-      createServer: (scope) => createGatewayMcpServer(mcpDeps, scope),
+      createServer: gatewayMcpServerFactory(mcpDeps).create,
       limits: streamLimits(config.mcp),
       audit: (entry) => app.log.info({ audit: entry }, entry.phase === 'arrived' ? 'mcp tool call' : 'mcp tool call ended'),
       sessionIdleMs: config.mcp.sessionIdleSeconds * 1000,

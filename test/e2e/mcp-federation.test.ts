@@ -8,8 +8,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, onCleanup, startGateway, type GatewayProcess } from '../helpers/gateway.js';
-import { connectMcp, type McpTestClient } from '../helpers/mcp.js';
+import { cleanup, E2E_API_KEY, onCleanup, startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { connectMcp, mcpMessages, mcpRaw, type McpTestClient } from '../helpers/mcp.js';
 
 /*
  * Federation on /mcp, end to end: the built gateway federating real MCP servers from npm over
@@ -224,6 +224,96 @@ describe('2026-07-28 agent: sampling and elicitation of a push-style upstream co
     expect(r.isError).toBe(true);
     expect(text(r)).toContain('-32601');
     expect(text(r)).toContain('did not declare the sampling capability');
+  });
+});
+
+describe('2026-07-28 requests of one federated tool in turn and at once (the gateway reuses its server instances across them)', () => {
+  let id = 1000;
+  /** One 2026-07-28 tools/call as raw HTTP: its JSON-RPC answer. */
+  const call = async (name: string, args: Record<string, unknown>, who: 'anonymous' | 'admin', capabilities: Record<string, unknown> = {}) => {
+    const requestId = ++id;
+    const res = await mcpRaw(gw.url, {
+      anonymous: who === 'anonymous',
+      headers: { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': name, ...(who === 'admin' ? { 'x-api-key': E2E_API_KEY } : {}) },
+      body: {
+        jsonrpc: '2.0',
+        id: requestId,
+        method: 'tools/call',
+        params: {
+          name,
+          arguments: args,
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: `e2e-${who}`, version: '1.0.0' },
+            'io.modelcontextprotocol/clientCapabilities': capabilities,
+          },
+        },
+      },
+    });
+    expect(res.status).toBe(200);
+    return mcpMessages(res).find((m) => m.id === requestId)!;
+  };
+
+  it('each call is checked with its own principal: an admin-scoped tool alternately refused to an anonymous caller and run for the admin key, each audited under its caller', async () => {
+    for (let round = 0; round < 3; round++) {
+      const refused = await call('memory__delete_entities', { entityNames: [`nobody-${round}`] }, 'anonymous');
+      expect(refused.result?.isError).toBe(true);
+      expect(text(refused.result)).toContain('GW_AUTH_INSUFFICIENT_SCOPE');
+      const allowed = await call('memory__delete_entities', { entityNames: [`nobody-${round}`] }, 'admin');
+      expect(allowed.result?.isError ?? false, text(allowed.result)).toBe(false);
+    }
+    const ended = await until(
+      () => {
+        const lines = gw.logs.map((l) => l.audit as { tool?: string; phase?: string; principal?: string; result?: string } | undefined).filter((a) => a?.tool === 'memory__delete_entities' && a.phase === 'ended' && a.principal !== undefined);
+        return lines.length >= 6 ? lines.slice(-6) : undefined;
+      },
+      5000,
+      'six audit lines',
+    );
+    expect(ended.map((a) => a!.result)).toEqual(['refused', 'ok', 'refused', 'ok', 'refused', 'ok']);
+    expect(ended.map((a) => a!.principal === 'anonymous')).toEqual([true, false, true, false, true, false]);
+  });
+
+  it('each call sees its own client capabilities: a sampling-capable and a plain agent in turn on the same tool', async () => {
+    const capable = new Client2({ name: 'e2e-capable', version: '1.0.0' }, { capabilities: { sampling: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    capable.setRequestHandler('sampling/createMessage', async () => ({ model: 'e2e-model', role: 'assistant', content: { type: 'text', text: 'sampled in turn' } }));
+    await capable.connect(new Transport2(new URL(`${gw.url}/mcp`)));
+    onCleanup(() => capable.close());
+    for (let round = 0; round < 2; round++) {
+      const sampled = await capable.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 5 } });
+      expect(text(sampled)).toContain('sampled in turn');
+      const plain = await call('everything__trigger-sampling-request', { prompt: 'hi', maxTokens: 5 }, 'anonymous');
+      expect(plain.result?.isError, JSON.stringify(plain)).toBe(true);
+      expect(text(plain.result)).toContain('did not declare the sampling capability');
+    }
+  });
+
+  it('concurrent calls each get their own answer, and calls after a cancelled one still run and are audited', async () => {
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, n) => call('everything__echo', { message: `concurrent-${n}` }, n % 2 === 0 ? 'anonymous' : 'admin')));
+    answers.forEach((a, n) => expect(text(a.result)).toBe(`Echo: concurrent-${n}`));
+    // A call given up on mid-way (its exchange ends without an answer), then more calls of the same tool.
+    const gaveUp = new AbortController();
+    const slow = fetch(`${gw.url}/mcp`, {
+      method: 'POST',
+      signal: gaveUp.signal,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'everything__trigger-long-running-operation' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'slow-1',
+        method: 'tools/call',
+        params: {
+          name: 'everything__trigger-long-running-operation',
+          arguments: { duration: 2, steps: 2 },
+          _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'e2e-slow', version: '1.0.0' }, 'io.modelcontextprotocol/clientCapabilities': {} },
+        },
+      }),
+    }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    gaveUp.abort();
+    await slow;
+    const after = await call('everything__trigger-long-running-operation', { duration: 0.2, steps: 1 }, 'anonymous');
+    expect(after.result?.isError ?? false, JSON.stringify(after)).toBe(false);
+    expect(text(after.result)).toContain('completed');
   });
 });
 
