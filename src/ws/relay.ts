@@ -50,6 +50,40 @@ export function closeLike(ws: WebSocket, code: number, reason: Buffer | string):
   else ws.close(1001, 'peer went away');
 }
 
+/*
+ * ws's Receiver (8.x) starts a fresh, empty `_fragments` array when it emits a message and fills
+ * it with the next message's buffers. On a connection quieter than two young-generation GCs (a
+ * scavenge every ~0.5 s under load, against one message a second on each of 1,000 connections)
+ * that empty array reaches the old generation before it is used; once the next message is
+ * emitted it is garbage, but the scavenger takes every old-to-young pointer as a root, so the
+ * dead array still drags that message's buffers (elements, Buffer, ArrayBuffer) into the old
+ * generation: ~390 B promoted per message received, on both sockets of a proxied connection,
+ * which filled the old generation and set the rate of the major GCs behind the relay's p99
+ * (bench/README.md, WebSockets). One array per socket, emptied after each message and handed
+ * back, keeps every message's buffers young. ws offers no public way to do this, hence the
+ * private fields and the guards: where they do not apply (another ws, binaryType 'fragments'
+ * which hands the array itself to the listener) nothing is changed; test/ws/relay.test.ts
+ * fails if the installed ws no longer takes it.
+ */
+type ReceiverState = { _fragments?: unknown };
+
+/**
+ * For `ws` (open, default binaryType): a function to call at the start of each 'message'
+ * listener that hands its receiver the same, emptied array again; undefined when it does not apply.
+ */
+export function fragmentArrayReuse(ws: WebSocket): (() => void) | undefined {
+  const receiver = (ws as unknown as { _receiver?: ReceiverState | null })._receiver;
+  if (ws.binaryType !== 'nodebuffer' || receiver == null || !Array.isArray(receiver._fragments)) return undefined;
+  // The array the receiver fills next (possibly with the first frames of a message under way).
+  const fragments: unknown[] = receiver._fragments;
+  return () => {
+    // The message being emitted was taken out of the array (and the array replaced) before 'message'.
+    if (receiver._fragments === fragments) return;
+    fragments.length = 0;
+    receiver._fragments = fragments;
+  };
+}
+
 class Direction {
   /** Bytes handed to `to` whose write has not completed. */
   pending = 0;
@@ -115,7 +149,10 @@ export class Relay {
     const inBytes = metrics.wsBytes.labels({ route, direction: 'in' });
     const outBytes = metrics.wsBytes.labels({ route, direction: 'out' });
 
+    const reuseClientFragments = fragmentArrayReuse(client);
+    const reuseUpstreamFragments = fragmentArrayReuse(upstream);
     client.on('message', (data: Buffer, isBinary: boolean) => {
+      reuseClientFragments?.();
       this.#lastActivity = performance.now();
       if (!this.#takeToken()) return this.#refuse(1008, 'message rate exceeded');
       if (!isBinary && options.inspectText !== undefined) {
@@ -128,6 +165,7 @@ export class Relay {
       this.#in.send(data, isBinary);
     });
     upstream.on('message', (data: Buffer, isBinary: boolean) => {
+      reuseUpstreamFragments?.();
       this.#lastActivity = performance.now();
       this.#messagesOut += 1;
       outMessages.inc();
