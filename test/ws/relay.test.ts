@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createMetrics } from '../../src/metrics/registry.js';
 import { fragmentArrayReuse, Relay } from '../../src/ws/relay.js';
-import { cleanup, onCleanup } from '../helpers/gateway.js';
+import { cleanup, onCleanup, waitFor } from '../helpers/gateway.js';
 import { nextMessage, wsUpstream } from './helpers.js';
 
 /*
@@ -16,8 +16,9 @@ afterAll(cleanup);
 const fragmentsOf = (ws: WebSocket) => (ws as unknown as { _receiver: { _fragments: unknown[] } })._receiver._fragments;
 
 /** A client connected through a Relay to an echo upstream; `front` is the relay's client-side socket. */
-async function relayed(): Promise<{ client: WebSocket; front: WebSocket; upstream: WebSocket; relay: Relay }> {
+async function relayed(options: { bufferBytes?: number; upstream?: (ws: WebSocket) => void } = {}): Promise<{ client: WebSocket; front: WebSocket; upstream: WebSocket; relay: Relay }> {
   const up = await wsUpstream();
+  if (options.upstream !== undefined) up.onConnection = options.upstream;
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
   onCleanup(() => new Promise<void>((resolve) => {
@@ -32,7 +33,7 @@ async function relayed(): Promise<{ client: WebSocket; front: WebSocket; upstrea
       upstream.once('open', () => {
         const relay = new Relay(front, upstream, {
           route: 'test',
-          limits: { messagesPerSecond: 0, bufferBytes: 1 << 20, idleTimeoutMs: 0, pingIntervalMs: 0 },
+          limits: { messagesPerSecond: 0, bufferBytes: options.bufferBytes ?? 1 << 20, idleTimeoutMs: 0, pingIntervalMs: 0 },
           metrics,
         });
         resolve({ front, upstream, relay });
@@ -91,5 +92,40 @@ describe('relay: no per-message array left for the next message', () => {
     ]);
     expect(fragmentsOf(front)).toBe(frontArray);
     expect(frontArray).toHaveLength(0);
+  });
+});
+
+describe('relay: backpressure', () => {
+  it('a client that stops reading: the relay stops reading the upstream within bufferBytes plus a message, and everything arrives once it reads again', async () => {
+    const MESSAGE = 16 * 1024;
+    const COUNT = 1024; // 16 MiB, far more than loopback's socket buffers take
+    const BUFFER = 64 * 1024;
+    let flood: (() => void) | undefined;
+    const { client, upstream, relay } = await relayed({
+      bufferBytes: BUFFER,
+      upstream: (ws) => {
+        flood = () => {
+          for (let i = 0; i < COUNT; i++) ws.send(Buffer.alloc(MESSAGE, i % 251));
+        };
+      },
+    });
+    client.pause();
+    const received: number[] = [];
+    client.on('message', (data: Buffer) => received.push(data[0]!));
+    flood!();
+    // The relay pauses the upstream socket once the client's queue is past the buffer...
+    await waitFor(() => (upstream.isPaused ? true : undefined), 10_000, 'the upstream paused');
+    await new Promise((r) => setTimeout(r, 200));
+    // ...and holds for the client at most bufferBytes, plus the message that crossed it, plus the
+    // messages ws still parses from the upstream's last read (at most 64 KiB), with their headers.
+    const READ = 64 * 1024;
+    expect(relay.pending.toClient).toBeGreaterThan(0);
+    expect(relay.pending.toClient).toBeLessThanOrEqual(BUFFER + MESSAGE + READ + 14 * ((BUFFER + READ) / MESSAGE + 1));
+    expect(received.length).toBeLessThan(COUNT);
+    client.resume();
+    await waitFor(() => (received.length === COUNT ? true : undefined), 20_000, 'every message relayed');
+    expect(received).toEqual(Array.from({ length: COUNT }, (_, i) => i % 251));
+    expect(upstream.isPaused).toBe(false);
+    expect(relay.pending).toEqual({ toUpstream: 0, toClient: 0 });
   });
 });
