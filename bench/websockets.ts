@@ -52,6 +52,18 @@ const cpuMsOf = (pid: number) => {
 const rssOf = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The gateway's GC pauses so far by kind (prom-client's nodejs_gc_duration_seconds_count: minor, major, incremental, weakcb). */
+async function gcCounts(baseUrl: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  try {
+    const text = await (await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    for (const m of text.matchAll(/^nodejs_gc_duration_seconds_count\{kind="(\w+)"\} (\d+)/gm)) counts[m[1]!] = Number(m[2]);
+  } catch {
+    // no figures this round
+  }
+  return counts;
+}
+
 /** Open `n` connections, a few hundred at a time (the accept queue is finite). */
 async function openAll(url: string, n: number, headers: Record<string, string>): Promise<WebSocket[]> {
   const sockets: WebSocket[] = [];
@@ -155,6 +167,7 @@ async function main(): Promise<void> {
   let loopP99Max = 0;
   let loopMax = 0;
   let gcSeconds = 0;
+  const gcKinds: Record<string, number> = {};
   // Warm-up (unmeasured), then alternating rounds so drift hits both targets alike.
   await measure('warm-d', direct, opts.rate, 2, []);
   await measure('warm-b', viaBare, opts.rate, 2, []);
@@ -164,10 +177,12 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${round}: ${name}, ${opts.rate} msg/s over ${sockets.length} connections for ${opts.duration} s\n`);
       const cpuBefore = cpuMsOf(gateway.pid);
       const runtimeBefore = name === 'gateway' ? await scrapeRuntime(gateway.url) : null; // also resets the event-loop histogram
+      const gcBefore = name === 'gateway' ? await gcCounts(gateway.url) : {};
       const r = await measure(name, sockets, opts.rate, opts.duration, latencies[name]);
       if (name === 'gateway') {
         gatewayCpuMs += cpuMsOf(gateway.pid) - cpuBefore;
         const runtime = await scrapeRuntime(gateway.url);
+        for (const [kind, n] of Object.entries(await gcCounts(gateway.url))) gcKinds[kind] = (gcKinds[kind] ?? 0) + n - (gcBefore[kind] ?? 0);
         if (runtime !== null && runtimeBefore !== null) {
           loopP99Max = Math.max(loopP99Max, runtime.eventLoopDelayP99Ms);
           loopMax = Math.max(loopMax, runtime.eventLoopDelayMaxMs);
@@ -193,7 +208,7 @@ async function main(): Promise<void> {
       line(g),
       `gateway adds at p99: ${ms(g.p99 - d.p99)} ms (p50: ${ms(g.p50 - d.p50)} ms); a bare ws relay adds ${ms(b.p99 - d.p99)} ms (p50: ${ms(b.p50 - d.p50)} ms)`,
       `gateway CPU while relaying: ${ms(gatewayCpuMs / (opts.rounds * opts.duration) / 10)}% of one core (${ms((gatewayCpuMs * 1000) / Math.max(1, counts.gateway.sent))} µs per echoed message, both directions); load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`,
-      `gateway event loop while relaying: delay p99 up to ${ms(loopP99Max)} ms, max ${ms(loopMax)} ms (per round); GC ${ms(gcSeconds * 1000)} ms in ${opts.rounds * opts.duration} s`,
+      `gateway event loop while relaying: delay p99 up to ${ms(loopP99Max)} ms, max ${ms(loopMax)} ms (per round); GC ${ms(gcSeconds * 1000)} ms in ${opts.rounds * opts.duration} s (${Object.entries(gcKinds).map(([kind, n]) => `${kind} ${n}`).join(', ') || 'no counts'})`,
       `gateway memory per idle proxied connection: ${(perConnection / 1024).toFixed(1)} KiB (RSS ${(rssBefore / 1048576).toFixed(1)} MiB -> ${(rssIdle / 1048576).toFixed(1)} MiB with ${opts.connections} idle connections)`,
       '',
     ].join('\n'),

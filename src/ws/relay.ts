@@ -9,7 +9,8 @@ import type { GatewayMetrics } from '../metrics/registry.js';
  * socket and not yet written out count against `bufferBytes`; past it the other side is
  * paused (its socket is no longer read, so TCP flow control pushes back on its sender) and
  * resumed below half. What the gateway holds for a slow reader is thereby bounded by
- * bufferBytes plus one message, whatever the other side sends.
+ * bufferBytes plus one message and the rest of the read under way (ws parses a read whole),
+ * whatever the other side sends.
  *
  * Close codes and reasons pass through both ways; codes that may not be sent on the wire
  * (1005 no status, 1006 abnormal) become a plain close, or 1001 when the peer vanished.
@@ -50,10 +51,64 @@ export function closeLike(ws: WebSocket, code: number, reason: Buffer | string):
   else ws.close(1001, 'peer went away');
 }
 
+/*
+ * ws's Receiver (8.x) starts a fresh, empty `_fragments` array when it emits a message and fills
+ * it with the next message's buffers. On a connection quieter than two young-generation GCs (a
+ * scavenge every ~0.5 s under load, against one message a second on each of 1,000 connections)
+ * that empty array reaches the old generation before it is used; once the next message is
+ * emitted it is garbage, but the scavenger takes every old-to-young pointer as a root, so the
+ * dead array still drags that message's buffers (elements, Buffer, ArrayBuffer) into the old
+ * generation: ~390 B promoted per message received, on both sockets of a proxied connection,
+ * which filled the old generation and set the rate of the major GCs behind the relay's p99
+ * (bench/README.md, WebSockets). One array per socket, emptied after each message and handed
+ * back, keeps every message's buffers young. ws offers no public way to do this, hence the
+ * private fields and the guards: where they do not apply (another ws, binaryType 'fragments'
+ * which hands the array itself to the listener) nothing is changed; test/ws/relay.test.ts
+ * fails if the installed ws no longer takes it.
+ */
+type ReceiverState = { _fragments?: unknown };
+
+/**
+ * For `ws` (open, default binaryType): a function to call at the start of each 'message'
+ * listener that hands its receiver the same, emptied array again; undefined when it does not apply.
+ */
+export function fragmentArrayReuse(ws: WebSocket): (() => void) | undefined {
+  const receiver = (ws as unknown as { _receiver?: ReceiverState | null })._receiver;
+  if (ws.binaryType !== 'nodebuffer' || receiver == null || !Array.isArray(receiver._fragments)) return undefined;
+  // The array the receiver fills next (possibly with the first frames of a message under way).
+  const fragments: unknown[] = receiver._fragments;
+  return () => {
+    // The message being emitted was taken out of the array (and the array replaced) before 'message'.
+    if (receiver._fragments === fragments) return;
+    fragments.length = 0;
+    receiver._fragments = fragments;
+  };
+}
+
+/*
+ * Backpressure per direction on what `to` has not written out yet (ws's public bufferedAmount:
+ * its socket's write queue). A message is sent with a completion callback only when it takes
+ * that queue past `bufferBytes` or `from` is already paused: an ordinary send has none, so it
+ * costs no closure and no per-write nextTick in the socket (a callback per message was ~20% of
+ * the gateway's allocation while relaying, the main cause of its young-generation GCs).
+ * Write callbacks run in order, so the last one outstanding sees the queue as it drained.
+ */
+/** ws copies the options of each send: one object of each kind will do. */
+const BINARY = Object.freeze({ binary: true });
+const TEXT = Object.freeze({ binary: false });
+
 class Direction {
-  /** Bytes handed to `to` whose write has not completed. */
-  pending = 0;
   paused = false;
+  /** Sends made with #written whose callback has not run yet. */
+  #awaiting = 0;
+  readonly #written = (): void => {
+    this.#awaiting -= 1;
+    // Below half, or nothing left to wait for (what remains is not ours: control frames).
+    if (this.paused && (this.to.bufferedAmount <= this.bufferBytes / 2 || this.#awaiting === 0)) {
+      this.paused = false;
+      this.from.resume();
+    }
+  };
 
   constructor(
     readonly from: WebSocket,
@@ -61,18 +116,20 @@ class Direction {
     private readonly bufferBytes: number,
   ) {}
 
+  /** Bytes handed to `to` and not yet written out. */
+  get pending(): number {
+    return this.to.bufferedAmount;
+  }
+
   send(data: Buffer, isBinary: boolean): void {
     if (this.to.readyState !== this.to.OPEN) return;
-    const size = data.length;
-    this.pending += size;
-    this.to.send(data, { binary: isBinary }, () => {
-      this.pending -= size;
-      if (this.paused && this.pending <= this.bufferBytes / 2) {
-        this.paused = false;
-        this.from.resume();
-      }
-    });
-    if (!this.paused && this.pending > this.bufferBytes) {
+    if (!this.paused && this.to.bufferedAmount + data.length <= this.bufferBytes) {
+      this.to.send(data, isBinary ? BINARY : TEXT);
+      return;
+    }
+    this.#awaiting += 1;
+    this.to.send(data, isBinary ? BINARY : TEXT, this.#written);
+    if (!this.paused) {
       this.paused = true;
       this.from.pause();
     }
@@ -115,7 +172,10 @@ export class Relay {
     const inBytes = metrics.wsBytes.labels({ route, direction: 'in' });
     const outBytes = metrics.wsBytes.labels({ route, direction: 'out' });
 
+    const reuseClientFragments = fragmentArrayReuse(client);
+    const reuseUpstreamFragments = fragmentArrayReuse(upstream);
     client.on('message', (data: Buffer, isBinary: boolean) => {
+      reuseClientFragments?.();
       this.#lastActivity = performance.now();
       if (!this.#takeToken()) return this.#refuse(1008, 'message rate exceeded');
       if (!isBinary && options.inspectText !== undefined) {
@@ -128,6 +188,7 @@ export class Relay {
       this.#in.send(data, isBinary);
     });
     upstream.on('message', (data: Buffer, isBinary: boolean) => {
+      reuseUpstreamFragments?.();
       this.#lastActivity = performance.now();
       this.#messagesOut += 1;
       outMessages.inc();
