@@ -16,9 +16,10 @@ import type { IdleHeapReclaimConfig } from '../config/index.js';
  * as we watched). RSS then stays at its peak. This asks V8 for one full GC in the background
  * (`execution: 'async'`: incremental marking, event-loop delay ~7 ms on the dev box) when the
  * event loop has been nearly idle for a whole check interval and the committed heap has grown
- * by at least `minHeapGrowthBytes` since the last full GC it asked for: RSS back to ~155 MiB
- * within seconds. Nothing in Node or on npm does this (the memory reducer is the mechanism
- * that should), hence by hand.
+ * by at least `minHeapGrowthBytes` since the last full GC it asked for. That GC frees the load's
+ * garbage and starts V8's memory reducer, whose GCs ~8 s later give the pages back: RSS
+ * 339 -> 167 MiB about 12 s after the load (docs/operations.md, "Memory"). Nothing in Node
+ * or on npm does this (the memory reducer is the mechanism that should), hence by hand.
  */
 
 /** V8's `gc()` with the options of its gc extension (`--expose-gc`). */
