@@ -255,6 +255,8 @@ describe('2026-07-28 requests of one federated tool in turn and at once (the gat
   };
 
   it('each call is checked with its own principal: an admin-scoped tool alternately refused to an anonymous caller and run for the admin key, each audited under its caller', async () => {
+    // Only this test's audit lines: earlier tests' lines of the same tool may still be arriving (logs are buffered).
+    const from = await gw.logMark();
     for (let round = 0; round < 3; round++) {
       const refused = await call('memory__delete_entities', { entityNames: [`nobody-${round}`] }, 'anonymous');
       expect(refused.result?.isError).toBe(true);
@@ -264,8 +266,11 @@ describe('2026-07-28 requests of one federated tool in turn and at once (the gat
     }
     const ended = await until(
       () => {
-        const lines = gw.logs.map((l) => l.audit as { tool?: string; phase?: string; principal?: string; result?: string } | undefined).filter((a) => a?.tool === 'memory__delete_entities' && a.phase === 'ended' && a.principal !== undefined);
-        return lines.length >= 6 ? lines.slice(-6) : undefined;
+        const lines = gw.logs
+          .slice(from)
+          .map((l) => l.audit as { tool?: string; phase?: string; principal?: string; result?: string } | undefined)
+          .filter((a) => a?.tool === 'memory__delete_entities' && a.phase === 'ended' && a.principal !== undefined);
+        return lines.length >= 6 ? lines : undefined;
       },
       5000,
       'six audit lines',
