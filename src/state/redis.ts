@@ -437,17 +437,24 @@ export class RedisStore implements StateStore {
    * Redis away until the probe finds it again. Keyv turns a failed call into a miss or `false`.
    */
   private timedAdapter<A extends object>(adapter: A): A {
+    // One wrapper per call name, made on first use (the response cache reads on every request).
+    const wrapped = new Map<string, (...args: unknown[]) => Promise<unknown>>();
     return new Proxy(adapter, {
       get: (target, prop, receiver) => {
         const value: unknown = Reflect.get(target, prop, receiver);
         if (typeof prop !== 'string' || !CACHE_CALLS.has(prop) || typeof value !== 'function') return value;
-        return (...args: unknown[]): Promise<unknown> => {
-          if (!this.lastUp || this.closed) return Promise.reject(UNAVAILABLE);
-          return this.timed(Promise.resolve(value.apply(target, args) as unknown)).catch((err: unknown) => {
-            this.failed(err);
-            throw err;
-          });
-        };
+        let call = wrapped.get(prop);
+        if (call === undefined) {
+          call = (...args: unknown[]): Promise<unknown> => {
+            if (!this.lastUp || this.closed) return Promise.reject(UNAVAILABLE);
+            return this.timed(Promise.resolve(value.apply(target, args) as unknown)).catch((err: unknown) => {
+              this.failed(err);
+              throw err;
+            });
+          };
+          wrapped.set(prop, call);
+        }
+        return call;
       },
     });
   }
