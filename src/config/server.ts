@@ -73,8 +73,8 @@ export const serverFileSchema = z
     // --- the heap a load left behind, given back once idle (src/server/idle-heap-reclaim.ts; issue 18) ---
     /**
      * When the event loop was nearly idle for a whole check interval and V8's committed heap has
-     * grown by minHeapGrowthBytes since the last such GC, ask V8 for one full GC in the background
-     * (V8's own memory reducer does not, after a load: see the module).
+     * grown by minHeapGrowthBytes since the last such GC, ask V8 for one memory-reducing full GC,
+     * a pause taken while idle (V8's own memory reducer does not, after a load: see the module).
      */
     idleHeapReclaim: z
       .strictObject({

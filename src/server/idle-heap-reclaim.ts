@@ -13,17 +13,19 @@ import type { IdleHeapReclaimConfig } from '../config/index.js';
  * busy. When the load stops nothing allocates, so no GC comes, and V8's own memory reducer,
  * which should shrink an idle heap, keeps judging the allocation rate "high" from samples taken
  * during the load (`--trace-memory-reducer`: "high alloc ... waiting" every 8 s, for as long
- * as we watched). RSS then stays at its peak. This asks V8 for one full GC in the background
- * (`execution: 'async'`: incremental marking, event-loop delay ~7 ms on the dev box) when the
- * event loop has been nearly idle for a whole check interval and the committed heap has grown
- * by at least `minHeapGrowthBytes` since the last full GC it asked for. That GC frees the load's
- * garbage and starts V8's memory reducer, whose GCs ~8 s later give the pages back: RSS
- * 339 -> 167 MiB about 12 s after the load (docs/operations.md, "Memory"). Nothing in Node
+ * as we watched). RSS then stays at its peak. This asks V8 for one memory-reducing full GC
+ * (the gc extension's `flavor: 'last-resort'`, run as a task of its own) when the event loop
+ * has been nearly idle for a whole check interval and the committed heap has grown by at least
+ * `minHeapGrowthBytes` since the last one. A regular full GC freed the garbage but left the
+ * pages committed and pooled until V8's memory reducer ran ~8 s later, and in `npm run bench`
+ * it never did (RSS stayed at 320 MiB). The memory-reducing GC shrinks the heap and releases
+ * the pooled pages at once: RSS 318 -> 169 MiB 5 s after the load, at the price of one atomic
+ * pause (~80-130 ms measured) taken while idle (docs/operations.md, "Memory"). Nothing in Node
  * or on npm does this (the memory reducer is the mechanism that should), hence by hand.
  */
 
-/** V8's `gc()` with the options of its gc extension (`--expose-gc`). */
-export type GcFunction = (options: { type: 'major'; execution: 'async' }) => unknown;
+/** V8's `gc()` with the options of its gc extension (`--expose-gc`; `last-resort`: V8's memory-reducing collection). */
+export type GcFunction = (options: { type: 'major'; execution: 'async'; flavor?: 'regular' | 'last-resort' }) => unknown;
 
 export interface IdleHeapReclaimDeps {
   readonly log?: Pick<FastifyBaseLogger, 'info' | 'debug'>;
@@ -101,14 +103,14 @@ export class IdleHeapReclaimer {
     if (committed < this.#baseline) this.#baseline = committed;
     if (interval.utilization > this.#config.maxEventLoopUtilization) return false;
     if (committed - this.#baseline < this.#config.minHeapGrowthBytes) return false;
-    this.#gc?.({ type: 'major', execution: 'async' });
+    this.#gc?.({ type: 'major', execution: 'async', flavor: 'last-resort' });
     this.#reclaims?.inc();
     this.#log?.info(
       { heapCommittedBytes: committed, grownBytes: committed - this.#baseline, eventLoopUtilization: Math.round(interval.utilization * 1000) / 1000 },
       'idle after load: asked V8 for a full GC to give the grown heap back',
     );
-    // The GC runs in the background: measure the next growth from the live heap it leaves,
-    // which the next check's "shrank by itself" rule picks up.
+    // The GC runs as a task after this check: measure the next growth from the heap it
+    // leaves, which the next check's "shrank by itself" rule picks up.
     this.#baseline = committed;
     return true;
   }

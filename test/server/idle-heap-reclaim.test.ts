@@ -35,7 +35,7 @@ describe('IdleHeapReclaimer', () => {
       expect(reclaimer.check()).toBe(false);
       state.utilization = 0.01; // the load stopped
       expect(reclaimer.check()).toBe(true);
-      expect(gcs).toEqual([{ type: 'major', execution: 'async' }]);
+      expect(gcs).toEqual([{ type: 'major', execution: 'async', flavor: 'last-resort' }]);
       expect(await count()).toBe(1);
       // The GC gave the heap back; idle checks after it do nothing more.
       state.committed = 62 * MiB;
