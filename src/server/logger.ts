@@ -59,8 +59,10 @@ export function loggerOptions(config: Pick<GatewayConfig, 'logLevel'> & Partial<
   const redactUrl = queryRedactor(config.logging?.redactQueryParams);
   return {
     level: config.logLevel,
+    // `name` (pino's field for the program) rather than `service`, which lines use for the backend
+    // service they are about: one key each, where a JSON reader would keep only the last of two.
     // Under WORKER_THREADS each worker's lines say which process wrote them (src/server/cluster.ts).
-    base: cluster.isWorker ? { service: 'unified-gateway', pid: process.pid } : { service: 'unified-gateway' },
+    base: cluster.isWorker ? { name: 'unified-gateway', pid: process.pid } : { name: 'unified-gateway' },
     serializers: {
       req: (req: { method?: string; url?: string; ip?: string; socket?: { remotePort?: number } }) => ({
         method: req.method,

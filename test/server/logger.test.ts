@@ -81,6 +81,25 @@ describe('access log: query redaction', () => {
   });
 });
 
+describe('log line fields', () => {
+  it('names the program in `name`, so a line about a backend service has one `service` key', () => {
+    const raw: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        raw.push(...chunk.toString('utf8').split('\n').filter((l) => l.trim() !== ''));
+        done();
+      },
+    });
+    const log = pino(loggerOptions({ logLevel: 'info' }) as Record<string, unknown>, stream);
+    log.info({ service: 'twin', from: 'up', to: 'down' }, 'service health changed');
+    log.flush();
+    expect(raw).toHaveLength(1);
+    // JSON.parse keeps the last of two equal keys: count them in the text.
+    expect(raw[0]!.match(/"service":/g)).toHaveLength(1);
+    expect(JSON.parse(raw[0]!)).toMatchObject({ name: 'unified-gateway', service: 'twin', msg: 'service health changed' });
+  });
+});
+
 describe('log destination: buffered lines', () => {
   it('writes lines together once the buffer is full or when flushed, whole and in order', async () => {
     const { mkdtempSync, openSync, readFileSync, closeSync } = await import('node:fs');
