@@ -47,7 +47,7 @@ const MAX_RESTART_DELAY_MS = 30_000;
  */
 function primaryLog(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string): void {
   const levels = { info: 30, warn: 40, error: 50 } as const;
-  process.stdout.write(`${JSON.stringify({ level: levels[level], time: Date.now(), service: 'unified-gateway', component: 'cluster', pid: process.pid, ...fields, msg })}\n`);
+  process.stdout.write(`${JSON.stringify({ level: levels[level], time: Date.now(), name: 'unified-gateway', component: 'cluster', pid: process.pid, ...fields, msg })}\n`);
 }
 
 /** `unified-gateway serve`: one gateway process, or with WORKER_THREADS > 1 a primary and its workers. */
