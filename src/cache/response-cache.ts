@@ -19,6 +19,9 @@ import { baseKey, entryKey, notModified, requestBypasses, storeDecision } from '
  * upstream's answer, release() when the request is done, stale() for the stale-cache fallback.
  */
 
+/** In the hot map: this key has no entry in the Keyv (a caller's own entry, while a shared one serves). */
+const ABSENT = Symbol('absent');
+
 /** A stored answer. The body is base64 so that it survives Redis' JSON serialisation. */
 export interface CachedEntry {
   readonly status: number;
@@ -99,7 +102,7 @@ export class ResponseCache {
    * so an entry another replica stored later is seen once this one's lifetime ends; bounded
    * by maxTotalBytes, oldest dropped first.
    */
-  private readonly hot = new Map<string, { readonly stored: Stored; readonly until: number; readonly bytes: number }>();
+  private readonly hot = new Map<string, { readonly stored: Stored | typeof ABSENT; readonly until: number; readonly bytes: number }>();
   private hotBytes = 0;
   /** Each entry's body decoded once (entries are immutable). */
   private readonly bodies = new WeakMap<CachedEntry, Buffer>();
@@ -266,7 +269,13 @@ export class ResponseCache {
     if (own !== undefined || route?.perUser === true) return own;
     // An authenticated request takes a shared entry only when the upstream called it public.
     const shared = await this.findIn(base, undefined, headers);
-    return shared?.public === true ? shared : undefined;
+    if (shared?.public !== true) return undefined;
+    // While the shared entry is served from the hot map, so is the caller's missing own one:
+    // otherwise every hit of an authenticated client read the Keyv (a Redis round trip with
+    // REDIS_URL) for an entry that is not there. Same horizon as a hot entry: an own entry
+    // another replica stores meanwhile is seen once the shared one's freshness ends.
+    if (shared.freshUntil > this.now()) this.keepHot(entryKey(base, subject, [], headers), ABSENT, shared.freshUntil, 0);
+    return shared;
   }
 
   private async findIn(base: string, scope: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
@@ -281,7 +290,7 @@ export class ResponseCache {
   private async get(key: string): Promise<Stored | undefined> {
     const hot = this.hot.get(key);
     if (hot !== undefined) {
-      if (hot.until > this.now()) return hot.stored;
+      if (hot.until > this.now()) return hot.stored === ABSENT ? undefined : hot.stored;
       this.dropHot(key);
     }
     const stored = await this.store.get(key);
@@ -289,11 +298,16 @@ export class ResponseCache {
     return stored;
   }
 
-  /** `bytes`: the stored entry's (base64) body length, the same measure wherever the entry came from. */
-  private keepHot(key: string, stored: Stored, until: number, bytes: number): void {
+  /**
+   * `bytes`: the stored entry's (base64) body length, the same measure wherever the entry came
+   * from; the key's own length is counted too, so entries without a body (vary indexes, absent
+   * own entries) are bounded as well.
+   */
+  private keepHot(key: string, stored: Stored | typeof ABSENT, until: number, bytes: number): void {
     this.dropHot(key);
-    this.hot.set(key, { stored, until, bytes });
-    this.hotBytes += bytes;
+    const size = bytes + key.length;
+    this.hot.set(key, { stored, until, bytes: size });
+    this.hotBytes += size;
     for (const oldest of this.hot.keys()) {
       if (this.hotBytes <= this.config.maxTotalBytes) break;
       this.dropHot(oldest);

@@ -142,6 +142,42 @@ describe('ResponseCache', () => {
     expect(reads).toBe(readsAfterMiss);
   });
 
+  it('an authenticated client served a shared public entry reads the Keyv for its own entry once per lifetime, and takes its own once stored', async () => {
+    const clock = manualClock();
+    const { cache, keyv } = newCache(LIMITS, clock.now);
+    const reads: string[] = [];
+    const get = keyv.get.bind(keyv);
+    keyv.get = ((key: string) => {
+      reads.push(key);
+      return get(key);
+    }) as typeof keyv.get;
+    const shortRoute = { ...route, cache: { ttlSeconds: 10, perUser: false } } as unknown as RouteConfig;
+    let perUserAnswer = false;
+    let version = 0;
+    serve([cache], shortRoute, () => ({ headers: { 'cache-control': perUserAnswer ? 'max-age=10' : 'public, max-age=10' }, body: `v${++version}` }));
+    app!.addHook('onRequest', (request, _reply, done) => {
+      const user = request.headers['x-user'];
+      if (typeof user === 'string') (request as { principal: unknown }).principal = { subject: user, kind: 'jwt', scopes: [] };
+      done();
+    });
+    const as = (user: string) => app!.inject({ url: '/x/p', headers: { 'x-user': user } });
+    expect((await as('ann')).headers['x-cache']).toBe('MISS');
+    await cache.writesSettled();
+    reads.length = 0;
+    for (let i = 0; i < 4; i++) expect([(await as('ann')).headers['x-cache'], (await as('bob')).headers['x-cache']]).toEqual(['HIT', 'HIT']);
+    // One read of each caller's own (absent) entry, then neither is read again while the shared one is fresh.
+    expect(reads.length).toBe(2);
+    expect(new Set(reads).size).toBe(2);
+    // Past the lifetime the answer is no longer public (an authenticated request's is then per user): ann's own entry is stored and wins.
+    clock.advance(10_500);
+    perUserAnswer = true;
+    const own = await as('ann');
+    expect([own.headers['x-cache'], own.body]).toEqual(['MISS', 'v2']);
+    await cache.writesSettled();
+    const again = await as('ann');
+    expect([again.headers['x-cache'], again.body]).toEqual(['HIT', 'v2']);
+  });
+
   it('counts Age and lifetime on its clock', async () => {
     const clock = manualClock();
     const { cache } = newCache(LIMITS, clock.now);
