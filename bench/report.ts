@@ -185,6 +185,7 @@ export function renderText(report: Report): string {
   lines.push(
     `GET ${String(s.path)} (auth: ${String(s.auth)}), ${String(s.connections)} connections, closed loop, ${String(s.durationSec)} s per target after ${String(s.warmupSec)} s warm-up`,
   );
+  if (m.gatewayAllocator !== undefined) lines.push(`gateway and bare proxy allocator: ${String(m.gatewayAllocator)}`);
   lines.push('');
   const rows: string[][] = [['target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'errors', 'non-2xx']];
   for (const [name, t] of Object.entries(report.targets)) {

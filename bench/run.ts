@@ -17,6 +17,7 @@ import {
   findNginx,
   gatewayCredentials,
   killAll,
+  gatewayAllocator,
   rssMiB,
   startBareProxy,
   startGateway,
@@ -394,6 +395,7 @@ async function main(): Promise<void> {
       nginx: nginxBin ? commandOutput(nginxBin, ['-v']) : null,
       autocannon: (createRequire(import.meta.url)('autocannon/package.json') as { version: string }).version,
       wrk: wrkBin ? commandOutput(wrkBin, ['-v'])?.split('\n')[0] ?? wrkBin : null,
+      gatewayAllocator: gatewayAllocator(),
     },
     settings: {
       path: opts.path,

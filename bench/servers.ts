@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setPriority, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -138,11 +138,15 @@ export async function startStandIn(): Promise<Server> {
 
 /**
  * The bare `@fastify/http-proxy` (bench/bare-proxy.ts) in front of the same upstream: the
- * peer column the gateway must at least match. Same priority and V8 flags as the gateway.
+ * peer column the gateway must at least match. Same priority, V8 flags and allocator as the gateway.
  */
 export async function startBareProxy(upstreamUrl: string, nodeFlags: readonly string[] = []): Promise<Server> {
   const script = new URL('./bare-proxy.ts', import.meta.url).pathname;
-  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, ...nodeFlags, '--import', 'tsx', script, upstreamUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The gateway's allocator too (allocatorEnv): the two are compared on the same footing.
+  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, ...nodeFlags, '--import', 'tsx', script, upstreamUrl], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...allocatorEnv() },
+  });
   return { name: 'bare-proxy', url: await printedUrl(child, 'bare-proxy'), pid: child.pid };
 }
 
@@ -165,6 +169,24 @@ export function rssMiB(pid: number | undefined): number | null {
   } catch {
     return null;
   }
+}
+
+/** Where docker/Dockerfile links the jemalloc it installs, and its settings there (a test keeps them in step). */
+export const JEMALLOC_LINK = '/usr/local/lib/libjemalloc.so.2';
+export const JEMALLOC_CONF = 'narenas:2,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0';
+const JEMALLOC_PATHS = [JEMALLOC_LINK, '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2', '/usr/lib/libjemalloc.so.2'];
+
+/** The gateway's allocator as the Docker image sets it: jemalloc (Debian's libjemalloc2) when installed here, else glibc. */
+export function allocatorEnv(): Record<string, string> {
+  const jemalloc = JEMALLOC_PATHS.find((path) => existsSync(path));
+  const glibc = { MALLOC_ARENA_MAX: '2' };
+  return jemalloc === undefined ? glibc : { ...glibc, LD_PRELOAD: jemalloc, MALLOC_CONF: JEMALLOC_CONF };
+}
+
+/** Which allocator allocatorEnv() gives the gateway (the report says). */
+export function gatewayAllocator(): string {
+  const env = allocatorEnv();
+  return env.LD_PRELOAD === undefined ? 'glibc malloc (MALLOC_ARENA_MAX=2; apt-get install libjemalloc2 for the image\'s jemalloc)' : `jemalloc (${env.LD_PRELOAD}, MALLOC_CONF=${env.MALLOC_CONF})`;
 }
 
 export interface GatewayServer extends Server {
@@ -230,8 +252,9 @@ export async function startGateway(upstreamUrl: string, logLevel: string, extras
     // One process unless asked (the 1-vs-N workers comparison): `npm run bench -- --workers 2`.
     WORKER_THREADS: String(extras.workers ?? 1),
     GATEWAY_PROBE_PORT: String(probePort),
-    // As the Docker image runs it (docker/Dockerfile): fewer glibc malloc arenas, less RSS after load.
-    MALLOC_ARENA_MAX: '2',
+    // As the Docker image runs it (docker/Dockerfile): jemalloc when this machine has it, else
+    // glibc's malloc with fewer arenas; less RSS after load either way.
+    ...allocatorEnv(),
     ...extras.env,
   };
   const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, ...(extras.nodeFlags ?? []), extras.cli ?? GATEWAY_CLI, 'serve'], { env });

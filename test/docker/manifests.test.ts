@@ -6,6 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { JEMALLOC_CONF, JEMALLOC_LINK } from '../../bench/servers.js';
 import { loadConfig } from '../../src/config/load.js';
 import { envSchema, fileSchema, SERVICE_NAMES, SERVICE_URL_ENV } from '../../src/config/schema.js';
 import { startStandIn } from '../../src/demo/stand-in.js';
@@ -182,13 +183,30 @@ describe('docker/Dockerfile', () => {
     expect(argv.join(' ')).toContain('/livez');
   });
 
-  it('sets only environment variables the gateway knows (besides NODE_* and the C library\'s MALLOC_ARENA_MAX)', () => {
+  it('sets only environment variables the gateway knows (besides NODE_* and the allocator\'s: LD_PRELOAD, MALLOC_CONF, MALLOC_ARENA_MAX)', () => {
     const known = new Set(Object.keys(envSchema.shape));
+    const allocator = new Set(['LD_PRELOAD', 'MALLOC_CONF', 'MALLOC_ARENA_MAX']);
     const names = runtime
       .filter((i) => i.op === 'ENV')
       .flatMap((i) => i.args.split(/\s+/).filter((t) => t.includes('=')).map((t) => t.split('=')[0]!));
     expect(names.length).toBeGreaterThan(0);
-    expect(names.filter((n) => !n.startsWith('NODE_') && n !== 'MALLOC_ARENA_MAX' && !known.has(n))).toEqual([]);
+    expect(names.filter((n) => !n.startsWith('NODE_') && !allocator.has(n) && !known.has(n))).toEqual([]);
+  });
+
+  it('preloads the jemalloc it installs, with the settings the bench runs the gateway with', () => {
+    const env = new Map(
+      runtime
+        .filter((i) => i.op === 'ENV')
+        .flatMap((i) => i.args.split(/\s+/).filter((t) => t.includes('=')).map((t) => t.split('=', 2) as [string, string])),
+    );
+    const preload = env.get('LD_PRELOAD');
+    expect(preload).toBe(JEMALLOC_LINK);
+    // The runtime stage installs the package and links the library where LD_PRELOAD points, before the ENV.
+    const install = runtime.findIndex((i) => i.op === 'RUN' && i.args.includes('install -y --no-install-recommends libjemalloc2') && i.args.includes(`ln -s`) && i.args.includes(preload!));
+    const envAt = runtime.findIndex((i) => i.op === 'ENV' && i.args.includes('LD_PRELOAD='));
+    expect(install).toBeGreaterThanOrEqual(0);
+    expect(install).toBeLessThan(envAt);
+    expect(env.get('MALLOC_CONF')).toBe(JEMALLOC_CONF);
   });
 
   it('has a BuildKit ignore file that keeps build inputs and drops local output', () => {
