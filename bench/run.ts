@@ -15,9 +15,9 @@ import { MCP_FEDERATED_RATE, medianOfRounds, pacedResult, problemOf, ratio, rend
 import {
   CACHED_PREFIX,
   findNginx,
+  gatewayAllocator,
   gatewayCredentials,
   killAll,
-  gatewayAllocator,
   rssMiB,
   startBareProxy,
   startGateway,
