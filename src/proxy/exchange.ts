@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { errors as undiciErrors, type Dispatcher, type Pool } from 'undici';
+import { errors as undiciErrors, type Pool } from 'undici';
 import type { RouteConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/registry.js';
@@ -10,18 +10,20 @@ import { FailedResponse, isBreakerOpen, maySendAgain, Uncounted, type Resilience
 import type { Side } from '../routing/traffic-split.js';
 import { continueTrace, forwardingView, rewriteLocations, upstreamRequestHeaders } from './headers.js';
 import { identityHeaders, type IdentityAssertions } from './identity.js';
+import { BUFFERED_ANSWER_BYTES, discardBody, upstreamCall, type CallOptions, type UpstreamResponse } from './upstream-call.js';
 import type { Upstream } from './upstreams.js';
 
 /*
  * One upstream exchange: one request to one upstream host, with the gateway's headers, the
  * body taken once, one deadline, and the circuit breaker and retries around each attempt.
- * It returns the upstream's response (headers in, body not yet read) or an UpstreamFailure
+ * It returns the upstream's response (headers in; the body whole when small, else still
+ * streaming: upstream-call.ts) or an UpstreamFailure
  * saying why there is none; it never answers the client, and never calls anything back:
  * the request path (request-path.ts) decides what a failure becomes (a fallback, an error).
  *
- * Written on undici directly rather than through @fastify/reply-from: the request path has
- * to act between "upstream answered with headers" and "the body starts streaming to the
- * client", which reply-from only exposes through callbacks.
+ * Written on undici's dispatch API (upstream-call.ts) rather than through @fastify/reply-from:
+ * the request path has to act between "upstream answered with headers" and "the body starts
+ * streaming to the client", which reply-from only exposes through callbacks.
  */
 
 /** What one request sends upstream: the same for its exchange and a `service:<other>` fallback's. */
@@ -104,15 +106,11 @@ export function gatewayPath(path: string, route: Pick<RouteConfig, 'prefix' | 'r
 /** Abort reason of an upstream call that ran out of time. */
 const UPSTREAM_TIMEOUT = new undiciErrors.HeadersTimeoutError('upstream did not answer in time');
 
-function ignore(): void {}
-
 /**
- * The cancellation of one upstream call: the client went away, or the deadline passed. undici
- * takes an EventEmitter as a request's `signal` (its documented `AbortSignal | EventEmitter`,
- * listened to with once('abort')); an AbortController with its EventTarget signal and Node's
- * abort-listener bookkeeping cost three times as much per request (issue 18's profile: about
- * 2% of the gateway's CPU). `isAborted`, not `aborted`: undici takes any object with an
- * `aborted` property for an AbortSignal.
+ * The cancellation of one upstream call: the client went away, or the deadline passed. An
+ * EventEmitter, listened to with once('abort') by the call (upstream-call.ts): an
+ * AbortController with its EventTarget signal and Node's abort-listener bookkeeping cost three
+ * times as much per request (issue 18's profile: about 2% of the gateway's CPU).
  */
 export class UpstreamAbort extends EventEmitter {
   isAborted = false;
@@ -155,17 +153,25 @@ async function retryAfterBackoff(
   return true;
 }
 
+/** One attempt's request, as sendCounted takes it through the breaker. */
+interface Call {
+  readonly options: CallOptions;
+  readonly abort: UpstreamAbort;
+  /** Read the answer whole up to this many bytes (upstream-call.ts). */
+  readonly wholeUpTo: number;
+}
+
 /**
  * One upstream call as the circuit breaker sees it: a 5xx answer is thrown as FailedResponse
  * (a failure, still forwarded), timeouts and connection errors are failures, and what is not
  * the upstream's fault (client gone, body over its limit) is thrown as Uncounted.
  */
-async function sendCounted(pool: Pool, opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
-  let res: Dispatcher.ResponseData;
+async function sendCounted(pool: Pool, call: Call): Promise<UpstreamResponse> {
+  let res: UpstreamResponse;
+  const signal = call.abort;
   try {
-    res = await pool.request(opts);
+    res = await upstreamCall(pool, call.options, signal, call.wholeUpTo);
   } catch (err) {
-    const signal = opts.signal as UpstreamAbort;
     if (signal.reason === UPSTREAM_TIMEOUT) throw UPSTREAM_TIMEOUT;
     if (err instanceof GatewayError || signal.isAborted) throw new Uncounted(err);
     throw err;
@@ -211,7 +217,7 @@ export async function exchange(
   upstream: Upstream,
   timeoutMs: number,
   deps: ExchangeDeps,
-): Promise<Dispatcher.ResponseData | UpstreamFailure> {
+): Promise<UpstreamResponse | UpstreamFailure> {
   const { metrics, resilience } = deps;
   const { route, body, side } = outgoing;
   const service = upstream.service;
@@ -247,17 +253,18 @@ export async function exchange(
   policy?.budget.recordRequest();
   // Circuit breaker of this host (src/resilience/breaker.ts): each attempt goes through it.
   const breaker = resilience.breakerFor(upstream);
-  const requestOptions: Dispatcher.RequestOptions = {
+  const requestOptions: CallOptions = {
     path: upstreamPath(request.url, route, upstream.basePath),
     method: request.method as 'GET',
     headers,
     body,
-    signal: abort,
     headersTimeout: timeoutMs + 1000,
     bodyTimeout: timeoutMs,
   };
+  // A small answer to a GET is read whole and sent in one write (upstream-call.ts).
+  const call: Call = { options: requestOptions, abort, wholeUpTo: request.method === 'GET' ? BUFFERED_ANSWER_BYTES : 0 };
   let attempt = 0;
-  let response: Dispatcher.ResponseData | undefined;
+  let response: UpstreamResponse | undefined;
   // Outstanding until the headers are in (or it failed): what load balancing compares.
   upstream.outstanding += 1;
   try {
@@ -267,9 +274,12 @@ export async function exchange(
       response = undefined;
       let thrown: unknown;
       try {
-        response = breaker === undefined ? await upstream.pool.request(requestOptions) : await breaker.fire(sendCounted, upstream.pool, requestOptions);
+        response =
+          breaker === undefined
+            ? await upstreamCall(upstream.pool, requestOptions, abort, call.wholeUpTo)
+            : await breaker.fire(sendCounted, upstream.pool, call);
       } catch (err) {
-        if (err instanceof FailedResponse) response = err.response as Dispatcher.ResponseData; // a 5xx, counted as a failure
+        if (err instanceof FailedResponse) response = err.response as UpstreamResponse; // a 5xx, counted as a failure
         else thrown = err instanceof Uncounted ? err.error : err;
       }
       if (response === undefined) {
@@ -296,7 +306,7 @@ export async function exchange(
       if (policy !== undefined && response.statusCode >= 500 && policy.retriesStatus(response.statusCode)) {
         // Decided on the status line: the failed answer's body is dropped, never streamed on.
         const failed = response;
-        if (await retryAfterBackoff(request, policy, body, attempt, abort, metrics, service, failed.statusCode, () => failed.body.dump().catch(ignore))) {
+        if (await retryAfterBackoff(request, policy, body, attempt, abort, metrics, service, failed.statusCode, () => discardBody(failed))) {
           continue;
         }
       }
@@ -310,9 +320,11 @@ export async function exchange(
 
   // The upstream's own address in Location / Content-Location becomes the gateway's path.
   rewriteLocations(response.headers, upstream.origin, (p) => gatewayPath(p, route, upstream.basePath));
-  response.body.once('error', (err) => {
-    // The status line is already sent: all that is left is to cut the stream and say why.
-    request.log.warn({ service, err: err.message }, 'upstream body failed mid-stream');
-  });
+  if (!Buffer.isBuffer(response.body)) {
+    response.body.once('error', (err) => {
+      // The status line is already sent: all that is left is to cut the stream and say why.
+      request.log.warn({ service, err: err.message }, 'upstream body failed mid-stream');
+    });
+  }
   return response;
 }

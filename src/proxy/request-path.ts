@@ -1,5 +1,4 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Dispatcher } from 'undici';
 import type { GatewayConfig, RouteConfig, RouteSplitConfig, ServiceConfig } from '../config/index.js';
 import type { CacheLookup, ResponseCache } from '../cache/index.js';
 import { GatewayError } from '../errors.js';
@@ -12,6 +11,7 @@ import { exchange, UpstreamFailure, type ExchangeDeps, type Outgoing } from './e
 import { clientResponseHeaders, forwardedOrigin } from './headers.js';
 import { assertForwardable } from './request-target.js';
 import { chooseSide } from './split-side.js';
+import type { UpstreamResponse } from './upstream-call.js';
 import type { UpstreamRegistry } from './upstreams.js';
 
 /*
@@ -115,10 +115,9 @@ export class RequestPath {
 
       // 7-8. The answer: through the cache (stored when it may be), or sent on: read whole when small, else streamed.
       if (lookup !== undefined) {
-        const body = readWhole(request, response) ? await wholeBody(response) : response.body;
-        return await cache!.storeAndSend(request, reply, lookup, response.statusCode, clientResponseHeaders(response.headers), body);
+        return await cache!.storeAndSend(request, reply, lookup, response.statusCode, clientResponseHeaders(response.headers), response.body);
       }
-      return await send(request, reply, response);
+      return send(reply, response);
     } finally {
       if (lookup !== undefined) cache!.release(lookup);
     }
@@ -168,7 +167,7 @@ export class RequestPath {
         reply.header('x-gateway-fallback', fallback.label);
         const response = await exchange(request, reply, outgoing, upstream, fallback.timeoutMs, this.#deps);
         if (response instanceof UpstreamFailure) throw labelled(response.error, fallback.label);
-        return await send(request, reply, response);
+        return send(reply, response);
       }
     }
   }
@@ -195,45 +194,9 @@ export class RequestPath {
   }
 }
 
-/**
- * Answers of a GET whose Content-Length is at most this are read whole and sent in one write
- * (status line, headers and body together); larger ones, and any without a length, stream.
- * Streaming a small body through Fastify costs two end-of-stream watchers, a pipe, a chain of
- * stream events and separate socket writes for the head and the body (issue 18's profiles:
- * socket writes and stream plumbing were the largest shares of the proxy path's CPU). On
- * loopback or a LAN a 16 KiB body arrives within the same moment, so the client sees no
- * difference; a body that fails on the way becomes a clean 502 instead of a cut answer.
- */
-export const BUFFERED_ANSWER_BYTES = 16 * 1024;
-
-/** The answer is small, complete and has a body: read it whole (above). */
-function readWhole(request: FastifyRequest, response: Dispatcher.ResponseData): boolean {
-  const length = response.headers['content-length'];
-  const status = response.statusCode;
-  return (
-    request.method === 'GET' &&
-    typeof length === 'string' &&
-    Number(length) <= BUFFERED_ANSWER_BYTES &&
-    status >= 200 &&
-    status !== 204 &&
-    status !== 304 &&
-    response.headers['transfer-encoding'] === undefined
-  );
-}
-
-/** The whole body of a small answer; its failure (exchange() logs it) is the upstream's bad answer. */
-async function wholeBody(response: Dispatcher.ResponseData): Promise<Buffer> {
-  try {
-    return Buffer.from(await response.body.arrayBuffer());
-  } catch (err) {
-    throw new GatewayError('GW_UPSTREAM_BAD_RESPONSE', undefined, { cause: err });
-  }
-}
-
-/** The upstream's answer: read whole when small (see above), else streamed on as it comes. */
-async function send(request: FastifyRequest, reply: FastifyReply, response: Dispatcher.ResponseData): Promise<FastifyReply> {
-  const body = readWhole(request, response) ? await wholeBody(response) : response.body;
-  return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).send(body);
+/** The upstream's answer, sent on: whole when it was read whole (upstream-call.ts), else streamed as it comes. */
+function send(reply: FastifyReply, response: UpstreamResponse): FastifyReply {
+  return reply.code(response.statusCode).headers(clientResponseHeaders(response.headers)).send(response.body);
 }
 
 /**

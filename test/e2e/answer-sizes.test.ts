@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUFFERED_ANSWER_BYTES } from '../../src/proxy/request-path.js';
+import { BUFFERED_ANSWER_BYTES } from '../../src/proxy/upstream-call.js';
 import { cleanup, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
 import { testServer } from '../helpers/upstreams.js';
 
 /*
  * Answers of a GET up to BUFFERED_ANSWER_BYTES (by Content-Length) are read whole and sent in
- * one write; larger ones and those without a length stream through (src/proxy/request-path.ts).
+ * one write; larger ones and those without a length stream through (src/proxy/upstream-call.ts).
  * Both must arrive intact, and a small answer whose body breaks off is a 502, not a cut answer.
  */
 
