@@ -1,18 +1,21 @@
 import { readdir } from 'node:fs/promises';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { TalliedCounter, TalliedHistogram } from './tallied.js';
 
 /**
  * Every metric the gateway exposes, on a registry of its own (not prom-client's global one)
  * so tests and several gateways in one process never collide. Metrics that later stages
  * fill (routing decisions, breaker state, threat detections) are registered here up front
- * so their names and labels are fixed in one place.
+ * so their names and labels are fixed in one place. Those counted on every request are
+ * tallied (src/metrics/tallied.ts): prom-client's per-call label hashing was a measurable share
+ * of the request path.
  */
 export interface GatewayMetrics {
   readonly registry: Registry;
-  readonly requestsTotal: Counter<'method' | 'endpoint' | 'status'>;
-  readonly requestDuration: Histogram<'method' | 'endpoint' | 'status'>;
-  readonly serviceRequests: Counter<'service' | 'status' | 'side'>;
-  readonly upstreamDuration: Histogram<'service'>;
+  readonly requestsTotal: TalliedCounter<'method' | 'endpoint' | 'status'>;
+  readonly requestDuration: TalliedHistogram<'method' | 'endpoint' | 'status'>;
+  readonly serviceRequests: TalliedCounter<'service' | 'status' | 'side'>;
+  readonly upstreamDuration: TalliedHistogram<'service'>;
   readonly healthCheckDuration: Histogram<'deep'>;
   readonly serviceUp: Gauge<'service'>;
   readonly serviceProbeDuration: Histogram<'service'>;
@@ -26,12 +29,12 @@ export interface GatewayMetrics {
   // --- shared state and rate limiting (src/state, src/ratelimit) ---
   readonly stateStoreUp: Gauge<'backend'>;
   readonly stateStoreFallbacks: Counter;
-  readonly rateLimitRequests: Counter<'scope' | 'result'>;
+  readonly rateLimitRequests: TalliedCounter<'scope' | 'result'>;
   readonly threatActions: Counter<'action'>;
   readonly blockedClients: Gauge;
   readonly inputRejections: Counter<'rule' | 'location'>;
   /** Response cache lookups (src/cache): hit, miss, bypass, coalesced, not_modified, stale. */
-  readonly cacheRequests: Counter<'result'>;
+  readonly cacheRequests: TalliedCounter<'result'>;
   readonly mcpRequests: Counter<'method' | 'tool' | 'status'>;
   // --- WebSockets (src/ws): `route` is a route id or `events` (/v1/events) ---
   readonly wsConnections: Gauge<'route'>;
@@ -56,7 +59,7 @@ export interface GatewayMetrics {
   /** Requests refused by the auth stage, by catalogue code (GW_AUTH_*). */
   readonly authFailures: Counter<'reason'>;
   /** Requests by the kind of caller: anonymous, api-key, jwt. */
-  readonly callerRequests: Counter<'caller_class'>;
+  readonly callerRequests: TalliedCounter<'caller_class'>;
   /** The routing model's confidence in the service it picked (model decisions only). */
   readonly routingConfidence: Histogram<'service'>;
 }
@@ -93,26 +96,26 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
   const registers = [registry];
   return {
     registry,
-    requestsTotal: new Counter({
+    requestsTotal: new TalliedCounter({
       name: 'gateway_requests_total',
       help: 'Requests answered by the gateway, by method, route pattern and status code',
       labelNames: ['method', 'endpoint', 'status'],
       registers,
     }),
-    requestDuration: new Histogram({
+    requestDuration: new TalliedHistogram({
       name: 'gateway_request_duration_seconds',
       help: 'Time from request received to response finished, by method, route pattern and status code',
       labelNames: ['method', 'endpoint', 'status'],
       buckets,
       registers,
     }),
-    serviceRequests: new Counter({
+    serviceRequests: new TalliedCounter({
       name: 'gateway_service_requests',
       help: 'Requests forwarded to each backend service, by upstream status code (or error class) and traffic-split side',
       labelNames: ['service', 'status', 'side'],
       registers,
     }),
-    upstreamDuration: new Histogram({
+    upstreamDuration: new TalliedHistogram({
       name: 'gateway_upstream_duration_seconds',
       help: 'Time until the upstream answered with headers, per service',
       labelNames: ['service'],
@@ -175,7 +178,7 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       labelNames: ['method', 'tool', 'status'],
       registers,
     }),
-    cacheRequests: new Counter({
+    cacheRequests: new TalliedCounter({
       name: 'gateway_cache_requests_total',
       help: 'Response cache lookups, by result (hit, miss, bypass, coalesced, not_modified)',
       labelNames: ['result'],
@@ -199,7 +202,7 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       help: 'State store calls this replica answered from its own memory because Redis was down or too slow',
       registers,
     }),
-    rateLimitRequests: new Counter({
+    rateLimitRequests: new TalliedCounter({
       name: 'gateway_rate_limit_requests_total',
       help: 'Rate-limit decisions by scope (ip, principal, route, mcp_tool) and result (allowed, limited)',
       labelNames: ['scope', 'result'],
@@ -263,7 +266,7 @@ export function createMetrics(options: { durationBuckets: readonly number[]; def
       labelNames: ['reason'],
       registers,
     }),
-    callerRequests: new Counter({
+    callerRequests: new TalliedCounter({
       name: 'gateway_caller_requests_total',
       help: 'Requests by caller class: anonymous, api-key, jwt',
       labelNames: ['caller_class'],

@@ -79,12 +79,12 @@ describe('upstreamCall', () => {
     const small = await call('/sized?size=1024');
     expect(small.statusCode).toBe(200);
     expect(Buffer.isBuffer(small.body)).toBe(true);
-    expect(small.body.length).toBe(1024);
+    expect((small.body as Buffer).length).toBe(1024);
     expect(small.headers['x-up']).toBe('yes');
 
     const empty = await call('/sized?size=0');
     expect(Buffer.isBuffer(empty.body)).toBe(true);
-    expect(empty.body.length).toBe(0);
+    expect((empty.body as Buffer).length).toBe(0);
 
     for (const [path, bound, size] of [
       ['/sized?size=1025', 1024, 1025],
