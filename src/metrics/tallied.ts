@@ -21,15 +21,59 @@ import { Counter, type LabelValues, type Metric, type MetricObjectWithValues, ty
 /** Label values as the request path gives them (numbers are shown as prom-client shows them). */
 type Labels<T extends string> = Partial<Record<T, string | number>>;
 
-/** Separates label values in a cell's key: a character no label value the gateway sets contains. */
-const SEPARATOR = '\u0001';
+/**
+ * The cells of a metric, one per label set, found by its values one label at a time (a Map per
+ * level): no key string is built per call, and the values the request path passes (the
+ * method, a route pattern, a service name) are mostly the same string objects every time,
+ * whose hash V8 keeps. Numbers are looked up as the strings prom-client would show.
+ */
+class LabelTree<T extends string, C> {
+  readonly #names: readonly T[];
+  readonly #root = new Map<unknown, unknown>();
+  /** Every cell, in the order first seen (the exposition's order, as prom-client's). */
+  readonly cells: C[] = [];
 
-/** The key of a label set: its values in the order of the label names. */
-function keyOf<T extends string>(names: readonly T[], labels: Labels<T> | undefined): string {
-  if (labels === undefined || names.length === 0) return '';
-  let key = String(labels[names[0]!]);
-  for (let i = 1; i < names.length; i++) key += SEPARATOR + labels[names[i]!];
-  return key;
+  constructor(names: readonly T[]) {
+    this.#names = names;
+  }
+
+  /** The cell of this label set, if seen before. */
+  get(labels: Labels<T> | undefined): C | undefined {
+    const names = this.#names;
+    let node: Map<unknown, unknown> | undefined = this.#root;
+    for (let i = 0; i < names.length && node !== undefined; i++) {
+      node = node.get(valueOf(labels, names[i]!)) as Map<unknown, unknown> | undefined;
+    }
+    return names.length === 0 ? (this.#root.get('') as C | undefined) : (node as C | undefined);
+  }
+
+  /** A label set seen for the first time. */
+  add(labels: Labels<T> | undefined, cell: C): C {
+    const names = this.#names;
+    let node = this.#root;
+    for (let i = 0; i < names.length - 1; i++) {
+      const value = valueOf(labels, names[i]!);
+      let next = node.get(value) as Map<unknown, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        node.set(value, next);
+      }
+      node = next;
+    }
+    node.set(names.length === 0 ? '' : valueOf(labels, names[names.length - 1]!), cell);
+    this.cells.push(cell);
+    return cell;
+  }
+
+  clear(): void {
+    this.#root.clear();
+    this.cells.length = 0;
+  }
+}
+
+function valueOf<T extends string>(labels: Labels<T> | undefined, name: T): string | undefined {
+  const value = labels?.[name];
+  return typeof value === 'number' ? String(value) : value;
 }
 
 /** The label set stored for a new cell, after the check prom-client makes on every call. */
@@ -61,19 +105,19 @@ export class TalliedCounter<T extends string = string> {
   readonly name: string;
   readonly #counter: Counter<T>;
   readonly #names: readonly T[];
-  readonly #cells = new Map<string, CounterCell<T>>();
+  readonly #cells: LabelTree<T, CounterCell<T>>;
 
   constructor(config: TalliedConfig<T>) {
     this.name = config.name;
     this.#names = config.labelNames ?? [];
-    const cells = this.#cells;
+    const cells = (this.#cells = new LabelTree(this.#names));
     this.#counter = new ResettingCounter<T>(() => cells.clear(), {
       name: config.name,
       help: config.help,
       labelNames: this.#names,
       registers: [...config.registers],
       collect() {
-        for (const cell of cells.values()) {
+        for (const cell of cells.cells) {
           if (cell.pending === 0 && cell.shown) continue;
           this.inc(cell.labels, cell.pending);
           cell.pending = 0;
@@ -85,12 +129,7 @@ export class TalliedCounter<T extends string = string> {
 
   inc(labels?: Labels<T>, value = 1): void {
     if (!(value >= 0) || !Number.isFinite(value)) throw new TypeError(`${this.name}: a counter only grows by a finite amount (got ${value})`);
-    const key = keyOf(this.#names, labels);
-    let cell = this.#cells.get(key);
-    if (cell === undefined) {
-      cell = { labels: checkedLabels(this.name, this.#names, labels), pending: 0, shown: false };
-      this.#cells.set(key, cell);
-    }
+    const cell = this.#cells.get(labels) ?? this.#cells.add(labels, { labels: checkedLabels(this.name, this.#names, labels), pending: 0, shown: false });
     cell.pending += value;
   }
 
@@ -157,13 +196,14 @@ export class TalliedHistogram<T extends string = string> {
   readonly aggregator = 'sum' as const;
   readonly #names: readonly T[];
   readonly #bounds: readonly number[];
-  readonly #cells = new Map<string, HistogramCell<T>>();
+  readonly #cells: LabelTree<T, HistogramCell<T>>;
 
   constructor(config: TalliedHistogramConfig<T>) {
     this.name = config.name;
     this.help = config.help;
     this.#names = config.labelNames ?? [];
     this.#bounds = [...new Set(config.buckets)].sort((a, b) => a - b);
+    this.#cells = new LabelTree(this.#names);
     // Registered as prom-client's own metrics are; it answers the registry's calls (get,
     // getForPromString, reset) with the same shapes. The cast: prom-client types registerMetric
     // with its own classes only.
@@ -172,12 +212,9 @@ export class TalliedHistogram<T extends string = string> {
 
   observe(labels: Labels<T>, value: number): void {
     if (!Number.isFinite(value)) throw new TypeError(`${this.name}: not a valid number: ${value}`);
-    const key = keyOf(this.#names, labels);
-    let cell = this.#cells.get(key);
-    if (cell === undefined) {
-      cell = { labels: checkedLabels(this.name, this.#names, labels), buckets: new Float64Array(this.#bounds.length), sum: 0, count: 0 };
-      this.#cells.set(key, cell);
-    }
+    const cell =
+      this.#cells.get(labels) ??
+      this.#cells.add(labels, { labels: checkedLabels(this.name, this.#names, labels), buckets: new Float64Array(this.#bounds.length), sum: 0, count: 0 });
     cell.sum += value;
     cell.count += 1;
     const bounds = this.#bounds;
@@ -193,7 +230,7 @@ export class TalliedHistogram<T extends string = string> {
   async getForPromString(): Promise<HistogramData<T>> {
     const bucketName = `${this.name}_bucket`;
     const values: HistogramValue<T>[] = [];
-    for (const cell of this.#cells.values()) {
+    for (const cell of this.#cells.cells) {
       let cumulative = 0;
       for (let i = 0; i < this.#bounds.length; i++) {
         cumulative += cell.buckets[i]!;

@@ -33,7 +33,9 @@ function feed(m: ReturnType<typeof pair>, seed: number): void {
   let x = seed;
   for (let i = 0; i < 500; i++) {
     x = (x * 1103515245 + 12345) % 2 ** 31;
-    const labels = { method: methods[x % 2]!, endpoint: endpoints[x % 3]!, status: String(200 + (x % 4) * 100) };
+    const status = 200 + (x % 4) * 100;
+    // A number and its string are one series, as in prom-client.
+    const labels = { method: methods[x % 2]!, endpoint: endpoints[x % 3]!, status: i % 13 === 5 ? status : String(status) };
     const value = i % 7 === 0 ? BUCKETS[x % BUCKETS.length]! : i % 11 === 0 ? 3 : (x % 1000) / 1000;
     m.counter.inc(labels);
     m.promCounter.inc(labels);
