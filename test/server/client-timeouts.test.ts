@@ -175,6 +175,18 @@ describe('slow clients against a listening gateway', () => {
     expect((await timeouts()).headers).toBe(before + 1);
   });
 
+  it('on a keep-alive connection that was answered before, a trickling next request still gets its 408 (counted as headers)', async () => {
+    const before = await timeouts();
+    const head = 'GET /livez HTTP/1.1\r\nHost: gw\r\n\r\nGET /livez HTTP/1.1\r\nHost: gw\r\nX-Slow: ';
+    const r = await slowClient({ port, head, drip: { bytes: 'a', everyMs: 50 } }).done;
+    expect(r.status).toBe(200);
+    // The first answer is over: the timeout of the second is answered, not just cut.
+    expect(r.received).toMatch(/HTTP\/1\.1 408 [^]*GW_REQUEST_TIMEOUT/);
+    const after = await timeouts();
+    expect(after.headers).toBe((before.headers ?? 0) + 1);
+    expect(after.request ?? 0).toBe(before.request ?? 0);
+  });
+
   it('closes a connection that never sends a byte within the header timeout', async () => {
     const r = await slowClient({ port, head: '' }).done;
     expect(r.openMs).toBeLessThan(TIMEOUT + TICK + MARGIN);
