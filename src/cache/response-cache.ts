@@ -19,6 +19,13 @@ import { baseKey, entryKey, notModified, requestBypasses, storeDecision } from '
  * upstream's answer, release() when the request is done, stale() for the stale-cache fallback.
  */
 
+type Maybe<T> = T | Promise<T>;
+
+/** `next(value)` at once when the value is at hand, once it resolves otherwise. */
+function then<T, R>(value: Maybe<T>, next: (value: T) => Maybe<R>): Maybe<R> {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
+
 /** In the hot map: this key has no entry in the Keyv (a caller's own entry, while a shared one serves). */
 const ABSENT = Symbol('absent');
 
@@ -159,9 +166,16 @@ export class ResponseCache {
     return this.consult(request.headers, route.id, routeCache, base, subject, store);
   }
 
-  private async consult(headers: IncomingHttpHeaders, routeId: string, routeCache: RouteCacheConfig | undefined, base: string, subject: string | undefined, store: boolean): Promise<CacheLookup> {
-    const found = await this.find(base, routeCache, subject, headers);
-    if (found !== undefined && found.freshUntil > this.now()) return new CacheLookup(routeId, routeCache, base, subject, false, found, 'hit');
+  /** A fresh entry answers; otherwise the miss path. Synchronous when the hot map had what it needed. */
+  private consult(headers: IncomingHttpHeaders, routeId: string, routeCache: RouteCacheConfig | undefined, base: string, subject: string | undefined, store: boolean): Maybe<CacheLookup> {
+    return then(this.find(base, routeCache, subject, headers), (found) =>
+      found !== undefined && found.freshUntil > this.now()
+        ? new CacheLookup(routeId, routeCache, base, subject, false, found, 'hit')
+        : this.missed(routeId, routeCache, base, subject, store),
+    );
+  }
+
+  private async missed(routeId: string, routeCache: RouteCacheConfig | undefined, base: string, subject: string | undefined, store: boolean): Promise<CacheLookup> {
     // Concurrent misses of one key: the first asks upstream, the others wait for its answer.
     const flightKey = `${base} @${subject ?? ''}`;
     const pending = this.inflight.get(flightKey);
@@ -262,40 +276,54 @@ export class ResponseCache {
     return this.serve(request, reply, entry, 'stale');
   }
 
-  /** The stored answer for this request: per-user entries first where they may exist, shared ones when allowed. */
-  private async find(base: string, route: RouteCacheConfig | undefined, subject: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
+  /**
+   * The stored answer for this request: per-user entries first where they may exist, shared
+   * ones when allowed. Each step is synchronous when its key is in the hot map (a hit then
+   * costs no promise and no microtask turn), and waits for the Keyv otherwise.
+   */
+  private find(base: string, route: RouteCacheConfig | undefined, subject: string | undefined, headers: IncomingHttpHeaders): Maybe<CachedEntry | undefined> {
     if (subject === undefined) return this.findIn(base, undefined, headers);
-    const own = await this.findIn(base, subject, headers);
-    if (own !== undefined || route?.perUser === true) return own;
-    // An authenticated request takes a shared entry only when the upstream called it public.
-    const shared = await this.findIn(base, undefined, headers);
-    if (shared?.public !== true) return undefined;
-    // While the shared entry is served from the hot map, so is the caller's missing own one:
-    // otherwise every hit of an authenticated client read the Keyv (a Redis round trip with
-    // REDIS_URL) for an entry that is not there. Same horizon as a hot entry: an own entry
-    // another replica stores meanwhile is seen once the shared one's freshness ends.
-    if (shared.freshUntil > this.now()) this.keepHot(entryKey(base, subject, [], headers), ABSENT, shared.freshUntil, 0);
-    return shared;
+    return then(this.findIn(base, subject, headers), (own) => {
+      if (own !== undefined || route?.perUser === true) return own;
+      // An authenticated request takes a shared entry only when the upstream called it public.
+      return then(this.findIn(base, undefined, headers), (shared) => {
+        if (shared?.public !== true) return undefined;
+        // While the shared entry is served from the hot map, so is the caller's missing own one:
+        // otherwise every hit of an authenticated client read the Keyv (a Redis round trip with
+        // REDIS_URL) for an entry that is not there. Same horizon as a hot entry: an own entry
+        // another replica stores meanwhile is seen once the shared one's freshness ends.
+        if (shared.freshUntil > this.now()) this.keepAbsent(entryKey(base, subject, [], headers), shared.freshUntil);
+        return shared;
+      });
+    });
   }
 
-  private async findIn(base: string, scope: string | undefined, headers: IncomingHttpHeaders): Promise<CachedEntry | undefined> {
-    const first = await this.get(entryKey(base, scope, [], headers));
-    if (first === undefined) return undefined;
-    if (!('varyIndex' in first)) return first;
-    const entry = await this.get(entryKey(base, scope, first.varyIndex, headers));
-    return entry !== undefined && !('varyIndex' in entry) ? entry : undefined;
+  private findIn(base: string, scope: string | undefined, headers: IncomingHttpHeaders): Maybe<CachedEntry | undefined> {
+    return then(this.get(entryKey(base, scope, [], headers)), (first) => {
+      if (first === undefined) return undefined;
+      if (!('varyIndex' in first)) return first;
+      return then(this.get(entryKey(base, scope, first.varyIndex, headers)), (entry) => (entry !== undefined && !('varyIndex' in entry) ? entry : undefined));
+    });
   }
 
-  /** One key: from the hot map while fresh, else from the Keyv (a fresh entry found there turns hot). */
-  private async get(key: string): Promise<Stored | undefined> {
+  /** One key: from the hot map while fresh (synchronously), else from the Keyv (a fresh entry found there turns hot). */
+  private get(key: string): Maybe<Stored | undefined> {
     const hot = this.hot.get(key);
     if (hot !== undefined) {
       if (hot.until > this.now()) return hot.stored === ABSENT ? undefined : hot.stored;
       this.dropHot(key);
     }
-    const stored = await this.store.get(key);
-    if (stored !== undefined && !('varyIndex' in stored) && stored.freshUntil > this.now()) this.keepHot(key, stored, stored.freshUntil, stored.body.length);
-    return stored;
+    return this.store.get(key).then((stored) => {
+      if (stored !== undefined && !('varyIndex' in stored) && stored.freshUntil > this.now()) this.keepHot(key, stored, stored.freshUntil, stored.body.length);
+      return stored;
+    });
+  }
+
+  /** Remember in the hot map that `key` has no entry until `until` (unless it already says so). */
+  private keepAbsent(key: string, until: number): void {
+    const hot = this.hot.get(key);
+    if (hot?.stored === ABSENT && hot.until === until) return;
+    this.keepHot(key, ABSENT, until, 0);
   }
 
   /**

@@ -31,12 +31,14 @@ type Upstream = (request: FastifyRequest) => { status?: number; headers?: Record
  */
 function serve(caches: ResponseCache[], routeConfig: RouteConfig, upstream: Upstream, pick: (request: FastifyRequest) => number = () => 0) {
   let calls = 0;
+  let syncHits = 0;
   app = Fastify();
   app.decorateRequest('principal', null);
   app.get('/x/*', async (request, reply) => {
     const cache = caches[pick(request)]!;
     const looked = cache.lookup(request, routeConfig, ORIGIN);
     const lookup = looked instanceof Promise ? await looked : looked;
+    if (lookup?.entry !== undefined && !(looked instanceof Promise)) syncHits += 1;
     if (lookup?.entry !== undefined) return cache.answer(request, reply, lookup);
     try {
       calls += 1;
@@ -46,7 +48,7 @@ function serve(caches: ResponseCache[], routeConfig: RouteConfig, upstream: Upst
       if (lookup !== undefined) cache.release(lookup);
     }
   });
-  return { calls: () => calls };
+  return { calls: () => calls, syncHits: () => syncHits };
 }
 
 function newCache(limits = LIMITS, now?: () => number) {
@@ -154,7 +156,7 @@ describe('ResponseCache', () => {
     const shortRoute = { ...route, cache: { ttlSeconds: 10, perUser: false } } as unknown as RouteConfig;
     let perUserAnswer = false;
     let version = 0;
-    serve([cache], shortRoute, () => ({ headers: { 'cache-control': perUserAnswer ? 'max-age=10' : 'public, max-age=10' }, body: `v${++version}` }));
+    const { syncHits } = serve([cache], shortRoute, () => ({ headers: { 'cache-control': perUserAnswer ? 'max-age=10' : 'public, max-age=10' }, body: `v${++version}` }));
     app!.addHook('onRequest', (request, _reply, done) => {
       const user = request.headers['x-user'];
       if (typeof user === 'string') (request as { principal: unknown }).principal = { subject: user, kind: 'jwt', scopes: [] };
@@ -168,6 +170,8 @@ describe('ResponseCache', () => {
     // One read of each caller's own (absent) entry, then neither is read again while the shared one is fresh.
     expect(reads.length).toBe(2);
     expect(new Set(reads).size).toBe(2);
+    // Those later hits came from the hot map without a promise: all but each caller's first.
+    expect(syncHits()).toBe(6);
     // Past the lifetime the answer is no longer public (an authenticated request's is then per user): ann's own entry is stored and wins.
     clock.advance(10_500);
     perUserAnswer = true;
