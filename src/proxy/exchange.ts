@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -10,7 +9,7 @@ import { FailedResponse, isBreakerOpen, maySendAgain, Uncounted, type Resilience
 import type { Side } from '../routing/traffic-split.js';
 import { continueTrace, forwardingView, rewriteLocations, upstreamRequestHeaders } from './headers.js';
 import { identityHeaders, type IdentityAssertions } from './identity.js';
-import { BUFFERED_ANSWER_BYTES, discardBody, upstreamCall, type CallOptions, type UpstreamResponse } from './upstream-call.js';
+import { BUFFERED_ANSWER_BYTES, CallAbort, discardBody, upstreamCall, type CallOptions, type UpstreamResponse } from './upstream-call.js';
 import type { Upstream } from './upstreams.js';
 
 /*
@@ -107,25 +106,6 @@ export function gatewayPath(path: string, route: Pick<RouteConfig, 'prefix' | 'r
 const UPSTREAM_TIMEOUT = new undiciErrors.HeadersTimeoutError('upstream did not answer in time');
 
 /**
- * The cancellation of one upstream call: the client went away, or the deadline passed. An
- * EventEmitter, listened to with once('abort') by the call (upstream-call.ts): an
- * AbortController with its EventTarget signal and Node's abort-listener bookkeeping cost three
- * times as much per request (issue 18's profile: about 2% of the gateway's CPU).
- */
-export class UpstreamAbort extends EventEmitter {
-  isAborted = false;
-  /** Why: UPSTREAM_TIMEOUT for the deadline; undefined when the client went away (undici then rejects with RequestAbortedError). */
-  reason: unknown = undefined;
-
-  abort(reason?: unknown): void {
-    if (this.isAborted) return;
-    this.isAborted = true;
-    this.reason = reason;
-    this.emit('abort');
-  }
-}
-
-/**
  * After a failed attempt: when the policy allows another one (idempotent, body resendable,
  * budget left), count it, wait the backoff and say so. Runs only on failures.
  */
@@ -134,7 +114,7 @@ async function retryAfterBackoff(
   policy: RetryPolicy,
   body: Buffer | Readable | null,
   attempt: number,
-  signal: UpstreamAbort,
+  signal: CallAbort,
   metrics: GatewayMetrics,
   service: string,
   reason: string | number,
@@ -156,7 +136,7 @@ async function retryAfterBackoff(
 /** One attempt's request, as sendCounted takes it through the breaker. */
 interface Call {
   readonly options: CallOptions;
-  readonly abort: UpstreamAbort;
+  readonly abort: CallAbort;
   /** Read the answer whole up to this many bytes (upstream-call.ts). */
   readonly wholeUpTo: number;
 }
@@ -240,7 +220,7 @@ export async function exchange(
   // Cancel the upstream call when the client goes away before the response is complete,
   // or when the upstream has not answered within the timeout. Our own timer, because
   // undici's headersTimeout runs on a coarse clock (a 0.5 s timeout fired after ~0.9 s).
-  const abort = new UpstreamAbort();
+  const abort = new CallAbort();
   const onClose = () => {
     if (!reply.raw.writableFinished) abort.abort();
   };
