@@ -38,6 +38,10 @@ beforeAll(async () => {
         // Headers only after a while (long enough for the caller to give up first).
         setTimeout(() => res.writeHead(200, { 'content-length': '2' }).end('ok'), 2_000).unref();
         return;
+      case '/empty':
+        // 204 and 304 have no body whatever their headers say; HEAD answers carry the GET's length.
+        res.writeHead(Number(url.searchParams.get('status')), { 'content-length': '10' }).end();
+        return;
       case '/early-hint':
         res.writeEarlyHints({ link: '</a.css>; rel=preload' });
         res.writeHead(200, { 'content-length': '5' }).end('after');
@@ -94,6 +98,18 @@ describe('upstreamCall', () => {
     expect(Buffer.isBuffer(res.body)).toBe(false);
     const body = await readAll(res.body);
     expect(body.length).toBe(5_000_000);
+  });
+
+  it('streams what has no body to read whole (204, 304, a HEAD answer with a length) and ends it at once', async () => {
+    for (const status of [204, 304]) {
+      const res = await call(`/empty?status=${status}`);
+      expect(res.statusCode).toBe(status);
+      expect(Buffer.isBuffer(res.body)).toBe(false);
+      expect((await readAll(res.body)).length).toBe(0);
+    }
+    const head = await upstreamCall(pool, { path: '/sized?size=5000', method: 'HEAD', headers: {} }, new Abort(), 0);
+    expect(head.headers['content-length']).toBe('5000');
+    expect((await readAll(head.body)).length).toBe(0);
   });
 
   it('skips informational answers and resolves with the final one', async () => {
