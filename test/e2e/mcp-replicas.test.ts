@@ -8,7 +8,7 @@ import { argsHash } from '../../mcp/server/gateway-server.js';
 import { sha256Hex } from '../../src/auth/api-keys.js';
 import { cleanup, E2E_API_KEY, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
 import { call } from '../helpers/http.js';
-import { mcpMessages, mcpRaw } from '../helpers/mcp.js';
+import { initializeMessage, mcpMessages, mcpRaw } from '../helpers/mcp.js';
 import { describeWithRedis, startRedis } from '../helpers/redis.js';
 import { standIn, standIns } from '../helpers/upstreams.js';
 
@@ -95,10 +95,16 @@ describeWithRedis('MCP on two replicas sharing Redis, both protocol eras', () =>
   });
 
   it('an SDK 1.x client: its session opened on A is continued on B, where its GET stream hears a shift made on A within a second', async () => {
-    const transportA = new Transport1(new URL(`${a.url}/mcp`), { requestInit: { headers: auth() } });
-    const caller = new Client1({ name: 'e2e-legacy', version: '1.0.0' });
-    await caller.connect(transportA);
-    const sessionId = transportA.sessionId!;
+    // Opened on A by hand (initialize, initialized): a client that moved to B holds no GET
+    // stream of this session on A. (One stream per session across replicas, the newer one
+    // wins: an SDK client left connected on A would open its own GET stream there, and on a
+    // busy machine that could come after B's and replace it until B's client reconnects.)
+    const init = await mcpRaw(a.url, { headers: auth(), body: initializeMessage() });
+    expect(init.status).toBe(200);
+    const sessionId = String(init.headers['mcp-session-id']);
+    const version = (mcpMessages(init)[0]!.result as { protocolVersion: string }).protocolVersion;
+    const initialized = await mcpRaw(a.url, { sessionId, headers: { ...auth(), 'mcp-protocol-version': version }, body: { jsonrpc: '2.0', method: 'notifications/initialized' } });
+    expect(initialized.status).toBe(202);
     // The same session on B (the SDK's resumption path: no initialize); it subscribes there and
     // holds the session's GET stream on B.
     const transportB = new Transport1(new URL(`${b.url}/mcp`), { requestInit: { headers: auth() }, sessionId });
@@ -111,7 +117,19 @@ describeWithRedis('MCP on two replicas sharing Redis, both protocol eras', () =>
     // The SDK opens the GET stream once `notifications/initialized` is accepted: here, on B.
     await transportB.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
     await listener.subscribeResource({ uri: 'gateway://routes' });
-    await new Promise((r) => setTimeout(r, 200));
+
+    // The shifts are made on A by another client of the same principal (a session of its own).
+    const caller = new Client1({ name: 'e2e-legacy-caller', version: '1.0.0' });
+    await caller.connect(new Transport1(new URL(`${a.url}/mcp`), { requestInit: { headers: auth() } }));
+    // The GET stream on B is up once it hears a first shift (instead of guessing how long the SDK takes to open it).
+    let probe = 0;
+    await waitFor(async () => {
+      if (heardAt !== undefined) return true;
+      probe += 1;
+      await caller.callTool({ name: 'shift_traffic', arguments: { route: 'twin', stable: 50 + (probe % 2), canary: 50 - (probe % 2), reason: 'legacy e2e: stream up?' } });
+      return undefined;
+    }, 15_000, 'the GET stream on B to hear a first shift', 300);
+    heardAt = undefined;
 
     const { sent, returned } = await callsOnA(caller, 60, 'legacy e2e');
     await waitFor(() => heardAt, 2000, 'the GET stream on B to hear the shift');
