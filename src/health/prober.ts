@@ -281,6 +281,11 @@ export class HealthProber {
     this.#opts.metrics.serviceProbeDuration.observe({ service: svc.name }, (result.latencyMs ?? 0) / 1000);
     if (result.status === 'up') this.#opts.onServiceUp?.(svc.name);
     if (previous?.status !== result.status) {
+      // The snapshot (/healthz, gateway://services) shows the change before it is announced: a
+      // subscriber that reads on the notification must not get the round-old state, which
+      // would otherwise stand until the round's slowest probe has answered.
+      this.#snapshot = this.#buildSnapshot(this.#snapshot.checkedAt);
+      this.#json = JSON.stringify(this.#snapshot);
       const level = result.status === 'up' ? 'info' : 'warn';
       this.#opts.logger[level]({ service: svc.name, from: previous?.status, to: result.status, error: result.error }, 'service health changed');
       this.#opts.onServiceStatusChange?.(svc.name, result.status, result.error === undefined ? undefined : publicProbeError(result.error));

@@ -44,6 +44,44 @@ function prober(services: ServiceConfig[], behaviour: () => Behaviour) {
   return { p, hostEvents, changes, metrics };
 }
 
+describe('HealthProber announcements', () => {
+  it('a change is in the snapshot when it is announced, while the round\'s slower probes are still out', async () => {
+    let release: () => void = () => {};
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    let round = 0;
+    const seen: Array<[string, string | undefined, string]> = [];
+    const metrics = createMetrics({ durationBuckets: [0.1], defaultMetrics: false });
+    const p: HealthProber = new HealthProber({
+      services: [service('fast', ['http://fast:1']), service('slow', ['http://slow:2'])],
+      intervalMs: 60_000,
+      timeoutMs: 1000,
+      metrics,
+      logger: pino({ level: 'silent' }),
+      dispatcher: {
+        request: (async (opts: Dispatcher.RequestOptions) => {
+          if (String(opts.origin) === 'http://slow:2' && round === 2) await slow;
+          if (String(opts.origin) === 'http://fast:1' && round === 2) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+          return { statusCode: 200, body: { dump: async () => undefined } };
+        }) as unknown as Dispatcher['request'],
+        close: (async () => undefined) as unknown as Dispatcher['close'],
+      },
+      // What a subscriber reads back on the notification.
+      onServiceStatusChange: (s, status) => seen.push([s, p.snapshot().services[s]?.status, status]),
+    });
+    round = 1;
+    await p.probeAll();
+    round = 2;
+    const second = p.probeAll();
+    await new Promise((r) => setImmediate(r));
+    // The fast service went down while the slow probe is still out: announced and already shown.
+    expect(seen.at(-1)).toEqual(['fast', 'down', 'down']);
+    expect(JSON.parse(p.snapshotJson()).services.fast.status).toBe('down');
+    release();
+    await second;
+    await p.stop();
+  });
+});
+
 describe('HealthProber when the gateway runs out of file descriptors', () => {
   it('keeps a service up when its probe fails with EMFILE, and says the problem is local', async () => {
     let round: Behaviour = { 'http://twin:8001': 200 };
