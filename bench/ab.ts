@@ -13,9 +13,8 @@
  * --node-flags / --base-node-flags "...": more Node/V8 flags for the gateway / the base (e.g. GC
  * settings; with --base . both run this build).
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { findWrk, wrk } from './load.js';
+import { cpuSeconds, findWrk, median, wrk } from './load.js';
 import { gatewayCredentials, startBareProxy, startGateway, startStandIn, stopAll, type AuthMode, type Server } from './servers.js';
 
 const { values } = parseArgs({
@@ -38,15 +37,6 @@ const duration = Number(values.duration);
 const connections = Number(values.connections);
 const wrkBin = findWrk(process.env.BENCH_WRK);
 if (!wrkBin) throw new Error('bench/ab.ts needs wrk on the PATH');
-
-/** utime + stime of a process in seconds (Linux /proc; clock ticks are 100/s on Linux). */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 type Target = Server & { headers: Record<string, string> };
 

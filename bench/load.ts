@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join } from 'node:path';
 import { Pool } from 'undici';
@@ -266,3 +266,13 @@ export async function pacedLoad(url: string, rate: number, durationSec: number, 
   const tsx = createRequire(import.meta.url).resolve('tsx/cli');
   return jsonFromChild<ProbeResult>([tsx, script, url, String(rate), String(durationSec), JSON.stringify(headers)], `paced load ${url}`);
 }
+
+/** utime + stime of a process in seconds (Linux /proc; clock ticks are 100/s on Linux); NaN without a pid. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The median (the upper one of an even count). */
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
