@@ -256,7 +256,7 @@ export async function exchange(
       try {
         response =
           breaker === undefined
-            ? await upstreamCall(upstream.pool, requestOptions, abort, call.wholeUpTo)
+            ? await upstreamCall(upstream.pool, call.options, call.abort, call.wholeUpTo)
             : await breaker.fire(sendCounted, upstream.pool, call);
       } catch (err) {
         if (err instanceof FailedResponse) response = err.response as UpstreamResponse; // a 5xx, counted as a failure

@@ -53,6 +53,8 @@ function abortError(reason: unknown): Error {
 export type CallOptions = Omit<Dispatcher.DispatchOptions, 'signal'>;
 
 const EMPTY = Buffer.alloc(0);
+/** The headers of a call whose answer has not come: shared, so a call allocates no object for them. */
+const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
 
 /**
  * Answers of a GET whose Content-Length is at most this are read whole and sent in one write
@@ -108,7 +110,7 @@ class CallHandler implements Dispatcher.DispatchHandler {
   readonly #wholeUpTo: number;
   #settled = false;
   #statusCode = 0;
-  #headers: IncomingHttpHeaders = {};
+  #headers: IncomingHttpHeaders = NO_HEADERS;
   /** Whole mode: the chunks read so far (usually one). */
   #chunks: Buffer[] | null = null;
   /** Stream mode: the body handed out. */
