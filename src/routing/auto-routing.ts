@@ -25,7 +25,7 @@ export interface AutoRouting {
 }
 
 export interface AutoRoutingDeps {
-  readonly state?: Pick<StateStore, 'publish' | 'subscribe' | 'cache' | 'onStatusChange'>;
+  readonly state?: Pick<StateStore, 'backend' | 'publish' | 'subscribe' | 'cache' | 'onStatusChange'>;
   readonly metrics: Pick<GatewayMetrics, 'routingShadowAgreement'>;
   readonly log: ModelLog;
   /** Told when this replica activates another model (the event bus: /v1/events). */
@@ -42,7 +42,9 @@ export function createAutoRouting(config: GatewayConfig, deps: AutoRoutingDeps):
     config: config.routing,
     dir: modelsDir,
     log: deps.log,
-    ...(deps.state ? { broadcast: stateBroadcast(deps.state) } : {}),
+    // Only a shared store has other replicas to tell: the memory store is this process's own,
+    // and a model file put there (~1.4 MiB of JSON text) would only be kept for nobody to read.
+    ...(deps.state?.backend === 'redis' ? { broadcast: stateBroadcast(deps.state) } : {}),
     shadowCounter: deps.metrics.routingShadowAgreement,
     ...(deps.onModelActivated !== undefined ? { onActivated: deps.onModelActivated } : {}),
   });
