@@ -72,9 +72,10 @@ export const serverFileSchema = z
       .prefault({}),
     // --- the heap a load left behind, given back once idle (src/server/idle-heap-reclaim.ts; issue 18) ---
     /**
-     * When the event loop was nearly idle for a whole check interval and V8's committed heap has
-     * grown by minHeapGrowthBytes since the last such GC, ask V8 for one memory-reducing full GC,
-     * a pause taken while idle (V8's own memory reducer does not, after a load: see the module).
+     * When the event loop was nearly idle for a whole check interval and the memory V8 has
+     * committed for the old generation has grown by minHeapGrowthBytes since the last such GC, ask
+     * V8 for one memory-reducing full GC, a pause taken while idle (V8's own memory reducer does
+     * not, after a load: see the module).
      */
     idleHeapReclaim: z
       .strictObject({
@@ -82,7 +83,7 @@ export const serverFileSchema = z
         checkIntervalMs: z.number().int().min(100).max(600_000).default(2000),
         /** Event-loop utilization (0-1) over the interval at or under which the gateway counts as idle. */
         maxEventLoopUtilization: z.number().min(0).max(1).default(0.05),
-        minHeapGrowthBytes: z.number().int().min(0).default(32 * 1024 * 1024),
+        minHeapGrowthBytes: z.number().int().min(0).default(8 * 1024 * 1024),
       })
       .prefault({}),
   })

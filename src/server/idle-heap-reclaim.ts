@@ -1,5 +1,5 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
@@ -15,8 +15,10 @@ import type { IdleHeapReclaimConfig } from '../config/index.js';
  * during the load (`--trace-memory-reducer`: "high alloc ... waiting" every 8 s, for as long
  * as we watched). RSS then stays at its peak. This asks V8 for one memory-reducing full GC
  * (the gc extension's `flavor: 'last-resort'`, run as a task of its own) when the event loop
- * has been nearly idle for a whole check interval and the committed heap has grown by at least
- * `minHeapGrowthBytes` since the last one. A regular full GC freed the garbage but left the
+ * has been nearly idle for a whole check interval and the old generation's committed memory has
+ * grown by at least `minHeapGrowthBytes` since the last one. The young generation is left out of
+ * that measure: it refills to its full size (2 x --max-semi-space-size) within a second of any
+ * traffic, so counting it would take every short burst for growth and reclaim over and over. A regular full GC freed the garbage but left the
  * pages committed and pooled until V8's memory reducer ran ~8 s later, and in `npm run bench`
  * it never did (RSS stayed at 320 MiB). The memory-reducing GC shrinks the heap and releases
  * the pooled pages at once: RSS 318 -> 169 MiB 5 s after the load, at the price of one atomic
@@ -32,7 +34,7 @@ export interface IdleHeapReclaimDeps {
   readonly registry?: Registry;
   /** Event-loop utilization since `previous` (perf_hooks' eventLoopUtilization). */
   readonly utilization?: (previous?: EventLoopUtilization) => EventLoopUtilization;
-  /** Bytes V8 has committed for the heap. */
+  /** Bytes V8 has committed for the old generation (default: `oldGenerationCommitted`). */
   readonly heapCommitted?: () => number;
   /** Runs a full GC; default V8's own, obtained once (see `v8Gc`). */
   readonly gc?: GcFunction;
@@ -48,6 +50,13 @@ export function v8Gc(): GcFunction {
   if (typeof global === 'function') return global as GcFunction;
   setFlagsFromString('--expose-gc');
   return runInNewContext('gc') as GcFunction;
+}
+
+/** The heap V8 has committed minus its young generation (new space and new large objects). */
+export function oldGenerationCommitted(): number {
+  let young = 0;
+  for (const space of getHeapSpaceStatistics()) if (space.space_name.startsWith('new_')) young += space.space_size;
+  return getHeapStatistics().total_heap_size - young;
 }
 
 export class IdleHeapReclaimer {
@@ -67,7 +76,7 @@ export class IdleHeapReclaimer {
     this.#config = config;
     this.#log = deps.log;
     this.#utilization = deps.utilization ?? ((previous) => performance.eventLoopUtilization(previous));
-    this.#heapCommitted = deps.heapCommitted ?? (() => getHeapStatistics().total_heap_size);
+    this.#heapCommitted = deps.heapCommitted ?? oldGenerationCommitted;
     this.#gcOption = deps.gc;
     this.#reclaims =
       deps.registry === undefined
@@ -106,7 +115,7 @@ export class IdleHeapReclaimer {
     this.#gc?.({ type: 'major', execution: 'async', flavor: 'last-resort' });
     this.#reclaims?.inc();
     this.#log?.info(
-      { heapCommittedBytes: committed, grownBytes: committed - this.#baseline, eventLoopUtilization: Math.round(interval.utilization * 1000) / 1000 },
+      { oldGenerationCommittedBytes: committed, grownBytes: committed - this.#baseline, eventLoopUtilization: Math.round(interval.utilization * 1000) / 1000 },
       'idle after load: asked V8 for a full GC to give the grown heap back',
     );
     // The GC runs as a task after this check: measure the next growth from the heap it

@@ -1,7 +1,8 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { IdleHeapReclaimer, v8Gc } from '../../src/server/idle-heap-reclaim.js';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
+import { IdleHeapReclaimer, oldGenerationCommitted, v8Gc } from '../../src/server/idle-heap-reclaim.js';
 
 const MiB = 1024 * 1024;
 const config = { enabled: true, checkIntervalMs: 5000, maxEventLoopUtilization: 0.05, minHeapGrowthBytes: 32 * MiB };
@@ -83,5 +84,21 @@ describe('IdleHeapReclaimer', () => {
     const gc = v8Gc();
     expect(typeof gc).toBe('function');
     expect(typeof (globalThis as { gc?: unknown }).gc === 'function').toBe(hadGlobal);
+  });
+
+  it('measures the old generation: the committed heap without the young generation, which refills with any traffic', () => {
+    // Short-lived garbage fills the young generation; the measure must not count it.
+    let keep = 0;
+    for (let i = 0; i < 200_000; i += 1) keep += [i, { i }].length;
+    expect(keep).toBe(400_000);
+    const old = oldGenerationCommitted();
+    const total = getHeapStatistics().total_heap_size;
+    const young = getHeapSpaceStatistics()
+      .filter((s) => s.space_name.startsWith('new_'))
+      .reduce((sum, s) => sum + s.space_size, 0);
+    expect(young).toBeGreaterThan(0);
+    // The reads are not atomic: allow what a scavenge between them could move (a MiB).
+    expect(Math.abs(old - (total - young))).toBeLessThan(MiB);
+    expect(old).toBeGreaterThan(0);
   });
 });
