@@ -14,8 +14,8 @@ import type { IdleHeapReclaimConfig } from '../config/index.js';
  * which should shrink an idle heap, keeps judging the allocation rate "high" from samples taken
  * during the load (`--trace-memory-reducer`: "high alloc ... waiting" every 8 s, for as long
  * as we watched). RSS then stays at its peak. This asks V8 for one memory-reducing full GC
- * (the gc extension's `flavor: 'last-resort'`, run as a task of its own) when the event loop
- * has been nearly idle for a whole check interval and the old generation's committed memory has
+ * (the gc extension's `flavor: 'last-resort'`, run as a task of its own) when no request arrived
+ * and the event loop was nearly idle for a whole check interval, and the old generation's committed memory has
  * grown by at least `minHeapGrowthBytes` since the last one. The young generation is left out of
  * that measure: it refills to its full size (2 x --max-semi-space-size) within a second of any
  * traffic, so counting it would take every short burst for growth and reclaim over and over. A regular full GC freed the garbage but left the
@@ -34,6 +34,12 @@ export interface IdleHeapReclaimDeps {
   readonly registry?: Registry;
   /** Event-loop utilization since `previous` (perf_hooks' eventLoopUtilization). */
   readonly utilization?: (previous?: EventLoopUtilization) => EventLoopUtilization;
+  /**
+   * Requests received so far (a count that only grows). A check interval in which it moved is
+   * not idle, however light the traffic: the reclaim's pause (tens of ms) would fall on those
+   * requests, and traffic that allocates lets V8's own memory reducer do the work.
+   */
+  readonly requestsReceived?: () => number;
   /** Bytes V8 has committed for the old generation (default: `oldGenerationCommitted`). */
   readonly heapCommitted?: () => number;
   /** Runs a full GC; default V8's own, obtained once (see `v8Gc`). */
@@ -64,6 +70,8 @@ export class IdleHeapReclaimer {
   readonly #log: IdleHeapReclaimDeps['log'];
   readonly #utilization: (previous?: EventLoopUtilization) => EventLoopUtilization;
   readonly #heapCommitted: () => number;
+  readonly #requestsReceived: (() => number) | undefined;
+  #lastRequests = 0;
   readonly #gcOption: GcFunction | undefined;
   readonly #reclaims: Counter | undefined;
   #gc: GcFunction | undefined;
@@ -77,6 +85,7 @@ export class IdleHeapReclaimer {
     this.#log = deps.log;
     this.#utilization = deps.utilization ?? ((previous) => performance.eventLoopUtilization(previous));
     this.#heapCommitted = deps.heapCommitted ?? oldGenerationCommitted;
+    this.#requestsReceived = deps.requestsReceived;
     this.#gcOption = deps.gc;
     this.#reclaims =
       deps.registry === undefined
@@ -93,6 +102,7 @@ export class IdleHeapReclaimer {
     this.#gc = this.#gcOption ?? v8Gc();
     this.#baseline = this.#heapCommitted();
     this.#lastElu = this.#utilization();
+    this.#lastRequests = this.#requestsReceived?.() ?? 0;
     this.#timer = setInterval(() => this.check(), this.#config.checkIntervalMs);
     this.#timer.unref();
   }
@@ -107,10 +117,13 @@ export class IdleHeapReclaimer {
     const now = this.#utilization();
     const interval = this.#utilization(this.#lastElu);
     this.#lastElu = now;
+    const requests = this.#requestsReceived?.() ?? 0;
+    const quiet = requests === this.#lastRequests;
+    this.#lastRequests = requests;
     const committed = this.#heapCommitted();
     // A heap that shrank by itself (V8's own GCs) lowers the bar for the next load.
     if (committed < this.#baseline) this.#baseline = committed;
-    if (interval.utilization > this.#config.maxEventLoopUtilization) return false;
+    if (!quiet || interval.utilization > this.#config.maxEventLoopUtilization) return false;
     if (committed - this.#baseline < this.#config.minHeapGrowthBytes) return false;
     this.#gc?.({ type: 'major', execution: 'async', flavor: 'last-resort' });
     this.#reclaims?.inc();

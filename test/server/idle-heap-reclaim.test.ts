@@ -9,7 +9,7 @@ const config = { enabled: true, checkIntervalMs: 5000, maxEventLoopUtilization: 
 
 /** A reclaimer whose event-loop utilization and committed heap the test sets before each check. */
 function harness(overrides: Partial<typeof config> = {}) {
-  const state = { utilization: 0, committed: 60 * MiB };
+  const state = { utilization: 0, committed: 60 * MiB, requests: 0 };
   const gcs: unknown[] = [];
   const registry = new Registry();
   const reclaimer = new IdleHeapReclaimer(
@@ -19,6 +19,7 @@ function harness(overrides: Partial<typeof config> = {}) {
       // The interval's utilization is what the test set; a call without `previous` is the "now" mark.
       utilization: (previous?: EventLoopUtilization) => ({ idle: 0, active: 0, utilization: previous === undefined ? 0 : state.utilization }),
       heapCommitted: () => state.committed,
+      requestsReceived: () => state.requests,
       gc: (options) => gcs.push(options),
     },
   );
@@ -66,6 +67,28 @@ describe('IdleHeapReclaimer', () => {
       state.utilization = 0.051; // just over the idle threshold: still busy
       expect(reclaimer.check()).toBe(false);
       expect(gcs).toHaveLength(0);
+    } finally {
+      reclaimer.stop();
+    }
+  });
+
+  it('waits for an interval without requests: light traffic never takes the pause', () => {
+    const { state, gcs, reclaimer } = harness();
+    try {
+      state.utilization = 0.9;
+      state.committed = 200 * MiB;
+      state.requests += 50_000;
+      expect(reclaimer.check()).toBe(false);
+      // The load fell to a trickle: the loop is nearly idle, but requests still arrive.
+      state.utilization = 0.01;
+      for (let i = 0; i < 5; i += 1) {
+        state.requests += 3;
+        expect(reclaimer.check()).toBe(false);
+      }
+      expect(gcs).toHaveLength(0);
+      // A whole interval without one: now.
+      expect(reclaimer.check()).toBe(true);
+      expect(gcs).toHaveLength(1);
     } finally {
       reclaimer.stop();
     }
