@@ -229,6 +229,10 @@ export interface RuntimeSample {
   readonly gcSeconds: number;
   /** V8 heap in use (all spaces), bytes. */
   readonly heapUsedBytes: number;
+  /** What V8 has committed for the old generation (every space but the young one's), bytes: what the idle reclaim watches. */
+  readonly oldGenerationBytes: number;
+  /** Memory-reducing GCs the idle heap reclaim has asked for so far. */
+  readonly idleReclaims: number;
 }
 
 /** prom-client samples the event loop with a 10 ms timer and reports the whole interval. */
@@ -249,6 +253,8 @@ export async function scrapeRuntime(baseUrl: string): Promise<RuntimeSample | nu
       gcPauses: sum('nodejs_gc_duration_seconds_count{'),
       gcSeconds: sum('nodejs_gc_duration_seconds_sum{'),
       heapUsedBytes: sum('nodejs_heap_size_used_bytes '),
+      oldGenerationBytes: sum('nodejs_heap_space_size_total_bytes{') - sum('nodejs_heap_space_size_total_bytes{space="new'),
+      idleReclaims: sum('gateway_idle_heap_reclaims_total '),
     };
   } catch {
     return null;

@@ -90,6 +90,9 @@ export interface Report {
 export interface MemorySample {
   readonly rssMiB: number | null;
   readonly heapUsedMiB: number | null;
+  /** Old generation committed (MiB) and idle reclaims so far (src/server/idle-heap-reclaim.ts); absent in older reports. */
+  readonly oldGenerationMiB?: number | null;
+  readonly idleReclaims?: number | null;
 }
 
 export function targetResult(url: string, r: AutocannonResult): TargetResult {
@@ -252,7 +255,11 @@ export function renderText(report: Report): string {
     `target added p99 < ${a.targetP99Ms} ms at ${a.rate} req/s: ${!reached ? `FAIL (rate not reached: ${fmt(a.direct.rps)} and ${fmt(a.gateway.rps)} req/s)` : a.addedP99Ms < a.targetP99Ms ? 'PASS' : 'FAIL'}`,
   );
   const mem = report.memory;
-  const memText = (x: MemorySample) => `RSS ${fmt(x.rssMiB)} MiB (heap used ${fmt(x.heapUsedMiB)} MiB)`;
+  const memText = (x: MemorySample) =>
+    `RSS ${fmt(x.rssMiB)} MiB (heap used ${fmt(x.heapUsedMiB)} MiB` +
+    (x.oldGenerationMiB != null ? `, old generation ${fmt(x.oldGenerationMiB)} MiB committed` : '') +
+    (x.idleReclaims != null ? `, ${fmt(x.idleReclaims)} idle reclaims so far` : '') +
+    ')';
   lines.push(
     `gateway memory: idle ${memText(mem.idle)}; after ${String(s.soakSec)} s at saturation ${memText(mem.saturated)}, peak RSS ${fmt(mem.peakRssMiB)} MiB; ` +
       `${String(s.settleSec)} s after the load ${memText(mem.after)}`,

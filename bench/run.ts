@@ -158,7 +158,13 @@ function commandOutput(command: string, args: string[]): string | null {
 /** The gateway's RSS (MiB) and heap in use (MiB, from its /metrics) at one moment. */
 async function memoryOf(server: Server): Promise<MemorySample> {
   const runtime = await scrapeRuntime(server.url);
-  return { rssMiB: rssMiB(server.pid), heapUsedMiB: runtime ? round(runtime.heapUsedBytes / 2 ** 20, 1) : null };
+  const mib = (bytes: number | undefined) => (runtime && bytes !== undefined ? round(bytes / 2 ** 20, 1) : null);
+  return {
+    rssMiB: rssMiB(server.pid),
+    heapUsedMiB: mib(runtime?.heapUsedBytes),
+    oldGenerationMiB: mib(runtime?.oldGenerationBytes),
+    idleReclaims: runtime ? runtime.idleReclaims : null,
+  };
 }
 
 async function main(): Promise<void> {
