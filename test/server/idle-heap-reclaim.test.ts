@@ -9,7 +9,7 @@ const config = { enabled: true, checkIntervalMs: 5000, maxEventLoopUtilization: 
 
 /** A reclaimer whose event-loop utilization and committed heap the test sets before each check. */
 function harness(overrides: Partial<typeof config> = {}) {
-  const state = { utilization: 0, committed: 60 * MiB, requests: 0 };
+  const state: { utilization: number; committed: number; requests: number; afterGc?: number } = { utilization: 0, committed: 60 * MiB, requests: 0 };
   const gcs: unknown[] = [];
   const registry = new Registry();
   const reclaimer = new IdleHeapReclaimer(
@@ -20,7 +20,11 @@ function harness(overrides: Partial<typeof config> = {}) {
       utilization: (previous?: EventLoopUtilization) => ({ idle: 0, active: 0, utilization: previous === undefined ? 0 : state.utilization }),
       heapCommitted: () => state.committed,
       requestsReceived: () => state.requests,
-      gc: (options) => gcs.push(options),
+      // V8's gc() returns once the collection is done; afterGc is the heap it leaves.
+      gc: (options) => {
+        gcs.push(options);
+        if (state.afterGc !== undefined) state.committed = state.afterGc;
+      },
     },
   );
   reclaimer.start();
@@ -29,7 +33,7 @@ function harness(overrides: Partial<typeof config> = {}) {
 }
 
 describe('IdleHeapReclaimer', () => {
-  it('asks for one background full GC when the loop goes idle with a heap grown under load, not while busy', async () => {
+  it('asks for one full GC when the loop goes idle with a heap grown under load, not while busy', async () => {
     const { state, gcs, reclaimer, count } = harness();
     try {
       state.utilization = 0.9; // under load, the heap grows: V8 decides, not us
@@ -37,7 +41,7 @@ describe('IdleHeapReclaimer', () => {
       expect(reclaimer.check()).toBe(false);
       state.utilization = 0.01; // the load stopped
       expect(reclaimer.check()).toBe(true);
-      expect(gcs).toEqual([{ type: 'major', execution: 'async', flavor: 'last-resort' }]);
+      expect(gcs).toEqual([{ type: 'major', execution: 'sync', flavor: 'last-resort' }]);
       expect(await count()).toBe(1);
       // The GC gave the heap back; idle checks after it do nothing more.
       state.committed = 62 * MiB;
@@ -89,6 +93,31 @@ describe('IdleHeapReclaimer', () => {
       // A whole interval without one: now.
       expect(reclaimer.check()).toBe(true);
       expect(gcs).toHaveLength(1);
+    } finally {
+      reclaimer.stop();
+    }
+  });
+
+  it('measures the next growth from the heap the GC left, even when the load is back before the next check', () => {
+    const { state, gcs, reclaimer } = harness();
+    try {
+      state.utilization = 0.9;
+      state.committed = 200 * MiB;
+      state.requests += 1000;
+      expect(reclaimer.check()).toBe(false);
+      state.utilization = 0;
+      state.afterGc = 50 * MiB;
+      expect(reclaimer.check()).toBe(true);
+      expect(state.committed).toBe(50 * MiB);
+      // The next load starts within the same check interval and grows the heap by 33 MiB.
+      state.utilization = 0.9;
+      state.requests += 1000;
+      state.committed = 83 * MiB;
+      expect(reclaimer.check()).toBe(false);
+      // Idle again: 33 MiB over what the GC left (not over the 200 MiB before it) is reclaimed.
+      state.utilization = 0;
+      expect(reclaimer.check()).toBe(true);
+      expect(gcs).toHaveLength(2);
     } finally {
       reclaimer.stop();
     }
