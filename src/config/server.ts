@@ -83,7 +83,7 @@ export const serverFileSchema = z
         checkIntervalMs: z.number().int().min(100).max(600_000).default(2000),
         /** Event-loop utilization (0-1) over the interval at or under which the gateway counts as idle. */
         maxEventLoopUtilization: z.number().min(0).max(1).default(0.05),
-        minHeapGrowthBytes: z.number().int().min(0).default(8 * 1024 * 1024),
+        minHeapGrowthBytes: z.number().int().min(0).default(4 * 1024 * 1024),
       })
       .prefault({}),
   })
