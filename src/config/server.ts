@@ -72,10 +72,10 @@ export const serverFileSchema = z
       .prefault({}),
     // --- the heap a load left behind, given back once idle (src/server/idle-heap-reclaim.ts; issue 18) ---
     /**
-     * When no request arrived and the event loop was nearly idle for a whole check interval, and the memory V8 has
-     * committed for the old generation has grown by minHeapGrowthBytes since the last such GC, ask
-     * V8 for one memory-reducing full GC, a pause taken while idle (V8's own memory reducer does
-     * not, after a load: see the module).
+     * When no request arrived and the event loop was nearly idle for a whole check interval, and
+     * the memory V8 has committed for the old generation has grown by minHeapGrowthBytes since the
+     * last such GC, ask V8 for one memory-reducing full GC, a pause taken while idle (V8's own
+     * memory reducer does not, after a load: see the module).
      */
     idleHeapReclaim: z
       .strictObject({

@@ -14,12 +14,13 @@ import type { IdleHeapReclaimConfig } from '../config/index.js';
  * which should shrink an idle heap, keeps judging the allocation rate "high" from samples taken
  * during the load (`--trace-memory-reducer`: "high alloc ... waiting" every 8 s, for as long
  * as we watched). RSS then stays at its peak. This asks V8 for one memory-reducing full GC
- * (the gc extension's `flavor: 'last-resort'`, run at once) when no request arrived
- * and the event loop was nearly idle for a whole check interval, and the old generation's committed memory has
- * grown by at least `minHeapGrowthBytes` since the last one. The young generation is left out of
- * that measure: it refills to its full size (2 x --max-semi-space-size) within a second of any
- * traffic, so counting it would take every short burst for growth and reclaim over and over. A regular full GC freed the garbage but left the
- * pages committed and pooled until V8's memory reducer ran ~8 s later, and in `npm run bench`
+ * (the gc extension's `flavor: 'last-resort'`, run at once) when no request arrived and the
+ * event loop was nearly idle for a whole check interval, and the old generation's committed
+ * memory has grown by at least `minHeapGrowthBytes` since the last one. The young generation is
+ * left out of that measure: it refills to its full size (2 x --max-semi-space-size) within a
+ * second of any traffic, so counting it would take every short burst for growth and reclaim
+ * over and over. A regular full GC freed the garbage but left the pages committed and pooled
+ * until V8's memory reducer ran ~8 s later, and in `npm run bench`
  * it never did (RSS stayed at 320 MiB). The memory-reducing GC shrinks the heap and releases
  * the pooled pages at once: RSS 318 -> 169 MiB 5 s after the load, at the price of one atomic
  * pause (~80-130 ms measured) taken while idle (docs/operations.md, "Memory"). Nothing in Node
@@ -41,7 +42,7 @@ export interface IdleHeapReclaimDeps {
    */
   readonly requestsReceived?: () => number;
   /** Bytes V8 has committed for the old generation (default: `oldGenerationCommitted`). */
-  readonly heapCommitted?: () => number;
+  readonly oldGenerationCommitted?: () => number;
   /** Runs a full GC; default V8's own, obtained once (see `v8Gc`). */
   readonly gc?: GcFunction;
 }
@@ -69,7 +70,7 @@ export class IdleHeapReclaimer {
   readonly #config: IdleHeapReclaimConfig;
   readonly #log: IdleHeapReclaimDeps['log'];
   readonly #utilization: (previous?: EventLoopUtilization) => EventLoopUtilization;
-  readonly #heapCommitted: () => number;
+  readonly #oldGenerationCommitted: () => number;
   readonly #requestsReceived: (() => number) | undefined;
   #lastRequests = 0;
   readonly #gcOption: GcFunction | undefined;
@@ -77,14 +78,14 @@ export class IdleHeapReclaimer {
   #gc: GcFunction | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lastElu: EventLoopUtilization | undefined;
-  /** Committed heap after the last reclaim (or at start): growth is measured from here. */
+  /** Old generation committed after the last reclaim (or at start): growth is measured from here. */
   #baseline = 0;
 
   constructor(config: IdleHeapReclaimConfig, deps: IdleHeapReclaimDeps = {}) {
     this.#config = config;
     this.#log = deps.log;
     this.#utilization = deps.utilization ?? ((previous) => performance.eventLoopUtilization(previous));
-    this.#heapCommitted = deps.heapCommitted ?? oldGenerationCommitted;
+    this.#oldGenerationCommitted = deps.oldGenerationCommitted ?? oldGenerationCommitted;
     this.#requestsReceived = deps.requestsReceived;
     this.#gcOption = deps.gc;
     this.#reclaims =
@@ -100,7 +101,7 @@ export class IdleHeapReclaimer {
   start(): void {
     if (!this.#config.enabled || this.#timer !== undefined) return;
     this.#gc = this.#gcOption ?? v8Gc();
-    this.#baseline = this.#heapCommitted();
+    this.#baseline = this.#oldGenerationCommitted();
     this.#lastElu = this.#utilization();
     this.#lastRequests = this.#requestsReceived?.() ?? 0;
     this.#timer = setInterval(() => this.check(), this.#config.checkIntervalMs);
@@ -120,7 +121,7 @@ export class IdleHeapReclaimer {
     const requests = this.#requestsReceived?.() ?? 0;
     const quiet = requests === this.#lastRequests;
     this.#lastRequests = requests;
-    const committed = this.#heapCommitted();
+    const committed = this.#oldGenerationCommitted();
     // A heap that shrank by itself (V8's own GCs) lowers the bar for the next load.
     if (committed < this.#baseline) this.#baseline = committed;
     if (!quiet || interval.utilization > this.#config.maxEventLoopUtilization) return false;
@@ -131,7 +132,7 @@ export class IdleHeapReclaimer {
     // that came back in between set the bar at its own level, and the next idle period after
     // it was not reclaimed (npm run bench: RSS 161 MiB 15 s after the load, 17 above idle).
     this.#gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-    this.#baseline = this.#heapCommitted();
+    this.#baseline = this.#oldGenerationCommitted();
     this.#reclaims?.inc();
     this.#log?.info(
       {

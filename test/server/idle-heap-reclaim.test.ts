@@ -18,7 +18,7 @@ function harness(overrides: Partial<typeof config> = {}) {
       registry,
       // The interval's utilization is what the test set; a call without `previous` is the "now" mark.
       utilization: (previous?: EventLoopUtilization) => ({ idle: 0, active: 0, utilization: previous === undefined ? 0 : state.utilization }),
-      heapCommitted: () => state.committed,
+      oldGenerationCommitted: () => state.committed,
       requestsReceived: () => state.requests,
       // V8's gc() returns once the collection is done; afterGc is the heap it leaves.
       gc: (options) => {
