@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 
 /*
  * The probe listener (GATEWAY_PROBE_PORT; issue 18): /livez, /readyz and /healthz on a port of
- * their own, served by a worker thread (src/server/probe-thread.ts), the way Envoy's admin
+ * their own, served by a worker thread (src/server/probe-thread.cts), the way Envoy's admin
  * listener is apart from its proxy. The gateway's event loop posts what the probes answer
  * every `intervalMs` (readiness and the public /healthz, both computed here from what the main
  * port's routes use: src/health/routes.ts); the thread answers at once from the last post, so
@@ -52,7 +52,7 @@ export class ProbeListener {
 
   async start(): Promise<void> {
     const data: ProbeThreadData = { host: this.#options.host, port: this.#options.port, stallMs: this.#options.stallMs ?? 5000 };
-    const worker = new Worker(new URL('./probe-thread.js', import.meta.url), { workerData: data });
+    const worker = new Worker(new URL('./probe-thread.cjs', import.meta.url), { workerData: data });
     this.#worker = worker;
     const port = await new Promise<number>((resolve, reject) => {
       worker.once('error', reject);

@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorBody } from '../../src/errors.js';
 import { cleanup, E2E_API_KEY, startGateway, waitFor, type GatewayProcess } from '../helpers/gateway.js';
 import { standIn } from '../helpers/upstreams.js';
 
@@ -37,7 +38,12 @@ describe('probe listener', () => {
     expect(Object.keys(health.body).sort()).toEqual(Object.keys(main.body).sort());
     expect(JSON.stringify(health.body)).not.toContain('127.0.0.1');
     // Nothing else is served there: not the proxy, not /metrics.
-    expect(await get(`${probes}/v1/twin/x`)).toMatchObject({ status: 404, body: { error: { code: 'GW_ROUTE_NOT_FOUND' } } });
+    const notFound = await get(`${probes}/v1/twin/x`);
+    expect(notFound).toMatchObject({ status: 404, body: { error: { code: 'GW_ROUTE_NOT_FOUND' } } });
+    // The thread (CommonJS, no imports of ours) repeats errorBody's shape: src/errors.ts.
+    const { requestId, message } = (notFound.body as unknown as ReturnType<typeof errorBody>).error;
+    expect(notFound.body).toEqual(errorBody('GW_ROUTE_NOT_FOUND', requestId, message));
+    expect(requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(await get(`${probes}/metrics`)).toMatchObject({ status: 404 });
     expect(await get(`${probes}/readyz`, 'POST')).toMatchObject({ status: 405, body: { error: { code: 'GW_ROUTE_METHOD_NOT_ALLOWED' } } });
   });
