@@ -363,8 +363,8 @@ function listCommand(opts: { dir?: string; json?: boolean }): void {
   const rows = listModels(dir).map((id) => {
     try {
       const m = loadModelFile(modelPathForId(dir, id));
-      const e = m.file.evaluation;
-      return { id, createdAt: m.file.createdAt, active: pointer?.id === id, accuracy: e?.accuracy ?? null, macroF1: e?.macroF1 ?? null, evaluatedOn: e?.data ?? null, problem: null as string | null };
+      const e = m.evaluation;
+      return { id, createdAt: m.createdAt, active: pointer?.id === id, accuracy: e?.accuracy ?? null, macroF1: e?.macroF1 ?? null, evaluatedOn: e?.data ?? null, problem: null as string | null };
     } catch (e) {
       return { id, createdAt: '', active: pointer?.id === id, accuracy: null, macroF1: null, evaluatedOn: null, problem: (e as Error).message };
     }

@@ -107,10 +107,10 @@ export interface ManagerOptions {
 const SHADOW_BATCH = 64;
 
 function info(slot: Slot): ModelInfo {
-  const e = slot.model.file.evaluation;
+  const e = slot.model.evaluation;
   return {
     id: slot.model.id,
-    createdAt: slot.model.file.createdAt,
+    createdAt: slot.model.createdAt,
     labels: slot.model.labels,
     source: slot.source,
     since: slot.since,

@@ -44,6 +44,14 @@ export function encodeWeights(dense: ArrayLike<number>, buckets: number, labels:
   return { rows: rowBuf.toString('base64'), values: valBuf.toString('base64') };
 }
 
+/** The sparse rows' indices of a model file (little-endian uint32, base64). */
+function decodeRowIndex(file: ModelFile): Uint32Array {
+  const rowBuf = Buffer.from(file.weights.rows, 'base64');
+  const rows = new Uint32Array(rowBuf.length >>> 2);
+  for (let i = 0; i < rows.length; i++) rows[i] = rowBuf.readUInt32LE(i * 4);
+  return rows;
+}
+
 /** base64 sparse rows -> dense float32 (buckets x labels); problems are appended to `problems`. */
 function decodeWeights(file: ModelFile, problems: string[]): Float32Array {
   const labels = file.labels.length;
@@ -81,7 +89,13 @@ function decodeWeights(file: ModelFile, problems: string[]): Float32Array {
 }
 
 export class RoutingModel {
-  readonly file: ModelFile;
+  /**
+   * The file without its weight strings: their base64 (1.4 MB for the shipped model) would
+   * stay on the V8 heap for the life of the process, next to the dense weights made from
+   * them. `file` rebuilds them, byte for byte, from the dense weights and the row indices.
+   */
+  readonly #file: ModelFile;
+  readonly #rowIndex: Uint32Array;
   readonly id: string;
   readonly labels: readonly string[];
   readonly features: FeatureSettings;
@@ -94,15 +108,38 @@ export class RoutingModel {
   readonly #scratch: Float64Array;
 
   private constructor(file: ModelFile, weights: Float32Array) {
-    this.file = file;
+    this.#file = { ...file, weights: { encoding: file.weights.encoding, rows: '', values: '' } };
+    this.#rowIndex = decodeRowIndex(file);
     this.id = file.id;
     this.labels = Object.freeze([...file.labels]);
     this.features = Object.freeze({ ...file.features, textFields: Object.freeze([...file.features.textFields]), headers: Object.freeze([...file.features.headers]) });
     this.weights = weights;
     this.bias = Float64Array.from(file.bias);
     this.extractor = new FeatureExtractor(this.features);
-    this.rows = Buffer.from(file.weights.rows, 'base64').length / 4;
+    this.rows = this.#rowIndex.length;
     this.#scratch = new Float64Array(this.labels.length);
+  }
+
+  /** The model file, as read (weights re-encoded from the dense array: the same bytes). */
+  get file(): ModelFile {
+    const L = this.labels.length;
+    const rows = this.#rowIndex;
+    const values = Buffer.allocUnsafe(rows.length * L * 4);
+    for (let i = 0; i < rows.length; i++) {
+      for (let c = 0; c < L; c++) values.writeFloatLE(this.weights[rows[i]! * L + c]!, (i * L + c) * 4);
+    }
+    const rowBytes = Buffer.allocUnsafe(rows.length * 4);
+    for (let i = 0; i < rows.length; i++) rowBytes.writeUInt32LE(rows[i]!, i * 4);
+    return { ...this.#file, weights: { encoding: this.#file.weights.encoding, rows: rowBytes.toString('base64'), values: values.toString('base64') } };
+  }
+
+  /** What model listings show, without rebuilding the weights. */
+  get createdAt(): string {
+    return this.#file.createdAt;
+  }
+
+  get evaluation(): ModelFile['evaluation'] {
+    return this.#file.evaluation;
   }
 
   /** Validate (zod, then the weights) and build. Throws ModelFileError naming each problem. */

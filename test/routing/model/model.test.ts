@@ -1,4 +1,8 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { modelFileSchema } from '../../../src/routing/model/format.js';
 import { ModelFileError, RoutingModel } from '../../../src/routing/model/model.js';
 import { modelFile, query, SERVICES } from './helpers.js';
 
@@ -22,6 +26,29 @@ describe('model file', () => {
     expect(model.weights[7 * 5 + 2]).toBe(1.5);
     expect(model.weights[900 * 5 + 4]).toBe(-0.125);
     expect(model.weights.reduce((a, b) => a + Math.abs(b), 0)).toBe(1.625);
+  });
+
+  it('gives its file back as read, weights rebuilt byte for byte (every shipped model, and a row of zeros)', () => {
+    const dir = join(fileURLToPath(new URL('../../../routing-models/models/', import.meta.url)));
+    const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const json = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { weights: unknown };
+      const model = RoutingModel.fromJson(json, f);
+      expect(model.file.weights, f).toEqual(json.weights);
+      expect(JSON.stringify(model.file), f).toBe(JSON.stringify(modelFileSchema.parse(json)));
+    }
+    // A row whose weights are all zero stays in the file (it is not re-derived from the values).
+    const rows = Buffer.alloc(8);
+    rows.writeUInt32LE(3, 0);
+    rows.writeUInt32LE(9, 4);
+    const values = Buffer.alloc(2 * 5 * 4);
+    values.writeFloatLE(-0.5, 5 * 4);
+    const file = { ...modelFile(), weights: { encoding: 'sparse-f32-base64', rows: rows.toString('base64'), values: values.toString('base64') } };
+    const model = RoutingModel.fromJson(file);
+    expect(model.rows).toBe(2);
+    expect(model.file.weights).toEqual(file.weights);
+    expect(model.createdAt).toBe(file.createdAt);
   });
 
   it('gives probabilities that sum to 1, the bias deciding when weights are zero', () => {
