@@ -33,6 +33,11 @@ export interface Outgoing {
   readonly body: Buffer | Readable | null;
   /** The side of a traffic split it went to (the `side` label of gateway_service_requests). */
   readonly side: Side;
+  /**
+   * Milliseconds spent waiting on upstreams so far, every attempt (and a fallback's) added:
+   * what gateway_proxy_overhead_seconds takes away from the request's time.
+   */
+  upstreamMs: number;
 }
 
 /** What an exchange needs of the gateway, created once with the proxy plugin. */
@@ -262,6 +267,8 @@ export async function exchange(
         if (err instanceof FailedResponse) response = err.response as UpstreamResponse; // a 5xx, counted as a failure
         else thrown = err instanceof Uncounted ? err.error : err;
       }
+      const waitedMs = performance.now() - started;
+      outgoing.upstreamMs += waitedMs;
       if (response === undefined) {
         // e.g. the body went over its limit while streaming: the request's fault, not the upstream's.
         if (thrown instanceof GatewayError) return new UpstreamFailure(thrown, 'request', false);
@@ -282,7 +289,7 @@ export async function exchange(
         }
         return new UpstreamFailure(error, label, maySendAgain(request.method, request.headers, body));
       }
-      metrics.upstreamDuration.observe({ service }, (performance.now() - started) / 1000);
+      metrics.upstreamDuration.observe({ service }, waitedMs / 1000);
       if (policy !== undefined && response.statusCode >= 500 && policy.retriesStatus(response.statusCode)) {
         // Decided on the status line: the failed answer's body is dropped, never streamed on.
         const failed = response;

@@ -101,7 +101,7 @@ export class RequestPath {
       //  One upstream exchange: breaker, retries and one deadline around one request (exchange.ts),
       //  to the host load balancing picks; the body is taken once, for it and any fallback.
       const upstream = this.#upstream(service);
-      const outgoing: Outgoing = { route: plan.route, body: upstreamBody(request, plan.bodyLimitBytes), side };
+      const outgoing: Outgoing = { route: plan.route, body: upstreamBody(request, plan.bodyLimitBytes), side, upstreamMs: 0 };
       const started = performance.now();
       const splitVersion = split === undefined ? undefined : this.#deps.splits!.state(split.route.id)?.version;
       const response = await exchange(request, reply, outgoing, upstream, service.timeoutMs, this.#deps);
@@ -114,6 +114,7 @@ export class RequestPath {
       if (response instanceof UpstreamFailure) return await this.#fallbackAnswer(request, reply, plan, service, outgoing, response);
 
       // 7-8. The answer: through the cache (stored when it may be), or sent on: read whole when small, else streamed.
+      this.#observeOverhead(reply, service.name, outgoing);
       if (lookup !== undefined) {
         return await cache!.storeAndSend(request, reply, lookup, response.statusCode, clientResponseHeaders(response.headers), response.body);
       }
@@ -167,9 +168,19 @@ export class RequestPath {
         reply.header('x-gateway-fallback', fallback.label);
         const response = await exchange(request, reply, outgoing, upstream, fallback.timeoutMs, this.#deps);
         if (response instanceof UpstreamFailure) throw labelled(response.error, fallback.label);
+        this.#observeOverhead(reply, fallback.service, outgoing);
         return send(reply, response);
       }
     }
+  }
+
+  /**
+   * gateway_proxy_overhead_seconds: the request's time so far (from Fastify's onRequest) less
+   * the time spent waiting on upstreams, as the answer starts to go out: what the gateway
+   * itself took (its stages, its event loop's queue and GC), apart from the upstream's share.
+   */
+  #observeOverhead(reply: FastifyReply, service: string, outgoing: Outgoing): void {
+    this.#deps.metrics.proxyOverhead.observe({ service }, Math.max(0, reply.elapsedTime - outgoing.upstreamMs) / 1000);
   }
 
   /** The destination of the service the routing model chose. */
