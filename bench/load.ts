@@ -261,6 +261,35 @@ export async function scrapeRuntime(baseUrl: string): Promise<RuntimeSample | nu
   }
 }
 
+/** A histogram's cumulative bucket counts by upper bound in seconds (every label set summed), or null when /metrics could not be read. */
+export async function scrapeHistogram(baseUrl: string, name: string): Promise<Map<number, number> | null> {
+  try {
+    const text = await (await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const buckets = new Map<number, number>();
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(`${name}_bucket{`)) continue;
+      const le = /le="([^"]+)"/.exec(line)?.[1];
+      if (le === undefined) continue;
+      const bound = le === '+Inf' ? Infinity : Number(le);
+      buckets.set(bound, (buckets.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+    }
+    return buckets;
+  } catch {
+    return null;
+  }
+}
+
+/** The smallest bucket bound (ms) holding at least quantile q of the observations between two scrapes; null without any. */
+export function bucketQuantileMs(before: ReadonlyMap<number, number>, after: ReadonlyMap<number, number>, q: number): number | null {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  if (total <= 0) return null;
+  for (const bound of bounds) {
+    if ((after.get(bound) ?? 0) - (before.get(bound) ?? 0) >= q * total) return bound * 1000;
+  }
+  return Infinity;
+}
+
 /**
  * The same paced open-loop client as `probe`, in a child process of its own (bench/paced-load.ts),
  * for the proxy load of the "/healthz under load" phase: requests evenly spaced over each

@@ -71,6 +71,11 @@ export interface Report {
     bareAddedP99Ms: number;
     /** p99 of each round, per target, in round order. */
     perRound: { direct: number[]; bare: number[]; gateway: number[] };
+    /**
+     * The gateway's own view of the same rounds (gateway_proxy_overhead_seconds: each request's
+     * time less its upstream wait), as the bucket bounds holding p50 and p99 (optional: older results lack it).
+     */
+    gatewayOwn?: { requests: number; p50AtMostMs: number | null; p99AtMostMs: number | null };
     targetP99Ms: number;
   };
   /** The gateway process: idle, near the end of the soak at saturation, and after it settled. */
@@ -249,6 +254,12 @@ export function renderText(report: Report): string {
     `  the bare proxy at the same rate: p50 ${fmt(a.bare.p50, 2)} / p99 ${fmt(a.bare.p99, 2)} ms, adds ${fmt(a.bareAddedP99Ms, 2)} ms at p99; ` +
       `p99 per round: upstream ${a.perRound.direct.map((v) => fmt(v, 2)).join(', ')}; bare ${a.perRound.bare.map((v) => fmt(v, 2)).join(', ')}; gateway ${a.perRound.gateway.map((v) => fmt(v, 2)).join(', ')} ms`,
   );
+  if (a.gatewayOwn !== undefined) {
+    lines.push(
+      `  the gateway's own time in its rounds (gateway_proxy_overhead_seconds: each request less its upstream wait, ${fmt(a.gatewayOwn.requests)} requests): ` +
+        `p50 <= ${fmt(a.gatewayOwn.p50AtMostMs, 2)} ms, p99 <= ${fmt(a.gatewayOwn.p99AtMostMs, 2)} ms (bucket bounds)`,
+    );
+  }
   // Only meaningful when both runs reached the rate (a client that fell behind measures its own queue).
   const reached = a.direct.rps >= a.rate * 0.9 && a.gateway.rps >= a.rate * 0.9;
   lines.push(

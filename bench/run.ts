@@ -9,7 +9,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import { autocannon, findWrk, pacedLoad, probe, scrapeRuntime, wrk, type LoadOptions } from './load.js';
+import { autocannon, bucketQuantileMs, scrapeHistogram, findWrk, pacedLoad, probe, scrapeRuntime, wrk, type LoadOptions } from './load.js';
 import { federationPhase, federationYaml, MCP_CALLS, MCP_TABLE_RATE, measureMcp, type FederationResult, type McpCallResult } from './mcp.js';
 import { MCP_FEDERATED_RATE, medianOfRounds, pacedResult, problemOf, ratio, renderText, round, targetResult, type MemorySample, type Report, type TargetResult } from './report.js';
 import {
@@ -312,10 +312,19 @@ async function main(): Promise<void> {
   const FIXED_ROUNDS = 3;
   const roundSec = Math.max(3, Math.round(opts.durationSec / 2));
   const fixedRuns: Record<'direct' | 'bare' | 'gateway', TargetResult[]> = { direct: [], bare: [], gateway: [] };
+  // The gateway's own share of each request (gateway_proxy_overhead_seconds: its time less the
+  // upstream wait), over its rounds only: the upstream's tail apart.
+  const overheadBefore = new Map<number, number>();
+  const overheadAfter = new Map<number, number>();
+  const addBuckets = (into: Map<number, number>, from: Map<number, number> | null) => {
+    for (const [bound, count] of from ?? []) into.set(bound, (into.get(bound) ?? 0) + count);
+  };
   for (let round = 1; round <= FIXED_ROUNDS; round++) {
     for (const [name, server] of [['direct', standIn], ['bare', bare], ['gateway', gateway]] as const) {
       const url = `${server.url}${opts.path}`;
+      if (name === 'gateway') addBuckets(overheadBefore, await scrapeHistogram(gateway.url, 'gateway_proxy_overhead_seconds'));
       const r = await phase(`${name}: paced ${opts.fixedRate} req/s (round ${round}/${FIXED_ROUNDS})`, roundSec, () => pacedLoad(url, opts.fixedRate, roundSec, headers));
+      if (name === 'gateway') addBuckets(overheadAfter, await scrapeHistogram(gateway.url, 'gateway_proxy_overhead_seconds'));
       const result = pacedResult(url, r, roundSec);
       fixedRuns[name].push(result);
       const p = problemOf(`${name} at ${opts.fixedRate} req/s, round ${round}`, result);
@@ -455,6 +464,11 @@ async function main(): Promise<void> {
       addedP99Ms: round(fixed.gateway.p99 - fixed.direct.p99, 2),
       bareAddedP99Ms: round(fixed.bare.p99 - fixed.direct.p99, 2),
       perRound: { direct: fixedRuns.direct.map((r) => r.p99), bare: fixedRuns.bare.map((r) => r.p99), gateway: fixedRuns.gateway.map((r) => r.p99) },
+      gatewayOwn: {
+        requests: (overheadAfter.get(Infinity) ?? 0) - (overheadBefore.get(Infinity) ?? 0),
+        p50AtMostMs: bucketQuantileMs(overheadBefore, overheadAfter, 0.5),
+        p99AtMostMs: bucketQuantileMs(overheadBefore, overheadAfter, 0.99),
+      },
       targetP99Ms: ADDED_P99_TARGET_MS,
     },
     memory: { idle: memoryIdle, saturated: memorySaturated, peakRssMiB: memoryPeakRssMiB, after: memoryAfter, targetRssMiB: RSS_TARGET_MIB },
