@@ -32,7 +32,7 @@ let stopping = false;
  * the scheduler's delays (several ms once more processes are runnable than there are cores)
  * would be measured as the proxy's latency. The gateway and nginx keep the default priority.
  */
-export const SUPPORTING_PROCESS_NICE = 10;
+export const SUPPORTING_PROCESS_NICE = process.env.BENCH_NICE !== undefined && /^\d{1,2}$/.test(process.env.BENCH_NICE) ? Number(process.env.BENCH_NICE) : 10;
 
 /** Start a child that is killed with the bench; stderr is kept (last 4 KB) for error messages. */
 export function startChild(
