@@ -12,6 +12,7 @@ import { standIn } from '../helpers/upstreams.js';
 afterAll(cleanup);
 
 const MiB = 1024 * 1024;
+const GROWTH = 12 * MiB;
 
 /** The old generation's committed bytes (every heap space but the young generation's, as the reclaimer measures) and the reclaim count. */
 async function scrape(url: string): Promise<{ committed: number; reclaims: number }> {
@@ -32,13 +33,15 @@ describe('idle heap reclaim', () => {
     const before = await scrape(gw.url);
     expect(before.reclaims).toBe(0);
 
-    // Load until V8 has committed 16 MiB more old generation than before (JSON bodies that are
+    // Load until V8 has committed 12 MiB more old generation than before (JSON bodies that are
     // parsed and inspected). Part of any growth is not garbage (code compiled as the load warms
-    // up): with 16 MiB most of it is, so the reclaim has something to give back whatever the timing.
+    // up): with 12 MiB most of it is, so the reclaim has something to give back whatever the
+    // timing. Not more: V8 may stop growing it before that (a busy-core run stayed at +15.25 MiB
+    // for the whole minute when this asked for 16).
     const body = JSON.stringify({ notes: Array.from({ length: 400 }, (_, i) => ({ id: i, text: `note ${i} about the garden and the weather` })) });
     let peak = before.committed;
     const until = Date.now() + 60_000;
-    while (peak < before.committed + 16 * MiB && Date.now() < until) {
+    while (peak < before.committed + GROWTH && Date.now() < until) {
       await Promise.all(
         Array.from({ length: 16 }, async () => {
           for (let i = 0; i < 20; i += 1) {
@@ -50,7 +53,7 @@ describe('idle heap reclaim', () => {
       );
       peak = Math.max(peak, (await scrape(gw.url)).committed);
     }
-    expect(peak, 'the load grew the old generation by 16 MiB').toBeGreaterThanOrEqual(before.committed + 16 * MiB);
+    expect(peak, 'the load grew the old generation by 12 MiB').toBeGreaterThanOrEqual(before.committed + GROWTH);
 
     // Idle now: the reclaimer asks for a GC and the committed heap falls below the peak.
     const line = await gw.waitForLog((l) => l.msg === 'idle after load: asked V8 for a full GC to give the grown heap back', 20_000);
