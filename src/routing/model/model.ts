@@ -44,7 +44,7 @@ export function encodeWeights(dense: ArrayLike<number>, buckets: number, labels:
   return { rows: rowBuf.toString('base64'), values: valBuf.toString('base64') };
 }
 
-/** The sparse rows' indices of a model file (little-endian uint32, base64). */
+/** The sparse rows' indices of a model file (little-endian uint32, base64): for trained models, whose file is not decoded. */
 function decodeRowIndex(file: ModelFile): Uint32Array {
   const rowBuf = Buffer.from(file.weights.rows, 'base64');
   const rows = new Uint32Array(rowBuf.length >>> 2);
@@ -52,40 +52,45 @@ function decodeRowIndex(file: ModelFile): Uint32Array {
   return rows;
 }
 
-/** base64 sparse rows -> dense float32 (buckets x labels); problems are appended to `problems`. */
-function decodeWeights(file: ModelFile, problems: string[]): Float32Array {
+/**
+ * base64 sparse rows -> dense float32 (buckets x labels) and the rows' indices; problems are
+ * appended to `problems`.
+ */
+function decodeWeights(file: ModelFile, problems: string[]): { dense: Float32Array; rowIndex: Uint32Array } {
   const labels = file.labels.length;
   const buckets = file.features.buckets;
   const dense = new Float32Array(buckets * labels);
   const rowBuf = Buffer.from(file.weights.rows, 'base64');
   const valBuf = Buffer.from(file.weights.values, 'base64');
+  const rowIndex = new Uint32Array(rowBuf.length >>> 2);
   if (rowBuf.length % 4 !== 0) {
     problems.push('weights.rows: not a whole number of uint32 values');
-    return dense;
+    return { dense, rowIndex };
   }
   const rows = rowBuf.length / 4;
   if (valBuf.length !== rows * labels * 4) {
     problems.push(`weights.values: expected ${rows * labels} float32 values (${rows} rows x ${labels} labels), found ${valBuf.length / 4}`);
-    return dense;
+    return { dense, rowIndex };
   }
   let previous = -1;
   for (let i = 0; i < rows; i++) {
     const b = rowBuf.readUInt32LE(i * 4);
     if (b >= buckets || b <= previous) {
       problems.push(`weights.rows[${i}]: ${b} is out of order or not below buckets (${buckets})`);
-      return dense;
+      return { dense, rowIndex };
     }
     previous = b;
+    rowIndex[i] = b;
     for (let c = 0; c < labels; c++) {
       const v = valBuf.readFloatLE((i * labels + c) * 4);
       if (!Number.isFinite(v)) {
         problems.push(`weights.values[${i * labels + c}]: not a finite number`);
-        return dense;
+        return { dense, rowIndex };
       }
       dense[b * labels + c] = v;
     }
   }
-  return dense;
+  return { dense, rowIndex };
 }
 
 export class RoutingModel {
@@ -107,9 +112,9 @@ export class RoutingModel {
   /** Scratch output of `predict` (callers of `predictInto` pass their own). */
   readonly #scratch: Float64Array;
 
-  private constructor(file: ModelFile, weights: Float32Array) {
+  private constructor(file: ModelFile, weights: Float32Array, rowIndex: Uint32Array) {
     this.#file = { ...file, weights: { encoding: file.weights.encoding, rows: '', values: '' } };
-    this.#rowIndex = decodeRowIndex(file);
+    this.#rowIndex = rowIndex;
     this.id = file.id;
     this.labels = Object.freeze([...file.labels]);
     this.features = Object.freeze({ ...file.features, textFields: Object.freeze([...file.features.textFields]), headers: Object.freeze([...file.features.headers]) });
@@ -152,14 +157,14 @@ export class RoutingModel {
       );
     }
     const problems: string[] = [];
-    const weights = decodeWeights(parsed.data, problems);
+    const { dense, rowIndex } = decodeWeights(parsed.data, problems);
     if (problems.length > 0) throw new ModelFileError(source, problems);
-    return new RoutingModel(parsed.data, weights);
+    return new RoutingModel(parsed.data, dense, rowIndex);
   }
 
   /** Build from trained dense weights (the trainer). */
   static fromTrained(file: ModelFile, dense: Float32Array): RoutingModel {
-    return new RoutingModel(file, dense);
+    return new RoutingModel(file, dense, decodeRowIndex(file));
   }
 
   /**
