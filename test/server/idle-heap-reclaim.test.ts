@@ -1,6 +1,6 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { IdleHeapReclaimer, oldGenerationCommitted, v8Gc } from '../../src/server/idle-heap-reclaim.js';
 
@@ -28,99 +28,78 @@ function harness(overrides: Partial<typeof config> = {}) {
     },
   );
   reclaimer.start();
+  onTestFinished(() => reclaimer.stop());
   const count = async () => (await registry.getSingleMetric('gateway_idle_heap_reclaims_total')!.get()).values[0]?.value ?? 0;
-  return { state, gcs, reclaimer, count };
+  /** One check under load (90% busy) with the heap at `committed` and `requests` more arrived: never a reclaim. */
+  const busy = (committed: number, requests = 0) => {
+    state.utilization = 0.9;
+    state.committed = committed;
+    state.requests += requests;
+    expect(reclaimer.check()).toBe(false);
+  };
+  return { state, gcs, reclaimer, count, busy };
 }
 
 describe('IdleHeapReclaimer', () => {
   it('asks for one full GC when the loop goes idle with a heap grown under load, not while busy', async () => {
-    const { state, gcs, reclaimer, count } = harness();
-    try {
-      state.utilization = 0.9; // under load, the heap grows: V8 decides, not us
-      state.committed = 220 * MiB;
-      expect(reclaimer.check()).toBe(false);
-      state.utilization = 0.01; // the load stopped
-      expect(reclaimer.check()).toBe(true);
-      expect(gcs).toEqual([{ type: 'major', execution: 'sync', flavor: 'last-resort' }]);
-      expect(await count()).toBe(1);
-      // The GC gave the heap back; idle checks after it do nothing more.
-      state.committed = 62 * MiB;
-      expect(reclaimer.check()).toBe(false);
-      expect(reclaimer.check()).toBe(false);
-      expect(gcs).toHaveLength(1);
-      // The next load and idle period: growth is measured from the shrunk heap.
-      state.utilization = 0.8;
-      state.committed = 62 * MiB + 40 * MiB;
-      expect(reclaimer.check()).toBe(false);
-      state.utilization = 0.02;
-      expect(reclaimer.check()).toBe(true);
-      expect(gcs).toHaveLength(2);
-    } finally {
-      reclaimer.stop();
-    }
+    const { state, gcs, reclaimer, count, busy } = harness();
+    busy(220 * MiB); // under load, the heap grows: V8 decides, not us
+    state.utilization = 0.01; // the load stopped
+    expect(reclaimer.check()).toBe(true);
+    expect(gcs).toEqual([{ type: 'major', execution: 'sync', flavor: 'last-resort' }]);
+    expect(await count()).toBe(1);
+    // The GC gave the heap back; idle checks after it do nothing more.
+    state.committed = 62 * MiB;
+    expect(reclaimer.check()).toBe(false);
+    expect(reclaimer.check()).toBe(false);
+    expect(gcs).toHaveLength(1);
+    // The next load and idle period: growth is measured from the shrunk heap.
+    busy(62 * MiB + 40 * MiB);
+    state.utilization = 0.02;
+    expect(reclaimer.check()).toBe(true);
+    expect(gcs).toHaveLength(2);
   });
 
   it('leaves a heap that grew less than minHeapGrowthBytes, and an idle loop whose heap did not grow, alone', () => {
     const { state, gcs, reclaimer } = harness();
-    try {
-      state.utilization = 0;
-      expect(reclaimer.check()).toBe(false); // idle from the start: nothing to give back
-      state.committed = 60 * MiB + 31 * MiB;
-      expect(reclaimer.check()).toBe(false);
-      state.committed = 60 * MiB + 32 * MiB;
-      state.utilization = 0.051; // just over the idle threshold: still busy
-      expect(reclaimer.check()).toBe(false);
-      expect(gcs).toHaveLength(0);
-    } finally {
-      reclaimer.stop();
-    }
+    state.utilization = 0;
+    expect(reclaimer.check()).toBe(false); // idle from the start: nothing to give back
+    state.committed = 60 * MiB + 31 * MiB;
+    expect(reclaimer.check()).toBe(false);
+    state.committed = 60 * MiB + 32 * MiB;
+    state.utilization = 0.051; // just over the idle threshold: still busy
+    expect(reclaimer.check()).toBe(false);
+    expect(gcs).toHaveLength(0);
   });
 
   it('waits for an interval without requests: light traffic never takes the pause', () => {
-    const { state, gcs, reclaimer } = harness();
-    try {
-      state.utilization = 0.9;
-      state.committed = 200 * MiB;
-      state.requests += 50_000;
+    const { state, gcs, reclaimer, busy } = harness();
+    busy(200 * MiB, 50_000);
+    // The load fell to a trickle: the loop is nearly idle, but requests still arrive.
+    state.utilization = 0.01;
+    for (let i = 0; i < 5; i += 1) {
+      state.requests += 3;
       expect(reclaimer.check()).toBe(false);
-      // The load fell to a trickle: the loop is nearly idle, but requests still arrive.
-      state.utilization = 0.01;
-      for (let i = 0; i < 5; i += 1) {
-        state.requests += 3;
-        expect(reclaimer.check()).toBe(false);
-      }
-      expect(gcs).toHaveLength(0);
-      // A whole interval without one: now.
-      expect(reclaimer.check()).toBe(true);
-      expect(gcs).toHaveLength(1);
-    } finally {
-      reclaimer.stop();
     }
+    expect(gcs).toHaveLength(0);
+    // A whole interval without one: now.
+    expect(reclaimer.check()).toBe(true);
+    expect(gcs).toHaveLength(1);
   });
 
   it('measures the next growth from the heap the GC left, even when the load is back before the next check', () => {
-    const { state, gcs, reclaimer } = harness();
-    try {
-      state.utilization = 0.9;
-      state.committed = 200 * MiB;
-      state.requests += 1000;
-      expect(reclaimer.check()).toBe(false);
-      state.utilization = 0;
-      state.afterGc = 50 * MiB;
-      expect(reclaimer.check()).toBe(true);
-      expect(state.committed).toBe(50 * MiB);
-      // The next load starts within the same check interval and grows the heap by 33 MiB.
-      state.utilization = 0.9;
-      state.requests += 1000;
-      state.committed = 83 * MiB;
-      expect(reclaimer.check()).toBe(false);
-      // Idle again: 33 MiB over what the GC left (not over the 200 MiB before it) is reclaimed.
-      state.utilization = 0;
-      expect(reclaimer.check()).toBe(true);
-      expect(gcs).toHaveLength(2);
-    } finally {
-      reclaimer.stop();
-    }
+    const { state, gcs, reclaimer, busy } = harness();
+    busy(200 * MiB, 1000);
+    state.utilization = 0;
+    state.afterGc = 50 * MiB;
+    expect(reclaimer.check()).toBe(true);
+    expect(state.committed).toBe(50 * MiB);
+    // The next load starts within the same check interval and grows the heap by 33 MiB.
+    busy(83 * MiB, 1000);
+    // Idle again: 33 MiB over what the GC left (not over the 200 MiB before it) is reclaimed.
+    state.utilization = 0;
+    expect(reclaimer.check()).toBe(true);
+    expect(gcs).toHaveLength(2);
   });
 
   it('does nothing when disabled', () => {
