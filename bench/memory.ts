@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
 import { parseArgs } from 'node:util';
-import { autocannon, positiveOption } from './load.js';
+import { autocannon, median, positiveOption } from './load.js';
 import { gatewayCredentials, killAll, startGateway, startStandIn, stopAll, SUPPORTING_PROCESS_NICE, type GatewayServer } from './servers.js';
 
 const HELP = `usage: npx tsx bench/memory.ts [options]
@@ -123,12 +123,6 @@ async function main(): Promise<void> {
   }
   await stopAll();
   process.exitCode = ok ? 0 : 1;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** The gateway process's CPU seconds so far (prom-client's process_cpu_seconds_total). */

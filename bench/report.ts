@@ -1,4 +1,4 @@
-import type { AutocannonResult, ProbeResult } from './load.js';
+import { median, type AutocannonResult, type ProbeResult } from './load.js';
 import type { FederationResult, McpCallResult } from './mcp.js';
 
 /** One target's closed-loop figures, as printed and as written to JSON. */
@@ -122,17 +122,13 @@ export const MCP_FEDERATED_RATE = 100;
 
 /** Rounds of one target as one result: the median of their rates and percentiles, their counts summed. */
 export function medianOfRounds(rounds: readonly TargetResult[]): TargetResult {
-  const median = (pick: (r: TargetResult) => number) => {
-    const sorted = rounds.map(pick).sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? sorted[mid]! : round((sorted[mid - 1]! + sorted[mid]!) / 2, 2);
-  };
+  const medianOf = (pick: (r: TargetResult) => number) => round(median(rounds.map(pick)), 2);
   const sum = (pick: (r: TargetResult) => number) => rounds.reduce((n, r) => n + pick(r), 0);
   return {
     url: rounds[0]!.url,
-    rps: median((r) => r.rps),
-    p50: median((r) => r.p50),
-    p99: median((r) => r.p99),
+    rps: medianOf((r) => r.rps),
+    p50: medianOf((r) => r.p50),
+    p99: medianOf((r) => r.p99),
     max: Math.max(...rounds.map((r) => r.max)),
     requests: sum((r) => r.requests),
     errors: sum((r) => r.errors),
