@@ -70,6 +70,8 @@ describe('SQL injection', () => {
     ["'/**/OR/**/1=1--", 'comments as whitespace'],
     ["' OR @@version IS NOT NULL--", 'system variable'],
     ['1 ORDER BY 5', 'column enumeration'],
+    ["1' RLIKE (SELECT (CASE WHEN (1=1) THEN 1 ELSE 0x28 END))--", 'a comparison word before a subquery'],
+    ["1' GROUP BY CONCAT(version(),FLOOR(RAND(0)*2)) HAVING MIN(0)--", 'a call after GROUP BY (error-based)'],
   ])('detects %s (%s)', (payload) => {
     expect(detectSqlInjection(payload, percentDecode(payload))).toBe(true);
   });
@@ -231,6 +233,21 @@ describe('path traversal', () => {
     expect(detectTraversal('c:\\windows\\win.ini', 'c:\\windows\\win.ini', 'body')).toBe(true);
     expect(detectTraversal('my /etc/passwd got corrupted, help', 'my /etc/passwd got corrupted, help', 'body')).toBe(false);
     expect(detectTraversal('my /etc/passwd got corrupted', 'my /etc/passwd got corrupted', 'query')).toBe(true);
+  });
+
+  it('relative paths into dot folders and home-folder paths to sensitive files, as the whole value in bodies', () => {
+    for (const path of ['.git/config', './.env', '~/.aws/credentials', '~/.ssh/id_rsa']) expect(detectTraversal(path, path, 'body'), path).toBe(true);
+    expect(detectTraversal('where is my .git/config kept?', 'where is my .git/config kept?', 'body')).toBe(false);
+    expect(detectTraversal('./run.sh', './run.sh', 'body')).toBe(false);
+  });
+
+  it('UNC paths: at the start of path, query and header values, and as the whole value in bodies', () => {
+    for (const unc of ['\\\\attacker.example\\share\\x', '\\\\10.0.0.5\\c$\\win.ini', '\\\\?\\C:\\Windows\\win.ini']) {
+      for (const position of ['path', 'query', 'header', 'body'] as const) expect(detectTraversal(unc, unc, position), `${unc} ${position}`).toBe(true);
+    }
+    const prose = 'Please save it to \\\\fileserver\\team before Friday';
+    expect(detectTraversal(prose, prose, 'body')).toBe(false);
+    expect(detectTraversal('\\d+ matches digits', '\\d+ matches digits', 'query')).toBe(false);
   });
 
   it.each(['Go back to the ... previous page', 'Wait... what?', 'hmm.. not sure', 'my notes are in docs/2024/plan.md', 'cd .. and then docs'])(

@@ -20,7 +20,8 @@
  *    followed by a logic operator and a condition (`' OR 1=1`, `' AND SLEEP(5)`), a comment
  *    (`admin'--`), a stacked statement with a statement's shape (`; DROP TABLE x`,
  *    `; DELETE FROM x WHERE`), `UNION [ALL] SELECT` followed by a select list, ORDER BY / GROUP
- *    BY / HAVING enumeration, WAITFOR DELAY '...', INTO OUTFILE, `@@version`, calls of
+ *    BY / HAVING enumeration (a call after GROUP BY included: `' GROUP BY CONCAT(`), a comparison
+ *    word before a subquery (`' RLIKE (SELECT`), WAITFOR DELAY '...', INTO OUTFILE, `@@version`, calls of
  *    time/error/file functions (not right after a plain word: "Python's sleep()"), a number
  *    joined to a constant by a logic operator in a numeric context (`1 or 1`, `1 xor 1`,
  *    `0 or 1 limit 1`), `PROCEDURE ANALYSE(`. English uses the same words ("select the best
@@ -441,7 +442,7 @@ const NUMERIC_TAUTOLOGY = '\\(*a?n\\)*(?:&!*\\(*a?[ntvV]\\)*)+(?:$|[c;l]|QB)';
 const QUOTED_TAUTOLOGY = 's\\)*(?:&!*\\(*a?[ntvV]\\)*)+(?:$|[c;l]|QB)';
 /** Value inserted into a string literal: the first quote closes it, then SQL follows. */
 const QUOTE_CONTEXT = new RegExp(
-  `^(?:${QUOTED_TAUTOLOGY}|s\\)*(?:&${COND}|;(?:${STATEMENT}|c|$)|${UNION_SELECT}|c|QB[nbs]|J[nbfFV(]|ln|NO|Wd[sq]|a(?:[fF]|\\(+S)|o(?:[fF]|\\(+S|q$)|L[sq]|i\\(S))`,
+  `^(?:${QUOTED_TAUTOLOGY}|s\\)*(?:&${COND}|;(?:${STATEMENT}|c|$)|${UNION_SELECT}|c|QB[nbsfF(]|J[nbfFV(]|ln|NO|Wd[sq]|a(?:[fF]|\\(+S)|o(?:[fF]|\\(+S|q$)|L(?:[sq]|\\(+S)|i\\(S))`,
 );
 /** Value inserted where a number or identifier goes. */
 const AS_IS = new RegExp(

@@ -1,6 +1,7 @@
 /**
  * Path traversal: `..` path segments (with `/` or `\` separators, any encoding), absolute paths
- * to well-known sensitive files, and NUL bytes (truncation of a file name).
+ * to well-known sensitive files, UNC paths to another machine, and NUL bytes (truncation of a
+ * file name).
  *
  * How strict depends on where the value is:
  * - path, query and header values are parameters, never prose: any `..` segment is rejected;
@@ -34,8 +35,18 @@ const CLIMB = /(?<!\.)\.{2,}[/\\]/;
 /** Files and folders whose appearance in a request is an attack on a system path, not data. */
 const SENSITIVE =
   /(?:^|[/\\])(?:etc[/\\]+(?:passwd|shadow|group|hosts|sudoers|master\.passwd|issue)\b|proc[/\\]+(?:self|\d+)[/\\]|(?:windows|winnt)[/\\]+(?:win\.ini|system\.ini|system32|repair)\b|boot\.ini\b|inetpub[/\\]|\.ssh[/\\]|\.htpasswd\b|\.htaccess\b|web\.config\b|web-inf[/\\]|\.aws[/\\]+credentials|\.git[/\\]+config|\.bash_history\b|\.env$)/i;
-/** An absolute path or file URL at the start of the value. */
-const ABSOLUTE_START = /^(?:file:[/\\]*(?:[a-z]:)?|[a-z]:|[/\\])/i;
+/**
+ * A path at the start of the value, as a file name is given: absolute, a file URL, from the home
+ * folder (`~/.aws/credentials`), or a relative one into a dot folder (`.git/config`, `./.env`).
+ */
+const PATH_START = /^(?:file:[/\\]*(?:[a-z]:)?|[a-z]:|[/\\]|~[/\\]|\.)/i;
+
+/**
+ * A UNC path (`\\host\share\...`, and the `\\?\` and `\\.\` device forms): a Windows
+ * backend that opens it reads a file of another machine, and sends that machine its NTLM
+ * credentials on the way.
+ */
+const UNC_START = /^\\\\[^\\/\s]+[\\/]/;
 
 const WHITESPACE = /\s/;
 
@@ -47,23 +58,24 @@ export function detectTraversal(raw: string, decoded: string, position: Position
   const value = foldLookalikes(decoded);
   if (value.includes('\0')) return true;
 
+  const trimmed = value.trim();
   const hasDotDot = DOTDOT_SEGMENT.test(value);
   if (hasDotDot) {
     if (position !== 'body') return true;
     // Encoded traversal: the raw text did not show the `..` segment, decoding revealed it.
     if (!DOTDOT_SEGMENT.test(foldLookalikes(raw))) return true;
-    const trimmed = value.trim();
     if (!WHITESPACE.test(trimmed)) return true;
     if (STARTS_WITH_DOTDOT.test(trimmed) || DEEP_CLIMB.test(value)) return true;
     const at = value.search(CLIMB);
     if (at >= 0 && SENSITIVE.test(value.slice(at))) return true;
   }
 
+  if (UNC_START.test(trimmed) && (position !== 'body' || !WHITESPACE.test(trimmed))) return true;
+
   if (SENSITIVE.test(value)) {
     if (position !== 'body') return true;
     // In prose a mention of /etc/passwd is a question about it; as the whole value it is a target.
-    const trimmed = value.trim();
-    if (ABSOLUTE_START.test(trimmed) && !WHITESPACE.test(trimmed)) return true;
+    if (PATH_START.test(trimmed) && !WHITESPACE.test(trimmed)) return true;
   }
   return false;
 }
