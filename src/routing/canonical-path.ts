@@ -352,14 +352,42 @@ export function prefixMatches(prefix: string, path: string): boolean {
 }
 
 /**
+ * Characters that normalisers drop (default-ignorable: soft hyphen, zero-width space and joiners,
+ * word joiner, BOM): `admin\u200b` is `admin` to a server that cleans names as IDNA does.
+ */
+const IGNORABLE = /[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]/g;
+
+/**
+ * A segment as a lenient server reads it: `;` parameters dropped (Tomcat, Spring), an NTFS
+ * stream suffix dropped (`admin::$DATA` is the file `admin` on Windows), and trailing dots and
+ * spaces trimmed (Windows and IIS open `admin.` and `admin%20` as `admin`; after NFKC this also
+ * covers no-break and ideographic spaces). By hand, from the end: a pattern such as `[. ]+$`
+ * rescans a long run of dots from each of its characters.
+ */
+function looseSegment(text: string): string {
+  let segment = segmentBase(text);
+  const stream = segment.search(/::?\$/);
+  if (stream !== -1) segment = segment.slice(0, stream);
+  return trimDotsAndSpaces(segment);
+}
+
+/** `text` without its trailing dots and spaces. */
+function trimDotsAndSpaces(text: string): string {
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 0x2e || text.charCodeAt(end - 1) === 0x20)) end--;
+  return end === text.length ? text : text.slice(0, end);
+}
+
+/**
  * What an upstream that normalises aggressively could read in a canonical path: every
- * escape decoded (several rounds), `\` as `/`, Unicode folded (NFKC), `;` parameters
- * dropped, empty segments collapsed, lowercase. Used only to find paths whose other reading
- * falls under a different route.
+ * escape decoded (several rounds), ended at a decoded `?` or `#` (a server that decodes the
+ * path and then parses it again), `\` as `/`, default-ignorable characters dropped, Unicode
+ * folded (NFKC), each segment read leniently (looseSegment), empty segments collapsed,
+ * lowercase. Used only to find paths whose other reading falls under a different route.
  */
 export function loosestReading(path: string): string {
-  // Nothing to decode, fold or drop: the reading is the path, lowercase.
-  if (!/[%;\\]/.test(path)) return path.toLowerCase().replace(/\/{2,}/g, '/');
+  // Nothing to decode, fold, drop or trim: the reading is the path, lowercase.
+  if (!/[%;\\.:]/.test(path)) return path.toLowerCase().replace(/\/{2,}/g, '/');
   let value = path;
   for (let round = 0; round <= MAX_DECODE_ROUNDS && value.includes('%'); round++) {
     const next = decodeOnce(value);
@@ -368,19 +396,31 @@ export function loosestReading(path: string): string {
   }
   // decodeOnce gives one char per byte; reassemble UTF-8 before folding.
   value = Buffer.from(value, 'latin1').toString('utf8');
-  value = value.normalize('NFKC').replace(/\\/g, '/');
-  const segments = value.split('/').map(segmentBase);
+  const end = value.search(/[?#]/);
+  if (end !== -1) value = value.slice(0, end);
+  value = value.replace(IGNORABLE, '').normalize('NFKC').replace(/\\/g, '/');
+  const segments = value.split('/').map(looseSegment);
   const trailing = segments.length > 1 && segments[segments.length - 1] === '';
   const kept = segments.filter((s) => s !== '');
   return `/${kept.join('/')}${trailing && kept.length > 0 ? '/' : ''}`.toLowerCase();
 }
 
 /**
+ * The same reading without the last segment's extension: Rails routes take `admin.json` as
+ * `admin` with format json, and Spring's suffix pattern matching did the same.
+ */
+function withoutExtension(reading: string): string {
+  const slash = reading.lastIndexOf('/');
+  const dot = reading.lastIndexOf('.');
+  return dot > slash + 1 ? trimDotsAndSpaces(reading.slice(0, dot)) : reading;
+}
+
+/**
  * Route-dependent checks of a canonical target, once the route is known: encoded slashes and
  * `;` only where the route opts in, and never a path that an upstream normalising case,
- * encodings or parameters would read as one of a more specific route (e.g.
- * `/v1/legacyapp/ADMIN` or `/v1/legacyapp/admin;x=1` when `/v1/legacyapp/admin` is a route
- * of its own). Built once from every gateway route.
+ * encodings, parameters, trailing dots or spaces, or an extension would read as one of a more
+ * specific route (e.g. `/v1/legacyapp/ADMIN`, `/v1/legacyapp/admin;x=1`, `/v1/legacyapp/admin.`
+ * or `/v1/legacyapp/admin.json` when `/v1/legacyapp/admin` is a route of its own). Built once from every gateway route.
  */
 export class PathGuard {
   /** Per route, the routes whose prefix lies below it (compared case-insensitively). */
@@ -415,8 +455,11 @@ export class PathGuard {
     const nested = this.#nested.get(route);
     if (nested === undefined || nested.length === 0) return undefined;
     const reading = loosestReading(target.path);
+    const bare = withoutExtension(reading);
     for (const other of nested) {
-      if (prefixMatches(other.prefix, reading)) return `a path that also reads as one of route ${other.route.id} (case, encoding or ; parameters)`;
+      if (prefixMatches(other.prefix, reading) || prefixMatches(other.prefix, bare)) {
+        return `a path that also reads as one of route ${other.route.id} (case, encoding, ; parameters, trailing dots or an extension)`;
+      }
     }
     return undefined;
   }

@@ -183,6 +183,19 @@ describe('loosest reading', () => {
     expect(loosestReading('/v1/legacyapp/x%252F%252Fadmin')).toBe('/v1/legacyapp/x/admin');
     expect(loosestReading('/v1/legacyapp/%EF%BD%81dmin')).toBe('/v1/legacyapp/admin'); // fullwidth a
   });
+
+  it('reads segments as Windows and lenient servers do: trailing dots and spaces, NTFS streams, ignorable characters, a decoded ? or #', () => {
+    expect(loosestReading('/v1/legacyapp/admin.')).toBe('/v1/legacyapp/admin');
+    expect(loosestReading('/v1/legacyapp/admin...%20./users')).toBe('/v1/legacyapp/admin/users');
+    expect(loosestReading('/v1/legacyapp/admin%C2%A0')).toBe('/v1/legacyapp/admin'); // no-break space, NFKC a space
+    expect(loosestReading('/v1/legacyapp/admin%E3%80%80')).toBe('/v1/legacyapp/admin'); // ideographic space
+    expect(loosestReading('/v1/legacyapp/admin::$DATA')).toBe('/v1/legacyapp/admin');
+    expect(loosestReading('/v1/legacyapp/admin:$DATA/x')).toBe('/v1/legacyapp/admin/x');
+    expect(loosestReading('/v1/legacyapp/ad%E2%80%8Bmin')).toBe('/v1/legacyapp/admin'); // zero-width space
+    expect(loosestReading('/v1/legacyapp/admin%3Fx=1')).toBe('/v1/legacyapp/admin');
+    expect(loosestReading('/v1/legacyapp/admin%2523frag')).toBe('/v1/legacyapp/admin');
+    expect(loosestReading('/v1/legacyapp/notes/2024-01-01T10:00')).toBe('/v1/legacyapp/notes/2024-01-01t10:00');
+  });
 });
 
 describe('path guard', () => {
@@ -193,6 +206,15 @@ describe('path guard', () => {
   const twin = route('twin', '/v1/twin');
   const guard = new PathGuard([admin, legacy, files, filesAdmin, twin]);
   const check = (raw: string, r: RouteConfig | undefined) => guard.refusal(canonicalTarget(raw), r);
+
+  it('refuses what a lenient server reads as a more specific route: trailing dots or spaces, streams, an extension, a decoded ?', () => {
+    for (const raw of ['/v1/legacyapp/admin.', '/v1/legacyapp/admin%20', '/v1/legacyapp/admin%2e', '/v1/legacyapp/admin%C2%A0', '/v1/legacyapp/admin::$DATA', '/v1/legacyapp/admin.json', '/v1/legacyapp/ADMIN.JSON', '/v1/legacyapp/admin%3F', '/v1/legacyapp/admin%23', '/v1/legacyapp/adm%E2%80%8Bin', '/v1/legacyapp/Admin%2E%2Ejson']) {
+      expect(check(raw, legacy), raw).toMatch(/reads as one of route legacy-admin/);
+    }
+    for (const raw of ['/v1/legacyapp/administrator', '/v1/legacyapp/admins.json', '/v1/legacyapp/x/admin.json', '/v1/legacyapp/report.pdf']) {
+      expect(check(raw, legacy), raw).toBeUndefined();
+    }
+  });
 
   it('refuses encoded separators and ; unless the route opts in', () => {
     expect(check('/v1/legacyapp/admin%2Fusers', legacy)).toMatch(/encoded/);
