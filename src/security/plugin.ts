@@ -54,9 +54,12 @@ async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions)
   // Synchronous: a callback hook, no promise per request.
   app.addHook('onRequest', (request, _reply, done) => {
     // rawHeaders is [name, value, name, value, ...].
-    if (request.raw.rawHeaders.length / 2 > limits.headerCount) {
+    const raw = request.raw;
+    if (raw.rawHeaders.length / 2 > limits.headerCount) {
       throw new GatewayError('GW_REQUEST_HEADERS_TOO_LARGE', `At most ${limits.headerCount} request headers are accepted`);
     }
+    const framing = framingProblem(raw.httpVersion, raw.rawHeaders);
+    if (framing !== undefined) throw framing;
     const length = request.headers['content-length'];
     if (length !== undefined) {
       const limit = routeOf(request).config.gatewayRoute?.bodyLimitBytes ?? limits.bodyBytes;
@@ -65,5 +68,32 @@ async function securityPlugin(app: FastifyInstance, opts: SecurityPluginOptions)
     done();
   });
 }
+
+/**
+ * What Node's parser (llhttp) lets through but RFC 9112 does not: a Transfer-Encoding in an
+ * HTTP/1.0 request ("MUST treat the message as if the framing is faulty", section 6.1: an
+ * HTTP/1.0 hop behind the gateway would frame it by Content-Length or by the connection's
+ * end), more than one Host header, or a Host that is not a host and port (section 3.2: 400;
+ * Node keeps the first Host, another hop may keep the last, and the gateway passes the host on
+ * as X-Forwarded-Host). Answered with Connection: close, as a message of doubtful framing must be.
+ */
+function framingProblem(httpVersion: string, rawHeaders: readonly string[]): GatewayError | undefined {
+  let hosts = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 17 && httpVersion === '1.0' && name.toLowerCase() === 'transfer-encoding') {
+      return new GatewayError('GW_SECURITY_REQUEST_SMUGGLING', 'Transfer-Encoding is not allowed in an HTTP/1.0 request', { headers: CLOSE });
+    }
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (++hosts > 1) return new GatewayError('GW_SECURITY_REQUEST_SMUGGLING', 'More than one Host header', { headers: CLOSE });
+      if (!HOST_VALUE.test(rawHeaders[i + 1]!)) return new GatewayError('GW_REQUEST_INVALID', 'The Host header is not a host and port', { headers: CLOSE });
+    }
+  }
+  return undefined;
+}
+
+const CLOSE = Object.freeze({ connection: 'close' });
+/** RFC 3986 host (reg-name with its escapes, IPv4, or an IP literal in brackets), then an optional port. */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]{2,60}(?:%25[0-9A-Za-z._~-]+)?\]|[A-Za-z0-9._~!$&'()*+,;=%-]{0,255})(?::[0-9]{0,5})?$/;
 
 export default fp(securityPlugin, { name: 'gateway-security', fastify: '5.x' });

@@ -171,4 +171,32 @@ describe('limits', () => {
     expect(res).toMatch(/^HTTP\/1\.1 400 /);
     expect(res).toContain('GW_SECURITY_REQUEST_SMUGGLING');
   });
+
+  it('400 for Transfer-Encoding in an HTTP/1.0 request, closed before a pipelined request is read, never forwarded', async () => {
+    const before = twin.requestCount;
+    const res = await raw(
+      `POST /v1/twin/x HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nX-API-Key: ${E2E_API_KEY}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /v1/twin/smuggled HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
+    expect(res).toMatch(/^HTTP\/1\.1 400 /);
+    expect(res).toContain('GW_SECURITY_REQUEST_SMUGGLING');
+    expect(res.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(res.toLowerCase()).toContain('connection: close');
+    expect(twin.requestCount).toBe(before);
+  });
+
+  it('400 for more than one Host header or a Host that is not a host and port; an IP literal with a port passes', async () => {
+    const before = twin.requestCount;
+    const twoHosts = await raw(`GET /v1/twin/x HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nX-API-Key: ${E2E_API_KEY}\r\n\r\n`);
+    expect(twoHosts).toMatch(/^HTTP\/1\.1 400 /);
+    expect(twoHosts).toContain('GW_SECURITY_REQUEST_SMUGGLING');
+    for (const host of ['a.example/evil', 'user@a.example', 'a.example:80:90', 'a example']) {
+      const res = await raw(`GET /v1/twin/x HTTP/1.1\r\nHost: ${host}\r\nX-API-Key: ${E2E_API_KEY}\r\n\r\n`);
+      expect(res, host).toMatch(/^HTTP\/1\.1 400 /);
+      expect(res, host).toContain('GW_REQUEST_INVALID');
+    }
+    expect(twin.requestCount).toBe(before);
+    const ipv6 = await raw(`GET /v1/twin/x HTTP/1.1\r\nHost: [::1]:8443\r\nX-API-Key: ${E2E_API_KEY}\r\nConnection: close\r\n\r\n`);
+    expect(ipv6).toMatch(/^HTTP\/1\.1 200 /);
+    expect(twin.requestCount).toBe(before + 1);
+  });
 });
