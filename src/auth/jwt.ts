@@ -145,6 +145,11 @@ export class JwtVerifier {
   }
 
   async #verifyNow(token: string): Promise<{ principal: Principal; payload: JWTPayload }> {
+    // jose decodes base64url leniently (`=` padding, other characters skipped, the unused low
+    // bits of the last character ignored), so one signed token could be sent in many spellings:
+    // each would pass, and each would be a key of its own in the verified-token cache and in
+    // whatever an upstream keys on the token string. Only the canonical spelling is taken.
+    if (!isCanonicalCompact(token)) throw new TokenRejected('malformed token');
     let alg: unknown;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -179,6 +184,16 @@ export class JwtVerifier {
       principal: { kind: 'jwt', subject: payload.sub, scopes: scopesFromClaims(payload as Record<string, unknown>), mfa: hasMfa(payload) },
     };
   }
+}
+
+/** A compact JWS: three unpadded base64url parts, the last empty when unsigned (RFC 7515, section 7.1). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** A compact JWS whose every part is the one base64url spelling of its bytes. */
+function isCanonicalCompact(token: string): boolean {
+  if (!COMPACT_JWS.test(token)) return false;
+  for (const part of token.split('.')) if (Buffer.from(part, 'base64url').toString('base64url') !== part) return false;
+  return true;
 }
 
 /** A short fixed reason for logs and the 401 body; never anything from the token. */

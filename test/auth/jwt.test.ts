@@ -165,6 +165,20 @@ describe('JwtVerifier', () => {
     expect(await rejectionOf(verifier().verify(token))).toBe('signature invalid');
   });
 
+  it('accepts a token only in its canonical spelling: no padding, nothing outside base64url', async () => {
+    const token = await hs().sign(hsKey);
+    expect((await verifier().verify(token)).principal.subject).toBe('alice');
+    const [h, p, sig] = token.split('.');
+    // The signature's last character carries two unused bits: another letter with the same six-bit prefix decodes the same.
+    const last = sig!.at(-1)!;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const sameBytes = alphabet[alphabet.indexOf(last) ^ 1]!;
+    expect(Buffer.from(`${sig!.slice(0, -1)}${sameBytes}`, 'base64url').equals(Buffer.from(sig!, 'base64url'))).toBe(true);
+    for (const variant of [`${h}.${p}.${sig!.slice(0, -1)}${sameBytes}`, `${h}.${p}.${sig}=`, `${h}=.${p}.${sig}`, `${h}.${p}.${sig!.slice(0, 10)}+${sig!.slice(10)}`, `${h}.${p}.${sig} `, `${h}.${p}.${sig}.`]) {
+      expect(await rejectionOf(verifier().verify(variant)), variant).toBe('malformed token');
+    }
+  });
+
   it('refuses garbage and tokens without a subject', async () => {
     expect(await rejectionOf(verifier().verify('not-a-jwt'))).toBe('malformed token');
     const noSub = await new SignJWT({ scope: 'read' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(hsKey);
