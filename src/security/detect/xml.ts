@@ -17,7 +17,10 @@ import { skipSpaces } from './scan.js';
 
 /** External identifiers of a DTD or an entity: `SYSTEM "uri"`, `PUBLIC "id" "uri"`. */
 const EXTERNAL_ID = /\b(?:system|public)\s*["']/;
-/** The quoted literals of a declaration. */
+/**
+ * The quoted literals of a declaration. Linear: a literal ends at the first quote of its kind,
+ * so at most one opening quote of each kind is left unmatched, and only it is scanned to the end.
+ */
 const LITERAL = /"[^"]*"|'[^']*'/g;
 /** The W3C's own DTDs (XHTML, SVG 1.1, MathML): a document that names one is a web page, not an attack. */
 const W3C_DTD = /^https?:\/\/www\.w3\.org\//;
