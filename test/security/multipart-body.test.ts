@@ -88,7 +88,15 @@ async function run(
   return { out: Buffer.concat(out), firstOutAt, ...(error !== undefined ? { error } : {}), findings, gate };
 }
 
-const PNG = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d4948445200', 'hex'), Buffer.from("' OR 1=1 -- <script>alert(1)</script>; cat /etc/passwd"), randomBytes(3000)]);
+// Ends with a PNG's IEND chunk, as a real one does: a random last byte was a CR once in 256 runs,
+// and a CR before a case's `\n--boundary` makes that a real delimiter (a second part, then refused
+// for its SQL instead of as ambiguous framing).
+const PNG = Buffer.concat([
+  Buffer.from('89504e470d0a1a0a0000000d4948445200', 'hex'),
+  Buffer.from("' OR 1=1 -- <script>alert(1)</script>; cat /etc/passwd"),
+  randomBytes(3000),
+  Buffer.from('0000000049454e44ae426082', 'hex'),
+]);
 
 describe('multipartBoundary', () => {
   it('takes a boundary of 1-70 RFC 2046 characters, nothing else', () => {
