@@ -15,7 +15,7 @@
  * Why by hand: a regular expression anchored on every line break rescans a run of them from each
  * one (quadratic on `\n\n\n...`); this scan reads each character once plus a bounded name.
  */
-import { isLetterCode } from './scan.js';
+import { isDigitCode as isDigit, isWordCode } from './scan.js';
 
 /** Headers whose injection takes over a response: cookies, redirects, framing, CORS, caching, proxies. */
 const HEADER_NAMES = new Set([
@@ -85,12 +85,9 @@ function isBlank(c: number): boolean {
   return c === 0x20 || c === 0x09;
 }
 
+/** A header name's characters as read here: letters, digits, `_` and `-`. */
 function isNameCode(c: number): boolean {
-  return isLetterCode(c) || (c >= 48 && c <= 57) || c === 45 || c === 95;
-}
-
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
+  return isWordCode(c) || c === 45;
 }
 
 /** `/1.1 200` (or `/2 200`) at `i`, right after `HTTP`: the start of a second answer. */

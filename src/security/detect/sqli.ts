@@ -32,6 +32,7 @@
  * is looked for within 130 characters, not to the end of the value), the fingerprints are capped
  * (AS_IS_TOKENS, QUOTE_CONTEXT_TOKENS), and the rules run on the fingerprints only.
  */
+import { isDigitCode as isDigit } from './scan.js';
 
 /** Token kinds (one character each in the fingerprint). */
 const KEYWORDS: ReadonlyMap<string, string> = new Map(
@@ -93,9 +94,6 @@ const STRING_PREFIX = /^[NXBE]$/i;
 
 function isSpace(c: number): boolean {
   return c <= 32 || c === 0xa0 || c === 0x2028 || c === 0x2029 || c === 0x3000 || c === 0xfeff;
-}
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
 }
 function isWordStart(c: number): boolean {
   return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || (c >= 0x80 && !isSpace(c));
